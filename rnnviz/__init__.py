@@ -1,0 +1,20 @@
+"""rnnviz: explore the hidden-state dynamics of character-level recurrent networks.
+
+Pure Python + PyTorch (no Streamlit). Main entry points::
+
+    model = rnnviz.load_model("timemachine-lstm")     # shipped name or path to .safetensors
+    tr = rnnviz.trace(model, "the time machine by h. g. wells")
+    tr["layer0.h"], tr.probs, tr.surprisal, tr.perplexity
+"""
+
+from .checkpoint import (CheckpointError, CheckpointInfo, list_checkpoints, load_model,
+                         load_model_bytes, save_checkpoint)
+from .model import CELLS, CharRNN, ModelConfig, build_model
+from .trace import MAX_TRACE_CHARS, TextError, Trace, trace
+from .vocab import UNK, Vocab, d2l_clean, preprocess
+
+__all__ = [
+    "CELLS", "CharRNN", "CheckpointError", "CheckpointInfo", "MAX_TRACE_CHARS", "ModelConfig",
+    "TextError", "Trace", "UNK", "Vocab", "build_model", "d2l_clean", "list_checkpoints",
+    "load_model", "load_model_bytes", "preprocess", "save_checkpoint", "trace",
+]

@@ -1,0 +1,248 @@
+"""Checkpoints: one ``.safetensors`` file per model, validated before any tensor is trusted.
+
+File layout (standard safetensors): 8-byte little-endian header length N, N bytes of JSON header,
+then raw tensor bytes. The header's ``__metadata__`` holds one key ``rnnviz`` whose value is a JSON
+string::
+
+    {"schema": "rnnviz.checkpoint/1",
+     "config": {"cell": ..., "hidden_size": ..., "num_layers": ..., "tokens": [...],
+                "preprocessing": ..., "dropout": ...},
+     "provenance": {"corpus": ..., "corpus_sha256": ..., "steps": ..., "val_loss": ..., ...}}
+
+No pickle is involved anywhere: safetensors stores raw little-endian numbers, and this module checks
+the header by hand (size cap, JSON, dtypes, shapes, offsets) before handing the bytes to safetensors.
+Every problem raises :class:`CheckpointError` with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .model import CharRNN, ModelConfig
+
+SCHEMA = "rnnviz.checkpoint/1"
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+#: Largest checkpoint file accepted (bytes). Shipped ones are far smaller.
+MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
+#: Largest JSON header accepted (bytes): room for a big vocabulary plus provenance.
+MAX_HEADER_BYTES = 4 * 1024 * 1024
+_DTYPES = {"F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2)}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be loaded; ``str(err)`` says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What ``list_checkpoints`` reports about one shipped file (read from its header only)."""
+
+    name: str
+    path: Path
+    config: ModelConfig
+    provenance: dict
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        return f"{self.name} ({c.cell}, {c.num_layers}×{c.hidden_size}, |V|={c.vocab_size})"
+
+
+# --------------------------------------------------------------------------- saving
+def save_checkpoint(model: CharRNN, path: str | os.PathLike, provenance: dict | None = None) -> Path:
+    """Write ``model`` (weights + config + provenance) to ``path`` as safetensors. Returns the path."""
+    path = Path(path)
+    meta = {"schema": SCHEMA, "config": model.config.to_dict(), "provenance": provenance or {}}
+    tensors = {k: v.detach().to(torch.float32).contiguous().cpu() for k, v in model.state_dict().items()}
+    data = st_save(tensors, metadata={"format": "pt", "rnnviz": json.dumps(meta, ensure_ascii=False)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------- reading
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """A shipped name (``"timemachine-lstm"``) → ``checkpoints/<name>.safetensors``; else a path."""
+    s = os.fspath(name_or_path)
+    if isinstance(name_or_path, str) and _NAME_RE.match(s) and not s.endswith(".safetensors"):
+        shipped = CHECKPOINT_DIR / f"{s}.safetensors"
+        if shipped.is_file():
+            return shipped
+        names = ", ".join(i.name for i in list_checkpoints()) or "none"
+        raise CheckpointError(f"No shipped checkpoint is called {s!r}. Shipped: {names}.")
+    path = Path(s)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint file not found: {path}")
+    return path
+
+
+def _read_bytes(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{path.name} is {size / 2**20:.1f} MiB; the limit is "
+                              f"{MAX_CHECKPOINT_BYTES // 2**20} MiB.")
+    with open(path, "rb") as fh:
+        return fh.read(MAX_CHECKPOINT_BYTES + 1)
+
+
+def parse_header(data: bytes) -> tuple[dict, dict]:
+    """Validate the safetensors framing and return (tensor entries, rnnviz metadata dict)."""
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"The file is larger than the {MAX_CHECKPOINT_BYTES // 2**20} MiB limit.")
+    if len(data) < 8:
+        raise CheckpointError("The file is too short to be a safetensors checkpoint (truncated?).")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > MAX_HEADER_BYTES or 8 + n > len(data):
+        if data[:2] == b"PK":
+            raise CheckpointError("This is a zip archive (a torch.save / pickle file), not safetensors. "
+                                  "Only .safetensors checkpoints are accepted; nothing was executed.")
+        if data[:1] == b"\x80":
+            raise CheckpointError("This is a Python pickle, not safetensors. Pickles can run code and "
+                                  "are refused; nothing was executed.")
+        if n > MAX_HEADER_BYTES:
+            raise CheckpointError(f"The header claims {n:,} bytes, over the {MAX_HEADER_BYTES:,}-byte "
+                                  "limit: not a valid rnnviz checkpoint.")
+        raise CheckpointError("The header runs past the end of the file: the file is truncated "
+                              "or not safetensors.")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError("The safetensors header is not valid UTF-8 JSON.") from None
+    if not isinstance(header, dict):
+        raise CheckpointError("The safetensors header is not a JSON object.")
+    raw_meta = header.pop("__metadata__", None)
+    if not isinstance(raw_meta, dict) or "rnnviz" not in raw_meta:
+        raise CheckpointError("The file is safetensors but has no rnnviz metadata (config and "
+                              "vocabulary); save it with rnnviz.save_checkpoint.")
+    if not isinstance(raw_meta["rnnviz"], str):
+        raise CheckpointError("The rnnviz metadata must be a JSON string.")
+    try:
+        meta = json.loads(raw_meta["rnnviz"])
+    except json.JSONDecodeError:
+        raise CheckpointError("The rnnviz metadata is not valid JSON.") from None
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
+        raise CheckpointError(f"Unknown checkpoint schema; expected {SCHEMA!r}.")
+    body = len(data) - 8 - n
+    spans = []
+    for key, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise CheckpointError(f"Tensor {key!r} has a malformed header entry.")
+        if entry["dtype"] not in _DTYPES:
+            raise CheckpointError(f"Tensor {key!r} has dtype {entry['dtype']}; only floating "
+                                  f"point ({', '.join(_DTYPES)}) is accepted.")
+        shape, offsets = entry["shape"], entry["data_offsets"]
+        if (not isinstance(shape, list) or len(shape) > 2
+                or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 10**7 for d in shape)):
+            raise CheckpointError(f"Tensor {key!r} has an invalid shape {shape!r}.")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise CheckpointError(f"Tensor {key!r} has invalid data offsets.")
+        begin, end = offsets
+        numel = math.prod(shape)
+        if not 0 <= begin <= end <= body or end - begin != numel * _DTYPES[entry["dtype"]][1]:
+            raise CheckpointError(f"Tensor {key!r} claims bytes {begin}..{end} that do not fit its "
+                                  "shape or lie outside the file (truncated or lying header).")
+        spans.append((begin, end))
+    spans.sort()
+    pos = 0
+    for begin, end in spans:
+        if begin != pos:
+            raise CheckpointError("Tensor data regions overlap or leave gaps: the file is malformed.")
+        pos = end
+    if pos != body:
+        raise CheckpointError("The file has trailing bytes after the tensors (truncated or padded).")
+    return header, meta
+
+
+def _config_from_meta(meta: dict) -> ModelConfig:
+    cfg = meta.get("config")
+    if not isinstance(cfg, dict):
+        raise CheckpointError("The checkpoint metadata has no config.")
+    try:
+        return ModelConfig.from_dict(cfg)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"Invalid model config in checkpoint: {err}") from None
+
+
+def load_model_bytes(data: bytes, name: str = "uploaded") -> CharRNN:
+    """Validate and load a checkpoint from raw bytes (e.g. an upload). Raises CheckpointError."""
+    header, meta = parse_header(data)
+    config = _config_from_meta(meta)
+    model = CharRNN(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v["shape"]) for k, v in header.items()}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError("The tensors do not match the config "
+                              f"({config.cell}, {config.num_layers} layer(s)): missing {missing[:4]}, "
+                              f"unexpected {unexpected[:4]}.")
+    for key, shape in expected.items():
+        if found[key] != shape:
+            raise CheckpointError(f"Tensor {key!r} has shape {list(found[key])} but the config "
+                                  f"(|V|={config.vocab_size}, h={config.hidden_size}) needs {list(shape)}.")
+    try:
+        tensors = st_load(data)
+    except Exception as err:  # safetensors' own checks: report, never crash
+        raise CheckpointError(f"safetensors refused the file: {err}") from None
+    for key, tensor in tensors.items():
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"Tensor {key!r} contains NaN or infinite values.")
+    model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    model.eval().requires_grad_(False)
+    model.name = name
+    prov = meta.get("provenance", {})
+    model.provenance = prov if isinstance(prov, dict) else {}
+    return model
+
+
+def load_model(name_or_path: str | os.PathLike) -> CharRNN:
+    """Load a shipped checkpoint by name, or any ``.safetensors`` path, after full validation.
+
+    The returned model is in eval mode with ``requires_grad`` off; ``model.name`` and
+    ``model.provenance`` describe where it came from. Raises CheckpointError on any problem.
+    """
+    path = resolve_checkpoint(name_or_path)
+    name = path.stem if path.parent == CHECKPOINT_DIR else path.name
+    return load_model_bytes(_read_bytes(path), name=name)
+
+
+def read_info(path: Path) -> CheckpointInfo:
+    """Config and provenance from a checkpoint's header, without loading tensors."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{path.name} is truncated.")
+        (n,) = struct.unpack("<Q", head)
+        if n > MAX_HEADER_BYTES:
+            raise CheckpointError(f"{path.name}: header too large.")
+        blob = fh.read(n)
+    try:
+        meta = json.loads(json.loads(blob)["__metadata__"]["rnnviz"])
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{path.name}: no readable rnnviz metadata.") from None
+    return CheckpointInfo(path.stem, path, _config_from_meta(meta), meta.get("provenance", {}))
+
+
+def list_checkpoints(directory: Path | None = None) -> list[CheckpointInfo]:
+    """The checkpoints that ship in ``checkpoints/`` (sorted by name; unreadable ones skipped)."""
+    directory = directory or CHECKPOINT_DIR
+    infos = []
+    for path in sorted(directory.glob("*.safetensors")):
+        try:
+            infos.append(read_info(path))
+        except CheckpointError:
+            continue
+    return infos
