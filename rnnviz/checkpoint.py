@@ -31,6 +31,7 @@ from safetensors.torch import save as st_save
 from .model import CharRNN, ModelConfig
 
 SCHEMA = "rnnviz.checkpoint/1"
+#: Where shipped checkpoints live; the environment variable RNNVIZ_CHECKPOINT_DIR overrides it.
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 #: Largest checkpoint file accepted (bytes). Shipped ones are far smaller.
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
@@ -59,6 +60,12 @@ class CheckpointInfo:
         return f"{self.name} ({c.cell}, {c.num_layers}×{c.hidden_size}, |V|={c.vocab_size})"
 
 
+def checkpoint_dir() -> Path:
+    """The folder of shipped checkpoints (``$RNNVIZ_CHECKPOINT_DIR`` if set)."""
+    override = os.environ.get("RNNVIZ_CHECKPOINT_DIR")
+    return Path(override) if override else CHECKPOINT_DIR
+
+
 # --------------------------------------------------------------------------- saving
 def save_checkpoint(model: CharRNN, path: str | os.PathLike, provenance: dict | None = None) -> Path:
     """Write ``model`` (weights + config + provenance) to ``path`` as safetensors. Returns the path."""
@@ -78,7 +85,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     """A shipped name (``"timemachine-lstm"``) → ``checkpoints/<name>.safetensors``; else a path."""
     s = os.fspath(name_or_path)
     if isinstance(name_or_path, str) and _NAME_RE.match(s) and not s.endswith(".safetensors"):
-        shipped = CHECKPOINT_DIR / f"{s}.safetensors"
+        shipped = checkpoint_dir() / f"{s}.safetensors"
         if shipped.is_file():
             return shipped
         names = ", ".join(i.name for i in list_checkpoints()) or "none"
@@ -215,7 +222,7 @@ def load_model(name_or_path: str | os.PathLike) -> CharRNN:
     ``model.provenance`` describe where it came from. Raises CheckpointError on any problem.
     """
     path = resolve_checkpoint(name_or_path)
-    name = path.stem if path.parent == CHECKPOINT_DIR else path.name
+    name = path.stem if path.parent.resolve() == checkpoint_dir().resolve() else path.name
     return load_model_bytes(_read_bytes(path), name=name)
 
 
@@ -238,7 +245,7 @@ def read_info(path: Path) -> CheckpointInfo:
 
 def list_checkpoints(directory: Path | None = None) -> list[CheckpointInfo]:
     """The checkpoints that ship in ``checkpoints/`` (sorted by name; unreadable ones skipped)."""
-    directory = directory or CHECKPOINT_DIR
+    directory = directory or checkpoint_dir()
     infos = []
     for path in sorted(directory.glob("*.safetensors")):
         try:

@@ -1,0 +1,22 @@
+"""rnnviz — Streamlit front end. A router: the sidebar is shared, each view lives in app_pages/."""
+
+import streamlit as st
+
+from app_pages import shared
+
+st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
+
+PAGES = [
+    st.Page("app_pages/hidden_states.py", title="Hidden states", url_path="states", default=True),
+    st.Page("app_pages/predictions.py", title="Predictions", url_path="predictions"),
+    st.Page("app_pages/gradients.py", title="Gradients", url_path="gradients"),
+    st.Page("app_pages/step_through.py", title="Step-through", url_path="step"),
+    st.Page("app_pages/compare.py", title="Compare", url_path="compare"),
+    st.Page("app_pages/units.py", title="Units", url_path="units"),
+    st.Page("app_pages/lesson.py", title="Lesson §6.3", url_path="lesson"),
+    st.Page("app_pages/generate.py", title="Generate", url_path="generate"),
+]
+
+page = st.navigation(PAGES)
+shared.sidebar()
+page.run()

@@ -1,0 +1,10 @@
+"""Placeholder view (being built)."""
+
+import streamlit as st
+
+from app_pages import shared
+
+ctx = shared.context()
+st.title("generate")
+if shared.notices(ctx):
+    st.write(ctx.trace.summary())
