@@ -1,0 +1,110 @@
+"""Shared fixtures: tiny models of every cell type, and a real Streamlit server + headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+import rnnviz
+from rnnviz import CELLS, ModelConfig, Vocab, build_model
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SMALL_TEXT = "hello world, the time machine by h. g. wells\n"
+
+
+def tiny_model(cell: str, layers: int = 1, hidden: int = 8, text: str = SMALL_TEXT, seed: int = 0):
+    """A small randomly initialised model (float32, eval mode)."""
+    cfg = ModelConfig(cell, hidden, layers, tuple(Vocab.from_text(text).tokens))
+    return build_model(cfg, seed=seed)
+
+
+@pytest.fixture(params=[(c, n) for c in CELLS for n in (1, 2)], ids=lambda p: f"{p[0]}-{p[1]}L")
+def any_model(request):
+    cell, layers = request.param
+    return tiny_model(cell, layers)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StreamlitServer:
+    """``streamlit run app.py`` on 127.0.0.1 at a free port; stopped by the fixture."""
+
+    def __init__(self, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+               "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={self.port}",
+               "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
+        self.log = open(os.devnull, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("streamlit did not start within 60 s")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def streamlit_server():
+    server = StreamlitServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (no Playwright browser download needed)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is not installed: apt-get install -y chromium (see .ci/run)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def wait_for_app(page, timeout: float = 60_000):
+    """Wait until Streamlit finished running the script (no 'running' indicator) on ``page``."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=timeout)
