@@ -126,7 +126,7 @@ def parse_header(data: bytes) -> tuple[dict, dict]:
                               "or not safetensors.")
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8/JSON, or JSON nested thousands deep
         raise CheckpointError("The safetensors header is not valid UTF-8 JSON.") from None
     if not isinstance(header, dict):
         raise CheckpointError("The safetensors header is not a JSON object.")
@@ -138,7 +138,7 @@ def parse_header(data: bytes) -> tuple[dict, dict]:
         raise CheckpointError("The rnnviz metadata must be a JSON string.")
     try:
         meta = json.loads(raw_meta["rnnviz"])
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise CheckpointError("The rnnviz metadata is not valid JSON.") from None
     if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
         raise CheckpointError(f"Unknown checkpoint schema; expected {SCHEMA!r}.")
@@ -147,7 +147,7 @@ def parse_header(data: bytes) -> tuple[dict, dict]:
     for key, entry in header.items():
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             raise CheckpointError(f"Tensor {key!r} has a malformed header entry.")
-        if entry["dtype"] not in _DTYPES:
+        if not isinstance(entry["dtype"], str) or entry["dtype"] not in _DTYPES:
             raise CheckpointError(f"Tensor {key!r} has dtype {entry['dtype']}; only floating "
                                   f"point ({', '.join(_DTYPES)}) is accepted.")
         shape, offsets = entry["shape"], entry["data_offsets"]
@@ -188,8 +188,8 @@ def load_model_bytes(data: bytes, name: str = "uploaded") -> CharRNN:
     """Validate and load a checkpoint from raw bytes (e.g. an upload). Raises CheckpointError."""
     header, meta = parse_header(data)
     config = _config_from_meta(meta)
-    model = CharRNN(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    with torch.device("meta"):  # shapes only: a config may declare GBs of weights the file lacks
+        expected = {k: tuple(v.shape) for k, v in CharRNN(config).state_dict().items()}
     found = {k: tuple(v["shape"]) for k, v in header.items()}
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     if missing or unexpected:
@@ -207,6 +207,7 @@ def load_model_bytes(data: bytes, name: str = "uploaded") -> CharRNN:
     for key, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise CheckpointError(f"Tensor {key!r} contains NaN or infinite values.")
+    model = CharRNN(config)
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     model.eval().requires_grad_(False)
     model.name = name
@@ -238,8 +239,10 @@ def read_info(path: Path) -> CheckpointInfo:
         blob = fh.read(n)
     try:
         meta = json.loads(json.loads(blob)["__metadata__"]["rnnviz"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise CheckpointError(f"{path.name}: no readable rnnviz metadata.") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path.name}: no readable rnnviz metadata.")
     return CheckpointInfo(path.stem, path, _config_from_meta(meta), meta.get("provenance", {}))
 
 
