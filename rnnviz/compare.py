@@ -1,0 +1,216 @@
+"""Pure data preparation for comparing several checkpoints on one text (no Streamlit, no Plotly).
+
+Models do not always see the same text. A model trained with d2l preprocessing (``"d2l"``: every
+run of non-letters becomes one space, then lowercase) reads a *cleaned* text, with its own length.
+This module keeps every number honest by aligning each model's predictions back onto the
+**original** text, position by position:
+
+* letters map one-to-one (an upper-case letter is read, and predicted, lower-cased: *changed*);
+* a run of non-letters maps to the single space the model reads: the first character of the run
+  carries the surprisal of predicting that space (*changed* unless it is a space), the rest of the
+  run was never seen by the model (*merged*, no number);
+* a character outside a model's vocabulary is read as ``<unk>`` and its "surprisal" is that of
+  predicting ``<unk>`` (*unknown*): reported, but not comparable.
+
+Summary numbers are given twice: on the model's own text (what it saw) and on the *common*
+positions — those where every compared model predicted exactly the original character.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .model import CharRNN
+from .trace import Trace
+from .trace import trace as run_trace
+from .vocab import preprocess
+
+#: Flags of an aligned position (per model, per original character).
+OK, FIRST, MERGED, CHANGED, UNKNOWN = 0, 1, 2, 3, 4
+FLAG_NAMES = {OK: "predicted", FIRST: "first character (nothing to predict from)",
+              MERGED: "not seen (merged by d2l cleaning)", CHANGED: "seen changed by preprocessing",
+              UNKNOWN: "outside the vocabulary (<unk>)"}
+MAX_MODELS = 3
+_NON_LETTERS = re.compile(r"[^A-Za-z]+")
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How a model's preprocessing maps the original text onto the text it reads."""
+
+    seen: str                  #: the text the model reads
+    index: np.ndarray          #: (T_orig,) original position → position in ``seen``
+    first: np.ndarray          #: (T_orig,) bool: this original position is the first mapped to index[i]
+
+
+def align(text: str, preprocessing: str) -> Alignment:
+    """Map every original character to the character the model reads (see the module docstring)."""
+    if preprocessing == "none":
+        n = len(text)
+        return Alignment(text, np.arange(n), np.ones(n, dtype=bool))
+    if preprocessing != "d2l":
+        raise ValueError(f"unknown preprocessing {preprocessing!r}")
+    index = np.empty(len(text), dtype=np.int64)
+    first = np.zeros(len(text), dtype=bool)
+    out: list[str] = []
+    pos = 0
+    for m in _NON_LETTERS.finditer(text):
+        for i in range(pos, m.start()):          # letters, one to one
+            index[i], first[i] = len(out), True
+            out.append(text[i].lower())
+        index[m.start():m.end()] = len(out)     # the whole run → one space
+        first[m.start()] = True
+        out.append(" ")
+        pos = m.end()
+    for i in range(pos, len(text)):
+        index[i], first[i] = len(out), True
+        out.append(text[i].lower())
+    seen = "".join(out)
+    assert seen == preprocess(text, "d2l"), "alignment out of sync with d2l_clean"
+    return Alignment(seen, index, first)
+
+
+@dataclass
+class ModelRun:
+    """One model's view of the text."""
+
+    name: str
+    describe: dict                     #: model.describe()
+    provenance: dict
+    seen_text: str                     #: what the model read
+    chars: list[str]                   #: one per step of the model's own text
+    states: dict[str, np.ndarray]      #: "layer{l}.h" (and LSTM "layer{l}.c") → (T_seen, h)
+    surprisal_own: np.ndarray          #: (T_seen − 1,) nats, on the model's own text
+    summary: dict                      #: Trace.summary()
+    unknown_positions: tuple[int, ...]  #: in the model's own text
+    gradient_norms: np.ndarray | None = None  #: optional, filled by the page from rnnviz.gradients
+
+
+@dataclass
+class Comparison:
+    text: str                          #: the original text
+    runs: list[ModelRun]
+    surprisal: np.ndarray              #: (M, T_orig) nats aligned on the original text, NaN = none
+    flags: np.ndarray                  #: (M, T_orig) int, see FLAG_NAMES
+    seen_chars: list[list[str]]        #: (M, T_orig) the character each model read at that position
+    common: np.ndarray                 #: (T_orig,) bool: every model predicted the original char
+    table: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.runs]
+
+
+def compare(text: str, models: dict[str, CharRNN], traces: dict[str, Trace] | None = None) -> Comparison:
+    """Run ``text`` through up to three models and align everything on the original text.
+
+    models: name → model (used read-only). traces: optional precomputed ``rnnviz.trace(model, text)``
+    per name (e.g. from a cache); they must be traces of this exact ``text``.
+    Raises ValueError for no models, more than MAX_MODELS, or an empty text.
+    """
+    if not models:
+        raise ValueError("Pick at least one checkpoint to compare.")
+    if len(models) > MAX_MODELS:
+        raise ValueError(f"At most {MAX_MODELS} checkpoints can be compared at once.")
+    if not isinstance(text, str) or not text:
+        raise ValueError("The text is empty: type at least one character.")
+    traces = dict(traces or {})
+    T = len(text)
+    M = len(models)
+    surprisal = np.full((M, T), np.nan)
+    flags = np.zeros((M, T), dtype=np.int8)
+    seen_chars: list[list[str]] = []
+    runs: list[ModelRun] = []
+    notes: list[str] = []
+    for k, (name, model) in enumerate(models.items()):
+        tr = traces.get(name)
+        if tr is None or tr.original_text != text:
+            tr = run_trace(model, text)
+        pre = model.config.preprocessing
+        al = align(text, pre)
+        if al.seen != tr.text:
+            raise AssertionError(f"{name}: trace text does not match its preprocessing")
+        own = tr.surprisal.double().numpy()
+        unknown = np.zeros(len(al.seen), dtype=bool)
+        unknown[list(tr.unknown_positions)] = True
+        j = al.index
+        orig = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) if T else np.array([])
+        seen_arr = np.frombuffer(al.seen.encode("utf-32-le"), dtype=np.uint32)
+        changed = seen_arr[j] != orig
+        f = np.full(T, OK, dtype=np.int8)
+        f[changed] = CHANGED
+        f[unknown[j]] = UNKNOWN
+        f[~al.first] = MERGED
+        f[j == 0] = FIRST
+        s = np.full(T, np.nan)
+        has = al.first & (j >= 1)
+        s[has] = own[j[has] - 1]
+        surprisal[k], flags[k] = s, f
+        seen_chars.append([al.seen[x] for x in j])
+        states = {}
+        for layer in range(model.config.num_layers):
+            for key in ("h", "c"):
+                name_ = f"layer{layer}.{key}"
+                if name_ in tr:
+                    states[name_] = tr[name_].float().numpy().copy()
+        runs.append(ModelRun(name, model.describe(), dict(getattr(model, "provenance", {}) or {}),
+                             tr.text, list(tr.chars), states, own, tr.summary(), tr.unknown_positions))
+        if pre == "d2l":
+            merged, chg = int((f == MERGED).sum()), int((f == CHANGED).sum())
+            notes.append(f"{name} was trained on d2l-cleaned text: it reads {len(al.seen):,} characters "
+                         f"instead of {T:,} (lower case, each run of non-letters → one space). "
+                         f"{chg} position(s) are read changed and {merged} are merged away (no number).")
+        if tr.unknown_positions:
+            notes.append(f"{name}: {len(tr.unknown_positions)} character(s) are outside its vocabulary "
+                         "and read as <unk>; their surprisal is that of predicting <unk>.")
+    common = (flags == OK).all(axis=0)
+    if M > 1 and len({r.seen_text for r in runs}) > 1:
+        notes.append("The models read different texts, so their own cross-entropies are not directly "
+                     "comparable; the 'common positions' columns compare them on the "
+                     f"{int(common.sum()):,} positions where every model predicted the same character. "
+                     "Even there a model with a smaller vocabulary chooses among fewer symbols.")
+    table = _table(runs, surprisal, common)
+    return Comparison(text, runs, surprisal, flags, seen_chars, common, table, notes)
+
+
+def _table(runs: list[ModelRun], surprisal: np.ndarray, common: np.ndarray) -> pd.DataFrame:
+    rows = []
+    n_common = int(common.sum())
+    for k, r in enumerate(runs):
+        d, s = r.describe, r.summary
+        c = float(np.mean(surprisal[k, common])) if n_common else math.nan
+        val = r.provenance.get("val_loss")
+        rows.append({
+            "checkpoint": r.name, "cell": d["cell"], "layers": d["layers"], "H": d["hidden_size"],
+            "|V|": d["vocab_size"], "parameters": d["parameters"], "preprocessing": d["preprocessing"],
+            "chars read": int(s["characters"]), "unknown": int(s["unknown"]),
+            "cross-entropy (nats/char)": s["cross_entropy"], "bits/char": s["bits_per_char"],
+            "perplexity": s["perplexity"], "common positions": n_common,
+            "bits/char (common)": c / math.log(2) if n_common else math.nan,
+            "val loss (training)": float(val) if isinstance(val, (int, float)) else math.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def flag_counts(cmp: Comparison) -> pd.DataFrame:
+    """Per model, how many original positions fall under each flag (for an honesty note)."""
+    return pd.DataFrame({FLAG_NAMES[f]: (cmp.flags == f).sum(axis=1) for f in FLAG_NAMES},
+                        index=cmp.names)
+
+
+def default_selection(available: list[str], current: str | None = None) -> list[str]:
+    """The timemachine rnn/gru/lstm trio where present; else the current model plus the next ones."""
+    trio = [n for n in ("timemachine-rnn", "timemachine-gru", "timemachine-lstm") if n in available]
+    if len(trio) >= 2:
+        return trio
+    picked = [current] if current in available else []
+    for n in available:
+        if n not in picked and len(picked) < MAX_MODELS:
+            picked.append(n)
+    return picked[:MAX_MODELS]

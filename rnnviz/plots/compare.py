@@ -1,0 +1,123 @@
+"""Figures of the Compare view: pure functions, plain data in (rnnviz.compare.Comparison), Plotly out."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..compare import FLAG_NAMES, Comparison
+from .common import DIVERGING, display_char, escape
+
+#: Most columns one small-multiple heatmap shows (a window over longer texts).
+MAX_WINDOW = 400
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c")
+
+
+def window_bounds(length: int, start: int, width: int) -> tuple[int, int]:
+    """Clip a window [start, start + width) to [0, length), width to 1..MAX_WINDOW."""
+    width = max(1, min(int(width), MAX_WINDOW, max(length, 1)))
+    start = max(0, min(int(start), max(length - width, 0)))
+    return start, start + width
+
+
+def pick_units(H: np.ndarray, max_units: int) -> np.ndarray:
+    """Indices of at most ``max_units`` units, highest variance over the given steps first."""
+    if H.shape[1] <= max_units:
+        return np.arange(H.shape[1])
+    var = H.var(axis=0)
+    return np.sort(np.argsort(-var, kind="stable")[:max_units])
+
+
+def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, width: int = 200,
+                           max_units: int = 64) -> go.Figure:
+    """One heatmap of H_t (units × characters) per model, stacked, on one shared colour scale.
+
+    state: "top" (the last layer's h) or a trace name like "layer0.h" / "layer0.c" (models
+    lacking it are shown empty with a note). Every model is drawn on its *own* text (d2l-cleaned
+    models read a different text), windowed to [start, start + width) of that text. Units: at most
+    ``max_units`` with the highest variance in the window, labelled by their index in the model.
+    """
+    M = len(cmp.runs)
+    titles = []
+    panels = []
+    for run in cmp.runs:
+        key = f"layer{run.describe['layers'] - 1}.h" if state == "top" else state
+        H = run.states.get(key)
+        if H is None:
+            titles.append(f"{escape(run.name)}: no {escape(key)}")
+            panels.append(None)
+            continue
+        a, b = window_bounds(H.shape[0], start, width)
+        units = pick_units(H[a:b], max_units)
+        shown = f"{len(units)} of {H.shape[1]} units" if len(units) < H.shape[1] else f"{H.shape[1]} units"
+        titles.append(f"{escape(run.name)} ({run.describe['cell']}) · {key} · steps {a}–{b - 1} · {shown}")
+        panels.append((run, H, a, b, units))
+    fig = make_subplots(rows=M, cols=1, subplot_titles=titles, vertical_spacing=0.12 if M > 1 else 0.1)
+    for row, panel in enumerate(panels, start=1):
+        if panel is None:
+            continue
+        run, H, a, b, units = panel
+        # Unique "step:char" labels (as common.step_labels), numbered from the window's start.
+        labels = [f"{a + i}:{escape(display_char(c))}" for i, c in enumerate(run.chars[a:b])]
+        fig.add_trace(go.Heatmap(
+            z=H[a:b][:, units].T, x=labels, y=[f"u{u}" for u in units], coloraxis="coloraxis",
+            name=escape(run.name),
+            hovertemplate=f"{escape(run.name)}<br>step:char %{{x}}<br>unit %{{y}}<br>H=%{{z:.3f}}<extra></extra>",
+        ), row=row, col=1)
+        fig.update_xaxes(type="category", tickangle=-90, row=row, col=1,
+                         showticklabels=(b - a) <= 120)
+        fig.update_yaxes(type="category", autorange="reversed", row=row, col=1,
+                         showticklabels=len(units) <= 32)
+    fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmid=0, colorbar=dict(title="H")),
+                      height=max(260, 240 * M), margin=dict(l=50, r=20, t=40, b=40))
+    return fig
+
+
+def surprisal_lines(cmp: Comparison) -> go.Figure:
+    """Surprisal per character of the original text, one line per model, on one plot.
+
+    x is the position in the original text; gaps are positions a model did not predict (the first
+    character; characters merged away by d2l cleaning). Hover says which character the model read
+    and whether it differs from the original (case, cleaning, <unk>).
+    """
+    T = len(cmp.text)
+    x = np.arange(T)
+    orig = [escape(display_char(c)) for c in cmp.text]
+    fig = go.Figure()
+    scatter = go.Scattergl if T > 1500 else go.Scatter
+    for k, run in enumerate(cmp.runs):
+        seen = [escape(display_char(c)) for c in cmp.seen_chars[k]]
+        flag = [FLAG_NAMES[int(f)] for f in cmp.flags[k]]
+        fig.add_trace(scatter(
+            x=x, y=cmp.surprisal[k], mode="lines+markers" if T <= 300 else "lines",
+            name=escape(run.name), line=dict(color=_COLORS[k % len(_COLORS)], width=1.5),
+            marker=dict(size=5), connectgaps=False,
+            customdata=np.stack([orig, seen, flag], axis=1),
+            hovertemplate=(f"{escape(run.name)}<br>position %{{x}}: %{{customdata[0]}}"
+                           "<br>model read %{customdata[1]} (%{customdata[2]})"
+                           "<br>surprisal %{y:.2f} nats<extra></extra>"),
+        ))
+    layout = dict(xaxis_title="position in the text (character being predicted)",
+                  yaxis_title="surprisal −log P (nats)", height=360, hovermode="closest",
+                  legend=dict(orientation="h", y=1.12), margin=dict(l=50, r=20, t=40, b=40))
+    fig.update_layout(**layout)
+    if T <= 80:
+        fig.update_xaxes(tickmode="array", tickvals=list(range(T)), ticktext=orig)
+    elif T > 300:
+        fig.update_xaxes(rangeslider=dict(visible=True), range=[0, 300])
+    return fig
+
+
+def gradient_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], x_title: str = "k (steps back)",
+                    y_title: str = "gradient norm") -> go.Figure:
+    """Several gradient-norm curves on one log-scale plot: name → (x, norm)."""
+    fig = go.Figure()
+    for k, (name, (x, y)) in enumerate(curves.items()):
+        y = np.asarray(y, dtype=float)
+        fig.add_trace(go.Scatter(x=np.asarray(x), y=np.where(y > 0, y, np.nan), mode="lines",
+                                 name=escape(name), line=dict(color=_COLORS[k % len(_COLORS)]),
+                                 hovertemplate=f"{escape(name)}<br>%{{x}}: %{{y:.3g}}<extra></extra>"))
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, yaxis_type="log", height=340,
+                      legend=dict(orientation="h", y=1.12), margin=dict(l=50, r=20, t=40, b=40))
+    return fig
