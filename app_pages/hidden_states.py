@@ -1,10 +1,144 @@
-"""Placeholder view (being built)."""
+"""Hidden states: H_t (and the LSTM's C_t, and the gates) as units × characters heatmaps."""
+
+from __future__ import annotations
 
 import streamlit as st
 
 from app_pages import shared
+from rnnviz import views
+from rnnviz.plots import states as splots
+from rnnviz.plots import text as tplots
+
+WIDTHS = (50, 100, 200, 400, 800)
+#: Coloured text: the whole text up to this many characters, else this many around the window.
+TEXT_MAX = 2_000
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def unit_order(model_key: str, text: str, name: str, method: str, _values) -> list[int]:
+    return views.unit_order(_values, method)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def overview(model_key: str, text: str, name: str, _values):
+    means, edges = views.downsample_steps(_values)
+    return means.numpy(), edges
+
 
 ctx = shared.context()
-st.title("hidden_states")
-if shared.notices(ctx):
-    st.write(ctx.trace.summary())
+shared.view_params("hs.")
+st.title("Hidden states")
+if not shared.notices(ctx):
+    st.stop()
+
+tr = ctx.trace
+cfg = ctx.model.config
+T, H, L = len(tr), cfg.hidden_size, cfg.num_layers
+kinds = {"h": "H_t (hidden state)"}
+if cfg.cell == "lstm":
+    kinds["c"] = "C_t (memory cell)"
+if cfg.cell in ("lstm", "gru"):
+    kinds["gates"] = "gates (" + ", ".join("IFO" if cfg.cell == "lstm" else "ZR") + ")"
+max_w = views.max_window(H)
+widths = [w for w in WIDTHS if w <= max_w] or [max_w]
+
+shared.url_default("hs_layer", "hs.layer", 0, int, lambda v: 0 <= v < L)
+shared.url_default("hs_kind", "hs.what", "h", str, lambda v: v in kinds)
+shared.url_default("hs_order", "hs.order", "trained", str, lambda v: v in views.ORDERINGS)
+shared.url_default("hs_width", "hs.win", 200 if 200 in widths else widths[-1], int, lambda v: v in widths)
+if st.session_state.get("hs_layer", 0) >= L:
+    st.session_state["hs_layer"] = 0
+if st.session_state.get("hs_kind") not in kinds:
+    st.session_state["hs_kind"] = "h"
+if st.session_state.get("hs_width") not in widths:
+    st.session_state["hs_width"] = widths[-1]
+
+with shared.controls("hs"):
+    c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
+    layer = c1.selectbox("Layer", list(range(L)), key="hs_layer", disabled=L == 1)
+    kind = c2.radio("Show", list(kinds), format_func=kinds.get, key="hs_kind", horizontal=True)
+    order_method = c3.selectbox("Unit order", views.ORDERINGS, key="hs_order",
+                                format_func={"trained": "as trained", "variance": "by variance",
+                                             "clustered": "clustered (similar units together)"}.get)
+    width = c4.select_slider("Window (characters)", widths, key="hs_width",
+                             help="Characters shown at full resolution; the strip above shows all.")
+shared.url_set("hs.layer", layer)
+shared.url_set("hs.what", kind)
+shared.url_set("hs.order", order_method)
+shared.url_set("hs.win", width)
+
+width = min(width, T)
+start = 0
+if T > width:
+    shared.url_default("hs_start", "hs.start", 0, int, lambda v: v >= 0)
+    st.session_state["hs_start"] = min(int(st.session_state["hs_start"]), T - width)
+    with shared.controls("hs-window"):
+        start = st.slider("Window start (step)", 0, T - width, key="hs_start")
+    shared.url_set("hs.start", start)
+start, stop = views.window_bounds(T, start, width)
+chars = tr.chars[start:stop]
+
+h_name = f"layer{layer}.h"
+base_name = h_name if kind == "gates" else f"layer{layer}.{kind}"
+order = unit_order(ctx.model_key, ctx.text, base_name, order_method, tr[base_name])
+
+if kind in ("h", "c"):
+    name = base_name
+    values = tr[name]
+    symbol = "H" if kind == "h" else "C"
+    zmax = splots.symmetric_range(values)
+    if T > width:
+        means, edges = overview(ctx.model_key, ctx.text, name, values)
+        rows = views.overview_units(order, values)
+        shared.show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
+                                                  zmax=zmax, name=symbol, font_size=ctx.font_size),
+                          ctx, key="hs_overview", filename=f"rnnviz-{name}-overview")
+    fig = splots.state_heatmap(values[start:stop], chars, start=start, units=order, name=symbol,
+                               zmax=zmax, font_size=ctx.font_size,
+                               title=f"{kinds[kind]} of layer {layer}: {H} units × steps {start}–{stop - 1}")
+    shared.show_chart(fig, ctx, key="hs_heatmap", filename=f"rnnviz-{name}")
+    st.caption(f"Colour: {symbol} from −{zmax:.3g} (blue) through 0 (white) to +{zmax:.3g} (red); "
+               "hover a cell for step, character, unit and value.")
+else:
+    sat_rows = views.saturation_table(tr, layer)
+    lows, highs = {}, {}
+    for row in sat_rows:
+        s = views.saturation(tr[row["name"]])
+        lows[row["gate"]], highs[row["gate"]] = s["unit_low"].numpy(), s["unit_high"].numpy()
+    st.subheader("Saturation")
+    st.dataframe([{"gate": r["gate"], "fraction < 0.1": f"{r['< 0.1']:.1%}",
+                   "fraction > 0.9": f"{r['> 0.9']:.1%}", "saturated": f"{r['saturated']:.1%}",
+                   "mean": f"{r['mean']:.3f}"} for r in sat_rows], hide_index=True)
+    shared.show_chart(splots.saturation_figure(sat_rows, lows, highs, font_size=ctx.font_size),
+                      ctx, key="hs_saturation", filename=f"rnnviz-layer{layer}-saturation")
+    for row in sat_rows:
+        g = row["gate"]
+        fig = splots.state_heatmap(tr[row["name"]][start:stop], chars, start=start, units=order,
+                                   name=g.upper(), gate=True, font_size=ctx.font_size,
+                                   title=f"gate {g.upper()}_t of layer {layer} (0 closed … 1 open), "
+                                         f"steps {start}–{stop - 1}")
+        shared.show_chart(fig, ctx, key=f"hs_gate_{g}", filename=f"rnnviz-{row['name']}")
+
+# ----------------------------------------------------------------- one unit over the text
+st.subheader("One unit over the text")
+unit_src = tr[base_name] if kind in ("h", "c") else tr[h_name]
+var = views.unit_variance(unit_src)
+default_unit = int(var.argmax()) if H else 0
+shared.url_default("hs_unit", "hs.unit", default_unit, int, lambda v: 0 <= v < H)
+if not 0 <= st.session_state["hs_unit"] < H:
+    st.session_state["hs_unit"] = default_unit
+with shared.controls("hs-unit"):
+    unit = st.selectbox("Unit (listed in the current order)", order, key="hs_unit",
+                        format_func=lambda u: f"u{u}  (variance {float(var[u]):.3g})")
+shared.url_set("hs.unit", unit)
+sym = "C" if kind == "c" else "H"
+vals = unit_src[:, unit]
+lo, hi = (0, T) if T <= TEXT_MAX else views.window_bounds(T, (start + stop) // 2 - TEXT_MAX // 2, TEXT_MAX)
+m = splots.symmetric_range(vals)
+values = [float(v) for v in vals[lo:hi]]
+tips = [f"step {lo + i}: {ch!r}  {sym}[{unit}] = {v:+.4f}" for i, (ch, v) in enumerate(zip(tr.chars[lo:hi], values))]
+st.html(tplots.colored_text_html(
+    tr.chars[lo:hi], values, vmin=-m, vmax=m, tooltips=tips, font_size=ctx.font_size + 3,
+    marked=[t - lo for t in tr.unknown_positions if lo <= t < hi],
+    caption=f"Layer {layer}, unit {unit}: {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red)"
+            + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else "")))

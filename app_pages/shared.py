@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import streamlit as st
 
 import rnnviz
 from rnnviz import CharRNN, CheckpointError, TextError, Trace
+from rnnviz import views
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
 DEFAULT_TEXT = "the time machine by h. g. wells"
@@ -25,6 +27,21 @@ PRESETS = {
     "Python": "def f(x):\n    return [x * (x + 1) for x in range(10)]\n",
 }
 _UPLOAD_PREFIX = "upload:"
+#: Characters of the text kept in the URL (longer texts: the link holds the first ones).
+MAX_URL_TEXT = 2_000
+#: Query-parameter prefixes of the views (a view drops the other views' keys from the URL).
+VIEW_PREFIXES = ("hs.", "pr.", "st.", "gen.", "gr.", "cmp.", "units.", "lesson.")
+
+LECTURE_CSS = """
+<style>
+html { font-size: 20px; }
+[class*="st-key-controls"] { display: none !important; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.25rem; }
+[data-testid="stMetricValue"] { font-size: 2.6rem; }
+h1 { font-size: 2.6rem !important; }
+.rnnviz-text { font-size: 22px !important; }
+</style>
+"""
 
 
 @dataclass
@@ -37,6 +54,9 @@ class Context:
     trace: Trace | None
     error: str | None = None
     truncated_from: int | None = None
+    lecture: bool = False           #: lecture mode: controls hidden, larger fonts
+    font_size: int = 12             #: base font size for figures (larger in lecture mode)
+    digest: str = ""                #: short hash of model_key + text (figure meta, cache keys)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -76,12 +96,71 @@ def _sync_query_param(key: str, value: str) -> None:
         st.query_params[key] = value
 
 
+# --------------------------------------------------------------------------- URL state
+def url_default(widget_key: str, param: str, default: Any, parse: Callable[[str], Any] = str,
+                valid: Callable[[Any], bool] | None = None) -> None:
+    """Before creating a widget with ``key=widget_key``: seed its value from the URL parameter
+    ``param`` (parsed and validated; ``default`` when missing or invalid), once per session."""
+    if widget_key in st.session_state:
+        return
+    value = default
+    raw = st.query_params.get(param)
+    if raw is not None:
+        try:
+            parsed = parse(raw)
+        except (TypeError, ValueError):
+            parsed = None
+        if parsed is not None and (valid is None or valid(parsed)):
+            value = parsed
+    st.session_state[widget_key] = value
+
+
+def url_set(param: str, value: Any) -> None:
+    """Write a view's state into the URL (``st.query_params``) so the link reproduces the view."""
+    _sync_query_param(param, str(value))
+
+
+def view_params(prefix: str) -> None:
+    """Drop the URL keys of other views (a copied link then only holds this view's state)."""
+    for key in list(st.query_params.keys()):
+        if key.startswith(VIEW_PREFIXES) and not key.startswith(prefix):
+            del st.query_params[key]
+
+
+def parse_bool(raw: str) -> bool:
+    return raw.lower() in ("1", "true", "yes", "on")
+
+
+def controls(name: str):
+    """A container for a view's controls; lecture mode hides it (CSS on its ``st-key-`` class)."""
+    return st.container(key=f"controls-{name}")
+
+
+def show_chart(fig, ctx: "Context", key: str, filename: str | None = None) -> None:
+    """st.plotly_chart with the modebar always visible (its camera button downloads a PNG),
+    lecture-mode fonts, and ``layout.meta`` naming the text (the page benchmark waits on it)."""
+    if ctx.lecture:
+        fig.update_layout(font=dict(size=ctx.font_size))
+    fig.update_layout(meta={"rnnviz": ctx.digest, "chart": key})
+    config = {"displayModeBar": True, "displaylogo": False,
+              "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",
+                                       "scale": 2}}
+    st.plotly_chart(fig, key=key, config=config, theme=None)
+
+
+# --------------------------------------------------------------------------- sidebar
 def sidebar() -> Context:
-    """Render the sidebar (checkpoint picker, upload, text, model card) and return the context."""
+    """Render the sidebar (lecture toggle, checkpoint picker, upload, text, model card, export)
+    and return the context."""
     names = shipped_names()
     qp = st.query_params
     with st.sidebar:
         st.header("rnnviz")
+        url_default("lecture", "lecture", False, parse_bool)
+        lecture = st.toggle("Lecture mode", key="lecture",
+                            help="Hide the controls and enlarge fonts for a projector.")
+        if lecture:
+            st.html(LECTURE_CSS)
         options = list(names)
         uploads = st.session_state.setdefault("upload_names", {})
         options += list(uploads)
@@ -91,30 +170,40 @@ def sidebar() -> Context:
         if default is None:
             st.error("No checkpoints found in checkpoints/.")
             st.stop()
-        model_key = st.selectbox("Checkpoint", options, index=options.index(default),
-                                 format_func=lambda k: uploads.get(k, k), key="ckpt")
-        upload = st.file_uploader("…or upload a .safetensors checkpoint", type=["safetensors"])
-        if upload is not None:
-            data = upload.getvalue()
-            key = _UPLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:16]
-            try:
-                uploaded_model(key[len(_UPLOAD_PREFIX):], data, upload.name)
-            except CheckpointError as err:
-                st.error(f"Upload refused: {err}")
-            else:
-                st.session_state.setdefault("upload_bytes", {})[key] = data
-                uploads[key] = f"{upload.name} (uploaded)"
-                st.success(f"Loaded {upload.name}; pick it above.")
-        preset = st.selectbox("Preset text", ["(custom)", *PRESETS], key="preset")
-        initial = qp.get("text", DEFAULT_TEXT)
-        if "text" not in st.session_state:
-            st.session_state["text"] = initial
-        if preset != "(custom)" and st.session_state.get("_last_preset") != preset:
-            st.session_state["text"] = PRESETS[preset]
-        st.session_state["_last_preset"] = preset
-        text = st.text_area("Text", key="text", height=120)
-    _sync_query_param("ckpt", model_key)
-    _sync_query_param("text", text[:2000])
+        with controls("sidebar"):
+            if st.session_state.get("ckpt") not in options:
+                st.session_state.pop("ckpt", None)
+            model_key = st.selectbox("Checkpoint", options, index=options.index(default),
+                                     format_func=lambda k: uploads.get(k, k), key="ckpt")
+            upload = st.file_uploader("…or upload a .safetensors checkpoint", type=["safetensors"])
+            if upload is not None:
+                data = upload.getvalue()
+                key = _UPLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:16]
+                try:
+                    uploaded_model(key[len(_UPLOAD_PREFIX):], data, upload.name)
+                except CheckpointError as err:
+                    st.error(f"Upload refused: {err}")
+                else:
+                    st.session_state.setdefault("upload_bytes", {})[key] = data
+                    uploads[key] = f"{upload.name} (uploaded)"
+                    st.success(f"Loaded {upload.name}; pick it above.")
+            preset = st.selectbox("Preset text", ["(custom)", *PRESETS], key="preset")
+            initial = qp.get("text", DEFAULT_TEXT)
+            if "text" not in st.session_state:
+                st.session_state["text"] = initial
+            if preset != "(custom)" and st.session_state.get("_last_preset") != preset:
+                st.session_state["text"] = PRESETS[preset]
+            st.session_state["_last_preset"] = preset
+            text = st.text_area("Text", key="text", height=120,
+                                help=f"Up to {MAX_PAGE_CHARS:,} characters are traced. "
+                                     "Press Ctrl+Enter (or click away) to apply.")
+    if not model_key.startswith(_UPLOAD_PREFIX):
+        _sync_query_param("ckpt", model_key)
+    _sync_query_param("text", text[:MAX_URL_TEXT])
+    if lecture:
+        _sync_query_param("lecture", "1")
+    elif "lecture" in st.query_params:
+        del st.query_params["lecture"]
     try:
         model = get_model(model_key)
     except CheckpointError as err:
@@ -129,21 +218,52 @@ def sidebar() -> Context:
         trace = cached_trace(model_key, text)
     except TextError as err:
         error = str(err)
+    digest = hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    ctx = Context(model_key, model, text, trace, error, truncated_from, lecture=lecture,
+                  font_size=18 if lecture else 12, digest=digest)
     with st.sidebar:
         model_card(model)
-    ctx = Context(model_key, model, text, trace, error, truncated_from)
+        if trace is not None:
+            with controls("export"):
+                export(ctx)
     st.session_state["rnnviz_ctx"] = ctx
     return ctx
+
+
+def export(ctx: Context) -> None:
+    """CSV downloads of the trace (built only when clicked); figures: the camera in each chart's
+    modebar downloads a PNG."""
+    st.caption("Export")
+    trace = ctx.trace
+    stem = f"rnnviz-{ctx.model_key.replace(':', '-')}-{ctx.digest[:8]}"
+    st.download_button("Trace CSV (states, gates, predictions)",
+                       data=lambda: views.trace_frame(trace).to_csv(index=False),
+                       file_name=f"{stem}-trace.csv", mime="text/csv", key="export_trace")
+    st.download_button("Probabilities CSV (P of every character)",
+                       data=lambda: views.trace_frame(trace, include_probs=True).to_csv(index=False),
+                       file_name=f"{stem}-probs.csv", mime="text/csv", key="export_probs")
+    st.caption("PNG of any chart: the 📷 button in the chart's toolbar (top right).")
 
 
 def model_card(model: CharRNN) -> None:
     d = model.describe()
     prov = getattr(model, "provenance", {}) or {}
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        text = str(v)
+        return text if len(text) <= 60 else text[:57] + "…"
+
     st.caption("Model card")
-    rows = {"cell": d["cell"], "layers": d["layers"], "H": d["hidden_size"], "|V|": d["vocab_size"],
+    rows = {"name": getattr(model, "name", "—"), "cell": d["cell"], "layers": d["layers"],
+            "H": d["hidden_size"], "|V|": d["vocab_size"], "parameters": f"{d['parameters']:,}",
             "preprocessing": d["preprocessing"], "corpus": prov.get("corpus", "—"),
             "val loss (nats/char)": prov.get("val_loss", "—")}
-    st.table({"": list(rows), "value": [str(v) for v in rows.values()]})
+    for extra in ("val_perplexity", "steps", "epochs", "train_seconds"):
+        if extra in prov:
+            rows[extra.replace("_", " ")] = prov[extra]
+    st.table({"": list(rows), "value": [fmt(v) for v in rows.values()]})
 
 
 def context() -> Context:
@@ -159,4 +279,11 @@ def notices(ctx: Context) -> bool:
     if ctx.error:
         st.info(ctx.error)
         return False
+    trace = ctx.trace
+    if trace is not None and trace.preprocessed:
+        st.caption(f"This model was trained on {ctx.model.config.preprocessing}-cleaned text, so your "
+                   "text was cleaned the same way before it was read (see Predictions for the "
+                   "cleaned text).")
+    if len(ctx.text) > MAX_URL_TEXT:
+        st.caption(f"The page link holds the first {MAX_URL_TEXT:,} characters of the text.")
     return True

@@ -1,0 +1,148 @@
+"""Figures of hidden states and gates: units × characters heatmaps, the whole-text overview strip,
+and the gate saturation summary. Plain data in (numpy / torch / lists), ``go.Figure`` out.
+
+Speed: a heatmap cell costs the browser time, so the page sends one full-resolution *window* of the
+text (see ``rnnviz.views.max_window``) and an overview of the whole text downsampled to a few
+hundred columns; z values go out as float32 arrays (Plotly sends them base64-encoded).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .common import DIVERGING, SEQUENTIAL, display_char
+
+#: Show every character label on the x axis up to this many columns.
+ALL_LABELS_MAX = 120
+
+
+def _np(values) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float32)
+
+
+def window_labels(chars: Sequence[str], start: int = 0) -> list[str]:
+    """Unique x labels ``"<step>:<char>"`` for chars starting at step ``start`` (see step_labels)."""
+    return [f"{start + t}:{display_char(c)}" for t, c in enumerate(chars)]
+
+
+def unit_labels(units: Sequence[int]) -> list[str]:
+    return [f"u{u}" for u in units]
+
+
+def symmetric_range(values) -> float:
+    """max |v| (at least 1e-6): the half-width of a colour range centred on 0."""
+    a = _np(values)
+    m = float(np.nanmax(np.abs(a))) if a.size else 0.0
+    return max(m, 1e-6)
+
+
+def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequence[int] | None = None,
+                  title: str = "", name: str = "H", zmax: float | None = None, gate: bool = False,
+                  height: int | None = None, font_size: int = 12) -> go.Figure:
+    """Heatmap of a (W, h) window of a per-unit tensor: rows = units (in ``units`` order, top to
+    bottom), columns = the W characters ``chars`` read at steps start … start + W − 1.
+
+    States use the diverging scale centred on 0 (zmid = 0, range ±zmax); gates (``gate=True``) the
+    sequential scale over [0, 1]. Hover: step:char, unit, value.
+    """
+    a = _np(values)
+    if a.ndim != 2 or a.shape[0] != len(chars):
+        raise ValueError(f"values must be (len(chars), h); got {a.shape} for {len(chars)} chars")
+    units = list(range(a.shape[1])) if units is None else list(units)
+    z = np.ascontiguousarray(a[:, units].T)  # (len(units), W)
+    x = window_labels(chars, start)
+    y = unit_labels(units)
+    hover = "step:char %{x}<br>unit %{y}<br>" + name + " = %{z:.4f}<extra></extra>"
+    if gate:
+        trace = go.Heatmap(z=z, x=x, y=y, colorscale=SEQUENTIAL, zmin=0.0, zmax=1.0,
+                           hovertemplate=hover, colorbar=dict(thickness=12, title=dict(text=name)))
+    else:
+        m = zmax if zmax is not None else symmetric_range(a)
+        trace = go.Heatmap(z=z, x=x, y=y, colorscale=DIVERGING, zmid=0.0, zmin=-m, zmax=m,
+                           hovertemplate=hover, colorbar=dict(thickness=12, title=dict(text=name)))
+    fig = go.Figure(trace)
+    rows = len(units)
+    if height is None:
+        height = int(min(720, max(220, 120 + 4 * rows)))
+    xaxis = dict(type="category", tickangle=-90, tickfont=dict(size=max(8, font_size - 2)),
+                 title=dict(text="character read at step t"))
+    if len(chars) <= ALL_LABELS_MAX:
+        xaxis["dtick"] = 1
+    yaxis = dict(type="category", autorange="reversed", title=dict(text="unit"),
+                 showticklabels=rows <= 64, tickfont=dict(size=max(8, font_size - 3)))
+    fig.update_layout(title=dict(text=title), height=height, xaxis=xaxis, yaxis=yaxis,
+                      margin=dict(l=60, r=20, t=40 if title else 10, b=60),
+                      font=dict(size=font_size))
+    return fig
+
+
+def overview_heatmap(values, edges: Sequence[int], *, units: Sequence[int], window: tuple[int, int],
+                     zmax: float | None = None, gate: bool = False, name: str = "H",
+                     font_size: int = 12, height: int = 170) -> go.Figure:
+    """The whole text at a glance: (n, h) bucket means over steps ``edges`` (from
+    ``views.downsample_steps``), rows = ``units``; the current window is outlined."""
+    a = _np(values)
+    units = list(units)
+    z = np.ascontiguousarray(a[:, units].T)
+    centers = [(edges[i] + edges[i + 1] - 1) / 2 for i in range(len(edges) - 1)]
+    widths = [edges[i + 1] - edges[i] for i in range(len(edges) - 1)]
+    y = unit_labels(units)
+    common = dict(z=z, x=centers, y=y, customdata=None,
+                  hovertemplate="≈ step %{x:.0f}<br>unit %{y}<br>mean " + name + " = %{z:.3f}<extra></extra>",
+                  showscale=False)
+    if gate:
+        trace = go.Heatmap(colorscale=SEQUENTIAL, zmin=0.0, zmax=1.0, **common)
+    else:
+        m = zmax if zmax is not None else symmetric_range(a)
+        trace = go.Heatmap(colorscale=DIVERGING, zmid=0.0, zmin=-m, zmax=m, **common)
+    fig = go.Figure(trace)
+    T = edges[-1]
+    lo, hi = window
+    fig.add_shape(type="rect", x0=lo - 0.5, x1=hi - 0.5, y0=-0.5, y1=len(units) - 0.5,
+                  line=dict(color="black", width=2), fillcolor="rgba(0,0,0,0)")
+    per = max(widths) if widths else 1
+    fig.update_layout(
+        height=height, font=dict(size=font_size), margin=dict(l=60, r=20, t=30, b=30),
+        title=dict(text=f"Whole text ({T:,} characters"
+                        + (f", {per} per column" if per > 1 else "") + f", {len(units)} units)",
+                   font=dict(size=font_size)),
+        xaxis=dict(range=[-0.5, T - 0.5], title=None),
+        yaxis=dict(type="category", autorange="reversed", showticklabels=False))
+    return fig
+
+
+def saturation_figure(rows: Sequence[dict], unit_low: dict[str, np.ndarray],
+                      unit_high: dict[str, np.ndarray], *, font_size: int = 12) -> go.Figure:
+    """Per gate, the fraction of time each unit is < 0.1 (closed) or > 0.9 (open), stacked, units
+    sorted by how saturated they are. ``rows``: ``views.saturation_table``; unit_*: gate → (h,)."""
+    gates = [r["gate"] for r in rows]
+    fig = go.Figure()
+    for k, g in enumerate(gates):
+        lo, hi = _np(unit_low[g]), _np(unit_high[g])
+        order = np.argsort(-(lo + hi), kind="stable")
+        x = [f"{g}:u{u}" for u in order]
+        fig.add_bar(x=x, y=lo[order], name=f"{g} < 0.1", marker_color="#2166ac", legendgroup=g,
+                    xaxis=f"x{k + 1}" if k else "x", yaxis=f"y{k + 1}" if k else "y",
+                    hovertemplate="%{x}: closed %{y:.1%} of the time<extra></extra>")
+        fig.add_bar(x=x, y=hi[order], name=f"{g} > 0.9", marker_color="#b2182b", legendgroup=g,
+                    xaxis=f"x{k + 1}" if k else "x", yaxis=f"y{k + 1}" if k else "y",
+                    hovertemplate="%{x}: open %{y:.1%} of the time<extra></extra>")
+    n = max(1, len(gates))
+    layout = dict(barmode="stack", height=160 + 140 * n, font=dict(size=font_size),
+                  margin=dict(l=60, r=20, t=40, b=30), showlegend=False,
+                  title=dict(text="Gate saturation per unit (blue: < 0.1, red: > 0.9)"))
+    gap = 0.08
+    h = (1 - gap * (n - 1)) / n
+    for k, g in enumerate(gates):
+        top = 1 - k * (h + gap)
+        sx = "" if k == 0 else str(k + 1)
+        layout[f"xaxis{sx}"] = dict(showticklabels=False, anchor=f"y{sx}", title=None)
+        layout[f"yaxis{sx}"] = dict(domain=[max(0, top - h), top], range=[0, 1], tickformat=".0%",
+                                    title=dict(text=f"gate {g}"), anchor=f"x{sx}")
+    fig.update_layout(**layout)
+    return fig

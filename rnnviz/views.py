@@ -1,0 +1,283 @@
+"""Pure data preparation for the explorer's views (no Streamlit, no Plotly).
+
+Everything a view shows that is more than "index the trace" is computed here, so it is testable and
+the pages stay thin: unit orderings, windows and downsampling of long texts, gate saturation,
+top-k tables, the textbook decomposition of one step, and the trace as a pandas DataFrame.
+
+Orderings
+    ``"trained"``    units as the model stores them (0 … h−1);
+    ``"variance"``   most variable over the text first;
+    ``"clustered"``  similar units next to each other: a greedy nearest-neighbour chain under the
+                     correlation distance 1 − corr(u, v), starting from the most variable unit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .model import CharRNN
+from .trace import Trace
+
+ORDERINGS = ("trained", "variance", "clustered")
+#: Cells in one full-resolution heatmap window (units × steps) before the window is narrowed.
+HEATMAP_CELL_BUDGET = 80_000
+#: Columns and rows of the whole-text overview strip.
+OVERVIEW_MAX_COLUMNS = 400
+OVERVIEW_MAX_ROWS = 64
+#: Saturation thresholds of gates (d2l: a gate near 0 or 1 acts as a switch).
+SAT_LOW, SAT_HIGH = 0.1, 0.9
+
+
+# --------------------------------------------------------------------------- orderings
+def unit_variance(values: Tensor) -> Tensor:
+    """Per-unit variance over time of a (T, h) tensor (population variance; 0 for T = 1)."""
+    v = values.double()
+    return v.var(dim=0, unbiased=False) if v.shape[0] > 0 else torch.zeros(v.shape[1], dtype=v.dtype)
+
+
+def unit_correlation(values: Tensor) -> Tensor:
+    """(h, h) Pearson correlation of units over time; constant units correlate 0 (1 with themselves)."""
+    v = values.double()
+    v = v - v.mean(dim=0, keepdim=True)
+    norm = v.norm(dim=0)
+    ok = norm > 1e-12
+    v = torch.where(ok, v / torch.where(ok, norm, torch.ones_like(norm)), torch.zeros_like(v))
+    corr = v.T @ v
+    corr.fill_diagonal_(1.0)
+    return corr.clamp(-1.0, 1.0)
+
+
+def unit_order(values: Tensor, method: str = "trained") -> list[int]:
+    """An ordering of the h units of a (T, h) tensor; see the module docstring for the methods."""
+    if method not in ORDERINGS:
+        raise ValueError(f"unknown ordering {method!r}; expected one of {ORDERINGS}")
+    h = values.shape[1]
+    if method == "trained" or h <= 1:
+        return list(range(h))
+    var = unit_variance(values)
+    by_var = sorted(range(h), key=lambda u: (-float(var[u]), u))
+    if method == "variance":
+        return by_var
+    # clustered: greedy nearest-neighbour chain on 1 − corr; constant units go last.
+    live = [u for u in by_var if float(var[u]) > 1e-12]
+    dead = [u for u in by_var if float(var[u]) <= 1e-12]
+    if len(live) <= 2:
+        return live + dead
+    dist = 1.0 - unit_correlation(values[:, live])
+    n = len(live)
+    visited = torch.zeros(n, dtype=torch.bool)
+    chain = [0]  # live[0] is the most variable unit
+    visited[0] = True
+    cur = 0
+    for _ in range(n - 1):
+        d = dist[cur].masked_fill(visited, math.inf)
+        cur = int(torch.argmin(d))
+        visited[cur] = True
+        chain.append(cur)
+    return [live[i] for i in chain] + dead
+
+
+# --------------------------------------------------------------------------- windows
+def window_bounds(T: int, start: int, width: int) -> tuple[int, int]:
+    """Clamp a window [start, start + width) into [0, T); returns (start, stop) with stop > start."""
+    width = max(1, min(int(width), T))
+    start = max(0, min(int(start), T - width))
+    return start, start + width
+
+
+def max_window(num_units: int, budget: int = HEATMAP_CELL_BUDGET, floor: int = 40) -> int:
+    """The widest full-resolution window (in steps) for ``num_units`` rows within the cell budget."""
+    return max(floor, budget // max(1, num_units))
+
+
+def bucket_edges(T: int, buckets: int) -> list[int]:
+    """Edges splitting T steps into min(T, buckets) contiguous, nearly equal buckets."""
+    n = max(1, min(T, buckets))
+    return [round(i * T / n) for i in range(n + 1)]
+
+
+def downsample_steps(values: Tensor, buckets: int = OVERVIEW_MAX_COLUMNS) -> tuple[Tensor, list[int]]:
+    """Mean over contiguous buckets of steps: (T, h) → (n, h) with n = min(T, buckets), and edges."""
+    T = values.shape[0]
+    edges = bucket_edges(T, buckets)
+    if len(edges) - 1 == T:
+        return values.clone(), edges
+    csum = torch.cat([values.new_zeros(1, values.shape[1]), values.double().cumsum(0).to(values.dtype)])
+    e = torch.tensor(edges)
+    sums = csum[e[1:]] - csum[e[:-1]]
+    return (sums / (e[1:] - e[:-1]).unsqueeze(1).to(values.dtype)), edges
+
+
+def overview_units(order: Sequence[int], values: Tensor, max_rows: int = OVERVIEW_MAX_ROWS) -> list[int]:
+    """The rows of the overview: every unit if few, else the most variable ones, kept in ``order``."""
+    if len(order) <= max_rows:
+        return list(order)
+    var = unit_variance(values)
+    keep = set(sorted(range(values.shape[1]), key=lambda u: (-float(var[u]), u))[:max_rows])
+    return [u for u in order if u in keep]
+
+
+# --------------------------------------------------------------------------- gates
+def gate_names(trace: Trace, layer: int) -> list[str]:
+    """Trace names of the gates of one layer: LSTM i, f, o; GRU z, r; none for a plain RNN."""
+    keys = {"lstm": ("i", "f", "o"), "gru": ("z", "r")}.get(trace.cell, ())
+    return [f"layer{layer}.gates.{g}" for g in keys if f"layer{layer}.gates.{g}" in trace]
+
+
+def saturation(gate: Tensor, low: float = SAT_LOW, high: float = SAT_HIGH) -> dict:
+    """Fraction of time a (T, h) gate is < low or > high: per unit and over all units and steps."""
+    g = gate.double()
+    lo, hi = (g < low).double(), (g > high).double()
+    return {"low": float(lo.mean()), "high": float(hi.mean()), "saturated": float((lo + hi).mean()),
+            "unit_low": lo.mean(0), "unit_high": hi.mean(0)}
+
+
+def saturation_table(trace: Trace, layer: int) -> list[dict]:
+    """One row per gate of a layer: gate, fraction < 0.1, fraction > 0.9, saturated, mean."""
+    rows = []
+    for name in gate_names(trace, layer):
+        s = saturation(trace[name])
+        rows.append({"gate": name.rsplit(".", 1)[-1], "name": name, f"< {SAT_LOW}": s["low"],
+                     f"> {SAT_HIGH}": s["high"], "saturated": s["saturated"],
+                     "mean": float(trace[name].double().mean())})
+    return rows
+
+
+# --------------------------------------------------------------------------- predictions
+def topk(probs: Tensor, tokens: Sequence[str], k: int) -> tuple[list[list[str]], Tensor, Tensor]:
+    """Top-k of each row of (T, V) probabilities: (chars k × T, probs (k, T), ids (k, T))."""
+    k = max(1, min(int(k), probs.shape[1]))
+    values, ids = probs.topk(k, dim=1)
+    chars = [[tokens[int(i)] for i in ids[:, r]] for r in range(k)]
+    return chars, values.T.contiguous(), ids.T.contiguous()
+
+
+def next_char_probs(trace: Trace) -> list[float | None]:
+    """P(chars[t+1] | chars[:t+1]) for each step t (None for the last step, which has no next)."""
+    s = trace.surprisal
+    return [float(torch.exp(-s[t])) for t in range(s.numel())] + [None]
+
+
+def char_surprisal(trace: Trace) -> list[float | None]:
+    """Surprisal (nats) of each character as it is read: None for t = 0 (nothing predicted it)."""
+    return [None] + [float(x) for x in trace.surprisal]
+
+
+def prediction_summary(trace: Trace) -> dict:
+    """Cross-entropy (nats/char), perplexity, bits/char, predicted and unknown character counts."""
+    return {"cross_entropy": trace.cross_entropy, "perplexity": trace.perplexity,
+            "bits_per_char": trace.bits_per_char, "predicted": max(0, len(trace) - 1),
+            "unknown": len(trace.unknown_positions)}
+
+
+def unknown_chars(trace: Trace) -> list[tuple[int, str]]:
+    """(step, character) of every character read as ``<unk>``."""
+    return [(t, trace.chars[t]) for t in trace.unknown_positions]
+
+
+# --------------------------------------------------------------------------- step-through
+def _input_of(model: CharRNN, trace: Trace, layer: int, t: int) -> Tensor:
+    if layer == 0:
+        return model.one_hot(trace.ids[t:t + 1])[0]
+    return trace[f"layer{layer - 1}.h"][t]
+
+
+@torch.inference_mode()
+def step_terms(model: CharRNN, trace: Trace, layer: int, t: int) -> dict[str, Tensor]:
+    """The textbook equation of one layer at step t, term by term, with the trace's vectors.
+
+    Returns an ordered dict name → (h,) vector, recomputed from ``model.textbook_params(layer)``:
+
+    rnn:  "X_t W_xh", "H_{t-1} W_hh", "b_h", "pre-activation", "H_t"
+    gru:  "R_t", "Z_t", "X_t W_xh + b_h", "H_{t-1} W_hh + b_hh", "H̃_t", "H_{t-1}", "H_t"
+    lstm: "I_t", "F_t", "O_t", "C̃_t", "C_{t-1}", "C_t", "H_t"
+
+    The initial state is zeros (as the page traces). ``H_t`` here equals ``trace["layer{l}.h"][t]``
+    up to float rounding (the tests check it).
+    """
+    if not 0 <= t < len(trace):
+        raise IndexError(f"step {t} out of range 0..{len(trace) - 1}")
+    p = model.textbook_params(layer)
+    x = _input_of(model, trace, layer, t)
+    hs = trace[f"layer{layer}.h"]
+    h_prev = hs[t - 1] if t > 0 else torch.zeros_like(hs[0])
+    cell = model.config.cell
+    if cell.startswith("rnn"):
+        xw, hw, b = x @ p["W_xh"], h_prev @ p["W_hh"], p["b_h"]
+        pre = xw + hw + b
+        h = torch.tanh(pre) if cell == "rnn_tanh" else torch.relu(pre)
+        return {"X_t W_xh": xw, "H_{t-1} W_hh": hw, "b_h": b, "pre-activation": pre, "H_t": h}
+    if cell == "gru":
+        r = torch.sigmoid(x @ p["W_xr"] + h_prev @ p["W_hr"] + p["b_r"])
+        z = torch.sigmoid(x @ p["W_xz"] + h_prev @ p["W_hz"] + p["b_z"])
+        xin = x @ p["W_xh"] + p["b_h"]
+        hin = h_prev @ p["W_hh"] + p["b_hh"]
+        cand = torch.tanh(xin + r * hin)
+        h = z * h_prev + (1 - z) * cand
+        return {"R_t": r, "Z_t": z, "X_t W_xh + b_h": xin, "H_{t-1} W_hh + b_hh": hin,
+                "H̃_t": cand, "H_{t-1}": h_prev, "H_t": h}
+    cs = trace[f"layer{layer}.c"]
+    c_prev = cs[t - 1] if t > 0 else torch.zeros_like(cs[0])
+    i = torch.sigmoid(x @ p["W_xi"] + h_prev @ p["W_hi"] + p["b_i"])
+    f = torch.sigmoid(x @ p["W_xf"] + h_prev @ p["W_hf"] + p["b_f"])
+    o = torch.sigmoid(x @ p["W_xo"] + h_prev @ p["W_ho"] + p["b_o"])
+    g = torch.tanh(x @ p["W_xc"] + h_prev @ p["W_hc"] + p["b_c"])
+    c = f * c_prev + i * g
+    h = o * torch.tanh(c)
+    return {"I_t": i, "F_t": f, "O_t": o, "C̃_t": g, "C_{t-1}": c_prev, "C_t": c, "H_t": h}
+
+
+@torch.inference_mode()
+def step_output(model: CharRNN, trace: Trace, t: int) -> dict[str, Tensor]:
+    """O_t = H_t W_hq + b_q of the top layer at step t and its softmax (recomputed from the params)."""
+    top = model.config.num_layers - 1
+    p = model.textbook_params(top)
+    h = trace[f"layer{top}.h"][t]
+    o = h @ p["W_hq"] + p["b_q"]
+    return {"O_t": o, "softmax": torch.softmax(o, dim=-1)}
+
+
+def top_units(vector: Tensor, n: int) -> list[int]:
+    """Indices of the n largest |values| (all units, in order, when there are at most n)."""
+    h = vector.numel()
+    if h <= n:
+        return list(range(h))
+    idx = vector.abs().topk(n).indices.tolist()
+    return sorted(idx, key=lambda u: (-abs(float(vector[u])), u))
+
+
+# --------------------------------------------------------------------------- export
+def trace_frame(trace: Trace, *, include_probs: bool = False) -> "pandas.DataFrame":
+    """The trace as one row per step: step, char, id, unknown, next char, P(next), surprisal, top-1
+    prediction, then every per-unit tensor as ``<name>[<unit>]`` columns (and, with
+    ``include_probs``, ``P(<char>)`` columns for the whole vocabulary)."""
+    import numpy as np
+    import pandas as pd
+
+    T = len(trace)
+    top = trace.probs.argmax(dim=1)
+    base = {
+        "step": np.arange(T),
+        "char": trace.chars,
+        "id": trace.ids.numpy(),
+        "unknown": [t in set(trace.unknown_positions) for t in range(T)],
+        "next_char": trace.chars[1:] + [""],
+        "p_next": next_char_probs(trace),
+        "surprisal_nats": [float(x) for x in trace.surprisal] + [None],
+        "top_prediction": [trace.tokens[int(i)] for i in top],
+        "p_top": trace.probs.max(dim=1).values.numpy(),
+    }
+    blocks = [pd.DataFrame(base)]
+    for name in trace.names():
+        tensor = trace[name]
+        if name.startswith("layer") and tensor.dim() == 2:
+            cols = [f"{name}[{u}]" for u in range(tensor.shape[1])]
+            blocks.append(pd.DataFrame(tensor.numpy(), columns=cols))
+    if include_probs:
+        cols = [f"P({tok})" for tok in trace.tokens]
+        blocks.append(pd.DataFrame(trace.probs.numpy(), columns=cols))
+    return pd.concat(blocks, axis=1)
