@@ -1,10 +1,92 @@
-"""Placeholder view (being built)."""
+"""Compare: the same text through two or three checkpoints side by side. Wiring only: numbers from
+rnnviz.compare (and rnnviz.gradients when present), figures from rnnviz.plots.compare."""
+
+from __future__ import annotations
 
 import streamlit as st
 
 from app_pages import shared
+from rnnviz import CheckpointError, TextError
+from rnnviz import compare as C
+from rnnviz.plots import compare as PC
 
 ctx = shared.context()
-st.title("compare")
-if shared.notices(ctx):
-    st.write(ctx.trace.summary())
+qp = st.query_params
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def comparison(names: tuple[str, ...], text: str) -> C.Comparison:
+    """The aligned comparison of ``text`` through the named models (traces from the shared cache)."""
+    models = {n: shared.get_model(n) for n in names}
+    traces = {n: shared.cached_trace(n, text) for n in names}
+    return C.compare(text, models, traces)
+
+
+st.title("Compare checkpoints")
+st.markdown("The same text through two or three models side by side: hidden states H_t, the "
+            "surprisal −log P(next char) of every character, and a summary. Typical question: how "
+            "do a plain RNN, a GRU and an LSTM trained on the same corpus read the same sentence?")
+
+uploads = st.session_state.get("upload_names", {})
+available = shared.shipped_names() + list(uploads)
+wanted = [n for n in qp.get("cmp", "").split(",") if n in available] if qp.get("cmp") else []
+default = wanted[: C.MAX_MODELS] or C.default_selection(available, ctx.model_key)
+names = st.multiselect("Checkpoints (2–3)", available, default=default, max_selections=C.MAX_MODELS,
+                       format_func=lambda k: uploads.get(k, k), key="c_models")
+if ",".join(names) != qp.get("cmp", ""):
+    qp["cmp"] = ",".join(names)
+
+if len(names) < 2:
+    st.info("Pick at least two checkpoints to compare (up to three).")
+elif shared.notices(ctx):
+    try:
+        with st.spinner("Tracing the text through each model…"):
+            cmp = comparison(tuple(names), ctx.text)
+    except (CheckpointError, TextError, ValueError) as err:
+        st.error(f"Cannot compare: {err}")
+    else:
+        for note in cmp.notes:
+            st.info(note)
+
+        st.subheader("Summary")
+        st.dataframe(cmp.table, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("cross-entropy (nats/char)", "bits/char", "perplexity",
+                                              "bits/char (common)", "val loss (training)")})
+        st.caption("Cross-entropy, bits/char and perplexity are on the text each model reads. "
+                   "'bits/char (common)' averages only the positions where every model predicted the "
+                   "same, unchanged, in-vocabulary character: the fairest single number here.")
+
+        st.subheader("Surprisal per character")
+        st.plotly_chart(PC.surprisal_lines(cmp), key="c_surprisal")
+        with st.expander("What each model did with each position"):
+            st.dataframe(C.flag_counts(cmp), width="stretch")
+
+        st.subheader("Hidden states H_t")
+        longest = max(len(r.chars) for r in cmp.runs)
+        c1, c2, c3 = st.columns([2, 3, 2])
+        layers = {"top": "top layer h"}
+        for r in cmp.runs:
+            for key in r.states:
+                layers.setdefault(key, key)
+        state = c1.selectbox("state", list(layers), format_func=layers.get, key="c_state")
+        width = min(PC.MAX_WINDOW, longest, 200)
+        if longest > width:
+            start = c2.slider("window start (step)", 0, longest - width, 0, key="c_start",
+                              help=f"Each panel shows {width} steps of its model's own text.")
+        else:
+            start = 0
+            c2.caption(f"All {longest} steps shown.")
+        max_units = c3.slider("units per panel (highest variance)", 8, 128, 64, step=8, key="c_units")
+        st.plotly_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), key="c_states")
+        st.caption("One shared colour scale centred on 0 (blue negative, red positive). Each panel uses "
+                   "its model's own text: a d2l-cleaned model reads a shorter, lower-case text.")
+
+        st.subheader("Gradient norms")
+        try:
+            from rnnviz import gradients as G  # a colleague's module; optional until it lands
+        except ImportError:
+            G = None
+        if G is None:
+            st.info("Gradient curves appear here once rnnviz.gradients is available; meanwhile see "
+                    "the Gradients view for one model.")

@@ -35,6 +35,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -99,7 +100,9 @@ def _check_toy(params: dict) -> dict[str, Tensor]:
         if name not in params:
             raise ToyInputError(f"{name} is missing")
         try:
-            value = torch.as_tensor(params[name], dtype=torch.float64)
+            raw = params[name]
+            value = (raw.detach().to(torch.float64).clone() if isinstance(raw, Tensor)
+                     else torch.from_numpy(np.array(raw, dtype=np.float64)))
         except (TypeError, ValueError):
             raise ToyInputError(f"{name} must be a table of numbers") from None
         if value.shape == shape[1:] and shape[0] == 1:   # accept a bias given as a vector

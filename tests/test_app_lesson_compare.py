@@ -1,0 +1,126 @@
+"""AppTest coverage of the Lesson §6.3 and Compare views (no browser; tiny checkpoints in a tmp dir)."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import rnnviz
+from rnnviz import ModelConfig, Vocab, build_model, d2l_clean
+
+from .conftest import REPO, SMALL_TEXT, tiny_model
+
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpts")
+    for name, cell in (("timemachine-rnn", "rnn_tanh"), ("timemachine-gru", "gru"),
+                       ("timemachine-lstm", "lstm")):
+        rnnviz.save_checkpoint(tiny_model(cell, 1, 8), d / f"{name}.safetensors",
+                               {"corpus": "test", "val_loss": 3.0})
+    cfg = ModelConfig("gru", 8, 1, tuple(Vocab.from_text(d2l_clean(SMALL_TEXT)).tokens), preprocessing="d2l")
+    rnnviz.save_checkpoint(build_model(cfg, seed=3), d / "cleaned-gru.safetensors", {"corpus": "test"})
+    return d
+
+
+@pytest.fixture
+def app(ckpt_dir, monkeypatch):
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
+    return AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+
+
+def _open(at: AppTest, page: str, **query) -> AppTest:
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _plotly(at: AppTest) -> list[dict]:
+    import json
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+# ---------------------------------------------------------------------------- lesson
+def test_lesson_renders_all_parts(app):
+    at = _open(app, "app_pages/lesson.py")
+    assert at.title[0].value.startswith("Lesson §6.3")
+    assert len(at.tabs) == 3
+    m = _metrics(at)
+    # (a) toy: the dead preset with ReLU is all zero
+    assert m["H all zero"] == "yes" and m["O all zero"] == "yes"
+    assert m["Σ ‖∂L/∂W‖"] == "0"
+    # (c1) |V| of the loaded model (tiny timemachine-lstm)
+    assert m["|V| = outputs"] == str(len(Vocab.from_text(SMALL_TEXT)))
+    # (c2) bigram error is tiny
+    assert float(m["max |softmax(O) − counted P|"]) < 1e-6
+    assert "forgotten after" in m
+    assert len(at.latex) >= 4
+    figs = _plotly(at)
+    assert len(figs) == 5                                # toy, word probs, attribution, bigram, forgetting
+    links = [el for el in at.get("page_link")]
+    assert len(links) == 3
+
+
+def test_lesson_tanh_switch_and_bad_input(app):
+    at = _open(app, "app_pages/lesson.py")
+    at.radio(key="l_act").set_value("tanh").run()
+    assert not at.exception
+    m = _metrics(at)
+    assert m["H all zero"] == "no"
+    assert at.query_params["l_act"] == ["tanh"] or at.query_params["l_act"] == "tanh"
+    # a one-character text: bigram demo explains instead of failing
+    at.text_area(key="l_bigram_text").set_value("x").run()
+    assert not at.exception
+    assert any("at least 2 characters" in i.value for i in at.info)
+
+
+def test_lesson_on_d2l_model(app):
+    at = _open(app, "app_pages/lesson.py", ckpt="cleaned-gru")
+    m = _metrics(at)
+    assert m["|V| = outputs"] == str(len(Vocab.from_text(d2l_clean(SMALL_TEXT))))
+
+
+def test_lesson_empty_text(app):
+    at = _open(app, "app_pages/lesson.py")
+    at.sidebar.text_area(key="text").set_value("").run()
+    assert not at.exception
+
+
+# ---------------------------------------------------------------------------- compare
+def test_compare_default_trio(app):
+    at = _open(app, "app_pages/compare.py")
+    assert at.title[0].value.startswith("Compare")
+    ms = at.multiselect(key="c_models")
+    assert ms.value == ["timemachine-rnn", "timemachine-gru", "timemachine-lstm"]
+    figs = _plotly(at)
+    kinds = [[t["type"] for t in f["data"]] for f in figs]
+    assert ["heatmap"] * 3 in kinds                      # small multiples
+    assert ["scatter"] * 3 in kinds                      # surprisal, one line per model
+    assert len(at.dataframe) >= 1
+    df = at.dataframe[0].value
+    assert list(df["checkpoint"]) == ["timemachine-rnn", "timemachine-gru", "timemachine-lstm"]
+
+
+def test_compare_with_d2l_model_explains(app):
+    at = _open(app, "app_pages/compare.py", text="The Time Machine, by H. G. Wells")
+    at.multiselect(key="c_models").set_value(["timemachine-lstm", "cleaned-gru"]).run()
+    assert not at.exception
+    notes = " ".join(i.value for i in at.info)
+    assert "d2l-cleaned" in notes
+
+
+def test_compare_needs_two(app):
+    at = _open(app, "app_pages/compare.py")
+    at.multiselect(key="c_models").set_value(["timemachine-lstm"]).run()
+    assert not at.exception
+    assert any("two" in i.value for i in at.info)
