@@ -17,6 +17,10 @@ import torch
 import rnnviz
 from rnnviz import CELLS, ModelConfig, Vocab, build_model
 
+# Tests use small models: one intra-op thread each avoids OpenMP spin contention between the pytest
+# process, the Streamlit server and the browser on our 2-core machines.
+torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -52,7 +56,7 @@ class StreamlitServer:
                "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={self.port}",
                "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
         self.log = open(os.devnull, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
