@@ -1,0 +1,157 @@
+"""Benchmarks: every row times one of our operations against a reference measured in the same run.
+
+    python -m rnnviz.bench                 # all rows (trace, gradients, training; page if --page)
+    python -m rnnviz.bench --only trace    # one group
+    python -m rnnviz.bench --quick         # smaller sizes, fewer repeats (a smoke run)
+
+Each row: ``name``, ``ours_s`` (median seconds), ``reference_s`` (median seconds of the reference,
+or None for an absolute target), ``ratio`` = ours / reference, and ``target`` (the ratio, or seconds
+when there is no reference). Timings are medians over interleaved repeats on ``--threads`` threads
+(2 by default, the size of our CI machines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .model import CELLS, ModelConfig, build_model
+from .trace import trace
+
+Row = dict
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def interleaved(ours: Callable[[], object], ref: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median seconds of ``ours`` and ``ref``, alternating runs so load drifts hit both alike."""
+    ours(), ref()
+    a, b = [], []
+    for _ in range(repeats):
+        for fn, out in ((ours, a), (ref, b)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(a), statistics.median(b)
+
+
+def row(name: str, ours_s: float, reference_s: float | None, target: float) -> Row:
+    ratio = ours_s / reference_s if reference_s else None
+    return {"name": name, "ours_s": ours_s, "reference_s": reference_s, "ratio": ratio, "target": target}
+
+
+def random_text(vocab_tokens: tuple[str, ...], length: int, seed: int = 0) -> str:
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(1, len(vocab_tokens), (length,), generator=g)
+    return "".join(vocab_tokens[i] for i in idx.tolist())
+
+
+def fused_reference(model) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A plain fused torch.nn forward of the same size: one multi-layer nn.RNN/GRU/LSTM + Linear."""
+    cfg = model.config
+    V, H, L = cfg.vocab_size, cfg.hidden_size, cfg.num_layers
+    if cfg.cell == "lstm":
+        rnn = nn.LSTM(V, H, L)
+    elif cfg.cell == "gru":
+        rnn = nn.GRU(V, H, L)
+    else:
+        rnn = nn.RNN(V, H, L, nonlinearity=cfg.cell[4:])
+    lin = nn.Linear(H, V)
+    rnn.eval(), lin.eval()
+
+    @torch.inference_mode()
+    def forward(ids: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.one_hot(ids, V).float()
+        out, _ = rnn(x)
+        return lin(out)
+
+    return forward
+
+
+def bench_trace(quick: bool = False) -> list[Row]:
+    """Trace vs the fused forward, per cell type, T=1000, H=512 (quick: T=200, H=128)."""
+    T, H, reps = (200, 128, 3) if quick else (1000, 512, 9)
+    tokens = ("<unk>", *"abcdefghijklmnopqrstuvwxyz ")
+    rows = []
+    for cell in CELLS:
+        model = build_model(ModelConfig(cell, H, 1, tokens), seed=0)
+        text = random_text(tokens, T)
+        ids = model.vocab.encode(text).ids
+        ref = fused_reference(model)
+        lite, ref_s = interleaved(lambda: trace(model, text, gates=False), lambda: ref(ids), reps)
+        full, ref_s2 = interleaved(lambda: trace(model, text), lambda: ref(ids), reps)
+        rows.append(row(f"trace states+probs+surprisal {cell} T={T} H={H} vs fused forward", lite, ref_s, 1.25))
+        rows.append(row(f"trace full (gates, C_t) {cell} T={T} H={H} vs fused forward", full, ref_s2, 1.5))
+    return rows
+
+
+def _optional(group: str, quick: bool) -> list[Row]:
+    """Rows contributed by other modules (each owns its benchmark)."""
+    import importlib
+    module_name, fn_name = {"gradients": ("rnnviz.bench_gradients", "bench_gradients"),
+                            "training": ("rnnviz.bench_train", "bench_training"),
+                            "page": ("rnnviz.bench_page", "bench_page")}[group]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        return [{"name": f"{group}: not available ({err})", "ours_s": None, "reference_s": None,
+                 "ratio": None, "target": None}]
+    return getattr(module, fn_name)(quick=quick)
+
+
+GROUPS = ("trace", "gradients", "training", "page")
+
+
+def format_rows(rows: list[Row]) -> str:
+    lines = [f"{'benchmark':<78} {'ours s':>9} {'ref s':>9} {'ratio':>7} {'target':>8}  ok"]
+    for r in rows:
+        ours = f"{r['ours_s']:.4f}" if r.get("ours_s") is not None else "-"
+        ref = f"{r['reference_s']:.4f}" if r.get("reference_s") is not None else "-"
+        ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
+        target = r.get("target")
+        if target is None:
+            tgt, ok = "-", ""
+        elif r.get("reference_s") is not None:
+            tgt = f"≤{target:g}x" if not r.get("higher_is_better") else f"≥{target:g}x"
+            ok = ("yes" if (r["ratio"] >= target if r.get("higher_is_better") else r["ratio"] <= target)
+                  else "NO")
+        else:
+            tgt = f"≤{target:g}s"
+            ok = "yes" if r["ours_s"] is not None and r["ours_s"] <= target else "NO"
+        lines.append(f"{r['name'][:78]:<78} {ours:>9} {ref:>9} {ratio:>7} {tgt:>8}  {ok}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=GROUPS, action="append", help="run only these groups")
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    parser.add_argument("--page", action="store_true", help="include the headless-Chromium page benchmark")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    groups = args.only or [g for g in GROUPS if g != "page" or args.page]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    rows: list[Row] = []
+    for group in groups:
+        got = bench_trace(args.quick) if group == "trace" else _optional(group, args.quick)
+        print(format_rows(got), flush=True)
+        rows += got
+
+
+if __name__ == "__main__":
+    main()
