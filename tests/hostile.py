@@ -324,3 +324,47 @@ def oversized_file(directory: Path) -> Path:
         fh.write(valid_checkpoint())
         fh.truncate(MAX_CHECKPOINT_BYTES + 1)
     return path
+
+
+# --------------------------------------------------------------------------- hostile texts
+#: Texts pasted by a hostile or careless user (name → text). The 100,000-character paste is built
+#: from a pattern so it is deterministic and mixes known and unknown characters.
+XSS_IMG = '<img src=x onerror="window.__xss=1">'
+XSS_SCRIPT = "<script>window.__xss=1</script>"
+XSS_PAYLOADS = (XSS_IMG, XSS_SCRIPT, '"><svg onload="window.__xss=1">', "</textarea><b>bold?</b>",
+                "[click](javascript:window.__xss=1)")
+HOSTILE_TEXTS = {
+    "empty": "",
+    "one-char": "t",
+    "paste-100k": ("the time machine by h. g. wells — émigré 👩‍💻 <b>x</b>\n" * 2000)[:100_000],
+    "out-of-vocabulary": "ÆØÅ ß ŋ Ω ж 中文 the",
+    "emoji-combining": "e\u0301 a\u0308\u0323 👩\u200d💻 🇫🇷 👍🏽 Z\u0337\u0335\u0351",
+    "nul-control": "a\x00b\x01c\x07d\x1b[31me\x7f\x85\u2028\u2029\ufeff\ufffd\r\n\t end",
+    "right-to-left": "\u202eabc\u202c שלום עולם مرحبا بالعالم \u200f!",
+    "html-script": " ".join(XSS_PAYLOADS) + " &amp; &lt;",
+    "whitespace-only": " \n\t ",
+}
+
+
+# --------------------------------------------------------------------------- page helpers
+def app_page_paths(app: Path) -> list[str]:
+    """Every page script in app.py's ``st.navigation`` (the ``st.Page("...")`` calls), in order."""
+    import ast
+
+    tree = ast.parse(app.read_text(encoding="utf-8"))
+    paths = [node.args[0].value for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page"
+             and node.args and isinstance(node.args[0], ast.Constant)]
+    assert paths, "no st.Page(...) found in app.py"
+    return paths
+
+
+def write_tiny_checkpoints(directory: Path) -> Path:
+    """Small deterministic models under the app's default names (timemachine-{rnn,gru,lstm})."""
+    text = "hello world, the time machine by h. g. wells\n"
+    tokens = tuple(rnnviz.Vocab.from_text(text).tokens)
+    for name, cell, layers in (("timemachine-lstm", "lstm", 2), ("timemachine-gru", "gru", 1),
+                               ("timemachine-rnn", "rnn_tanh", 1)):
+        model = rnnviz.build_model(rnnviz.ModelConfig(cell, 8, layers, tokens), seed=0)
+        rnnviz.save_checkpoint(model, directory / f"{name}.safetensors", {"corpus": "tiny test"})
+    return directory
