@@ -22,6 +22,11 @@ def comparison(names: tuple[str, ...], text: str) -> C.Comparison:
     return C.compare(text, models, traces)
 
 
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def gradient_curves(names: tuple[str, ...], text: str) -> list[C.GradientCurve]:
+    return C.gradient_curves(comparison(names, text), {n: shared.get_model(n) for n in names})
+
+
 st.title("Compare checkpoints")
 st.markdown("The same text through two or three models side by side: hidden states H_t, the "
             "surprisal −log P(next char) of every character, and a summary. Typical question: how "
@@ -83,10 +88,24 @@ elif shared.notices(ctx):
                    "its model's own text: a d2l-cleaned model reads a shorter, lower-case text.")
 
         st.subheader("Gradient norms")
+        st.markdown("‖∂ℓ/∂H_t‖ of the top layer for the loss ℓ of the last prediction, against how "
+                    "many steps back H_t is. A straight line on this log scale means a constant "
+                    "per-step factor: below 1 the gradient vanishes exponentially.")
         try:
-            from rnnviz import gradients as G  # a colleague's module; optional until it lands
+            curves = gradient_curves(tuple(names), ctx.text)
         except ImportError:
-            G = None
-        if G is None:
             st.info("Gradient curves appear here once rnnviz.gradients is available; meanwhile see "
                     "the Gradients view for one model.")
+        except ValueError as err:
+            st.info(f"No gradient curves: {err}")
+        else:
+            st.plotly_chart(PC.gradient_curves({c.name: (c.distance, c.norms) for c in curves},
+                                               x_title="steps back from the last prediction",
+                                               y_title="‖∂ℓ/∂H_t‖ (top layer)"), key="c_grads")
+            st.dataframe(
+                [{"checkpoint": c.name, "per-step factor (fit)": round(c.factor, 4),
+                  "steps to shrink 100×": round(c.steps_to_1pct, 1), "exact zeros (underflow)": c.zeros,
+                  "characters used": c.chars_used} for c in curves],
+                hide_index=True, width="stretch")
+            st.caption(f"Each curve uses the last {C.GRAD_MAX_CHARS:,} characters (at most) of the text its "
+                       "model reads. Computed by rnnviz.gradients (see the Gradients view for the knobs).")

@@ -104,12 +104,13 @@ def _forgetting_demo() -> None:
 
 st.title("Lesson §6.3 — Recurrent neural networks")
 st.markdown(
-    "An RNN keeps a **hidden state** H_t that summarises everything read so far. At every step it "
-    "mixes the new input X_t with the previous state H_{t-1}, then scores the next token from H_t. "
+    "An RNN keeps a **hidden state** $H_t$ that summarises everything read so far. At every step it "
+    "mixes the new input $X_t$ with the previous state $H_{t-1}$, then scores the next token from $H_t$. "
     "In the book's notation (one row vector per step, weights multiplied on the right):")
 st.latex(r"H_t = \phi(X_t W_{xh} + H_{t-1} W_{hh} + b_h), \qquad O_t = H_t W_{hq} + b_q, "
          r"\qquad P(x_{t+1} \mid x_{\le t}) = \mathrm{softmax}(O_t)")
-st.caption("X_t: 1×d · W_xh: d×h · H_t: 1×h · W_hh: h×h · b_h: 1×h · W_hq: h×q · b_q: 1×q. "
+st.caption("Shapes: $X_t$ 1×d · $W_{xh}$ d×h · $H_t$ 1×h · $W_{hh}$ h×h · $b_h$ 1×h · $W_{hq}$ h×q · "
+           "$b_q$ 1×q. "
            "The same weights are used at every step — that is what makes it *recurrent*.")
 
 tab_a, tab_b, tab_c = st.tabs(["(a) Toy network: ReLU vs tanh", "(b) “the time machine by”",
@@ -121,8 +122,8 @@ with tab_a:
     st.markdown(
         "Three time steps of **one real-valued feature** (X is 3×1), **two hidden units** "
         "(H is 3×2) and **three outputs**. The activation φ is applied to *both* layers, as in "
-        "the seed example: H_t = φ(X_t W_xh + H_{t-1} W_hh + b_h) and O_t = φ(H_t W_hq + b_q), "
-        "with H_0 = 0.")
+        "the seed example: $H_t = \\phi(X_t W_{xh} + H_{t-1} W_{hh} + b_h)$ and "
+        "$O_t = \\phi(H_t W_{hq} + b_q)$, with $H_0 = 0$.")
     c1, c2 = st.columns(2)
     acts = ["relu", "tanh"]
     act = c1.radio("Activation φ", acts, index=acts.index(_qp_choice("l_act", acts, "relu")),
@@ -180,9 +181,9 @@ with tab_b:
     st.subheader("(b) Word by word: how O₃ depends on “the”, “time”, “machine”")
     st.markdown(
         "A tiny **word-level** RNN: the vocabulary is just ⟨unk⟩, *the*, *time*, *machine*, *by* "
-        "(so X_t is a one-hot of length 5). It is trained on the one phrase, so that after "
-        "reading *the time machine* it should predict *by*. Unrolled, O₃ depends on all three "
-        "words — but through different numbers of W_hh multiplications:")
+        "(so $X_t$ is a one-hot of length 5). It is trained on the one phrase, so that after "
+        "reading *the time machine* it should predict *by*. Unrolled, $O_3$ depends on all three "
+        "words — but through different numbers of $W_{hh}$ multiplications:")
     st.latex(r"O_3 = \phi\big(X_3 W_{xh} + \phi\big(X_2 W_{xh} + \phi(X_1 W_{xh} + b_h)\,W_{hh} + b_h\big)"
              r"\,W_{hh} + b_h\big)\,W_{hq} + b_q")
     c1, c2, c3 = st.columns(3)
@@ -223,8 +224,8 @@ with tab_c:
     st.markdown("#### 1 · How many outputs does a character-level RNN need?")
     info = L.output_size(ctx.model)
     st.markdown(
-        "One score per token it could predict: q = |V|. O_t = H_t W_hq + b_q, so W_hq is h×|V| and "
-        "b_q is 1×|V|. For the loaded checkpoint (read from the model itself):")
+        "One score per token it could predict: $q = |V|$. $O_t = H_t W_{hq} + b_q$, so $W_{hq}$ is "
+        "$h \\times |V|$ and $b_q$ is $1 \\times |V|$. For the loaded checkpoint (read from the model itself):")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("|V| = outputs", info["vocab_size"])
     c2.metric("W_hq", f"{info['W_hq'][0]}×{info['W_hq'][1]}")
@@ -241,8 +242,9 @@ with tab_c:
         "With h = |V| hidden units we can *construct* (not train) an RNN whose hidden state is the "
         "one-hot of the character just read, and whose output layer holds the log of the counted "
         "bigram probabilities. Then softmax(O_t) reproduces the counts exactly:")
-    st.latex(r"W_{xh} = I,\; W_{hh} = 0,\; b_h = 0,\; \phi = \mathrm{ReLU} \;\Rightarrow\; H_t = X_t; \qquad "
-             r"(W_{hq})_{ij} = \log \hat P(j \mid i),\; b_q = 0 \;\Rightarrow\; "
+    st.latex(r"W_{xh} = I,\; W_{hh} = 0,\; b_h = 0,\; \phi = \mathrm{ReLU} \;\Rightarrow\; "
+             r"H_t = X_t \text{ (one-hot of the character } i \text{ just read)}")
+    st.latex(r"(W_{hq})_{ij} = \log \hat P(j \mid i),\; b_q = 0 \;\Rightarrow\; "
              r"\mathrm{softmax}(O_t)_j = \frac{\hat P(j\mid i)}{\sum_k \hat P(k\mid i)} = \hat P(j \mid i)")
     btext = st.text_area("Text to count bigrams in (defaults to the sidebar text)", value=ctx.text[:L.MAX_BIGRAM_CHARS],
                          key="l_bigram_text", height=80, max_chars=L.MAX_BIGRAM_CHARS)
@@ -257,15 +259,16 @@ with tab_c:
         c3.metric("cross-entropy: RNN vs counted", f"{bg.rnn_cross_entropy:.4f} / {bg.bigram_cross_entropy:.4f}")
         st.caption(f"|V| = {len(bg.tokens)} (from this text), so h = {len(bg.tokens)} and W_hq is "
                    f"{len(bg.tokens)}×{len(bg.tokens)}. Never-seen pairs get log P = {bg.log_floor:g} "
-                   "(exp underflows to exactly 0). The error is float32 rounding. The catch: this is "
+                   "(exp underflows to exactly 0); a character never followed by anything (e.g. the last one) "
+                   "gets a uniform row. The error is float32 rounding. The catch: this is "
                    "exact only on the text it was counted on, and remembers just one character.")
         st.plotly_chart(PL.bigram_figure(bg), key="l_bigram_fig")
 
     # --- 3 -------------------------------------------------------------------------------
     st.markdown("#### 3 · What happens to gradients over long chains?")
     st.markdown(
-        "Backpropagating from step t to step k multiplies t − k Jacobians: "
-        "∂H_t/∂H_k = ∏ diag(φ′(A_j)) W_hhᵀ. If their norms are below 1 the product vanishes "
+        "Backpropagating from step t to step k multiplies t − k Jacobians (below). "
+        "If their norms are below 1 the product vanishes "
         "exponentially; above 1 it explodes. The **Gradients** view measures this on the loaded "
         "model; these links open it with a preset:")
     st.latex(r"\frac{\partial H_t}{\partial H_k} = \prod_{j=k+1}^{t} "
@@ -273,13 +276,13 @@ with tab_c:
     cols = st.columns(len(L.GRADIENT_PRESETS))
     for col, (label, params) in zip(cols, L.GRADIENT_PRESETS.items()):
         with col:
-            st.page_link("app_pages/gradients.py", label=f"Gradients: {label}", icon="📉",
+            st.page_link("app_pages/gradients.py", label=f"Gradients: {label}", icon=":material/show_chart:",
                          query_params={"ckpt": ctx.model_key, **params})
 
     # --- 4 -------------------------------------------------------------------------------
     st.markdown("#### 4 · Limits of the simple model: what does it forget?")
     st.markdown(
         "Change one early character and run both texts. If the state still differs many steps "
-        "later, the model remembers the edit; once ‖H_t − H′_t‖ stays below a threshold, the "
+        "later, the model remembers the edit; once $\\lVert H_t - H'_t \\rVert$ stays below a threshold, the "
         "edit is forgotten. This is the loaded checkpoint on the sidebar text.")
     _forgetting_demo()

@@ -128,6 +128,8 @@ def compare(text: str, models: dict[str, CharRNN], traces: dict[str, Trace] | No
     seen_chars: list[list[str]] = []
     runs: list[ModelRun] = []
     notes: list[str] = []
+    d2l_names: list[str] = []
+    d2l_stats = (0, 0, 0)
     for k, (name, model) in enumerate(models.items()):
         tr = traces.get(name)
         if tr is None or tr.original_text != text:
@@ -162,13 +164,19 @@ def compare(text: str, models: dict[str, CharRNN], traces: dict[str, Trace] | No
         runs.append(ModelRun(name, model.describe(), dict(getattr(model, "provenance", {}) or {}),
                              tr.text, list(tr.chars), states, own, tr.summary(), tr.unknown_positions))
         if pre == "d2l":
+            d2l_names.append(name)
             merged, chg = int((f == MERGED).sum()), int((f == CHANGED).sum())
-            notes.append(f"{name} was trained on d2l-cleaned text: it reads {len(al.seen):,} characters "
-                         f"instead of {T:,} (lower case, each run of non-letters → one space). "
-                         f"{chg} position(s) are read changed and {merged} are merged away (no number).")
+            d2l_stats = (len(al.seen), chg, merged)   # the same for every d2l model
         if tr.unknown_positions:
             notes.append(f"{name}: {len(tr.unknown_positions)} character(s) are outside its vocabulary "
                          "and read as <unk>; their surprisal is that of predicting <unk>.")
+    if d2l_names:
+        n_seen, chg, merged = d2l_stats
+        one = len(d2l_names) == 1
+        notes.insert(0, f"{' and '.join(d2l_names)} {'was' if one else 'were'} trained on d2l-cleaned "
+                        f"text, so {'it reads' if one else 'each reads'} {n_seen:,} characters instead of "
+                        f"{T:,} (lower case, each run of non-letters → one space): {chg} position(s) are "
+                        f"read changed and {merged} are merged away (no number).")
     common = (flags == OK).all(axis=0)
     if M > 1 and len({r.seen_text for r in runs}) > 1:
         notes.append("The models read different texts, so their own cross-entropies are not directly "
@@ -214,3 +222,45 @@ def default_selection(available: list[str], current: str | None = None) -> list[
         if n not in picked and len(picked) < MAX_MODELS:
             picked.append(n)
     return picked[:MAX_MODELS]
+
+
+#: Gradient curves use at most the last this-many characters of each model's text (cost is
+#: O(T·h²) per model; beyond a few hundred steps a "last"-loss gradient has underflowed anyway).
+GRAD_MAX_CHARS = 1000
+
+
+@dataclass
+class GradientCurve:
+    """‖∂ℓ/∂H_t‖ of the top layer for the loss ℓ at the last step, against distance back from it."""
+
+    name: str
+    distance: np.ndarray       #: (n,) steps back from the loss step
+    norms: np.ndarray          #: (n,) float64
+    factor: float              #: fitted per-step factor (< 1: vanishing), nan if not fittable
+    steps_to_1pct: float       #: steps after which the fitted curve has shrunk 100×
+    chars_used: int            #: how many characters of the model's text the curve used
+    zeros: int                 #: exact zeros (underflow) in the curve
+
+
+def gradient_curves(cmp: Comparison, models: dict[str, CharRNN],
+                    max_chars: int = GRAD_MAX_CHARS) -> list[GradientCurve]:
+    """One gradient-norm curve per model, from the colleague's ``rnnviz.gradients.norm_curve``.
+
+    Each model gets the last ``max_chars`` characters of the text *it* reads (already preprocessed;
+    the d2l cleaning is idempotent so the curve sees the same characters). Raises ImportError when
+    rnnviz.gradients is not available, GradientError (a ValueError) for a text under 2 characters.
+    """
+    from . import gradients as G  # noqa: PLC0415 — optional dependency on a sibling module
+
+    out = []
+    for run in cmp.runs:
+        text = run.seen_text[-max_chars:]
+        curve = G.norm_curve(models[run.name], text, loss="last")
+        top = curve.top
+        fit = curve.fits.get(top)
+        norms = curve.h_norms[-1].double().numpy()
+        out.append(GradientCurve(run.name, curve.distance.numpy(), norms,
+                                 float(fit.factor) if fit else math.nan,
+                                 float(fit.steps_to_shrink(0.01)) if fit else math.nan,
+                                 len(text), int(curve.zeros.get(top, 0))))
+    return out

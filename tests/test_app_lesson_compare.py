@@ -106,6 +106,13 @@ def test_compare_default_trio(app):
     kinds = [[t["type"] for t in f["data"]] for f in figs]
     assert ["heatmap"] * 3 in kinds                      # small multiples
     assert ["scatter"] * 3 in kinds                      # surprisal, one line per model
+    try:
+        import rnnviz.gradients  # noqa: F401  (a colleague's module)
+    except ImportError:
+        pass
+    else:                                                # gradient curves on one log plot
+        logs = [f for f in figs if f["layout"].get("yaxis", {}).get("type") == "log"]
+        assert len(logs) == 1 and len(logs[0]["data"]) == 3
     assert len(at.dataframe) >= 1
     df = at.dataframe[0].value
     assert list(df["checkpoint"]) == ["timemachine-rnn", "timemachine-gru", "timemachine-lstm"]

@@ -114,3 +114,14 @@ def test_figures(d2l_model):
     assert len(s.data) == 2 and len(s.data[0].y) == len(text)
     g = PC.gradient_curves({"a": (np.arange(3), np.array([1.0, 0.1, 0.0]))})
     assert np.isnan(g.data[0].y[2])
+
+
+def test_gradient_curves_use_the_gradients_module():
+    G = pytest.importorskip("rnnviz.gradients")
+    ms = {"a": tiny_model("rnn_tanh"), "b": tiny_model("gru", 2)}
+    cmp = C.compare(SMALL_TEXT, ms)
+    curves = C.gradient_curves(cmp, ms, max_chars=20)
+    assert [c.name for c in curves] == ["a", "b"]
+    ref = G.norm_curve(ms["a"], SMALL_TEXT[-20:], loss="last")
+    np.testing.assert_allclose(curves[0].norms, ref.h_norms[-1].numpy())
+    assert curves[0].chars_used == 20 and curves[0].distance[0] == 18

@@ -53,7 +53,10 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
         shown = f"{len(units)} of {H.shape[1]} units" if len(units) < H.shape[1] else f"{H.shape[1]} units"
         titles.append(f"{escape(run.name)} ({run.describe['cell']}) · {key} · steps {a}–{b - 1} · {shown}")
         panels.append((run, H, a, b, units))
-    fig = make_subplots(rows=M, cols=1, subplot_titles=titles, vertical_spacing=0.12 if M > 1 else 0.1)
+    panel_px, gap_px = 230, 120                     # the gap holds the rotated step:char labels
+    height = M * panel_px + (M - 1) * gap_px + 90
+    fig = make_subplots(rows=M, cols=1, subplot_titles=titles,
+                        vertical_spacing=gap_px / (height - 90) if M > 1 else 0.0)
     for row, panel in enumerate(panels, start=1):
         if panel is None:
             continue
@@ -70,7 +73,7 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
         fig.update_yaxes(type="category", autorange="reversed", row=row, col=1,
                          showticklabels=len(units) <= 32)
     fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmid=0, colorbar=dict(title="H")),
-                      height=max(260, 240 * M), margin=dict(l=50, r=20, t=40, b=40))
+                      height=height, margin=dict(l=50, r=20, t=40, b=50))
     return fig
 
 

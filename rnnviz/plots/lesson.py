@@ -21,9 +21,9 @@ def toy_figure(res: ToyResult) -> go.Figure:
     """The toy network's four matrices, one row per time step: A = pre-activation (3×2),
     H = φ(A) (3×2), Z = H W_hq + b_q (3×3), O = φ(Z) (3×3); values written in the cells."""
     phi = "ReLU" if res.activation == "relu" else "tanh"
-    mats = [("A: X_t W_xh + H_{t-1} W_hh + b_h", res.A, "unit"),
+    mats = [("A = XW_xh + HW_hh + b_h", res.A, "unit"),
             (f"H = {phi}(A)", res.H, "unit"),
-            ("Z: H_t W_hq + b_q", res.Z, "output"),
+            ("Z = H W_hq + b_q", res.Z, "output"),
             (f"O = {phi}(Z)", res.O, "output")]
     zmax = max(float(np.abs(m.numpy()).max()) for _, m, _ in mats) or 1.0
     fig = make_subplots(rows=1, cols=4, horizontal_spacing=0.05,
@@ -31,7 +31,7 @@ def toy_figure(res: ToyResult) -> go.Figure:
     rows = [f"t={t}" for t in (1, 2, 3)]
     for col, (title, m, kind) in enumerate(mats, start=1):
         cols = [f"{kind} {j + 1}" for j in range(m.shape[1])]
-        fig.add_trace(_annotated(m.numpy(), cols, rows, zmax, title.split(":")[0]), row=1, col=col)
+        fig.add_trace(_annotated(m.numpy(), cols, rows, zmax, title.split(" = ")[0]), row=1, col=col)
         fig.update_yaxes(autorange="reversed", showticklabels=col == 1, row=1, col=col)
     fig.update_layout(height=260, margin=dict(l=40, r=10, t=50, b=30))
     fig.update_annotations(font_size=12)
@@ -48,8 +48,9 @@ def word_attribution_figure(attr: WordAttribution) -> go.Figure:
     for name, values in series:
         fig.add_trace(go.Bar(x=words, y=values, name=name, texttemplate="%{y:.3f}",
                              hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}}<extra></extra>"))
-    fig.update_layout(barmode="group", height=320, xaxis_title="earlier word w_t",
-                      yaxis_title="effect on the score of “by”", legend=dict(orientation="h", y=1.15),
+    fig.update_layout(barmode="group", height=360, xaxis_title="earlier word w_t",
+                      yaxis_title="effect on the score of “by”",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       margin=dict(l=50, r=10, t=40, b=40))
     return fig
 
