@@ -204,6 +204,15 @@ def _nonfinite(values: Tensor, steps: Tensor | None = None) -> NonFinite:
     return NonFinite(int(inf.sum()), int(nan.sum()), tuple(int(s) for s in st.tolist()[:20]))
 
 
+def forward_nonfinite(tr: Trace, upto: int | None = None) -> NonFinite:
+    """inf/nan in the forward states H_t (and C_t) of every layer, steps 0 … ``upto``."""
+    parts = [tr[n] for n in tr.names() if n.endswith(".h") or n.endswith(".c")]
+    states = torch.cat(parts, dim=1)
+    if upto is not None:
+        states = states[: upto + 1]
+    return _nonfinite(states)
+
+
 @dataclass
 class RateFit:
     """Least-squares fit log‖·‖ ≈ a + d·log(factor) over distances d (finite, non-zero points only).
@@ -293,6 +302,7 @@ class NormCurve:
     loss_value: L in nats. loss_steps: the steps t whose ℓ_t are in L.
     fits: series name ("layer0.h", "layer0.c", …) → RateFit over distances ≥ 1.
     nonfinite / zeros: series name → NonFinite / count of exact zeros.
+    forward: inf/nan in the forward states H_t, C_t (steps ≤ loss_step) — the usual cause.
     truncated_from: with truncation k (single loss), the distance from which gradients are cut (= k).
     clip: ClipReport when a clipping knob is on (the update sees ``clip.factor`` × every norm).
     """
@@ -316,6 +326,7 @@ class NormCurve:
     dtype: str
     truncated_from: int | None = None
     clip: ClipReport | None = None
+    forward: NonFinite = field(default_factory=NonFinite)
     grads_h: list[Tensor] | None = None
     grads_c: list[Tensor] | None = None
 
@@ -627,6 +638,7 @@ def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: i
         nonfinite=nonfin, zeros=zeros, cell=cfg.cell, num_layers=cfg.num_layers,
         hidden_size=cfg.hidden_size, whatif=whatif, dtype=str(tr["layer0.h"].dtype).replace("torch.", ""),
         truncated_from=whatif.truncate if (whatif.truncate and loss != "sum") else None, clip=clip,
+        forward=forward_nonfinite(tr, last),
         grads_h=[b["dH"][:n].clone() for b in backs] if keep_grads else None,
         grads_c=[b["dC"][:n].clone() for b in backs] if (keep_grads and is_lstm) else None)
 
@@ -663,6 +675,8 @@ class JacobianChain:
         pass itself overflowed. The matrix is renormalised every step (its scale is tracked as a
         float64 logarithm), so vanishing or exploding products never underflow or overflow.
     spectral / frobenius: the same as plain numbers (10**log10; 0 below ~1e−308, inf above ~1e308).
+    When the forward pass overflowed (``forward`` lists inf/nan states of this layer), the Jacobian
+    at such a state is undefined: every t whose chain t+1 … T passes one is set to nan.
     For the LSTM, ``*_c`` hold ‖∂H_T/∂C_t‖ (C_t perturbed, H_t held), else None.
     fit_spectral / fit_frobenius: per-step factors (RateFit over distances ≥ 1).
     method: "exact SVD" or "subspace iteration (k=…, tol=…)" for the spectral norm.
@@ -685,6 +699,7 @@ class JacobianChain:
     hidden_size: int
     whatif: WhatIf
     chars: list[str] = field(default_factory=list)
+    forward: NonFinite = field(default_factory=NonFinite)
 
     @property
     def spectral(self) -> Tensor:
@@ -822,6 +837,15 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
         if len(pending) == chunk:
             flush()
     flush()
+    states = L.h if not is_lstm else torch.cat([L.h, tr[f"layer{layer}.c"]], dim=1)
+    fwd = _nonfinite(states[: end + 1])
+    if fwd.any:
+        bad = ~torch.isfinite(states[: end + 1]).all(dim=1)          # (end+1,)
+        # t is undefined if any state in t+1 … end is non-finite (suffix "any" from the end)
+        later_bad = torch.flip(torch.cummax(torch.flip(bad.int(), [0]), 0).values, [0]).bool()
+        undefined = later_bad[1:end + 1]                            # for t = 0 … end−1
+        for arr in (*log_spec.values(), *log_fro.values()):
+            arr[undefined] = math.nan
     steps = torch.arange(n)
     distance = end - steps
     both = torch.stack([log_spec["h"], log_fro["h"]], dim=1)
@@ -834,7 +858,7 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
         log10_frobenius_c=log_fro.get("c"),
         fit_spectral=fit_rate(distance, log_spec["h"]), fit_frobenius=fit_rate(distance, log_fro["h"]),
         nonfinite=nf, zeros=int(torch.isneginf(log_fro["h"]).sum()), method=method, cell=cfg.cell,
-        hidden_size=h, whatif=whatif, chars=list(tr.chars))
+        hidden_size=h, whatif=whatif, chars=list(tr.chars), forward=fwd)
 
 
 # =============================================================================== gradient map
@@ -866,6 +890,7 @@ class GradientMap:
     num_layers: int
     hidden_size: int
     whatif: WhatIf
+    forward: NonFinite = field(default_factory=NonFinite)
 
 
 def _map_macs(T: int, rows: list[int], h: int, L: int, cell: str, truncate: int | None) -> float:
@@ -984,7 +1009,7 @@ def gradient_map(model: CharRNN, text: str | Trace, *, whatif: WhatIf | None = N
         message = (f"The map shows every {stride}th loss step ({R} of {T - 1} rows) to stay under "
                    f"~{max_macs:.0e} multiply–adds (documented cap MAP_MAX_MACS); each shown row is exact.")
     return GradientMap(row_t, maps, upstream, stride, stride > 1, message, macs, nonfin, zeros,
-                       list(tr.chars), cfg.cell, Lnum, h, whatif)
+                       list(tr.chars), cfg.cell, Lnum, h, whatif, forward_nonfinite(tr))
 
 
 # =============================================================================== spectrum
@@ -1074,6 +1099,10 @@ def reading(curve: NormCurve, spectrum: Spectrum | None = None, chain: JacobianC
         parts.append(f"The gradient of {what} overflowed: {v.describe()} in {k} "
                      f"(first at step t = {v.steps[0] if v.steps else '?'}). This is an exploding "
                      "forward or backward pass; the plot marks those points instead of dropping them.")
+    if curve.forward.any:
+        parts.append(f"The forward pass itself overflowed ({curve.forward.describe()} in the states "
+                     f"H_t/C_t, first at step t = {curve.forward.steps[0]}), so nothing after that "
+                     "step is meaningful.")
     if math.isfinite(fit.factor):
         f = fit.factor
         if curve.loss == "sum":
