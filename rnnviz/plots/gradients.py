@@ -1,0 +1,311 @@
+"""Figures of the Gradients view: pure builders, rnnviz.gradients results in, ``go.Figure`` out.
+
+Nothing is silently dropped: exact zeros (underflow, dead ReLUs, truncation) are drawn as ▽ markers
+along the bottom of a log axis and inf/NaN as ✕ markers along the top, each with a hover label and a
+count in the legend; the gradient map colours zeros and infinities at the ends of its scale and
+overlays ✕ on NaN cells. Character labels go through ``display_char`` and ``escape``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..gradients import GradientMap, JacobianChain, NormCurve, Spectrum
+from .common import SEQUENTIAL, display_char, escape
+
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
+#: The gradient map shows at most this many rows/columns; larger maps are max-pooled for display.
+MAP_DISPLAY_MAX = 600
+#: At most this many ✕ markers for NaN cells on the map (the count is always in the title).
+MAP_MAX_NAN_MARKERS = 4000
+
+
+def _char_label(chars: list[str], t: int) -> str:
+    return escape(display_char(chars[t])) if 0 <= t < len(chars) else "?"
+
+
+def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=60, r=20, t=60, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=11)),
+                      hovermode="closest")
+    return fig
+
+
+def _log_series(fig: go.Figure, x: np.ndarray, log10_y: np.ndarray, name: str, color: str,
+                hover: list[str], dash: str | None = None, log_axis: bool = True,
+                bottom: float = 0.0, top: float = 0.0, show_special: bool = True) -> dict[str, int]:
+    """Add one curve given log10 values; zeros (−inf) and inf/NaN become separate marker traces.
+
+    On a log axis the curve uses 10**log10; otherwise the y value is log10 itself.
+    bottom/top: y positions (in log10 units) for the zero and non-finite markers.
+    Returns counts {"zero": …, "inf": …, "nan": …}.
+    """
+    finite = np.isfinite(log10_y)
+    y = np.where(finite, log10_y, np.nan)
+    yv = np.power(10.0, y) if log_axis else y
+    fig.add_trace(go.Scatter(x=x, y=yv, mode="lines+markers" if len(x) <= 60 else "lines",
+                             name=name, line=dict(color=color, dash=dash), marker=dict(size=5),
+                             hovertext=hover, hovertemplate="%{hovertext}<br>‖·‖ = %{y:.3e}<extra>"
+                             + escape(name) + "</extra>" if log_axis else
+                             "%{hovertext}<br>log₁₀‖·‖ = %{y:.3f}<extra>" + escape(name) + "</extra>",
+                             connectgaps=False))
+    counts = {"zero": int(np.isneginf(log10_y).sum()), "inf": int(np.isposinf(log10_y).sum()),
+              "nan": int(np.isnan(log10_y).sum())}
+    if not show_special:
+        return counts
+    for kind, mask, ypos, symbol, label in (
+            ("zero", np.isneginf(log10_y), bottom, "triangle-down", "exactly 0"),
+            ("inf", np.isposinf(log10_y), top, "x", "inf"),
+            ("nan", np.isnan(log10_y), top, "x-thin-open", "NaN")):
+        if not mask.any():
+            continue
+        idx = np.nonzero(mask)[0]
+        yy = np.full(len(idx), 10.0 ** ypos if log_axis else ypos)
+        fig.add_trace(go.Scatter(
+            x=x[idx], y=yy, mode="markers", name=f"{name}: {label} ({len(idx)})",
+            marker=dict(symbol=symbol, size=9, color=color, line=dict(width=1.5, color=color)),
+            hovertext=[hover[i] + f"<br><b>{label}</b>" for i in idx],
+            hovertemplate="%{hovertext}<extra>" + escape(name) + "</extra>"))
+    return counts
+
+
+def _bounds(arrays: list[np.ndarray]) -> tuple[float, float]:
+    vals = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.array([])
+    if vals.size == 0:
+        return -1.0, 1.0
+    lo, hi = float(vals.min()), float(vals.max())
+    pad = max(0.5, 0.05 * (hi - lo))
+    return lo - pad, hi + pad
+
+
+# ============================================================================= norm curve
+def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = True) -> go.Figure:
+    """‖∂L/∂H_t‖ on a log y axis against the distance from the loss, one trace per layer (and C_t).
+
+    Zeros/inf/NaN are drawn as markers (see module doc). With truncation a dotted line marks where
+    gradients are cut; with global-norm clipping a dashed trace shows the top layer as the update
+    sees it (× the clip factor). The fitted per-step factor of the top layer is a dotted line.
+    """
+    fig = go.Figure()
+    x = curve.distance.numpy()
+    steps = curve.steps.numpy()
+    hover = [f"t = {t} (‘{_char_label(curve.chars, t)}’), {d} step(s) before the loss"
+             for t, d in zip(steps, x)]
+    series = curve.series()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = {k: np.log10(v.double().numpy()) for k, v in series.items()}
+    if not show_c:
+        logs = {k: v for k, v in logs.items() if k.endswith(".h")}
+    lo, hi = _bounds(list(logs.values()))
+    totals = {"zero": 0, "inf": 0, "nan": 0}
+    for i, (name, ly) in enumerate(logs.items()):
+        layer = int(name[5:name.index(".")])
+        is_c = name.endswith(".c")
+        label = f"‖∂L/∂{'C' if is_c else 'H'}_t‖ layer {layer}"
+        counts = _log_series(fig, x, ly, label, _COLORS[layer % len(_COLORS)], hover,
+                                  dash="dash" if is_c else None, bottom=lo, top=hi)
+        for k in totals:
+            totals[k] += counts[k]
+    fit = curve.fits.get(curve.top)
+    if show_fit and fit is not None and math.isfinite(fit.factor) and math.isfinite(fit.intercept) and fit.intercept > 0:
+        d = np.arange(fit.d_min, fit.d_max + 1)
+        fig.add_trace(go.Scatter(
+            x=d, y=fit.intercept * fit.factor ** d.astype(float), mode="lines",
+            name=f"fit: × {fit.factor:.3g} per step", line=dict(color="black", dash="dot", width=1),
+            hoverinfo="skip"))
+    if curve.clip is not None and curve.clip.theta is not None and math.isfinite(curve.clip.factor) \
+            and curve.clip.factor < 1:
+        top = logs.get(curve.top)
+        if top is not None:
+            f = curve.clip.factor
+            fig.add_trace(go.Scatter(x=x, y=np.power(10.0, np.where(np.isfinite(top), top, np.nan)) * f,
+                                     mode="lines", name=f"top layer as the update sees it (× {f:.3g}, θ = "
+                                     f"{curve.clip.theta:g})", line=dict(color="gray", dash="dash")))
+    if curve.truncated_from:
+        fig.add_vline(x=curve.truncated_from - 0.5, line=dict(color="gray", dash="dot"),
+                      annotation_text=f"truncated: k = {curve.truncated_from}", annotation_position="top")
+    what = {"last": "the last step", "step": f"step s = {curve.loss_step}", "sum": "all steps (sum)"}[curve.loss]
+    notes = []
+    if totals["inf"] or totals["nan"]:
+        notes.append(f"{totals['inf']} inf, {totals['nan']} NaN (✕ at top)")
+    if totals["zero"]:
+        notes.append(f"{totals['zero']} exact zeros (▽ at bottom)")
+    title = f"Gradient norm vs distance from the loss at {what}"
+    if notes:
+        title += "<br><sup>" + "; ".join(notes) + "</sup>"
+    fig.update_yaxes(type="log", title="‖∂L/∂H_t‖ (log scale)", exponentformat="power")
+    fig.update_xaxes(title="distance from the loss (steps back in time)")
+    return _layout(fig, title)
+
+
+# ============================================================================= Jacobian chain
+def jacobian_chain_figure(chain: JacobianChain) -> go.Figure:
+    """‖∂H_T/∂H_t‖₂ and ‖∂H_T/∂H_t‖_F against T − t, with the fitted per-step factors.
+
+    Uses a log axis when every value fits in float64 (10^±300); else plots log₁₀ on a linear axis.
+    LSTM: also ‖∂H_T/∂C_t‖ (dashed).
+    """
+    fig = go.Figure()
+    x = chain.distance.numpy()
+    steps = chain.steps.numpy()
+    hover = [f"t = {t} (‘{_char_label(chain.chars, t)}’), T − t = {d}" for t, d in zip(steps, x)]
+    arrays = {"‖∂H_T/∂H_t‖₂ (spectral)": (chain.log10_spectral.numpy(), None, 0),
+              "‖∂H_T/∂H_t‖_F (Frobenius)": (chain.log10_frobenius.numpy(), None, 1)}
+    if chain.log10_spectral_c is not None:
+        arrays["‖∂H_T/∂C_t‖₂"] = (chain.log10_spectral_c.numpy(), "dash", 0)
+        arrays["‖∂H_T/∂C_t‖_F"] = (chain.log10_frobenius_c.numpy(), "dash", 1)
+    lo, hi = _bounds([a for a, _, _ in arrays.values()])
+    log_axis = lo > -300 and hi < 300
+    for name, (ly, dash, ci) in arrays.items():
+        _log_series(fig, x, ly, name, _COLORS[ci], hover, dash=dash, log_axis=log_axis, bottom=lo, top=hi)
+    for fit, name, ci in ((chain.fit_spectral, "spectral", 0), (chain.fit_frobenius, "Frobenius", 1)):
+        if math.isfinite(fit.factor):
+            d = np.arange(fit.d_min, fit.d_max + 1).astype(float)
+            ly = math.log10(fit.intercept) + d * fit.log10_factor if fit.intercept > 0 else None
+            if ly is None:
+                continue
+            fig.add_trace(go.Scatter(x=d, y=np.power(10.0, ly) if log_axis else ly, mode="lines",
+                                     name=f"fit ({name}): × {fit.factor:.3g} per step",
+                                     line=dict(color=_COLORS[ci], dash="dot", width=1), hoverinfo="skip"))
+    fig.update_xaxes(title="T − t (steps back from H_T)")
+    if log_axis:
+        fig.update_yaxes(type="log", title="norm (log scale)", exponentformat="power")
+    else:
+        fig.update_yaxes(title="log₁₀ norm (values beyond float64 range)")
+    title = f"Jacobian chain ∂H_T/∂H_t, layer {chain.layer}, T = {chain.end}"
+    notes = []
+    if chain.nonfinite.any:
+        notes.append(f"{chain.nonfinite.describe()} (✕ at top)")
+    if chain.forward.any:
+        notes.append(f"forward pass overflowed from step {chain.forward.steps[0]}")
+    if chain.zeros:
+        notes.append(f"{chain.zeros} exact zeros (▽)")
+    notes.append(chain.method)
+    return _layout(fig, title + "<br><sup>" + escape("; ".join(notes)) + "</sup>")
+
+
+# ============================================================================= gradient map
+def _pool(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Max-pool a 2-D array to at most rows × cols; a NaN anywhere in a block makes it NaN."""
+    R, C = a.shape
+    fr, fc = max(1, math.ceil(R / rows)), max(1, math.ceil(C / cols))
+    if fr == 1 and fc == 1:
+        return a
+    Rp, Cp = math.ceil(R / fr) * fr, math.ceil(C / fc) * fc
+    pad = np.full((Rp, Cp), -np.inf)
+    pad[:R, :C] = a
+    blocks = pad.reshape(Rp // fr, fr, Cp // fc, fc)
+    has_nan = np.isnan(blocks).any(axis=(1, 3))
+    out = np.nanmax(np.where(np.isnan(blocks), -np.inf, blocks), axis=(1, 3))
+    out[has_nan] = np.nan
+    return out
+
+
+def gradient_map_figure(gmap: GradientMap, layer: int | None = None) -> go.Figure:
+    """Heatmap of log₁₀ G[t, k] = log₁₀ ‖∂ℓ_t/∂H_k‖ (rows: loss step t, columns: step k ≤ t).
+
+    Cells with k > t are blank (ℓ_t does not depend on H_k). Exact zeros take the bottom colour,
+    +inf the top colour (both named in the hover), NaN cells get ✕ markers. Maps above
+    MAP_DISPLAY_MAX rows/columns are max-pooled for display (the title says so).
+    """
+    layer = gmap.num_layers - 1 if layer is None else layer
+    G = gmap.maps[layer].double().numpy()
+    up = gmap.upstream.numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L = np.log10(G)
+    L[~up] = np.nan
+    n_zero = int(((G == 0) & up).sum())
+    n_inf = int((np.isposinf(G) & up).sum())
+    n_nan = int((np.isnan(G) & up).sum())
+    pooled = _pool(np.where(up, L, -np.inf), MAP_DISPLAY_MAX, MAP_DISPLAY_MAX)
+    R, C = G.shape
+    fr, fc = max(1, math.ceil(R / MAP_DISPLAY_MAX)), max(1, math.ceil(C / MAP_DISPLAY_MAX))
+    rows_t = gmap.loss_steps.numpy()[::fr]
+    cols_k = np.arange(0, C, fc)
+    up_p = rows_t[:, None] >= cols_k[None, :]
+    finite = pooled[np.isfinite(pooled) & up_p]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1
+    z = pooled.copy()
+    z[np.isneginf(z) & up_p] = lo                  # exact zero → bottom colour
+    z[np.isposinf(z)] = hi                         # inf → top colour
+    nan_cells = np.isnan(z) & up_p
+    z[~up_p] = np.nan                              # not upstream: blank
+    text = np.where(~up_p, "not upstream (k > t)",
+                    np.where(np.isneginf(pooled), "exactly 0",
+                             np.where(np.isposinf(pooled), "inf",
+                                      np.where(np.isnan(pooled), "NaN",
+                                               np.char.mod("10^%.2f", np.nan_to_num(pooled))))))
+    xl = [escape(f"{k}:{display_char(gmap.chars[k])}") for k in cols_k]
+    yl = [escape(f"{t}:{display_char(gmap.chars[t])}") for t in rows_t]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=xl, y=yl, colorscale=SEQUENTIAL, zmin=lo, zmax=hi, text=text,
+        hovertemplate="loss ℓ at %{y}<br>H at %{x}<br>‖∂ℓ_t/∂H_k‖ = %{text}<extra></extra>",
+        colorbar=dict(title="log₁₀ G")))
+    if nan_cells.any():
+        yy, xx = np.nonzero(nan_cells)
+        shown = min(len(yy), MAP_MAX_NAN_MARKERS)
+        fig.add_trace(go.Scatter(x=[xl[i] for i in xx[:shown]], y=[yl[i] for i in yy[:shown]], mode="markers",
+                                 name=f"NaN ({int(nan_cells.sum())} cells)",
+                                 marker=dict(symbol="x", size=5, color="red"), hoverinfo="skip"))
+    fig.update_xaxes(title="k: the hidden state H_k", type="category", nticks=20)
+    fig.update_yaxes(title="t: the loss ℓ_t", type="category", nticks=20, autorange="reversed")
+    notes = []
+    if gmap.message:
+        notes.append(gmap.message)
+    if fr > 1 or fc > 1:
+        notes.append(f"display max-pooled {fr}×{fc}")
+    if n_zero:
+        notes.append(f"{n_zero} exact zeros (bottom colour)")
+    if n_inf or n_nan:
+        notes.append(f"{n_inf} inf (top colour), {n_nan} NaN (✕)")
+    if gmap.forward.any:
+        notes.append(f"forward pass overflowed from step {gmap.forward.steps[0]}")
+    title = f"Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖, layer {layer}"
+    if notes:
+        title += "<br><sup>" + escape("; ".join(notes)) + "</sup>"
+    return _layout(fig, title, height=520)
+
+
+# ============================================================================= spectrum
+def eigenvalue_figure(spectrum: Spectrum, layer: int = 0, block: str | None = None) -> go.Figure:
+    """Eigenvalues λ of one W_hh block in the complex plane, with the unit circle |λ| = 1."""
+    block = block or spectrum.main
+    bs = spectrum.blocks[layer][block]
+    ev = bs.eigenvalues.numpy()
+    theta = np.linspace(0, 2 * np.pi, 361)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", name="|λ| = 1",
+                             line=dict(color="gray", dash="dash"), hoverinfo="skip"))
+    r = bs.spectral_radius
+    fig.add_trace(go.Scatter(x=r * np.cos(theta), y=r * np.sin(theta), mode="lines",
+                             name=f"spectral radius ρ = {r:.3g}", line=dict(color="#d62728", width=1),
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(
+        x=ev.real, y=ev.imag, mode="markers", name=f"eigenvalues of {block}",
+        marker=dict(size=6, color=np.abs(ev), colorscale=SEQUENTIAL, showscale=False),
+        hovertemplate="λ = %{x:.3f} %{y:+.3f}i<br>|λ| = %{marker.color:.3f}<extra></extra>"))
+    m = max(1.1, r * 1.1)
+    fig.update_xaxes(title="Re λ", range=[-m, m], zeroline=True)
+    fig.update_yaxes(title="Im λ", range=[-m, m], scaleanchor="x", scaleratio=1, zeroline=True)
+    verdict = "> 1: powers of W grow" if r > 1 else "< 1: powers of W shrink" if r < 1 else "= 1"
+    return _layout(fig, f"Eigenvalues of {escape(block)}, layer {layer}<br><sup>ρ = {r:.3g} {verdict}</sup>",
+                   height=420)
+
+
+def singular_values_figure(spectrum: Spectrum, layer: int = 0, block: str | None = None) -> go.Figure:
+    """Singular values of one W_hh block, descending, with the line σ = 1."""
+    block = block or spectrum.main
+    bs = spectrum.blocks[layer][block]
+    sv = bs.singular_values.numpy()
+    fig = go.Figure(go.Scatter(x=np.arange(1, len(sv) + 1), y=sv, mode="lines+markers" if len(sv) <= 64 else "lines",
+                               name=f"σ_i of {block}", hovertemplate="σ_%{x} = %{y:.4g}<extra></extra>"))
+    fig.add_hline(y=1.0, line=dict(color="gray", dash="dash"), annotation_text="σ = 1")
+    fig.update_xaxes(title="i")
+    fig.update_yaxes(title="singular value σ_i", rangemode="tozero")
+    return _layout(fig, f"Singular values of {escape(block)}, layer {layer}<br><sup>‖W‖₂ = σ₁ = "
+                        f"{bs.spectral_norm:.3g}</sup>", height=320)
