@@ -32,7 +32,7 @@ def test_norm_curve_figure_one_trace_per_layer_on_a_log_axis(cell, layers):
 
 def test_nonfinite_and_zero_values_are_marked_not_dropped():
     relu = tiny_model("rnn_relu", 1)
-    text = (SMALL_TEXT * 40)[:1500]
+    text = (SMALL_TEXT * 20)[:600]
     nc = norm_curve(relu, text, whatif=WhatIf(whh_scale=5.0))
     fig = PG.norm_curve_figure(nc)
     marked = [d for d in fig.data if d.name and ("NaN" in d.name or "inf" in d.name)]
@@ -91,7 +91,7 @@ def test_gradient_map_figure_blank_above_diagonal_and_escaped_labels():
 
 def test_gradient_map_figure_pools_large_maps():
     model = tiny_model("rnn_tanh", 1, hidden=4)
-    text = (SMALL_TEXT * 30)[:1300]
+    text = (SMALL_TEXT * 20)[:850]
     gm = gradient_map(model, text)
     fig = PG.gradient_map_figure(gm)
     z = np.asarray(fig.data[0].z, dtype=float)

@@ -18,7 +18,7 @@ from .common import SEQUENTIAL, display_char, escape
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 #: The gradient map shows at most this many rows/columns; larger maps are max-pooled for display.
-MAP_DISPLAY_MAX = 600
+MAP_DISPLAY_MAX = 400
 #: At most this many ✕ markers for NaN cells on the map (the count is always in the title).
 MAP_MAX_NAN_MARKERS = 4000
 
@@ -235,16 +235,15 @@ def gradient_map_figure(gmap: GradientMap, layer: int | None = None) -> go.Figur
     z[np.isposinf(z)] = hi                         # inf → top colour
     nan_cells = np.isnan(z) & up_p
     z[~up_p] = np.nan                              # not upstream: blank
-    text = np.where(~up_p, "not upstream (k > t)",
-                    np.where(np.isneginf(pooled), "exactly 0",
-                             np.where(np.isposinf(pooled), "inf",
-                                      np.where(np.isnan(pooled), "NaN",
-                                               np.char.mod("10^%.2f", np.nan_to_num(pooled))))))
+    text = np.full(z.shape, "", dtype=object)       # only the special cells get a note
+    text[np.isneginf(pooled) & up_p] = " — actually exactly 0 (bottom colour)"
+    text[np.isposinf(pooled)] = " — actually inf (top colour)"
+    text[nan_cells] = "NaN"
     xl = [escape(f"{k}:{display_char(gmap.chars[k])}") for k in cols_k]
     yl = [escape(f"{t}:{display_char(gmap.chars[t])}") for t in rows_t]
     fig = go.Figure(go.Heatmap(
         z=z, x=xl, y=yl, colorscale=SEQUENTIAL, zmin=lo, zmax=hi, text=text,
-        hovertemplate="loss ℓ at %{y}<br>H at %{x}<br>‖∂ℓ_t/∂H_k‖ = %{text}<extra></extra>",
+        hovertemplate="loss ℓ at %{y}<br>H at %{x}<br>log₁₀‖∂ℓ_t/∂H_k‖ = %{z:.2f}%{text}<extra></extra>",
         colorbar=dict(title="log₁₀ G")))
     if nan_cells.any():
         yy, xx = np.nonzero(nan_cells)
