@@ -11,7 +11,7 @@ from rnnviz import compare as C
 from rnnviz.plots import compare as PC
 
 ctx = shared.context()
-qp = st.query_params
+shared.view_params("cmp.")
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
@@ -34,12 +34,20 @@ st.markdown("The same text through two or three models side by side: hidden stat
 
 uploads = st.session_state.get("upload_names", {})
 available = shared.shipped_names() + list(uploads)
-wanted = [n for n in qp.get("cmp", "").split(",") if n in available] if qp.get("cmp") else []
-default = wanted[: C.MAX_MODELS] or C.default_selection(available, ctx.model_key)
-names = st.multiselect("Checkpoints (2–3)", available, default=default, max_selections=C.MAX_MODELS,
-                       format_func=lambda k: uploads.get(k, k), key="c_models")
-if ",".join(names) != qp.get("cmp", ""):
-    qp["cmp"] = ",".join(names)
+
+
+def _parse_models(raw: str) -> list[str]:
+    return [n for n in raw.split(",") if n in available][: C.MAX_MODELS]
+
+
+shared.url_default("c_models", "cmp.models", C.default_selection(available, ctx.model_key), _parse_models,
+                   lambda v: len(v) > 0)
+# A checkpoint that disappeared (or an upload from another session) must not break the widget.
+st.session_state["c_models"] = [n for n in st.session_state["c_models"] if n in available][: C.MAX_MODELS]
+with shared.controls("cmp"):
+    names = st.multiselect("Checkpoints (2–3)", available, max_selections=C.MAX_MODELS,
+                           format_func=lambda k: uploads.get(k, k), key="c_models")
+shared.url_set("cmp.models", ",".join(names))
 
 if len(names) < 2:
     st.info("Pick at least two checkpoints to compare (up to three).")
@@ -63,27 +71,38 @@ elif shared.notices(ctx):
                    "same, unchanged, in-vocabulary character: the fairest single number here.")
 
         st.subheader("Surprisal per character")
-        st.plotly_chart(PC.surprisal_lines(cmp), key="c_surprisal")
+        shared.show_chart(PC.surprisal_lines(cmp), ctx, "cmp_surprisal")
         with st.expander("What each model did with each position"):
             st.dataframe(C.flag_counts(cmp), width="stretch")
 
         st.subheader("Hidden states H_t")
         longest = max(len(r.chars) for r in cmp.runs)
-        c1, c2, c3 = st.columns([2, 3, 2])
         layers = {"top": "top layer h"}
         for r in cmp.runs:
             for key in r.states:
                 layers.setdefault(key, key)
-        state = c1.selectbox("state", list(layers), format_func=layers.get, key="c_state")
         width = min(PC.MAX_WINDOW, longest, 200)
-        if longest > width:
-            start = c2.slider("window start (step)", 0, longest - width, 0, key="c_start",
-                              help=f"Each panel shows {width} steps of its model's own text.")
-        else:
-            start = 0
-            c2.caption(f"All {longest} steps shown.")
-        max_units = c3.slider("units per panel (highest variance)", 8, 128, 64, step=8, key="c_units")
-        st.plotly_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), key="c_states")
+        shared.url_default("c_state", "cmp.state", "top", str, lambda v: v in layers)
+        shared.url_default("c_start", "cmp.start", 0, int, lambda v: 0 <= v <= longest - width)
+        shared.url_default("c_units", "cmp.units", 64, int, lambda v: 8 <= v <= 128 and v % 8 == 0)
+        if st.session_state["c_state"] not in layers:
+            st.session_state["c_state"] = "top"
+        if st.session_state["c_start"] > longest - width:
+            st.session_state["c_start"] = 0
+        with shared.controls("cmp-states"):
+            c1, c2, c3 = st.columns([2, 3, 2])
+            state = c1.selectbox("state", list(layers), format_func=layers.get, key="c_state")
+            if longest > width:
+                start = c2.slider("window start (step)", 0, longest - width, key="c_start",
+                                  help=f"Each panel shows {width} steps of its model's own text.")
+            else:
+                start = 0
+                c2.caption(f"All {longest} steps shown.")
+            max_units = c3.slider("units per panel (highest variance)", 8, 128, step=8, key="c_units")
+        shared.url_set("cmp.state", state)
+        shared.url_set("cmp.start", start)
+        shared.url_set("cmp.units", max_units)
+        shared.show_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), ctx, "cmp_states")
         st.caption("One shared colour scale centred on 0 (blue negative, red positive). Each panel uses "
                    "its model's own text: a d2l-cleaned model reads a shorter, lower-case text.")
 
@@ -99,9 +118,9 @@ elif shared.notices(ctx):
         except ValueError as err:
             st.info(f"No gradient curves: {err}")
         else:
-            st.plotly_chart(PC.gradient_curves({c.name: (c.distance, c.norms) for c in curves},
-                                               x_title="steps back from the last prediction",
-                                               y_title="‖∂ℓ/∂H_t‖ (top layer)"), key="c_grads")
+            shared.show_chart(PC.gradient_curves({c.name: (c.distance, c.norms) for c in curves},
+                                                 x_title="steps back from the last prediction",
+                                                 y_title="‖∂ℓ/∂H_t‖ (top layer)"), ctx, "cmp_grads")
             st.dataframe(
                 [{"checkpoint": c.name, "per-step factor (fit)": round(c.factor, 4),
                   "steps to shrink 100×": round(c.steps_to_1pct, 1), "exact zeros (underflow)": c.zeros,

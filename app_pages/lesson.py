@@ -13,24 +13,17 @@ from rnnviz.plots import lesson as PL
 from rnnviz.plots.common import display_char
 
 ctx = shared.context()
-qp = st.query_params
+shared.view_params("lesson.")
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>$~:")
 
 
-def _qp_choice(key: str, options: list[str], default: str) -> str:
-    value = qp.get(key, default)
-    return value if value in options else default
+def _md(text: str) -> str:
+    """Backslash-escape markdown (and $…$ LaTeX) specials in user/model text shown in markdown."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
 
 
-def _qp_int(key: str, default: int, lo: int, hi: int) -> int:
-    try:
-        return min(max(int(qp.get(key, default)), lo), hi)
-    except (TypeError, ValueError):
-        return default
-
-
-def _sync(key: str, value) -> None:
-    if qp.get(key) != str(value):
-        qp[key] = str(value)
+def _int_in(lo: int, hi: int):
+    return lambda v: lo <= v <= hi
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
@@ -63,21 +56,25 @@ def _forgetting_demo() -> None:
     if len(seen) < 2:
         st.info("Type at least 2 characters in the sidebar to run the counterfactual.")
         return
-    c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
-    if len(seen) > 2:
-        pos = c1.slider("position of the edited character", 0, len(seen) - 2,
-                        _qp_int("l_cfpos", 0, 0, len(seen) - 2), key="l_cfpos")
-    else:
-        pos = 0
-        c1.caption("Editing the first character (the text has 2 characters).")
-    default_char = "a" if seen[pos] != "a" else "e"
-    new = c2.text_input(f"replace “{display_char(seen[pos])}” by", value=qp.get("l_cfchar", default_char)[:1],
-                        max_chars=1, key="l_cfchar")
-    thr = c3.number_input("threshold", min_value=1e-6, max_value=10.0, value=0.01, format="%.4f",
-                          key="l_cfthr")
-    rel = c4.checkbox("relative to ‖H_t‖", value=True, key="l_cfrel")
-    _sync("l_cfpos", pos)
-    _sync("l_cfchar", new)
+    top = len(seen) - 2
+    shared.url_default("l_cfpos", "lesson.pos", 0, int, _int_in(0, top))
+    if st.session_state.get("l_cfpos", 0) > top:
+        st.session_state["l_cfpos"] = 0
+    shared.url_default("l_cfchar", "lesson.char", "a" if seen[0] != "a" else "e", str, lambda v: len(v) == 1)
+    with shared.controls("lesson-forget"):
+        c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+        if top > 0:
+            pos = c1.slider("position of the edited character", 0, top, key="l_cfpos")
+        else:
+            pos = 0
+            c1.caption("Editing the first character (the text has 2 characters).")
+        new = c2.text_input(f"replace “{_md(display_char(seen[pos]))}” by", max_chars=1, key="l_cfchar")
+        thr = c3.number_input("threshold", min_value=1e-6, max_value=10.0, value=0.01, format="%.4f",
+                              key="l_cfthr")
+        rel = c4.checkbox("relative to ‖H_t‖", value=True, key="l_cfrel")
+    shared.url_set("lesson.pos", pos)
+    if new:
+        shared.url_set("lesson.char", new)
     if not new:
         st.info("Type one replacement character.")
         return
@@ -95,7 +92,7 @@ def _forgetting_demo() -> None:
         st.warning("The replacement character is not in this model's vocabulary: it is read as ⟨unk⟩.")
     if ctx.trace.preprocessed:
         st.caption("Positions refer to the text as this model reads it (after its preprocessing).")
-    st.plotly_chart(PL.forgetting_figure(fg), key="l_forget_fig")
+    shared.show_chart(PL.forgetting_figure(fg), ctx, "lesson_forget")
     st.caption("The distance is over all layers' H_t (LSTM: the hidden h, not the cell c). "
                "‘Forgotten’ = the first step from which the difference stays below the threshold "
                "until the end of the text. A plain RNN typically forgets within a few dozen "
@@ -124,19 +121,20 @@ with tab_a:
         "(H is 3×2) and **three outputs**. The activation φ is applied to *both* layers, as in "
         "the seed example: $H_t = \\phi(X_t W_{xh} + H_{t-1} W_{hh} + b_h)$ and "
         "$O_t = \\phi(H_t W_{hq} + b_q)$, with $H_0 = 0$.")
-    c1, c2 = st.columns(2)
-    acts = ["relu", "tanh"]
-    act = c1.radio("Activation φ", acts, index=acts.index(_qp_choice("l_act", acts, "relu")),
-                   format_func={"relu": "ReLU", "tanh": "tanh"}.get, horizontal=True, key="l_act")
-    presets = list(L.TOY_PRESETS)
-    preset = c2.radio("Example weights", presets, index=presets.index(_qp_choice("l_preset", presets, "dead")),
-                      format_func={"dead": "dead (W_xh < 0)", "alive": "alive (mixed signs)"}.get,
-                      horizontal=True, key="l_preset")
-    _sync("l_act", act)
-    _sync("l_preset", preset)
+    acts, presets = list(L.ACTIVATIONS), list(L.TOY_PRESETS)
+    shared.url_default("l_act", "lesson.act", "relu", str, lambda v: v in acts)
+    shared.url_default("l_preset", "lesson.toy", "dead", str, lambda v: v in presets)
+    with shared.controls("lesson-toy"):
+        c1, c2 = st.columns(2)
+        act = c1.radio("Activation φ", acts, format_func={"relu": "ReLU", "tanh": "tanh"}.get,
+                       horizontal=True, key="l_act")
+        preset = c2.radio("Example weights", presets, horizontal=True, key="l_preset",
+                          format_func={"dead": "dead (W_xh < 0)", "alive": "alive (mixed signs)"}.get)
+    shared.url_set("lesson.act", act)
+    shared.url_set("lesson.toy", preset)
     base = L.TOY_PRESETS[preset]
     values = {}
-    with st.expander("Edit the values (X, W_xh, W_hh, b_h, W_hq, b_q)", expanded=False):
+    with shared.controls("lesson-toy-values"), st.expander("Edit the values (X, W_xh, W_hh, b_h, W_hq, b_q)"):
         cols = st.columns(3)
         for k, (name, shape) in enumerate(L.TOY_SHAPES.items()):
             with cols[k % 3]:
@@ -156,7 +154,7 @@ with tab_a:
                  r"\underbrace{b_h}_{1\times2} = \underbrace{A_t}_{1\times2} \;\to\; "
                  r"H_t = \phi(A_t) \;\to\; \underbrace{H_t}_{1\times2}\,\underbrace{W_{hq}}_{2\times3} + "
                  r"\underbrace{b_q}_{1\times3} = \underbrace{Z_t}_{1\times3} \;\to\; O_t = \phi(Z_t)")
-        st.plotly_chart(PL.toy_figure(res), key="l_toy_fig")
+        shared.show_chart(PL.toy_figure(res), ctx, "lesson_toy")
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("H all zero", "yes" if res.H_all_zero else "no")
         m2.metric("O all zero", "yes" if res.O_all_zero else "no")
@@ -186,13 +184,16 @@ with tab_b:
         "words — but through different numbers of $W_{hh}$ multiplications:")
     st.latex(r"O_3 = \phi\big(X_3 W_{xh} + \phi\big(X_2 W_{xh} + \phi(X_1 W_{xh} + b_h)\,W_{hh} + b_h\big)"
              r"\,W_{hh} + b_h\big)\,W_{hq} + b_q")
-    c1, c2, c3 = st.columns(3)
-    hidden = c1.slider("hidden units h", 2, 16, _qp_int("l_wh", 4, 2, 16), key="l_wh")
-    steps = c2.slider("training steps (0 = untrained)", 0, 400, _qp_int("l_ws", 100, 0, 400), step=10,
-                      key="l_ws")
-    seed = int(c3.number_input("seed", 0, 999, _qp_int("l_wseed", 0, 0, 999), key="l_wseed"))
-    for k, v in (("l_wh", hidden), ("l_ws", steps), ("l_wseed", seed)):
-        _sync(k, v)
+    shared.url_default("l_wh", "lesson.h", 4, int, _int_in(2, 16))
+    shared.url_default("l_ws", "lesson.steps", 100, int, lambda v: 0 <= v <= 400 and v % 10 == 0)
+    shared.url_default("l_wseed", "lesson.seed", 0, int, _int_in(0, 999))
+    with shared.controls("lesson-words"):
+        c1, c2, c3 = st.columns(3)
+        hidden = c1.slider("hidden units h", 2, 16, key="l_wh")
+        steps = c2.slider("training steps (0 = untrained)", 0, 400, step=10, key="l_ws")
+        seed = int(c3.number_input("seed", 0, 999, key="l_wseed"))
+    for k, v in (("lesson.h", hidden), ("lesson.steps", steps), ("lesson.seed", seed)):
+        shared.url_set(k, v)
     with st.spinner("Training the word RNN…"):
         wa = word_attribution(hidden, seed, steps)
     rows = [{"t": t + 1, "word": w, "X_t (1×5)": _row(torch.nn.functional.one_hot(torch.tensor(t + 1), 5), 0),
@@ -202,10 +203,10 @@ with tab_b:
     c1, c2 = st.columns([2, 3])
     with c1:
         st.markdown(f"**softmax(O₃)** — P(by | the time machine) = **{wa.P_3[4]:.3f}**")
-        st.plotly_chart(PL.word_probs_figure(wa), key="l_word_probs")
+        shared.show_chart(PL.word_probs_figure(wa), ctx, "lesson_word_probs")
     with c2:
         st.markdown("**Attribution of the score O₃[by] to each earlier word** (measured)")
-        st.plotly_chart(PL.word_attribution_figure(wa), key="l_word_attr")
+        shared.show_chart(PL.word_attribution_figure(wa), ctx, "lesson_word_attr")
     top = max(range(3), key=lambda t: wa.grad_norm[t])
     ratio = wa.grad_norm[top] / max(wa.grad_norm[0], 1e-12)
     st.markdown(
@@ -231,7 +232,7 @@ with tab_c:
     c2.metric("W_hq", f"{info['W_hq'][0]}×{info['W_hq'][1]}")
     c3.metric("b_q", f"1×{info['b_q'][0]}")
     c4.metric("output-layer parameters", f"{info['output_parameters']:,}")
-    tokens = " ".join(display_char(t) for t in info["tokens"])
+    tokens = " ".join(_md(display_char(t)) for t in info["tokens"])
     st.caption(f"Preprocessing '{info['preprocessing']}'. Vocabulary (⟨unk⟩ first, then by frequency): "
                f"{tokens}" + (" — d2l cleaning leaves 26 letters + space + ⟨unk⟩ = 28."
                              if info["preprocessing"] == "d2l" else ""))
@@ -246,8 +247,9 @@ with tab_c:
              r"H_t = X_t \text{ (one-hot of the character } i \text{ just read)}")
     st.latex(r"(W_{hq})_{ij} = \log \hat P(j \mid i),\; b_q = 0 \;\Rightarrow\; "
              r"\mathrm{softmax}(O_t)_j = \frac{\hat P(j\mid i)}{\sum_k \hat P(k\mid i)} = \hat P(j \mid i)")
-    btext = st.text_area("Text to count bigrams in (defaults to the sidebar text)", value=ctx.text[:L.MAX_BIGRAM_CHARS],
-                         key="l_bigram_text", height=80, max_chars=L.MAX_BIGRAM_CHARS)
+    with shared.controls("lesson-bigram"):
+        btext = st.text_area("Text to count bigrams in (defaults to the sidebar text)", value=ctx.text[:L.MAX_BIGRAM_CHARS],
+                             key="l_bigram_text", height=80, max_chars=L.MAX_BIGRAM_CHARS)
     try:
         bg = bigram(btext)
     except ValueError as err:
@@ -262,7 +264,7 @@ with tab_c:
                    "(exp underflows to exactly 0); a character never followed by anything (e.g. the last one) "
                    "gets a uniform row. The error is float32 rounding. The catch: this is "
                    "exact only on the text it was counted on, and remembers just one character.")
-        st.plotly_chart(PL.bigram_figure(bg), key="l_bigram_fig")
+        shared.show_chart(PL.bigram_figure(bg), ctx, "lesson_bigram")
 
     # --- 3 -------------------------------------------------------------------------------
     st.markdown("#### 3 · What happens to gradients over long chains?")

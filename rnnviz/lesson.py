@@ -22,8 +22,8 @@ Contents
     2. :func:`bigram_exact_rnn` — an RNN whose hidden state is the one-hot of the previous
        character and whose W_hq holds log-probabilities: softmax(O_t) *is* the counted bigram
        distribution (max abs difference measured).
-    3. Long-chain gradients — the Gradients view (``rnnviz.gradients``, a colleague's module);
-       :data:`GRADIENT_PRESETS` are the query-parameter presets the lesson links to.
+    3. Long-chain gradients — the Gradients view (``rnnviz.gradients``); :data:`GRADIENT_PRESETS`
+       are the query-parameter presets the lesson links to (nothing is recomputed here).
     4. :func:`counterfactual_forgetting` — what a model forgets: edit one early character and
        measure ‖H_t − H'_t‖ at every later step, and when it falls below a threshold.
 """
@@ -429,12 +429,13 @@ def bigram_exact_rnn(text: str, dtype: torch.dtype = torch.float32) -> BigramRes
                         LOG_ZERO, model)
 
 
-#: Presets the lesson offers as links into the Gradients view (query parameters of that page).
-#: ``g_scale`` multiplies W_hh (spectral radius knob), ``g_len`` is the chain length.
+#: Presets the lesson offers as links into the Gradients view: query parameters of that page
+#: (``gr.`` is the Gradients view's URL prefix; ``gr.scale`` multiplies W_hh, the what-if knob
+#: ``rnnviz.gradients.WhatIf.whh_scale``).
 GRADIENT_PRESETS = {
-    "vanishing (W_hh scaled by 0.5)": {"g_scale": "0.5", "g_len": "100"},
-    "as trained (scale 1)": {"g_scale": "1.0", "g_len": "100"},
-    "exploding (W_hh scaled by 2)": {"g_scale": "2.0", "g_len": "100"},
+    "vanishing (W_hh × 0.5)": {"gr.scale": "0.5"},
+    "as trained (W_hh × 1)": {"gr.scale": "1.0"},
+    "exploding (W_hh × 2)": {"gr.scale": "2.0"},
 }
 
 
