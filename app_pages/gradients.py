@@ -1,10 +1,182 @@
-"""Placeholder view (being built)."""
+"""Gradients: how ∂L/∂H_t vanishes or explodes going back in time (d2l §9.7). Wiring only: numbers
+from rnnviz.gradients, figures from rnnviz.plots.gradients. Knobs live in the URL (``g_*`` keys)."""
+
+from __future__ import annotations
 
 import streamlit as st
 
 from app_pages import shared
+from rnnviz import CheckpointError, TextError
+from rnnviz import gradients as G
+from rnnviz.plots import gradients as PG
+
+#: Characters analysed by default / at most (the first N of the sidebar text).
+DEFAULT_LEN = 200
+MAX_LEN = shared.MAX_PAGE_CHARS
+#: The Jacobian chain goes back at most this many steps (its cost is linear in it).
+CHAIN_MAX_BACK = 400
+ACTIVATIONS = {"as trained": None, "tanh": "tanh", "relu": "relu"}
+LOSS_LABELS = {"last": "cross-entropy at the last step", "step": "cross-entropy at step s",
+               "sum": "sum over all steps"}
 
 ctx = shared.context()
-st.title("gradients")
+shared.view_params("g_")
+
+
+def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float) -> G.WhatIf:
+    return G.WhatIf(whh_scale=float(scale), activation=act, truncate=int(trunc) or None,
+                    clip_norm=float(clip) or None, clip_value=float(clipv) or None)
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def curve(model_key: str, text: str, loss: str, step: int | None, knobs: tuple, _model) -> G.NormCurve:
+    """‖∂L/∂H_t‖ in float64 (so a vanishing gradient shows its size instead of underflowing)."""
+    import torch
+    return G.norm_curve(_model, text, loss=loss, step=step, whatif=_knobs(*knobs), dtype=torch.float64)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def spectrum(model_key: str, knobs: tuple, _model) -> G.Spectrum:
+    return G.whh_spectrum(_model, _knobs(*knobs))
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def chain(model_key: str, text: str, layer: int, knobs: tuple, _model) -> G.JacobianChain:
+    return G.jacobian_chain(_model, text, layer=layer, whatif=_knobs(*knobs), max_distance=CHAIN_MAX_BACK)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def gmap(model_key: str, text: str, knobs: tuple, _model) -> G.GradientMap:
+    return G.gradient_map(_model, text, whatif=_knobs(*knobs))
+
+
+def _float(lo: float, hi: float):
+    def parse(raw: str) -> float:
+        v = float(raw)
+        if not lo <= v <= hi:
+            raise ValueError(raw)
+        return v
+    return parse
+
+
+def _int(lo: int, hi: int):
+    def parse(raw: str) -> int:
+        v = int(raw)
+        if not lo <= v <= hi:
+            raise ValueError(raw)
+        return v
+    return parse
+
+
+st.title("Gradients across long backprop chains")
+st.markdown(
+    "Backpropagation through time multiplies one Jacobian per step, "
+    "∂H_t/∂H_{t−1} = diag(φ′(X_t W_xh + H_{t−1} W_hh + b_h)) W_hhᵀ for the vanilla RNN. "
+    "Below: the norm ‖∂L/∂H_t‖ of the *total* derivative of a loss with respect to every hidden "
+    "state, against how far back it lies; the spectrum of W_hh beside it; and what-if knobs that "
+    "act on a copy of the model.")
+
 if shared.notices(ctx):
-    st.write(ctx.trace.summary())
+    model = ctx.model
+    cfg = model.config
+    vanilla = cfg.cell.startswith("rnn")
+    text_all = ctx.trace.text if ctx.trace is not None else ctx.text
+    # ------------------------------------------------------------------ knobs (URL-backed)
+    shared.url_default("g_len", "g_len", DEFAULT_LEN, _int(2, MAX_LEN))
+    shared.url_default("g_loss", "g_loss", "last", str, lambda v: v in G.LOSSES)
+    shared.url_default("g_step", "g_step", 0, _int(0, MAX_LEN))
+    shared.url_default("g_scale", "g_scale", 1.0, _float(0.05, 5.0))
+    shared.url_default("g_act", "g_act", "as trained", str, lambda v: v in ACTIVATIONS)
+    shared.url_default("g_trunc", "g_trunc", 0, _int(0, MAX_LEN))
+    shared.url_default("g_clip", "g_clip", 0.0, _float(0.0, 1e6))
+    shared.url_default("g_clipv", "g_clipv", 0.0, _float(0.0, 1e6))
+    shared.url_default("g_layer", "g_layer", cfg.num_layers - 1, _int(0, cfg.num_layers - 1))
+    if st.session_state["g_layer"] >= cfg.num_layers:   # another checkpoint was picked
+        st.session_state["g_layer"] = cfg.num_layers - 1
+    with shared.controls("gradients"):
+        c1, c2, c3 = st.columns(3)
+        with c1:
+            n_chars = st.number_input("Characters analysed (the first N of the text)", 2, MAX_LEN,
+                                      key="g_len", step=50)
+            text = text_all[: int(n_chars)]
+            T = len(text)
+            loss = st.selectbox("Loss L", list(G.LOSSES), format_func=LOSS_LABELS.get, key="g_loss")
+            if st.session_state["g_step"] > max(T - 2, 0):
+                st.session_state["g_step"] = max(T - 2, 0)
+            step = st.number_input("Step s (for the loss at step s)", 0, max(T - 2, 0), key="g_step",
+                                   disabled=loss != "step")
+        with c2:
+            scale = st.slider("Scale W_hh by", 0.05, 5.0, key="g_scale", step=0.05,
+                              help="Every hidden-to-hidden weight matrix (all gate blocks of a GRU/LSTM).")
+            act = st.selectbox("Activation φ (vanilla RNN)", list(ACTIVATIONS), key="g_act",
+                               disabled=not vanilla,
+                               help="Swap tanh/ReLU with the same weights." if vanilla else
+                               "Gated cells keep their σ and tanh.")
+            trunc = st.number_input("Truncate BPTT to k steps (0 = off)", 0, MAX_LEN, key="g_trunc")
+        with c3:
+            clip = st.number_input("Global-norm clipping θ (0 = off)", 0.0, 1e6, key="g_clip", step=0.5,
+                                   help="d2l: g ← min(1, θ/‖g‖) g over all parameter gradients.")
+            clipv = st.number_input("Element-wise clipping ±c (0 = off)", 0.0, 1e6, key="g_clipv", step=0.5,
+                                    help="min-char-rnn: np.clip(dparam, −c, c).")
+            layer = st.selectbox("Layer (spectrum, Jacobian chain, map)", list(range(cfg.num_layers)),
+                                 key="g_layer")
+    for key, value in (("g_len", n_chars), ("g_loss", loss), ("g_step", step), ("g_scale", scale),
+                       ("g_act", act), ("g_trunc", trunc), ("g_clip", clip), ("g_clipv", clipv),
+                       ("g_layer", layer)):
+        shared.url_set(key, value)
+    knobs = (float(scale), ACTIVATIONS[act] if vanilla else None, int(trunc), float(clip), float(clipv))
+    if len(text_all) > n_chars:
+        st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")
+
+    try:
+        with st.spinner("Backpropagating through time…"):
+            nc = curve(ctx.model_key, text, loss, int(step) if loss == "step" else None, knobs, model)
+            sp = spectrum(ctx.model_key, knobs, model)
+    except (G.GradientError, TextError, CheckpointError) as err:
+        st.info(str(err))
+    else:
+        active = nc.whatif.describe()
+        if active:
+            st.caption("What-if (on a copy of the model): " + ", ".join(active))
+        left, right = st.columns([3, 2])
+        with left:
+            shared.show_chart(PG.norm_curve_figure(nc), ctx, key="g_curve", filename="rnnviz-gradient-norms")
+        with right:
+            blocks = list(sp.blocks[layer])
+            block = sp.main
+            if len(blocks) > 1:
+                block = st.selectbox("W_hh block", blocks, index=blocks.index(sp.main), key="g_block")
+            shared.show_chart(PG.eigenvalue_figure(sp, layer, block), ctx, key="g_eig")
+            shared.show_chart(PG.singular_values_figure(sp, layer, block), ctx, key="g_sv")
+        st.markdown("**Reading.** " + G.reading(nc, sp))
+        if nc.clip is not None:
+            m1, m2, m3 = st.columns(3)
+            m1.metric("‖g‖ before clipping", f"{nc.clip.grad_norm:.4g}")
+            m2.metric("‖g‖ after clipping", f"{nc.clip.grad_norm_after:.4g}")
+            m3.metric("entries clipped (±c)", f"{100 * nc.clip.fraction_clipped:.2f} %")
+
+        st.subheader("Jacobian chain ‖∂H_T/∂H_t‖")
+        st.caption(f"Layer {layer}, T = the last step, up to {CHAIN_MAX_BACK} steps back. Spectral norm "
+                   "(largest singular value) and Frobenius norm, with the fitted per-step factor. "
+                   "Truncation and clipping do not change the dynamics, so they do not apply here.")
+        try:
+            with st.spinner("Multiplying Jacobians…"):
+                ch = chain(ctx.model_key, text, int(layer), knobs, model)
+        except G.GradientError as err:
+            st.info(str(err))
+        else:
+            shared.show_chart(PG.jacobian_chain_figure(ch), ctx, key="g_chain")
+
+        st.subheader("Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖")
+        st.caption("Each row is one loss ℓ_t (the prediction made at step t), each column one hidden "
+                   "state H_k: how much each earlier step influences each later loss. Truncation "
+                   "applies per row.")
+        try:
+            with st.spinner("Backpropagating every loss at once…"):
+                gm = gmap(ctx.model_key, text, knobs, model)
+        except G.GradientError as err:
+            st.info(str(err))
+        else:
+            if gm.message:
+                st.info(gm.message)
+            shared.show_chart(PG.gradient_map_figure(gm, int(layer)), ctx, key="g_map")

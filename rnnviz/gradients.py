@@ -669,7 +669,8 @@ def parameter_gradients(model: CharRNN, text: str | Trace, *, loss: str = "last"
 class JacobianChain:
     """‖∂H_T/∂H_t‖ within one layer for every t < T (T = ``end``).
 
-    steps: (n,) long, t = 0 … end−1; distance: (n,) = end − t.
+    steps: (n,) long, t = start … end−1 (start = 0 unless ``max_distance`` limits it);
+    distance: (n,) = end − t.
     log10_spectral / log10_frobenius: (n,) float64 log10 of the spectral norm (largest singular
         value) and the Frobenius norm; −inf for an exactly zero Jacobian, nan/inf when the forward
         pass itself overflowed. The matrix is renormalised every step (its scale is tracked as a
@@ -752,12 +753,14 @@ class _SpectralBatch:
 @torch.no_grad()
 def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None, layer: int | None = None,
                    whatif: WhatIf | None = None, dtype: torch.dtype | None = None,
-                   exact: bool | None = None, chunk_elements: int = 1 << 23) -> JacobianChain:
+                   exact: bool | None = None, max_distance: int | None = None,
+                   chunk_elements: int = 1 << 23) -> JacobianChain:
     """‖∂H_T/∂H_t‖₂ and ‖∂H_T/∂H_t‖_F for t = 0 … T−1 within ``layer`` (default: the top layer).
 
     end: T, the step whose state is differentiated (default: the last step). Layers above never feed
     back, so only this layer's recurrence matters. exact: spectral norm by SVD (default when
     h ≤ EXACT_SVD_MAX_H) or by warm-started block subspace iteration (relative tolerance 1e−6).
+    max_distance: only t = T − max_distance … T − 1 (cost is linear in it); default all t < T.
     Cost: one (h × h) @ (h × h) product per step (two for the LSTM) plus the norms, computed in
     chunks of ``chunk_elements`` matrix entries. Truncation and clipping knobs do not apply.
     """
@@ -776,7 +779,10 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
     dt = L.h.dtype
     exact = h <= EXACT_SVD_MAX_H if exact is None else exact
     is_lstm = cfg.cell == "lstm"
-    n = end
+    if max_distance is not None and (not isinstance(max_distance, int) or max_distance < 1):
+        raise GradientError(f"max_distance must be a whole number ≥ 1, got {max_distance!r}.")
+    start = 0 if max_distance is None else max(0, end - max_distance)   # smallest t computed
+    n = end - start
     blocks = ("h", "c") if is_lstm else ("h",)
     finders = {b: _SpectralBatch(h, dt, exact) for b in blocks}
     log_fro = {b: torch.empty(n, dtype=torch.float64) for b in blocks}
@@ -810,7 +816,7 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
     M = torch.eye(h, dtype=dt)                      # ∂H_T/∂H_t (scaled), rows: units of H_T
     Mc = torch.zeros(h, h, dtype=dt) if is_lstm else None
     log_scale = 0.0                                 # log10 of the factor removed from M (and Mc)
-    for t in range(end, 0, -1):                     # from ∂H_T/∂H_t to ∂H_T/∂H_{t−1}
+    for t in range(end, start, -1):                 # from ∂H_T/∂H_t to ∂H_T/∂H_{t−1}
         if is_lstm:
             B, Cm = _step_matrices(L, t)
             dct = Mc + M * L.K[t][None, :]           # total adjoint of C_t
@@ -823,7 +829,7 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
         buf["h"][i].copy_(M)
         if is_lstm:
             buf["c"][i].copy_(Mc)
-        pending.append(t - 1)
+        pending.append(t - 1 - start)
         scales.append(log_scale)
         total = float(M.double().norm())
         if is_lstm:
@@ -843,10 +849,10 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
         bad = ~torch.isfinite(states[: end + 1]).all(dim=1)          # (end+1,)
         # t is undefined if any state in t+1 … end is non-finite (suffix "any" from the end)
         later_bad = torch.flip(torch.cummax(torch.flip(bad.int(), [0]), 0).values, [0]).bool()
-        undefined = later_bad[1:end + 1]                            # for t = 0 … end−1
+        undefined = later_bad[start + 1:end + 1]                    # for t = start … end−1
         for arr in (*log_spec.values(), *log_fro.values()):
             arr[undefined] = math.nan
-    steps = torch.arange(n)
+    steps = torch.arange(start, end)
     distance = end - steps
     both = torch.stack([log_spec["h"], log_fro["h"]], dim=1)
     nf = _nonfinite(torch.where(torch.isneginf(both), torch.zeros_like(both), both), steps)

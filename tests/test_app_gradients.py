@@ -1,0 +1,121 @@
+"""AppTest coverage of the Gradients view (no browser; tiny checkpoints in a tmp dir)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import rnnviz
+
+from .conftest import REPO, SMALL_TEXT, tiny_model
+
+TIMEOUT = 90
+PAGE = "app_pages/gradients.py"
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("grad_ckpts")
+    for name, cell, layers in (("timemachine-lstm", "lstm", 1), ("timemachine-rnn", "rnn_tanh", 1),
+                               ("timemachine-gru", "gru", 2), ("relu2", "rnn_relu", 2)):
+        rnnviz.save_checkpoint(tiny_model(cell, layers, 8), d / f"{name}.safetensors", {"corpus": "test"})
+    return d
+
+
+@pytest.fixture
+def app(ckpt_dir, monkeypatch):
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
+    return AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+
+
+def _open(at: AppTest, **query) -> AppTest:
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def _markdown(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_default_view_shows_curve_spectrum_reading_chain_and_map(app):
+    at = _open(app)
+    charts = _charts(at)
+    titles = [c["layout"]["title"]["text"] for c in charts]
+    assert len(charts) == 5, titles
+    assert titles[0].startswith("Gradient norm vs distance")
+    assert charts[0]["layout"]["yaxis"]["type"] == "log"
+    assert any("Eigenvalues of W_hc" in t for t in titles)          # the LSTM's candidate block
+    assert any(t.startswith("Jacobian chain") for t in titles)
+    assert any(t.startswith("Gradient map") for t in titles)
+    md = _markdown(at)
+    assert "Reading." in md and "per step" in md and "spectral radius" in md
+    assert at.query_params["g_loss"] == "last" and at.query_params["g_scale"] == "1.0"
+
+
+def test_url_knobs_reproduce_the_view(app):
+    at = _open(app, ckpt="timemachine-rnn", g_loss="step", g_step="10", g_scale="0.5", g_trunc="4",
+               g_clip="0.01", g_clipv="0.001", g_act="relu")
+    assert at.selectbox(key="g_loss").value == "step"
+    assert at.number_input(key="g_step").value == 10
+    assert at.slider(key="g_scale").value == 0.5
+    assert at.selectbox(key="g_act").value == "relu"
+    captions = "\n".join(c.value for c in at.caption)
+    assert "W_hh × 0.5" in captions and "φ = relu" in captions and "k = 4" in captions
+    labels = [m.label for m in at.metric]
+    assert "‖g‖ before clipping" in labels
+    md = _markdown(at)
+    assert "Truncated BPTT (k = 4)" in md and "clipping" in md
+    curve = _charts(at)[0]
+    assert "step s = 10" in curve["layout"]["title"]["text"]
+    # changing a knob writes it back into the URL
+    at.slider(key="g_scale").set_value(2.0).run()
+    assert not at.exception
+    assert at.query_params["g_scale"] == "2.0"
+
+
+def test_gated_cells_disable_the_activation_swap_and_offer_blocks(app):
+    at = _open(app, ckpt="timemachine-gru", g_act="relu", g_layer="1")
+    assert at.selectbox(key="g_act").disabled
+    assert at.selectbox(key="g_block").options == ["W_hr", "W_hz", "W_hh"]
+    assert any("layer 1" in c["layout"]["title"]["text"] for c in _charts(at))
+    assert not any("φ = relu" in c.value for c in at.caption)
+
+
+def test_overflow_is_shown_not_crashed(app):
+    text = (SMALL_TEXT * 40)[:1900]
+    at = _open(app, ckpt="relu2", text=text, g_scale="5.0", g_len="1900")
+    titles = " ".join(c["layout"]["title"]["text"] for c in _charts(at))
+    assert "NaN" in titles or "inf" in titles
+    assert "overflowed" in _markdown(at)
+
+
+def test_bad_url_values_fall_back_and_short_text_is_explained(app):
+    at = _open(app, g_scale="abc", g_loss="<script>", g_trunc="-3", g_layer="9")
+    assert at.slider(key="g_scale").value == 1.0
+    assert at.selectbox(key="g_loss").value == "last"
+    assert at.number_input(key="g_trunc").value == 0
+    at2 = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at2 = _open(at2, text="a")
+    assert any("at least 2 characters" in i.value for i in at2.info)
+    assert not _charts(at2)
+
+
+def test_the_shared_model_is_never_mutated(app, ckpt_dir):
+    at = _open(app, ckpt="timemachine-rnn", g_scale="3.0", g_act="relu", g_trunc="2", g_clip="0.5")
+    from app_pages import shared
+    cached = shared.shipped_model("timemachine-rnn")
+    fresh = rnnviz.load_model(ckpt_dir / "timemachine-rnn.safetensors")
+    assert cached.config.cell == "rnn_tanh"
+    for (k, a), (_, b) in zip(cached.state_dict().items(), fresh.state_dict().items()):
+        assert torch.equal(a, b), k
