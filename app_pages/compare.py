@@ -14,17 +14,20 @@ ctx = shared.context()
 shared.view_params("cmp.")
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+@st.cache_data(max_entries=8, ttl=3600, show_spinner=False)   # each holds every H_t of 2–3 models
 def comparison(names: tuple[str, ...], text: str) -> C.Comparison:
     """The aligned comparison of ``text`` through the named models (traces from the shared cache)."""
-    models = {n: shared.get_model(n) for n in names}
-    traces = {n: shared.cached_trace(n, text) for n in names}
+    uploads = st.session_state.get("upload_names", {})
+    label = {n: uploads.get(n, n) for n in names}          # uploads by file name, not by digest
+    models = {label[n]: shared.get_model(n) for n in names}
+    traces = {label[n]: shared.cached_trace(n, text) for n in names}
     return C.compare(text, models, traces)
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def gradient_curves(names: tuple[str, ...], text: str) -> list[C.GradientCurve]:
-    return C.gradient_curves(comparison(names, text), {n: shared.get_model(n) for n in names})
+    cmp = comparison(names, text)
+    return C.gradient_curves(cmp, {run.name: shared.get_model(n) for run, n in zip(cmp.runs, names)})
 
 
 st.title("Compare checkpoints")
