@@ -1,5 +1,6 @@
 """Gradients: how ∂L/∂H_t vanishes or explodes going back in time (d2l §9.7). Wiring only: numbers
-from rnnviz.gradients, figures from rnnviz.plots.gradients. Knobs live in the URL (``g_*`` keys)."""
+from rnnviz.gradients, figures from rnnviz.plots.gradients. Knobs live in the URL (``gr.*`` keys, the shared view
+convention: gr.len, gr.loss, gr.step, gr.scale, gr.act, gr.trunc, gr.clip, gr.clipv, gr.layer)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ LOSS_LABELS = {"last": "cross-entropy at the last step", "step": "cross-entropy 
                "sum": "sum over all steps"}
 
 ctx = shared.context()
-shared.view_params("g_")
+shared.view_params("gr.")
 
 
 def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float) -> G.WhatIf:
@@ -82,15 +83,15 @@ if shared.notices(ctx):
     vanilla = cfg.cell.startswith("rnn")
     text_all = ctx.trace.text if ctx.trace is not None else ctx.text
     # ------------------------------------------------------------------ knobs (URL-backed)
-    shared.url_default("g_len", "g_len", DEFAULT_LEN, _int(2, MAX_LEN))
-    shared.url_default("g_loss", "g_loss", "last", str, lambda v: v in G.LOSSES)
-    shared.url_default("g_step", "g_step", 0, _int(0, MAX_LEN))
-    shared.url_default("g_scale", "g_scale", 1.0, _float(0.05, 5.0))
-    shared.url_default("g_act", "g_act", "as trained", str, lambda v: v in ACTIVATIONS)
-    shared.url_default("g_trunc", "g_trunc", 0, _int(0, MAX_LEN))
-    shared.url_default("g_clip", "g_clip", 0.0, _float(0.0, 1e6))
-    shared.url_default("g_clipv", "g_clipv", 0.0, _float(0.0, 1e6))
-    shared.url_default("g_layer", "g_layer", cfg.num_layers - 1, _int(0, cfg.num_layers - 1))
+    shared.url_default("g_len", "gr.len", DEFAULT_LEN, _int(2, MAX_LEN))
+    shared.url_default("g_loss", "gr.loss", "last", str, lambda v: v in G.LOSSES)
+    shared.url_default("g_step", "gr.step", 0, _int(0, MAX_LEN))
+    shared.url_default("g_scale", "gr.scale", 1.0, _float(0.05, 5.0))
+    shared.url_default("g_act", "gr.act", "as trained", str, lambda v: v in ACTIVATIONS)
+    shared.url_default("g_trunc", "gr.trunc", 0, _int(0, MAX_LEN))
+    shared.url_default("g_clip", "gr.clip", 0.0, _float(0.0, 1e6))
+    shared.url_default("g_clipv", "gr.clipv", 0.0, _float(0.0, 1e6))
+    shared.url_default("g_layer", "gr.layer", cfg.num_layers - 1, _int(0, cfg.num_layers - 1))
     if st.session_state["g_layer"] >= cfg.num_layers:   # another checkpoint was picked
         st.session_state["g_layer"] = cfg.num_layers - 1
     with shared.controls("gradients"):
@@ -120,10 +121,10 @@ if shared.notices(ctx):
                                     help="min-char-rnn: np.clip(dparam, −c, c).")
             layer = st.selectbox("Layer (spectrum, Jacobian chain, map)", list(range(cfg.num_layers)),
                                  key="g_layer")
-    for key, value in (("g_len", n_chars), ("g_loss", loss), ("g_step", step), ("g_scale", scale),
-                       ("g_act", act), ("g_trunc", trunc), ("g_clip", clip), ("g_clipv", clipv),
-                       ("g_layer", layer)):
-        shared.url_set(key, value)
+    for key, value in (("len", n_chars), ("loss", loss), ("step", step), ("scale", scale),
+                       ("act", act), ("trunc", trunc), ("clip", clip), ("clipv", clipv),
+                       ("layer", layer)):
+        shared.url_set(f"gr.{key}", value)
     knobs = (float(scale), ACTIVATIONS[act] if vanilla else None, int(trunc), float(clip), float(clipv))
     if len(text_all) > n_chars:
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")

@@ -32,8 +32,9 @@ def app(ckpt_dir, monkeypatch):
 
 
 def _open(at: AppTest, **query) -> AppTest:
+    """Open the view with URL parameters; ``gr_x=`` stands for the view's ``gr.x`` key."""
     for k, v in query.items():
-        at.query_params[k] = v
+        at.query_params[k.replace("gr_", "gr.", 1)] = v
     at.switch_page(PAGE)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -60,12 +61,12 @@ def test_default_view_shows_curve_spectrum_reading_chain_and_map(app):
     assert any(t.startswith("Gradient map") for t in titles)
     md = _markdown(at)
     assert "Reading." in md and "per step" in md and "spectral radius" in md
-    assert at.query_params["g_loss"] == "last" and at.query_params["g_scale"] == "1.0"
+    assert at.query_params["gr.loss"] == "last" and at.query_params["gr.scale"] == "1.0"
 
 
 def test_url_knobs_reproduce_the_view(app):
-    at = _open(app, ckpt="timemachine-rnn", g_loss="step", g_step="10", g_scale="0.5", g_trunc="4",
-               g_clip="0.01", g_clipv="0.001", g_act="relu")
+    at = _open(app, ckpt="timemachine-rnn", gr_loss="step", gr_step="10", gr_scale="0.5", gr_trunc="4",
+               gr_clip="0.01", gr_clipv="0.001", gr_act="relu")
     assert at.selectbox(key="g_loss").value == "step"
     assert at.number_input(key="g_step").value == 10
     assert at.slider(key="g_scale").value == 0.5
@@ -81,11 +82,11 @@ def test_url_knobs_reproduce_the_view(app):
     # changing a knob writes it back into the URL
     at.slider(key="g_scale").set_value(2.0).run()
     assert not at.exception
-    assert at.query_params["g_scale"] == "2.0"
+    assert at.query_params["gr.scale"] == "2.0"
 
 
 def test_gated_cells_disable_the_activation_swap_and_offer_blocks(app):
-    at = _open(app, ckpt="timemachine-gru", g_act="relu", g_layer="1")
+    at = _open(app, ckpt="timemachine-gru", gr_act="relu", gr_layer="1")
     assert at.selectbox(key="g_act").disabled
     assert at.selectbox(key="g_block").options == ["W_hr", "W_hz", "W_hh"]
     assert any("layer 1" in c["layout"]["title"]["text"] for c in _charts(at))
@@ -94,14 +95,14 @@ def test_gated_cells_disable_the_activation_swap_and_offer_blocks(app):
 
 def test_overflow_is_shown_not_crashed(app):
     text = (SMALL_TEXT * 40)[:1900]
-    at = _open(app, ckpt="relu2", text=text, g_scale="5.0", g_len="1900")
+    at = _open(app, ckpt="relu2", text=text, gr_scale="5.0", gr_len="1900")
     titles = " ".join(c["layout"]["title"]["text"] for c in _charts(at))
     assert "NaN" in titles or "inf" in titles
     assert "overflowed" in _markdown(at)
 
 
 def test_bad_url_values_fall_back_and_short_text_is_explained(app):
-    at = _open(app, g_scale="abc", g_loss="<script>", g_trunc="-3", g_layer="9")
+    at = _open(app, gr_scale="abc", gr_loss="<script>", gr_trunc="-3", gr_layer="9")
     assert at.slider(key="g_scale").value == 1.0
     assert at.selectbox(key="g_loss").value == "last"
     assert at.number_input(key="g_trunc").value == 0
@@ -112,10 +113,21 @@ def test_bad_url_values_fall_back_and_short_text_is_explained(app):
 
 
 def test_the_shared_model_is_never_mutated(app, ckpt_dir):
-    at = _open(app, ckpt="timemachine-rnn", g_scale="3.0", g_act="relu", g_trunc="2", g_clip="0.5")
+    at = _open(app, ckpt="timemachine-rnn", gr_scale="3.0", gr_act="relu", gr_trunc="2", gr_clip="0.5")
     from app_pages import shared
     cached = shared.shipped_model("timemachine-rnn")
     fresh = rnnviz.load_model(ckpt_dir / "timemachine-rnn.safetensors")
     assert cached.config.cell == "rnn_tanh"
     for (k, a), (_, b) in zip(cached.state_dict().items(), fresh.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_lesson_preset_links_open_the_what_if(app):
+    from rnnviz.lesson import GRADIENT_PRESETS
+    params = GRADIENT_PRESETS["exploding (W_hh × 2)"] if "exploding (W_hh × 2)" in GRADIENT_PRESETS \
+        else list(GRADIENT_PRESETS.values())[-1]
+    for k, v in params.items():
+        app.query_params[k] = v
+    at = _open(app, ckpt="timemachine-rnn")
+    assert at.slider(key="g_scale").value == float(params["gr.scale"])
+    assert any(f"W_hh × {float(params['gr.scale']):g}" in c.value for c in at.caption)
