@@ -54,7 +54,8 @@ def _forgetting_demo() -> None:
         return
     seen = ctx.trace.text
     if len(seen) < 2:
-        st.info("Type at least 2 characters in the sidebar to run the counterfactual.")
+        extra = (f" (this model reads {len(seen)} after its preprocessing)" if ctx.trace.preprocessed else "")
+        st.info(f"The counterfactual needs a text of at least 2 characters{extra}: type more in the sidebar.")
         return
     top = len(seen) - 2
     shared.url_default("l_cfpos", "lesson.pos", 0, int, _int_in(0, top))
