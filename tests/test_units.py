@@ -1,0 +1,340 @@
+"""Unit finder, hypothesis → match, counterfactuals, ablation and PCA, checked against definitions
+on hand-built networks (build_model + set_textbook_params) and small random ones."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import rnnviz
+from rnnviz import ModelConfig, Vocab, build_model
+from rnnviz import features as F
+from rnnviz import units as U
+from tests.conftest import tiny_model
+
+ALPHABET = "ab(c)[d]{e} io\nxyz"
+
+
+def sample_text(n: int = 800, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(ALPHABET) for _ in range(n))
+
+
+def hand_built(cell: str = "rnn_relu", hidden: int = 4, seed: int = 0):
+    """Unit 0 counts bracket depth, unit 1 copies "is a vowel", units 2.. are small random ones."""
+    tokens = tuple(Vocab.from_text(ALPHABET).tokens)
+    model = build_model(ModelConfig(cell, hidden, 1, tokens), seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    V = len(tokens)
+    W_xh = torch.randn(V, hidden, generator=g) * 0.3
+    W_hh = torch.randn(hidden, hidden, generator=g) * 0.2
+    W_xh[:, :2] = 0.0
+    W_hh[:, :2] = 0.0        # units 0 and 1 read nothing but what is set below
+    W_hh[:2, 2:] = 0.0       # ... and feed nothing into the random units
+    for i, tok in enumerate(tokens):
+        if tok in "([{":
+            W_xh[i, 0] = 1.0
+        elif tok in ")]}":
+            W_xh[i, 0] = -1.0
+        if tok in "aeiou":
+            W_xh[i, 1] = 1.0
+    W_hh[0, 0] = 1.0
+    model.set_textbook_params(0, {"W_xh": W_xh, "W_hh": W_hh, "b_h": torch.zeros(hidden)})
+    return model
+
+
+@pytest.fixture(scope="module")
+def hand_index():
+    model = hand_built()
+    return model, U.build_index(model, sample_text())
+
+
+# ---------------------------------------------------------------- definitions of the hand-built net
+def test_hand_built_units_are_what_they_claim(hand_index):
+    model, index = hand_index
+    assert torch.allclose(index.activations(U.UnitRef(0, "h", 0)), F.feature("bracket_depth", index.text),
+                          atol=1e-5)
+    assert torch.allclose(index.activations(U.UnitRef(0, "h", 1)), F.feature("vowel", index.text),
+                          atol=1e-6)
+
+
+def test_bracket_depth_unit_ranks_first(hand_index):
+    _, index = hand_index
+    for by in ("r", "auc"):
+        res = U.rank_units(index, "bracket_depth", by=by, top=4)
+        assert res.top[0].unit == U.UnitRef(0, "h", 0), by
+    res = U.rank_units(index, "bracket_depth", by="r")
+    assert res.top[0].r == pytest.approx(1.0, abs=1e-5)
+    assert res.top[0].auc == pytest.approx(1.0)
+    assert res.label_rule.startswith("bracket_depth >")
+
+
+def test_vowel_copy_unit_has_auc_one(hand_index):
+    _, index = hand_index
+    res = U.rank_units(index, "vowel", by="auc", top=1)
+    assert res.top[0].unit == U.UnitRef(0, "h", 1)
+    assert res.top[0].auc == 1.0
+    assert res.label_rule == "vowel = 1"
+
+
+def pairwise_auc(a: np.ndarray, y: np.ndarray) -> float:
+    pos, neg = a[y], a[~y]
+    gt = (pos[:, None] > neg[None, :]).sum()
+    eq = (pos[:, None] == neg[None, :]).sum()
+    return (gt + 0.5 * eq) / (len(pos) * len(neg))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu"])
+def test_auc_and_r_equal_independent_computations(cell):
+    model = tiny_model(cell, layers=2, hidden=6, text=ALPHABET, seed=3)
+    text = sample_text(600, seed=1)
+    index = U.build_index(model, text)
+    tr = rnnviz.trace(model, text)
+    acts = U.activation_matrix(tr).double().numpy()
+    assert acts.shape == (len(text), len(U.unit_refs(model)))
+    for name in ("vowel", "bracket_depth", "position_in_word"):
+        f = F.feature(name, index.text)
+        res = U.rank_units(index, name)
+        label, _ = U.label_for(name, f)
+        y = label.numpy()
+        for j in range(acts.shape[1]):
+            assert res.auc[j] == pytest.approx(pairwise_auc(acts[:, j], y), abs=1e-9)
+            with np.errstate(invalid="ignore", divide="ignore"):   # a constant unit: NaN → r = 0
+                ref = np.corrcoef(acts[:, j], f.double().numpy())[0, 1]
+            assert res.r[j] == pytest.approx(0.0 if np.isnan(ref) else ref, abs=2e-5)
+
+
+def test_auc_ties_use_half_credit():
+    model = hand_built()
+    index = U.build_index(model, "aa(b)aaxx(y)")
+    values = torch.tensor([1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0], dtype=torch.float32)
+    res = U.rank_units(index, "vowel", values=values)
+    acts = U.activation_matrix(rnnviz.trace(model, index.text)).double().numpy()
+    for j in range(acts.shape[1]):
+        assert res.auc[j] == pytest.approx(pairwise_auc(acts[:, j], values.numpy() > 0.5), abs=1e-12)
+
+
+def test_constant_feature_and_regex_errors(hand_index):
+    _, index = hand_index
+    with pytest.raises(U.UnitsError, match="constant|all"):
+        U.rank_units(index, "uppercase")
+    with pytest.raises(F.FeatureError):
+        U.rank_units(index, "regex:(")
+    res = U.rank_units(index, "regex:[aeiou]", by="auc", top=1)
+    assert res.top[0].unit == U.UnitRef(0, "h", 1) and res.top[0].auc == 1.0
+
+
+def test_query_is_fast(hand_index):
+    _, index = hand_index
+    index.feature("bracket_depth")
+    res = U.rank_units(index, "bracket_depth")
+    assert res.seconds < 1.0
+
+
+def test_index_lru_is_bounded():
+    U._INDEX_LRU.clear()
+    model = hand_built()
+    for i in range(U.INDEX_CACHE_SIZE + 2):
+        U.get_index(model, sample_text(100, seed=i))
+    assert len(U._INDEX_LRU) == U.INDEX_CACHE_SIZE
+    U._INDEX_LRU.clear()
+
+
+def test_corpus_sample_is_the_tail_from_a_line_start(tmp_path, monkeypatch):
+    (tmp_path / "tiny.txt").write_text("line one\nline two\nline three\n", encoding="utf-8")
+    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
+    monkeypatch.setattr(U, "_load_corpus_text",
+                        lambda name: ((tmp_path / "tiny.txt").read_text(), "tiny"))
+    text, desc = U.corpus_sample("tiny.txt", max_chars=15)
+    assert text == "line three\n" and "last" in desc
+
+
+# ---------------------------------------------------------------- hypothesis → match
+def test_auto_threshold_rule():
+    lo = torch.tensor([0.0, 0.5, 2.0, -3.0], dtype=torch.float64)
+    hi = torch.tensor([1.0, 1.5, 3.0, -1.0], dtype=torch.float64)
+    # (0.5, 1] is inside two intervals: the most; its middle is 0.75
+    assert U._auto_threshold(lo, hi) == pytest.approx(0.75)
+    assert U._auto_threshold(torch.tensor([1.0]), torch.tensor([0.5])) is None
+
+
+def test_hypothesis_finds_the_depth_unit_and_matches():
+    model = hand_built(hidden=2)                          # just the depth and the vowel unit
+    index = U.build_index(model, sample_text())
+    text = "xx(abc)xx zz"
+    tr = rnnviz.trace(model, text)
+    hyp = U.select_units(index, tr, 2, 6)                 # "(abc": depth 1 inside, 0 around
+    depth_unit = U.UnitRef(0, "h", 0)
+    assert [(s.unit, s.sign) for s in hyp.units] == [(depth_unit, 1)]
+    scale = float(index.scale[0])
+    assert scale == float(F.feature("bracket_depth", index.text).max())
+    assert 0 < hyp.threshold <= 1 / scale                 # on at depth 1, off at depth 0
+    assert hyp.threshold == pytest.approx(0.5 / scale)    # the middle of (0, 1/scale]
+    # matches are exactly the maximal runs of the sample where the depth reaches 1
+    matches, total = U.find_matches(index, hyp, top=10_000, context=5)
+    depth = F.feature("bracket_depth", index.text)
+    on = (depth >= 1).tolist()
+    runs, t = [], 0
+    while t < len(on):
+        if on[t]:
+            s = t
+            while t < len(on) and on[t]:
+                t += 1
+            runs.append((s, t))
+        t += 1
+    assert total == len(runs) > 0
+    assert sorted((m.start, m.end) for m in matches) == runs
+    assert all(m.text == index.text[m.start:m.end] for m in matches)
+    assert all(m.left == index.text[max(0, m.start - 5):m.start] for m in matches)
+
+
+def test_selected_units_obey_the_definition(hand_index):
+    model, index = hand_index
+    tr = rnnviz.trace(model, "xx(abc)xx zz e(o)")
+    for a, b in ((2, 6), (3, 4), (10, 12)):
+        for theta in (None, 0.0, 0.05, 0.3):
+            hyp = U.select_units(index, tr, a, b, threshold=theta)
+            if hyp.threshold is None:
+                continue
+            x = index.scaled(U.activation_matrix(tr))
+            lo, hi = hyp.around
+            for s in hyp.units:
+                col = s.sign * x[:, index.column(s.unit)]
+                assert float(col[a:b].min()) >= hyp.threshold
+                assert float(torch.cat([col[lo:a], col[b:hi]]).max()) < hyp.threshold
+    depth = U.select_units(index, tr, 2, 6, threshold=0.5 / float(index.scale[0]))
+    assert (U.UnitRef(0, "h", 0), 1) in [(s.unit, s.sign) for s in depth.units]
+
+
+def test_adjustable_threshold_and_bad_spans(hand_index):
+    model, index = hand_index
+    tr = rnnviz.trace(model, "xx(abc)xx")
+    high = U.select_units(index, tr, 2, 6, threshold=1e6)
+    assert high.units == [] and high.threshold == 1e6
+    for a, b in ((3, 3), (5, 2), (-1, 2), (0, 99)):
+        with pytest.raises(U.UnitsError):
+            U.select_units(index, tr, a, b)
+    with pytest.raises(U.UnitsError, match="whole text"):
+        U.select_units(index, tr, 0, len(tr))
+
+
+# ---------------------------------------------------------------- counterfactual
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_identical_edit_is_exactly_zero(cell):
+    model = tiny_model(cell, layers=2)
+    text = "the time machine by h. g. wells"
+    cf = U.counterfactual(model, text, 4, 8, text[4:8])
+    assert set(cf.delta) == {f"layer{l}.{k}" for l in (0, 1) for k in (("h", "c") if cell == "lstm" else ("h",))}
+    assert all(float(v.abs().max()) == 0.0 for v in cf.delta.values())
+    assert float(cf.kl.abs().max()) == 0.0
+    assert len(cf.steps) == len(text) - 8 + 1
+
+
+def memoryless():
+    """rnn_relu with W_hh = 0: H_t depends on X_t only, so any difference dies after one step."""
+    model = hand_built()
+    p = model.textbook_params(0)
+    model.set_textbook_params(0, {"W_hh": torch.zeros_like(p["W_hh"])})
+    return model
+
+
+@pytest.mark.parametrize("start,end,rep", [(2, 3, "e"), (2, 2, "oo"), (2, 4, ""), (1, 3, "xyz")])
+def test_counterfactual_alignment(start, end, rep):
+    model = memoryless()
+    text = "ab(c)ab(c)ab"
+    cf = U.counterfactual(model, text, start, end, rep)
+    assert cf.edited == text[:start] + rep + text[end:]
+    for j, p, q in zip(cf.steps.tolist(), cf.orig_pos.tolist(), cf.edit_pos.tolist()):
+        if j >= 1:       # same suffix character on both sides
+            assert text[p] == cf.edited[q]
+            assert float(cf.delta["layer0.h"][j - int(cf.steps[0])]) == 0.0
+    assert cf.memory("layer0.h", tol=0.0, relative=False) <= 1
+
+
+def test_counterfactual_bad_input():
+    model = tiny_model("gru")
+    with pytest.raises(U.UnitsError):
+        U.counterfactual(model, "abc", 2, 9, "x")
+    with pytest.raises(U.UnitsError):
+        U.counterfactual(model, "a", 0, 1, "")
+
+
+# ---------------------------------------------------------------- ablation
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("cell,kind", [("lstm", "h"), ("lstm", "c"), ("gru", "h"), ("rnn_tanh", "h")])
+def test_ablation_never_mutates_and_baseline_matches_trace(cell, kind):
+    model = tiny_model(cell, layers=2)
+    before = snapshot(model)
+    grads = [p.requires_grad for p in model.parameters()]
+    text = "the time machine by h. g. wells"
+    ab = U.ablate(model, text, 0, 3, kind=kind, mode="clamp", value=0.7)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [p.requires_grad for p in model.parameters()] == grads and not model.training
+    tr = rnnviz.trace(model, text)
+    assert torch.allclose(ab.log_probs_base, tr.log_probs, atol=1e-5)
+    assert torch.allclose(ab.surprisal_base, tr.surprisal, atol=1e-5)
+    assert torch.allclose(ab.unit_base, tr[f"layer0.{kind}"][:, 3], atol=1e-5)
+    assert ab.surprisal_ablated.shape == (len(text) - 1,) and ab.kl.shape == (len(text),)
+
+
+def test_forced_unit_holds_its_value():
+    model = tiny_model("lstm", layers=2)
+    ids = model.vocab.encode("hello world").ids
+    _, hs = U.forward_with_unit(model, ids, 1, 5, "h", 0.25)
+    assert torch.all(hs[1][:, 5] == 0.25)
+
+
+def test_ablating_a_disconnected_unit_changes_nothing_and_a_used_one_does():
+    model = hand_built()
+    p = model.textbook_params(0)
+    W_hq = p["W_hq"].clone()
+    W_hq[3] = 0.0                          # unit 3 feeds neither the output...
+    W_hh = p["W_hh"].clone()
+    W_hh[3] = 0.0                          # ...nor any unit
+    W_hq[0] = 2.0                          # unit 0 (depth) drives the output
+    model.set_textbook_params(0, {"W_hq": W_hq, "W_hh": W_hh})
+    text = "a(b(c)d)e"
+    ab = U.ablate(model, text, 0, 3)
+    assert float(ab.delta_surprisal.abs().max()) == 0.0 and float(ab.kl.max()) == 0.0
+    ab0 = U.ablate(model, text, 0, 0)
+    assert float(ab0.delta_surprisal.abs().max()) > 0.0
+    assert ab0.top(2)[0][1] >= ab0.top(2)[-1][1]
+
+
+def test_ablation_bad_input():
+    model = tiny_model("gru")
+    for kwargs in ({"layer": 5, "unit": 0}, {"layer": 0, "unit": 99}, {"layer": 0, "unit": 0, "kind": "c"},
+                   {"layer": 0, "unit": 0, "mode": "clamp", "value": float("nan")}):
+        with pytest.raises(U.UnitsError):
+            U.ablate(model, "abc", **kwargs)
+
+
+# ---------------------------------------------------------------- projection
+def test_pca_matches_svd_of_centred_data():
+    model = tiny_model("lstm", layers=2, hidden=8)
+    tr = rnnviz.trace(model, "the time machine by h. g. wells, a story")
+    proj = U.project_trace(tr, ["layer0.h", "layer1.c"], k=2)
+    x = torch.cat([tr["layer0.h"], tr["layer1.c"]], dim=1).double()
+    xc = x - x.mean(0)
+    u, s, vh = torch.linalg.svd(xc, full_matrices=False)
+    assert torch.allclose(proj.coords.abs(), (u[:, :2] * s[:2]).abs(), atol=1e-9)
+    assert torch.allclose(proj.explained, s[:2] ** 2 / (s ** 2).sum())
+    assert torch.allclose(proj.coords, xc @ proj.components, atol=1e-12)
+    assert float(proj.explained.sum()) <= 1.0 + 1e-12
+    with pytest.raises(U.UnitsError):
+        U.pca(torch.zeros(1, 3))
+    with pytest.raises(U.UnitsError):
+        U.project_trace(tr, ["layer7.h"])
+
+
+def test_report_without_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
+    md = U.report()
+    assert "No shipped checkpoint" in md
