@@ -240,7 +240,7 @@ def test_browser_upload_refused_while_another_session_keeps_working(cases, marke
             body = a.locator("[data-testid='stApp']").inner_text()
             assert "Traceback" not in body
             token = f"session b step {i}"
-            area = b.locator("[data-testid='stTextArea'] textarea")
+            area = b.locator("[data-testid='stSidebar'] [data-testid='stTextArea'] textarea")
             area.fill(token)
             area.press("Control+Enter")
             b.wait_for_function(f"() => decodeURIComponent(location.search.replace(/\\+/g, ' ')).includes({json.dumps(token)})",
