@@ -1,10 +1,371 @@
-"""Placeholder view (being built)."""
+"""Units: what does a hidden unit track? Unit finder, hypothesis → match, counterfactual edits,
+ablation and a PCA projection. All numbers come from ``rnnviz.units`` (definitions in its
+docstring); this page only wires widgets, caches and the URL (keys ``units.*``, widgets ``u_*``)."""
+
+from __future__ import annotations
+
+import hashlib
 
 import streamlit as st
+import torch
 
 from app_pages import shared
+from rnnviz import TextError, Trace
+from rnnviz import features as F
+from rnnviz import units as U
+from rnnviz.plots import units as uplots
+from rnnviz.plots.common import display_char
+
+TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
+REGEX = "regular expression…"
+SAMPLE_SIZES = (5_000, 10_000, 20_000, 40_000)
+USER_SAMPLE_MAX = 40_000
+EXCERPT = 400
+ERRORS = (U.UnitsError, F.FeatureError, TextError)
 
 ctx = shared.context()
-st.title("units")
-if shared.notices(ctx):
-    st.write(ctx.trace.summary())
+shared.view_params("units.")
+st.title("Units")
+st.caption("Find what single hidden units track, test a hypothesis on a span, edit the text and "
+           "watch how long the network remembers, silence a unit, and see the state move in 2-D.")
+if not shared.notices(ctx):
+    st.stop()
+
+model = ctx.model
+tr: Trace = ctx.trace
+T = len(tr)
+cfg = model.config
+
+
+# =========================================================================== cached computations
+@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
+def sample_index(model_key: str, fingerprint: str, text_digest: str, _model, _text: str,
+                 source: str, max_chars: int) -> U.UnitIndex:
+    """The per-checkpoint index (one trace of the sample; z-scores and ranks). Read-only, shared."""
+    return U.build_index(_model, _text, key=fingerprint, source=source, max_chars=max_chars)
+
+
+@st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
+def training_text(model_key: str, fingerprint: str, _model, max_chars: int) -> tuple[str, str]:
+    return U.training_sample(_model, max_chars)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def ranking(fingerprint: str, text_digest: str, feature: str, by: str, top: int,
+            _index: U.UnitIndex) -> U.FinderResult:
+    return U.rank_units(_index, feature, by=by, top=top)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def cached_counterfactual(model_key: str, fingerprint: str, text: str, a: int, b: int, rep: str,
+                          _model) -> U.Counterfactual:
+    return U.counterfactual(_model, text, a, b, rep)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def cached_ablation(model_key: str, fingerprint: str, text: str, layer: int, unit: int, kind: str,
+                    mode: str, value: float, _model) -> U.Ablation:
+    return U.ablate(_model, text, layer, unit, kind=kind, mode=mode, value=value)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def fingerprint_of(model_key: str, _model) -> str:
+    return U.model_fingerprint(_model)
+
+
+fp = fingerprint_of(f"{ctx.model_key}:{id(model)}", model)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def state_options() -> list[str]:
+    return [f"layer{l}.{k}" for l in range(cfg.num_layers) for k in U.unit_kinds(model)]
+
+
+# =========================================================================== the sample
+def get_index() -> U.UnitIndex | None:
+    """The index for the chosen sample (built on first use; a notice instead of an error)."""
+    shared.url_default("u_src", "units.src", "corpus", str, lambda v: v in ("corpus", "typed", "own"))
+    shared.url_default("u_n", "units.n", U.SAMPLE_CHARS, int, lambda v: v in SAMPLE_SIZES)
+    with shared.controls("u-sample"), st.expander("Sample the units are measured on", expanded=False):
+        c1, c2 = st.columns([2, 1])
+        src = c1.radio("Sample", ("corpus", "typed", "own"), horizontal=True, key="u_src",
+                       format_func={"corpus": "training corpus (held-out part)",
+                                    "typed": "the text in the sidebar",
+                                    "own": "text I paste here"}.get)
+        n = c2.select_slider("Characters", SAMPLE_SIZES, key="u_n")
+        own = ""
+        if src == "own":
+            own = st.text_area("Sample text", key="u_own", height=120,
+                               help=f"At most {USER_SAMPLE_MAX:,} characters are used.")[:USER_SAMPLE_MAX]
+    shared.url_set("units.src", src)
+    shared.url_set("units.n", n)
+    try:
+        if src == "corpus":
+            with st.spinner("Loading the training corpus…"):
+                text, source = training_text(ctx.model_key, fp, model, n)
+        elif src == "typed":
+            text, source = tr.text, "the text in the sidebar"
+        else:
+            text, source = own, "your pasted text"
+        if len(text) < 2:
+            st.info("The sample is empty: paste at least a few hundred characters (or pick another sample).")
+            return None
+        with st.spinner("Indexing the sample (one trace; computed once per checkpoint)…"):
+            index = sample_index(ctx.model_key, fp, digest(text), model, text, source, n)
+    except ERRORS as err:
+        st.info(f"{err} Pick another sample above.")
+        return None
+    st.caption(f"Sample: {index.source} — N = {len(index):,} steps × U = {index.num_units:,} units "
+               f"(indexed in {index.build_seconds:.1f} s).")
+    return index
+
+
+# =========================================================================== tabs
+shared.url_default("u_tab", "units.tab", TABS[0], str, lambda v: v in TABS)
+tabs = st.tabs(list(TABS), key="u_tab", on_change="rerun")
+shared.url_set("units.tab", st.session_state.get("u_tab", TABS[0]))
+
+
+def is_open(k: int) -> bool:
+    """Only the selected tab runs (None: state tracking unavailable → run every tab)."""
+    flag = getattr(tabs[k], "open", None)
+    return True if flag is None else bool(flag)
+
+
+# --------------------------------------------------------------------------- unit finder
+def unit_finder() -> None:
+    index = get_index()
+    if index is None:
+        return
+    names = list(F.FEATURE_NAMES) + [REGEX]
+    shared.url_default("u_feat", "units.feat", "vowel", str, lambda v: v in names)
+    shared.url_default("u_regex", "units.re", r"th\w*", str, lambda v: len(v) <= F.MAX_PATTERN_CHARS)
+    shared.url_default("u_by", "units.by", "auc", str, lambda v: v in ("auc", "r"))
+    shared.url_default("u_top", "units.top", 10, int, lambda v: 3 <= v <= 30)
+    with shared.controls("u-finder"):
+        c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
+        feat = c1.selectbox("Feature", names, key="u_feat",
+                            format_func=lambda n: n if n == REGEX else f"{n} — {F.FEATURES[n].description}")
+        pattern = c2.text_input("Regular expression (marks every matched character)", key="u_regex",
+                                disabled=feat != REGEX, max_chars=F.MAX_PATTERN_CHARS)
+        by = c3.radio("Rank by", ("auc", "r"), key="u_by", format_func={"auc": "AUC", "r": "|r|"}.get)
+        top = c4.number_input("Top", 3, 30, key="u_top")
+    shared.url_set("units.feat", feat)
+    shared.url_set("units.re", pattern)
+    shared.url_set("units.by", by)
+    shared.url_set("units.top", top)
+    name = f"{F.REGEX_PREFIX}{pattern}" if feat == REGEX else feat
+    try:
+        res = ranking(fp, index.key + digest(index.text), name, by, int(top), index)
+    except ERRORS as err:
+        st.warning(str(err))
+        return
+    st.caption(f"Ranked all {index.num_units:,} units in {res.seconds * 1000:.0f} ms. AUC: how well "
+               f"“activation ≥ θ” separates {res.label_rule} from the rest, over every θ (0.5 = "
+               "chance, 1 = perfect, 0 = perfect but inverted).")
+    shared.show_chart(uplots.ranked_units_figure(res, font_size=ctx.font_size), ctx, key="u_rank")
+    st.dataframe(uplots.ranked_units_rows(res), hide_index=True, width="stretch")
+    # the top units as coloured text: on the sidebar text, and on the sample where the feature is on
+    st.subheader("The top units as coloured text")
+    values = index.feature(name)
+    label, _ = U.label_for(name, values) if feat != REGEX else (values > 0.5, "")
+    win = min(EXCERPT, len(index))
+    csum = torch.cat([torch.zeros(1), label.float().cumsum(0)])
+    start = int(torch.argmax(csum[win:] - csum[:-win])) if len(index) > win else 0
+    show = st.slider("How many units", 1, min(5, len(res.top)), min(3, len(res.top)), key="u_show")
+    chars_s = list(index.text[start:start + win])
+    st.html(uplots.unit_text_html(chars_s, values[start:start + win].tolist(), name,
+                                  font_size=ctx.font_size + 2,
+                                  caption=f"The feature itself on the sample, steps {start}–{start + win}"))
+    for s in res.top[:show]:
+        acts = index.activations(s.unit, start, start + win).tolist()
+        st.html(uplots.unit_text_html(chars_s, acts, s.unit.name, font_size=ctx.font_size + 2,
+                                      caption=f"{s.unit.name} (r = {s.r:+.3f}, AUC = {s.auc:.3f}) on the same "
+                                              "sample excerpt; blue negative, red positive"))
+        typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:shared.MAX_URL_TEXT]
+        st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.name, font_size=ctx.font_size + 2,
+                                      caption=f"{s.unit.name} on the sidebar text"))
+
+
+# --------------------------------------------------------------------------- hypothesis
+def hypothesis() -> None:
+    index = get_index()
+    if index is None:
+        return
+    if T < 2:
+        st.info("Type at least two characters to select a span.")
+        return
+    shared.url_default("u_how", "units.how", "slider", str, lambda v: v in ("slider", "find"))
+    shared.url_default("u_find", "units.find", "time", str, lambda v: len(v) <= 200)
+    shared.url_default("u_a", "units.a", min(4, T - 1), int, lambda v: 0 <= v < T)
+    shared.url_default("u_b", "units.b", min(8, T), int, lambda v: 0 < v <= T)
+    shared.url_default("u_auto", "units.auto", True, shared.parse_bool)
+    shared.url_default("u_thr", "units.thr", 0.3, float, lambda v: 0.0 <= v <= 1.0)
+    shared.url_default("u_frac", "units.frac", 1.0, float, lambda v: 0.5 <= v <= 1.0)
+    a0, b0 = int(st.session_state["u_a"]), int(st.session_state["u_b"])
+    a0, b0 = min(a0, T - 1), min(max(b0, a0 + 1), T)
+    with shared.controls("u-hyp"):
+        how = st.radio("Select the span by", ("slider", "find"), horizontal=True, key="u_how",
+                       format_func={"slider": "start / end sliders", "find": "finding a piece of text"}.get)
+        if how == "slider":
+            a, b = st.slider("Span [start, end) of the sidebar text (steps)", 0, T, (a0, b0), key="u_span")
+        else:
+            needle = st.text_input("Text to find (its first occurrence is the span)", key="u_find",
+                                   max_chars=200)
+            pos = tr.text.find(needle) if needle else -1
+            if pos < 0:
+                st.info("That text does not occur in the sidebar text (as the model reads it"
+                        + (", after its preprocessing" if tr.preprocessed else "") + ").")
+                return
+            a, b = pos, pos + len(needle)
+        c1, c2, c3 = st.columns(3)
+        auto = c1.toggle("Automatic threshold", key="u_auto",
+                         help="θ on the scale activation / max|activation over the sample|: the value "
+                              "that the most units separate at (on inside, off around); see rnnviz.units.")
+        thr = c2.slider("Threshold θ", 0.0, 1.0, step=0.01, key="u_thr", disabled=auto)
+        frac = c3.slider("Matches need this fraction of the units on", 0.5, 1.0, step=0.05, key="u_frac")
+    shared.url_set("units.how", how)
+    shared.url_set("units.a", a)
+    shared.url_set("units.b", b)
+    shared.url_set("units.auto", int(auto))
+    shared.url_set("units.thr", thr)
+    shared.url_set("units.frac", frac)
+    if b <= a:
+        st.info("The span is empty: move the end slider past the start.")
+        return
+    try:
+        hyp = U.select_units(index, tr, a, b, threshold=None if auto else thr)
+    except ERRORS as err:
+        st.info(str(err))
+        return
+    st.html(uplots.span_text_html(tr.chars[:shared.MAX_URL_TEXT], a, b, hyp.around, font_size=ctx.font_size + 2))
+    if hyp.threshold is None:
+        st.info("No unit is on throughout this span and off around it at any threshold ≥ 0. Try a "
+                "shorter span, or one that differs more from its neighbours.")
+        return
+    st.write(f"**{len(hyp.units)}** unit direction(s) are on inside "
+             f"{tr.text[a:b]!r} and off around it at θ = {hyp.threshold:.3f}"
+             + (" (automatic)" if auto else f" (automatic would be {hyp.auto_threshold:.3f})"
+                if hyp.auto_threshold is not None else "")
+             + f"; {hyp.separable} separate at some θ ≥ 0.")
+    if not hyp.units:
+        st.info("None at this threshold: switch on the automatic threshold or move θ.")
+        return
+    st.dataframe([{"unit": s.unit.name, "on when": "high" if s.sign > 0 else "low",
+                   "min inside": round(s.inside_min, 3), "max around": round(s.around_max, 3)}
+                  for s in hyp.units[:50]], hide_index=True, width="stretch")
+    matches, total = U.find_matches(index, hyp, min_fraction=frac, top=25)
+    st.subheader(f"Where else these units switch on together: {total:,} place(s) in the sample")
+    st.html(uplots.matches_html(matches, font_size=ctx.font_size + 1))
+
+
+# --------------------------------------------------------------------------- counterfactual
+def counterfactual_tab() -> None:
+    text = tr.text
+    shared.url_default("u_es", "units.es", 0, int, lambda v: 0 <= v < T)
+    shared.url_default("u_ee", "units.ee", min(1, T), int, lambda v: 0 <= v <= T)
+    shared.url_default("u_rep", "units.rep", "x" if text[:1] != "x" else "y", str, lambda v: len(v) <= 200)
+    es0 = min(int(st.session_state["u_es"]), T)
+    ee0 = min(max(int(st.session_state["u_ee"]), es0), T)
+    with shared.controls("u-cf"):
+        c1, c2 = st.columns([3, 1])
+        es, ee = c1.slider("Characters to replace [start, end) (start = end inserts)", 0, T, (es0, ee0),
+                           key="u_edit")
+        rep = c2.text_input("Replace with", key="u_rep", max_chars=200,
+                            help="Empty deletes the selected characters.")
+    shared.url_set("units.es", es)
+    shared.url_set("units.ee", ee)
+    shared.url_set("units.rep", rep)
+    try:
+        cf = cached_counterfactual(ctx.model_key, fp, text, es, ee, rep, model)
+    except ERRORS as err:
+        st.info(str(err))
+        return
+    st.text(f"before: …{text[max(0, es - 30):es]}[{text[es:ee]}]{text[ee:ee + 30]}…\n"
+            f"after:  …{text[max(0, es - 30):es]}[{rep}]{text[ee:ee + 30]}…")
+    if cf.unknown_in_edit:
+        st.warning(f"{cf.unknown_in_edit} inserted character(s) are not in the model's vocabulary and "
+                   "are read as <unk>.")
+    if cf.steps.numel() == 0:
+        st.info("Nothing follows the edit: put it earlier in the text to see the network remember it.")
+        return
+    if rep == text[es:ee]:
+        st.caption("The edit changes nothing, so every difference below is exactly 0.")
+    shared.show_chart(uplots.counterfactual_figure(cf, font_size=ctx.font_size), ctx, key="u_cf")
+    cols = st.columns(len(cf.delta) + 1)
+    for col, name in zip(cols, list(cf.delta) + ["kl"]):
+        m = cf.memory(name, 1e-2)
+        col.metric(f"‖Δ{name.split('.')[-1].upper()}‖ {name.split('.')[0]}" if name != "kl" else "KL",
+                   "—" if m is None else f"{m} steps",
+                   help="Steps after the edit until the difference stays below 1 % of its value just "
+                        "after the edit (— : not within this text).")
+
+
+# --------------------------------------------------------------------------- ablation
+def ablation_tab() -> None:
+    kinds = U.unit_kinds(model)
+    shared.url_default("u_layer", "units.layer", 0, int, lambda v: 0 <= v < cfg.num_layers)
+    shared.url_default("u_kind", "units.kind", "h", str, lambda v: v in kinds)
+    shared.url_default("u_unit", "units.unit", 0, int, lambda v: 0 <= v < cfg.hidden_size)
+    shared.url_default("u_mode", "units.mode", "zero", str, lambda v: v in ("zero", "clamp"))
+    shared.url_default("u_val", "units.val", 1.0, float, lambda v: -100.0 <= v <= 100.0)
+    with shared.controls("u-abl"):
+        c1, c2, c3, c4, c5 = st.columns(5)
+        layer = c1.selectbox("Layer", list(range(cfg.num_layers)), key="u_layer")
+        kind = c2.selectbox("State", kinds, key="u_kind",
+                            format_func={"h": "H (hidden)", "c": "C (memory cell)"}.get)
+        unit = c3.number_input("Unit", 0, cfg.hidden_size - 1, key="u_unit")
+        mode = c4.radio("Force to", ("zero", "clamp"), key="u_mode", horizontal=True)
+        value = c5.number_input("Clamp value", -100.0, 100.0, step=0.1, key="u_val", disabled=mode == "zero")
+    for key, v in (("layer", layer), ("kind", kind), ("unit", unit), ("mode", mode), ("val", value)):
+        shared.url_set(f"units.{key}", v)
+    try:
+        ab = cached_ablation(ctx.model_key, fp, tr.text, int(layer), int(unit), kind, mode, float(value), model)
+    except ERRORS as err:
+        st.info(str(err))
+        return
+    st.caption("Computed on a forward pass that forces the unit after every step; the shared model "
+               "is only read.")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Mean Δ surprisal", f"{ab.mean_delta:+.4f} nats/char")
+    c2.metric("Top prediction changed", f"{int(ab.argmax_changed.sum())} / {T} steps")
+    c3.metric("Largest KL", f"{float(ab.kl.max()):.3g} nats")
+    start, width = 0, min(200, T)
+    if T > width:
+        start = st.slider("Window start (step)", 0, T - width, 0, key="u_abl_start")
+    shared.show_chart(uplots.ablation_figure(ab, start, width, font_size=ctx.font_size), ctx, key="u_abl")
+    worst = torch.argsort(ab.kl, descending=True)[:10].tolist()
+    st.write("Steps where the prediction moved most")
+    st.dataframe(uplots.ablation_rows(ab, sorted(worst)), hide_index=True, width="stretch")
+
+
+# --------------------------------------------------------------------------- projection
+def projection_tab() -> None:
+    options = state_options()
+    default = f"layer{cfg.num_layers - 1}.h"
+    shared.url_default("u_pca", "units.pca", [default], lambda raw: [s for s in raw.split(",") if s],
+                       lambda v: bool(v) and all(s in options for s in v))
+    with shared.controls("u-pca"):
+        names = st.multiselect("States to project (concatenated)", options, key="u_pca")
+    shared.url_set("units.pca", ",".join(names))
+    if not names:
+        st.info("Pick at least one state.")
+        return
+    try:
+        proj = U.project_trace(tr, names, k=2)
+    except ERRORS as err:
+        st.info(str(err))
+        return
+    ev = proj.explained.tolist()
+    st.caption(f"PC1 and PC2 explain {100 * sum(ev):.1f}% of the variance of {', '.join(names)} over "
+               f"the {T} steps (PCA by SVD of the centred trajectory).")
+    shared.show_chart(uplots.pca_figure(proj, tr.chars, font_size=ctx.font_size), ctx, key="u_pca_fig")
+
+
+for k, render in enumerate((unit_finder, hypothesis, counterfactual_tab, ablation_tab, projection_tab)):
+    if is_open(k):
+        with tabs[k]:
+            render()

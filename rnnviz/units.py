@@ -9,12 +9,13 @@ Units
     then index); the columns of every (·, U) matrix below follow that order.
 
 Corpus sample (:func:`corpus_sample`)
-    The checkpoint's provenance names its training corpus (``timemachine.txt``,
-    ``tinyshakespeare.txt``, ``python-stdlib``; loaded by :mod:`rnnviz.corpora`, never copied into
-    the repository). The sample is its **last** :data:`SAMPLE_CHARS` (20,000) characters, started at
-    the first line boundary inside that window, then put through the model's preprocessing. The end
-    of a corpus is where a train/validation split usually puts held-out text. A user may give any
-    text instead. The index further caps the sample so that N·U ≤ :data:`MAX_INDEX_ELEMENTS`
+    The checkpoint's provenance names its training corpus (``timemachine``, ``tinyshakespeare``,
+    ``python-stdlib``; loaded by :mod:`rnnviz.corpora`, never copied into the repository). The
+    sample is its **last** :data:`SAMPLE_CHARS` (20,000) characters, started at the first line
+    boundary inside that window, after the model's preprocessing. When the provenance records
+    ``val_fraction`` (rnnviz.train holds out the last fraction of the preprocessed corpus), the
+    sample is further kept inside that held-out part (:func:`training_sample`), so the units are
+    measured on text the model did not train on. A user may give any text instead. The index further caps the sample so that N·U ≤ :data:`MAX_INDEX_ELEMENTS`
     (memory: two float32 (N, U) matrices).
 
 Per-checkpoint index (:class:`UnitIndex`, built once by :func:`build_index`)
@@ -177,6 +178,36 @@ def _load_corpus_text(name: str) -> tuple[str, str]:
     return path.read_text(encoding="utf-8"), str(path)
 
 
+def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS) -> tuple[str, str]:
+    """The model's own held-out text where its provenance says how it was split.
+
+    With ``provenance["val_fraction"]`` = v (rnnviz.train validates on the last v of the
+    *preprocessed* corpus), the sample is the last ``max_chars`` characters of that validation part
+    (from its first line start when it has newlines); otherwise :func:`corpus_sample`. The text is
+    returned already preprocessed. Raises UnitsError when the corpus is unknown or missing.
+    """
+    prov = getattr(model, "provenance", None) or {}
+    name = prov.get("corpus")
+    if not name or not isinstance(name, str):
+        raise UnitsError("The checkpoint does not name its training corpus; provide a text instead.")
+    vf = prov.get("val_fraction")
+    if not isinstance(vf, (int, float)) or not 0 < vf < 1:
+        text, desc = corpus_sample(name, max_chars)
+        return preprocess(text, model.config.preprocessing), desc
+    full, _ = _load_corpus_text(name)
+    prepared = preprocess(full, model.config.preprocessing)
+    val_start = int(len(prepared) * (1 - vf))
+    start = max(val_start, len(prepared) - max_chars)
+    if start > val_start:
+        nl = prepared.find("\n", start, start + 1000)
+        if nl != -1 and nl + 1 < len(prepared):
+            start = nl + 1
+    sample = prepared[start:]
+    return sample, (f"{name}: last {len(sample):,} characters of the held-out validation part "
+                    f"(last {vf:g} of the {model.config.preprocessing}-preprocessed corpus, "
+                    f"{len(prepared) - val_start:,} characters)")
+
+
 def corpus_sample(name: str, max_chars: int = SAMPLE_CHARS) -> tuple[str, str]:
     """The last ``max_chars`` characters of corpus ``name``, from the first line start in them.
 
@@ -320,14 +351,14 @@ _INDEX_LRU: OrderedDict[tuple, UnitIndex] = OrderedDict()
 
 def get_index(model: CharRNN, text: str | None = None, *, corpus: str | None = None,
               max_chars: int = SAMPLE_CHARS) -> UnitIndex:
-    """The index of ``model`` over ``text``, or over its corpus sample (``corpus`` or the model's
-    ``provenance["corpus"]``) when ``text`` is None. In-memory LRU of INDEX_CACHE_SIZE entries."""
+    """The index of ``model`` over ``text``, or, when ``text`` is None, over the tail of corpus
+    ``corpus`` or else the model's held-out sample (:func:`training_sample`). In-memory LRU of INDEX_CACHE_SIZE entries."""
     source = "text"
     if text is None:
-        corpus = corpus or (getattr(model, "provenance", None) or {}).get("corpus")
-        if not corpus:
-            raise UnitsError("The checkpoint does not name its training corpus; provide a text.")
-        text, source = corpus_sample(corpus, max_chars)
+        if corpus:
+            text, source = corpus_sample(corpus, max_chars)
+        else:
+            text, source = training_sample(model, max_chars)
     key = (model_fingerprint(model), hashlib.sha256(text.encode()).hexdigest(), max_chars)
     if key in _INDEX_LRU:
         _INDEX_LRU.move_to_end(key)
