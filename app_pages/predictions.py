@@ -29,7 +29,7 @@ summary = views.prediction_summary(tr)
 # ----------------------------------------------------------------- summary
 c1, c2, c3, c4 = st.columns(4)
 if summary["predicted"]:
-    c1.metric("Cross-entropy", f"{summary['cross_entropy']:.3f} nats/char",
+    c1.metric("Cross-entropy (nats/char)", f"{summary['cross_entropy']:.3f}",
               help="Mean −log P(next character) over the T−1 predicted characters.")
     c2.metric("Perplexity", f"{summary['perplexity']:.2f}", help="exp(cross-entropy)")
     c3.metric("Bits per character", f"{summary['bits_per_char']:.3f}", help="cross-entropy / ln 2")

@@ -81,7 +81,7 @@ def get_model(model_key: str) -> CharRNN:
     return shipped_model(model_key)
 
 
-@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def cached_trace(model_key: str, text: str) -> Trace:
     """The trace of ``text`` through the model named ``model_key`` (bounded LRU cache)."""
     return rnnviz.trace(get_model(model_key), text)
@@ -141,6 +141,10 @@ def show_chart(fig, ctx: "Context", key: str, filename: str | None = None) -> No
     lecture-mode fonts, and ``layout.meta`` naming the text (the page benchmark waits on it)."""
     if ctx.lecture:
         fig.update_layout(font=dict(size=ctx.font_size))
+    # Titles on the left, clear of the modebar (always shown, top right).
+    top = max(55, (fig.layout.margin.t or 0)) if fig.layout.title.text else (fig.layout.margin.t or 30)
+    fig.update_layout(title=dict(x=0.0, xanchor="left", xref="paper", y=1.0, yref="container",
+                                 yanchor="top", pad=dict(t=8)), margin=dict(t=top))
     fig.update_layout(meta={"rnnviz": ctx.digest, "chart": key})
     config = {"displayModeBar": True, "displaylogo": False,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",

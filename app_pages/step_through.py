@@ -98,12 +98,13 @@ def render_step() -> None:
     with right:
         out = views.step_output(model, tr, t)
         nid = int(tr.ids[t + 1]) if t + 1 < T else None
-        title = "softmax(O_t): P(next character)"
-        if nid is not None:
-            title += f"; next was {display_char(tr.chars[t + 1])!r}, P = {float(out['softmax'][nid]):.3f}"
-        shared.show_chart(pplots.step_distribution(out["softmax"], tokens, next_id=nid, top=15, title=title,
+        shared.show_chart(pplots.step_distribution(out["softmax"], tokens, next_id=nid, top=15,
+                                                   title="softmax(O_t): P(next character)",
                                                    font_size=ctx.font_size), ctx, key="st_softmax")
-        top = views.top_units(out["O_t"], 10)
+        if nid is not None:
+            st.caption(f"The next character was {display_char(tr.chars[t + 1])!r} (red), "
+                       f"P = {float(out['softmax'][nid]):.4f}.")
+        top = views.top_predictions(out["softmax"], 10)
         st.dataframe({"next": [pplots.token_labels(tokens)[i] for i in top],
                       "O_t (logit)": [round(float(out["O_t"][i]), 4) for i in top],
                       "softmax": [round(float(out["softmax"][i]), 4) for i in top]}, hide_index=True)

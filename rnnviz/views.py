@@ -27,7 +27,7 @@ ORDERINGS = ("trained", "variance", "clustered")
 HEATMAP_CELL_BUDGET = 80_000
 #: Columns and rows of the whole-text overview strip.
 OVERVIEW_MAX_COLUMNS = 400
-OVERVIEW_MAX_ROWS = 64
+OVERVIEW_MAX_ROWS = 256
 #: Saturation thresholds of gates (d2l: a gate near 0 or 1 acts as a switch).
 SAT_LOW, SAT_HIGH = 0.1, 0.9
 
@@ -248,6 +248,12 @@ def top_units(vector: Tensor, n: int) -> list[int]:
         return list(range(h))
     idx = vector.abs().topk(n).indices.tolist()
     return sorted(idx, key=lambda u: (-abs(float(vector[u])), u))
+
+
+def top_predictions(probs: Tensor, n: int) -> list[int]:
+    """Ids of the n most likely entries of a (|V|,) distribution, most likely first."""
+    n = max(1, min(int(n), probs.numel()))
+    return probs.topk(n).indices.tolist()
 
 
 # --------------------------------------------------------------------------- export

@@ -8,12 +8,16 @@ hundred columns; z values go out as float32 arrays (Plotly sends them base64-enc
 
 from __future__ import annotations
 
+import base64
+import struct
+import zlib
 from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from .common import DIVERGING, SEQUENTIAL, display_char
+from .text import _lut
 
 #: Show every character label on the x axis up to this many columns.
 ALL_LABELS_MAX = 120
@@ -81,38 +85,61 @@ def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequen
     return fig
 
 
+def colormap_rgb(values, vmin: float, vmax: float, scale: str) -> np.ndarray:
+    """(rows, cols) values → (rows, cols, 3) uint8 colours of ``scale`` over [vmin, vmax]."""
+    a = _np(values)
+    lut = np.asarray(_lut(scale), dtype=np.uint8)
+    span = (vmax - vmin) or 1.0
+    x = np.nan_to_num((a - vmin) / span, nan=0.5)
+    idx = np.clip(np.rint(x * (len(lut) - 1)), 0, len(lut) - 1).astype(np.intp)
+    return lut[idx]
+
+
+def png_data_uri(rgb: np.ndarray) -> str:
+    """A (rows, cols, 3) uint8 array as a ``data:image/png;base64,…`` URI (plain zlib, no PIL)."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w, _ = rgb.shape
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rgb.reshape(h, w * 3)], axis=1).tobytes()
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def overview_heatmap(values, edges: Sequence[int], *, units: Sequence[int], window: tuple[int, int],
                      zmax: float | None = None, gate: bool = False, name: str = "H",
-                     font_size: int = 12, height: int = 170) -> go.Figure:
+                     font_size: int = 12, height: int = 200) -> go.Figure:
     """The whole text at a glance: (n, h) bucket means over steps ``edges`` (from
-    ``views.downsample_steps``), rows = ``units``; the current window is outlined."""
+    ``views.downsample_steps``), rows = ``units``, drawn as one PNG image (cheap for the browser
+    however long the text); the current window is outlined."""
     a = _np(values)
     units = list(units)
-    z = np.ascontiguousarray(a[:, units].T)
-    centers = [(edges[i] + edges[i + 1] - 1) / 2 for i in range(len(edges) - 1)]
-    widths = [edges[i + 1] - edges[i] for i in range(len(edges) - 1)]
-    y = unit_labels(units)
-    common = dict(z=z, x=centers, y=y, customdata=None,
-                  hovertemplate="≈ step %{x:.0f}<br>unit %{y}<br>mean " + name + " = %{z:.3f}<extra></extra>",
-                  showscale=False)
+    z = a[:, units].T  # (rows, n)
     if gate:
-        trace = go.Heatmap(colorscale=SEQUENTIAL, zmin=0.0, zmax=1.0, **common)
+        rgb = colormap_rgb(z, 0.0, 1.0, SEQUENTIAL)
     else:
         m = zmax if zmax is not None else symmetric_range(a)
-        trace = go.Heatmap(colorscale=DIVERGING, zmid=0.0, zmin=-m, zmax=m, **common)
-    fig = go.Figure(trace)
+        rgb = colormap_rgb(z, -m, m, DIVERGING)
     T = edges[-1]
+    n = len(edges) - 1
+    dx = T / n
+    fig = go.Figure(go.Image(source=png_data_uri(rgb), x0=dx / 2 - 0.5, dx=dx, y0=0, dy=1,
+                             hovertemplate="≈ step %{x:.0f}<extra></extra>"))
     lo, hi = window
     fig.add_shape(type="rect", x0=lo - 0.5, x1=hi - 0.5, y0=-0.5, y1=len(units) - 0.5,
                   line=dict(color="black", width=2), fillcolor="rgba(0,0,0,0)")
-    per = max(widths) if widths else 1
+    per = max(edges[i + 1] - edges[i] for i in range(n)) if n else 1
     fig.update_layout(
         height=height, font=dict(size=font_size), margin=dict(l=60, r=20, t=30, b=30),
-        title=dict(text=f"Whole text ({T:,} characters"
-                        + (f", {per} per column" if per > 1 else "") + f", {len(units)} units)",
+        title=dict(text=f"Whole text ({T:,} characters" + (f", ≤ {per} per column" if per > 1 else "")
+                        + f", {len(units)} units); the box is the window below",
                    font=dict(size=font_size)),
-        xaxis=dict(range=[-0.5, T - 0.5], title=None),
-        yaxis=dict(type="category", autorange="reversed", showticklabels=False))
+        xaxis=dict(range=[-0.5, T - 0.5], title=None, showgrid=False),
+        yaxis=dict(range=[len(units) - 0.5, -0.5], showticklabels=False, scaleanchor=False,
+                   showgrid=False))
     return fig
 
 

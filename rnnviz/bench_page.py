@@ -1,0 +1,228 @@
+"""Page benchmark (not a test): from committing a new text to every chart rendered, in headless
+Chromium, median of N.
+
+    python -m rnnviz.bench_page                  # 1,000 chars × 256 units and 5,000 chars, 5 runs
+    python -m rnnviz.bench_page --repeats 3 --no-reference
+
+What is timed: the sidebar text area gets a new text (a different one each run, so no cache is
+hit), Ctrl+Enter commits it, and the clock stops when the Streamlit run is over and every Plotly
+chart on the page shows the new text (each chart's ``layout.meta.rnnviz`` carries a digest of the
+text, see ``app_pages/shared.show_chart``) and has been painted. The model is a randomly
+initialised 1-layer LSTM with 256 units (the shipped size) saved to a temporary checkpoint folder.
+
+Reference: the naive page, one full-resolution Plotly heatmap of every unit × every character
+(no window, no overview), driven the same way on the same server machine in the same run.
+
+``page_rows()`` returns rows ``{"name", "ours_s", "reference_s", "ratio", "target"}`` (target in
+seconds) for ``rnnviz/bench.py``; it needs Debian's Chromium and Playwright.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+MODEL_KEY = "timemachine-lstm"
+TARGETS = {1_000: 1.0, 5_000: 3.0}
+_WORDS = ("the time traveller for so it will be convenient to speak of him was expounding a "
+          "recondite matter to us his grey eyes shone and twinkled and his usually pale face was "
+          "flushed and animated fire burned brightly soft radiance of the incandescent lights in "
+          "lilies of silver caught bubbles that flashed and passed in our glasses").split()
+
+NAIVE_APP = '''
+import hashlib, os, sys
+sys.path.insert(0, {repo!r})
+import numpy as np, plotly.graph_objects as go, streamlit as st
+import rnnviz
+from rnnviz.plots.common import step_labels
+
+@st.cache_resource
+def model():
+    return rnnviz.load_model({key!r})
+
+text = st.text_area("Text", key="text")
+if text:
+    tr = rnnviz.trace(model(), text)
+    z = tr["layer0.h"].numpy().T
+    fig = go.Figure(go.Heatmap(z=z, x=step_labels(tr.chars), colorscale="RdBu_r", zmid=0,
+                               hovertemplate="%{{x}} %{{y}} %{{z:.4f}}<extra></extra>"))
+    digest = hashlib.sha256(f"{key}\\0{{text}}".encode()).hexdigest()[:16]
+    fig.update_layout(meta={{"rnnviz": digest}}, height=700)
+    st.plotly_chart(fig, theme=None)
+'''
+
+WAIT_JS = """([digest, minCharts]) => {
+  const w = document.querySelector('[data-testid="stStatusWidget"]');
+  if (w && /Running|Stop/.test(w.innerText)) return false;
+  const els = [...document.querySelectorAll('.js-plotly-plot')];
+  if (els.length < minCharts) return false;
+  return els.every(e => e._fullLayout && e.layout && e.layout.meta && e.layout.meta.rnnviz === digest
+                        && e.querySelector('.main-svg'));
+}"""
+PAINT_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
+
+
+def digest(text: str, model_key: str = MODEL_KEY) -> str:
+    """The digest the page puts in every chart's ``layout.meta.rnnviz`` (see shared.sidebar)."""
+    return hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def sample_text(n: int, seed: int) -> str:
+    rng = random.Random(seed)
+    out: list[str] = []
+    size = 0
+    while size < n:
+        w = rng.choice(_WORDS)
+        out.append(w)
+        size += len(w) + 1
+    text = " ".join(out)
+    return (text + " " * n)[:n]
+
+
+def make_checkpoints(folder: Path, hidden: int = 256) -> None:
+    import torch
+
+    from .checkpoint import save_checkpoint
+    from .model import ModelConfig, build_model
+    from .vocab import Vocab
+
+    tokens = Vocab.from_text("abcdefghijklmnopqrstuvwxyz .,;:'!?\n").tokens
+    model = build_model(ModelConfig("lstm", hidden, 1, tuple(tokens)), seed=0)
+    with torch.no_grad():  # larger weights than the default init: states use the colour range
+        for p in model.parameters():
+            p.mul_(4.0)
+    save_checkpoint(model, folder / f"{MODEL_KEY}.safetensors", {"corpus": "bench (random init)"})
+
+
+class Server:
+    def __init__(self, script: Path, env: dict):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless=true",
+               "--server.address=127.0.0.1", f"--server.port={self.port}",
+               "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("streamlit did not start within 90 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def time_commits(browser, url: str, n_chars: int, repeats: int, min_charts: int, seed0: int) -> list[float]:
+    """Open ``url``, then ``repeats`` times: type a new text, commit, wait for every chart."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("textarea", timeout=120_000)
+        times = []
+        for i in range(repeats + 1):  # the first run warms the browser (Plotly's JS chunk) up
+            text = sample_text(n_chars, seed0 + i)
+            area = page.locator("textarea").first
+            area.fill(text)
+            start = time.perf_counter()
+            area.press("Control+Enter")
+            page.wait_for_function(WAIT_JS, arg=[digest(text), min_charts], timeout=120_000,
+                                   polling="raf")
+            page.evaluate(PAINT_JS)
+            elapsed = time.perf_counter() - start
+            if i:
+                times.append(elapsed)
+        return times
+    finally:
+        context.close()
+
+
+def page_rows(sizes=(1_000, 5_000), repeats: int = 5, reference: bool = True,
+              hidden: int = 256, verbose: bool = False) -> list[dict]:
+    """Benchmark rows (see the module docstring). Needs /usr/bin/chromium and Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rnnviz-benchpage-") as tmp:
+        folder = Path(tmp)
+        make_checkpoints(folder, hidden)
+        env = {"RNNVIZ_CHECKPOINT_DIR": str(folder)}
+        naive_script = folder / "naive_app.py"
+        naive_script.write_text(NAIVE_APP.format(repo=str(REPO), key=MODEL_KEY))
+        ours = Server(REPO / "app.py", env)
+        naive = Server(naive_script, env) if reference else None
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    for n in sizes:
+                        mine = time_commits(browser, ours.url + "/", n, repeats, 1, seed0=1000 * n)
+                        ref = (time_commits(browser, naive.url + "/", n, repeats, 1, seed0=7 + 1000 * n)
+                               if naive else None)
+                        if verbose:
+                            print(f"{n} chars: ours {[round(t, 2) for t in mine]}"
+                                  + (f", naive {[round(t, 2) for t in ref]}" if ref else ""), file=sys.stderr)
+                        o = statistics.median(mine)
+                        r = statistics.median(ref) if ref else None
+                        rows.append({"name": f"page: hidden states, commit text → all charts, "
+                                             f"{n:,} chars × {hidden} units",
+                                     "ours_s": o, "reference_s": r,
+                                     "ratio": (o / r) if r else None,
+                                     "target": TARGETS.get(n, 3.0)})
+                finally:
+                    browser.close()
+        finally:
+            ours.stop()
+            if naive:
+                naive.stop()
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 5_000])
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--no-reference", action="store_true", help="skip the naive page")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    rows = page_rows(tuple(args.sizes), args.repeats, not args.no_reference, args.hidden, verbose=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            ref = f"{r['reference_s']:.2f} s naive (×{r['ratio']:.2f})" if r["reference_s"] else "no reference"
+            ok = "OK" if r["ours_s"] <= r["target"] else "OVER"
+            print(f"{r['name']}: {r['ours_s']:.2f} s (target ≤ {r['target']:.1f} s, {ok}); {ref}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
