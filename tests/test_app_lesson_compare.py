@@ -27,7 +27,11 @@ def ckpt_dir(tmp_path_factory):
 
 @pytest.fixture
 def app(ckpt_dir, monkeypatch):
+    import streamlit as st
+
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
+    st.cache_data.clear()          # other test modules cache different models under the same names
+    st.cache_resource.clear()
     return AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
 
 
