@@ -45,6 +45,11 @@ def forgetting(model_key: str, text: str, position: int, char: str, threshold: f
                                        threshold, relative)
 
 
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def gradient_presets(model_key: str, text: str) -> list[dict]:
+    return L.measure_gradient_presets(shared.get_model(model_key), text)
+
+
 def _row(t: torch.Tensor, digits: int = 3) -> str:
     return "[" + ", ".join(f"{v:.{digits}f}" for v in t.reshape(-1).tolist()) + "]"
 
@@ -276,11 +281,23 @@ with tab_c:
         "model; these links open it with a preset:")
     st.latex(r"\frac{\partial H_t}{\partial H_k} = \prod_{j=k+1}^{t} "
              r"\mathrm{diag}\big(\phi'(X_j W_{xh} + H_{j-1} W_{hh} + b_h)\big)\, W_{hh}^\top")
+    try:
+        measured = gradient_presets(ctx.model_key, ctx.text)
+    except ImportError:
+        measured = None
+    except ValueError as err:        # e.g. a text under 2 characters
+        measured = None
+        st.caption(f"No measurement: {err}")
     cols = st.columns(len(L.GRADIENT_PRESETS))
-    for col, (label, params) in zip(cols, L.GRADIENT_PRESETS.items()):
+    for k, (col, (label, params)) in enumerate(zip(cols, L.GRADIENT_PRESETS.items())):
         with col:
             st.page_link("app_pages/gradients.py", label=f"Gradients: {label}", icon=":material/show_chart:",
                          query_params={"ckpt": ctx.model_key, **params})
+            if measured:
+                m = measured[k]
+                kind = "vanishing" if m["factor"] < 1 else "exploding"
+                st.caption(f"Measured on this model and text: ‖∂ℓ/∂H_t‖ changes × {m['factor']:.3g} per step "
+                           f"({kind}; 100× in {m['steps_to_100x']:.0f} steps).")
 
     # --- 4 -------------------------------------------------------------------------------
     st.markdown("#### 4 · Limits of the simple model: what does it forget?")

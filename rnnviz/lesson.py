@@ -439,6 +439,31 @@ GRADIENT_PRESETS = {
 }
 
 
+def measure_gradient_presets(model: CharRNN, text: str, max_chars: int = 200) -> list[dict]:
+    """Problem 3, measured (not reimplemented): for every :data:`GRADIENT_PRESETS` entry, the fitted
+    per-step factor of ‖∂ℓ/∂H_t‖ (loss at the last step, top layer) from ``rnnviz.gradients``,
+    with W_hh scaled as the preset says (on a copy; the model is not touched).
+
+    Uses the last ``max_chars`` characters of the text as the model reads it. Returns one dict per
+    preset: label, scale, factor (per step; < 1 vanishing, > 1 exploding), steps_to_100x (steps
+    for a 100× change of the fitted curve), params (the link's query parameters). Raises
+    ImportError when rnnviz.gradients is absent, ValueError (GradientError) for texts under 2 chars.
+    """
+    from . import gradients as G  # noqa: PLC0415 — the Gradients view's backend
+
+    seen = preprocess(text, model.config.preprocessing)[-max_chars:]
+    out = []
+    for label, params in GRADIENT_PRESETS.items():
+        scale = float(params["gr.scale"])
+        curve = G.norm_curve(model, seen, loss="last", whatif=G.WhatIf(whh_scale=scale))
+        fit = curve.fits.get(curve.top)
+        factor = float(fit.factor) if fit is not None else math.nan
+        out.append({"label": label, "scale": scale, "factor": factor,
+                    "steps_to_100x": float(fit.steps_to_shrink(0.01)) if fit is not None else math.nan,
+                    "params": dict(params)})
+    return out
+
+
 @dataclass
 class Forgetting:
     text: str                  #: the text as the model saw it (after its preprocessing)

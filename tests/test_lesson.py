@@ -189,3 +189,17 @@ def test_counterfactual_never_forgotten_and_bad_input():
             L.counterfactual_forgetting(m, *args)
     g = L.counterfactual_forgetting(m, "hello", 0, "€")
     assert g.unknown_new
+
+
+# ---------------------------------------------------------------------------- (c3) gradients
+def test_gradient_presets_are_measured_with_the_gradients_module():
+    G = pytest.importorskip("rnnviz.gradients")
+    m = tiny_model("rnn_tanh")
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    rows = L.measure_gradient_presets(m, SMALL_TEXT * 2, max_chars=60)
+    assert [r["scale"] for r in rows] == [0.5, 1.0, 2.0]
+    assert rows[0]["factor"] < rows[1]["factor"] < rows[2]["factor"]
+    ref = G.norm_curve(m, (SMALL_TEXT * 2)[-60:], loss="last", whatif=G.WhatIf(whh_scale=2.0))
+    assert rows[2]["factor"] == pytest.approx(ref.fits[ref.top].factor)
+    assert all(r["params"] == {"gr.scale": f"{r['scale']:.1f}"} for r in rows)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())   # model untouched
