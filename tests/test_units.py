@@ -338,3 +338,35 @@ def test_report_without_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
     md = U.report()
     assert "No shipped checkpoint" in md
+
+
+# ---------------------------------------------------------------- HTML and figures escape user text
+def test_html_builders_escape_user_text():
+    from rnnviz.plots import units as P
+
+    evil = '<script>alert("x")</script>&'
+    html = P.unit_text_html(list(evil), [0.1] * len(evil), "layer0.h[0]")
+    assert "<script>" not in html and "&lt;" in html
+    html = P.span_text_html(list(evil), 1, 4, (0, 6))
+    assert "<script>" not in html
+    m = U.Match(0, 3, 1.0, evil, evil, evil)
+    assert "<script>" not in P.matches_html([m]) and "&lt;script&gt;" in P.matches_html([m])
+
+
+def test_figures_build():
+    from rnnviz.plots import units as P
+
+    model = tiny_model("lstm", layers=2)
+    text = "a <b> & the time machine"
+    cf = U.counterfactual(model, text, 2, 3, "<")
+    fig = P.counterfactual_figure(cf)
+    assert fig.layout.yaxis.type == "log" and len(fig.data) == 5
+    assert "<b>" not in fig.layout.title.text
+    ab = U.ablate(model, text, 1, 2, kind="c", mode="clamp", value=1.0)
+    assert len(P.ablation_figure(ab).data) == 2 and P.ablation_rows(ab, [0, 1])[0]["step"] == 0
+    tr = rnnviz.trace(model, text)
+    fig = P.pca_figure(U.project_trace(tr, ["layer1.h"]), tr.chars)
+    assert "&lt;" in list(fig.data[1].text)
+    index = U.build_index(model, text * 5)
+    res = U.rank_units(index, "whitespace", top=5)
+    assert len(P.ranked_units_figure(res).data[0].y) == 5 and len(P.ranked_units_rows(res)) == 5

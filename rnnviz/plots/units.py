@@ -137,8 +137,8 @@ def counterfactual_figure(cf: Counterfactual, font_size: int = 12) -> go.Figure:
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
     fig.update_yaxes(type="log", exponentformat="power", row=2, col=1)
     fig.update_xaxes(title="steps j after the edit (0 = just after the edited characters)", row=2, col=1)
-    title = (f"Counterfactual: {cf.original[cf.start:cf.end]!r} → {cf.replacement!r} at {cf.start} "
-             "(exact zeros are not drawn on the log axes)")
+    title = (f"{cf.original[cf.start:cf.end]!r} → {cf.replacement!r} at step {cf.start} "
+             "(exact zeros are not drawn on log axes)")
     return _layout(fig, title, 560, font_size)
 
 
@@ -162,8 +162,7 @@ def ablation_figure(ab: Ablation, start: int = 0, width: int = 200, font_size: i
     fig.update_xaxes(type="category", tickangle=-60, row=2, col=1)
     fig.update_xaxes(type="category", row=1, col=1)
     how = "zeroed" if ab.mode == "zero" else f"clamped to {ab.value:g}"
-    title = (f"{ab.unit.name} {how}: mean Δ surprisal {ab.mean_delta:+.4f} nats/char, "
-             f"top prediction changed at {int(ab.argmax_changed.sum())} of {T} steps")
+    title = f"{ab.unit.name} {how}: mean Δ surprisal {ab.mean_delta:+.4f} nats/char"
     fig.update_layout(showlegend=False)
     return _layout(fig, title, 520, font_size)
 
