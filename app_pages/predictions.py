@@ -34,7 +34,7 @@ if summary["predicted"]:
     c2.metric("Perplexity", f"{summary['perplexity']:.2f}", help="exp(cross-entropy)")
     c3.metric("Bits per character", f"{summary['bits_per_char']:.3f}", help="cross-entropy / ln 2")
 else:
-    c1.metric("Cross-entropy", "—", help="A single character predicts nothing: type at least two.")
+    c1.metric("Cross-entropy (nats/char)", "—", help="A single character predicts nothing: type at least two.")
 c4.metric("Unknown characters", f"{summary['unknown']}",
           help="Characters the model never saw in training: it reads them as <unk>.")
 
