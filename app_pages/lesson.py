@@ -254,7 +254,8 @@ with tab_c:
     st.latex(r"(W_{hq})_{ij} = \log \hat P(j \mid i),\; b_q = 0 \;\Rightarrow\; "
              r"\mathrm{softmax}(O_t)_j = \frac{\hat P(j\mid i)}{\sum_k \hat P(k\mid i)} = \hat P(j \mid i)")
     with shared.controls("lesson-bigram"):
-        btext = st.text_area("Text to count bigrams in (defaults to the sidebar text)", value=ctx.text[:L.MAX_BIGRAM_CHARS],
+        btext = st.text_area("Text to count bigrams in (defaults to the sidebar text)",
+                             value=ctx.text[:L.MAX_BIGRAM_CHARS],
                              key="l_bigram_text", height=80, max_chars=L.MAX_BIGRAM_CHARS)
     try:
         bg = bigram(btext)

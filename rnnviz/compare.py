@@ -142,8 +142,8 @@ def compare(text: str, models: dict[str, CharRNN], traces: dict[str, Trace] | No
         unknown = np.zeros(len(al.seen), dtype=bool)
         unknown[list(tr.unknown_positions)] = True
         j = al.index
-        orig = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) if T else np.array([])
-        seen_arr = np.frombuffer(al.seen.encode("utf-32-le"), dtype=np.uint32)
+        orig = np.fromiter(map(ord, text), dtype=np.int64, count=T)      # any str, lone surrogates too
+        seen_arr = np.fromiter(map(ord, al.seen), dtype=np.int64, count=len(al.seen))
         changed = seen_arr[j] != orig
         f = np.full(T, OK, dtype=np.int8)
         f[changed] = CHANGED

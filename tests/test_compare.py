@@ -125,3 +125,12 @@ def test_gradient_curves_use_the_gradients_module():
     ref = G.norm_curve(ms["a"], SMALL_TEXT[-20:], loss="last")
     np.testing.assert_allclose(curves[0].norms, ref.h_norms[-1].numpy())
     assert curves[0].chars_used == 20 and curves[0].distance[0] == 18
+
+
+def test_lone_surrogates_and_control_characters():
+    text = "a\ud800b\x00c\u200fd"
+    cmp = C.compare(text, {"g": tiny_model("gru"), "l": tiny_model("lstm")})
+    assert cmp.surprisal.shape == (2, len(text))
+    assert cmp.flags[0, 1] == C.UNKNOWN
+    PC.surprisal_lines(cmp).to_json()          # Plotly's JSON refuses lone surrogates: shown as U+FFFD
+    PC.hidden_small_multiples(cmp).to_json()

@@ -9,6 +9,15 @@ from plotly.subplots import make_subplots
 from ..compare import FLAG_NAMES, Comparison
 from .common import DIVERGING, display_char, escape
 
+
+def _label(ch: str) -> str:
+    """A visible, HTML-escaped label for one character; a lone surrogate (not valid UTF-8, which
+    Plotly's JSON refuses) shows as U+FFFD."""
+    if len(ch) == 1 and 0xD800 <= ord(ch) <= 0xDFFF:
+        ch = "\ufffd"
+    return escape(display_char(ch))
+
+
 #: Most columns one small-multiple heatmap shows (a window over longer texts).
 MAX_WINDOW = 400
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c")
@@ -62,7 +71,7 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
             continue
         run, H, a, b, units = panel
         # Unique "step:char" labels (as common.step_labels), numbered from the window's start.
-        labels = [f"{a + i}:{escape(display_char(c))}" for i, c in enumerate(run.chars[a:b])]
+        labels = [f"{a + i}:{_label(c)}" for i, c in enumerate(run.chars[a:b])]
         fig.add_trace(go.Heatmap(
             z=H[a:b][:, units].T, x=labels, y=[f"u{u}" for u in units], coloraxis="coloraxis",
             name=escape(run.name),
@@ -86,11 +95,11 @@ def surprisal_lines(cmp: Comparison) -> go.Figure:
     """
     T = len(cmp.text)
     x = np.arange(T)
-    orig = [escape(display_char(c)) for c in cmp.text]
+    orig = [_label(c) for c in cmp.text]
     fig = go.Figure()
     scatter = go.Scattergl if T > 1500 else go.Scatter
     for k, run in enumerate(cmp.runs):
-        seen = [escape(display_char(c)) for c in cmp.seen_chars[k]]
+        seen = [_label(c) for c in cmp.seen_chars[k]]
         flag = [FLAG_NAMES[int(f)] for f in cmp.flags[k]]
         fig.add_trace(scatter(
             x=x, y=cmp.surprisal[k], mode="lines+markers" if T <= 300 else "lines",

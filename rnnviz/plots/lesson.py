@@ -10,6 +10,15 @@ from ..lesson import BigramResult, Forgetting, ToyResult, WordAttribution
 from .common import DIVERGING, SEQUENTIAL, display_char, escape
 
 
+def _label(ch: str) -> str:
+    """A visible, HTML-escaped label for one character; a lone surrogate (not valid UTF-8, which
+    Plotly's JSON refuses) shows as U+FFFD."""
+    if len(ch) == 1 and 0xD800 <= ord(ch) <= 0xDFFF:
+        ch = "\ufffd"
+    return escape(display_char(ch))
+
+
+
 def _annotated(z: np.ndarray, x: list[str], y: list[str], zmax: float, name: str) -> go.Heatmap:
     return go.Heatmap(z=z, x=x, y=y, colorscale=DIVERGING, zmid=0, zmin=-zmax, zmax=zmax,
                       showscale=False, texttemplate="%{z:.2f}", textfont=dict(size=14), name=name,
@@ -69,7 +78,7 @@ def bigram_figure(res: BigramResult, max_chars: int = 30) -> go.Figure:
     """Counted P(next | previous) next to the RNN's softmax(O_t), for the most frequent characters."""
     counts = res.counts.sum(1) + res.counts.sum(0)
     order = [int(i) for i in np.argsort(-counts.numpy(), kind="stable")[:max_chars] if counts[i] > 0]
-    labels = [escape(display_char(res.tokens[i])) for i in order]
+    labels = [_label(res.tokens[i]) for i in order]
     idx = np.array(order)
     counted = res.counted.numpy()[np.ix_(idx, idx)]
     rnn = res.rnn.numpy()[np.ix_(idx, idx)]
@@ -77,7 +86,8 @@ def bigram_figure(res: BigramResult, max_chars: int = 30) -> go.Figure:
                         subplot_titles=["counted P(next | previous)", "RNN: softmax(O_t) after reading previous"])
     for col, (z, name) in enumerate([(counted, "counted"), (rnn, "RNN")], start=1):
         fig.add_trace(go.Heatmap(z=z, x=labels, y=labels, coloraxis="coloraxis", name=name,
-                                 hovertemplate=f"{name}<br>previous %{{y}} → next %{{x}}<br>P = %{{z:.6f}}<extra></extra>"),
+                                 hovertemplate=(f"{name}<br>previous %{{y}} → next %{{x}}"
+                                                "<br>P = %{z:.6f}<extra></extra>")),
                       row=1, col=col)
         fig.update_xaxes(type="category", title_text="next character", row=1, col=col)
         fig.update_yaxes(type="category", autorange="reversed", title_text="previous character" if col == 1 else None,
@@ -91,7 +101,7 @@ def forgetting_figure(f: Forgetting) -> go.Figure:
     """‖H_t − H'_t‖ after a one-character edit, with the threshold and the step it stays below it."""
     T = len(f.text)
     x = np.arange(T)
-    chars = [escape(display_char(c)) for c in f.text]
+    chars = [_label(c) for c in f.text]
     measure = f.relative if f.relative_threshold else f.distance
     label = "‖H_t − H'_t‖ / ‖H_t‖" if f.relative_threshold else "‖H_t − H'_t‖"
     fig = go.Figure()
@@ -108,7 +118,7 @@ def forgetting_figure(f: Forgetting) -> go.Figure:
     fig.add_hline(y=f.threshold, line_dash="dash", line_color="gray",
                   annotation_text=f"threshold {f.threshold:g}", annotation_position="bottom right")
     fig.add_vline(x=f.position, line_color="#d62728",
-                  annotation_text=f"edit: {escape(display_char(f.original_char))} → {escape(display_char(f.new_char))}")
+                  annotation_text=f"edit: {_label(f.original_char)} → {_label(f.new_char)}")
     if f.below_at is not None:
         fig.add_vline(x=f.below_at, line_color="#2ca02c", line_dash="dot",
                       annotation_text=f"forgotten after {f.steps_to_forget} steps", annotation_position="top left")
