@@ -568,6 +568,23 @@ def models_table(directory: str | os.PathLike | None = None) -> str:
     return "\n".join(lines)
 
 
+def reproduce_command(info) -> str:
+    """The recorded command with the wall-clock limit replaced by the step count the run reached
+    (``--max-steps total_steps --max-minutes 0``) and ``--out`` pointing into checkpoints/: on the
+    same machine type and thread count this reruns the same steps (wall-clock stops do not)."""
+    cmd = list(info.provenance["command"])
+    out, i = [], 0
+    while i < len(cmd):
+        if cmd[i] in ("--max-minutes", "--max-steps", "--out"):
+            i += 2
+            continue
+        out.append(cmd[i])
+        i += 1
+    out += ["--max-steps", str(info.provenance["total_steps"]), "--max-minutes", "0",
+            "--out", f"checkpoints/{info.name}.safetensors"]
+    return shlex.join(out)
+
+
 # =============================================================================== CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rnnviz.train", description=__doc__.split("\n\n")[0],

@@ -92,7 +92,7 @@ def _reference_stream_loss(model, ids, S):
                 state[li] = (h, c)
                 x = h
             logits = x @ model.output.weight.double().T + model.output.bias.double()
-            total -= float(torch.log_softmax(logits, -1)[seg[t + 1]])
+            total -= float(torch.log_softmax(logits, -1)[seg[t + 1]].detach())
             count += 1
     return total / count
 
