@@ -279,7 +279,7 @@ with tab_c:
         "Backpropagating from step t to step k multiplies t − k Jacobians (below). "
         "If their norms are below 1 the product vanishes "
         "exponentially; above 1 it explodes. The **Gradients** view measures this on the loaded "
-        "model; these links open it with a preset:")
+        "model; these links open it with W_hh scaled (on a copy of the model):")
     st.latex(r"\frac{\partial H_t}{\partial H_k} = \prod_{j=k+1}^{t} "
              r"\mathrm{diag}\big(\phi'(X_j W_{xh} + H_{j-1} W_{hh} + b_h)\big)\, W_{hh}^\top")
     try:
@@ -292,13 +292,13 @@ with tab_c:
     cols = st.columns(len(L.GRADIENT_PRESETS))
     for k, (col, (label, params)) in enumerate(zip(cols, L.GRADIENT_PRESETS.items())):
         with col:
-            st.page_link("app_pages/gradients.py", label=f"Gradients: {label}", icon=":material/show_chart:",
+            st.page_link("app_pages/gradients.py", label=label, icon=":material/show_chart:",
                          query_params={"ckpt": ctx.model_key, **params})
             if measured:
                 m = measured[k]
                 kind = "vanishing" if m["factor"] < 1 else "exploding"
-                st.caption(f"Measured on this model and text: ‖∂ℓ/∂H_t‖ changes × {m['factor']:.3g} per step "
-                           f"({kind}; 100× in {m['steps_to_100x']:.0f} steps).")
+                st.caption(f"Measured on this model and text: **{kind}**, ‖∂ℓ/∂H_t‖ × {m['factor']:.3g} "
+                           f"per step (100× in {m['steps_to_100x']:.0f} steps).")
 
     # --- 4 -------------------------------------------------------------------------------
     st.markdown("#### 4 · Limits of the simple model: what does it forget?")

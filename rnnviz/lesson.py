@@ -433,9 +433,9 @@ def bigram_exact_rnn(text: str, dtype: torch.dtype = torch.float32) -> BigramRes
 #: (``gr.`` is the Gradients view's URL prefix; ``gr.scale`` multiplies W_hh, the what-if knob
 #: ``rnnviz.gradients.WhatIf.whh_scale``).
 GRADIENT_PRESETS = {
-    "vanishing (W_hh × 0.5)": {"gr.scale": "0.5"},
-    "as trained (W_hh × 1)": {"gr.scale": "1.0"},
-    "exploding (W_hh × 2)": {"gr.scale": "2.0"},
+    "W_hh × 0.5": {"gr.scale": "0.5"},
+    "W_hh × 1 (as trained)": {"gr.scale": "1.0"},
+    "W_hh × 2": {"gr.scale": "2.0"},
 }
 
 
