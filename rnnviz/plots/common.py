@@ -14,11 +14,13 @@ SEQUENTIAL = "Viridis"
 
 
 def display_char(ch: str) -> str:
-    """A one-glyph, visible label for a character: space → ␣, newline → ⏎, control chars → U+XXXX."""
+    """A visible label for a character: space → ␣, newline → ⏎, control chars → U+XXXX, lone surrogate → U+FFFD."""
     if ch in _VISIBLE:
         return _VISIBLE[ch]
     if len(ch) == 1 and (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0):
         return f"U+{ord(ch):04X}"
+    if len(ch) == 1 and 0xD800 <= ord(ch) <= 0xDFFF:  # a lone surrogate: JSON (Plotly) refuses it
+        return "\ufffd"
     if ch == "<unk>":
         return "⟨unk⟩"
     return ch
