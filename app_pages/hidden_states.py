@@ -60,8 +60,11 @@ with shared.controls("hs"):
     order_method = c3.selectbox("Unit order", views.ORDERINGS, key="hs_order",
                                 format_func={"trained": "as trained", "variance": "by variance",
                                              "clustered": "clustered (similar units together)"}.get)
-    width = c4.select_slider("Window (characters)", widths, key="hs_width",
-                             help="Characters shown at full resolution; the strip above shows all.")
+    if T > widths[0]:
+        width = c4.select_slider("Window (characters)", widths, key="hs_width",
+                                 help="Characters shown at full resolution; the strip above shows all.")
+    else:
+        width = st.session_state["hs_width"]
 shared.url_set("hs.layer", layer)
 shared.url_set("hs.what", kind)
 shared.url_set("hs.order", order_method)

@@ -141,10 +141,11 @@ def show_chart(fig, ctx: "Context", key: str, filename: str | None = None) -> No
     lecture-mode fonts, and ``layout.meta`` naming the text (the page benchmark waits on it)."""
     if ctx.lecture:
         fig.update_layout(font=dict(size=ctx.font_size))
-    # Titles on the left, clear of the modebar (always shown, top right).
-    top = max(55, (fig.layout.margin.t or 0)) if fig.layout.title.text else (fig.layout.margin.t or 30)
-    fig.update_layout(title=dict(x=0.0, xanchor="left", xref="paper", y=1.0, yref="container",
-                                 yanchor="top", pad=dict(t=8)), margin=dict(t=top))
+    # Titles on the left, under the modebar (always shown, top right), so the two never overlap.
+    if fig.layout.title.text:
+        top = (fig.layout.margin.t if fig.layout.margin.t is not None else 40) + 28
+        fig.update_layout(title=dict(x=0.0, xanchor="left", xref="paper", y=1.0, yref="container",
+                                     yanchor="top", pad=dict(t=30)), margin=dict(t=max(top, 70)))
     fig.update_layout(meta={"rnnviz": ctx.digest, "chart": key})
     config = {"displayModeBar": True, "displaylogo": False,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",

@@ -71,8 +71,8 @@ def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequen
                            hovertemplate=hover, colorbar=dict(thickness=12, title=dict(text=name)))
     fig = go.Figure(trace)
     rows = len(units)
-    if height is None:
-        height = int(min(720, max(220, 120 + 4 * rows)))
+    if height is None:  # about 18 px per unit for small layers, ~600 px of rows for large ones
+        height = int(120 + rows * max(2.3, min(18.0, 600 / max(1, rows))))
     xaxis = dict(type="category", tickangle=-90, tickfont=dict(size=max(8, font_size - 2)),
                  title=dict(text="character read at step t"))
     if len(chars) <= ALL_LABELS_MAX:

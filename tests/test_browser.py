@@ -1,0 +1,111 @@
+"""The explorer in a real browser: Streamlit on 127.0.0.1, Debian's Chromium driven by Playwright.
+
+Type a text into the sidebar, wait for every chart, hover a heatmap cell and check that the hover
+label shows the number rnnviz computes for that step and unit; screenshots go to artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import rnnviz
+from rnnviz.bench_page import PAINT_JS, WAIT_JS, digest
+
+from .conftest import REPO, StreamlitServer, tiny_model
+
+ARTIFACTS = REPO / "artifacts"
+VOCAB_TEXT = "the time machine by h. g. wells\nabcdefghijklmnopqrstuvwxyz,;:'!?-"
+TEXT = "the time  machine\nby h. g. wells"
+TIMEOUT = 60_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("browser_ckpts")
+    model = tiny_model("lstm", 1, 16, text=VOCAB_TEXT, seed=3)
+    rnnviz.save_checkpoint(model, d / "timemachine-lstm.safetensors", {"corpus": "test", "val_loss": 1.5})
+    srv = StreamlitServer(env={"RNNVIZ_CHECKPOINT_DIR": str(d)})
+    yield srv, model
+    srv.stop()
+
+
+@pytest.fixture
+def tall_page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1500})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def commit_text(page, text: str, min_charts: int = 1) -> None:
+    area = page.get_by_label("Text", exact=True)
+    area.fill(text)
+    area.press("Control+Enter")
+    page.wait_for_function(WAIT_JS, arg=[digest(text), min_charts], timeout=TIMEOUT, polling=100)
+    page.evaluate(PAINT_JS)
+
+
+def cell_position(page, chart: str, column: int, row: int) -> tuple[float, float]:
+    """Viewport coordinates of the centre of heatmap cell (column, row) of the chart ``chart``."""
+    return tuple(page.evaluate("""([chart, col, row]) => {
+        const gd = [...document.querySelectorAll('.js-plotly-plot')]
+            .find(e => e.layout && e.layout.meta && e.layout.meta.chart === chart);
+        gd.scrollIntoView({block: 'center'});
+        const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        const fl = gd._fullLayout;
+        return [box.left + fl.xaxis.c2p(col), box.top + fl.yaxis.c2p(row)];
+    }""", [chart, column, row]))
+
+
+def test_type_text_hover_heatmap_value_and_screenshot(server, tall_page):
+    srv, model = server
+    page = tall_page
+    page.goto(srv.url + "/")
+    page.wait_for_selector("h1", timeout=TIMEOUT)
+    commit_text(page, TEXT)
+    trace = rnnviz.trace(model, TEXT)
+    assert page.locator("h1").first.inner_text() == "Hidden states"
+
+    # the heatmap has one column per typed character, whitespace shown as symbols
+    labels = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .find(e => e.layout.meta.chart === 'hs_heatmap').data[0].x""")
+    assert len(labels) == len(TEXT) and "3:␣" in labels and "17:⏎" in labels
+
+    for step, unit in ((4, 3), (9, 0), (17, 15)):
+        x, y = cell_position(page, "hs_heatmap", step, unit)
+        page.mouse.move(x, y)
+        label = page.locator(".hoverlayer .hovertext").first
+        label.wait_for(timeout=10_000)
+        text = label.text_content()
+        expected = float(trace["layer0.h"][step, unit])
+        value = float(re.search(r"H = (-?\d+\.\d+)", text).group(1))
+        assert value == pytest.approx(expected, abs=6e-5), text
+        assert f"u{unit}" in text and f"{step}:" in text
+        page.mouse.move(5, 5)
+
+    # the Plotly modebar (PNG download) is always shown
+    assert page.locator(".modebar-btn[data-title^='Download plot']").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    x, y = cell_position(page, "hs_heatmap", 9, 0)
+    page.mouse.move(x, y)
+    page.locator(".hoverlayer .hovertext").first.wait_for(timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "browser-hidden-states.png"))
+
+
+def test_predictions_and_step_through_render(server, tall_page):
+    srv, _ = server
+    page = tall_page
+    page.goto(srv.url + "/predictions?text=" + "hello%20world%2C%20hello%20time")
+    page.wait_for_selector("h1", timeout=TIMEOUT)
+    page.wait_for_function(WAIT_JS, arg=[digest("hello world, hello time"), 3], timeout=TIMEOUT, polling=100)
+    page.evaluate(PAINT_JS)
+    assert page.get_by_text("Perplexity").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "browser-predictions.png"))
+    page.goto(srv.url + "/step?text=hello%20world&st.t=4")
+    page.wait_for_selector("h1", timeout=TIMEOUT)
+    page.wait_for_function(WAIT_JS, arg=[digest("hello world"), 3], timeout=TIMEOUT, polling=100)
+    page.evaluate(PAINT_JS)
+    assert "Step 4" in page.locator("[data-testid='stMarkdownContainer']").all_inner_texts().__str__()
+    page.screenshot(path=str(ARTIFACTS / "browser-step-through.png"))
