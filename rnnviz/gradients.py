@@ -57,6 +57,8 @@ MAP_MAX_ROWS = 1000
 MAP_MAX_STEPS = 20_000
 #: The exact spectral norm (SVD per step) is used automatically up to this hidden size.
 EXACT_SVD_MAX_H = 64
+#: Steps per batched spectral-norm chunk of the Jacobian chain (each chunk warm-starts the next).
+CHAIN_CHUNK_STEPS = 32
 
 
 class GradientError(ValueError):
@@ -711,23 +713,35 @@ class JacobianChain:
         return 10 ** self.log10_frobenius
 
 
+#: Relative size below which a new Krylov direction counts as already in the basis.
+_DEFLATE = 1e-4
+
+
 class _SpectralBatch:
     """Largest singular values of a sequence of matrices (out × in), computed chunk by chunk.
 
-    ``exact``: batched SVD. Otherwise block subspace iteration (k vectors) on the *left* singular
-    space — the outputs H_T, whose top directions settle quickly along a backprop chain — started
-    from the previous chunk's block; σ₁ is the largest Ritz value, iterated until every matrix of the
-    chunk changes by at most ``tol`` (relative). Batching keeps LAPACK calls per chunk, not per step.
+    ``exact``: batched SVD. Otherwise a block Krylov (block Lanczos-style) Rayleigh–Ritz method on
+    the *left* singular space — the outputs H_T, whose top directions settle quickly along a
+    backprop chain: the basis [U, (M Mᵀ)U, (M Mᵀ)²U, …] (k columns per block, orthonormalised
+    block by block) grows until the largest Ritz value σ₁(Qᵀ M) changes by at most ``tol``
+    (relative) for every matrix of the chunk. U is the previous chunk's top-k left Ritz vectors.
+    Ritz values are lower bounds that converge to σ₁ from below. The very first block comes from
+    an exact SVD of the first matrix; a matrix still unconverged at ``max_depth`` gets an exact SVD,
+    so the answer is never silently approximate beyond ``tol``. Batched: LAPACK is called per chunk
+    and Krylov depth, not per step.
     """
 
-    def __init__(self, n_out: int, dtype: torch.dtype, exact: bool, k: int = 8, tol: float = 1e-6,
-                 max_iter: int = 200):
+    def __init__(self, n_out: int, dtype: torch.dtype, exact: bool, k: int = 8, tol: float = 1e-7,
+                 max_depth: int = 12):
         g = torch.Generator().manual_seed(0)
         self.exact = exact
         self.k = min(k, n_out)
-        self.U = torch.linalg.qr(torch.randn(n_out, self.k, generator=g, dtype=dtype))[0]
-        self.tol, self.max_iter = tol, max_iter
-        self.iterations = 0
+        self.U: Tensor | None = None
+        self.n_random = 2
+        self._random = torch.randn(n_out, self.n_random, generator=g, dtype=dtype)
+        self.tol, self.max_depth = tol, max_depth
+        self.depths: list[int] = []
+        self.fallbacks = 0
 
     def __call__(self, M: Tensor) -> Tensor:
         """M: (B, out, in), finite. Returns (B,) float64 spectral norms."""
@@ -735,18 +749,52 @@ class _SpectralBatch:
             return torch.empty(0, dtype=torch.float64)
         if self.exact:
             return torch.linalg.matrix_norm(M.double(), ord=2)
-        U = self.U.expand(M.shape[0], -1, -1)
+        n_out = M.shape[1]
+        if self.U is None:
+            self.U = torch.linalg.svd(M[0], full_matrices=False)[0][:, : self.k].contiguous()
+        # plus a few fixed random directions, so no matrix's top direction can be missed entirely
+        start = torch.cat([self.U, self._random[:, : min(self.n_random, max(n_out - self.k, 0))]], dim=1)
+        Q = torch.linalg.qr(start)[0].expand(M.shape[0], -1, -1).contiguous()   # (B, out, k+r)
+        basis = [Q]
+        proj = [Q.transpose(1, 2) @ M]                          # (B, k, in): blocks of Qᵀ M
         prev = None
-        MT = M.transpose(1, 2)
-        for it in range(self.max_iter):
-            W = torch.bmm(MT, U)                                   # (B, in, k)
-            s = torch.linalg.svdvals(W)[:, 0].double()
-            self.iterations += 1
-            if prev is not None and bool(((s - prev).abs() <= self.tol * s.clamp_min(1e-300)).all()):
-                break
+        converged = torch.zeros(M.shape[0], dtype=torch.bool)
+        for depth in range(self.max_depth):
+            P = torch.cat(proj, dim=1).double()
+            # σ₁(P) from the small Gram matrix P Pᵀ (float64): far cheaper than an SVD of P
+            s = torch.linalg.eigvalsh(P @ P.transpose(1, 2))[:, -1].clamp_min(0).sqrt()
+            if prev is not None:
+                converged = (s - prev).abs() <= self.tol * s.clamp_min(1e-300)
+                if bool(converged.all()):
+                    break
             prev = s
-            U = torch.linalg.qr(torch.bmm(M, W))[0]
-        self.U = U[-1].contiguous()
+            if depth == self.max_depth - 1 or sum(b.shape[2] for b in basis) + basis[0].shape[2] > n_out:
+                break                                           # unconverged ones get an exact SVD
+            Z = M @ proj[-1].transpose(1, 2)                    # (B, out, k) = M Mᵀ Q_last
+            scale = torch.linalg.matrix_norm(Z).clamp_min(1e-300)  # (B,)
+            for _ in range(2):                                  # block Gram–Schmidt, twice
+                for Qb in basis:
+                    Z = Z - Qb @ (Qb.transpose(1, 2) @ Z)
+            # rank-revealing orthonormalisation: directions already in the basis (an invariant
+            # subspace was reached) are dropped as zero columns, never normalised noise
+            Uz, Sz, _ = torch.linalg.svd(Z, full_matrices=False)
+            Z = Uz * (Sz > _DEFLATE * scale[:, None]).to(Z.dtype)[:, None, :]
+            for Qb in basis:
+                Z = Z - Qb @ (Qb.transpose(1, 2) @ Z)
+            norms = torch.linalg.vector_norm(Z, dim=1, keepdim=True)
+            Z = torch.where(norms > 0.5, Z / norms.clamp_min(1e-30), torch.zeros_like(Z))
+            basis.append(Z)
+            proj.append(Z.transpose(1, 2) @ M)
+        self.depths.append(len(basis))
+        if not bool(converged.all()):
+            bad = ~converged
+            self.fallbacks += int(bad.sum())
+            s = s.clone()
+            s[bad] = torch.linalg.matrix_norm(M[bad].double(), ord=2)
+        # warm start for the next chunk: the top-k left Ritz vectors of the last matrix
+        P = torch.cat(proj, dim=1)[-1]
+        Ub = torch.linalg.svd(P, full_matrices=False)[0][:, : self.k]
+        self.U = torch.linalg.qr(torch.cat(basis, dim=2)[-1] @ Ub)[0].contiguous()
         return s
 
 
@@ -787,7 +835,7 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
     finders = {b: _SpectralBatch(h, dt, exact) for b in blocks}
     log_fro = {b: torch.empty(n, dtype=torch.float64) for b in blocks}
     log_spec = {b: torch.empty(n, dtype=torch.float64) for b in blocks}
-    chunk = max(1, min(n, chunk_elements // (h * h)))
+    chunk = max(1, min(n, CHAIN_CHUNK_STEPS, chunk_elements // (h * h)))
     buf = {b: torch.empty(chunk, h, h, dtype=dt) for b in blocks}
     pending: list[int] = []                  # steps j whose matrices sit in buf (same order)
     scales: list[float] = []
@@ -800,7 +848,7 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
         sc = torch.tensor(scales, dtype=torch.float64)
         for b in blocks:
             Mb = buf[b][:m]
-            fro = Mb.double().flatten(1).norm(dim=1)             # (m,)
+            fro = torch.linalg.vector_norm(Mb.flatten(1), dim=1, dtype=torch.float64)   # (m,)
             good = torch.isfinite(fro) & (fro > 0)
             spec = torch.full((m,), math.nan, dtype=torch.float64)
             spec[torch.isinf(fro)] = math.inf
@@ -831,9 +879,9 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
             buf["c"][i].copy_(Mc)
         pending.append(t - 1 - start)
         scales.append(log_scale)
-        total = float(M.double().norm())
+        total = float(torch.linalg.vector_norm(M, dtype=torch.float64))
         if is_lstm:
-            total = math.hypot(total, float(Mc.double().norm()))
+            total = math.hypot(total, float(torch.linalg.vector_norm(Mc, dtype=torch.float64)))
         if math.isfinite(total) and total > 0:
             # renormalise so the product never under/overflows; the scale lives in log_scale
             M = M / total
@@ -857,7 +905,7 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
     both = torch.stack([log_spec["h"], log_fro["h"]], dim=1)
     nf = _nonfinite(torch.where(torch.isneginf(both), torch.zeros_like(both), both), steps)
     method = ("exact SVD" if exact else
-              f"block subspace iteration (k={finders['h'].k}, relative tol {finders['h'].tol:g})")
+              f"block Krylov Rayleigh–Ritz (k={finders['h'].k}, relative tol {finders['h'].tol:g})")
     return JacobianChain(
         end=end, layer=layer, steps=steps, distance=distance, log10_spectral=log_spec["h"],
         log10_frobenius=log_fro["h"], log10_spectral_c=log_spec.get("c"),
