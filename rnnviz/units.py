@@ -159,7 +159,7 @@ def model_fingerprint(model: CharRNN) -> str:
 
 
 # =========================================================================== corpus sample
-def _load_corpus_text(name: str) -> tuple[str, str]:
+def _load_corpus_text(name: str, python_max_chars: int | None = None) -> tuple[str, str]:
     """(full text, where it came from) for a corpus name from provenance. Raises UnitsError."""
     stem = name[:-4] if name.endswith(".txt") else name
     try:
@@ -168,7 +168,8 @@ def _load_corpus_text(name: str) -> tuple[str, str]:
         corpora = None
     if corpora is not None:
         try:
-            c = corpora.load_corpus(stem)
+            c = (corpora.load_corpus(stem, python_max_chars=python_max_chars) if python_max_chars
+                 else corpora.load_corpus(stem))
         except (OSError, ValueError) as err:
             raise UnitsError(f"The training corpus {name!r} is not available: {err}") from None
         return c.text, c.source
@@ -194,8 +195,12 @@ def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS) -> tuple[str,
     if not isinstance(vf, (int, float)) or not 0 < vf < 1:
         text, desc = corpus_sample(name, max_chars)
         return preprocess(text, model.config.preprocessing), desc
-    full, _ = _load_corpus_text(name)
+    tc = prov.get("train_config") if isinstance(prov.get("train_config"), dict) else {}
+    pmax = tc.get("python_max_chars") if isinstance(tc.get("python_max_chars"), int) else None
+    full, _ = _load_corpus_text(name, pmax)
     prepared = preprocess(full, model.config.preprocessing)
+    want = prov.get("corpus_sha256")
+    same = not isinstance(want, str) or want == hashlib.sha256(full.encode("utf-8")).hexdigest()
     val_start = int(len(prepared) * (1 - vf))
     start = max(val_start, len(prepared) - max_chars)
     if start > val_start:
@@ -205,7 +210,9 @@ def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS) -> tuple[str,
     sample = prepared[start:]
     return sample, (f"{name}: last {len(sample):,} characters of the held-out validation part "
                     f"(last {vf:g} of the {model.config.preprocessing}-preprocessed corpus, "
-                    f"{len(prepared) - val_start:,} characters)")
+                    f"{len(prepared) - val_start:,} characters)"
+                    + ("" if same else "; NOTE: this corpus differs from the training one "
+                       "(sha256 mismatch), so the split is approximate"))
 
 
 def corpus_sample(name: str, max_chars: int = SAMPLE_CHARS) -> tuple[str, str]:
@@ -855,8 +862,49 @@ def _memory_probe(model: CharRNN, text: str, edits: int = 20, window: int = 300,
     return out
 
 
+#: The hypothesis probe of the report: a span of a fixed sentence per corpus kind.
+_PROBE_TEXTS = {"d2l": ("the time machine by h g wells", "time"),
+                "python": ("def f(x):\n    return [x * (x + 1) for x in range(10)]\n", "(x + 1)"),
+                "prose": ("First Citizen:\nBefore we proceed any further, hear me speak.\n", "Before")}
+
+
+def _probes(model: CharRNN, index: UnitIndex) -> list[str]:
+    """Report lines: one hypothesis → match example and two ablations (measured)."""
+    out: list[str] = []
+    kind = ("d2l" if model.config.preprocessing == "d2l" else
+            "python" if "def " in index.text and "return" in index.text else "prose")
+    text, needle = _PROBE_TEXTS[kind]
+    tr = trace(model, text)
+    a = tr.text.find(needle)
+    if a >= 0:
+        hyp = select_units(index, tr, a, a + len(needle))
+        matches, total = find_matches(index, hyp, top=8, context=0)
+        shown = ", ".join(f"`{m.text}`".replace("\n", "⏎") for m in matches) or "—"
+        out += [f"Hypothesis → match: span {needle!r} of {text!r}: "
+                + (f"{len(hyp.units)} unit direction(s) on inside and off around at the automatic "
+                   f"θ = {hyp.threshold:.3f} ({hyp.separable} separable at some θ ≥ 0); they switch on "
+                   f"together at {total:,} place(s) of the sample; the best-ranked: {shown}."
+                   if hyp.threshold is not None else "no unit separates the span at any θ ≥ 0."), ""]
+    piece = index.text[:2000]
+    rows = []
+    for feat in ("whitespace", "vowel"):
+        try:
+            best = rank_units(index, feat, by="auc", top=1).top[0]
+        except (UnitsError, F.FeatureError):
+            continue
+        ab = ablate(model, piece, best.unit.layer, best.unit.unit, kind=best.unit.kind)
+        rows.append(f"| {best.unit.name} (best for {feat}, AUC {best.auc:.3f}) | {ab.mean_delta:+.4f} | "
+                    f"{int(ab.argmax_changed.sum())} / {len(piece)} | {float(ab.kl.mean()):.4f} |")
+    if rows:
+        out += [f"Ablation (unit zeroed after every step) over the first {len(piece):,} characters of "
+                "the sample:", "", "| unit | mean Δ surprisal (nats/char) | top-1 prediction changed | "
+                "mean KL (nats) |", "|---|---|---|---|", *rows, ""]
+    return out
+
+
 def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: int = 3) -> str:
     """Measure every shipped checkpoint (or ``names``) and return the markdown of docs/UNITS.md."""
+    import os
     import platform
 
     from .checkpoint import list_checkpoints, load_model
@@ -871,7 +919,9 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
              "`rnnviz/units.py` and `rnnviz/features.py`.", "",
              f"Sample: the last ≤ {max_chars:,} characters of each model's training corpus (capped so "
              f"that N·U ≤ {MAX_INDEX_ELEMENTS:,}). Python {platform.python_version()}, "
-             f"torch {torch.__version__}.", ""]
+             f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on "
+             f"{os.cpu_count()} CPU(s) when the report started (build and query times are wall "
+             "clock on that shared machine).", ""]
     if not infos:
         lines += ["**No shipped checkpoint was found** in `checkpoints/` when this was generated.", ""]
     for info in infos:
@@ -892,6 +942,10 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
                   "| feature | AUC label | best units by \\|AUC − ½\\| (r, AUC) | best unit by \\|r\\| (r, AUC) | query s |",
                   "|---|---|---|---|---|"]
         for name in F.FEATURE_NAMES:
+            if name in ("position_in_line", "indentation") and "\n" not in index.text:
+                lines.append(f"| {name} | — | not measured: the sample has no line breaks (the "
+                             f"`{c.preprocessing}` preprocessing removes them) | — | — |")
+                continue
             try:
                 res = rank_units(index, name, by="auc", top=top)
                 by_r = rank_units(index, name, by="r", top=1)
@@ -903,6 +957,7 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
             lines.append(f"| {name} | {res.label_rule} ({res.n_positive:,} of {res.n:,}) | {best} | "
                          f"{s.unit.name} ({_fmt(s.r)}, {s.auc:.3f}) | {res.seconds:.3f} |")
         lines.append("")
+        lines += _probes(model, index)
         mem = _memory_probe(model, index.text)
         if mem:
             lines += ["Memory of a one-letter substitution (20 edits spread over the sample): steps "
