@@ -45,7 +45,7 @@ widths = [w for w in WIDTHS if w <= max_w] or [max_w]
 shared.url_default("hs_layer", "hs.layer", 0, int, lambda v: 0 <= v < L)
 shared.url_default("hs_kind", "hs.what", "h", str, lambda v: v in kinds)
 shared.url_default("hs_order", "hs.order", "trained", str, lambda v: v in views.ORDERINGS)
-shared.url_default("hs_width", "hs.win", 120 if 120 in widths else widths[-1], int, lambda v: v in widths)
+shared.url_default("hs_width", "hs.win", widths[0], int, lambda v: v in widths)
 if st.session_state.get("hs_layer", 0) >= L:
     st.session_state["hs_layer"] = 0
 if st.session_state.get("hs_kind") not in kinds:

@@ -247,7 +247,8 @@ def export(ctx: Context) -> None:
     st.download_button("Probabilities CSV (P of every character)",
                        data=lambda: views.trace_frame(trace, include_probs=True).to_csv(index=False),
                        file_name=f"{stem}-probs.csv", mime="text/csv", key="export_probs")
-    st.caption("PNG of any chart: the 📷 button in the chart's toolbar (top right).")
+    st.caption("PNG of any chart: the camera button (\"Download plot as a PNG\") in the chart's "
+               "toolbar, top right.")
 
 
 def model_card(model: CharRNN) -> None:

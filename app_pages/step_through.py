@@ -88,10 +88,11 @@ def render_step() -> None:
             shared.show_chart(stplots.vector_figure(tr[f"layer{layer - 1}.h"][t], font_size=ctx.font_size,
                                                     title=f"Input: H_t of layer {layer - 1}"),
                               ctx, key="st_input")
-        which = "all units" if H <= FULL_UNITS else f"the {len(units)} units with the largest |H_t| of {H}"
+        which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
         shared.show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size,
-                                               title=f"Layer {layer} at step {t}: every term, {which}"),
+                                               title=f"Every term at step {t}, layer {layer}"),
                           ctx, key="st_terms")
+        st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right.")
         err = float((h_t - tr[f"layer{layer}.h"][t]).abs().max())
         st.caption(f"H_t recomputed from the equation with model.textbook_params({layer}) matches "
                    f"the traced H_t to {err:.1e}.")

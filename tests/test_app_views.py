@@ -92,11 +92,11 @@ def test_hidden_states_long_text_window_overview_and_url(app, ckpt_dir):
     figs = charts(at)
     assert [f["data"][0]["type"] for f in figs] == ["image", "heatmap"]
     heat = figs[1]["data"][0]
-    assert len(heat["x"]) == 120 and heat["x"][0].startswith("500:")
+    assert len(heat["x"]) == 60 and heat["x"][0].startswith("500:")
     _, tr = model_and_trace(ckpt_dir, "timemachine-lstm", text)
     order = views.unit_order(tr["layer1.h"], "variance")
     assert heat["y"] == [f"u{u}" for u in order]
-    assert np.allclose(decode(heat["z"]), tr["layer1.h"].numpy()[500:620][:, order].T, atol=1e-6)
+    assert np.allclose(decode(heat["z"]), tr["layer1.h"].numpy()[500:560][:, order].T, atol=1e-6)
     assert at.slider(key="hs_start").value == 500
     assert at.query_params["hs.start"] == "500"
     at.slider(key="hs_start").set_value(10).run()

@@ -20,7 +20,7 @@ from .common import DIVERGING, SEQUENTIAL, display_char
 from .text import _lut
 
 #: Show every character label on the x axis up to this many columns.
-ALL_LABELS_MAX = 120
+ALL_LABELS_MAX = 64
 
 
 def _np(values) -> np.ndarray:

@@ -34,9 +34,9 @@ def terms_figure(terms: dict, units: Sequence[int], *, title: str = "", font_siz
         textfont=dict(size=max(9, font_size - 1)), xgap=2, ygap=1,
         colorbar=dict(thickness=12),
         hovertemplate="%{x}<br>unit %{y}<br>%{z:.5f}<extra></extra>"))
-    fig.update_layout(height=int(min(900, 110 + 24 * len(units))), font=dict(size=font_size),
-                      margin=dict(l=60, r=20, t=60 if title else 40, b=10), title=dict(text=title),
-                      xaxis=dict(type="category", side="top"),
+    fig.update_layout(height=int(min(960, 170 + 24 * len(units))), font=dict(size=font_size),
+                      margin=dict(l=60, r=20, t=40 if title else 10, b=10), title=dict(text=title),
+                      xaxis=dict(type="category", side="bottom", tickangle=-30, automargin=True),
                       yaxis=dict(type="category", autorange="reversed", dtick=1))
     return fig
 
