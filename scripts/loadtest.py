@@ -1,0 +1,519 @@
+#!/usr/bin/env python
+"""Load and isolation test of the rnnviz page (issue 7). Not a pytest test: run it by hand.
+
+    python scripts/loadtest.py                          # 20 sessions × 120 s, then 500-text cache check
+    python scripts/loadtest.py --sessions 3 --duration 20 --cache-texts 0     # smoke run
+
+What it does, all on 127.0.0.1 and bounded in time (it stops by itself):
+
+1. Starts ``streamlit run app.py`` on a free loopback port (checkpoints: ``--checkpoint-dir`` or the
+   shipped ``checkpoints/``) and samples the server's RSS every 0.5 s (psutil if installed, else
+   ``/proc/<pid>/status`` VmRSS; the process tree too, since some views use child processes).
+2. Opens N browser contexts (separate Streamlit sessions) in Debian's Chromium via Playwright. The
+   sessions spread over the shipped checkpoints. Each session, until the deadline: commits a new
+   text (Ctrl+Enter) containing its own unique token, or switches to a random view; then waits
+   until the script run is over and every Plotly chart carries the digest of the new text
+   (``layout.meta.rnnviz``, set by ``app_pages/shared.show_chart``). That wait is the *update
+   latency* (p50/p95 reported separately for text commits and view switches).
+3. Counts errors: exception elements (``stException``), browser console errors, page errors, and
+   updates that did not finish within ``--update-timeout``.
+4. Checks isolation: no session's page ever shows another session's token; ``--uploaders``
+   sessions upload their own checkpoint, and at the end every session opens its checkpoint list:
+   an upload must appear only in its uploader's list.
+5. Cache bound: in a fresh interpreter, traces ``--cache-texts`` distinct texts through the app's
+   own cached function (``app_pages.shared.cached_trace``, same ``st.cache_data`` storage as the
+   server) and reports RSS as it goes; lists every ``st.cache_data``/``st.cache_resource`` in
+   app_pages/ with its ``max_entries``/``ttl``.
+
+Prints a JSON summary (and writes it with ``--json PATH``); exit status 1 if any error or leak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+WORDS = ("the time traveller for so it will be convenient to speak of him was expounding a recondite "
+         "matter to us his grey eyes shone and twinkled and his usually pale face was flushed and "
+         "animated the fire burned brightly").split()
+
+#: Run over (no "Running"/"Stop" in the status widget) and every chart shows ``digest``.
+WAIT_JS = """([digest, textParam]) => {
+  if (textParam !== null && new URLSearchParams(location.search).get('text') !== textParam) return false;
+  const w = document.querySelector('[data-testid="stStatusWidget"]');
+  if (w && /Running|Stop/.test(w.innerText)) return false;
+  if (document.querySelector('[data-testid="stSkeleton"]')) return false;
+  const els = [...document.querySelectorAll('.js-plotly-plot')];
+  return els.every(e => e.layout && e.layout.meta && e.layout.meta.rnnviz === digest
+                        && e.querySelector('.main-svg'));
+}"""
+
+
+# --------------------------------------------------------------------------- server and memory
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, checkpoint_dir: Path | None, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        if checkpoint_dir:
+            env["RNNVIZ_CHECKPOINT_DIR"] = str(checkpoint_dir)
+        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+               "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={self.port}",
+               "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("streamlit did not start within 90 s")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of one process in MiB (psutil if installed, else /proc)."""
+    try:
+        import psutil  # type: ignore
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except ImportError:
+        pass
+    except Exception:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+                out += kids
+                todo += kids
+        except OSError:
+            continue
+    return out
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int, every: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, float, float]] = []  # (t, server MiB, tree MiB)
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while not self._halt.is_set():
+            main = rss_mb(self.pid)
+            tree = main + sum(rss_mb(k) for k in descendants(self.pid))
+            self.samples.append((time.monotonic() - t0, main, tree))
+            self._halt.wait(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+    def peak(self) -> tuple[float, float]:
+        return (max((s[1] for s in self.samples), default=0.0),
+                max((s[2] for s in self.samples), default=0.0))
+
+    def last(self) -> float:
+        return self.samples[-1][1] if self.samples else 0.0
+
+
+# --------------------------------------------------------------------------- sessions
+def digest(model_key: str, text: str, max_chars: int) -> str:
+    """The digest ``app_pages/shared.sidebar`` puts on every chart (model key + traced text)."""
+    text = text[:max_chars]
+    return hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def token_for(i: int) -> str:
+    """A unique, letters-only token (d2l models keep letters), unlikely to occur by chance."""
+    return "zq" + chr(97 + (i // 26) % 26) + chr(97 + i % 26) + "xj"
+
+
+class Stats:
+    def __init__(self):
+        self.text_latency: list[float] = []
+        self.view_latency: list[float] = []
+        self.exceptions: list[str] = []
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.timeouts: list[str] = []
+        self.leaks: list[str] = []
+        self.upload_leaks: list[str] = []
+        self.upload_failures: list[str] = []
+        self.texts: set[str] = set()
+        self.actions = 0
+        self.load_started = self.load_ended = 0.0
+
+
+async def wait_update(page, dg: str, text_param: str | None, timeout_s: float) -> None:
+    await page.wait_for_function(WAIT_JS, arg=[dg, text_param], timeout=timeout_s * 1000, polling=100)
+
+
+async def check_page(page, sid: int, tokens: list[str], stats: Stats, what: str) -> None:
+    exc = await page.locator("[data-testid='stException']").all_inner_texts()
+    for e in exc:
+        stats.exceptions.append(f"session {sid} {what}: {e[:300]}")
+    body = await page.evaluate("() => document.body.innerText + '\\n' + [...document.querySelectorAll("
+                               "'textarea, input')].map(e => e.value).join('\\n')")
+    for j, tok in enumerate(tokens):
+        if j != sid and tok in body:
+            stats.leaks.append(f"session {sid} saw token of session {j} ({what})")
+
+
+async def read_checkpoint_options(page) -> list[str]:
+    box = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first
+    await box.click()
+    opts = page.locator("[role='option']")
+    await opts.first.wait_for(timeout=10_000)
+    names = await opts.all_inner_texts()
+    await page.keyboard.press("Escape")
+    return names
+
+
+class Clock:
+    """Sessions connect first; the load period starts when all are ready (or after the ramp)."""
+
+    def __init__(self, sessions: int, duration: float):
+        self.waiting, self.duration = sessions, duration
+        self.go = asyncio.Event()
+        self.deadline = float("inf")
+
+    def ready(self) -> None:
+        self.waiting -= 1
+        if self.waiting <= 0:
+            self.start()
+
+    def start(self) -> None:
+        if not self.go.is_set():
+            self.deadline = time.monotonic() + self.duration
+            self.go.set()
+
+
+async def session(sid: int, browser, url: str, model_key: str, tokens: list[str], views: list[str],
+                  upload: Path | None, clock: Clock, args, stats: Stats, max_chars: int) -> None:
+    ctx = await browser.new_context(viewport={"width": 1300, "height": 900})
+    page = await ctx.new_page()
+    page.on("console", lambda m: stats.console_errors.append(f"session {sid}: {m.text[:200]}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: stats.page_errors.append(f"session {sid}: {str(e)[:200]}"))
+    rng = random.Random(sid)
+    token = tokens[sid]
+    try:
+        text = token
+        await page.goto(f"{url}/?ckpt={model_key}&text={token}", timeout=120_000)
+        await page.wait_for_selector("[data-testid='stSidebar'] textarea", timeout=120_000)
+        await wait_update(page, digest(model_key, text, max_chars), text, 120)
+        area = page.locator("[data-testid='stSidebar'] [data-testid='stTextArea'] textarea")
+        if upload is not None:
+            await page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(upload))
+            try:
+                await page.locator("[data-testid='stAlertContentSuccess']").filter(
+                    has_text=upload.name).wait_for(timeout=args.update_timeout * 1000)
+            except Exception:
+                stats.upload_failures.append(f"session {sid}: upload not confirmed")
+        clock.ready()
+        await clock.go.wait()
+        n = 0
+        while time.monotonic() < clock.deadline:
+            n += 1
+            if rng.random() < 0.65:
+                words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
+                text = f"{words} {token} {n} {words}"
+                await area.fill(text)
+                t0 = time.monotonic()
+                await area.press("Control+Enter")
+                kind, param = "text", text
+            else:
+                links = page.locator("[data-testid='stSidebarNav'] a")
+                k = rng.randrange(max(1, await links.count()))
+                t0 = time.monotonic()
+                kind, param = "view", None
+                try:
+                    await links.nth(k).click(timeout=args.update_timeout * 1000)
+                except Exception as err:
+                    stats.timeouts.append(f"session {sid}: could not click view link {k}: {str(err)[:120]}")
+                    continue
+            try:
+                await wait_update(page, digest(model_key, text, max_chars), param, args.update_timeout)
+                dt = time.monotonic() - t0
+                (stats.text_latency if kind == "text" else stats.view_latency).append(dt)
+                if kind == "text":
+                    stats.texts.add(text)
+            except Exception:
+                stats.timeouts.append(f"session {sid} {kind} update > {args.update_timeout:.0f} s")
+            stats.actions += 1
+            await check_page(page, sid, tokens, stats, f"after {kind} #{n}")
+            await asyncio.sleep(rng.uniform(*args.think))
+        # Isolation of uploads: this session's checkpoint list holds only its own upload (if any).
+        try:
+            names = await read_checkpoint_options(page)
+            for name in names:
+                if "(uploaded)" in name and (upload is None or upload.name not in name):
+                    stats.upload_leaks.append(f"session {sid} lists {name!r}")
+            if upload is not None and not any(upload.name in nm for nm in names):
+                stats.upload_failures.append(f"session {sid}: own upload missing from its list")
+        except Exception as err:
+            stats.upload_failures.append(f"session {sid}: could not read checkpoint list: {err}")
+    finally:
+        await ctx.close()
+
+
+def make_uploads(n: int, out_dir: Path, base: str) -> list[Path]:
+    """Valid checkpoints (distinct bytes) named after their uploader's token."""
+    sys.path.insert(0, str(REPO))
+    import rnnviz
+    from rnnviz.checkpoint import checkpoint_dir
+
+    paths = []
+    src = rnnviz.load_model(base) if (checkpoint_dir() / f"{base}.safetensors").is_file() else None
+    for i in range(n):
+        cfg = src.config if src is not None else rnnviz.ModelConfig(
+            "gru", 16, 1, tuple(rnnviz.Vocab.from_text(" ".join(WORDS)).tokens))
+        model = rnnviz.build_model(cfg, seed=1000 + i)
+        path = out_dir / f"upload-{token_for(i)}.safetensors"
+        rnnviz.save_checkpoint(model, path, {"corpus": f"loadtest upload {i}"})
+        paths.append(path)
+    return paths
+
+
+async def run_sessions(server: Server, args, model_keys: list[str], views: list[str],
+                       uploads: list[Path], max_chars: int) -> Stats:
+    from playwright.async_api import async_playwright
+
+    stats = Stats()
+    tokens = [token_for(i) for i in range(args.sessions)]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            clock = Clock(args.sessions, args.duration)
+            tasks = []
+            for i in range(args.sessions):
+                up = uploads[i] if i < len(uploads) else None
+                tasks.append(asyncio.create_task(session(
+                    i, browser, server.url, model_keys[i % len(model_keys)], tokens, views, up,
+                    clock, args, stats, max_chars)))
+                await asyncio.sleep(args.ramp / max(1, args.sessions))
+            # Sessions that are not connected 180 s after the ramp do not hold the others back.
+            try:
+                await asyncio.wait_for(clock.go.wait(), timeout=180)
+            except asyncio.TimeoutError:
+                clock.start()
+            stats.load_started = time.monotonic()
+            done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True),
+                                          timeout=args.duration + 300)
+            stats.load_ended = time.monotonic()
+            for i, res in enumerate(done):
+                if isinstance(res, BaseException):
+                    stats.timeouts.append(f"session {i} crashed: {type(res).__name__}: {str(res)[:200]}")
+        finally:
+            await browser.close()
+    return stats
+
+
+# --------------------------------------------------------------------------- cache bound
+CACHE_SCRIPT = r"""
+import json, os, random, sys, time
+P = json.loads(sys.argv[1])
+sys.path.insert(0, P["repo"])
+import streamlit as st
+from app_pages import shared
+from rnnviz.checkpoint import checkpoint_dir
+
+def rss():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+words, N, LENGTH = P["words"], P["n"], P["length"]
+rng = random.Random(0)
+key = P["model"]
+shared.shipped_model(key)
+base = rss()
+series = []
+for i in range(N):
+    body = " ".join(rng.choice(words) for _ in range(LENGTH // 4))
+    text = (f"{i} " + body)[:LENGTH]
+    shared.cached_trace(key, text)
+    if (i + 1) % 50 == 0:
+        series.append([i + 1, round(rss(), 1)])
+print(json.dumps({"base_mb": round(base, 1), "series": series, "final_mb": round(rss(), 1)}))
+"""
+
+
+def cache_bounds() -> list[dict]:
+    """Every st.cache_data / st.cache_resource in app_pages/ with its max_entries and ttl."""
+    out = []
+    pat = re.compile(r"@st\.(cache_data|cache_resource)(\((?P<args>[^)]*)\))?\s*\n\s*def (?P<fn>\w+)")
+    for path in sorted((REPO / "app_pages").glob("*.py")):
+        for m in pat.finditer(path.read_text(encoding="utf-8")):
+            a = m.group("args") or ""
+            me = re.search(r"max_entries\s*=\s*([\w.]+)", a)
+            ttl = re.search(r"ttl\s*=\s*([\w.\"']+)", a)
+            out.append({"where": f"{path.relative_to(REPO)}:{m.group('fn')}", "kind": m.group(1),
+                        "max_entries": me.group(1) if me else None, "ttl": ttl.group(1) if ttl else None})
+    return out
+
+
+def cache_check(n: int, length: int, model_key: str, checkpoint_dir: Path | None) -> dict:
+    env = dict(os.environ)
+    if checkpoint_dir:
+        env["RNNVIZ_CHECKPOINT_DIR"] = str(checkpoint_dir)
+    params = {"repo": str(REPO), "words": WORDS, "n": n, "length": length, "model": model_key}
+    out = subprocess.run([sys.executable, "-c", CACHE_SCRIPT, json.dumps(params)], capture_output=True,
+                         text=True, env=env, timeout=1800, cwd=REPO)
+    if out.returncode != 0:
+        return {"error": out.stderr[-1500:]}
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res.update(texts=n, chars_per_text=length, model=model_key)
+    return res
+
+
+# --------------------------------------------------------------------------- main
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    return round(v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))], 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", type=int, default=20, help="concurrent browser sessions (default 20)")
+    ap.add_argument("--duration", type=float, default=120, help="seconds of load after ramp-up (120)")
+    ap.add_argument("--ramp", type=float, default=20, help="seconds over which sessions start (20)")
+    ap.add_argument("--think", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"),
+                    help="pause between a session's actions, uniform in [MIN, MAX] s")
+    ap.add_argument("--update-timeout", type=float, default=60, help="an update slower than this is an error")
+    ap.add_argument("--uploaders", type=int, default=2, help="sessions that upload their own checkpoint")
+    ap.add_argument("--checkpoint-dir", type=Path, default=None, help="default: the shipped checkpoints/")
+    ap.add_argument("--models", default="timemachine-lstm,timemachine-gru,timemachine-rnn",
+                    help="checkpoints the sessions spread over (comma-separated)")
+    ap.add_argument("--cache-texts", type=int, default=500, help="distinct texts for the cache check (0: skip)")
+    ap.add_argument("--cache-chars", type=int, default=1000, help="characters per cache-check text")
+    ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    args = ap.parse_args(argv)
+    args.sessions = max(1, min(args.sessions, 100))
+    args.duration = max(1.0, min(args.duration, 1800.0))
+    signal.alarm(int(args.ramp + args.duration + 2400))   # hard stop, whatever happens
+
+    sys.path.insert(0, str(REPO))
+    from app_pages.shared import MAX_PAGE_CHARS
+
+    if args.checkpoint_dir:
+        os.environ["RNNVIZ_CHECKPOINT_DIR"] = str(args.checkpoint_dir)
+    app_src = (REPO / "app.py").read_text(encoding="utf-8")
+    views = re.findall(r'url_path="([^"]+)"', app_src)   # the sessions click the sidebar's links
+    model_keys = [m for m in args.models.split(",") if m]
+    summary: dict = {"sessions": args.sessions, "duration_s": args.duration, "ramp_s": args.ramp,
+                     "views": views, "models": model_keys, "host": os.uname().nodename,
+                     "cpus": os.cpu_count()}
+    tmp = Path(tempfile.mkdtemp(prefix="rnnviz-load-"))
+    uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0])
+    server = Server(args.checkpoint_dir, tmp / "server.log")
+    sampler = RssSampler(server.proc.pid)
+    sampler.start()
+    t0 = time.monotonic()
+    try:
+        time.sleep(1.0)
+        summary["rss_start_mb"] = round(sampler.last(), 1)
+        stats = asyncio.run(run_sessions(server, args, model_keys, views, uploads, MAX_PAGE_CHARS))
+        summary["server_alive"] = server.alive()
+    finally:
+        sampler.stop()
+        server.stop()
+    peak, peak_tree = sampler.peak()
+    summary.update({
+        "wall_s": round(time.monotonic() - t0, 1),
+        "load_period_s": round(stats.load_ended - stats.load_started, 1),
+        "actions": stats.actions,
+        "text_updates": len(stats.text_latency), "view_switches": len(stats.view_latency),
+        "distinct_texts": len(stats.texts),
+        "text_p50_s": pct(stats.text_latency, 50), "text_p95_s": pct(stats.text_latency, 95),
+        "text_max_s": round(max(stats.text_latency), 3) if stats.text_latency else None,
+        "view_p50_s": pct(stats.view_latency, 50), "view_p95_s": pct(stats.view_latency, 95),
+        "all_p95_s": pct(stats.text_latency + stats.view_latency, 95),
+        "exceptions": len(stats.exceptions), "console_errors": len(stats.console_errors),
+        "page_errors": len(stats.page_errors), "timeouts": len(stats.timeouts),
+        "token_leaks": len(stats.leaks), "upload_leaks": len(stats.upload_leaks),
+        "upload_failures": len(stats.upload_failures), "uploaders": len(uploads),
+        "rss_peak_mb": round(peak, 1), "rss_peak_tree_mb": round(peak_tree, 1),
+        "rss_end_mb": round(sampler.last(), 1),
+        "details": {"exceptions": stats.exceptions[:10], "console_errors": stats.console_errors[:10],
+                    "page_errors": stats.page_errors[:10], "timeouts": stats.timeouts[:10],
+                    "leaks": (stats.leaks + stats.upload_leaks)[:10],
+                    "upload_failures": stats.upload_failures[:10]},
+        "rss_series": [[round(t, 1), round(m, 1)] for t, m, _ in sampler.samples[::20]],
+    })
+    summary["cache_bounds"] = cache_bounds()
+    if args.cache_texts > 0:
+        summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],
+                                             args.checkpoint_dir)
+    text = json.dumps(summary, indent=1, ensure_ascii=False)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n", encoding="utf-8")
+    bad = (summary["exceptions"] + summary["page_errors"] + summary["timeouts"] + summary["token_leaks"]
+           + summary["upload_leaks"] + summary["upload_failures"] + (0 if summary["server_alive"] else 1))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
