@@ -80,6 +80,7 @@ import json
 import math
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,33 +235,35 @@ def corpus_sample(name: str, max_chars: int = SAMPLE_CHARS) -> tuple[str, str]:
 
 # =========================================================================== index
 def average_ranks(a: Tensor) -> Tensor:
-    """Column-wise 1-based ranks of ``a`` (N, U), ties sharing their mean rank; float32 (N, U)."""
+    """Column-wise 1-based ranks of ``a`` (N, U), ties sharing their mean rank; float32 (N, U).
+
+    Works on contiguous rows of ``a.T``, ``_CHUNK`` units at a time (bounded temporary memory).
+    """
     N, U = a.shape
-    out = torch.empty((N, U), dtype=torch.float32)
+    out = torch.empty((U, N), dtype=torch.float32)
     pos = torch.arange(N, dtype=torch.int64)
+    place = (pos + 1).to(torch.float32)
     for c0 in range(0, U, _CHUNK):
-        block = a[:, c0:c0 + _CHUNK]
-        vals, idx = torch.sort(block, dim=0, stable=True)
-        k = block.shape[1]
-        avg = (pos[:, None] + 1).to(torch.float32).expand(N, k).clone()   # no ties: rank = place
-        tied = (vals[1:] == vals[:-1]).any(0)
-        if bool(tied.any()):                    # only columns with ties need the group means
-            cols = torch.nonzero(tied).squeeze(1)
-            v = vals[:, cols]
-            m = cols.numel()
-            new = torch.ones((N, m), dtype=torch.bool)
-            new[1:] = v[1:] != v[:-1]
-            last = torch.ones((N, m), dtype=torch.bool)
-            last[:-1] = new[1:]
-            p = pos[:, None].expand(N, m)
-            first_of_group = torch.cummax(torch.where(new, p, torch.zeros_like(p)), dim=0).values
-            last_rev = torch.where(last, p, torch.full_like(p, N)).flip(0)
-            last_of_group = torch.cummin(last_rev, dim=0).values.flip(0)
-            avg[:, cols] = ((first_of_group + last_of_group + 2).to(torch.float64) / 2.0).float()
-        ranks = torch.empty((N, k), dtype=torch.float32)
-        ranks.scatter_(0, idx, avg)
-        out[:, c0:c0 + k] = ranks
-    return out
+        block = a[:, c0:c0 + _CHUNK].T.contiguous()                  # (k, N)
+        k = block.shape[0]
+        vals, idx = torch.sort(block, dim=1)
+        avg = place.expand(k, N).clone()                              # no ties: rank = place
+        tied = (vals[:, 1:] == vals[:, :-1]).any(1)
+        if bool(tied.any()):                     # only units with ties need the group means
+            rows = torch.nonzero(tied).squeeze(1)
+            v = vals[rows]
+            m = rows.numel()
+            new = torch.ones((m, N), dtype=torch.bool)
+            new[:, 1:] = v[:, 1:] != v[:, :-1]
+            last = torch.ones((m, N), dtype=torch.bool)
+            last[:, :-1] = new[:, 1:]
+            p = pos.expand(m, N)
+            first_of_group = torch.cummax(torch.where(new, p, torch.zeros_like(p)), dim=1).values
+            last_rev = torch.where(last, p, torch.full_like(p, N)).flip(1)
+            last_of_group = torch.cummin(last_rev, dim=1).values.flip(1)
+            avg[rows] = ((first_of_group + last_of_group + 2).to(torch.float64) / 2.0).float()
+        out[c0:c0 + k].scatter_(1, idx, avg)
+    return out.T.contiguous()
 
 
 @dataclass
@@ -328,6 +331,22 @@ def index_capacity(model: CharRNN, max_chars: int = SAMPLE_CHARS) -> int:
     return max(1, min(max_chars, MAX_INDEX_ELEMENTS // U, MAX_TRACE_CHARS))
 
 
+@contextmanager
+def _one_thread():
+    """Run the sequential, step-by-step work of an index build on one intra-op thread.
+
+    Measured on the project's shared 2-core machine under load (load average ~12): tracing 5,000
+    characters through a 1×256 LSTM took 38 s with torch's default 2 threads and 0.64 s with one
+    (thread hand-offs on tiny per-step ops, oversubscribed cores). The previous setting is restored.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.inference_mode()
 def build_index(model: CharRNN, text: str, *, key: str = "", source: str = "",
                 max_chars: int = SAMPLE_CHARS) -> UnitIndex:
@@ -337,9 +356,11 @@ def build_index(model: CharRNN, text: str, *, key: str = "", source: str = "",
     prepared = preprocess(text, model.config.preprocessing)[:index_capacity(model, max_chars)]
     if len(prepared) < 2:
         raise UnitsError("The sample text needs at least two characters.")
-    tr = trace(model, prepared, preprocess_text=False, gates=model.config.cell == "lstm")
+    with _one_thread():
+        tr = trace(model, prepared, preprocess_text=False, gates=model.config.cell == "lstm")
     units = unit_refs(model)
     acts = activation_matrix(tr)
+    del tr
     a64 = acts.double()
     mean = a64.mean(0)
     std = a64.std(0, unbiased=False)
