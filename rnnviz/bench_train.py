@@ -7,7 +7,8 @@ is the same computation written directly against ``torch.nn`` (one ``nn.LSTM`` w
 Both see the same (T, B) batches. Timing alternates short blocks of ours and the reference and
 keeps the fastest block of each (robust to other processes on a shared machine).
 
-``ratio`` = reference_s / ours_s = our chars/s ÷ reference chars/s; target ≥ 0.9.
+``ratio`` = reference_s / ours_s = our chars/s ÷ reference chars/s; target ≥ 0.9, so rows carry
+``"higher_is_better": True`` (rnnviz.bench's other rows are time ratios, lower is better).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def bench_case(cell: str, H: int, L: int, B: int, T: int, steps: int, repeats: i
     ours_s, ref_s = _time_blocks([ours, reference], steps, repeats)
     return {"name": f"train step {cell} {L}x{H} B={B} T={T} (chars/s {B * T / ours_s:,.0f} vs "
                     f"{B * T / ref_s:,.0f})",
-            "ours_s": ours_s, "reference_s": ref_s, "ratio": ref_s / ours_s, "target": TARGET}
+            "ours_s": ours_s, "reference_s": ref_s, "ratio": ref_s / ours_s, "target": TARGET,
+            "higher_is_better": True}
 
 
 def bench_training(quick: bool = False) -> list[dict]:
