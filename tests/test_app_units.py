@@ -112,3 +112,17 @@ def test_projection_tab(app_env):
 def test_missing_corpus_is_a_message(app_env):
     at = run_tab("Unit finder", ckpt="tiny-gru")
     assert any("not available" in i.value for i in at.info)
+
+
+def test_shrinking_text_and_switching_model_keep_widgets_valid(app_env):
+    at = run_tab("Hypothesis")
+    at.sidebar.text_area[0].set_value("the time traveller for so it will be convenient to speak").run()
+    [s for s in at.slider if s.label.startswith("Span")][0].set_value((40, 50)).run()
+    at.sidebar.text_area[0].set_value("short").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.session_state["u_tab"] = "Ablation"
+    at.run()
+    [n for n in at.number_input if n.label == "Unit"][0].set_value(7).run()
+    at.sidebar.selectbox[0].set_value("tiny-gru").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(m.label == "Mean Δ surprisal" for m in at.metric)
