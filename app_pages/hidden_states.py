@@ -15,12 +15,12 @@ TEXT_MAX = 2_000
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def unit_order(model_key: str, text: str, name: str, method: str, _values) -> list[int]:
+def unit_order(fingerprint: str, text: str, name: str, method: str, _values) -> list[int]:
     return views.unit_order(_values, method)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def overview(model_key: str, text: str, name: str, _values):
+def overview(fingerprint: str, text: str, name: str, _values):
     means, edges = views.downsample_steps(_values)
     return means.numpy(), edges
 
@@ -83,7 +83,7 @@ chars = tr.chars[start:stop]
 
 h_name = f"layer{layer}.h"
 base_name = h_name if kind == "gates" else f"layer{layer}.{kind}"
-order = unit_order(ctx.model_key, ctx.text, base_name, order_method, tr[base_name])
+order = unit_order(ctx.fingerprint, ctx.text, base_name, order_method, tr[base_name])
 
 if kind in ("h", "c"):
     name = base_name
@@ -91,7 +91,7 @@ if kind in ("h", "c"):
     symbol = "H" if kind == "h" else "C"
     zmax = splots.symmetric_range(values)
     if T > width:
-        means, edges = overview(ctx.model_key, ctx.text, name, values)
+        means, edges = overview(ctx.fingerprint, ctx.text, name, values)
         rows = views.overview_units(order, values)
         shared.show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
                                                   zmax=zmax, name=symbol, font_size=ctx.font_size),

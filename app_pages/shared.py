@@ -15,6 +15,7 @@ import streamlit as st
 import rnnviz
 from rnnviz import CharRNN, CheckpointError, TextError, Trace
 from rnnviz import views
+from rnnviz.checkpoint import resolve_checkpoint
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
 DEFAULT_TEXT = "the time machine by h. g. wells"
@@ -56,13 +57,32 @@ class Context:
     truncated_from: int | None = None
     lecture: bool = False           #: lecture mode: controls hidden, larger fonts
     font_size: int = 12             #: base font size for figures (larger in lecture mode)
-    digest: str = ""                #: short hash of model_key + text (figure meta, cache keys)
+    digest: str = ""                #: short hash of model_key + text (figure meta)
+    fingerprint: str = ""           #: checkpoint_fingerprint(model_key): add it to cache keys
+
+
+def checkpoint_fingerprint(model_key: str) -> str:
+    """What identifies a model's weights in the caches: an upload's digest, or the shipped file's
+    path, size and modification time (so a retrained or swapped checkpoint is never served stale)."""
+    if model_key.startswith(_UPLOAD_PREFIX):
+        return model_key
+    try:
+        path = resolve_checkpoint(model_key)
+        stat = path.stat()
+    except (CheckpointError, OSError):
+        return f"missing:{model_key}"
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def shipped_model(name: str) -> CharRNN:
-    """A shipped checkpoint, loaded once per server and shared read-only by all sessions."""
+def _shipped_model(name: str, fingerprint: str) -> CharRNN:
     return rnnviz.load_model(name)
+
+
+def shipped_model(name: str) -> CharRNN:
+    """A shipped checkpoint, loaded once per server (and again only if its file changes), shared
+    read-only by all sessions."""
+    return _shipped_model(name, checkpoint_fingerprint(name))
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -82,9 +102,14 @@ def get_model(model_key: str) -> CharRNN:
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def cached_trace(model_key: str, text: str) -> Trace:
-    """The trace of ``text`` through the model named ``model_key`` (bounded LRU cache)."""
+def _cached_trace(model_key: str, fingerprint: str, text: str) -> Trace:
     return rnnviz.trace(get_model(model_key), text)
+
+
+def cached_trace(model_key: str, text: str) -> Trace:
+    """The trace of ``text`` through the model named ``model_key`` (bounded LRU cache, keyed by the
+    checkpoint's fingerprint too)."""
+    return _cached_trace(model_key, checkpoint_fingerprint(model_key), text)
 
 
 def shipped_names() -> list[str]:
@@ -225,7 +250,8 @@ def sidebar() -> Context:
         error = str(err)
     digest = hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
     ctx = Context(model_key, model, text, trace, error, truncated_from, lecture=lecture,
-                  font_size=18 if lecture else 12, digest=digest)
+                  font_size=18 if lecture else 12, digest=digest,
+                  fingerprint=checkpoint_fingerprint(model_key))
     with st.sidebar:
         model_card(model)
         if trace is not None:

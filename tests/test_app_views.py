@@ -279,3 +279,22 @@ def test_other_views_url_keys_are_dropped(app):
     at = open_view(app, "app_pages/predictions.py", hs__unit="3", pr__k="2")
     assert "hs.unit" not in at.query_params
     assert at.query_params["pr.k"] == "2"
+
+
+def test_replaced_checkpoint_is_never_served_stale(app, ckpt_dir):
+    import os
+    path = ckpt_dir / "swap-lstm.safetensors"
+    text = "hello there"
+    first = tiny_model("lstm", 1, 6, text=VOCAB_TEXT, seed=1)
+    rnnviz.save_checkpoint(first, path, {"corpus": "a"})
+    at = open_view(app, text=text, ckpt="swap-lstm")
+    z1 = decode(charts(at)[0]["data"][0]["z"])
+    assert np.allclose(z1, rnnviz.trace(first, text)["layer0.h"].numpy().T, atol=1e-6)
+    second = tiny_model("lstm", 1, 6, text=VOCAB_TEXT, seed=2)      # retrained under the same name
+    rnnviz.save_checkpoint(second, path, {"corpus": "b"})
+    st_ = path.stat()
+    os.utime(path, ns=(st_.st_atime_ns, st_.st_mtime_ns + 10**9))
+    at.run()
+    z2 = decode(charts(at)[0]["data"][0]["z"])
+    assert np.allclose(z2, rnnviz.trace(second, text)["layer0.h"].numpy().T, atol=1e-6)
+    path.unlink()
