@@ -59,7 +59,8 @@ if result.unknown_prefix_positions:
     st.warning(f"{len(result.unknown_prefix_positions)} character(s) of the prefix are not in the "
                "model's vocabulary and were read as <unk>.")
 if result.prefix != prefix:
-    st.caption("The prefix went through the model's preprocessing first; it read: " + repr(result.prefix[:200]))
+    st.caption("The prefix went through the model's preprocessing first; it read: "
+               + shared.md(repr(result.prefix[:200])))
 
 probs = list(result.probs)
 chars = list(result.prefix) + list(result.generated)

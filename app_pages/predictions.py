@@ -40,7 +40,7 @@ c4.metric("Unknown characters", f"{summary['unknown']}",
 
 unknown = views.unknown_chars(tr)
 if unknown:
-    shown = ", ".join(f"step {t}: {display_char(ch)!r}" for t, ch in unknown[:20])
+    shown = ", ".join(f"step {t}: {shared.md(repr(display_char(ch)))}" for t, ch in unknown[:20])
     more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
     st.warning(f"{len(unknown)} character(s) are not in the model's vocabulary and were read as "
                f"<unk> (underlined in red below): {shown}{more}.")

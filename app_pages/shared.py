@@ -152,6 +152,15 @@ def view_params(prefix: str) -> None:
             del st.query_params[key]
 
 
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>$~:")
+
+
+def md(text: str) -> str:
+    """Backslash-escape markdown (and $…$ LaTeX) specials of user text shown through st.markdown,
+    st.caption, st.warning… (Streamlit never renders raw HTML there; this keeps the text literal)."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
+
+
 def parse_bool(raw: str) -> bool:
     return raw.lower() in ("1", "true", "yes", "on")
 

@@ -70,8 +70,9 @@ def render_step() -> None:
             t = 0
     shared.url_set("st.t", t)
     ch = tr.chars[t]
-    prev = "the start (H_{-1} = 0)" if t == 0 else f"step {t - 1} ({display_char(tr.chars[t - 1])!r})"
-    st.markdown(f"**Step {t}**: the network reads {display_char(ch)!r} "
+    prev = ("the start (H₋₁ = 0)" if t == 0
+            else f"step {t - 1} ({shared.md(repr(display_char(tr.chars[t - 1])))})")
+    st.markdown(f"**Step {t}**: the network reads {shared.md(repr(display_char(ch)))} "
                 f"{'(unknown: read as <unk>) ' if t in tr.unknown_positions else ''}after {prev}.")
     terms = views.step_terms(model, tr, layer, t)
     h_t = terms["H_t"]
@@ -103,7 +104,7 @@ def render_step() -> None:
                                                    title="softmax(O_t): P(next character)",
                                                    font_size=ctx.font_size), ctx, key="st_softmax")
         if nid is not None:
-            st.caption(f"The next character was {display_char(tr.chars[t + 1])!r} (red), "
+            st.caption(f"The next character was {shared.md(repr(display_char(tr.chars[t + 1])))} (red), "
                        f"P = {float(out['softmax'][nid]):.4f}.")
         top = views.top_predictions(out["softmax"], 10)
         st.dataframe({"next": [pplots.token_labels(tokens)[i] for i in top],
