@@ -8,11 +8,14 @@ reading ``text[t]``). Every built-in feature is *causal*: its value at ``t`` dep
 =====================  ======  ==================================================================
 name                   kind    value at character t
 =====================  ======  ==================================================================
-``in_quotes``          binary  1 inside a double-quoted span: from an opening ``"`` (or ``“``) up
-                               to, not including, its closing ``"`` (``”``); the opening quote is
-                               inside, the closing one is not. Straight quotes toggle.
-``in_single_quotes``   binary  same for ``'`` (and ``‘ ’``), reset at every newline so that
-                               apostrophes in prose cannot leave it on for a whole paragraph.
+``in_quotes``          binary  1 inside a double-quoted string: from an opening ``"`` up to, not
+                               including, its closing ``"``; the opening quote is inside, the
+                               closing one is not. As in Python, a ``"…"`` string ends at a newline
+                               (so one stray quote cannot invert the rest of a text), a triple-quoted
+                               string may span lines (its 2nd quote briefly reads as the end of an
+                               empty string, the 3rd reopens), and so may a curly ``“…”`` pair.
+``in_single_quotes``   binary  the same for ``'``, triple ``'`` and ``‘ ’`` (apostrophes in prose
+                               therefore switch it on until the next ``'`` or newline).
 ``bracket_depth``      count   nesting depth of ``( [ {`` after reading t: an opener counts as
                                inside, a closer as outside; unmatched closers never go below 0.
 ``paren_depth``        count   the same for round parentheses ``( )`` only.
@@ -97,27 +100,39 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _quote_state(text: str, opens: str, closes: str, straight: str, reset_newline: bool) -> list[float]:
-    out, inside = [], False
+def _quote_state(text: str, quote: str, opens: str, closes: str) -> list[float]:
+    """Inside-a-string state, causal. Straight ``quote`` strings end at a newline unless opened by
+    a triple quote (Python's rule); curly ``opens``/``closes`` pairs may span lines."""
+    out: list[float] = []
+    state = None          # None, "single" (straight), "triple" (straight ×3) or "curly"
+    run = 0               # consecutive straight quotes just read
     for ch in text:
-        if reset_newline and ch == "\n":
-            inside = False
-        elif ch == straight:
-            inside = not inside
-        elif ch == opens:
-            inside = True
-        elif ch == closes:
-            inside = False
-        out.append(1.0 if inside else 0.0)
+        if ch == quote:
+            run += 1
+            if state is None:
+                state = "triple" if run == 3 else "single"
+            elif state == "single":
+                state = None          # the closing quote (or the second quote of ``""``)
+            elif state == "triple" and run == 3:
+                state = None
+        else:
+            run = 0
+            if ch == opens and state is None:
+                state = "curly"
+            elif ch == closes and state == "curly":
+                state = None
+            elif ch == "\n" and state == "single":
+                state = None          # an unterminated one-line string
+        out.append(1.0 if state is not None else 0.0)
     return out
 
 
 def _in_quotes(text: str) -> list[float]:
-    return _quote_state(text, "\u201c", "\u201d", '"', reset_newline=False)
+    return _quote_state(text, '"', "\u201c", "\u201d")
 
 
 def _in_single_quotes(text: str) -> list[float]:
-    return _quote_state(text, "\u2018", "\u2019", "'", reset_newline=True)
+    return _quote_state(text, "'", "\u2018", "\u2019")
 
 
 def _depth(text: str, opens: frozenset[str] | set[str], closes: frozenset[str] | set[str]) -> list[float]:
@@ -186,8 +201,8 @@ def _map(pred: Callable[[str], bool]) -> Callable[[str], list[float]]:
 
 
 FEATURES: dict[str, FeatureSpec] = {s.name: s for s in (
-    FeatureSpec("in_quotes", "binary", 'inside a "double-quoted" span', _in_quotes),
-    FeatureSpec("in_single_quotes", "binary", "inside a 'single-quoted' span (reset per line)",
+    FeatureSpec("in_quotes", "binary", 'inside a "double-quoted" string', _in_quotes),
+    FeatureSpec("in_single_quotes", "binary", "inside a 'single-quoted' string",
                 _in_single_quotes),
     FeatureSpec("bracket_depth", "count", "nesting depth of ( [ {", _bracket_depth),
     FeatureSpec("paren_depth", "count", "nesting depth of ( ) only", _paren_depth),

@@ -29,9 +29,12 @@ def test_every_feature_has_shape_and_kind():
 
 def test_quotes_opening_inside_closing_outside():
     assert vals("in_quotes", 'a"bc"d') == [0, 1, 1, 1, 0, 0]
-    assert vals("in_quotes", "x\u201cy\u201dz") == [0, 1, 1, 0, 0]
-    assert vals("in_quotes", 'a"b\nc"') == [0, 1, 1, 1, 1, 0]          # double quotes span lines
-    assert vals("in_single_quotes", "'ab\ncd'e") == [1, 1, 1, 0, 0, 0, 1, 1]  # reset at newline
+    assert vals("in_quotes", "x\u201cy\nz\u201dw") == [0, 1, 1, 1, 1, 0, 0]   # curly pairs span lines
+    assert vals("in_quotes", 'a"b\nc"d"') == [0, 1, 1, 0, 0, 1, 1, 0]       # "…" ends at a newline
+    assert vals("in_quotes", '""x') == [1, 0, 0]                              # an empty string
+    doc = '"""a\n"b"""c'
+    assert vals("in_quotes", doc) == [1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0]
+    assert vals("in_single_quotes", "'ab\ncd'e") == [1, 1, 1, 0, 0, 0, 1, 1]
 
 
 def test_bracket_and_paren_depth():
