@@ -470,7 +470,7 @@ def _train(cfg: TrainConfig, corpus: Corpus, device: torch.device, argv) -> tupl
             bar.set_postfix(train=f"{tr:.3f}", val=f"{val:.3f}", best=f"{c['best_val']:.3f}",
                             cps=f"{c['chars'] / max(c['step_seconds'], 1e-9):,.0f}")
 
-    bar = None
+    bar = None  # the bar's ETA is for the step/epoch limit; --max-minutes shows time_left too
     if cfg.progress:
         from tqdm.auto import tqdm
         per_epoch = len(epoch_batches(train_ids, cfg.batch_size, cfg.num_steps, cfg.partition, cfg.seed, 0))
@@ -518,9 +518,11 @@ def _train(cfg: TrainConfig, corpus: Corpus, device: torch.device, argv) -> tupl
             if bar is not None:
                 bar.update(1)
                 if c["step"] % 20 == 0:
+                    left = (f" time_left={max(0.0, deadline - time.perf_counter()) / 60:.1f}min"
+                            if deadline < math.inf else "")
                     bar.set_postfix_str(f"train={c['loss_sum'] / c['loss_n']:.3f} "
                                         f"best_val={c['best_val']:.3f} "
-                                        f"cps={c['chars'] / max(c['step_seconds'], 1e-9):,.0f}")
+                                        f"cps={c['chars'] / max(c['step_seconds'], 1e-9):,.0f}{left}")
             due = (c["step"] % eval_every == 0) if cfg.eval_every else (c["batch"] == len(batches))
             if due:
                 do_eval(scheduled=True)
