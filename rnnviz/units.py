@@ -923,6 +923,11 @@ def _probes(model: CharRNN, index: UnitIndex) -> list[str]:
     return out
 
 
+#: Thresholds for the report's highlights.
+HIGHLIGHT_AUC = 0.9
+HIGHLIGHT_R = 0.6
+
+
 def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: int = 3) -> str:
     """Measure every shipped checkpoint (or ``names``) and return the markdown of docs/UNITS.md."""
     import os
@@ -945,6 +950,8 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
              "clock on that shared machine).", ""]
     if not infos:
         lines += ["**No shipped checkpoint was found** in `checkpoints/` when this was generated.", ""]
+    header, lines = lines, []
+    highlights: list[str] = []
     for info in infos:
         model = load_model(info.name)
         corpus = (getattr(model, "provenance", {}) or {}).get("corpus")
@@ -974,16 +981,27 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
                 lines.append(f"| {name} | — | {err} | — | — |")
                 continue
             best = "; ".join(f"{s.unit.name} ({_fmt(s.r)}, {s.auc:.3f})" for s in res.top)
+            h = res.top[0]
+            if max(h.auc, 1 - h.auc) >= HIGHLIGHT_AUC or abs(by_r.top[0].r) >= HIGHLIGHT_R:
+                strongest = h if abs(h.r) >= abs(by_r.top[0].r) else by_r.top[0]
+                highlights.append(
+                    f"- **{info.name}** `{strongest.unit.name}` tracks **{name}**: "
+                    f"r = {strongest.r:+.2f}, AUC = {strongest.auc:.3f}"
+                    + (" (high when the feature is off)" if strongest.auc < 0.5 else "")
+                    + (f"; best AUC: `{h.unit.name}` {h.auc:.3f}" if h is not strongest else "")
+                    + f" (label: {res.label_rule}).")
             s = by_r.top[0]
             lines.append(f"| {name} | {res.label_rule} ({res.n_positive:,} of {res.n:,}) | {best} | "
                          f"{s.unit.name} ({_fmt(s.r)}, {s.auc:.3f}) | {res.seconds:.3f} |")
         lines.append("")
         lines += _probes(model, index)
         mem = _memory_probe(model, index.text)
+        meds: list[str] = []
         if mem:
             lines += ["Memory of a one-letter substitution (20 edits spread over the sample): steps "
                       "until the difference stays below 1 % of its size right after the edit, within "
-                      "300 following characters (median; “>300” = never within the window).", "",
+                      "300 following characters (upper median of the 20; “>300” = never within the "
+                      "window).", "",
                       "| state | median steps | settled / edits |", "|---|---|---|"]
             for name, vals in mem.items():
                 settled = sorted(v for v in vals if v is not None)
@@ -992,8 +1010,17 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
                 med = ordered[len(ordered) // 2]
                 lines.append(f"| {'KL(P‖P′)' if name == 'kl' else '‖Δ' + name + '‖'} | "
                              f"{'>300' if med == math.inf else med} | {len(settled)} / {len(vals)} |")
+                meds.append(f"{'KL' if name == 'kl' else '‖Δ' + name.split('.')[-1].upper() + '‖'} "
+                            f"{'>300' if med == math.inf else med}")
             lines.append("")
-    return "\n".join(lines) + "\n"
+            highlights.append(f"- **{info.name}** remembers a one-letter substitution for (median "
+                              f"steps until < 1 %): {', '.join(meds)}.")
+    if highlights:
+        header += [f"## Highlights", "",
+                   f"Selected by the script: the best unit of a feature when its AUC ≥ {HIGHLIGHT_AUC} "
+                   f"(or ≤ {1 - HIGHLIGHT_AUC:.1f}) or its |r| ≥ {HIGHLIGHT_R}; and the memory medians.",
+                   "", *highlights, ""]
+    return "\n".join(header + lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

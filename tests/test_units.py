@@ -370,3 +370,19 @@ def test_figures_build():
     index = U.build_index(model, text * 5)
     res = U.rank_units(index, "whitespace", top=5)
     assert len(P.ranked_units_figure(res).data[0].y) == 5 and len(P.ranked_units_rows(res)) == 5
+
+
+def test_report_on_a_tiny_checkpoint(tmp_path, monkeypatch):
+    corpus = "the time traveller (for so it will be convenient to speak of him) was here.\n" * 40
+    (tmp_path / "tiny.txt").write_text(corpus, encoding="utf-8")
+    model = tiny_model("lstm", hidden=8, text=corpus)
+    rnnviz.save_checkpoint(model, tmp_path / "ck" / "tiny-lstm.safetensors",
+                           {"corpus": "tiny", "val_fraction": 0.5})
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path / "ck"))
+    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
+    U._INDEX_LRU.clear()
+    md = U.report(max_chars=1500)
+    U._INDEX_LRU.clear()
+    assert "## tiny-lstm" in md and "held-out validation part" in md
+    assert "| bracket_depth |" in md and "Memory of a one-letter substitution" in md
+    assert "remembers a one-letter substitution" in md   # the highlights' memory line
