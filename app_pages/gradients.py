@@ -16,6 +16,8 @@ DEFAULT_LEN = 200
 MAX_LEN = shared.MAX_PAGE_CHARS
 #: The Jacobian chain goes back at most this many steps (its cost is linear in it).
 CHAIN_MAX_BACK = 400
+#: The page's gradient-map budget (multiply–adds): a quarter of the library cap, to stay interactive.
+MAP_PAGE_MACS = G.MAP_MAX_MACS / 4
 ACTIVATIONS = {"as trained": None, "tanh": "tanh", "relu": "relu"}
 LOSS_LABELS = {"last": "cross-entropy at the last step", "step": "cross-entropy at step s",
                "sum": "sum over all steps"}
@@ -48,7 +50,7 @@ def chain(model_key: str, text: str, layer: int, knobs: tuple, _model) -> G.Jaco
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def gmap(model_key: str, text: str, knobs: tuple, _model) -> G.GradientMap:
-    return G.gradient_map(_model, text, whatif=_knobs(*knobs))
+    return G.gradient_map(_model, text, whatif=_knobs(*knobs), max_macs=MAP_PAGE_MACS)
 
 
 def _float(lo: float, hi: float):

@@ -838,6 +838,7 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
     chunk = max(1, min(n, CHAIN_CHUNK_STEPS, chunk_elements // (h * h)))
     buf = {b: torch.empty(chunk, h, h, dtype=dt) for b in blocks}
     pending: list[int] = []                  # steps j whose matrices sit in buf (same order)
+    failures: list[int] = []                 # chunks where LAPACK failed (reported in ``method``)
     scales: list[float] = []
 
     def flush() -> None:
@@ -855,7 +856,11 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
             spec[fro == 0] = 0.0
             spec[torch.isnan(fro)] = math.nan
             if bool(good.any()):
-                spec[good] = finders[b](Mb[good])
+                try:
+                    spec[good] = finders[b](Mb[good])
+                except torch.linalg.LinAlgError:     # LAPACK gave up: say so, as NaN, not a crash
+                    spec[good] = math.nan
+                    failures.append(len(pending))
             log_fro[b][idx] = sc + torch.log10(fro)
             log_spec[b][idx] = sc + torch.log10(spec)
         pending.clear()
@@ -906,6 +911,8 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
     nf = _nonfinite(torch.where(torch.isneginf(both), torch.zeros_like(both), both), steps)
     method = ("exact SVD" if exact else
               f"block Krylov Rayleigh–Ritz (k={finders['h'].k}, relative tol {finders['h'].tol:g})")
+    if failures:
+        method += f"; the SVD failed to converge in {len(failures)} chunk(s): those spectral norms are NaN"
     return JacobianChain(
         end=end, layer=layer, steps=steps, distance=distance, log10_spectral=log_spec["h"],
         log10_frobenius=log_fro["h"], log10_spectral_c=log_spec.get("c"),
