@@ -33,8 +33,11 @@ shared.url_default("gen_temp", "gen.temp", 1.0, float, lambda v: math.isfinite(v
 shared.url_default("gen_len", "gen.len", 200, int, lambda v: 1 <= v <= MAX_LENGTH)
 shared.url_default("gen_topk", "gen.topk", 0, int, lambda v: 0 <= v <= ctx.model.config.vocab_size)
 shared.url_default("gen_seed", "gen.seed", 0, int, lambda v: 0 <= v < 2**31)
+shared.keep_int("gen_len", 1, MAX_LENGTH, 200)
+shared.keep_int("gen_topk", 0, ctx.model.config.vocab_size, 0)
+shared.keep_int("gen_seed", 0, 2**31 - 1, 0)
 
-with shared.controls("gen"):
+with st.container(key="gen-knobs"):   # the knobs are the lesson here: visible in lecture mode too
     prefix = st.text_input("Prefix", key="gen_prefix", max_chars=PREFIX_MAX,
                            help="What the model reads first (warm-up); it then continues it.")
     c1, c2, c3, c4 = st.columns(4)

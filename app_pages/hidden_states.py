@@ -46,20 +46,19 @@ shared.url_default("hs_layer", "hs.layer", 0, int, lambda v: 0 <= v < L)
 shared.url_default("hs_kind", "hs.what", "h", str, lambda v: v in kinds)
 shared.url_default("hs_order", "hs.order", "trained", str, lambda v: v in views.ORDERINGS)
 shared.url_default("hs_width", "hs.win", widths[0], int, lambda v: v in widths)
-if st.session_state.get("hs_layer", 0) >= L:
-    st.session_state["hs_layer"] = 0
-if st.session_state.get("hs_kind") not in kinds:
-    st.session_state["hs_kind"] = "h"
-if st.session_state.get("hs_width") not in widths:
-    st.session_state["hs_width"] = widths[-1]
+ORDER_LABELS = {"trained": "as trained", "variance": "by variance",
+                "clustered": "clustered (similar units together)"}
+shared.keep_choice("hs_layer", list(range(L)), 0)
+shared.keep_choice("hs_kind", list(kinds), "h", kinds.get)
+shared.keep_choice("hs_order", list(views.ORDERINGS), "trained", ORDER_LABELS.get)
+shared.keep_choice("hs_width", widths, widths[0])
 
 with shared.controls("hs"):
     c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
     layer = c1.selectbox("Layer", list(range(L)), key="hs_layer", disabled=L == 1)
     kind = c2.radio("Show", list(kinds), format_func=kinds.get, key="hs_kind", horizontal=True)
     order_method = c3.selectbox("Unit order", views.ORDERINGS, key="hs_order",
-                                format_func={"trained": "as trained", "variance": "by variance",
-                                             "clustered": "clustered (similar units together)"}.get)
+                                format_func=ORDER_LABELS.get)
     if T > widths[0]:
         width = c4.select_slider("Window (characters)", widths, key="hs_width",
                                  help="Characters shown at full resolution; the strip above shows all.")
@@ -74,7 +73,7 @@ width = min(width, T)
 start = 0
 if T > width:
     shared.url_default("hs_start", "hs.start", 0, int, lambda v: v >= 0)
-    st.session_state["hs_start"] = min(int(st.session_state["hs_start"]), T - width)
+    shared.keep_int("hs_start", 0, T - width, 0)
     with shared.controls("hs-window"):
         start = st.slider("Window start (step)", 0, T - width, key="hs_start")
     shared.url_set("hs.start", start)
@@ -128,11 +127,11 @@ unit_src = tr[base_name] if kind in ("h", "c") else tr[h_name]
 var = views.unit_variance(unit_src)
 default_unit = int(var.argmax()) if H else 0
 shared.url_default("hs_unit", "hs.unit", default_unit, int, lambda v: 0 <= v < H)
-if not 0 <= st.session_state["hs_unit"] < H:
-    st.session_state["hs_unit"] = default_unit
+shared.keep_choice("hs_unit", list(range(H)), default_unit, lambda u: f"u{u}")
 with shared.controls("hs-unit"):
     unit = st.selectbox("Unit (listed in the current order)", order, key="hs_unit",
-                        format_func=lambda u: f"u{u}  (variance {float(var[u]):.3g})")
+                        format_func=lambda u: f"u{u}",
+                        help="Default: the unit with the largest variance over the text.")
 shared.url_set("hs.unit", unit)
 sym = "C" if kind == "c" else "H"
 vals = unit_src[:, unit]
@@ -143,5 +142,5 @@ tips = [f"step {lo + i}: {ch!r}  {sym}[{unit}] = {v:+.4f}" for i, (ch, v) in enu
 st.html(tplots.colored_text_html(
     tr.chars[lo:hi], values, vmin=-m, vmax=m, tooltips=tips, font_size=ctx.font_size + 3,
     marked=[t - lo for t in tr.unknown_positions if lo <= t < hi],
-    caption=f"Layer {layer}, unit {unit}: {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red)"
+    caption=f"Layer {layer}, unit {unit} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red)"
             + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else "")))

@@ -73,6 +73,8 @@ st.html(tplots.colored_text_html(
 shared.url_default("pr_k", "pr.k", 5, int, lambda v: 1 <= v <= 10)
 shared.url_default("pr_width", "pr.win", 40, int, lambda v: v in WIDTHS)
 shared.url_default("pr_log", "pr.log", False, shared.parse_bool)
+shared.keep_int("pr_k", 1, min(10, len(tokens)), 5)
+shared.keep_choice("pr_width", list(WIDTHS), 40)
 with shared.controls("pr"):
     c1, c2, c3 = st.columns([1, 2, 1])
     k = c1.number_input("Top k", 1, min(10, len(tokens)), key="pr_k")
@@ -85,7 +87,7 @@ width = min(width, T)
 start = 0
 if T > width:
     shared.url_default("pr_start", "pr.start", 0, int, lambda v: v >= 0)
-    st.session_state["pr_start"] = min(int(st.session_state["pr_start"]), T - width)
+    shared.keep_int("pr_start", 0, T - width, 0)
     with shared.controls("pr-window"):
         start = st.slider("Window start (step)", 0, T - width, key="pr_start")
     shared.url_set("pr.start", start)
@@ -107,8 +109,7 @@ shared.show_chart(pplots.probability_heatmap(tr.probs[start:stop], tokens, chars
 # ----------------------------------------------------------------- one step
 st.subheader("One step")
 shared.url_default("pr_step", "pr.step", start, int, lambda v: 0 <= v < T)
-if not 0 <= st.session_state["pr_step"] < T:
-    st.session_state["pr_step"] = 0
+shared.keep_int("pr_step", 0, T - 1, 0)
 with shared.controls("pr-step"):
     if T > 1:
         step = st.slider("Step t (after reading the character at t)", 0, T - 1, key="pr_step")

@@ -85,6 +85,9 @@ def shipped_model(name: str) -> CharRNN:
     return _shipped_model(name, checkpoint_fingerprint(name))
 
 
+shipped_model.clear = _shipped_model.clear  # type: ignore[attr-defined]  # as st.cache_resource had
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def uploaded_model(digest: str, _data: bytes, filename: str) -> CharRNN:
     """An uploaded checkpoint, keyed by the sha256 of its bytes (validated by rnnviz)."""
@@ -138,6 +141,43 @@ def url_default(widget_key: str, param: str, default: Any, parse: Callable[[str]
         if parsed is not None and (valid is None or valid(parsed)):
             value = parsed
     st.session_state[widget_key] = value
+
+
+def keep_choice(widget_key: str, options: list, default: Any, format_func: Callable[[Any], str] = str) -> None:
+    """Before a selectbox / radio / select_slider with ``key=widget_key``: make its state one of
+    ``options`` (else ``default``). Before the widget runs, Streamlit may hold its raw browser value
+    (the formatted label, or a list of them for select_slider); that is mapped back to the option."""
+    if widget_key not in st.session_state:
+        return
+    value = st.session_state[widget_key]
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    try:
+        if any(type(value) is type(o) and value == o for o in options):
+            st.session_state[widget_key] = value
+            return
+    except Exception:  # noqa: BLE001 - any odd value is simply replaced
+        pass
+    labels = [format_func(o) for o in options]
+    if isinstance(value, str) and value in labels:
+        st.session_state[widget_key] = options[labels.index(value)]
+    else:
+        st.session_state[widget_key] = default
+
+
+def keep_int(widget_key: str, lo: int, hi: int, default: int) -> int:
+    """Before a slider / number_input with ``key=widget_key``: make its state an int in [lo, hi]
+    (clamped; ``default`` when unreadable; the raw browser value of a slider is a list) and return it."""
+    value = st.session_state.get(widget_key, default)
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    try:
+        number = int(round(float(value)))
+    except (TypeError, ValueError, OverflowError):
+        number = default
+    number = max(lo, min(hi, number))
+    st.session_state[widget_key] = number
+    return number
 
 
 def url_set(param: str, value: Any) -> None:
@@ -210,10 +250,11 @@ def sidebar() -> Context:
             st.error("No checkpoints found in checkpoints/.")
             st.stop()
         with controls("sidebar"):
-            if st.session_state.get("ckpt") not in options:
-                st.session_state.pop("ckpt", None)
-            model_key = st.selectbox("Checkpoint", options, index=options.index(default),
-                                     format_func=lambda k: uploads.get(k, k), key="ckpt")
+            label = lambda k: uploads.get(k, k)  # noqa: E731
+            if "ckpt" not in st.session_state:
+                st.session_state["ckpt"] = default
+            keep_choice("ckpt", options, default, label)
+            model_key = st.selectbox("Checkpoint", options, format_func=label, key="ckpt")
             upload = st.file_uploader("…or upload a .safetensors checkpoint", type=["safetensors"])
             if upload is not None:
                 data = upload.getvalue()

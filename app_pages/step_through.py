@@ -39,15 +39,14 @@ tokens = list(tr.tokens)
 
 shared.url_default("st_t", "st.t", 0, int, lambda v: 0 <= v < T)
 shared.url_default("st_layer", "st.layer", 0, int, lambda v: 0 <= v < L)
-if not 0 <= st.session_state["st_t"] < T:
-    st.session_state["st_t"] = 0
-if not 0 <= st.session_state["st_layer"] < L:
-    st.session_state["st_layer"] = 0
+shared.keep_int("st_t", 0, T - 1, 0)
+shared.keep_choice("st_layer", list(range(L)), 0)
 
-with shared.controls("st"):
-    c1, c2 = st.columns([1, 4])
-    layer = c1.selectbox("Layer", list(range(L)), key="st_layer", disabled=L == 1)
-    playing = c2.toggle("▶ Play (advance one step per second)", key="st_play", disabled=T < 2)
+c1, c2 = st.columns([1, 4])
+with c1, shared.controls("st"):
+    layer = st.selectbox("Layer", list(range(L)), key="st_layer", disabled=L == 1)
+with c2, st.container(key="stepper-play"):   # stays visible in lecture mode: it is the lesson
+    playing = st.toggle("▶ Play (advance one step per second)", key="st_play", disabled=T < 2)
 shared.url_set("st.layer", layer)
 
 for line in EQUATIONS[cfg.cell]:
@@ -62,8 +61,8 @@ if layer > 0:
 
 def render_step() -> None:
     if playing and T > 1:
-        st.session_state["st_t"] = (int(st.session_state["st_t"]) + 1) % T
-    with shared.controls("st-slider"):
+        st.session_state["st_t"] = (shared.keep_int("st_t", 0, T - 1, 0) + 1) % T
+    with st.container(key="stepper"):        # visible in lecture mode too
         if T > 1:
             t = st.slider("Step t", 0, T - 1, key="st_t")
         else:

@@ -109,3 +109,22 @@ def test_predictions_and_step_through_render(server, tall_page):
     page.evaluate(PAINT_JS)
     assert "Step 4" in page.locator("[data-testid='stMarkdownContainer']").all_inner_texts().__str__()
     page.screenshot(path=str(ARTIFACTS / "browser-step-through.png"))
+
+
+def test_widget_choices_survive_new_text(server, tall_page):
+    """Widgets keep their state when the text changes (the browser's raw widget values included)."""
+    srv, _ = server
+    page = tall_page
+    page.goto(srv.url + "/")
+    page.wait_for_selector("h1", timeout=TIMEOUT)
+    commit_text(page, "first text here")
+    page.get_by_text("C_t (memory cell)").click()
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')].some(
+        e => e.layout && e.layout.meta && e.layout.meta.chart === 'hs_heatmap'
+             && e.data[0].colorbar.title.text === 'C')""", timeout=TIMEOUT, polling=100)
+    commit_text(page, "second text, still C")
+    assert not page.locator("[data-testid='stException']").all_inner_texts()
+    bar = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .find(e => e.layout.meta.chart === 'hs_heatmap').data[0].colorbar.title.text""")
+    assert bar == "C"
+    assert "hs.what=c" in page.url
