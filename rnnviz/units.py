@@ -351,7 +351,8 @@ def _one_thread():
 def build_index(model: CharRNN, text: str, *, key: str = "", source: str = "",
                 max_chars: int = SAMPLE_CHARS) -> UnitIndex:
     """Trace ``text`` (after the model's preprocessing, cut to :func:`index_capacity`) once and
-    precompute z-scores and ranks of every unit. Raises UnitsError for an empty text."""
+    precompute z-scores and ranks of every unit, and every built-in feature of the sample.
+    Raises UnitsError for an empty text."""
     t0 = time.perf_counter()
     prepared = preprocess(text, model.config.preprocessing)[:index_capacity(model, max_chars)]
     if len(prepared) < 2:
@@ -370,8 +371,12 @@ def build_index(model: CharRNN, text: str, *, key: str = "", source: str = "",
     ranks = average_ranks(acts)
     scale = acts.abs().amax(0).double()
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return UnitIndex(key or model_fingerprint(model), source or "text", prepared, units, mean, std,
-                     z, ranks, scale, model.config.cell, time.perf_counter() - t0)
+    index = UnitIndex(key or model_fingerprint(model), source or "text", prepared, units, mean, std,
+                      z, ranks, scale, model.config.cell)
+    for name, values in F.features(prepared).items():   # built-in features: precomputed too
+        index._features[name] = values
+    index.build_seconds = time.perf_counter() - t0
+    return index
 
 
 _INDEX_LRU: OrderedDict[tuple, UnitIndex] = OrderedDict()
@@ -981,15 +986,15 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
                 lines.append(f"| {name} | — | {err} | — | — |")
                 continue
             best = "; ".join(f"{s.unit.name} ({_fmt(s.r)}, {s.auc:.3f})" for s in res.top)
-            h = res.top[0]
-            if max(h.auc, 1 - h.auc) >= HIGHLIGHT_AUC or abs(by_r.top[0].r) >= HIGHLIGHT_R:
-                strongest = h if abs(h.r) >= abs(by_r.top[0].r) else by_r.top[0]
-                highlights.append(
-                    f"- **{info.name}** `{strongest.unit.name}` tracks **{name}**: "
-                    f"r = {strongest.r:+.2f}, AUC = {strongest.auc:.3f}"
-                    + (" (high when the feature is off)" if strongest.auc < 0.5 else "")
-                    + (f"; best AUC: `{h.unit.name}` {h.auc:.3f}" if h is not strongest else "")
-                    + f" (label: {res.label_rule}).")
+            h, hr = res.top[0], by_r.top[0]
+            if max(h.auc, 1 - h.auc) >= HIGHLIGHT_AUC or abs(hr.r) >= HIGHLIGHT_R:
+                inv = " (inverted: low when the label is on)"
+                line = (f"- **{info.name}**, **{name}** ({res.label_rule}; {res.n_positive:,} of "
+                        f"{res.n:,} positive): best AUC `{h.unit.name}` AUC = {h.auc:.3f}, "
+                        f"r = {h.r:+.2f}{inv if h.auc < 0.5 else ''}")
+                if hr.unit != h.unit:
+                    line += f"; best |r| `{hr.unit.name}` r = {hr.r:+.2f}, AUC = {hr.auc:.3f}"
+                highlights.append(line + ".")
             s = by_r.top[0]
             lines.append(f"| {name} | {res.label_rule} ({res.n_positive:,} of {res.n:,}) | {best} | "
                          f"{s.unit.name} ({_fmt(s.r)}, {s.auc:.3f}) | {res.seconds:.3f} |")
@@ -1035,7 +1040,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report:
         ap.print_help()
         return 2
-    md = report(args.names or None, args.chars)
+    with _one_thread():   # the report is many small sequential ops: see _one_thread
+        md = report(args.names or None, args.chars)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(md, encoding="utf-8")
