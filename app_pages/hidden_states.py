@@ -138,9 +138,9 @@ vals = unit_src[:, unit]
 lo, hi = (0, T) if T <= TEXT_MAX else views.window_bounds(T, (start + stop) // 2 - TEXT_MAX // 2, TEXT_MAX)
 m = splots.symmetric_range(vals)
 values = [float(v) for v in vals[lo:hi]]
-tips = [f"step {lo + i}: {ch!r}  {sym}[{unit}] = {v:+.4f}" for i, (ch, v) in enumerate(zip(tr.chars[lo:hi], values))]
+tips = [f"t={lo + i} {v:+.4f}" for i, v in enumerate(values)]
 st.html(tplots.colored_text_html(
     tr.chars[lo:hi], values, vmin=-m, vmax=m, tooltips=tips, font_size=ctx.font_size + 3,
     marked=[t - lo for t in tr.unknown_positions if lo <= t < hi],
-    caption=f"Layer {layer}, unit {unit} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red)"
+    caption=f"Layer {layer}, unit {unit} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red); hover a character for its step and value"
             + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else "")))

@@ -45,9 +45,9 @@ def color_of(value: float | None, vmin: float, vmax: float, scale: str) -> tuple
     return _lut(scale)[int(round(x * (_LUT_SIZE - 1)))]
 
 
-def _fg(rgb: tuple[int, int, int]) -> str:
+def _dark(rgb: tuple[int, int, int]) -> bool:
     r, g, b = rgb
-    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+    return 0.299 * r + 0.587 * g + 0.114 * b <= 140
 
 
 def colored_text_html(chars: Sequence[str], values: Sequence[float | None], *, vmin: float,
@@ -70,7 +70,7 @@ def colored_text_html(chars: Sequence[str], values: Sequence[float | None], *, v
                      f'margin-bottom:4px">{escape(caption)}</div>')
     for t, (ch, v) in enumerate(zip(chars, values)):
         rgb = color_of(v, vmin, vmax, scale)
-        style = "" if rgb is None else f"background:rgb{rgb};color:{_fg(rgb)};"
+        style = "" if rgb is None else "background:#%02x%02x%02x;" % rgb + ("color:#fff;" if _dark(rgb) else "")
         if t in marked:
             style += "text-decoration:underline wavy red;"
         if ch == " ":
