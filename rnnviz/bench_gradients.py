@@ -72,11 +72,34 @@ def _fused_forward(model) -> Callable[[torch.Tensor], torch.Tensor]:
     return forward
 
 
-def bench_gradients(quick: bool = False) -> list[dict]:
-    """Benchmark rows ``{"name", "ours_s", "reference_s", "ratio", "target"}`` (see module doc)."""
-    rows: list[dict] = []
-    T, H, reps = (200, 128, 3) if quick else (1000, 512, 7)
-    for cell in ("rnn_tanh", "gru", "lstm"):
+def _format(r: dict) -> str:
+    ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+    ref = f"{r['reference_s']:.4f}" if r["reference_s"] is not None else "-"
+    return f"{r['name']:<92} {r['ours_s']:9.4f} {ref:>9} {ratio:>7} {r['target']}"
+
+
+class _Rows(list):
+    """A list of rows that can echo each row as it is appended (long runs show progress)."""
+
+    def __init__(self, echo: bool):
+        super().__init__()
+        self.echo = echo
+
+    def append(self, r: dict) -> None:
+        super().append(r)
+        if self.echo:
+            print(_format(r), flush=True)
+
+
+def bench_gradients(quick: bool = False, *, echo: bool = False,
+                    groups: tuple[str, ...] = ("curve", "map", "growth", "chain")) -> list[dict]:
+    """Benchmark rows ``{"name", "ours_s", "reference_s", "ratio", "target"}`` (see module doc).
+
+    echo: print each row as soon as it is measured. groups: a subset of the row groups.
+    """
+    rows: list[dict] = _Rows(echo)
+    T, H, reps = (200, 128, 3) if quick else (1000, 512, 5)
+    for cell in ("rnn_tanh", "gru", "lstm") if "curve" in groups else ():
         model = build_model(ModelConfig(cell, H, 1, TOKENS), seed=0)
         text = _text(T)
         ids = model.vocab.encode(text).ids
@@ -85,8 +108,8 @@ def bench_gradients(quick: bool = False) -> list[dict]:
         rows.append(_row(f"norm curve ‖∂L/∂H_t‖ incl. trace, {cell} T={T} H={H} vs fused forward",
                          ours, ref_s, 3.0))
 
-    T, H, reps = (100, 64, 1) if quick else (500, 256, 3)
-    for cell in ("rnn_tanh", "gru", "lstm"):
+    T, H, reps = (100, 64, 1) if quick else (500, 256, 2)
+    for cell in ("rnn_tanh", "gru", "lstm") if "map" in groups else ():
         model = build_model(ModelConfig(cell, H, 1, TOKENS), seed=0)
         text = _text(T)
         rows.append(_row(f"gradient map G[t,k] {cell} T={T} H={H} (absolute s)",
@@ -94,6 +117,8 @@ def bench_gradients(quick: bool = False) -> list[dict]:
     # growth with T and with H (vanilla RNN, one layer; no target — cost ≈ T²·h²)
     sizes_T = (50, 100) if quick else (125, 250, 500, 1000)
     sizes_H = (32, 64) if quick else (64, 128, 256, 512)
+    if "growth" not in groups:
+        sizes_T = sizes_H = ()
     H0, T0 = (64, 100) if quick else (256, 500)
     for t in sizes_T:
         model = build_model(ModelConfig("rnn_tanh", H0, 1, TOKENS), seed=0)
@@ -108,20 +133,23 @@ def bench_gradients(quick: bool = False) -> list[dict]:
         rows.append(_row(f"gradient map growth: rnn_tanh T={T0} H={h} ({len(g.loss_steps)} rows, "
                          f"stride {g.stride})", _median(lambda: gradient_map(model, text), 1), None, None))
 
-    T, H, reps = (200, 64, 1) if quick else (1000, 256, 3)
-    for cell, target in (("rnn_tanh", 1.0), ("gru", 2.0), ("lstm", 2.0)):
+    T, H, reps = (200, 64, 1) if quick else (1000, 256, 2)
+    for cell, target in (("rnn_tanh", 1.0), ("gru", 2.0), ("lstm", 2.0)) if "chain" in groups else ():
         model = build_model(ModelConfig(cell, H, 1, TOKENS), seed=0)
         text = _text(T)
         rows.append(_row(f"Jacobian chain ‖∂H_T/∂H_t‖ 2-norm+F {cell} T={T} H={H} (absolute s)",
                          _median(lambda: jacobian_chain(model, text), reps), None, target))
-    return rows
+    return list(rows)
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    torch.set_num_threads(2)
-    for r in bench_gradients(quick="--quick" in sys.argv):
-        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
-        ref = f"{r['reference_s']:.4f}" if r["reference_s"] is not None else "-"
-        print(f"{r['name']:<84} {r['ours_s']:9.4f} {ref:>9} {ratio:>7} {r['target']}")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", action="append", choices=("curve", "map", "growth", "chain"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    bench_gradients(args.quick, echo=True, groups=tuple(args.only or ("curve", "map", "growth", "chain")))
