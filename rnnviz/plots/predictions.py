@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .common import SEQUENTIAL, display_char
-from .states import ALL_LABELS_MAX, window_labels
+from .states import ALL_LABELS_MAX, char_axis, window_labels
 
 
 def _np(values) -> np.ndarray:
@@ -57,8 +57,7 @@ def topk_figure(chars: Sequence[str], top_chars: Sequence[Sequence[str]], top_pr
         height=120 + 28 * k, font=dict(size=font_size), showlegend=False,
         margin=dict(l=40, r=20, t=30, b=10),
         title=dict(text="Top guesses for the next character (red box: the character that came next)"),
-        xaxis=dict(type="category", side="top", dtick=1, tickangle=0 if W <= 60 else -90,
-                   tickfont=dict(size=font_size)),
+        xaxis=dict(char_axis(chars, x, font_size), side="top"),
         yaxis=dict(type="category", autorange="reversed"))
     return fig
 
@@ -87,9 +86,7 @@ def probability_heatmap(probs, tokens: Sequence[str], chars: Sequence[str], *, s
         ys = [y[int(next_ids[t])] for t in range(W) if next_ids[t] is not None]
         fig.add_scatter(x=xs, y=ys, mode="markers", hoverinfo="skip", name="true next char",
                         marker=dict(symbol="circle-open", size=7, color="#ff4136", line=dict(width=1.5)))
-    xaxis = dict(type="category", tickangle=-90, title=dict(text="after reading"))
-    if W <= ALL_LABELS_MAX:
-        xaxis["dtick"] = 1
+    xaxis = dict(char_axis(chars, x, font_size), title=dict(text="after reading"))
     fig.update_layout(height=int(min(900, 140 + 13 * V)), font=dict(size=font_size), showlegend=False,
                       margin=dict(l=60, r=20, t=30, b=60), xaxis=xaxis,
                       yaxis=dict(type="category", autorange="reversed", dtick=1,

@@ -34,6 +34,17 @@ def window_labels(chars: Sequence[str], start: int = 0) -> list[str]:
     return [f"{start + t}:{display_char(c)}" for t, c in enumerate(chars)]
 
 
+def char_axis(chars: Sequence[str], x: Sequence[str], font_size: int = 12) -> dict:
+    """A category x axis over steps: up to ALL_LABELS_MAX columns every tick shows just the
+    character (the axis reads as the text; categories stay unique "step:char"); beyond that,
+    rotated "step:char" labels that Plotly thins out."""
+    if len(chars) <= ALL_LABELS_MAX:
+        return dict(type="category", tickmode="array", tickvals=list(x),
+                    ticktext=[display_char(c) for c in chars], tickangle=0,
+                    tickfont=dict(size=font_size + 1, family="monospace"))
+    return dict(type="category", tickangle=-90, tickfont=dict(size=max(8, font_size - 2)))
+
+
 def unit_labels(units: Sequence[int]) -> list[str]:
     return [f"u{u}" for u in units]
 
@@ -73,10 +84,8 @@ def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequen
     rows = len(units)
     if height is None:  # about 18 px per unit for small layers, ~600 px of rows for large ones
         height = int(120 + rows * max(2.3, min(18.0, 600 / max(1, rows))))
-    xaxis = dict(type="category", tickangle=-90, tickfont=dict(size=max(8, font_size - 2)),
-                 title=dict(text="character read at step t"))
-    if len(chars) <= ALL_LABELS_MAX:
-        xaxis["dtick"] = 1
+    xaxis = char_axis(chars, x, font_size)
+    xaxis["title"] = dict(text="character read at step t" + (" (hover for the step)" if len(chars) <= ALL_LABELS_MAX else ""))
     yaxis = dict(type="category", autorange="reversed", title=dict(text="unit"),
                  showticklabels=rows <= 64, tickfont=dict(size=max(8, font_size - 3)))
     fig.update_layout(title=dict(text=title), height=height, xaxis=xaxis, yaxis=yaxis,
