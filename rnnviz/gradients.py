@@ -412,6 +412,14 @@ def _layer_terms(model: CharRNN, tr: Trace, l: int) -> _Layer:
     return _Layer(cell, 4, H, h_prev, x, w_hh, w_ih, K=K, P=P, f=f)
 
 
+def _diag_sum(coefs: Tensor, W: Tensor) -> Tensor:
+    """Σ_g diag(coefs[g]) W[g]: coefs (G, h), W (G, h, d) → (h, d), without a (G, h, d) temporary."""
+    out = W[0] * coefs[0][:, None]
+    for g in range(1, coefs.shape[0]):
+        out.addcmul_(W[g], coefs[g][:, None])
+    return out
+
+
 def _step_matrices(L: _Layer, t: int) -> tuple[Tensor, Tensor | None]:
     """The per-step Jacobians for matrix adjoints (rows × h) at step t.
 
@@ -422,14 +430,11 @@ def _step_matrices(L: _Layer, t: int) -> tuple[Tensor, Tensor | None]:
     if L.cell.startswith("rnn"):
         return L.D[t][:, None] * L.w_hh, None
     if L.cell == "gru":
-        W = L.w_hh.view(3, h, h)
-        A = (L.Qh[t][:, :, None] * W).sum(0)
+        A = _diag_sum(L.Qh[t], L.w_hh.view(3, h, h))
         A.diagonal().add_(L.z[t])
         return A, None
     W = L.w_hh.view(4, h, h)
-    B = (L.P[t, :3, :, None] * W[:3]).sum(0)
-    Cm = L.P[t, 3][:, None] * W[3]
-    return B, Cm
+    return _diag_sum(L.P[t, :3], W[:3]), W[3] * L.P[t, 3][:, None]
 
 
 def _input_matrices(L: _Layer, t: int) -> tuple[Tensor, Tensor | None]:
@@ -439,10 +444,9 @@ def _input_matrices(L: _Layer, t: int) -> tuple[Tensor, Tensor | None]:
     if L.cell.startswith("rnn"):
         return L.D[t][:, None] * L.w_ih, None
     if L.cell == "gru":
-        W = L.w_ih.view(3, h, d)
-        return (L.Qx[t][:, :, None] * W).sum(0), None
+        return _diag_sum(L.Qx[t], L.w_ih.view(3, h, d)), None
     W = L.w_ih.view(4, h, d)
-    return (L.P[t, :3, :, None] * W[:3]).sum(0), L.P[t, 3][:, None] * W[3]
+    return _diag_sum(L.P[t, :3], W[:3]), W[3] * L.P[t, 3][:, None]
 
 
 # =============================================================================== backward (one adjoint)
