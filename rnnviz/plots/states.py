@@ -143,8 +143,8 @@ def overview_heatmap(values, edges: Sequence[int], *, units: Sequence[int], wind
     per = max(edges[i + 1] - edges[i] for i in range(n)) if n else 1
     fig.update_layout(
         height=height, font=dict(size=font_size), margin=dict(l=60, r=20, t=30, b=30),
-        title=dict(text=f"Whole text ({T:,} characters" + (f", ≤ {per} per column" if per > 1 else "")
-                        + f", {len(units)} units); the box is the window below",
+        title=dict(text=f"Whole text: {T:,} chars" + (f", ≤ {per} per column" if per > 1 else "")
+                        + "; box = the window below",
                    font=dict(size=font_size)),
         xaxis=dict(range=[-0.5, T - 0.5], title=None, showgrid=False),
         yaxis=dict(range=[len(units) - 0.5, -0.5], showticklabels=False, scaleanchor=False,
