@@ -14,7 +14,7 @@ torch.set_num_threads(int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
 
 PAGES = [
-    st.Page("app_pages/hidden_states.py", title="Hidden states", url_path="states", default=True),
+    st.Page("app_pages/hidden_states.py", title="Hidden states", default=True),
     st.Page("app_pages/predictions.py", title="Predictions", url_path="predictions"),
     st.Page("app_pages/gradients.py", title="Gradients", url_path="gradients"),
     st.Page("app_pages/step_through.py", title="Step-through", url_path="step"),

@@ -106,9 +106,13 @@ def page(browser):
 
 
 def wait_for_app(page, timeout: float = 60_000):
-    """Wait until Streamlit finished running the script (no 'running' indicator) on ``page``."""
+    """Wait until Streamlit finished running the script on ``page``.
+
+    While a script runs, Streamlit 1.67's status widget shows "Running…" and a "Stop" button; the
+    app is idle when the widget is gone or shows neither.
+    """
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        "() => { const w = document.querySelector('[data-testid=\"stStatusWidget\"]');"
+        " return !w || !/Running|Stop/.test(w.innerText); }",
         timeout=timeout)

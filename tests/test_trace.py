@@ -128,3 +128,18 @@ def test_trace_does_not_touch_parameters_or_mode():
     trace(model, SMALL_TEXT)
     assert not model.training
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("T", [1, 2, 5, 16, 17, 1000])
+def test_chunked_cell_scan_equals_the_plain_loop(T):
+    from rnnviz.trace import linear_recurrence
+    g = torch.Generator().manual_seed(T)
+    f = torch.rand(T, 7, generator=g, dtype=torch.float64)
+    f[T // 3] = 0.0                      # a closed forget gate must cut the memory exactly
+    u = torch.randn(T, 7, generator=g, dtype=torch.float64)
+    c0 = torch.randn(7, generator=g, dtype=torch.float64)
+    ref, prev = [], c0
+    for t in range(T):
+        prev = f[t] * prev + u[t]
+        ref.append(prev)
+    torch.testing.assert_close(linear_recurrence(f, u, c0), torch.stack(ref), atol=1e-12, rtol=1e-12)
