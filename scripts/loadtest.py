@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-chars", type=int, default=1000, help="characters per cache-check text")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
     args = ap.parse_args(argv)
-    args.sessions = max(1, min(args.sessions, 100))
+    args.sessions = max(0, min(args.sessions, 100))   # 0: only the cache check
     args.duration = max(1.0, min(args.duration, 1800.0))
     signal.alarm(int(args.ramp + args.duration + 2400))   # hard stop, whatever happens
 
@@ -465,6 +465,11 @@ def main(argv: list[str] | None = None) -> int:
                      "views": views, "models": model_keys, "host": os.uname().nodename,
                      "cpus": os.cpu_count()}
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-load-"))
+    summary["cache_bounds"] = cache_bounds()
+    if args.sessions == 0:
+        summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],
+                                             args.checkpoint_dir)
+        return _finish(summary, args, bad=0)
     uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0])
     server = Server(args.checkpoint_dir, tmp / "server.log")
     sampler = RssSampler(server.proc.pid)
@@ -501,17 +506,44 @@ def main(argv: list[str] | None = None) -> int:
                     "upload_failures": stats.upload_failures[:10]},
         "rss_series": [[round(t, 1), round(m, 1)] for t, m, _ in sampler.samples[::20]],
     })
-    summary["cache_bounds"] = cache_bounds()
+    summary["server_errors"] = server_errors(tmp / "server.log")
     if args.cache_texts > 0:
         summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],
                                              args.checkpoint_dir)
+    bad = (summary["exceptions"] + summary["page_errors"] + summary["timeouts"] + summary["token_leaks"]
+           + summary["upload_leaks"] + summary["upload_failures"] + (0 if summary["server_alive"] else 1))
+    return _finish(summary, args, bad)
+
+
+def server_errors(log: Path, limit: int = 10) -> list[str]:
+    """The last line of each traceback in the server log (the page itself redacts error details
+    when ``client.showErrorDetails`` is "none"), with the app frame it came from."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    out, frame = [], ""
+    in_tb = False
+    for line in lines:
+        if line.startswith("Traceback"):
+            in_tb, frame = True, ""
+        elif in_tb and line.strip().startswith("File ") and "/work/" in line or (in_tb and "app_pages" in line):
+            frame = line.strip()
+        elif in_tb and line and not line.startswith((" ", "\t")):
+            out.append(f"{line.strip()[:200]}  [{frame[:160]}]")
+            in_tb = False
+    counts: dict[str, int] = {}
+    for e in out:
+        counts[e] = counts.get(e, 0) + 1
+    return [f"{n}× {e}" for e, n in list(counts.items())[:limit]]
+
+
+def _finish(summary: dict, args, bad: int) -> int:
     text = json.dumps(summary, indent=1, ensure_ascii=False)
     print(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n", encoding="utf-8")
-    bad = (summary["exceptions"] + summary["page_errors"] + summary["timeouts"] + summary["token_leaks"]
-           + summary["upload_leaks"] + summary["upload_failures"] + (0 if summary["server_alive"] else 1))
     return 1 if bad else 0
 
 
