@@ -145,15 +145,6 @@ def linear_recurrence(f: Tensor, u: Tensor, c0: Tensor) -> Tensor:
     return c.reshape(n * K, H)[:T]
 
 
-def _gate_view(cell: str, pre: Tensor, hidden: int) -> dict[str, Tensor]:
-    chunks = pre.split(hidden, dim=1)
-    if cell == "lstm":
-        i, f, g, o = chunks
-        return {"gates.i": torch.sigmoid(i), "gates.f": torch.sigmoid(f),
-                "gates.o": torch.sigmoid(o), "candidate": torch.tanh(g)}
-    raise AssertionError(cell)
-
-
 @torch.inference_mode()
 def trace(model: CharRNN, text: str, initial_state: State | None = None, *,
           gates: bool = True, preprocess_text: bool = True) -> Trace:
@@ -200,16 +191,24 @@ def trace(model: CharRNN, text: str, initial_state: State | None = None, *,
         if gates and cfg.cell in ("lstm", "gru"):
             w_ih, w_hh = layer.weight_ih_l0, layer.weight_hh_l0
             h_prev = torch.cat([h0, out[:-1]], dim=0)          # (T, h): H_{t-1}
-            x_part = (w_ih.T[ids] if index == 0 else inp @ w_ih.T) + layer.bias_ih_l0
-            h_part = torch.addmm(layer.bias_hh_l0, h_prev, w_hh.T)   # (T, G·h)
             if cfg.cell == "lstm":
-                parts = _gate_view("lstm", x_part + h_part, H)
+                # Every gate pre-activation at once: X_t W_x· + H_{t-1} W_h· + b (T, 4h). Layer 0's
+                # one-hot X_t picks a row of W_ih^T, so biases fold into that small (|V|, 4h) table.
+                bias = layer.bias_ih_l0 + layer.bias_hh_l0
+                x_part = (w_ih.T + bias)[ids] if index == 0 else torch.addmm(bias, inp, w_ih.T)
+                pre = torch.addmm(x_part, h_prev, w_hh.T)
+                gate_i = torch.sigmoid(pre[:, :H])                       # torch order: i, f, g, o
+                gate_f = torch.sigmoid(pre[:, H:2 * H])
+                cand = torch.tanh(pre[:, 2 * H:3 * H])
                 # C_t = F_t ⊙ C_{t-1} + I_t ⊙ C̃_t: an elementwise linear recurrence.
-                u = parts["gates.i"] * parts["candidate"]
-                cache[f"{name}.c"] = linear_recurrence(parts["gates.f"], u, c0[0])
-                for key in ("gates.i", "gates.f", "gates.o", "candidate"):
-                    cache[f"{name}.{key}"] = parts[key]
+                cache[f"{name}.c"] = linear_recurrence(gate_f, gate_i * cand, c0[0])
+                cache[f"{name}.gates.i"] = gate_i
+                cache[f"{name}.gates.f"] = gate_f
+                cache[f"{name}.gates.o"] = torch.sigmoid(pre[:, 3 * H:])
+                cache[f"{name}.candidate"] = cand
             else:
+                x_part = (w_ih.T[ids] if index == 0 else inp @ w_ih.T) + layer.bias_ih_l0
+                h_part = torch.addmm(layer.bias_hh_l0, h_prev, w_hh.T)   # (T, 3h)
                 xr, xz, xn = x_part.split(H, dim=1)
                 hr, hz, hn_ = h_part.split(H, dim=1)
                 r = torch.sigmoid(xr + hr)
