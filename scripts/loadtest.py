@@ -132,6 +132,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its reaped children (from /proc/<pid>/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def descendants(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
@@ -478,8 +488,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         time.sleep(1.0)
         summary["rss_start_mb"] = round(sampler.last(), 1)
+        cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
         stats = asyncio.run(run_sessions(server, args, model_keys, views, uploads, MAX_PAGE_CHARS))
         summary["server_alive"] = server.alive()
+        # How much of the 2 cores the server itself used (the rest: browsers, other processes).
+        summary["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - cpu0, 1)
+        summary["server_cpu_share"] = round(summary["server_cpu_s"] / max(1e-9, time.monotonic() - wall0), 2)
+        try:
+            summary["loadavg_end"] = os.getloadavg()[0]
+        except OSError:
+            pass
     finally:
         sampler.stop()
         server.stop()
