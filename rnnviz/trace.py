@@ -190,13 +190,13 @@ def trace(model: CharRNN, text: str, initial_state: State | None = None, *,
         cache[f"{name}.h"] = out
         if gates and cfg.cell in ("lstm", "gru"):
             w_ih, w_hh = layer.weight_ih_l0, layer.weight_hh_l0
-            h_prev = torch.cat([h0, out[:-1]], dim=0)          # (T, h): H_{t-1}
             if cfg.cell == "lstm":
                 # Every gate pre-activation at once: X_t W_x· + H_{t-1} W_h· + b (T, 4h). Layer 0's
                 # one-hot X_t picks a row of W_ih^T, so biases fold into that small (|V|, 4h) table.
                 bias = layer.bias_ih_l0 + layer.bias_hh_l0
-                x_part = (w_ih.T + bias)[ids] if index == 0 else torch.addmm(bias, inp, w_ih.T)
-                pre = torch.addmm(x_part, h_prev, w_hh.T)
+                pre = (w_ih.T + bias)[ids] if index == 0 else torch.addmm(bias, inp, w_ih.T)
+                pre[1:].addmm_(out[:-1], w_hh.T)                     # += H_{t-1} W_hh, in place
+                pre[0].addmv_(w_hh, h0[0])
                 gate_i = torch.sigmoid(pre[:, :H])                       # torch order: i, f, g, o
                 gate_f = torch.sigmoid(pre[:, H:2 * H])
                 cand = torch.tanh(pre[:, 2 * H:3 * H])
@@ -207,6 +207,7 @@ def trace(model: CharRNN, text: str, initial_state: State | None = None, *,
                 cache[f"{name}.gates.o"] = torch.sigmoid(pre[:, 3 * H:])
                 cache[f"{name}.candidate"] = cand
             else:
+                h_prev = torch.cat([h0, out[:-1]], dim=0)          # (T, h): H_{t-1}
                 x_part = (w_ih.T[ids] if index == 0 else inp @ w_ih.T) + layer.bias_ih_l0
                 h_part = torch.addmm(layer.bias_hh_l0, h_prev, w_hh.T)   # (T, 3h)
                 xr, xz, xn = x_part.split(H, dim=1)
