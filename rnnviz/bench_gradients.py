@@ -11,13 +11,9 @@ Rows (full sizes; ``quick`` shrinks them):
 
 from __future__ import annotations
 
-import statistics
-import time
-from typing import Callable
-
 import torch
-from torch import nn
 
+from .bench import fused_reference, interleaved, median_time, random_text
 from .gradients import gradient_map, jacobian_chain, norm_curve
 from .model import ModelConfig, build_model
 
@@ -25,51 +21,12 @@ TOKENS = ("<unk>", *"abcdefghijklmnopqrstuvwxyz ")
 
 
 def _text(length: int, seed: int = 0) -> str:
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(1, len(TOKENS), (length,), generator=g)
-    return "".join(TOKENS[i] for i in idx.tolist())
-
-
-def _median(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _interleaved(ours: Callable[[], object], ref: Callable[[], object], repeats: int) -> tuple[float, float]:
-    ours(), ref()
-    a, b = [], []
-    for _ in range(repeats):
-        for fn, out in ((ours, a), (ref, b)):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-    return statistics.median(a), statistics.median(b)
+    return random_text(TOKENS, length, seed)
 
 
 def _row(name: str, ours: float, ref: float | None, target: float | None) -> dict:
     return {"name": name, "ours_s": ours, "reference_s": ref,
             "ratio": ours / ref if ref else None, "target": target}
-
-
-def _fused_forward(model) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The plain fused torch forward of a same-size model: nn.RNN/GRU/LSTM (all layers) + Linear."""
-    cfg = model.config
-    V, H, L = cfg.vocab_size, cfg.hidden_size, cfg.num_layers
-    rnn = (nn.LSTM(V, H, L) if cfg.cell == "lstm" else nn.GRU(V, H, L) if cfg.cell == "gru"
-           else nn.RNN(V, H, L, nonlinearity=cfg.cell[4:])).eval()
-    lin = nn.Linear(H, V).eval()
-
-    @torch.inference_mode()
-    def forward(ids: torch.Tensor) -> torch.Tensor:
-        out, _ = rnn(torch.nn.functional.one_hot(ids, V).float())
-        return lin(out)
-
-    return forward
 
 
 def _format(r: dict) -> str:
@@ -103,8 +60,8 @@ def bench_gradients(quick: bool = False, *, echo: bool = False,
         model = build_model(ModelConfig(cell, H, 1, TOKENS), seed=0)
         text = _text(T)
         ids = model.vocab.encode(text).ids
-        ref = _fused_forward(model)
-        ours, ref_s = _interleaved(lambda: norm_curve(model, text, loss="last"), lambda: ref(ids), reps)
+        ref = fused_reference(model)
+        ours, ref_s = interleaved(lambda: norm_curve(model, text, loss="last"), lambda: ref(ids), reps)
         rows.append(_row(f"norm curve ‖∂L/∂H_t‖ incl. trace, {cell} T={T} H={H} vs fused forward",
                          ours, ref_s, 3.0))
 
@@ -113,7 +70,7 @@ def bench_gradients(quick: bool = False, *, echo: bool = False,
         model = build_model(ModelConfig(cell, H, 1, TOKENS), seed=0)
         text = _text(T)
         rows.append(_row(f"gradient map G[t,k] {cell} T={T} H={H} (absolute s)",
-                         _median(lambda: gradient_map(model, text), reps), None, 2.0))
+                         median_time(lambda: gradient_map(model, text), reps), None, 2.0))
     # growth with T and with H (vanilla RNN, one layer; no target — cost ≈ T²·h²)
     sizes_T = (50, 100) if quick else (125, 250, 500, 1000)
     sizes_H = (32, 64) if quick else (64, 128, 256, 512)
@@ -125,20 +82,20 @@ def bench_gradients(quick: bool = False, *, echo: bool = False,
         text = _text(t)
         g = gradient_map(model, text)
         rows.append(_row(f"gradient map growth: rnn_tanh T={t} H={H0} ({len(g.loss_steps)} rows, "
-                         f"stride {g.stride})", _median(lambda: gradient_map(model, text), 1), None, None))
+                         f"stride {g.stride})", median_time(lambda: gradient_map(model, text), 1), None, None))
     for h in sizes_H:
         model = build_model(ModelConfig("rnn_tanh", h, 1, TOKENS), seed=0)
         text = _text(T0)
         g = gradient_map(model, text)
         rows.append(_row(f"gradient map growth: rnn_tanh T={T0} H={h} ({len(g.loss_steps)} rows, "
-                         f"stride {g.stride})", _median(lambda: gradient_map(model, text), 1), None, None))
+                         f"stride {g.stride})", median_time(lambda: gradient_map(model, text), 1), None, None))
 
     T, H, reps = (200, 64, 1) if quick else (1000, 256, 2)
     for cell, target in (("rnn_tanh", 1.0), ("gru", 2.0), ("lstm", 2.0)) if "chain" in groups else ():
         model = build_model(ModelConfig(cell, H, 1, TOKENS), seed=0)
         text = _text(T)
         rows.append(_row(f"Jacobian chain ‖∂H_T/∂H_t‖ 2-norm+F {cell} T={T} H={H} (absolute s)",
-                         _median(lambda: jacobian_chain(model, text), reps), None, target))
+                         median_time(lambda: jacobian_chain(model, text), reps), None, target))
     return list(rows)
 
 

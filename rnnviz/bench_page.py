@@ -26,19 +26,13 @@ import hashlib
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from .serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 MODEL_KEY = "timemachine-lstm"
 TARGETS = {1_000: 1.0, 5_000: 3.0}
 _WORDS = ("the time traveller for so it will be convenient to speak of him was expounding a "
@@ -111,36 +105,6 @@ def make_checkpoints(folder: Path, hidden: int = 256) -> None:
     save_checkpoint(model, folder / f"{MODEL_KEY}.safetensors", {"corpus": "bench (random init)"})
 
 
-class Server:
-    def __init__(self, script: Path, env: dict):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless=true",
-               "--server.address=127.0.0.1", f"--server.port={self.port}",
-               "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env},
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("streamlit did not start within 90 s")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 def time_commits(browser, url: str, n_chars: int, repeats: int, min_charts: int, seed0: int) -> list[float]:
     """Open ``url``, then ``repeats`` times: type a new text, commit, wait for every chart."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -178,8 +142,8 @@ def page_rows(sizes=(1_000, 5_000), repeats: int = 5, reference: bool = True,
         env = {"RNNVIZ_CHECKPOINT_DIR": str(folder)}
         naive_script = folder / "naive_app.py"
         naive_script.write_text(NAIVE_APP.format(repo=str(REPO), key=MODEL_KEY))
-        ours = Server(REPO / "app.py", env)
-        naive = Server(naive_script, env) if reference else None
+        ours = AppServer(REPO / "app.py", env)
+        naive = AppServer(naive_script, env) if reference else None
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

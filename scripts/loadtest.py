@@ -49,10 +49,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage"]
+sys.path.insert(0, str(REPO))
+from rnnviz.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402  (after the path fix)
 WORDS = ("the time traveller for so it will be convenient to speak of him was expounding a recondite "
          "matter to us his grey eyes shone and twinkled and his usually pale face was flushed and "
          "animated the fire burned brightly").split()
@@ -70,46 +68,16 @@ WAIT_JS = """([digest, textParam]) => {
 
 
 # --------------------------------------------------------------------------- server and memory
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(AppServer):
+    """The app (rnnviz.serve.AppServer) with its output in ``log_path``; optional checkpoint dir."""
 
-
-class Server:
     def __init__(self, checkpoint_dir: Path | None, log_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ)
-        if checkpoint_dir:
-            env["RNNVIZ_CHECKPOINT_DIR"] = str(checkpoint_dir)
-        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-               "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={self.port}",
-               "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
         self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("streamlit did not start within 90 s")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+        env = {"RNNVIZ_CHECKPOINT_DIR": str(checkpoint_dir)} if checkpoint_dir else {}
+        super().__init__(REPO / "app.py", env, log=self.log)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        super().stop()
         self.log.close()
 
 

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,15 +9,13 @@ import torch
 
 import rnnviz
 from rnnviz import CELLS, ModelConfig, Vocab, build_model
+from rnnviz.serve import CHROMIUM, CHROMIUM_ARGS, AppServer, free_port  # noqa: F401 (re-exported)
 
 # Tests use small models: one intra-op thread each avoids OpenMP spin contention between the pytest
 # process, the Streamlit server and the browser on our 2-core machines.
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SMALL_TEXT = "hello world, the time machine by h. g. wells\n"
 
 
@@ -40,42 +31,11 @@ def any_model(request):
     return tiny_model(cell, layers)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class StreamlitServer:
-    """``streamlit run app.py`` on 127.0.0.1 at a free port; stopped by the fixture."""
+class StreamlitServer(AppServer):
+    """The app on 127.0.0.1 at a free port, one torch thread (see rnnviz.serve.AppServer)."""
 
     def __init__(self, env: dict | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-               "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={self.port}",
-               "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
-        self.log = open(os.devnull, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("streamlit did not start within 60 s")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        super().__init__(REPO / "app.py", {"OMP_NUM_THREADS": "1", **(env or {})}, timeout=60)
 
 
 @pytest.fixture(scope="session")
