@@ -23,8 +23,8 @@ DEFAULT_TEXT = "the time machine by h. g. wells"
 MAX_PAGE_CHARS = 5_000
 PRESETS = {
     "The Time Machine (title)": DEFAULT_TEXT,
-    "Time traveller": "the time traveller for so it will be convenient to speak of him was expounding",
-    "Shakespeare": "First Citizen:\nBefore we proceed any further, hear me speak.",
+    "Time traveller": "the time traveller as we shall call him for now was explaining",
+    "Shakespeare": "KING:\nGood morrow, friends; what news from the northern camp?",
     "Python": "def f(x):\n    return [x * (x + 1) for x in range(10)]\n",
 }
 _UPLOAD_PREFIX = "upload:"

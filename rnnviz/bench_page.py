@@ -35,10 +35,8 @@ from pathlib import Path
 from .serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 MODEL_KEY = "timemachine-lstm"
 TARGETS = {1_000: 1.0, 5_000: 3.0}
-_WORDS = ("the time traveller for so it will be convenient to speak of him was expounding a "
-          "recondite matter to us his grey eyes shone and twinkled and his usually pale face was "
-          "flushed and animated fire burned brightly soft radiance of the incandescent lights in "
-          "lilies of silver caught bubbles that flashed and passed in our glasses").split()
+_WORDS = ("the time traveller as we shall call him for now was explaining "
+          "a curious idea to us his dark eyes were bright and his face was eager as the lamp burned low and the small machine of brass and crystal glittered on the table between our glasses").split()
 
 NAIVE_APP = '''
 import hashlib, os, sys

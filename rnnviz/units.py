@@ -891,7 +891,7 @@ def _memory_probe(model: CharRNN, text: str, edits: int = 20, window: int = 300,
 #: The hypothesis probe of the report: a span of a fixed sentence per corpus kind.
 _PROBE_TEXTS = {"d2l": ("the time machine by h g wells", "time"),
                 "python": ("def f(x):\n    return [x * (x + 1) for x in range(10)]\n", "(x + 1)"),
-                "prose": ("First Citizen:\nBefore we proceed any further, hear me speak.\n", "Before")}
+                "prose": ("KING:\nGood morrow, friends; what news from the northern camp?\n", "Good")}
 
 
 def _probes(model: CharRNN, index: UnitIndex) -> list[str]:

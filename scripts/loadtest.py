@@ -51,9 +51,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from rnnviz.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402  (after the path fix)
-WORDS = ("the time traveller for so it will be convenient to speak of him was expounding a recondite "
-         "matter to us his grey eyes shone and twinkled and his usually pale face was flushed and "
-         "animated the fire burned brightly").split()
+WORDS = ("the time traveller as we shall call him for now was explaining "
+         "a curious idea to us his dark eyes were bright and his face was eager as the lamp burned low and the small machine of brass and crystal glittered on the table between our glasses").split()
 
 #: Run over (no "Running"/"Stop" in the status widget) and every chart shows ``digest``.
 WAIT_JS = """([digest, textParam]) => {

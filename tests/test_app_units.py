@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 from rnnviz import save_checkpoint
 from tests.conftest import REPO, tiny_model
 
-CORPUS = ("the time traveller (for so it will be convenient to speak of him) was expounding "
-          "a recondite matter to us. his grey eyes shone and twinkled.\n") * 40
+CORPUS = ("the time traveller (as we shall call him for now) was explaining "
+          "a curious idea to us. his dark eyes were bright and eager.\n") * 40
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_missing_corpus_is_a_message(app_env):
 
 def test_shrinking_text_and_switching_model_keep_widgets_valid(app_env):
     at = run_tab("Hypothesis")
-    at.sidebar.text_area[0].set_value("the time traveller for so it will be convenient to speak").run()
+    at.sidebar.text_area[0].set_value("the time traveller as we shall call him for now").run()
     [s for s in at.slider if s.label.startswith("Span")][0].set_value((40, 50)).run()
     at.sidebar.text_area[0].set_value("short").run()
     assert not at.exception, [e.value for e in at.exception]

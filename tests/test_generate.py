@@ -13,7 +13,7 @@ from rnnviz.generate import generate
 from .conftest import tiny_model
 from .reference import textbook_run
 
-TEXT = "the time traveller (for so it will be convenient to speak of him) was expounding\n"
+TEXT = "the time traveller (as we shall call him for now) was explaining\n"
 
 
 @pytest.fixture(params=["rnn_tanh", "gru", "lstm"])

@@ -20,8 +20,8 @@ from .conftest import REPO
 
 PAGES = hostile.app_page_paths(REPO / "app.py")
 #: A text long enough for the knobs to matter (windows, steps, what-if over many steps).
-TEXT = ("the time traveller for so it will be convenient to speak of him was expounding a recondite "
-        "matter to us. his grey eyes shone and twinkled, and his usually pale face was flushed. ") * 2
+TEXT = ("the time traveller as we shall call him for now was explaining a curious "
+        "idea to us. his dark eyes were bright, and his face was eager and flushed. ") * 2
 MAX_ACTIONS_PER_PAGE = 30
 
 

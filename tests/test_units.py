@@ -373,7 +373,7 @@ def test_figures_build():
 
 
 def test_report_on_a_tiny_checkpoint(tmp_path, monkeypatch):
-    corpus = "the time traveller (for so it will be convenient to speak of him) was here.\n" * 40
+    corpus = "the time traveller (as we shall call him for now) was here.\n" * 40
     (tmp_path / "tiny.txt").write_text(corpus, encoding="utf-8")
     model = tiny_model("lstm", hidden=8, text=corpus)
     rnnviz.save_checkpoint(model, tmp_path / "ck" / "tiny-lstm.safetensors",
