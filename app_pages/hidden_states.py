@@ -70,14 +70,7 @@ shared.url_set("hs.order", order_method)
 shared.url_set("hs.win", width)
 
 width = min(width, T)
-start = 0
-if T > width:
-    shared.url_default("hs_start", "hs.start", 0, int, lambda v: v >= 0)
-    shared.keep_int("hs_start", 0, T - width, 0)
-    with shared.controls("hs-window"):
-        start = st.slider("Window start (step)", 0, T - width, key="hs_start")
-    shared.url_set("hs.start", start)
-start, stop = views.window_bounds(T, start, width)
+start, stop = shared.window_start("hs", T, width)
 chars = tr.chars[start:stop]
 
 h_name = f"layer{layer}.h"

@@ -84,14 +84,7 @@ shared.url_set("pr.k", k)
 shared.url_set("pr.win", width)
 shared.url_set("pr.log", int(log))
 width = min(width, T)
-start = 0
-if T > width:
-    shared.url_default("pr_start", "pr.start", 0, int, lambda v: v >= 0)
-    shared.keep_int("pr_start", 0, T - width, 0)
-    with shared.controls("pr-window"):
-        start = st.slider("Window start (step)", 0, T - width, key="pr_start")
-    shared.url_set("pr.start", start)
-start, stop = views.window_bounds(T, start, width)
+start, stop = shared.window_start("pr", T, width)
 chars = tr.chars[start:stop]
 next_chars = [tr.chars[t + 1] if t + 1 < T else None for t in range(start, stop)]
 next_ids = [int(tr.ids[t + 1]) if t + 1 < T else None for t in range(start, stop)]

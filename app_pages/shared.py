@@ -165,6 +165,23 @@ def keep_choice(widget_key: str, options: list, default: Any, format_func: Calla
         st.session_state[widget_key] = default
 
 
+def window_start(prefix: str, T: int, width: int) -> tuple[int, int]:
+    """The "Window start (step)" slider of a view whose charts show ``width`` of ``T`` steps.
+
+    prefix: the view's URL prefix without the dot (``"hs"``, ``"pr"``); the start lives in the URL
+    as ``<prefix>.start``. Returns (start, stop) clamped by ``views.window_bounds``.
+    """
+    start = 0
+    if T > width:
+        key = f"{prefix}_start"
+        url_default(key, f"{prefix}.start", 0, int, lambda v: v >= 0)
+        keep_int(key, 0, T - width, 0)
+        with controls(f"{prefix}-window"):
+            start = st.slider("Window start (step)", 0, T - width, key=key)
+        url_set(f"{prefix}.start", start)
+    return views.window_bounds(T, start, width)
+
+
 def keep_int(widget_key: str, lo: int, hi: int, default: int) -> int:
     """Before a slider / number_input with ``key=widget_key``: make its state an int in [lo, hi]
     (clamped; ``default`` when unreadable; the raw browser value of a slider is a list) and return it."""

@@ -32,27 +32,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .threads import one_thread
 from .model import CharRNN, ModelConfig, build_model
 from .trace import trace as run_trace
 from .vocab import UNK, Vocab, preprocess
-
-@contextmanager
-def _single_thread():
-    """Run tiny autograd loops on one intra-op thread: on a busy 2-core box, thread hand-offs
-    cost ~10× the arithmetic of a 4-unit RNN. Restores the previous setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # =====================================================================================  (a) toy
@@ -282,7 +271,7 @@ def word_model(hidden_size: int = 4, seed: int = 0, train_steps: int = 100, lr: 
     m1 = [torch.zeros_like(p) for p in params]
     m2 = [torch.zeros_like(p) for p in params]
     beta1, beta2, eps = 0.9, 0.999, 1e-8
-    with _single_thread():
+    with one_thread():
         for step in range(1, train_steps + 1):
             logits, _ = model(inputs)
             loss = torch.nn.functional.cross_entropy(logits[:, 0], targets)
@@ -321,7 +310,7 @@ def word_step_through(hidden_size: int = 4, seed: int = 0, train_steps: int = 10
         return o3[target], torch.log_softmax(o3, dim=-1)[target]
 
     x = model.one_hot(tr.ids)
-    with _single_thread(), torch.enable_grad():
+    with one_thread(), torch.enable_grad():
         xg = x.clone().requires_grad_(True)
         logit, _ = scores(xg)
         (g,) = torch.autograd.grad(logit, xg)

@@ -80,7 +80,6 @@ import json
 import math
 import time
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +87,7 @@ import torch
 from torch import Tensor
 
 from . import features as F
+from .threads import one_thread
 from .model import CharRNN
 from .trace import MAX_TRACE_CHARS, TextError, Trace, trace
 from .vocab import preprocess
@@ -331,22 +331,6 @@ def index_capacity(model: CharRNN, max_chars: int = SAMPLE_CHARS) -> int:
     return max(1, min(max_chars, MAX_INDEX_ELEMENTS // U, MAX_TRACE_CHARS))
 
 
-@contextmanager
-def _one_thread():
-    """Run the sequential, step-by-step work of an index build on one intra-op thread.
-
-    Measured on the project's shared 2-core machine under load (load average ~12): tracing 5,000
-    characters through a 1×256 LSTM took 38 s with torch's default 2 threads and 0.64 s with one
-    (thread hand-offs on tiny per-step ops, oversubscribed cores). The previous setting is restored.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @torch.inference_mode()
 def build_index(model: CharRNN, text: str, *, key: str = "", source: str = "",
                 max_chars: int = SAMPLE_CHARS) -> UnitIndex:
@@ -357,7 +341,7 @@ def build_index(model: CharRNN, text: str, *, key: str = "", source: str = "",
     prepared = preprocess(text, model.config.preprocessing)[:index_capacity(model, max_chars)]
     if len(prepared) < 2:
         raise UnitsError("The sample text needs at least two characters.")
-    with _one_thread():
+    with one_thread():
         tr = trace(model, prepared, preprocess_text=False, gates=model.config.cell == "lstm")
     units = unit_refs(model)
     acts = activation_matrix(tr)
@@ -1040,7 +1024,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report:
         ap.print_help()
         return 2
-    with _one_thread():   # the report is many small sequential ops: see _one_thread
+    with one_thread():   # the report is many small sequential ops: see rnnviz.threads.one_thread
         md = report(args.names or None, args.chars)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
