@@ -375,6 +375,23 @@ def test_jacobian_chain_does_not_underflow_and_fits_the_rate():
     assert fit.factor == pytest.approx(0.8) and fit.r2 == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("cell", ["rnn_tanh", "gru", "lstm"])
+def test_jacobian_chain_survives_per_step_shrink_below_float32_range(cell):
+    """W_hh × 1e−39: one step shrinks ∂H_T/∂H_t below float32's smallest normal number. The float32
+    chain must stay finite and agree with a float64 computation of the same model."""
+    model = tiny_model(cell, 1, hidden=16)
+    text = SMALL_TEXT[:40]
+    w = WhatIf(whh_scale=1e-39)
+    f32 = jacobian_chain(model, text, whatif=w)
+    f64 = jacobian_chain(model, text, whatif=w, dtype=F64)
+    ok = torch.isfinite(f64.log10_frobenius)
+    assert ok.sum() > 10
+    if cell == "rnn_tanh":   # no gated bypass: the chain falls by ~39 decades per step
+        assert float(f64.log10_frobenius[ok].min()) < -300
+    torch.testing.assert_close(f32.log10_frobenius[ok], f64.log10_frobenius[ok], rtol=0, atol=1e-3)
+    torch.testing.assert_close(f32.log10_spectral[ok], f64.log10_spectral[ok], rtol=0, atol=1e-3)
+
+
 # ----------------------------------------------------------------------------- gradient map
 @pytest.mark.parametrize("cell,layers", [("rnn_relu", 2), ("gru", 1), ("lstm", 2)])
 def test_gradient_map_rows_are_single_loss_curves(cell, layers):
