@@ -2,8 +2,9 @@
 
 Rows (full sizes; ``quick`` shrinks them):
 
-* norm curve, T=1000, H=512, per cell — *including* the trace it needs — against the fused torch
-  forward of a same-size model measured in the same run (target ≤ 3×);
+* norm curve, T=1000, H=512, per cell — *including* the trace it needs, and again from a trace
+  already at hand (the backward pass alone) — against the fused torch forward of a same-size model
+  measured in the same run (target ≤ 3×);
 * gradient map, T=500, H=256, per cell — absolute seconds (target ≤ 2 s), plus a few sizes showing
   how its cost grows with T and with H (no target: cost ≈ T²·h²);
 * Jacobian chain, T=1000, H=256 — absolute seconds (≤ 1 s vanilla RNN, ≤ 2 s GRU/LSTM).
@@ -16,6 +17,7 @@ import torch
 from .bench import fused_reference, interleaved, median_time, random_text
 from .gradients import gradient_map, jacobian_chain, norm_curve
 from .model import ModelConfig, build_model
+from .trace import trace
 
 TOKENS = ("<unk>", *"abcdefghijklmnopqrstuvwxyz ")
 
@@ -63,6 +65,10 @@ def bench_gradients(quick: bool = False, *, echo: bool = False,
         ref = fused_reference(model)
         ours, ref_s = interleaved(lambda: norm_curve(model, text, loss="last"), lambda: ref(ids), reps)
         rows.append(_row(f"norm curve ‖∂L/∂H_t‖ incl. trace, {cell} T={T} H={H} vs fused forward",
+                         ours, ref_s, 3.0))
+        tr = trace(model, text)     # the backward alone, from a trace the caller already holds
+        ours, ref_s = interleaved(lambda: norm_curve(model, tr, loss="last"), lambda: ref(ids), reps)
+        rows.append(_row(f"norm curve ‖∂L/∂H_t‖ from a given trace, {cell} T={T} H={H} vs fused forward",
                          ours, ref_s, 3.0))
 
     T, H, reps = (100, 64, 1) if quick else (500, 256, 2)

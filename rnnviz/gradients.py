@@ -197,6 +197,8 @@ class NonFinite:
 
 def _nonfinite(values: Tensor, steps: Tensor | None = None) -> NonFinite:
     """values: (n,) or (n, …); steps: (n,) step index per row (default 0…n−1)."""
+    if values.numel() == 0 or bool(torch.isfinite(values.sum())):
+        return NonFinite()       # fast path: a finite sum means every value is finite
     v = values.reshape(values.shape[0], -1) if values.dim() > 1 else values.reshape(-1, 1)
     inf = torch.isinf(v)
     nan = torch.isnan(v)
@@ -209,10 +211,11 @@ def _nonfinite(values: Tensor, steps: Tensor | None = None) -> NonFinite:
 def forward_nonfinite(tr: Trace, upto: int | None = None) -> NonFinite:
     """inf/nan in the forward states H_t (and C_t) of every layer, steps 0 … ``upto``."""
     parts = [tr[n] for n in tr.names() if n.endswith(".h") or n.endswith(".c")]
-    states = torch.cat(parts, dim=1)
     if upto is not None:
-        states = states[: upto + 1]
-    return _nonfinite(states)
+        parts = [p[: upto + 1] for p in parts]
+    if all(bool(torch.isfinite(p.sum())) for p in parts):
+        return NonFinite()       # fast path, without concatenating the states
+    return _nonfinite(torch.cat(parts, dim=1))
 
 
 @dataclass
@@ -405,10 +408,14 @@ def _layer_terms(model: CharRNN, tr: Trace, l: int) -> _Layer:
     c = tr[f"layer{l}.c"]
     i, f, o, g = (tr[f"layer{l}.gates.i"], tr[f"layer{l}.gates.f"], tr[f"layer{l}.gates.o"],
                   tr[f"layer{l}.candidate"])
-    c_prev = torch.cat([c.new_zeros(1, h), c[:-1]], dim=0)
     tc = torch.tanh(c)
-    K = o * (1 - tc * tc)
-    P = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tc * o * (1 - o)], dim=1)
+    K = torch.addcmul(o, o * tc, tc, value=-1)                  # O_t ⊙ (1 − tanh² C_t)
+    P = torch.empty(T, 4, h, dtype=dt)                           # written slot by slot, no temporaries
+    torch.mul(g, torch.addcmul(i, i, i, value=-1), out=P[:, 0])  # C̃ ⊙ I(1 − I)
+    P[0, 1].zero_()                                              # C_{−1} = 0
+    torch.mul(c[:-1], torch.addcmul(f, f, f, value=-1)[1:], out=P[1:, 1])   # C_{t−1} ⊙ F(1 − F)
+    torch.addcmul(i, i, g * g, value=-1, out=P[:, 2])            # I ⊙ (1 − C̃²)
+    torch.mul(tc, torch.addcmul(o, o, o, value=-1), out=P[:, 3])  # tanh C ⊙ O(1 − O)
     return _Layer(cell, 4, H, h_prev, x, w_hh, w_ih, K=K, P=P, f=f)
 
 
@@ -621,9 +628,10 @@ def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: i
     n = last + 1
     steps = torch.arange(n)
     distance = last - steps
-    h_norms = [b["dH"][:n].double().norm(dim=1) for b in backs]
+    h_norms = [torch.linalg.vector_norm(b["dH"][:n], dim=1, dtype=torch.float64) for b in backs]
     is_lstm = work.config.cell == "lstm"
-    c_norms = [b["dC"][:n].double().norm(dim=1) for b in backs] if is_lstm else None
+    c_norms = ([torch.linalg.vector_norm(b["dC"][:n], dim=1, dtype=torch.float64) for b in backs]
+               if is_lstm else None)
     fits, nonfin, zeros = {}, {}, {}
     series = {}
     for l in range(len(layers)):
