@@ -1,17 +1,21 @@
 """rnnviz — Streamlit front end. A router: the sidebar is shared, each view lives in app_pages/."""
 
 import os
+import time
 
-import streamlit as st
-import torch
+_started = time.perf_counter()
 
-from app_pages import shared
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+from app_pages import shared  # noqa: E402
 
 # One intra-op thread: the app's work is many tiny sequential matmuls (one per character), and on a
 # small shared machine a second spinning thread makes a trace up to 10× slower, never faster.
 torch.set_num_threads(int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
 
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
+shared.freeze_startup_objects()
 
 PAGES = [
     st.Page("app_pages/hidden_states.py", title="Hidden states", default=True),
@@ -27,3 +31,4 @@ PAGES = [
 page = st.navigation(PAGES)
 shared.sidebar()
 page.run()
+shared.log_script_run(page.title, _started)

@@ -6,7 +6,11 @@ caching and the URL together.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import os
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -15,7 +19,43 @@ import streamlit as st
 import rnnviz
 from rnnviz import CharRNN, CheckpointError, TextError, Trace
 from rnnviz import views
+from rnnviz.cache import ByteLRU
 from rnnviz.checkpoint import resolve_checkpoint
+
+
+_STARTUP_FROZEN = False
+
+
+def freeze_startup_objects() -> None:
+    """Once per process: move every object alive now (the modules of torch, plotly, pandas,
+    streamlit, rnnviz …, about 250,000 objects) out of the garbage collector's view (gc.freeze).
+
+    Streamlit runs a full gc.collect(2) after every script run; over those objects it costs
+    about 0.11 CPU-s per rerun — most of the server's own work for a light view. Frozen, the
+    collection scans only what sessions created since, and still frees their cycles."""
+    global _STARTUP_FROZEN
+    if not _STARTUP_FROZEN:
+        import pandas  # noqa: F401  (the views import these anyway; load them before freezing)
+        import plotly.graph_objects  # noqa: F401
+
+        import rnnviz.gradients  # noqa: F401
+        import rnnviz.units  # noqa: F401
+        gc.freeze()
+        _STARTUP_FROZEN = True
+
+
+_RUN_LOG_LOCK = threading.Lock()
+
+
+def log_script_run(page: str, started: float) -> None:
+    """If RNNVIZ_RUN_LOG names a file, append "<unix time> <seconds> <page>" for this script run
+    (started: time.perf_counter() at the top of app.py). scripts/loadtest.py reads it to report the
+    server's own time per update apart from the browsers'. Off by default."""
+    path = os.environ.get("RNNVIZ_RUN_LOG")
+    if not path:
+        return
+    with _RUN_LOG_LOCK, open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"{time.time():.3f} {time.perf_counter() - started:.4f} {page}\n")
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
 DEFAULT_TEXT = "the time machine by h. g. wells"
@@ -104,15 +144,22 @@ def get_model(model_key: str) -> CharRNN:
     return shipped_model(model_key)
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def _cached_trace(model_key: str, fingerprint: str, text: str) -> Trace:
-    return rnnviz.trace(get_model(model_key), text)
+#: Byte budget of the shared trace cache (a 5,000-character trace of a 256-unit LSTM is ~31 MB).
+TRACE_CACHE_BYTES = 384 * 2**20
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)   # one store; its contents are bounded by bytes
+def trace_store() -> ByteLRU:
+    """One per server: traces bounded by bytes (TRACE_CACHE_BYTES), 64 entries and 1 h, shared
+    read-only by every session (no copy per hit, unlike st.cache_data)."""
+    return ByteLRU(TRACE_CACHE_BYTES, max_entries=64, ttl=3600)
 
 
 def cached_trace(model_key: str, text: str) -> Trace:
-    """The trace of ``text`` through the model named ``model_key`` (bounded LRU cache, keyed by the
-    checkpoint's fingerprint too)."""
-    return _cached_trace(model_key, checkpoint_fingerprint(model_key), text)
+    """The trace of ``text`` through the model named ``model_key``, from the shared byte-bounded
+    LRU cache (keyed by the checkpoint's fingerprint too). Read-only: never modify its tensors."""
+    key = (model_key, checkpoint_fingerprint(model_key), text)
+    return trace_store().get_or_compute(key, lambda: rnnviz.trace(get_model(model_key), text))
 
 
 def shipped_names() -> list[str]:

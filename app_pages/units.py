@@ -14,6 +14,7 @@ from rnnviz import TextError, Trace
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.plots import units as uplots
+from rnnviz.cache import ByteLRU
 from rnnviz.plots.common import display_char
 
 TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
@@ -38,11 +39,25 @@ cfg = model.config
 
 
 # =========================================================================== cached computations
-@st.cache_resource(max_entries=2, ttl=3600, show_spinner=False)
-def sample_index(model_key: str, fingerprint: str, text_digest: str, _model, _text: str,
+#: Byte budget of the shared unit indexes (a 20,000-character index is ~70 MB for 256 units,
+#: ~120 MB for 384): every shipped checkpoint's default index fits, so classes on several models
+#: do not rebuild them in turn (each build takes 3–20 s of CPU).
+INDEX_CACHE_BYTES = 768 * 2**20
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)   # one store; its contents are bounded by bytes
+def index_store() -> ByteLRU:
+    """One per server: unit indexes, bounded by bytes (INDEX_CACHE_BYTES), 8 entries and 1 h; a
+    checkpoint's index is built once even when many sessions ask for it at the same moment."""
+    return ByteLRU(INDEX_CACHE_BYTES, max_entries=8, ttl=3600)
+
+
+def sample_index(model_key: str, fingerprint: str, text_digest: str, model, text: str,
                  source: str, max_chars: int) -> U.UnitIndex:
     """The per-checkpoint index (one trace of the sample; z-scores and ranks). Read-only, shared."""
-    return U.build_index(_model, _text, key=fingerprint, source=source, max_chars=max_chars)
+    return index_store().get_or_compute(
+        (model_key, fingerprint, text_digest, source, max_chars),
+        lambda: U.build_index(model, text, key=fingerprint, source=source, max_chars=max_chars))
 
 
 @st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
