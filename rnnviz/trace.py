@@ -25,6 +25,7 @@ name                   shape       meaning
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -96,7 +97,11 @@ class Trace:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.cross_entropy) if not math.isnan(self.cross_entropy) else math.nan
+        """exp(cross-entropy); inf when that overflows a float (a diverging model), NaN when T < 2."""
+        ce = self.cross_entropy
+        if math.isnan(ce):
+            return math.nan
+        return math.exp(ce) if ce < math.log(sys.float_info.max) else math.inf
 
     @property
     def bits_per_char(self) -> float:

@@ -172,3 +172,66 @@ def test_out_of_vocabulary_characters_are_marked_on_predictions(app):
     assert n == sum(ch not in app.session_state["rnnviz_ctx"].model.vocab for ch in text) > 0
     marks = [m.value for m in app.metric if "nknown" in m.label] + [w.value for w in app.warning]
     assert any(str(n) in m for m in marks), marks
+
+
+# --------------------------------------------------------------------------- numbers that overflow
+@pytest.mark.parametrize("ckpt,act", [("overflow-relu", None), ("timemachine-rnn", "relu"),
+                                      ("timemachine-rnn", None), ("timemachine-gru", None),
+                                      ("timemachine-lstm", None)])
+def test_whh_times_5_over_5000_steps_shows_inf_nan_and_the_page_keeps_working(app, ckpt_dir, ckpt, act):
+    """Issue 7's numbers case: W_hh × 5 over 5,000 steps. Where the numbers overflow (certainly for
+    ``overflow-relu``: a ReLU RNN with W_hh = I and a positive bias, so ×5 grows like 5^t) the
+    Gradients view says so in its charts' titles and its reading — never a stack trace, never a
+    silently shortened curve — and every other view still renders. Bounded cells (tanh, GRU, LSTM)
+    need not overflow; for them every value a chart plots must be finite unless its title says not."""
+    import json
+
+    tokens = tuple(rnnviz.Vocab.from_text("hello world, the time machine by h. g. wells\n").tokens)
+    boom = rnnviz.build_model(rnnviz.ModelConfig("rnn_relu", 8, 1, tokens), seed=0)
+    with torch.no_grad():
+        boom.layers[0].weight_hh_l0.copy_(torch.eye(8))
+        boom.layers[0].bias_hh_l0.fill_(0.1)
+    rnnviz.save_checkpoint(boom, ckpt_dir / "overflow-relu.safetensors", {"corpus": "tiny test"})
+    text = ("hello world, the time machine by h. g. wells\n" * 120)[:5000]
+    at = app.run()   # lists the checkpoint written above
+    at.selectbox(key="ckpt").set_value(ckpt)
+    at.text_area(key="text").set_value(text)
+    at.query_params.update({"gr.scale": "5.0", "gr.len": "5000"})
+    if act:
+        at.query_params["gr.act"] = act
+    at.switch_page("app_pages/gradients.py").run()
+    assert not at.exception and not at.error, [e.value[:300] for e in list(at.exception) + list(at.error)]
+    assert at.number_input(key="g_len").value == 5000 and at.slider(key="g_scale").value == 5.0
+    assert at.selectbox(key="ckpt").value == ckpt
+    charts = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    titles = " ".join(c["layout"]["title"]["text"] for c in charts)
+    prose = "\n".join(m.value for m in at.markdown)
+    if ckpt == "overflow-relu":
+        assert ("inf" in titles or "NaN" in titles) and "overflowed" in prose, (titles, prose[:500])
+    # whatever overflowed is announced: a title that mentions no inf/NaN plots only finite numbers
+    for c in charts:
+        if "inf" not in c["layout"]["title"]["text"] and "NaN" not in c["layout"]["title"]["text"]:
+            for tr in c["data"]:
+                for axis in ("y", "z"):
+                    vals = tr.get(axis)
+                    if isinstance(vals, list):
+                        flat = [v for row in vals for v in (row if isinstance(row, list) else [row])]
+                        assert all(v is None or isinstance(v, str) or math.isfinite(v) for v in flat)
+    for page in PAGES:   # the session is not broken by it
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value[:300] for e in at.exception])
+
+
+def test_a_diverging_model_reports_infinite_perplexity_instead_of_raising():
+    """Found by the test above: states that overflow give a cross-entropy of ~1e4 nats and
+    math.exp raised OverflowError in Trace.perplexity (a stack trace on the Predictions page)."""
+    tokens = ("<unk>", *"ab ")
+    model = rnnviz.build_model(rnnviz.ModelConfig("rnn_relu", 4, 1, tokens), seed=0)
+    with torch.no_grad():
+        model.layers[0].weight_hh_l0.copy_(torch.eye(4) * 5)
+        model.layers[0].bias_hh_l0.fill_(0.1)
+    tr = rnnviz.trace(model, "ab " * 12)          # 36 steps: states ~5^35, still finite in float32
+    assert torch.isfinite(tr["layer0.h"]).all()
+    assert math.isfinite(tr.cross_entropy) and tr.cross_entropy > 710
+    assert tr.perplexity == math.inf
+    assert math.isnan(rnnviz.trace(model, "a").perplexity)

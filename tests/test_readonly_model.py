@@ -1,7 +1,7 @@
 """The cached, shared model is read-only (issue 7): after every view and every knob has been exercised
 (AppTest over all pages of app.py's navigation, every widget pushed to its extremes, every tab), the
 parameters of every shipped model are bit-identical to the file, and no parameter was even modified
-in place and restored (PyTorch's per-tensor version counter is unchanged): a view that scaled W_hh
+in place and restored (the same holds for every trace in the shared trace cache) (PyTorch's per-tensor version counter is unchanged): a view that scaled W_hh
 "temporarily" would corrupt other sessions running at the same moment.
 """
 
@@ -194,6 +194,18 @@ def test_shared_models_are_bit_identical_after_every_view_and_knob(monkeypatch, 
         changed = {k: (before[n][1][k], v) for k, v in after[n][1].items() if v != before[n][1][k]}
         assert not changed, f"{n}: modified in place (and maybe restored): {changed}"
         assert not models[n].training and not any(p.requires_grad for p in models[n].parameters())
+    # The traces the app shares between sessions (shared.trace_store, no copy per hit) are untouched
+    # too: bit-identical to a fresh trace. Their tensors are inference tensors (rnnviz.trace runs
+    # under torch.inference_mode), which torch refuses to modify in place outside inference mode.
+    shared_traces = [(k, tr) for k, tr in shared.trace_store().snapshot() if k[0] in names]
+    assert len(shared_traces) >= 3
+    for (key, _, text), tr in shared_traces:
+        fresh = rnnviz.trace(shared.shipped_model(key), text)
+        assert tr.names() == fresh.names()
+        for name in fresh.names():
+            a, b = tr[name], fresh[name]
+            assert a.shape == b.shape and torch.equal(a.view(torch.uint8), b.view(torch.uint8)), (key, name)
+            assert a.is_inference(), f"{key} {name}: not an inference tensor"
     # The knobs were really exercised on every page.
     for page in PAGES:
         assert any(line.startswith(page) for line in log), page
