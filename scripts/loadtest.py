@@ -21,7 +21,7 @@ What it does, all on 127.0.0.1 and bounded in time (it stops by itself):
    sessions upload their own checkpoint, and at the end every session opens its checkpoint list:
    an upload must appear only in its uploader's list.
 5. Cache bound: in a fresh interpreter, traces ``--cache-texts`` distinct texts through the app's
-   own cached function (``app_pages.shared.cached_trace``, same ``st.cache_data`` storage as the
+   own cached function (``app_pages.shared.cached_trace``, the same byte-bounded store as the
    server) and reports RSS as it goes; lists every ``st.cache_data``/``st.cache_resource`` in
    app_pages/ with its ``max_entries``/``ttl``.
 
@@ -70,9 +70,11 @@ WAIT_JS = """([digest, textParam]) => {
 class Server(AppServer):
     """The app (rnnviz.serve.AppServer) with its output in ``log_path``; optional checkpoint dir."""
 
-    def __init__(self, checkpoint_dir: Path | None, log_path: Path):
+    def __init__(self, checkpoint_dir: Path | None, log_path: Path, run_log: Path | None = None):
         self.log = open(log_path, "wb")
         env = {"RNNVIZ_CHECKPOINT_DIR": str(checkpoint_dir)} if checkpoint_dir else {}
+        if run_log is not None:   # the app appends one line per script run (app_pages/shared.py)
+            env["RNNVIZ_RUN_LOG"] = str(run_log)
         super().__init__(REPO / "app.py", env, log=self.log)
 
     def stop(self) -> None:
@@ -107,6 +109,25 @@ def cpu_seconds(pid: int) -> float:
         return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def cpu_by_program() -> dict[str, float]:
+    """CPU seconds used so far by every live process, summed by program name (/proc/<pid>/comm):
+    to see where the machine's cores went during a run (browsers, Playwright's driver, server)."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                name = fh.read().strip()
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def descendants(pid: int) -> list[int]:
@@ -177,6 +198,7 @@ class Stats:
         self.texts: set[str] = set()
         self.actions = 0
         self.load_started = self.load_ended = 0.0
+        self.cpu_programs: dict[str, float] = {}
 
 
 async def wait_update(page, dg: str, text_param: str | None, timeout_s: float) -> None:
@@ -316,8 +338,16 @@ async def run_sessions(server: Server, args, model_keys: list[str], views: list[
 
     stats = Stats()
     tokens = [token_for(i) for i in range(args.sessions)]
+    exe = CHROMIUM
+    if args.browser_nice:
+        # Browsers at a lower CPU priority: the server gets the cores first, as it would on its own
+        # machine with the students' browsers elsewhere (the browsers still run, on what is left).
+        wrapper = Path(tempfile.mkdtemp(prefix="rnnviz-nice-")) / "chromium"
+        wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(args.browser_nice)} "{CHROMIUM}" "$@"\n')
+        wrapper.chmod(0o755)
+        exe = str(wrapper)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         try:
             clock = Clock(args.sessions, args.duration)
             tasks = []
@@ -336,6 +366,7 @@ async def run_sessions(server: Server, args, model_keys: list[str], views: list[
             done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True),
                                           timeout=args.duration + 300)
             stats.load_ended = time.monotonic()
+            stats.cpu_programs = cpu_by_program()     # before the browsers close and vanish
             for i, res in enumerate(done):
                 if isinstance(res, BaseException):
                     stats.timeouts.append(f"session {i} crashed: {type(res).__name__}: {str(res)[:200]}")
@@ -385,6 +416,16 @@ def cache_bounds() -> list[dict]:
             ttl = re.search(r"ttl\s*=\s*([\w.\"']+)", a)
             out.append({"where": f"{path.relative_to(REPO)}:{m.group('fn')}", "kind": m.group(1),
                         "max_entries": me.group(1) if me else None, "ttl": ttl.group(1) if ttl else None})
+    # the byte-bounded stores (rnnviz.cache.ByteLRU) held by a cache_resource
+    for path in sorted((REPO / "app_pages").glob("*.py")):
+        src = path.read_text(encoding="utf-8")
+        for m in re.finditer(r"def (?P<fn>\w+)\(\) -> ByteLRU:.*?return ByteLRU\((?P<args>[^)]*)\)", src, re.S):
+            a = m.group("args")
+            me = re.search(r"max_entries\s*=\s*([\w.]+)", a)
+            ttl = re.search(r"ttl\s*=\s*([\w.]+)", a)
+            out.append({"where": f"{path.relative_to(REPO)}:{m.group('fn')}",
+                        "kind": f"ByteLRU({a.split(',')[0].strip()} bytes)",
+                        "max_entries": me.group(1) if me else None, "ttl": ttl.group(1) if ttl else None})
     return out
 
 
@@ -417,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ramp", type=float, default=20, help="seconds over which sessions start (20)")
     ap.add_argument("--think", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"),
                     help="pause between a session's actions, uniform in [MIN, MAX] s")
+    ap.add_argument("--browser-nice", type=int, default=0, metavar="N",
+                    help="run the browsers under `nice -n N` (e.g. 19) so the server is served first, "
+                         "as if the browsers were on other machines (default 0: equal priority)")
     ap.add_argument("--update-timeout", type=float, default=60, help="an update slower than this is an error")
     ap.add_argument("--uploaders", type=int, default=2, help="sessions that upload their own checkpoint")
     ap.add_argument("--checkpoint-dir", type=Path, default=None, help="default: the shipped checkpoints/")
@@ -440,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     model_keys = [m for m in args.models.split(",") if m]
     summary: dict = {"sessions": args.sessions, "duration_s": args.duration, "ramp_s": args.ramp,
                      "views": views, "models": model_keys, "host": os.uname().nodename,
-                     "cpus": os.cpu_count()}
+                     "cpus": os.cpu_count(), "think_s": list(args.think), "browser_nice": args.browser_nice}
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-load-"))
     summary["cache_bounds"] = cache_bounds()
     if args.sessions == 0:
@@ -448,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
                                              args.checkpoint_dir)
         return _finish(summary, args, bad=0)
     uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0])
-    server = Server(args.checkpoint_dir, tmp / "server.log")
+    server = Server(args.checkpoint_dir, tmp / "server.log", run_log=tmp / "runs.log")
     sampler = RssSampler(server.proc.pid)
     sampler.start()
     t0 = time.monotonic()
@@ -456,7 +500,12 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)
         summary["rss_start_mb"] = round(sampler.last(), 1)
         cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
+        programs0 = cpu_by_program()
         stats = asyncio.run(run_sessions(server, args, model_keys, views, uploads, MAX_PAGE_CHARS))
+        # processes that ended (the browsers, after closing) are gone from /proc: take the peak
+        summary["cpu_by_program_s"] = dict(sorted(
+            ((k, round(v - programs0.get(k, 0.0), 1)) for k, v in stats.cpu_programs.items()
+             if v - programs0.get(k, 0.0) >= 1.0), key=lambda kv: -kv[1]))
         summary["server_alive"] = server.alive()
         # How much of the 2 cores the server itself used (the rest: browsers, other processes).
         summary["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - cpu0, 1)
@@ -491,6 +540,13 @@ def main(argv: list[str] | None = None) -> int:
                     "upload_failures": stats.upload_failures[:10]},
         "rss_series": [[round(t, 1), round(m, 1)] for t, m, _ in sampler.samples[::20]],
     })
+    # The server's own time per update: wall time of each script run during the load period
+    # (logged by the app itself), apart from what the browsers add on the same cores.
+    offset = time.time() - time.monotonic()
+    runs = script_runs(tmp / "runs.log", stats.load_started + offset, stats.load_ended + offset)
+    summary.update({"server_runs": len(runs), "server_run_p50_s": pct(runs, 50),
+                    "server_run_p95_s": pct(runs, 95),
+                    "server_run_max_s": round(max(runs), 3) if runs else None})
     summary["server_errors"] = server_errors(tmp / "server.log")
     if args.cache_texts > 0:
         summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],
@@ -498,6 +554,19 @@ def main(argv: list[str] | None = None) -> int:
     bad = (summary["exceptions"] + summary["page_errors"] + summary["timeouts"] + summary["token_leaks"]
            + summary["upload_leaks"] + summary["upload_failures"] + (0 if summary["server_alive"] else 1))
     return _finish(summary, args, bad)
+
+
+def script_runs(log: Path, start: float, end: float) -> list[float]:
+    """Durations (s) of the app's script runs that finished between ``start`` and ``end`` (unix)."""
+    out = []
+    try:
+        for line in log.read_text(encoding="utf-8").splitlines():
+            stamp, seconds, *_ = line.split(" ", 2)
+            if start <= float(stamp) <= end:
+                out.append(float(seconds))
+    except (OSError, ValueError):
+        pass
+    return out
 
 
 def server_errors(log: Path, limit: int = 10) -> list[str]:
