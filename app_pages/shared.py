@@ -281,9 +281,9 @@ def show_chart(fig, ctx: "Context", key: str, filename: str | None = None) -> No
         fig.update_layout(font=dict(size=ctx.font_size))
     # Titles on the left, under the modebar (always shown, top right), so the two never overlap.
     if fig.layout.title.text:
-        top = (fig.layout.margin.t if fig.layout.margin.t is not None else 40) + 28
+        top = (fig.layout.margin.t if fig.layout.margin.t is not None else 40) + 36
         fig.update_layout(title=dict(x=0.0, xanchor="left", xref="paper", y=1.0, yref="container",
-                                     yanchor="top", pad=dict(t=30)), margin=dict(t=max(top, 70)))
+                                     yanchor="top", pad=dict(t=38)), margin=dict(t=max(top, 78)))
     fig.update_layout(meta={"rnnviz": ctx.digest, "chart": key})
     config = {"displayModeBar": True, "displaylogo": False,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",

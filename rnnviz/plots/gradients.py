@@ -292,8 +292,17 @@ def eigenvalue_figure(spectrum: Spectrum, layer: int = 0, block: str | None = No
     fig.update_xaxes(title="Re λ", range=[-m, m], zeroline=True)
     fig.update_yaxes(title="Im λ", range=[-m, m], scaleanchor="x", scaleratio=1, zeroline=True)
     verdict = "> 1: powers of W grow" if r > 1 else "< 1: powers of W shrink" if r < 1 else "= 1"
-    return _layout(fig, f"Eigenvalues of {escape(block)}, layer {layer}<br><sup>ρ = {r:.3g} {verdict}</sup>",
-                   height=420)
+    fig = _layout(fig, f"Eigenvalues of {escape(block)}, layer {layer}<br><sup>ρ = {r:.3g} {verdict}</sup>",
+                  height=480)
+    return _legend_below(fig)
+
+
+def _legend_below(fig: go.Figure) -> go.Figure:
+    """For the narrow side charts: the legend under the x-axis title, so in a narrow column its
+    wrapped lines never climb into the title (and the title stays clear of the modebar)."""
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, font=dict(size=11)),
+                      margin=dict(b=110))
+    return fig
 
 
 def singular_values_figure(spectrum: Spectrum, layer: int = 0, block: str | None = None) -> go.Figure:
