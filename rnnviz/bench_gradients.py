@@ -63,13 +63,11 @@ def bench_gradients(quick: bool = False, *, echo: bool = False,
         text = _text(T)
         ids = model.vocab.encode(text).ids
         ref = fused_reference(model)
-        ours, ref_s = interleaved(lambda: norm_curve(model, text, loss="last"), lambda: ref(ids), reps)
-        rows.append(_row(f"norm curve ‖∂L/∂H_t‖ incl. trace, {cell} T={T} H={H} vs fused forward",
-                         ours, ref_s, 3.0))
-        tr = trace(model, text)     # the backward alone, from a trace the caller already holds
-        ours, ref_s = interleaved(lambda: norm_curve(model, tr, loss="last"), lambda: ref(ids), reps)
-        rows.append(_row(f"norm curve ‖∂L/∂H_t‖ from a given trace, {cell} T={T} H={H} vs fused forward",
-                         ours, ref_s, 3.0))
+        # with the trace it needs, and the backward alone from a trace the caller already holds
+        for label, source in (("incl. trace", text), ("from a given trace", trace(model, text))):
+            ours, ref_s = interleaved(lambda: norm_curve(model, source, loss="last"), lambda: ref(ids), reps)
+            rows.append(_row(f"norm curve ‖∂L/∂H_t‖ {label}, {cell} T={T} H={H} vs fused forward",
+                             ours, ref_s, 3.0))
 
     T, H, reps = (100, 64, 1) if quick else (500, 256, 2)
     for cell in ("rnn_tanh", "gru", "lstm") if "map" in groups else ():

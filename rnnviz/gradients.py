@@ -599,6 +599,38 @@ def _clip(grads: dict[str, Tensor], theta: float | None, value: float | None) ->
                       {k: (before[k], after[k]) for k in grads}, theta, value)
 
 
+@dataclass
+class _Backprop:
+    """One hand-written backward pass: the (what-if) model and trace, the loss steps, each layer's
+    terms and adjoints (see :func:`_backward_layer`), dO (T, |V|) and the loss in nats."""
+
+    work: CharRNN
+    trace: Trace
+    loss_steps: tuple[int, ...]
+    layers: list[_Layer]
+    backs: list[dict]
+    dO: Tensor
+    loss_value: float
+
+
+def _backprop(model: CharRNN, text: str | Trace, loss: str, step: int | None, whatif: WhatIf,
+              dtype: torch.dtype | None) -> _Backprop:
+    """Trace (on a copy if a knob changes the model), then backpropagate the loss from the top layer
+    down: each layer's input adjoint is the external adjoint of the layer below."""
+    work, tr = _prepare(model, text, whatif, dtype)
+    loss_steps = _loss_steps(len(tr), loss, step)
+    last = loss_steps[-1]
+    cuts = _cuts(last, whatif.truncate)
+    layers = [_layer_terms(work, tr, l) for l in range(work.config.num_layers)]
+    dO, E, loss_value = _output_adjoint(work, tr, loss_steps)
+    backs: list[dict] = [None] * len(layers)  # type: ignore[list-item]
+    for l in range(len(layers) - 1, -1, -1):
+        backs[l] = _backward_layer(layers[l], E, last, cuts)
+        if l > 0:
+            E = backs[l]["da"] @ layers[l].w_ih
+    return _Backprop(work, tr, loss_steps, layers, backs, dO, loss_value)
+
+
 @torch.no_grad()
 def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: int | None = None,
                whatif: WhatIf | None = None, dtype: torch.dtype | None = None,
@@ -613,18 +645,9 @@ def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: i
     Raises GradientError for texts shorter than 2 characters or a bad step/knob.
     """
     whatif = whatif or NO_WHATIF
-    work, tr = _prepare(model, text, whatif, dtype)
-    T = len(tr)
-    loss_steps = _loss_steps(T, loss, step)
-    last = loss_steps[-1]
-    cuts = _cuts(last, whatif.truncate)
-    layers = [_layer_terms(work, tr, l) for l in range(work.config.num_layers)]
-    dO, E, loss_value = _output_adjoint(work, tr, loss_steps)
-    backs: list[dict] = [None] * len(layers)  # type: ignore[list-item]
-    for l in range(len(layers) - 1, -1, -1):
-        backs[l] = _backward_layer(layers[l], E, last, cuts)
-        if l > 0:
-            E = backs[l]["da"] @ layers[l].w_ih
+    bp = _backprop(model, text, loss, step, whatif, dtype)
+    work, tr, loss_steps, layers, backs, dO = bp.work, bp.trace, bp.loss_steps, bp.layers, bp.backs, bp.dO
+    last, loss_value = loss_steps[-1], bp.loss_value
     n = last + 1
     steps = torch.arange(n)
     distance = last - steps
@@ -665,19 +688,8 @@ def parameter_gradients(model: CharRNN, text: str | Trace, *, loss: str = "last"
                         dtype: torch.dtype | None = None) -> dict[str, Tensor]:
     """∂L/∂θ for every parameter (PyTorch names, PyTorch shapes), unclipped, from the same hand-written
     backward pass as :func:`norm_curve` (truncation applies). Mainly for checks and clipping."""
-    whatif = whatif or NO_WHATIF
-    work, tr = _prepare(model, text, whatif, dtype)
-    loss_steps = _loss_steps(len(tr), loss, step)
-    last = loss_steps[-1]
-    cuts = _cuts(last, whatif.truncate)
-    layers = [_layer_terms(work, tr, l) for l in range(work.config.num_layers)]
-    dO, E, _ = _output_adjoint(work, tr, loss_steps)
-    backs: list[dict] = [None] * len(layers)  # type: ignore[list-item]
-    for l in range(len(layers) - 1, -1, -1):
-        backs[l] = _backward_layer(layers[l], E, last, cuts)
-        if l > 0:
-            E = backs[l]["da"] @ layers[l].w_ih
-    return _param_grads(work, layers, backs, dO, tr[f"layer{len(layers) - 1}.h"])
+    bp = _backprop(model, text, loss, step, whatif or NO_WHATIF, dtype)
+    return _param_grads(bp.work, bp.layers, bp.backs, bp.dO, bp.trace[f"layer{len(bp.layers) - 1}.h"])
 
 
 # =============================================================================== Jacobian chain
