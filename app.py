@@ -16,6 +16,7 @@ torch.set_num_threads(int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
 
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
 shared.freeze_startup_objects()
+shared.start_warmup()
 
 PAGES = [
     st.Page("app_pages/hidden_states.py", title="Hidden states", default=True),

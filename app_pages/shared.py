@@ -44,6 +44,22 @@ def freeze_startup_objects() -> None:
         _STARTUP_FROZEN = True
 
 
+_WARMUP_STARTED = False
+
+
+def start_warmup() -> None:
+    """Once per process, unless RNNVIZ_WARMUP=0: build the shipped checkpoints' default unit
+    indexes in a background thread (rnnviz.units.prebuild_indexes), so the first visit to Units
+    does not stall a class for 3–20 s per checkpoint. The tests turn it off (tests/conftest.py)."""
+    global _WARMUP_STARTED
+    if _WARMUP_STARTED or os.environ.get("RNNVIZ_WARMUP", "1") == "0":
+        return
+    _WARMUP_STARTED = True
+    from rnnviz import units
+
+    threading.Thread(target=units.prebuild_indexes, name="rnnviz-warmup", daemon=True).start()
+
+
 _RUN_LOG_LOCK = threading.Lock()
 
 

@@ -14,7 +14,6 @@ from rnnviz import TextError, Trace
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.plots import units as uplots
-from rnnviz.cache import ByteLRU
 from rnnviz.plots.common import display_char
 
 TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
@@ -39,27 +38,6 @@ cfg = model.config
 
 
 # =========================================================================== cached computations
-#: Byte budget of the shared unit indexes (a 20,000-character index is ~70 MB for 256 units,
-#: ~120 MB for 384): every shipped checkpoint's default index fits, so classes on several models
-#: do not rebuild them in turn (each build takes 3–20 s of CPU).
-INDEX_CACHE_BYTES = 768 * 2**20
-
-
-@st.cache_resource(max_entries=1, show_spinner=False)   # one store; its contents are bounded by bytes
-def index_store() -> ByteLRU:
-    """One per server: unit indexes, bounded by bytes (INDEX_CACHE_BYTES), 8 entries and 1 h; a
-    checkpoint's index is built once even when many sessions ask for it at the same moment."""
-    return ByteLRU(INDEX_CACHE_BYTES, max_entries=8, ttl=3600)
-
-
-def sample_index(model_key: str, fingerprint: str, text_digest: str, model, text: str,
-                 source: str, max_chars: int) -> U.UnitIndex:
-    """The per-checkpoint index (one trace of the sample; z-scores and ranks). Read-only, shared."""
-    return index_store().get_or_compute(
-        (model_key, fingerprint, text_digest, source, max_chars),
-        lambda: U.build_index(model, text, key=fingerprint, source=source, max_chars=max_chars))
-
-
 @st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
 def training_text(model_key: str, fingerprint: str, _model, max_chars: int) -> tuple[str, str]:
     return U.training_sample(_model, max_chars)
@@ -129,7 +107,9 @@ def get_index() -> U.UnitIndex | None:
             st.info("The sample is empty: paste at least a few hundred characters (or pick another sample).")
             return None
         with st.spinner("Indexing the sample (one trace; computed once per checkpoint)…"):
-            index = sample_index(ctx.model_key, fp, digest(text), model, text, source, n)
+            # the backend's shared, byte-bounded index cache (rnnviz.units.INDEXES), which the
+            # server's start-up warm-up (shared.start_warmup) fills for the shipped checkpoints
+            index = U.get_index(model, text, max_chars=n, source=source, fingerprint=fp)
     except ERRORS as err:
         st.info(f"{err} Pick another sample above.")
         return None

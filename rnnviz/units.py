@@ -87,6 +87,7 @@ import torch
 from torch import Tensor
 
 from . import features as F
+from .cache import ByteLRU
 from .threads import one_thread
 from .model import CharRNN
 from .trace import MAX_TRACE_CHARS, TextError, Trace, trace
@@ -96,8 +97,10 @@ from .vocab import preprocess
 SAMPLE_CHARS = 20_000
 #: Cap on N·U for one index: each of its two (N, U) float32 matrices stays ≤ 64 MiB.
 MAX_INDEX_ELEMENTS = 16_000_000
-#: How many indices the module-level LRU (:func:`get_index`) keeps.
-INDEX_CACHE_SIZE = 2
+#: The module-level index cache (:func:`get_index`, shared by the page's sessions): at most this many
+#: bytes (a 20,000-character index is ~70 MB for 256 units, ~120 MB for 384) and this many entries.
+INDEX_CACHE_BYTES = 768 * 2**20
+INDEX_CACHE_ENTRIES = 8
 #: How many feature vectors one index keeps (LRU).
 FEATURE_CACHE_SIZE = 32
 #: Ranks are computed this many columns at a time (bounds the sort's temporary memory).
@@ -363,28 +366,46 @@ def build_index(model: CharRNN, text: str, *, key: str = "", source: str = "",
     return index
 
 
-_INDEX_LRU: OrderedDict[tuple, UnitIndex] = OrderedDict()
+#: Every index built through :func:`get_index`, shared read-only (thread-safe; each key built once).
+INDEXES = ByteLRU(INDEX_CACHE_BYTES, max_entries=INDEX_CACHE_ENTRIES)
 
 
 def get_index(model: CharRNN, text: str | None = None, *, corpus: str | None = None,
-              max_chars: int = SAMPLE_CHARS) -> UnitIndex:
+              max_chars: int = SAMPLE_CHARS, source: str | None = None,
+              fingerprint: str | None = None) -> UnitIndex:
     """The index of ``model`` over ``text``, or, when ``text`` is None, over the tail of corpus
-    ``corpus`` or else the model's held-out sample (:func:`training_sample`). In-memory LRU of INDEX_CACHE_SIZE entries."""
-    source = "text"
+    ``corpus`` or else the model's held-out sample (:func:`training_sample`), from :data:`INDEXES`.
+
+    source: how the index names its sample (default: from the sample, or "text").
+    fingerprint: :func:`model_fingerprint` of ``model`` if the caller already has it."""
     if text is None:
-        if corpus:
-            text, source = corpus_sample(corpus, max_chars)
-        else:
-            text, source = training_sample(model, max_chars)
-    key = (model_fingerprint(model), hashlib.sha256(text.encode()).hexdigest(), max_chars)
-    if key in _INDEX_LRU:
-        _INDEX_LRU.move_to_end(key)
-        return _INDEX_LRU[key]
-    index = build_index(model, text, key=key[0], source=source, max_chars=max_chars)
-    _INDEX_LRU[key] = index
-    while len(_INDEX_LRU) > INDEX_CACHE_SIZE:
-        _INDEX_LRU.popitem(last=False)
-    return index
+        text, sample_source = corpus_sample(corpus, max_chars) if corpus else training_sample(model, max_chars)
+        source = source or sample_source
+    source = source or "text"
+    fingerprint = fingerprint or model_fingerprint(model)
+    key = (fingerprint, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), max_chars, source)
+    return INDEXES.get_or_compute(
+        key, lambda: build_index(model, text, key=fingerprint, source=source, max_chars=max_chars))
+
+
+def prebuild_indexes(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS) -> list[str]:
+    """Build the default index (the held-out training sample) of shipped checkpoints ahead of time,
+    e.g. in a background thread when the server starts, so the first visit to the Units view does
+    not wait 3–20 s. Models are loaded afresh (the index key is the weights' fingerprint, so the
+    page's shared model finds these entries). Returns the names indexed; a checkpoint that cannot
+    be loaded or sampled is skipped."""
+    from .checkpoint import list_checkpoints, load_model
+
+    done = []
+    for info in list_checkpoints():
+        if names is not None and info.name not in names:
+            continue
+        try:
+            get_index(load_model(info.name), max_chars=max_chars)
+        except Exception:   # noqa: BLE001 - a warm-up never takes the server down; the page reports
+            continue
+        done.append(info.name)
+    return done
 
 
 # =========================================================================== unit finder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ import torch
 import rnnviz
 from rnnviz import CELLS, ModelConfig, Vocab, build_model
 from rnnviz.serve import CHROMIUM, CHROMIUM_ARGS, AppServer, free_port  # noqa: F401 (re-exported)
+
+# The app's start-up warm-up (building every shipped checkpoint's unit index in a background
+# thread) would compete with the many app starts of the suite; tests that need it call it directly.
+os.environ["RNNVIZ_WARMUP"] = "0"
 
 # Tests use small models: one intra-op thread each avoids OpenMP spin contention between the pytest
 # process, the Streamlit server and the browser on our 2-core machines.

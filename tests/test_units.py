@@ -13,7 +13,7 @@ import rnnviz
 from rnnviz import ModelConfig, Vocab, build_model
 from rnnviz import features as F
 from rnnviz import units as U
-from tests.conftest import tiny_model
+from tests.conftest import REPO, tiny_model
 
 ALPHABET = "ab(c)[d]{e} io\nxyz"
 
@@ -134,13 +134,44 @@ def test_query_is_fast(hand_index):
     assert res.seconds < 1.0
 
 
-def test_index_lru_is_bounded():
-    U._INDEX_LRU.clear()
+def test_index_cache_is_bounded_and_builds_each_index_once(monkeypatch):
+    U.INDEXES.clear()
     model = hand_built()
-    for i in range(U.INDEX_CACHE_SIZE + 2):
+    built = []
+    real = U.build_index
+    monkeypatch.setattr(U, "build_index", lambda *a, **k: built.append(1) or real(*a, **k))
+    first = U.get_index(model, sample_text(100, seed=0))
+    assert U.get_index(model, sample_text(100, seed=0)) is first and len(built) == 1
+    for i in range(1, U.INDEX_CACHE_ENTRIES + 2):
         U.get_index(model, sample_text(100, seed=i))
-    assert len(U._INDEX_LRU) == U.INDEX_CACHE_SIZE
-    U._INDEX_LRU.clear()
+    assert len(U.INDEXES) == U.INDEX_CACHE_ENTRIES and U.INDEXES.bytes <= U.INDEX_CACHE_BYTES
+    # the same text under another sample label is another index (its `source` differs)
+    assert U.get_index(model, sample_text(100, seed=0), source="typed").source == "typed"
+    U.INDEXES.clear()
+
+
+def test_prebuilt_indexes_are_the_ones_the_units_view_uses(tmp_path, monkeypatch):
+    """The server's warm-up (prebuild_indexes, models loaded afresh) fills exactly the entries the
+    Units view asks for with the shared model: opening the view builds nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    corpus = "the time traveller (as we shall call him for now) was here.\n" * 40
+    (tmp_path / "tiny.txt").write_text(corpus, encoding="utf-8")
+    model = tiny_model("lstm", hidden=8, text=corpus)
+    rnnviz.save_checkpoint(model, tmp_path / "ck" / "timemachine-lstm.safetensors",
+                           {"corpus": "tiny", "val_fraction": 0.5})
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path / "ck"))
+    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
+    U.INDEXES.clear()
+    assert U.prebuild_indexes(max_chars=U.SAMPLE_CHARS) == ["timemachine-lstm"]
+    assert len(U.INDEXES) == 1
+    misses = U.INDEXES.misses
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params["ckpt"] = "timemachine-lstm"
+    at.switch_page("app_pages/units.py").run()
+    assert not at.exception, [e.value[:300] for e in at.exception]
+    assert U.INDEXES.misses == misses and len(U.INDEXES) == 1   # served from the warm-up
+    U.INDEXES.clear()
 
 
 def test_corpus_sample_is_the_tail_from_a_line_start(tmp_path, monkeypatch):
@@ -380,9 +411,9 @@ def test_report_on_a_tiny_checkpoint(tmp_path, monkeypatch):
                            {"corpus": "tiny", "val_fraction": 0.5})
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path / "ck"))
     monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
-    U._INDEX_LRU.clear()
+    U.INDEXES.clear()
     md = U.report(max_chars=1500)
-    U._INDEX_LRU.clear()
+    U.INDEXES.clear()
     assert "## tiny-lstm" in md and "held-out validation part" in md
     assert "| bracket_depth |" in md and "Memory of a one-letter substitution" in md
     assert "remembers a one-letter substitution" in md   # the highlights' memory line
