@@ -426,6 +426,14 @@ def cache_bounds() -> list[dict]:
             out.append({"where": f"{path.relative_to(REPO)}:{m.group('fn')}",
                         "kind": f"ByteLRU({a.split(',')[0].strip()} bytes)",
                         "max_entries": me.group(1) if me else None, "ttl": ttl.group(1) if ttl else None})
+    for path in sorted((REPO / "rnnviz").glob("*.py")):      # module-level stores in the backend
+        for m in re.finditer(r"^(?P<name>\w+) = ByteLRU\((?P<args>[^)]*)\)", path.read_text(encoding="utf-8"), re.M):
+            a = m.group("args")
+            me = re.search(r"max_entries\s*=\s*([\w.]+)", a)
+            ttl = re.search(r"ttl\s*=\s*([\w.]+)", a)
+            out.append({"where": f"{path.relative_to(REPO)}:{m.group('name')}",
+                        "kind": f"ByteLRU({a.split(',')[0].strip()} bytes)",
+                        "max_entries": me.group(1) if me else None, "ttl": ttl.group(1) if ttl else None})
     return out
 
 
