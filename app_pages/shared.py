@@ -73,6 +73,7 @@ def log_script_run(page: str, started: float) -> None:
     with _RUN_LOG_LOCK, open(path, "a", encoding="utf-8") as fh:
         fh.write(f"{time.time():.3f} {time.perf_counter() - started:.4f} {page}\n")
 
+
 DEFAULT_CHECKPOINT = "timemachine-lstm"
 DEFAULT_TEXT = "the time machine by h. g. wells"
 #: Longest text the page traces (characters). Longer pastes are cut, with a visible notice.

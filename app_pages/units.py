@@ -14,7 +14,6 @@ from rnnviz import TextError, Trace
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.plots import units as uplots
-from rnnviz.plots.common import display_char
 
 TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
 REGEX = "regular expression…"

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from .model import CharRNN, ModelConfig
+from .model import CharRNN
 from .trace import TextError, Trace, trace
 
 LOSSES = ("last", "step", "sum")
@@ -561,7 +561,6 @@ def _param_grads(model: CharRNN, layers: list[_Layer], backs: list[dict], dO: Te
     """∂L/∂θ for every parameter (PyTorch names) from the stored adjoints (batched matmuls)."""
     grads: dict[str, Tensor] = {}
     for l, (L, b) in enumerate(zip(layers, backs)):
-        h = L.h.shape[1]
         da, dhh = b["da"], b["dhh"]
         grads[f"layers.{l}.weight_ih_l0"] = da.T @ L.x
         grads[f"layers.{l}.weight_hh_l0"] = dhh.T @ L.h_prev

@@ -32,7 +32,7 @@ GRU candidate's b_hh cannot merge (R_t multiplies it) and is shown as its own ``
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

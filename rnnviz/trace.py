@@ -175,7 +175,7 @@ def trace(model: CharRNN, text: str, initial_state: State | None = None, *,
                         "traced at once. Trace it in pieces, passing final_state on.")
     encoded = model.vocab.encode(text)
     ids = encoded.ids
-    T, H = ids.numel(), cfg.hidden_size
+    H = cfg.hidden_size
     dtype = model.output.weight.dtype
     if initial_state is None:
         initial_state = model.zero_state()

@@ -369,7 +369,6 @@ def train(cfg: TrainConfig, text: str | None = None, *, corpus: Corpus | None = 
 
 
 def _train(cfg: TrainConfig, corpus: Corpus, device: torch.device, argv) -> tuple[CharRNN, History]:
-    t_start = time.perf_counter()
     clean = preprocess(corpus.text, cfg.preprocessing)
     train_text, val_text = split_text(clean, cfg.val_fraction)
     if len(val_text) < 2:

@@ -1026,7 +1026,7 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
             highlights.append(f"- **{info.name}** remembers a one-letter substitution for (median "
                               f"steps until < 1 %): {', '.join(meds)}.")
     if highlights:
-        header += [f"## Highlights", "",
+        header += ["## Highlights", "",
                    f"Selected by the script: the best unit of a feature when its AUC ≥ {HIGHLIGHT_AUC} "
                    f"(or ≤ {1 - HIGHLIGHT_AUC:.1f}) or its |r| ≥ {HIGHLIGHT_R}; and the memory medians.",
                    "", *highlights, ""]

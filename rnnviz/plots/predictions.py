@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .common import SEQUENTIAL, display_char
-from .states import ALL_LABELS_MAX, char_axis, window_labels
+from .states import char_axis, window_labels
 
 
 def _np(values) -> np.ndarray:
