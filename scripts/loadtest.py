@@ -402,35 +402,27 @@ print(json.dumps({"base_mb": round(base, 1), "series": series, "final_mb": round
 """
 
 
+def _bound(where: str, kind: str, args: str) -> dict:
+    me = re.search(r"max_entries\s*=\s*([\w.]+)", args)
+    ttl = re.search(r"ttl\s*=\s*([\w.\"']+)", args)
+    return {"where": where, "kind": kind, "max_entries": me.group(1) if me else None,
+            "ttl": ttl.group(1) if ttl else None}
+
+
 def cache_bounds() -> list[dict]:
-    """Every st.cache_data / st.cache_resource in app_pages/ with its max_entries and ttl."""
+    """Every st.cache_data / st.cache_resource in app_pages/ with its max_entries and ttl, and every
+    byte-bounded store (rnnviz.cache.ByteLRU) in app_pages/ (held by a cache_resource) or rnnviz/."""
+    decorated = re.compile(r"@st\.(cache_data|cache_resource)(\((?P<args>[^)]*)\))?\s*\n\s*def (?P<fn>\w+)")
+    held = re.compile(r"def (?P<fn>\w+)\(\) -> ByteLRU:.*?return ByteLRU\((?P<args>[^)]*)\)", re.S)
+    module_level = re.compile(r"^(?P<fn>\w+) = ByteLRU\((?P<args>[^)]*)\)", re.M)
     out = []
-    pat = re.compile(r"@st\.(cache_data|cache_resource)(\((?P<args>[^)]*)\))?\s*\n\s*def (?P<fn>\w+)")
-    for path in sorted((REPO / "app_pages").glob("*.py")):
-        for m in pat.finditer(path.read_text(encoding="utf-8")):
-            a = m.group("args") or ""
-            me = re.search(r"max_entries\s*=\s*([\w.]+)", a)
-            ttl = re.search(r"ttl\s*=\s*([\w.\"']+)", a)
-            out.append({"where": f"{path.relative_to(REPO)}:{m.group('fn')}", "kind": m.group(1),
-                        "max_entries": me.group(1) if me else None, "ttl": ttl.group(1) if ttl else None})
-    # the byte-bounded stores (rnnviz.cache.ByteLRU) held by a cache_resource
-    for path in sorted((REPO / "app_pages").glob("*.py")):
-        src = path.read_text(encoding="utf-8")
-        for m in re.finditer(r"def (?P<fn>\w+)\(\) -> ByteLRU:.*?return ByteLRU\((?P<args>[^)]*)\)", src, re.S):
-            a = m.group("args")
-            me = re.search(r"max_entries\s*=\s*([\w.]+)", a)
-            ttl = re.search(r"ttl\s*=\s*([\w.]+)", a)
-            out.append({"where": f"{path.relative_to(REPO)}:{m.group('fn')}",
-                        "kind": f"ByteLRU({a.split(',')[0].strip()} bytes)",
-                        "max_entries": me.group(1) if me else None, "ttl": ttl.group(1) if ttl else None})
-    for path in sorted((REPO / "rnnviz").glob("*.py")):      # module-level stores in the backend
-        for m in re.finditer(r"^(?P<name>\w+) = ByteLRU\((?P<args>[^)]*)\)", path.read_text(encoding="utf-8"), re.M):
-            a = m.group("args")
-            me = re.search(r"max_entries\s*=\s*([\w.]+)", a)
-            ttl = re.search(r"ttl\s*=\s*([\w.]+)", a)
-            out.append({"where": f"{path.relative_to(REPO)}:{m.group('name')}",
-                        "kind": f"ByteLRU({a.split(',')[0].strip()} bytes)",
-                        "max_entries": me.group(1) if me else None, "ttl": ttl.group(1) if ttl else None})
+    for folder, patterns in (("app_pages", (decorated, held)), ("rnnviz", (module_level,))):
+        for pat in patterns:
+            for path in sorted((REPO / folder).glob("*.py")):
+                for m in pat.finditer(path.read_text(encoding="utf-8")):
+                    args = m.group("args") or ""
+                    kind = m.group(1) if pat is decorated else f"ByteLRU({args.split(',')[0].strip()} bytes)"
+                    out.append(_bound(f"{path.relative_to(REPO)}:{m.group('fn')}", kind, args))
     return out
 
 

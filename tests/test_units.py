@@ -150,18 +150,23 @@ def test_index_cache_is_bounded_and_builds_each_index_once(monkeypatch):
     U.INDEXES.clear()
 
 
+def _tiny_corpus_checkpoint(tmp_path, monkeypatch, name: str) -> None:
+    """A tiny LSTM saved as ``name`` whose provenance names a tiny corpus in tmp_path (half held out)."""
+    corpus = "the time traveller (as we shall call him for now) was here.\n" * 40
+    (tmp_path / "tiny.txt").write_text(corpus, encoding="utf-8")
+    model = tiny_model("lstm", hidden=8, text=corpus)
+    rnnviz.save_checkpoint(model, tmp_path / "ck" / f"{name}.safetensors",
+                           {"corpus": "tiny", "val_fraction": 0.5})
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path / "ck"))
+    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
+
+
 def test_prebuilt_indexes_are_the_ones_the_units_view_uses(tmp_path, monkeypatch):
     """The server's warm-up (prebuild_indexes, models loaded afresh) fills exactly the entries the
     Units view asks for with the shared model: opening the view builds nothing."""
     from streamlit.testing.v1 import AppTest
 
-    corpus = "the time traveller (as we shall call him for now) was here.\n" * 40
-    (tmp_path / "tiny.txt").write_text(corpus, encoding="utf-8")
-    model = tiny_model("lstm", hidden=8, text=corpus)
-    rnnviz.save_checkpoint(model, tmp_path / "ck" / "timemachine-lstm.safetensors",
-                           {"corpus": "tiny", "val_fraction": 0.5})
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path / "ck"))
-    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
+    _tiny_corpus_checkpoint(tmp_path, monkeypatch, "timemachine-lstm")
     U.INDEXES.clear()
     assert U.prebuild_indexes(max_chars=U.SAMPLE_CHARS) == ["timemachine-lstm"]
     assert len(U.INDEXES) == 1
@@ -404,13 +409,7 @@ def test_figures_build():
 
 
 def test_report_on_a_tiny_checkpoint(tmp_path, monkeypatch):
-    corpus = "the time traveller (as we shall call him for now) was here.\n" * 40
-    (tmp_path / "tiny.txt").write_text(corpus, encoding="utf-8")
-    model = tiny_model("lstm", hidden=8, text=corpus)
-    rnnviz.save_checkpoint(model, tmp_path / "ck" / "tiny-lstm.safetensors",
-                           {"corpus": "tiny", "val_fraction": 0.5})
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path / "ck"))
-    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
+    _tiny_corpus_checkpoint(tmp_path, monkeypatch, "tiny-lstm")
     U.INDEXES.clear()
     md = U.report(max_chars=1500)
     U.INDEXES.clear()
