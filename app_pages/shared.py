@@ -48,16 +48,22 @@ _WARMUP_STARTED = False
 
 
 def start_warmup() -> None:
-    """Once per process, unless RNNVIZ_WARMUP=0: build the shipped checkpoints' default unit
-    indexes in a background thread (rnnviz.units.prebuild_indexes), so the first visit to Units
-    does not stall a class for 3–20 s per checkpoint. The tests turn it off (tests/conftest.py)."""
+    """Once per process, unless RNNVIZ_WARMUP=0, in a background thread: compile (or load from
+    numba's disk cache) the gradient kernels, so the first Gradients view does not wait for the
+    compiler, then build the shipped checkpoints' default unit indexes
+    (rnnviz.units.prebuild_indexes), so the first visit to Units does not stall a class for
+    3–20 s per checkpoint. The tests turn it off (tests/conftest.py)."""
     global _WARMUP_STARTED
     if _WARMUP_STARTED or os.environ.get("RNNVIZ_WARMUP", "1") == "0":
         return
     _WARMUP_STARTED = True
-    from rnnviz import units
+    from rnnviz import kernels, units
 
-    threading.Thread(target=units.prebuild_indexes, name="rnnviz-warmup", daemon=True).start()
+    def warm_up() -> None:
+        kernels.warm_up()          # compile or load the gradient kernels (first run on a machine: ~10 s)
+        units.prebuild_indexes()
+
+    threading.Thread(target=warm_up, name="rnnviz-warmup", daemon=True).start()
 
 
 _RUN_LOG_LOCK = threading.Lock()

@@ -40,9 +40,11 @@ import copy
 import math
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from . import kernels
 from .model import CharRNN
 from .trace import TextError, Trace, trace
 
@@ -473,7 +475,46 @@ def _backward_layer(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> dict[str
     Returns dH (T, h) total adjoints, da (T, G·h) pre-activation adjoints of the input path (for the
     layer below and the weight gradients), dhh (T, G·h) adjoints of h_prev @ w_hh.T (+ b_hh) and, for
     the LSTM, dC (T, h) total adjoints of C_t.
+    Runs the compiled loop of :mod:`rnnviz.kernels` (the per-step product split over torch's thread
+    count) when numba is there, else the torch loop; both give the same numbers up to rounding.
     """
+    if kernels.enabled() and E.dtype in (torch.float32, torch.float64):
+        return _backward_layer_compiled(L, E, last, cuts)
+    return _backward_layer_torch(L, E, last, cuts)
+
+
+def _backward_layer_compiled(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
+    """:func:`_backward_layer` through :mod:`rnnviz.kernels` (numpy views of the same tensors)."""
+    T, h = E.shape
+    threads = torch.get_num_threads()
+    dH = E.clone()
+    WT = L.w_hh.T.contiguous().numpy()
+    cut = np.zeros(T, dtype=np.bool_)
+    cut[list(cuts)] = True
+    arr = lambda x: x.contiguous().numpy()  # noqa: E731  (zero-copy where already contiguous)
+    out: dict[str, Tensor] = {"dH": dH}
+    if L.cell.startswith("rnn"):
+        da = torch.zeros_like(dH)
+        kernels.rnn_backward(WT, dH.numpy(), arr(L.D), da.numpy(), last, cut, threads)
+        out["da"] = out["dhh"] = da
+    elif L.cell == "gru":
+        dpart = torch.zeros(T, 3 * h, dtype=E.dtype)
+        kernels.gru_backward(WT, dH.numpy(), arr(L.Qh), arr(L.z), dpart.numpy(), last, cut, threads)
+        out["da"] = (L.Qx * dH[:, None, :]).reshape(T, 3 * h)
+        out["dhh"] = dpart
+    else:
+        da = torch.zeros(T, 4 * h, dtype=E.dtype)
+        dC = torch.zeros_like(dH)
+        kernels.lstm_backward(WT, dH.numpy(), arr(L.K), arr(L.P), arr(L.f), dC.numpy(), da.numpy(),
+                              last, cut, threads)
+        out["da"] = out["dhh"] = da
+        out["dC"] = dC
+    return out
+
+
+def _backward_layer_torch(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
+    """:func:`_backward_layer` as a torch loop: the reference for the compiled kernels and the
+    fallback without numba."""
     T, h = E.shape
     dH = E.clone()
     rows = dH.unbind(0)

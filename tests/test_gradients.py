@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnviz import CELLS, trace
+from rnnviz import CELLS, kernels, trace
 from rnnviz.gradients import (MAP_MAX_STEPS, GradientError, WhatIf, apply_whatif, fit_rate,
                               gradient_map, jacobian_chain, norm_curve, parameter_gradients,
                               plan_map_rows, reading, whh_spectrum)
@@ -28,6 +28,15 @@ TEXT = SMALL_TEXT[:16]
 F64 = torch.float64
 LOSSES = [("last", None), ("step", 6), ("sum", None)]
 CELL_LAYERS = [(c, n) for c in CELLS for n in (1, 2)]
+
+
+@pytest.fixture(params=["compiled", "torch"])
+def backward(request, monkeypatch):
+    """Run a test once through the compiled backward loop (rnnviz.kernels, numba) and once through
+    the torch loop; numba is a requirement, so the compiled run must really be compiled."""
+    monkeypatch.setenv("RNNVIZ_KERNELS", "1" if request.param == "compiled" else "0")
+    assert kernels.enabled() == (request.param == "compiled")
+    return request.param
 
 
 def _ids(model, text):
@@ -136,7 +145,7 @@ def textbook_grads(model, text, loss_steps, cuts=()):
 # ----------------------------------------------------------------------------- norm curve
 @pytest.mark.parametrize("cell,layers", CELL_LAYERS)
 @pytest.mark.parametrize("loss,step", LOSSES)
-def test_norm_curve_matches_per_step_autograd(cell, layers, loss, step):
+def test_norm_curve_matches_per_step_autograd(cell, layers, loss, step, backward):
     model = tiny_model(cell, layers)
     nc = norm_curve(model, TEXT, loss=loss, step=step, dtype=F64, keep_grads=True)
     ref = cell_reference(model, TEXT, nc.loss_steps)
@@ -149,7 +158,7 @@ def test_norm_curve_matches_per_step_autograd(cell, layers, loss, step):
 
 @pytest.mark.parametrize("layers", (1, 2))
 @pytest.mark.parametrize("loss,step", LOSSES)
-def test_lstm_cell_gradient_is_the_total_derivative(layers, loss, step):
+def test_lstm_cell_gradient_is_the_total_derivative(layers, loss, step, backward):
     model = tiny_model("lstm", layers)
     nc = norm_curve(model, TEXT, loss=loss, step=step, dtype=F64, keep_grads=True)
     gh, gc = textbook_grads(model, TEXT, nc.loss_steps)
@@ -211,7 +220,7 @@ def test_stacked_tensor_trap(cell):
 
 
 @pytest.mark.parametrize("cell,layers", [("rnn_tanh", 2), ("gru", 1), ("lstm", 2)])
-def test_parameter_gradients_match_fused_autograd(cell, layers):
+def test_parameter_gradients_match_fused_autograd(cell, layers, backward):
     model = copy.deepcopy(tiny_model(cell, layers)).double()
     ids = _ids(model, TEXT)
     logits, _ = model(ids[:, None])
@@ -257,7 +266,7 @@ def test_global_and_elementwise_clipping_follow_d2l_and_min_char_rnn():
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("loss,step", [("last", None), ("step", 9), ("sum", None)])
-def test_truncated_bptt_matches_detached_reference(cell, loss, step):
+def test_truncated_bptt_matches_detached_reference(cell, loss, step, backward):
     model = tiny_model(cell, 2)
     k = 3
     nc = norm_curve(model, TEXT, loss=loss, step=step, dtype=F64, keep_grads=True, whatif=WhatIf(truncate=k))
@@ -456,7 +465,7 @@ def test_what_ifs_never_touch_the_shared_model(cell):
     assert model.config.cell == cell
 
 
-def test_overflow_is_reported_not_raised():
+def test_overflow_is_reported_not_raised(backward):
     """W_hh × 5 over 5,000 steps with ReLU: the forward overflows to inf, then nan."""
     model = tiny_model("rnn_relu", 1)
     text = (SMALL_TEXT * 120)[:5000]
@@ -521,3 +530,27 @@ def test_float32_default_agrees_with_float64():
     assert a.dtype == "float32" and b.dtype == "float64"
     for l in range(2):
         torch.testing.assert_close(a.h_norms[l], b.h_norms[l], rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_compiled_backward_split_over_threads_matches_autograd(cell, monkeypatch):
+    """The compiled loop splits each step's product by rows over torch's thread count; an odd
+    hidden size (7 units over 2 threads: blocks of 3 and 4) must give the per-step autograd numbers,
+    and the compiled kernel must really be the one that ran."""
+    monkeypatch.setenv("RNNVIZ_KERNELS", "1")
+    calls = []
+    for name in ("rnn_backward", "gru_backward", "lstm_backward"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _real=real, _n=name: (calls.append((_n, a[-1])), _real(*a)))
+    model = tiny_model(cell, 2, hidden=7)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        nc = norm_curve(model, TEXT, loss="sum", dtype=F64, keep_grads=True)
+    finally:
+        torch.set_num_threads(old)
+    kind = "lstm" if cell == "lstm" else "gru" if cell == "gru" else "rnn"
+    assert calls == [(f"{kind}_backward", 2)] * 2            # both layers, two threads each
+    ref = cell_reference(model, TEXT, nc.loss_steps)
+    for l in range(2):
+        torch.testing.assert_close(nc.grads_h[l], ref[l][: nc.loss_step + 1], rtol=1e-10, atol=1e-12)

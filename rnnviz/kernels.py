@@ -1,0 +1,182 @@
+"""Compiled backward recurrences for :mod:`rnnviz.gradients` (numba), split over threads per step.
+
+Why this exists: the hand-written backward pass is one (h × G·h) matrix–vector product per step
+(G = 1/3/4 for RNN/GRU/LSTM). At H = 512 that reads all of W_hh, 4 MB in float32, every step: it is
+memory-bound, and MKL runs it on one core (~80–110 µs a step on our CPUs). A Python loop cannot
+split it over two cores: handing work to a second thread costs more than it saves (measured). Here
+the whole loop runs in one compiled function; each step's product is split by rows into
+``threads`` blocks (one parallel region per step, ~4 µs to launch), which brings the backward pass
+to the speed of the fused oneDNN forward. See ``python -m rnnviz.bench_gradients``.
+
+The maths is exactly that of ``rnnviz.gradients._backward_layer_torch`` (row-vector convention,
+same inputs, same outputs); only the summation order inside a dot product differs. The kernels are
+compiled with ``fastmath={"reassoc", "contract"}`` and nothing more, so inf and nan propagate
+exactly as in the torch loop (overflow is reported, not optimised away).
+
+Optional: if numba is missing, or RNNVIZ_KERNELS=0, :func:`enabled` is False and the torch loop
+runs instead. Calls are serialised by a lock (a shared server runs sessions in threads; two
+kernels at once would only fight over the same cores), and compiled code is cached on disk
+(``cache=True``), so only the first run on a machine pays the 2–5 s compile per cell and dtype.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+try:  # numba is a listed requirement; the torch loop covers a machine without it
+    import numba
+    from numba import njit, prange
+except ImportError:  # pragma: no cover - exercised by RNNVIZ_KERNELS=0 in the tests instead
+    numba = None
+
+_LOCK = threading.Lock()
+#: Compile flags: reassociation (vectorised dot products) and FMA contraction; no nnan/ninf.
+_FAST = {"reassoc", "contract"}
+
+
+def _jit(**options):
+    """numba.njit with an on-disk cache where one can be written (the package folder's
+    __pycache__, else numba's per-user cache); without one (read-only install, no home), compile
+    per process instead of failing at import."""
+    def decorate(fn):
+        try:
+            return njit(cache=True, **options)(fn)
+        except RuntimeError:  # numba: "cannot cache function …: no locator available"
+            return njit(**options)(fn)
+    return decorate
+
+
+def enabled() -> bool:
+    """True if the compiled kernels can be used (numba importable and not turned off)."""
+    return numba is not None and os.environ.get("RNNVIZ_KERNELS", "1") != "0"
+
+
+if numba is not None:
+    @_jit(fastmath=_FAST, inline="always")
+    def _dot(row, v):  # pragma: no cover - compiled
+        s = row[0] * v[0]
+        for k in range(1, row.shape[0]):
+            s += row[k] * v[k]
+        return s
+
+    @_jit(fastmath=_FAST, parallel=True)
+    def _accumulate(WT, v, out, blocks):  # pragma: no cover - compiled
+        """out += WT @ v, the rows of WT (h, n) split into ``blocks`` contiguous blocks."""
+        h = WT.shape[0]
+        for b in prange(blocks):
+            for j in range(b * h // blocks, (b + 1) * h // blocks):
+                out[j] += _dot(WT[j], v)
+
+    @_jit(fastmath=_FAST)
+    def _rnn(WT, dH, D, da, last, cut, blocks):  # pragma: no cover - compiled
+        h = dH.shape[1]
+        for t in range(last, -1, -1):
+            for j in range(h):
+                da[t, j] = dH[t, j] * D[t, j]
+            if t > 0 and not cut[t]:
+                _accumulate(WT, da[t], dH[t - 1], blocks)
+
+    @_jit(fastmath=_FAST)
+    def _gru(WT, dH, Qh, z, dpart, last, cut, blocks):  # pragma: no cover - compiled
+        h = dH.shape[1]
+        for t in range(last, -1, -1):
+            for g in range(3):
+                for j in range(h):
+                    dpart[t, g * h + j] = Qh[t, g, j] * dH[t, j]
+            if t > 0 and not cut[t]:
+                for j in range(h):
+                    dH[t - 1, j] += dH[t, j] * z[t, j]
+                _accumulate(WT, dpart[t], dH[t - 1], blocks)
+
+    @_jit(fastmath=_FAST)
+    def _lstm(WT, dH, K, P, f, dC, da, last, cut, blocks):  # pragma: no cover - compiled
+        h = dH.shape[1]
+        carry = np.zeros(h, dtype=dH.dtype)
+        for t in range(last, -1, -1):
+            for j in range(h):
+                dc = carry[j] + dH[t, j] * K[t, j]
+                dC[t, j] = dc
+                da[t, j] = P[t, 0, j] * dc
+                da[t, h + j] = P[t, 1, j] * dc
+                da[t, 2 * h + j] = P[t, 2, j] * dc
+                da[t, 3 * h + j] = P[t, 3, j] * dH[t, j]
+            if t > 0 and not cut[t]:
+                _accumulate(WT, da[t], dH[t - 1], blocks)
+                for j in range(h):
+                    carry[j] = dC[t, j] * f[t, j]
+            else:
+                carry[:] = 0
+
+
+_STARTED = False
+
+
+def _start_threads() -> None:
+    """Start numba's thread pool with passive waiting. Its OpenMP layer is a second OpenMP runtime
+    beside torch's; by default idle OpenMP workers spin for a while after each parallel region,
+    and spinning numba workers on our two cores starved torch's oneDNN LSTM (one barrier per step)
+    by up to 25× right after a kernel ran. libgomp reads OMP_WAIT_POLICY once, when it is loaded,
+    which for numba's runtime is here (torch's was loaded, unaffected, at ``import torch``)."""
+    global _STARTED
+    if _STARTED:
+        return
+    from numba.np.ufunc import parallel
+
+    saved = os.environ.get("OMP_WAIT_POLICY")
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        parallel._launch_threads()
+    finally:
+        if saved is None:
+            del os.environ["OMP_WAIT_POLICY"]
+        else:
+            os.environ["OMP_WAIT_POLICY"] = saved
+    _STARTED = True
+
+
+def _run(kernel, threads: int, *args) -> None:
+    with _LOCK:
+        _start_threads()
+        blocks = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(blocks)
+        kernel(*args, blocks)
+
+
+def rnn_backward(WT: np.ndarray, dH: np.ndarray, D: np.ndarray, da: np.ndarray, last: int,
+                 cut: np.ndarray, threads: int) -> None:
+    """In place: dH (T, h) holds the external adjoints and receives the total ones; da (T, h), zeros,
+    receives dH_t ⊙ φ'(pre_t). WT = W_hh^T (h, h), D (T, h) = φ'(pre), cut (T,) bool: step t does
+    not pass its adjoint to t−1 (truncation). Steps after ``last`` are left alone."""
+    _run(_rnn, threads, WT, dH, D, da, last, cut)
+
+
+def gru_backward(WT: np.ndarray, dH: np.ndarray, Qh: np.ndarray, z: np.ndarray, dpart: np.ndarray,
+                 last: int, cut: np.ndarray, threads: int) -> None:
+    """In place, GRU: WT (h, 3h), Qh (T, 3, h), z (T, h); dpart (T, 3h), zeros, receives the adjoints
+    of [h W_hr, h W_hz, h W_hn + b_hn]. dH as in :func:`rnn_backward`."""
+    _run(_gru, threads, WT, dH, Qh, z, dpart, last, cut)
+
+
+def lstm_backward(WT: np.ndarray, dH: np.ndarray, K: np.ndarray, P: np.ndarray, f: np.ndarray,
+                  dC: np.ndarray, da: np.ndarray, last: int, cut: np.ndarray, threads: int) -> None:
+    """In place, LSTM: WT (h, 4h), K (T, h), P (T, 4, h), f (T, h); dC (T, h) receives the total
+    adjoints of C_t and da (T, 4h), zeros, the pre-activation adjoints (torch order i, f, g, o)."""
+    _run(_lstm, threads, WT, dH, K, P, f, dC, da, last, cut)
+
+
+def warm_up() -> None:
+    """Compile (or load from the disk cache) every kernel for float32 and float64 on tiny inputs,
+    so a first Gradients view does not wait for the compiler."""
+    if not enabled():
+        return
+    T, h = 3, 2
+    for dt in (np.float32, np.float64):
+        z = lambda *shape: np.zeros(shape, dtype=dt)  # noqa: E731
+        cut = np.zeros(T, dtype=np.bool_)
+        rnn_backward(z(h, h), z(T, h), z(T, h), z(T, h), T - 1, cut, 1)
+        gru_backward(z(h, 3 * h), z(T, h), z(T, 3, h), z(T, h), z(T, 3 * h), T - 1, cut, 1)
+        lstm_backward(z(h, 4 * h), z(T, h), z(T, h), z(T, 4, h), z(T, h), z(T, h), z(T, 4 * h),
+                      T - 1, cut, 1)
