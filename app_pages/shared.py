@@ -308,6 +308,13 @@ def show_chart(fig, ctx: "Context", key: str, filename: str | None = None) -> No
         fig.update_layout(title=dict(x=0.0, xanchor="left", xref="paper", y=1.0, yref="container",
                                      yanchor="top", pad=dict(t=38)), margin=dict(t=max(top, 78)))
     fig.update_layout(meta={"rnnviz": ctx.digest, "chart": key})
+    # Browser cost: on a linear/log axis Plotly's default ticklabeloverflow ("hide past div") measures
+    # every tick label against the page (one forced layout each); with 80 per-character ticks that
+    # was 0.15-0.2 CPU-s per chart in headless Chromium, per update. "allow" skips it; a label
+    # past the chart's edge is then clipped by the chart instead of hidden (category axes
+    # already default to "allow").
+    fig.update_xaxes(ticklabeloverflow="allow")
+    fig.update_yaxes(ticklabeloverflow="allow")
     config = {"displayModeBar": True, "displaylogo": False,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",
                                        "scale": 2}}
