@@ -107,6 +107,16 @@ h1 { font-size: 2.6rem !important; }
 </style>
 """
 
+#: While a script run is under way Streamlit dims the previous run's elements (``data-stale``) with a
+#: 1 s opacity fade that starts after 0.5 s. In headless, software-rendered Chromium the fade repaints
+#: the page every frame for that second, on every update that takes over 0.5 s (all of them under
+#: load). Keep the dimming and its 0.5 s delay, drop the animation: one repaint instead of ~60.
+STALE_CSS = """
+<style>
+.stElementContainer[data-stale="true"] { transition-duration: 0s !important; }
+</style>
+"""
+
 
 @dataclass
 class Context:
@@ -332,6 +342,7 @@ def sidebar() -> Context:
         url_default("lecture", "lecture", False, parse_bool)
         lecture = st.toggle("Lecture mode", key="lecture",
                             help="Hide the controls and enlarge fonts for a projector.")
+        st.html(STALE_CSS)
         if lecture:
             st.html(LECTURE_CSS)
         options = list(names)

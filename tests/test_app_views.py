@@ -60,7 +60,17 @@ def charts(at: AppTest) -> list[dict]:
 
 
 def html_bodies(at: AppTest) -> list[str]:
+    """The page's HTML blocks, without the style-only blocks (shared.STALE_CSS on every page,
+    shared.LECTURE_CSS in lecture mode): see style_bodies."""
+    return [b for b in all_html(at) if not b.lstrip().startswith("<style>")]
+
+
+def all_html(at: AppTest) -> list[str]:
     return [el.proto.body for el in at.get("html")]
+
+
+def style_bodies(at: AppTest) -> list[str]:
+    return [b for b in all_html(at) if b.lstrip().startswith("<style>")]
 
 
 def model_and_trace(ckpt_dir, name: str, text: str):
@@ -249,20 +259,20 @@ def test_huge_paste_is_capped_with_a_notice(app, page):
 def test_hostile_text_is_escaped_in_every_html_block(app, page):
     at = open_view(app, page, text=HOSTILE, gen__prefix=HOSTILE)
     for body in html_bodies(at):
-        if body.lstrip().startswith("<style>"):
-            continue
         assert "<script" not in body and "<img" not in body, body[:200]
 
 
 def test_lecture_mode_from_url_hides_controls(app):
     at = open_view(app, lecture="1")
     assert at.toggle(key="lecture").value is True
-    css = [b for b in html_bodies(at) if b.lstrip().startswith("<style>")]
-    assert css and "st-key-controls" in css[0] and "font-size" in css[0]
+    css = [b for b in style_bodies(at) if "st-key-controls" in b]
+    assert css and "font-size" in css[0]
     assert at.query_params["lecture"] == "1"
     at.toggle(key="lecture").set_value(False).run()
     assert "lecture" not in at.query_params
-    assert not [b for b in html_bodies(at) if b.lstrip().startswith("<style>")]
+    assert not [b for b in style_bodies(at) if "st-key-controls" in b or "font-size" in b]
+    # Outside lecture mode too: the stale-element fade is a step, not a 1 s animation (shared.STALE_CSS).
+    assert [b for b in style_bodies(at) if 'data-stale="true"' in b and "transition-duration: 0s" in b]
 
 
 def test_model_card_and_export(app):
