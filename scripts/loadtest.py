@@ -185,6 +185,7 @@ class Stats:
     def __init__(self):
         self.text_latency: list[float] = []
         self.view_latency: list[float] = []
+        self.updates: list[tuple[float, int, str, float]] = []  # (start s into the load, session, kind, s)
         self.exceptions: list[str] = []
         self.console_errors: list[str] = []
         self.page_errors: list[str] = []
@@ -266,6 +267,10 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
                 stats.upload_failures.append(f"session {sid}: upload not confirmed")
         clock.ready()
         await clock.go.wait()
+        if args.stagger:
+            # A random phase within one think interval, so 20 sessions do not all act in the same
+            # instant when the load period starts (that burst is what --no-stagger measures).
+            await asyncio.sleep(rng.uniform(0, args.think[1]))
         n = 0
         while time.monotonic() < clock.deadline:
             n += 1
@@ -290,6 +295,7 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
                 await wait_update(page, digest(model_key, text, max_chars), param, args.update_timeout)
                 dt = time.monotonic() - t0
                 (stats.text_latency if kind == "text" else stats.view_latency).append(dt)
+                stats.updates.append((round(t0 - (clock.deadline - clock.duration), 2), sid, kind, round(dt, 3)))
                 if kind == "text":
                     stats.texts.add(text)
             except Exception:
@@ -453,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=20, help="concurrent browser sessions (default 20)")
     ap.add_argument("--duration", type=float, default=120, help="seconds of load after ramp-up (120)")
     ap.add_argument("--ramp", type=float, default=20, help="seconds over which sessions start (20)")
+    ap.add_argument("--stagger", action=argparse.BooleanOptionalAction, default=True,
+                    help="start each session's actions at a random phase within one think interval "
+                         "(default); --no-stagger: all sessions act at once when the load starts")
     ap.add_argument("--think", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"),
                     help="pause between a session's actions, uniform in [MIN, MAX] s")
     ap.add_argument("--browser-nice", type=int, default=0, metavar="N",
@@ -481,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     model_keys = [m for m in args.models.split(",") if m]
     summary: dict = {"sessions": args.sessions, "duration_s": args.duration, "ramp_s": args.ramp,
                      "views": views, "models": model_keys, "host": os.uname().nodename,
-                     "cpus": os.cpu_count(), "think_s": list(args.think), "browser_nice": args.browser_nice}
+                     "cpus": os.cpu_count(), "think_s": list(args.think), "stagger": args.stagger,
+                     "browser_nice": args.browser_nice}
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-load-"))
     summary["cache_bounds"] = cache_bounds()
     if args.sessions == 0:
@@ -536,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
                     "leaks": (stats.leaks + stats.upload_leaks)[:10],
                     "upload_failures": stats.upload_failures[:10]},
         "rss_series": [[round(t, 1), round(m, 1)] for t, m, _ in sampler.samples[::20]],
+        "updates": sorted(stats.updates),   # [start s into the load, session, kind, latency s]
     })
     # The server's own time per update: wall time of each script run during the load period
     # (logged by the app itself), apart from what the browsers add on the same cores.
