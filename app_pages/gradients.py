@@ -149,8 +149,9 @@ if shared.notices(ctx):
             block = sp.main
             if len(blocks) > 1:
                 block = st.selectbox("W_hh block", blocks, index=blocks.index(sp.main), key="g_block")
-            shared.show_chart(PG.eigenvalue_figure(sp, layer, block), ctx, key="g_eig")
-            shared.show_chart(PG.singular_values_figure(sp, layer, block), ctx, key="g_sv")
+            shared.show_chart(PG.eigenvalue_figure(sp, layer, block), ctx, key="g_eig", text_independent=True)
+            shared.show_chart(PG.singular_values_figure(sp, layer, block), ctx, key="g_sv",
+                             text_independent=True)
         st.markdown("**Reading.** " + G.reading(nc, sp))
         if nc.clip is not None:
             m1, m2, m3 = st.columns(3)

@@ -160,7 +160,7 @@ with tab_a:
                  r"\underbrace{b_h}_{1\times2} = \underbrace{A_t}_{1\times2} \;\to\; "
                  r"H_t = \phi(A_t) \;\to\; \underbrace{H_t}_{1\times2}\,\underbrace{W_{hq}}_{2\times3} + "
                  r"\underbrace{b_q}_{1\times3} = \underbrace{Z_t}_{1\times3} \;\to\; O_t = \phi(Z_t)")
-        shared.show_chart(PL.toy_figure(res), ctx, "lesson_toy")
+        shared.show_chart(PL.toy_figure(res), ctx, "lesson_toy", text_independent=True)
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("H all zero", "yes" if res.H_all_zero else "no")
         m2.metric("O all zero", "yes" if res.O_all_zero else "no")
@@ -209,10 +209,10 @@ with tab_b:
     c1, c2 = st.columns([2, 3])
     with c1:
         st.markdown(f"**softmax(O₃)** — P(by | the time machine) = **{wa.P_3[4]:.3f}**")
-        shared.show_chart(PL.word_probs_figure(wa), ctx, "lesson_word_probs")
+        shared.show_chart(PL.word_probs_figure(wa), ctx, "lesson_word_probs", text_independent=True)
     with c2:
         st.markdown("**Attribution of the score O₃[by] to each earlier word** (measured)")
-        shared.show_chart(PL.word_attribution_figure(wa), ctx, "lesson_word_attr")
+        shared.show_chart(PL.word_attribution_figure(wa), ctx, "lesson_word_attr", text_independent=True)
     top = max(range(3), key=lambda t: wa.grad_norm[t])
     ratio = wa.grad_norm[top] / max(wa.grad_norm[0], 1e-12)
     st.markdown(

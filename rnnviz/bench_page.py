@@ -65,8 +65,11 @@ WAIT_JS = """([digest, minCharts]) => {
   if (w && /Running|Stop/.test(w.innerText)) return false;
   const els = [...document.querySelectorAll('.js-plotly-plot')];
   if (els.length < minCharts) return false;
-  return els.every(e => e._fullLayout && e.layout && e.layout.meta && e.layout.meta.rnnviz === digest
-                        && e.querySelector('.main-svg'));
+  // text_independent charts (app_pages/shared.show_chart) are kept across text commits; at least one
+  // chart must carry the new text's digest.
+  const ok = e => e._fullLayout && e.layout && e.layout.meta && e.querySelector('.main-svg')
+                  && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true);
+  return els.every(ok) && els.some(e => e.layout.meta.rnnviz === digest);
 }"""
 PAINT_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 

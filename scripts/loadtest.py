@@ -58,8 +58,11 @@ WAIT_JS = """([digest, textParam]) => {
   if (w && /Running|Stop/.test(w.innerText)) return false;
   if (document.querySelector('[data-testid="stSkeleton"]')) return false;
   const els = [...document.querySelectorAll('.js-plotly-plot')];
-  return els.every(e => e.layout && e.layout.meta && e.layout.meta.rnnviz === digest
-                        && e.querySelector('.main-svg'));
+  // Charts marked text_independent (e.g. the W_hh spectrum) keep their drawing across text
+  // commits; every other chart must carry the new text's digest, and at least one must.
+  const ok = e => e.layout && e.layout.meta && e.querySelector('.main-svg')
+                  && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true);
+  return els.every(ok) && (els.length === 0 || els.some(e => e.layout.meta.rnnviz === digest));
 }"""
 
 

@@ -128,3 +128,28 @@ def test_widget_choices_survive_new_text(server, tall_page):
         .find(e => e.layout.meta.chart === 'hs_heatmap').data[0].colorbar.title.text""")
     assert bar == "C"
     assert "hs.what=c" in page.url
+
+
+def test_text_independent_charts_are_kept_across_text_commits(server, tall_page):
+    """The W_hh spectrum does not depend on the text: after a new text the browser keeps the drawn
+    chart (same DOM node, never redrawn), while the norm curve shows the new text."""
+    srv, _ = server
+    page = tall_page
+    page.goto(srv.url + "/gradients")
+    page.wait_for_selector("h1", timeout=TIMEOUT)
+    commit_text(page, "first text for gradients", min_charts=3)
+    find = """key => [...document.querySelectorAll('.js-plotly-plot')]
+        .find(e => e.layout && e.layout.meta && e.layout.meta.chart === key)"""
+    page.evaluate(f"""() => {{ const find = {find};
+        for (const k of ['g_eig', 'g_sv', 'g_curve']) {{
+            const e = find(k); e.__mark = k;
+            e.on('plotly_afterplot', () => {{ e.__redrawn = true; }}); }} }}""")
+    commit_text(page, "a second, different text", min_charts=3)
+    state = page.evaluate(f"""() => {{ const find = {find};
+        return Object.fromEntries(['g_eig', 'g_sv', 'g_curve'].map(k => {{ const e = find(k);
+            return [k, [e.__mark === k, e.__redrawn === true, e.layout.meta.rnnviz || null,
+                        e.layout.meta.text_independent === true]]; }})); }}""")
+    assert state["g_eig"] == [True, False, None, True]
+    assert state["g_sv"] == [True, False, None, True]
+    assert state["g_curve"][2] == digest("a second, different text")   # redrawn or replaced, with the new text
+    assert not page.locator("[data-testid='stException']").all_inner_texts()
