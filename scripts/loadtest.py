@@ -52,18 +52,23 @@ WORDS = ("the time traveller as we shall call him for now was explaining "
          "a curious idea to us his dark eyes were bright and his face was eager as the lamp burned low and the small machine of brass and crystal glittered on the table between our glasses").split()
 
 #: Run over (no "Running"/"Stop" in the status widget) and every chart shows ``digest``.
-WAIT_JS = """([digest, textParam]) => {
+WAIT_JS = """([digest, textParam, viewPath]) => {
   if (textParam !== null && new URLSearchParams(location.search).get('text') !== textParam) return false;
+  const norm = p => p.replace(/\\/$/, '');
+  // After a view switch: the new view's path, and none of the old view's charts left (mark_old()
+  // flagged the charts on the page before the click; they carry the same digest as the new ones).
+  if (viewPath !== null && norm(location.pathname) !== norm(viewPath)) return false;
   const w = document.querySelector('[data-testid="stStatusWidget"]');
   if (w && /Running|Stop/.test(w.innerText)) return false;
   if (document.querySelector('[data-testid="stSkeleton"]')) return false;
   const els = [...document.querySelectorAll('.js-plotly-plot')];
+  if (viewPath !== null && els.some(e => e.__rnnvizOld)) return false;
   // Charts marked text_independent (e.g. the W_hh spectrum) keep their drawing across text
-  // commits; every other chart must carry the new text's digest, and at least one must.
-  const ok = e => e.layout && e.layout.meta && e.querySelector('.main-svg')
-                  && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true);
-  return els.every(ok) && (els.length === 0 || els.some(e => e.layout.meta.rnnviz === digest));
+  // commits; every other chart must carry the new text's digest.
+  return els.every(e => e.layout && e.layout.meta && e.querySelector('.main-svg')
+                        && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true));
 }"""
+MARK_OLD_JS = "() => document.querySelectorAll('.js-plotly-plot').forEach(e => { e.__rnnvizOld = true; })"
 
 
 # --------------------------------------------------------------------------- server and memory
@@ -202,8 +207,10 @@ class Stats:
         self.cpu_programs: dict[str, float] = {}
 
 
-async def wait_update(page, dg: str, text_param: str | None, timeout_s: float) -> None:
-    await page.wait_for_function(WAIT_JS, arg=[dg, text_param], timeout=timeout_s * 1000, polling=100)
+async def wait_update(page, dg: str, text_param: str | None, timeout_s: float,
+                      view_path: str | None = None) -> None:
+    await page.wait_for_function(WAIT_JS, arg=[dg, text_param, view_path], timeout=timeout_s * 1000,
+                                 polling=100)
 
 
 async def check_page(page, sid: int, tokens: list[str], stats: Stats, what: str) -> None:
@@ -281,21 +288,29 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
                 words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
                 text = f"{words} {token} {n} {words}"
                 await area.fill(text)
+                await page.evaluate(MARK_OLD_JS)
                 t0 = time.monotonic()
                 await area.press("Control+Enter")
-                kind, param = "text", text
+                kind, param, view_path = "text", text, None
             else:
                 links = page.locator("[data-testid='stSidebarNav'] a")
-                k = rng.randrange(max(1, await links.count()))
+                # another view than the one shown (clicking the current one need not redraw anything)
+                others = await page.evaluate("""() => [...document.querySelectorAll(
+                    "[data-testid='stSidebarNav'] a")].map(a => new URL(a.href).pathname)""")
+                here = (await page.evaluate("() => location.pathname")).rstrip("/")
+                choices = [i for i, p in enumerate(others) if p.rstrip("/") != here] or [0]
+                k = rng.choice(choices)
+                await page.evaluate(MARK_OLD_JS)
                 t0 = time.monotonic()
-                kind, param = "view", None
+                kind, param, view_path = "view", None, others[k] if others else None
                 try:
                     await links.nth(k).click(timeout=args.update_timeout * 1000)
                 except Exception as err:
                     stats.timeouts.append(f"session {sid}: could not click view link {k}: {str(err)[:120]}")
                     continue
             try:
-                await wait_update(page, digest(model_key, text, max_chars), param, args.update_timeout)
+                await wait_update(page, digest(model_key, text, max_chars), param, args.update_timeout,
+                                  view_path)
                 dt = time.monotonic() - t0
                 (stats.text_latency if kind == "text" else stats.view_latency).append(dt)
                 stats.updates.append((round(t0 - (clock.deadline - clock.duration), 2), sid, kind, round(dt, 3)))
