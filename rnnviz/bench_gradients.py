@@ -12,8 +12,6 @@ Rows (full sizes; ``quick`` shrinks them):
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from . import kernels
@@ -27,15 +25,8 @@ TOKENS = ("<unk>", *"abcdefghijklmnopqrstuvwxyz ")
 
 def _torch_loop(model, tr):
     """norm_curve with the compiled kernels turned off (the torch loop of rnnviz.gradients)."""
-    saved = os.environ.get("RNNVIZ_KERNELS")
-    os.environ["RNNVIZ_KERNELS"] = "0"
-    try:
+    with kernels.disabled():
         return norm_curve(model, tr)
-    finally:
-        if saved is None:
-            del os.environ["RNNVIZ_KERNELS"]
-        else:
-            os.environ["RNNVIZ_KERNELS"] = saved
 
 
 def _text(length: int, seed: int = 0) -> str:

@@ -21,6 +21,7 @@ kernels at once would only fight over the same cores), and compiled code is cach
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -52,6 +53,20 @@ def _jit(**options):
 def enabled() -> bool:
     """True if the compiled kernels can be used (numba importable and not turned off)."""
     return numba is not None and os.environ.get("RNNVIZ_KERNELS", "1") != "0"
+
+
+@contextlib.contextmanager
+def disabled():
+    """Within the block, rnnviz.gradients uses its torch loop (RNNVIZ_KERNELS=0), e.g. to time it."""
+    saved = os.environ.get("RNNVIZ_KERNELS")
+    os.environ["RNNVIZ_KERNELS"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["RNNVIZ_KERNELS"]
+        else:
+            os.environ["RNNVIZ_KERNELS"] = saved
 
 
 if numba is not None:
@@ -115,7 +130,7 @@ _STARTED = False
 
 
 def _start_threads() -> None:
-    """Start numba's thread pool with passive waiting. Its OpenMP layer is a second OpenMP runtime
+    """Start numba's thread pool (through numba's internal ``_launch_threads``) with passive waiting. Its OpenMP layer is a second OpenMP runtime
     beside torch's; by default idle OpenMP workers spin for a while after each parallel region,
     and spinning numba workers on our two cores starved torch's oneDNN LSTM (one barrier per step)
     by up to 25× right after a kernel ran. libgomp reads OMP_WAIT_POLICY once, when it is loaded,

@@ -51,11 +51,12 @@ from rnnviz.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402  (afte
 WORDS = ("the time traveller as we shall call him for now was explaining "
          "a curious idea to us his dark eyes were bright and his face was eager as the lamp burned low and the small machine of brass and crystal glittered on the table between our glasses").split()
 
-#: Run over (no "Running"/"Stop" in the status widget) and every chart shows ``digest``.
+#: Run over (no "Running"/"Stop" in the status widget), every chart shows ``digest`` or is marked
+#: text_independent, and after a view switch the new view's path with none of the old charts left.
 WAIT_JS = """([digest, textParam, viewPath]) => {
   if (textParam !== null && new URLSearchParams(location.search).get('text') !== textParam) return false;
   const norm = p => p.replace(/\\/$/, '');
-  // After a view switch: the new view's path, and none of the old view's charts left (mark_old()
+  // After a view switch: the new view's path, and none of the old view's charts left (MARK_OLD_JS
   // flagged the charts on the page before the click; they carry the same digest as the new ones).
   if (viewPath !== null && norm(location.pathname) !== norm(viewPath)) return false;
   const w = document.querySelector('[data-testid="stStatusWidget"]');
@@ -288,7 +289,6 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
                 words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
                 text = f"{words} {token} {n} {words}"
                 await area.fill(text)
-                await page.evaluate(MARK_OLD_JS)
                 t0 = time.monotonic()
                 await area.press("Control+Enter")
                 kind, param, view_path = "text", text, None
