@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Load and isolation test of the rnnviz page (issue 7). Not a pytest test: run it by hand.
 
-    python scripts/loadtest.py                          # 20 sessions × 120 s, then 500-text cache check
-    python scripts/loadtest.py --sessions 3 --duration 20 --cache-texts 0     # smoke run
+    python tools/loadtest.py                          # 20 sessions × 120 s, then 500-text cache check
+    python tools/loadtest.py --sessions 3 --duration 20 --cache-texts 0     # smoke run
 
 What it does, all on 127.0.0.1 and bounded in time (it stops by itself):
 
@@ -47,7 +47,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from rnnviz.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402  (after the path fix)
+from tools.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402  (after the path fix)
 WORDS = ("the time traveller as we shall call him for now was explaining "
          "a curious idea to us his dark eyes were bright and his face was eager as the lamp burned low and the small machine of brass and crystal glittered on the table between our glasses").split()
 
@@ -74,7 +74,7 @@ MARK_OLD_JS = "() => document.querySelectorAll('.js-plotly-plot').forEach(e => {
 
 # --------------------------------------------------------------------------- server and memory
 class Server(AppServer):
-    """The app (rnnviz.serve.AppServer) with its output in ``log_path``; optional checkpoint dir."""
+    """The app (tools.serve.AppServer) with its output in ``log_path``; optional checkpoint dir."""
 
     def __init__(self, checkpoint_dir: Path | None, log_path: Path, run_log: Path | None = None):
         self.log = open(log_path, "wb")
