@@ -86,12 +86,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import features as F
-from .cache import ByteLRU
-from .threads import one_thread
-from .model import CharRNN
-from .trace import MAX_TRACE_CHARS, TextError, Trace, trace
-from .vocab import preprocess
+from .. import features as F
+from ..cache import ByteLRU
+from ..threads import one_thread
+from ..model import CharRNN
+from ..trace import MAX_TRACE_CHARS, TextError, Trace, trace
+from ..vocab import preprocess
 
 #: Characters of corpus sample indexed per checkpoint (the last ones of the corpus).
 SAMPLE_CHARS = 20_000
@@ -167,7 +167,7 @@ def _load_corpus_text(name: str, python_max_chars: int | None = None) -> tuple[s
     """(full text, where it came from) for a corpus name from provenance. Raises UnitsError."""
     stem = name[:-4] if name.endswith(".txt") else name
     try:
-        from . import corpora  # a colleague's module; a small local loader stands in when absent
+        from .. import corpora  # a colleague's module; a small local loader stands in when absent
     except ImportError:
         corpora = None
     if corpora is not None:
@@ -177,7 +177,7 @@ def _load_corpus_text(name: str, python_max_chars: int | None = None) -> tuple[s
         except (OSError, ValueError) as err:
             raise UnitsError(f"The training corpus {name!r} is not available: {err}") from None
         return c.text, c.source
-    path = Path(__file__).resolve().parents[2] / "shared" / "corpora" / f"{stem}.txt"
+    path = Path(__file__).resolve().parents[3] / "shared" / "corpora" / f"{stem}.txt"
     if not path.is_file():
         raise UnitsError(f"The training corpus {name!r} is not available (looked for {path}).")
     return path.read_text(encoding="utf-8"), str(path)
@@ -394,7 +394,7 @@ def prebuild_indexes(names: list[str] | None = None, max_chars: int = SAMPLE_CHA
     not wait 3–20 s. Models are loaded afresh (the index key is the weights' fingerprint, so the
     page's shared model finds these entries). Returns the names indexed; a checkpoint that cannot
     be loaded or sampled is skipped."""
-    from .checkpoint import list_checkpoints, load_model
+    from ..checkpoint import list_checkpoints, load_model
 
     done = []
     for info in list_checkpoints():
@@ -943,7 +943,7 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
     import os
     import platform
 
-    from .checkpoint import list_checkpoints, load_model
+    from ..checkpoint import list_checkpoints, load_model
 
     infos = list_checkpoints()
     if names:

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .threads import one_thread
-from .model import CharRNN, ModelConfig, build_model
-from .trace import trace as run_trace
-from .vocab import UNK, Vocab, preprocess
+from ..threads import one_thread
+from ..model import CharRNN, ModelConfig, build_model
+from ..trace import trace as run_trace
+from ..vocab import UNK, Vocab, preprocess
 
 
 # =====================================================================================  (a) toy
@@ -438,7 +438,7 @@ def measure_gradient_presets(model: CharRNN, text: str, max_chars: int = 200) ->
     for a 100× change of the fitted curve), params (the link's query parameters). Raises
     ImportError when rnnviz.gradients is absent, ValueError (GradientError) for texts under 2 chars.
     """
-    from . import gradients as G  # noqa: PLC0415 — the Gradients view's backend
+    from .. import gradients as G  # noqa: PLC0415 — the Gradients view's backend
 
     seen = preprocess(text, model.config.preprocessing)[-max_chars:]
     out = []
