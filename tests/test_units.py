@@ -14,6 +14,7 @@ from rnnviz import ModelConfig, Vocab, build_model
 from rnnviz import features as F
 from rnnviz import units as U
 from tests.conftest import REPO, tiny_model
+from tools.units_report import report
 
 ALPHABET = "ab(c)[d]{e} io\nxyz"
 
@@ -372,7 +373,7 @@ def test_pca_matches_svd_of_centred_data():
 
 def test_report_without_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
-    md = U.report()
+    md = report()
     assert "No shipped checkpoint" in md
 
 
@@ -411,7 +412,7 @@ def test_figures_build():
 def test_report_on_a_tiny_checkpoint(tmp_path, monkeypatch):
     _tiny_corpus_checkpoint(tmp_path, monkeypatch, "tiny-lstm")
     U.INDEXES.clear()
-    md = U.report(max_chars=1500)
+    md = report(max_chars=1500)
     U.INDEXES.clear()
     assert "## tiny-lstm" in md and "held-out validation part" in md
     assert "| bracket_depth |" in md and "Memory of a one-letter substitution" in md
