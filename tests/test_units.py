@@ -140,7 +140,8 @@ def test_index_cache_is_bounded_and_builds_each_index_once(monkeypatch):
     model = hand_built()
     built = []
     real = U.build_index
-    monkeypatch.setattr(U, "build_index", lambda *a, **k: built.append(1) or real(*a, **k))
+    # get_index calls build_index from its own module, rnnviz.units.index
+    monkeypatch.setattr(U.index, "build_index", lambda *a, **k: built.append(1) or real(*a, **k))
     first = U.get_index(model, sample_text(100, seed=0))
     assert U.get_index(model, sample_text(100, seed=0)) is first and len(built) == 1
     for i in range(1, U.INDEX_CACHE_ENTRIES + 2):
@@ -183,7 +184,7 @@ def test_prebuilt_indexes_are_the_ones_the_units_view_uses(tmp_path, monkeypatch
 def test_corpus_sample_is_the_tail_from_a_line_start(tmp_path, monkeypatch):
     (tmp_path / "tiny.txt").write_text("line one\nline two\nline three\n", encoding="utf-8")
     monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
-    monkeypatch.setattr(U, "_load_corpus_text",
+    monkeypatch.setattr(U.sample, "_load_corpus_text",
                         lambda name: ((tmp_path / "tiny.txt").read_text(), "tiny"))
     text, desc = U.corpus_sample("tiny.txt", max_chars=15)
     assert text == "line three\n" and "last" in desc
