@@ -22,6 +22,7 @@ import hashlib
 import io
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -187,7 +188,9 @@ def _now() -> str:
 def load_state_dict_bytes(data: bytes, name: str = "state_dict") -> dict[str, Tensor]:
     """``torch.load(weights_only=True)`` of the bytes, then check it is a plain dict of tensors."""
     try:
-        sd = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": noise next to our own message
+            warnings.simplefilter("ignore", UserWarning)
+            sd = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as err:  # UnpicklingError for pickles with code, RuntimeError for junk
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise ConversionError(
