@@ -349,3 +349,41 @@ def test_parse_tokens_formats():
                        ('["<unk>", "\\ud800"]', "surrogate"), ("[" * 100_000, "does not parse")]:
         with pytest.raises(TokensFileError, match=match):
             parse_tokens(bad)
+
+
+# --------------------------------------------------------------------------- the README example
+def _readme_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("### Bring your own PyTorch model")
+    end = text.find("\n#", start + 5)
+    return text[start:end if end > 0 else None]
+
+
+def test_readme_example_runs_and_converts_exactly(tmp_path, monkeypatch):
+    section = _readme_section()
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(code, "README.md", "exec"), ns)  # noqa: S102 (our own README)
+    rnn, head, x, ids, tokens = ns["rnn"], ns["head"], ns["x"], ns["ids"], ns["tokens"]
+    data = (tmp_path / "mine.safetensors").read_bytes()
+    model = rnnviz.load_model_bytes(data, "mine.safetensors")  # what the sidebar upload does
+    with torch.no_grad():
+        want = head(rnn(x)[0])[0]                                   # (T, |V|)
+        got = model(ids[:-1, None])[0][:, 0]
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+        loss = F.cross_entropy(got, ids[1:]).item()
+    assert loss < 0.8 * torch.log(torch.tensor(float(len(tokens)))).item(), "the example learned nothing"
+    tr = rnnviz.trace(model, "the time traveller")
+    assert tr.perplexity < len(tokens)
+
+
+def test_readme_cli_lines_parse():
+    from rnnviz.convert import _parser
+    section = _readme_section()
+    lines = [ln for ln in section.splitlines() if ln.startswith("python3 -m rnnviz.convert ")
+             and "--help" not in ln]
+    assert lines
+    for line in lines:
+        args = _parser().parse_args(line.split()[3:])
+        assert args.cell in rnnviz.CELLS
