@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(int(args.ramp + args.duration + 2400))   # hard stop, whatever happens
 
     sys.path.insert(0, str(REPO))
-    from app_pages.shared import MAX_PAGE_CHARS
+    from app_pages.ui.text import MAX_PAGE_CHARS
 
     if args.checkpoint_dir:
         os.environ["RNNVIZ_CHECKPOINT_DIR"] = str(args.checkpoint_dir)
