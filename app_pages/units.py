@@ -190,47 +190,20 @@ def unit_finder() -> None:
 
 # --------------------------------------------------------------------------- hypothesis
 def hypothesis() -> None:
+    """The Hypothesis tab: the units on inside a span of the text and off around it, and their matches."""
     index = get_index()
     if index is None:
         return
     if T < 2:
         st.info("Type at least two characters to select a span.")
         return
-    url_default("u_how", "units.how", "slider", str, lambda v: v in ("slider", "find"))
-    url_default("u_find", "units.find", "time", str, lambda v: len(v) <= 200)
-    url_default("u_a", "units.a", min(4, T - 1), int, lambda v: 0 <= v < T)
-    url_default("u_b", "units.b", min(8, T), int, lambda v: 0 < v <= T)
-    url_default("u_auto", "units.auto", True, parse_bool)
-    url_default("u_thr", "units.thr", 0.3, float, lambda v: 0.0 <= v <= 1.0)
-    url_default("u_frac", "units.frac", 1.0, float, lambda v: 0.5 <= v <= 1.0)
-    a0, b0 = int(st.session_state["u_a"]), int(st.session_state["u_b"])
-    a0, b0 = min(a0, T - 1), min(max(b0, a0 + 1), T)
-    with controls("u-hyp"):
-        how = st.radio("Select the span by", ("slider", "find"), horizontal=True, key="u_how",
-                       format_func={"slider": "start / end sliders", "find": "finding a piece of text"}.get)
-        if how == "slider":
-            a, b = st.slider("Span [start, end) of the sidebar text (steps)", 0, T, (a0, b0), key="u_span")
-        else:
-            needle = st.text_input("Text to find (its first occurrence is the span)", key="u_find",
-                                   max_chars=200)
-            pos = tr.text.find(needle) if needle else -1
-            if pos < 0:
-                st.info("That text does not occur in the sidebar text (as the model reads it"
-                        + (", after its preprocessing" if tr.preprocessed else "") + ").")
-                return
-            a, b = pos, pos + len(needle)
-        c1, c2, c3 = st.columns(3)
-        auto = c1.toggle("Automatic threshold", key="u_auto",
-                         help="θ on the scale activation / max|activation over the sample|: the value "
-                              "that the most units separate at (on inside, off around); see rnnviz.units.")
-        thr = c2.slider("Threshold θ", 0.0, 1.0, step=0.01, key="u_thr", disabled=auto)
-        frac = c3.slider("Matches need this fraction of the units on", 0.5, 1.0, step=0.05, key="u_frac")
-    url_set("units.how", how)
-    url_set("units.a", a)
-    url_set("units.b", b)
-    url_set("units.auto", int(auto))
-    url_set("units.thr", thr)
-    url_set("units.frac", frac)
+    _hypothesis_defaults()
+    chosen = _hypothesis_controls()
+    if chosen is None:
+        return
+    how, a, b, auto, thr, frac = chosen
+    for param, value in (("how", how), ("a", a), ("b", b), ("auto", int(auto)), ("thr", thr), ("frac", frac)):
+        url_set(f"units.{param}", value)
     if b <= a:
         st.info("The span is empty: move the end slider past the start.")
         return
@@ -239,6 +212,60 @@ def hypothesis() -> None:
     except ERRORS as err:
         st.info(str(err))
         return
+    _show_hypothesis(index, hyp, a, b, auto, frac)
+
+
+def _hypothesis_defaults() -> None:
+    """Seed the Hypothesis tab's widgets from the URL (``units.how``, ``.find``, ``.a``, ``.b``,
+    ``.auto``, ``.thr``, ``.frac``)."""
+    url_default("u_how", "units.how", "slider", str, lambda v: v in ("slider", "find"))
+    url_default("u_find", "units.find", "time", str, lambda v: len(v) <= 200)
+    url_default("u_a", "units.a", min(4, T - 1), int, lambda v: 0 <= v < T)
+    url_default("u_b", "units.b", min(8, T), int, lambda v: 0 < v <= T)
+    url_default("u_auto", "units.auto", True, parse_bool)
+    url_default("u_thr", "units.thr", 0.3, float, lambda v: 0.0 <= v <= 1.0)
+    url_default("u_frac", "units.frac", 1.0, float, lambda v: 0.5 <= v <= 1.0)
+
+
+def _hypothesis_controls() -> tuple[str, int, int, bool, float, float] | None:
+    """The span picker and threshold controls: (how, a, b, auto, θ, fraction), or None when the
+    text to find does not occur (a message says so)."""
+    a0, b0 = int(st.session_state["u_a"]), int(st.session_state["u_b"])
+    a0, b0 = min(a0, T - 1), min(max(b0, a0 + 1), T)
+    with controls("u-hyp"):
+        how = st.radio("Select the span by", ("slider", "find"), horizontal=True, key="u_how",
+                       format_func={"slider": "start / end sliders", "find": "finding a piece of text"}.get)
+        if how == "slider":
+            a, b = st.slider("Span [start, end) of the sidebar text (steps)", 0, T, (a0, b0), key="u_span")
+        else:
+            span = _find_span()
+            if span is None:
+                return None
+            a, b = span
+        c1, c2, c3 = st.columns(3)
+        auto = c1.toggle("Automatic threshold", key="u_auto",
+                         help="θ on the scale activation / max|activation over the sample|: the value "
+                              "that the most units separate at (on inside, off around); see rnnviz.units.")
+        thr = c2.slider("Threshold θ", 0.0, 1.0, step=0.01, key="u_thr", disabled=auto)
+        frac = c3.slider("Matches need this fraction of the units on", 0.5, 1.0, step=0.05, key="u_frac")
+    return how, a, b, auto, thr, frac
+
+
+def _find_span() -> tuple[int, int] | None:
+    """The span [a, b) of the first occurrence of the typed text, or None (with a message)."""
+    needle = st.text_input("Text to find (its first occurrence is the span)", key="u_find",
+                           max_chars=200)
+    pos = tr.text.find(needle) if needle else -1
+    if pos < 0:
+        st.info("That text does not occur in the sidebar text (as the model reads it"
+                + (", after its preprocessing" if tr.preprocessed else "") + ").")
+        return None
+    return pos, pos + len(needle)
+
+
+def _show_hypothesis(index: U.UnitIndex, hyp: U.Hypothesis, a: int, b: int, auto: bool,
+                     frac: float) -> None:
+    """The span on the text, the units selected for it, and where else they switch on together."""
     st.html(uplots.span_text_html(tr.chars[:MAX_URL_TEXT], a, b, hyp.around, font_size=ctx.font_size + 2))
     if hyp.threshold is None:
         st.info("No unit is on throughout this span and off around it at any threshold ≥ 0. Try a "
