@@ -10,7 +10,7 @@ import torch
 from app_pages.ui.cache import get_model
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
-from app_pages.ui.text import notices
+from app_pages.ui.text import md, notices
 from app_pages.ui.url import url_default, url_set, view_params
 from rnnviz import lesson as L
 from rnnviz.plots import lesson as PL
@@ -18,12 +18,6 @@ from rnnviz.plots.common import display_char
 
 ctx = context()
 view_params("lesson.")
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>$~:")
-
-
-def _md(text: str) -> str:
-    """Backslash-escape markdown (and $…$ LaTeX) specials in user/model text shown in markdown."""
-    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
 
 
 def _int_in(lo: int, hi: int):
@@ -78,7 +72,7 @@ def _forgetting_demo() -> None:
         else:
             pos = 0
             c1.caption("Editing the first character (the text has 2 characters).")
-        new = c2.text_input(f"replace “{_md(display_char(seen[pos]))}” by", max_chars=1, key="l_cfchar")
+        new = c2.text_input(f"replace “{md(display_char(seen[pos]))}” by", max_chars=1, key="l_cfchar")
         thr = c3.number_input("threshold", min_value=1e-6, max_value=10.0, value=0.01, format="%.4f",
                               key="l_cfthr")
         rel = c4.checkbox("relative to ‖H_t‖", value=True, key="l_cfrel")
@@ -242,7 +236,7 @@ with tab_c:
     c2.metric("W_hq", f"{info['W_hq'][0]}×{info['W_hq'][1]}")
     c3.metric("b_q", f"1×{info['b_q'][0]}")
     c4.metric("output-layer parameters", f"{info['output_parameters']:,}")
-    tokens = " ".join(_md(display_char(t)) for t in info["tokens"])
+    tokens = " ".join(md(display_char(t)) for t in info["tokens"])
     st.caption(f"Preprocessing '{info['preprocessing']}'. Vocabulary (⟨unk⟩ first, then by frequency): "
                f"{tokens}" + (" — d2l cleaning leaves 26 letters + space + ⟨unk⟩ = 28."
                              if info["preprocessing"] == "d2l" else ""))
