@@ -7,7 +7,7 @@ Chromium, median of N.
 What is timed: the sidebar text area gets a new text (a different one each run, so no cache is
 hit), Ctrl+Enter commits it, and the clock stops when the Streamlit run is over and every Plotly
 chart on the page shows the new text (each chart's ``layout.meta.rnnviz`` carries a digest of the
-text, see ``app_pages/shared.show_chart``) and has been painted. The model is a randomly
+text, see ``app_pages/ui/charts.show_chart``) and has been painted. The model is a randomly
 initialised 1-layer LSTM with 256 units (the shipped size) saved to a temporary checkpoint folder.
 
 Reference: the naive page, one full-resolution Plotly heatmap of every unit × every character
@@ -65,7 +65,7 @@ WAIT_JS = """([digest, minCharts]) => {
   if (w && /Running|Stop/.test(w.innerText)) return false;
   const els = [...document.querySelectorAll('.js-plotly-plot')];
   if (els.length < minCharts) return false;
-  // text_independent charts (app_pages/shared.show_chart) are kept across text commits; at least one
+  // text_independent charts (app_pages/ui/charts.show_chart) are kept across text commits; at least one
   // chart must carry the new text's digest.
   const ok = e => e._fullLayout && e.layout && e.layout.meta && e.querySelector('.main-svg')
                   && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true);
@@ -75,7 +75,7 @@ PAINT_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationF
 
 
 def digest(text: str, model_key: str = MODEL_KEY) -> str:
-    """The digest the page puts in every chart's ``layout.meta.rnnviz`` (see shared.sidebar)."""
+    """The digest the page puts in every chart's ``layout.meta.rnnviz`` (see app_pages/ui/sidebar.py)."""
     return hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
