@@ -44,9 +44,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import kernels
-from .model import CharRNN
-from .trace import TextError, Trace, trace
+from .. import kernels
+from ..model import CharRNN
+from ..trace import TextError, Trace, trace
 
 LOSSES = ("last", "step", "sum")
 
