@@ -340,7 +340,8 @@ class Trainer:
     def finish(self) -> tuple[CharRNN, History]:
         """End the run: evaluate the last weights if steps followed the last evaluation, write the
         .trainstate (latest weights, for --resume), load the best weights into ``model`` (eval
-        mode) and write the checkpoint with the final provenance. Returns (model, history)."""
+        mode) and write the checkpoint with the final provenance. Returns (model, history).
+        Call it once, at the end (to train on later, resume from the checkpoint: ``cfg.resume``)."""
         with self._running():
             if self.state.loss_n:
                 self.evaluate(scheduled=False)
