@@ -374,7 +374,7 @@ def test_readme_example_runs_and_converts_exactly(tmp_path, monkeypatch):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
         loss = F.cross_entropy(got, ids[1:]).item()
     assert loss < 0.8 * torch.log(torch.tensor(float(len(tokens)))).item(), "the example learned nothing"
-    tr = rnnviz.trace(model, "the time traveller")
+    tr = rnnviz.trace(model, "a small brass lamp")
     assert tr.perplexity < len(tokens)
 
 
