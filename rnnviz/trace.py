@@ -3,7 +3,13 @@
 ``trace(model, text)`` runs each layer as one fused PyTorch call (nn.RNN/GRU/LSTM) to get every
 H_t, then recovers the gates from one batched matmul over all steps, since every gate at step t is a
 function of X_t and H_{t-1} only. The LSTM memory cell follows from C_t = F_t ⊙ C_{t-1} + I_t ⊙ C̃_t.
-The model's math is never changed: the trace only reads what the fused run computes.
+The model's math is never changed: the trace only reads what the fused run computes. The per-cell
+maths (one step, gate recovery) lives in :mod:`rnnviz.cells`.
+
+Hooks (TransformerLens-style): ``trace(model, text, hooks={"layer0.h": fn})`` calls
+``fn(value, t)`` with each step's activation (h,) of that name; returning a tensor (h,) replaces it
+for everything downstream. A layer with a hook runs step by step (``cells.STEPS``), the others stay
+fused, so a trace without hooks is exactly the fused fast path. Hook names: :func:`hook_names`.
 
 Names captured (T = number of characters, h = hidden size, |V| = vocabulary size):
 
@@ -33,7 +39,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .cells import STEPS, TERMS, has_cell_state, input_part
+from .cells import RECOVER, STEPS, TERMS, has_cell_state, input_part, linear_recurrence
 from .model import CharRNN, State
 from .vocab import preprocess
 
@@ -121,38 +127,6 @@ class Trace:
         return [n for n in self.cache if n.startswith(prefix)]
 
 
-def linear_recurrence(f: Tensor, u: Tensor, c0: Tensor) -> Tensor:
-    """All C_t of C_t = f_t ⊙ C_{t-1} + u_t, for f, u of shape (T, h) and C_{-1} = c0 (h,).
-
-    Two-level scan with no division (so no blow-up when a gate is 0): the steps are cut into
-    ~√T chunks; pass 1 runs the recurrence inside every chunk at once from a zero state, also
-    keeping the running product of f; pass 2 carries each chunk's end state into the next, and
-    C = local + running_product ⊙ carry. About 2√T small vectorised steps instead of T.
-    Returns (T, h); equal to the plain loop up to float rounding.
-    """
-    T, H = u.shape
-    K = max(1, math.isqrt(T))
-    n = -(-T // K)
-    pad = n * K - T
-    if pad:
-        f = torch.cat([f, f.new_ones(pad, H)])
-        u = torch.cat([u, u.new_zeros(pad, H)])
-    fc, uc = f.view(n, K, H), u.view(n, K, H)
-    local = torch.empty_like(uc)
-    prod = torch.empty_like(fc)
-    local[:, 0], prod[:, 0] = uc[:, 0], fc[:, 0]
-    for k in range(1, K):   # pass 1: every chunk at once, from a zero state
-        torch.addcmul(uc[:, k], fc[:, k], local[:, k - 1], out=local[:, k])
-        torch.mul(prod[:, k - 1], fc[:, k], out=prod[:, k])
-    carry = torch.empty(n, H, dtype=u.dtype)
-    prev = c0
-    for m in range(n):      # pass 2: the state entering chunk m
-        carry[m] = prev
-        prev = torch.addcmul(local[m, -1], prod[m, -1], prev)
-    c = torch.addcmul(local, prod, carry[:, None, :])
-    return c.reshape(n * K, H)[:T]
-
-
 #: A trace hook: ``fn(value, t)`` sees one activation (h,) at step t; a returned tensor of the same
 #: shape replaces it, None keeps it.
 Hook = Callable[[Tensor, int], "Tensor | None"]
@@ -213,43 +187,16 @@ def _fused_layer(model: CharRNN, index: int, inp: Tensor, ids: Tensor, h0: Tenso
     layer = model.layers[index]
     H = cfg.hidden_size
     h0 = h0.reshape(1, H)
-    if cfg.cell == "lstm":
-        c0 = c0.reshape(1, H)
-        out, (hn, cn) = layer(inp, (h0, c0))
+    if c0 is not None:
+        out, (hn, cn) = layer(inp, (h0, c0.reshape(1, H)))
     else:
         out, hn = layer(inp, h0)
         cn = None
-    name = f"layer{index}"
-    cache[f"{name}.h"] = out
-    if gates and cfg.cell in ("lstm", "gru"):
-        w_ih, w_hh = layer.weight_ih_l0, layer.weight_hh_l0
-        if cfg.cell == "lstm":
-            # Every gate pre-activation at once: X_t W_x· + H_{t-1} W_h· + b (T, 4h). Layer 0's
-            # one-hot X_t picks a row of W_ih^T, so biases fold into that small (|V|, 4h) table.
-            bias = layer.bias_ih_l0 + layer.bias_hh_l0
-            pre = (w_ih.T + bias)[ids] if index == 0 else torch.addmm(bias, inp, w_ih.T)
-            pre[1:].addmm_(out[:-1], w_hh.T)                     # += H_{t-1} W_hh, in place
-            pre[0].addmv_(w_hh, h0[0])
-            gate_i = torch.sigmoid(pre[:, :H])                       # torch order: i, f, g, o
-            gate_f = torch.sigmoid(pre[:, H:2 * H])
-            cand = torch.tanh(pre[:, 2 * H:3 * H])
-            # C_t = F_t ⊙ C_{t-1} + I_t ⊙ C̃_t: an elementwise linear recurrence.
-            cache[f"{name}.c"] = linear_recurrence(gate_f, gate_i * cand, c0[0])
-            cache[f"{name}.gates.i"] = gate_i
-            cache[f"{name}.gates.f"] = gate_f
-            cache[f"{name}.gates.o"] = torch.sigmoid(pre[:, 3 * H:])
-            cache[f"{name}.candidate"] = cand
-        else:
-            h_prev = torch.cat([h0, out[:-1]], dim=0)          # (T, h): H_{t-1}
-            x_part = (w_ih.T[ids] if index == 0 else inp @ w_ih.T) + layer.bias_ih_l0
-            h_part = torch.addmm(layer.bias_hh_l0, h_prev, w_hh.T)   # (T, 3h)
-            xr, xz, xn = x_part.split(H, dim=1)
-            hr, hz, hn_ = h_part.split(H, dim=1)
-            r = torch.sigmoid(xr + hr)
-            z = torch.sigmoid(xz + hz)
-            cache[f"{name}.gates.z"] = z
-            cache[f"{name}.gates.r"] = r
-            cache[f"{name}.candidate"] = torch.tanh(xn + r * hn_)
+    cache[f"layer{index}.h"] = out
+    recover = RECOVER[cfg.cell]
+    if gates and recover is not None:
+        terms = recover(layer, inp, ids if index == 0 else None, out, h0[0], c0)
+        cache.update((f"layer{index}.{term}", value) for term, value in terms.items())
     return out, (hn[0].clone(), None if cn is None else cn[0].clone())
 
 
