@@ -10,11 +10,11 @@ Pure Python + PyTorch (no Streamlit). Main entry points::
 from .checkpoint import (CheckpointError, CheckpointInfo, list_checkpoints, load_model,
                          load_model_bytes, save_checkpoint)
 from .model import CELLS, CharRNN, ModelConfig, build_model
-from .trace import MAX_TRACE_CHARS, TextError, Trace, trace
+from .trace import MAX_TRACE_CHARS, HookError, TextError, Trace, trace
 from .vocab import UNK, Vocab, d2l_clean, preprocess
 
 __all__ = [
-    "CELLS", "CharRNN", "CheckpointError", "CheckpointInfo", "MAX_TRACE_CHARS", "ModelConfig",
+    "CELLS", "CharRNN", "CheckpointError", "CheckpointInfo", "HookError", "MAX_TRACE_CHARS", "ModelConfig",
     "TextError", "Trace", "UNK", "Vocab", "build_model", "d2l_clean", "list_checkpoints",
     "load_model", "load_model_bytes", "preprocess", "save_checkpoint", "trace",
 ]
