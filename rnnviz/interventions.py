@@ -114,27 +114,31 @@ def _check_unit(model: CharRNN, layer: int, unit: int, kind: str) -> str:
 
 
 def clamp(model: CharRNN, text: str, layer: int, unit: int, value: float, start: int = 0,
-          end: int | None = None, *, kind: str = "h", preprocess_text: bool = True) -> Effect:
+          end: int | None = None, *, kind: str = "h", preprocess_text: bool = True,
+          gates: bool = True) -> Effect:
     """Force ``layer{layer}.{kind}[unit]`` := value at the steps [start, end) (end None: to the end
     of the text) and run the unforced text through the same path. ``kind``: "h", or any other
-    term of the cell (``c``, ``gates.f``, …; see rnnviz.trace.hook_names). Never changes ``model``.
+    term of the cell (``c``, ``gates.f``, …; see rnnviz.trace.hook_names). ``gates``: record the
+    gates, candidates and C_t too (as in rnnviz.trace; H_t alone is faster). Never changes ``model``.
     Raises ValueError for a bad layer / unit / value / range, HookError for a kind the cell lacks."""
     name = _check_unit(model, layer, unit, kind)
     value = float(value)
     if not math.isfinite(value):
         raise ValueError("The clamp value must be a finite number.")
-    base = trace(model, text, hooks={name: keep}, preprocess_text=preprocess_text)
+    gates = gates or kind != "h"          # the forced term is always in the traces
+    base = trace(model, text, hooks={name: keep}, preprocess_text=preprocess_text, gates=gates)
     end = len(base) if end is None else end
     if not 0 <= start < end <= len(base):
         raise ValueError(f"The clamped steps must satisfy 0 ≤ start < end ≤ {len(base)}, got [{start}, {end}).")
-    patched = trace(model, base.text, hooks={name: set_unit(unit, value, start, end)}, preprocess_text=False)
+    patched = trace(model, base.text, hooks={name: set_unit(unit, value, start, end)}, preprocess_text=False,
+                    gates=gates)
     return Effect(base, patched, name, unit, value, start, end)
 
 
 def ablate(model: CharRNN, text: str, layer: int, unit: int, kind: str = "h", value: float = 0.0, *,
-           preprocess_text: bool = True) -> Effect:
+           preprocess_text: bool = True, gates: bool = True) -> Effect:
     """Force ``layer{layer}.{kind}[unit]`` := value (0: the unit ablated) at every step; see :func:`clamp`."""
-    return clamp(model, text, layer, unit, value, kind=kind, preprocess_text=preprocess_text)
+    return clamp(model, text, layer, unit, value, kind=kind, preprocess_text=preprocess_text, gates=gates)
 
 
 @dataclass

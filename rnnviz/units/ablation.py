@@ -89,7 +89,7 @@ def ablate(model: CharRNN, text: str, layer: int, unit: int, *, kind: str = "h",
         raise TextError("The text is empty: type at least one character.")
     if len(prepared) > MAX_TRACE_CHARS:
         raise TextError(f"The text has {len(prepared):,} characters; at most {MAX_TRACE_CHARS:,}.")
-    eff = interventions.ablate(model, prepared, layer, unit, kind, value, preprocess_text=False)
+    eff = interventions.ablate(model, prepared, layer, unit, kind, value, preprocess_text=False, gates=False)
     lp0, lp1 = eff.base.log_probs, eff.patched.log_probs
     return Ablation(UnitRef(layer, kind, unit), mode, value, list(prepared), cfg.tokens, lp0, lp1,
                     eff.base.surprisal, eff.patched.surprisal, eff.kl, lp0.argmax(1) != lp1.argmax(1),
