@@ -39,7 +39,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .cells import RECOVER, STEPS, TERMS, has_cell_state, input_part, linear_recurrence
+from .cells import RECOVER, STEPS, TERMS, has_cell_state, input_part
+from .cells import linear_recurrence  # noqa: F401 (re-exported: rnnviz.trace.linear_recurrence)
 from .model import CharRNN, State
 from .vocab import preprocess
 
