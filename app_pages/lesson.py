@@ -91,7 +91,7 @@ def _forgetting_demo() -> None:
     c1.metric("largest ‖H_t − H′_t‖", f"{fg.max_distance:.3g}")
     c2.metric("forgotten after", f"{fg.steps_to_forget} steps" if fg.steps_to_forget is not None
               else "not within the text")
-    c3.metric("prediction change at the end (TV)", f"{float(fg.output_change[-1]):.3g}")
+    c3.metric("prediction change at the end (KL, nats)", f"{float(fg.output_change[-1]):.3g}")
     if fg.unknown_new:
         st.warning("The replacement character is not in this model's vocabulary: it is read as ⟨unk⟩.")
     if ctx.trace.preprocessed:

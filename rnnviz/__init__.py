@@ -12,11 +12,12 @@ from .checkpoint import (CheckpointError, CheckpointInfo, list_checkpoints, load
                          load_model_bytes, save_checkpoint)
 from .convert import ConversionError, from_torch
 from .model import CELLS, CharRNN, ModelConfig, build_model
-from .trace import MAX_TRACE_CHARS, TextError, Trace, trace
+from .trace import MAX_TRACE_CHARS, HookError, TextError, Trace, trace
 from .vocab import UNK, Vocab, d2l_clean, preprocess
 
 __all__ = [
-    "CELLS", "CharRNN", "CheckpointError", "CheckpointInfo", "ConversionError", "MAX_TRACE_CHARS",
-    "ModelConfig", "TextError", "Trace", "UNK", "Vocab", "build_model", "d2l_clean", "from_torch",
-    "list_checkpoints", "load_model", "load_model_bytes", "preprocess", "save_checkpoint", "trace",
+    "CELLS", "CharRNN", "CheckpointError", "CheckpointInfo", "ConversionError", "HookError",
+    "MAX_TRACE_CHARS", "ModelConfig", "TextError", "Trace", "UNK", "Vocab", "build_model", "d2l_clean",
+    "from_torch", "list_checkpoints", "load_model", "load_model_bytes", "preprocess", "save_checkpoint",
+    "trace",
 ]

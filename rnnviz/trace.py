@@ -3,7 +3,13 @@
 ``trace(model, text)`` runs each layer as one fused PyTorch call (nn.RNN/GRU/LSTM) to get every
 H_t, then recovers the gates from one batched matmul over all steps, since every gate at step t is a
 function of X_t and H_{t-1} only. The LSTM memory cell follows from C_t = F_t ⊙ C_{t-1} + I_t ⊙ C̃_t.
-The model's math is never changed: the trace only reads what the fused run computes.
+The model's math is never changed: the trace only reads what the fused run computes. The per-cell
+maths (one step, gate recovery) lives in :mod:`rnnviz.cells`.
+
+Hooks (TransformerLens-style): ``trace(model, text, hooks={"layer0.h": fn})`` calls
+``fn(value, t)`` with each step's activation (h,) of that name; returning a tensor (h,) replaces it
+for everything downstream. A layer with a hook runs step by step (``cells.STEPS``), the others stay
+fused, so a trace without hooks is exactly the fused fast path. Hook names: :func:`hook_names`.
 
 Names captured (T = number of characters, h = hidden size, |V| = vocabulary size):
 
@@ -26,11 +32,15 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import Tensor
 
+from .cells import RECOVER, STEPS, TERMS, has_cell_state, input_part
+from .cells import linear_recurrence  # noqa: F401 (re-exported: rnnviz.trace.linear_recurrence)
 from .model import CharRNN, State
 from .vocab import preprocess
 
@@ -118,41 +128,135 @@ class Trace:
         return [n for n in self.cache if n.startswith(prefix)]
 
 
-def linear_recurrence(f: Tensor, u: Tensor, c0: Tensor) -> Tensor:
-    """All C_t of C_t = f_t ⊙ C_{t-1} + u_t, for f, u of shape (T, h) and C_{-1} = c0 (h,).
+#: A trace hook: ``fn(value, t)`` sees one activation (h,) at step t; a returned tensor of the same
+#: shape replaces it, None keeps it.
+Hook = Callable[[Tensor, int], "Tensor | None"]
 
-    Two-level scan with no division (so no blow-up when a gate is 0): the steps are cut into
-    ~√T chunks; pass 1 runs the recurrence inside every chunk at once from a zero state, also
-    keeping the running product of f; pass 2 carries each chunk's end state into the next, and
-    C = local + running_product ⊙ carry. About 2√T small vectorised steps instead of T.
-    Returns (T, h); equal to the plain loop up to float rounding.
-    """
-    T, H = u.shape
-    K = max(1, math.isqrt(T))
-    n = -(-T // K)
-    pad = n * K - T
-    if pad:
-        f = torch.cat([f, f.new_ones(pad, H)])
-        u = torch.cat([u, u.new_zeros(pad, H)])
-    fc, uc = f.view(n, K, H), u.view(n, K, H)
-    local = torch.empty_like(uc)
-    prod = torch.empty_like(fc)
-    local[:, 0], prod[:, 0] = uc[:, 0], fc[:, 0]
-    for k in range(1, K):   # pass 1: every chunk at once, from a zero state
-        torch.addcmul(uc[:, k], fc[:, k], local[:, k - 1], out=local[:, k])
-        torch.mul(prod[:, k - 1], fc[:, k], out=prod[:, k])
-    carry = torch.empty(n, H, dtype=u.dtype)
-    prev = c0
-    for m in range(n):      # pass 2: the state entering chunk m
-        carry[m] = prev
-        prev = torch.addcmul(local[m, -1], prod[m, -1], prev)
-    c = torch.addcmul(local, prod, carry[:, None, :])
-    return c.reshape(n * K, H)[:T]
+
+class HookError(ValueError):
+    """A hook was refused (unknown name, not callable, or a replacement of the wrong shape)."""
+
+
+def hook_names(model: CharRNN) -> list[str]:
+    """Every name a hook may be put on for this model: ``layer{l}.<term>`` for the cell's terms
+    (``h``; LSTM also ``c``, ``gates.i/f/o``, ``candidate``; GRU ``gates.r/z``, ``candidate``)."""
+    return [f"layer{l}.{term}" for l in range(model.config.num_layers) for term in TERMS[model.config.cell]]
+
+
+def _hooks_by_layer(model: CharRNN, hooks: Mapping[str, Hook] | None) -> dict[int, dict[str, Hook]]:
+    """Validate ``hooks`` and group them: layer index → term → fn. Raises HookError."""
+    if not hooks:
+        return {}
+    if not isinstance(hooks, Mapping):
+        raise HookError(f"hooks must be a dict of name → function, got {type(hooks).__name__}")
+    valid = hook_names(model)
+    unknown = [n for n in hooks if n not in valid]
+    if unknown:
+        raise HookError(f"unknown hook name(s) {unknown}; a {model.config.cell} model with "
+                        f"{model.config.num_layers} layer(s) has: {valid}")
+    grouped: dict[int, dict[str, Hook]] = {}
+    for name, fn in hooks.items():
+        if not callable(fn):
+            raise HookError(f"the hook on {name!r} is not callable")
+        layer, term = name.split(".", 1)
+        grouped.setdefault(int(layer[len("layer"):]), {})[term] = fn
+    return grouped
+
+
+def _editor(layer_hooks: dict[str, Hook], index: int, t: int) -> Callable[[str, Tensor], Tensor]:
+    """The ``edit`` callback of one step (see rnnviz.cells): runs the hook on each hooked term."""
+    def edit(term: str, value: Tensor) -> Tensor:
+        fn = layer_hooks.get(term)
+        if fn is None:
+            return value
+        out = fn(value.clone(), t)           # a clone: a hook that returns None changes nothing
+        if out is None:
+            return value
+        out = torch.as_tensor(out, dtype=value.dtype)
+        if out.shape != value.shape:
+            raise HookError(f"the hook on 'layer{index}.{term}' returned shape {tuple(out.shape)} at "
+                            f"step {t}; expected {tuple(value.shape)}")
+        return out
+    return edit
+
+
+def _fused_layer(model: CharRNN, index: int, inp: Tensor, ids: Tensor, h0: Tensor, c0: Tensor | None,
+                 gates: bool, cache: dict[str, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor | None]]:
+    """Layer ``index`` as one fused call over inputs (T, d) from (h0, c0) (h,); gates recovered
+    afterwards (module docstring). Writes its names into ``cache``; returns H (T, h), (H_T, C_T)."""
+    cfg = model.config
+    layer = model.layers[index]
+    H = cfg.hidden_size
+    h0 = h0.reshape(1, H)
+    if c0 is not None:
+        out, (hn, cn) = layer(inp, (h0, c0.reshape(1, H)))
+    else:
+        out, hn = layer(inp, h0)
+        cn = None
+    cache[f"layer{index}.h"] = out
+    recover = RECOVER[cfg.cell]
+    if gates and recover is not None:
+        terms = recover(layer, inp, ids if index == 0 else None, out, h0[0], c0)
+        cache.update((f"layer{index}.{term}", value) for term, value in terms.items())
+    return out, (hn[0].clone(), None if cn is None else cn[0].clone())
+
+
+def _stepped_layer(model: CharRNN, index: int, inp: Tensor, h0: Tensor, c0: Tensor | None, gates: bool,
+                   layer_hooks: dict[str, Hook],
+                   cache: dict[str, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor | None]]:
+    """Layer ``index`` one step at a time (rnnviz.cells) with its hooks; same contract as
+    :func:`_fused_layer`. A replaced activation is what the next step and the layers above read."""
+    cell = model.config.cell
+    layer = model.layers[index]
+    step = STEPS[cell]
+    recorded = TERMS[cell] if gates else ("h",)
+    x_part = input_part(layer, inp)                                        # (T, G·h)
+    out = {term: inp.new_empty((inp.shape[0], model.config.hidden_size)) for term in recorded}
+    h, c = h0, c0
+    for t in range(inp.shape[0]):
+        terms = step(layer, x_part[t], h, c, _editor(layer_hooks, index, t))
+        for term in recorded:
+            out[term][t] = terms[term]
+        h, c = terms["h"], terms.get("c")
+    for term in recorded:
+        cache[f"layer{index}.{term}"] = out[term]
+    return out["h"], (h.clone(), None if c is None else c.clone())
 
 
 @torch.inference_mode()
+def trace_ids(model: CharRNN, ids: Tensor, initial_state: State | None = None, *, gates: bool = True,
+              hooks: Mapping[str, Hook] | None = None) -> tuple[dict[str, Tensor], State]:
+    """The layers and output of :func:`trace` on vocabulary ids (T,) long: returns the cache
+    (names of the module docstring) and the final state. A layer with a hook runs step by step,
+    every other one fused (so without hooks this is the fused fast path)."""
+    by_layer = _hooks_by_layer(model, hooks)
+    dtype = model.output.weight.dtype
+    if initial_state is None:
+        initial_state = model.zero_state()
+    cache: dict[str, Tensor] = {}
+    final: State = []
+    inp = model.one_hot(ids)  # (T, |V|): layer 0 reads X_t
+    for index in range(len(model.layers)):
+        h0, c0 = initial_state[index]
+        h0 = h0.to(dtype).reshape(-1)
+        c0 = c0.to(dtype).reshape(-1) if has_cell_state(model.config.cell) else None
+        if index in by_layer:
+            inp, state = _stepped_layer(model, index, inp, h0, c0, gates, by_layer[index], cache)
+        else:
+            inp, state = _fused_layer(model, index, inp, ids, h0, c0, gates, cache)
+        final.append(state)
+    logits = torch.addmm(model.output.bias, inp, model.output.weight.T)
+    log_probs = torch.log_softmax(logits, dim=-1)
+    cache["logits"] = logits
+    cache["log_probs"] = log_probs
+    cache["probs"] = log_probs.exp()
+    cache["surprisal"] = -log_probs[:-1].gather(1, ids[1:, None]).squeeze(1)
+    return cache, final
+
+
 def trace(model: CharRNN, text: str, initial_state: State | None = None, *,
-          gates: bool = True, preprocess_text: bool = True) -> Trace:
+          gates: bool = True, preprocess_text: bool = True,
+          hooks: Mapping[str, Hook] | None = None) -> Trace:
     """Run ``model`` over ``text`` and capture every named activation (see module docstring).
 
     text: any string of 1 … MAX_TRACE_CHARS characters. Characters outside the vocabulary map to
@@ -160,7 +264,12 @@ def trace(model: CharRNN, text: str, initial_state: State | None = None, *,
         preprocessing (e.g. d2l cleaning) is applied first, as in training.
     initial_state: per-layer (h, c), each (h,), e.g. ``previous_trace.final_state``; zeros if None.
     gates: also capture gates, candidates and the LSTM cell (costs one batched matmul per layer).
-    Raises TextError for an empty text or one above the cap.
+    hooks: trace name → ``fn(value, t)`` (see :data:`Hook`, names in :func:`hook_names`), called at
+        every step t right after that activation (h,) is computed. ``fn`` gets a copy; returning a
+        tensor of shape (h,) replaces the activation — in the trace and in everything computed
+        from it (the rest of the step, later steps, the layers above, the predictions); returning
+        None keeps it. A layer with hooks runs step by step (rnnviz.cells), the others fused.
+    Raises TextError for an empty text or one above the cap, HookError for an unknown hook name.
     """
     if not isinstance(text, str):
         raise TextError(f"text must be a string, got {type(text).__name__}")
@@ -174,65 +283,7 @@ def trace(model: CharRNN, text: str, initial_state: State | None = None, *,
         raise TextError(f"The text has {len(text):,} characters; at most {MAX_TRACE_CHARS:,} can be "
                         "traced at once. Trace it in pieces, passing final_state on.")
     encoded = model.vocab.encode(text)
-    ids = encoded.ids
-    H = cfg.hidden_size
-    dtype = model.output.weight.dtype
-    if initial_state is None:
-        initial_state = model.zero_state()
-    cache: dict[str, Tensor] = {}
-    final: State = []
-    inp = model.one_hot(ids)  # (T, |V|): layer 0 reads X_t
-    for index, layer in enumerate(model.layers):
-        h0, c0 = initial_state[index]
-        h0 = h0.to(dtype).reshape(1, H)
-        if cfg.cell == "lstm":
-            c0 = c0.to(dtype).reshape(1, H)
-            out, (hn, cn) = layer(inp, (h0, c0))
-        else:
-            out, hn = layer(inp, h0)
-            cn = None
-        name = f"layer{index}"
-        cache[f"{name}.h"] = out
-        if gates and cfg.cell in ("lstm", "gru"):
-            w_ih, w_hh = layer.weight_ih_l0, layer.weight_hh_l0
-            if cfg.cell == "lstm":
-                # Every gate pre-activation at once: X_t W_x· + H_{t-1} W_h· + b (T, 4h). Layer 0's
-                # one-hot X_t picks a row of W_ih^T, so biases fold into that small (|V|, 4h) table.
-                bias = layer.bias_ih_l0 + layer.bias_hh_l0
-                pre = (w_ih.T + bias)[ids] if index == 0 else torch.addmm(bias, inp, w_ih.T)
-                pre[1:].addmm_(out[:-1], w_hh.T)                     # += H_{t-1} W_hh, in place
-                pre[0].addmv_(w_hh, h0[0])
-                gate_i = torch.sigmoid(pre[:, :H])                       # torch order: i, f, g, o
-                gate_f = torch.sigmoid(pre[:, H:2 * H])
-                cand = torch.tanh(pre[:, 2 * H:3 * H])
-                # C_t = F_t ⊙ C_{t-1} + I_t ⊙ C̃_t: an elementwise linear recurrence.
-                cache[f"{name}.c"] = linear_recurrence(gate_f, gate_i * cand, c0[0])
-                cache[f"{name}.gates.i"] = gate_i
-                cache[f"{name}.gates.f"] = gate_f
-                cache[f"{name}.gates.o"] = torch.sigmoid(pre[:, 3 * H:])
-                cache[f"{name}.candidate"] = cand
-            else:
-                h_prev = torch.cat([h0, out[:-1]], dim=0)          # (T, h): H_{t-1}
-                x_part = (w_ih.T[ids] if index == 0 else inp @ w_ih.T) + layer.bias_ih_l0
-                h_part = torch.addmm(layer.bias_hh_l0, h_prev, w_hh.T)   # (T, 3h)
-                xr, xz, xn = x_part.split(H, dim=1)
-                hr, hz, hn_ = h_part.split(H, dim=1)
-                r = torch.sigmoid(xr + hr)
-                z = torch.sigmoid(xz + hz)
-                cache[f"{name}.gates.z"] = z
-                cache[f"{name}.gates.r"] = r
-                cache[f"{name}.candidate"] = torch.tanh(xn + r * hn_)
-        if cfg.cell == "lstm":
-            final.append((hn[0].clone(), cn[0].clone()))
-        else:
-            final.append((hn[0].clone(), None))
-        inp = out
-    logits = torch.addmm(model.output.bias, inp, model.output.weight.T)
-    log_probs = torch.log_softmax(logits, dim=-1)
-    cache["logits"] = logits
-    cache["log_probs"] = log_probs
-    cache["probs"] = log_probs.exp()
-    cache["surprisal"] = -log_probs[:-1].gather(1, ids[1:, None]).squeeze(1)
-    return Trace(text=text, chars=list(text), ids=ids, unknown_positions=encoded.unknown_positions,
+    cache, final = trace_ids(model, encoded.ids, initial_state, gates=gates, hooks=hooks)
+    return Trace(text=text, chars=list(text), ids=encoded.ids, unknown_positions=encoded.unknown_positions,
                  cache=cache, final_state=final, cell=cfg.cell, num_layers=cfg.num_layers,
                  preprocessed=text != original, original_text=original, tokens=cfg.tokens)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..interventions import counterfactual_edit, effect_duration, kl_divergence
 from ..model import CharRNN, ModelConfig, build_model
 from ..trace import trace as run_trace
 from ..vocab import UNK, Vocab, preprocess
@@ -144,10 +145,10 @@ class Forgetting:
     distance: Tensor           #: (T,) ‖H_t − H'_t‖ over all layers' hidden states (0 before the edit)
     relative: Tensor           #: (T,) distance / ‖H_t‖
     per_layer: Tensor          #: (L, T) per-layer distance
-    output_change: Tensor      #: (T,) total-variation distance ½‖softmax(O_t) − softmax(O'_t)‖₁
+    output_change: Tensor      #: (T,) KL(P_t ‖ P'_t) of the next-character distributions, nats
     threshold: float
     relative_threshold: bool
-    below_at: int | None       #: first step t > position from which the distance stays below threshold
+    below_at: int | None       #: first step t ≥ position from which the distance stays ≤ threshold
     steps_to_forget: int | None  #: below_at − position
     max_distance: float
     unknown_new: bool          #: the replacement character is outside the vocabulary (<unk>)
@@ -159,9 +160,12 @@ def counterfactual_forgetting(model: CharRNN, text: str, position: int, new_char
 
     ``text`` goes through the model's own preprocessing first (e.g. d2l cleaning), then the
     character at ``position`` of that text is replaced by ``new_char`` and both texts are traced
-    (rnnviz.trace, read-only). distance_t = ‖H_t − H'_t‖₂ over every layer's H_t (LSTM: h only).
-    below_at is the first step after the edit from which the distance (relative to ‖H_t‖ when
-    ``relative``) stays below ``threshold`` to the end of the text; None if it never does.
+    (rnnviz.interventions.counterfactual_edit). distance_t = ‖H_t − H'_t‖₂ over every layer's H_t
+    (LSTM: h only); output_change_t = KL(P_t ‖ P'_t) (rnnviz.interventions.kl_divergence).
+    steps_to_forget = rnnviz.interventions.effect_duration of the distance (relative to ‖H_t‖ when
+    ``relative``) from the edited step on: the steps after the edit until it stays at or below
+    ``threshold`` to the end of the text (0: already at the edit); below_at = position + that;
+    both None if it never does.
     Raises ValueError with a readable message for a bad position / character.
     """
     if not isinstance(text, str):
@@ -175,26 +179,15 @@ def counterfactual_forgetting(model: CharRNN, text: str, position: int, new_char
         raise ValueError(f"The position must be in 0..{len(seen) - 1}.")
     if not (threshold > 0 and math.isfinite(threshold)):
         raise ValueError("The threshold must be a positive number.")
-    edited = seen[:position] + new_char + seen[position + 1:]
-    a = run_trace(model, seen, preprocess_text=False, gates=False)
-    b = run_trace(model, edited, preprocess_text=False, gates=False)
+    ed = counterfactual_edit(model, seen, position, position + 1, new_char, preprocess_text=False, gates=False)
+    a, b = ed.base, ed.patched
     L = model.config.num_layers
     per_layer = torch.stack([(a[f"layer{l}.h"] - b[f"layer{l}.h"]).double().norm(dim=1) for l in range(L)])
     dist = per_layer.pow(2).sum(0).sqrt()
     norm = torch.stack([a[f"layer{l}.h"].double().norm(dim=1) for l in range(L)]).pow(2).sum(0).sqrt()
     rel = dist / norm.clamp_min(1e-12)
-    tv = 0.5 * (a.probs.double() - b.probs.double()).abs().sum(1)
-    measure = rel if relative else dist
-    above = (measure[position + 1:] >= threshold).nonzero()
-    T = len(seen)
-    if position + 1 >= T:
-        below_at = None
-    elif above.numel() == 0:
-        below_at = position + 1
-    else:
-        last = position + 1 + int(above[-1])
-        below_at = last + 1 if last + 1 < T else None
-    return Forgetting(seen, edited, position, seen[position], new_char, dist, rel, per_layer, tv,
-                      float(threshold), bool(relative), below_at,
-                      None if below_at is None else below_at - position, float(dist.max()),
-                      new_char not in model.vocab)
+    k = effect_duration((rel if relative else dist)[position:], threshold)
+    below_at = None if k is None else position + k
+    return Forgetting(seen, ed.edited, position, seen[position], new_char, dist, rel, per_layer,
+                      kl_divergence(a.log_probs, b.log_probs), float(threshold), bool(relative), below_at,
+                      k, float(dist.max()), new_char not in model.vocab)

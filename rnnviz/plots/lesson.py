@@ -110,11 +110,11 @@ def forgetting_figure(f: Forgetting) -> go.Figure:
     fig.add_trace(go.Scatter(x=x, y=np.where(y > 0, y, np.nan), mode="lines+markers" if T <= 300 else "lines",
                              name=label, customdata=chars,
                              hovertemplate="step %{x}: %{customdata}<br>" + label + " = %{y:.3g}<extra></extra>"))
-    tv = f.output_change.numpy().copy()
-    tv[: f.position] = np.nan
-    fig.add_trace(go.Scatter(x=x, y=np.where(tv > 0, tv, np.nan), mode="lines", name="prediction change (TV)",
+    kl = f.output_change.numpy().copy()
+    kl[: f.position] = np.nan
+    fig.add_trace(go.Scatter(x=x, y=np.where(kl > 0, kl, np.nan), mode="lines", name="prediction change (KL, nats)",
                              line=dict(dash="dot"), customdata=chars,
-                             hovertemplate="step %{x}: %{customdata}<br>½‖P − P'‖₁ = %{y:.3g}<extra></extra>"))
+                             hovertemplate="step %{x}: %{customdata}<br>KL(P ‖ P') = %{y:.3g} nats<extra></extra>"))
     fig.add_hline(y=f.threshold, line_dash="dash", line_color="gray",
                   annotation_text=f"threshold {f.threshold:g}", annotation_position="bottom right")
     fig.add_vline(x=f.position, line_color="#d62728",

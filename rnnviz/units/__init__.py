@@ -55,15 +55,18 @@ Counterfactual (:func:`counterfactual`)
     (dropped when that region is empty at the very start of the text), j ≥ 1 after both have read
     the same j suffix characters. This alignment also covers length-changing edits (insertions,
     deletions). Returned: ‖H_t − H'_t‖₂ per layer (and ‖C_t − C'_t‖₂ for the LSTM), and
-    KL(P_t ‖ P'_t) in nats of the next-character distributions.
+    KL(P_t ‖ P'_t) in nats of the next-character distributions. Computed by
+    :func:`rnnviz.interventions.counterfactual_edit`; ``memory`` is its ``effect_duration`` rule,
+    the same one the Lesson's "forgotten after" uses.
 
 Ablation (:func:`ablate`)
     One unit forced to a value (0 for "zero", any number for "clamp") after every step of its layer:
     for ``h``, H_t[j] := v (what the next step, the layer above and the output read); for the LSTM's
-    ``c``, C_t[j] := v before H_t = O_t ⊙ tanh(C_t). Computed by an explicit step loop over that
-    layer that reads the shared model's parameters and writes only its own tensors (layers below run
-    unchanged, layers above run fused on the changed inputs). The baseline goes through the very same
-    code path with no intervention, so every difference is due to the intervention.
+    ``c``, C_t[j] := v before H_t = O_t ⊙ tanh(C_t). Computed by a hook on that trace name
+    (:func:`rnnviz.interventions.ablate`): that layer runs step by step (rnnviz.cells), reading the
+    shared model's parameters and writing only its own tensors (layers below run unchanged, layers
+    above run fused on the changed inputs). The baseline goes through the very same code path with a
+    hook that changes nothing, so every difference is due to the intervention.
 
 Projection (:func:`pca`)
     PCA of a (T, h) state trajectory by ``torch.linalg.svd`` of the centred data (float64):

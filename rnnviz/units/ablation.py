@@ -1,5 +1,6 @@
 """Ablation: one unit forced to a value after every step of its layer (:func:`forward_with_unit`)
-and the predictions compared with the unforced run (:func:`ablate`); see :mod:`rnnviz.units`."""
+and the predictions compared with the unforced run (:func:`ablate`); see :mod:`rnnviz.units`.
+Thin wrappers over :mod:`rnnviz.interventions` (trace hooks) with the Units view's checks."""
 
 from __future__ import annotations
 
@@ -9,51 +10,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .. import interventions
+from ..interventions import keep, set_unit
 from ..model import CharRNN
-from ..trace import MAX_TRACE_CHARS, TextError, trace
+from ..trace import MAX_TRACE_CHARS, TextError, trace_ids
 from ..vocab import preprocess
-from .counterfactual import kl_divergence
 from .refs import UnitRef, UnitsError, unit_kinds
-
-
-def _layer_step_loop(model: CharRNN, index: int, inp: Tensor, unit: int | None, kind: str,
-                     value: float) -> Tensor:
-    """Layer ``index`` over inputs (T, d) from the zero state, one step at a time, forcing
-    ``kind``[unit] := value after every step (no forcing when unit is None). Returns H (T, h).
-    Reads the layer's parameters; writes only fresh tensors."""
-    layer = model.layers[index]
-    cell = model.config.cell
-    H = model.config.hidden_size
-    w_hh_t = layer.weight_hh_l0.T
-    b_hh = layer.bias_hh_l0
-    x_part = torch.addmm(layer.bias_ih_l0, inp, layer.weight_ih_l0.T)     # (T, G·h)
-    h = inp.new_zeros(H)
-    c = inp.new_zeros(H)
-    out = inp.new_empty((inp.shape[0], H))
-    for t in range(inp.shape[0]):
-        hp = torch.addmv(b_hh, w_hh_t.T, h)                               # H_{t-1} W_hh + b_hh
-        if cell == "lstm":
-            i, f, g, o = (x_part[t] + hp).split(H)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            if unit is not None and kind == "c":
-                c = c.clone()
-                c[unit] = value
-            h = torch.sigmoid(o) * torch.tanh(c)
-        elif cell == "gru":
-            xr, xz, xn = x_part[t].split(H)
-            hr, hz, hn = hp.split(H)
-            r = torch.sigmoid(xr + hr)
-            z = torch.sigmoid(xz + hz)
-            n = torch.tanh(xn + r * hn)
-            h = (1 - z) * n + z * h
-        else:
-            pre = x_part[t] + hp
-            h = torch.tanh(pre) if cell == "rnn_tanh" else torch.relu(pre)
-        if unit is not None and kind == "h":
-            h = h.clone()
-            h[unit] = value
-        out[t] = h
-    return out
 
 
 @torch.inference_mode()
@@ -61,19 +23,11 @@ def forward_with_unit(model: CharRNN, ids: Tensor, layer: int, unit: int | None,
                       value: float = 0.0) -> tuple[Tensor, list[Tensor]]:
     """Log-probabilities (T, |V|) and per-layer H [(T, h)] with one unit forced (see module doc).
 
-    Layers below ``layer`` run fused and unchanged; ``layer`` runs step by step; layers above run
-    fused on its output. ``unit=None`` runs the same path without forcing (the baseline)."""
-    inp = model.one_hot(ids)
-    hs = []
-    for index, mod in enumerate(model.layers):
-        if index == layer:
-            out = _layer_step_loop(model, index, inp, unit, kind, value)
-        else:
-            out = mod(inp)[0]
-        hs.append(out)
-        inp = out
-    logits = model.output(inp)
-    return torch.log_softmax(logits, dim=-1), hs
+    ``ids`` (T,) long. A hook on ``layer{layer}.{kind}`` (rnnviz.interventions.set_unit) runs that
+    layer step by step; the others run fused. ``unit=None`` runs the same path without forcing."""
+    hook = keep if unit is None else set_unit(unit, value)
+    cache, _ = trace_ids(model, ids, gates=False, hooks={f"layer{layer}.{kind}": hook})
+    return cache["log_probs"], [cache[f"layer{l}.h"] for l in range(model.config.num_layers)]
 
 
 @dataclass
@@ -135,15 +89,8 @@ def ablate(model: CharRNN, text: str, layer: int, unit: int, *, kind: str = "h",
         raise TextError("The text is empty: type at least one character.")
     if len(prepared) > MAX_TRACE_CHARS:
         raise TextError(f"The text has {len(prepared):,} characters; at most {MAX_TRACE_CHARS:,}.")
-    ids = model.vocab.encode(prepared).ids
-    lp0, hs0 = forward_with_unit(model, ids, layer, None, kind)
-    lp1, _ = forward_with_unit(model, ids, layer, unit, kind, value)
-    if kind == "h":
-        base_unit = hs0[layer][:, unit].clone()
-    else:  # the unforced C_t of the unit, from the trace (same model, same text)
-        base_unit = trace(model, prepared, preprocess_text=False)[f"layer{layer}.c"][:, unit].clone()
-    nxt = ids[1:, None]
-    s0 = -lp0[:-1].gather(1, nxt).squeeze(1)
-    s1 = -lp1[:-1].gather(1, nxt).squeeze(1)
+    eff = interventions.ablate(model, prepared, layer, unit, kind, value, preprocess_text=False, gates=False)
+    lp0, lp1 = eff.base.log_probs, eff.patched.log_probs
     return Ablation(UnitRef(layer, kind, unit), mode, value, list(prepared), cfg.tokens, lp0, lp1,
-                    s0, s1, kl_divergence(lp0, lp1), lp0.argmax(1) != lp1.argmax(1), base_unit)
+                    eff.base.surprisal, eff.patched.surprisal, eff.kl, lp0.argmax(1) != lp1.argmax(1),
+                    eff.base[eff.name][:, unit].clone())

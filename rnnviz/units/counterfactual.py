@@ -1,15 +1,15 @@
 """Counterfactual edits: replace a piece of the text and measure how the states and the
-next-character distributions differ afterwards; see :mod:`rnnviz.units`."""
+next-character distributions differ afterwards; see :mod:`rnnviz.units`. A thin wrapper over
+:func:`rnnviz.interventions.counterfactual_edit` with the Units view's checks and result."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
+from ..interventions import counterfactual_edit, effect_duration, kl_divergence  # noqa: F401 (re-exported)
 from ..model import CharRNN
-from ..trace import trace
 from ..vocab import preprocess
 from .refs import UnitsError
 
@@ -35,23 +35,14 @@ class Counterfactual:
     unknown_in_edit: int
 
     def memory(self, name: str, tol: float = 1e-2, relative: bool = True) -> int | None:
-        """Steps j after which ``delta[name]`` (or "kl") stays below tol (× its j=0 value when
-        ``relative``) to the end; None when it never settles within the text."""
+        """Steps after the edit until ``delta[name]`` (or "kl") stays at or below tol (× its j=0
+        value when ``relative``) to the end: :func:`rnnviz.interventions.effect_duration`; None
+        when it never settles within the text."""
         v = self.kl if name == "kl" else self.delta[name]
         if v.numel() == 0:
             return None
-        bound = tol * float(v[0]) if relative else tol
-        above = torch.nonzero(v > bound).squeeze(1)
-        if above.numel() == 0:
-            return 0
-        last = int(above[-1])
-        return last + 1 if last + 1 < v.numel() else None
-
-
-def kl_divergence(log_p: Tensor, log_q: Tensor) -> Tensor:
-    """KL(P ‖ Q) per row from log-probabilities (…, |V|): Σ p (log p − log q), float64, nats."""
-    lp, lq = log_p.double(), log_q.double()
-    return (lp.exp() * (lp - lq)).sum(-1).clamp_min(0.0)
+        k = effect_duration(v, tol * float(v[0]) if relative else tol)
+        return None if k is None else int(self.steps[0]) + k
 
 
 def counterfactual(model: CharRNN, text: str, start: int, end: int, replacement: str) -> Counterfactual:
@@ -63,21 +54,10 @@ def counterfactual(model: CharRNN, text: str, start: int, end: int, replacement:
     if not (0 <= start <= end <= len(original)):
         raise UnitsError(f"The edit must lie inside the text: 0 ≤ start ≤ end ≤ {len(original)}, "
                          f"got [{start}, {end}).")
-    edited = original[:start] + replacement + original[end:]
-    if not original or not edited:
+    if not original or not original[:start] + replacement + original[end:]:
         raise UnitsError("Both the text and the edited text need at least one character.")
-    t_o = trace(model, original, preprocess_text=False)
-    t_e = trace(model, edited, preprocess_text=False)
-    shift = len(replacement) - (end - start)
-    j0 = 0 if (end - 1 >= 0 and start + len(replacement) - 1 >= 0) else 1
-    js = torch.arange(j0, len(original) - end + 1)
-    orig_pos = end - 1 + js
-    edit_pos = orig_pos + shift
-    delta = {}
-    for name in t_o.names():
-        if name.endswith(".h") or name.endswith(".c"):
-            delta[name] = (t_o[name][orig_pos].double() - t_e[name][edit_pos].double()).norm(dim=1)
-    kl = kl_divergence(t_o.log_probs[orig_pos], t_e.log_probs[edit_pos])
-    unknown = sum(1 for p in t_e.unknown_positions if start <= p < start + len(replacement))
-    return Counterfactual(original, edited, start, end, replacement, js, orig_pos, edit_pos,
-                          delta, kl, unknown)
+    ed = counterfactual_edit(model, original, start, end, replacement, preprocess_text=False)
+    delta = {name: ed.diff(name) for name in ed.base.names() if name.endswith((".h", ".c"))}
+    unknown = sum(1 for p in ed.patched.unknown_positions if start <= p < start + len(replacement))
+    return Counterfactual(original, ed.edited, start, end, replacement, ed.steps, ed.orig_pos,
+                          ed.edit_pos, delta, ed.kl, unknown)
