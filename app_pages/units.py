@@ -145,10 +145,7 @@ def unit_finder() -> None:
     st.subheader("The top units as coloured text")
     if isinstance(index, U.UnitStats):   # no sample text here: the sidebar text only
         for s in res.top[:3]:
-            typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:MAX_URL_TEXT]
-            st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.name, font_size=ctx.font_size + 2,
-                                          caption=f"{s.unit.name} (r = {s.r:+.3f}, AUC = {s.auc:.3f} on the "
-                                                  "held-out sample) on the sidebar text"))
+            on_sidebar_text(s, f" (r = {s.r:+.3f}, AUC = {s.auc:.3f} on the held-out sample)")
         return
     values = index.feature(name)
     label, _ = U.label_for(name, values) if feat != REGEX else (values > 0.5, "")
@@ -165,9 +162,14 @@ def unit_finder() -> None:
         st.html(uplots.unit_text_html(chars_s, acts, s.unit.name, font_size=ctx.font_size + 2,
                                       caption=f"{s.unit.name} (r = {s.r:+.3f}, AUC = {s.auc:.3f}) on the same "
                                               "sample excerpt; blue negative, red positive"))
-        typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:MAX_URL_TEXT]
-        st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.name, font_size=ctx.font_size + 2,
-                                      caption=f"{s.unit.name} on the sidebar text"))
+        on_sidebar_text(s)
+
+
+def on_sidebar_text(s: U.UnitScore, note: str = "") -> None:
+    """One unit's activations as coloured sidebar text."""
+    typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:MAX_URL_TEXT]
+    st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.name, font_size=ctx.font_size + 2,
+                                  caption=f"{s.unit.name}{note} on the sidebar text"))
 
 
 # --------------------------------------------------------------------------- hypothesis
