@@ -610,25 +610,14 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     return TrainConfig(**vars(ns))
 
 
-def _write_unit_stats(out: str | None, corpus_text: str) -> None:
-    """The unit finder's statistics beside the checkpoint just written (``<out stem>.units.json``,
-    see :mod:`rnnviz.units.stats`), measured on the saved weights and their held-out sample."""
-    if not out or not Path(out).is_file():
-        return
-    from .units import UnitsError, write_unit_stats
-    try:
-        write_unit_stats(load_model(out), out, corpus_text)
-    except UnitsError as err:   # e.g. a held-out part too short to measure: the checkpoint stands
-        print(f"no unit statistics written: {err}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(argv)
     command = ["python", "-m", "rnnviz.train", *argv]
     corpus = load_training_text(cfg)
     model, history = train(cfg, corpus=corpus, argv=command)
-    _write_unit_stats(cfg.out, corpus.text)
+    from .units.stats import write_after_training   # the Units view's numbers, beside the checkpoint
+    write_after_training(cfg.out, corpus.text)
     s = history.summary
     print(f"best val loss {s['val_loss']:.4f} nats/char (perplexity {s['val_perplexity']:.3f}, "
           f"{s['val_bits_per_char']:.3f} bits/char) at step {s['steps']} of {s['total_steps']}; "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,19 @@ def write_unit_stats(model: CharRNN, checkpoint: str | os.PathLike, full_text: s
                    encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def write_after_training(out: str | os.PathLike | None, corpus_text: str) -> Path | None:
+    """The sidecar of the checkpoint training just wrote at ``out`` (nothing when none was written),
+    measured on the saved weights; a sample the finder cannot measure leaves a note, not an error."""
+    if not out or not Path(out).is_file():
+        return None
+    from ..checkpoint import load_model
+    try:
+        return write_unit_stats(load_model(out), out, corpus_text)
+    except UnitsError as err:   # e.g. a held-out part too short to measure: the checkpoint stands
+        print(f"no unit statistics written: {err}", file=sys.stderr)
+        return None
 
 
 @dataclass(frozen=True)
