@@ -13,6 +13,7 @@ from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.startup import start_warmup
 from app_pages.ui.text import MAX_URL_TEXT, notices
+from app_pages.ui.unit_sample import SOURCES, sample_index
 from app_pages.ui.url import parse_bool, url_default, url_set, view_params
 from rnnviz import TextError, Trace
 from rnnviz import features as F
@@ -41,11 +42,6 @@ cfg = model.config
 
 
 # =========================================================================== cached computations
-@st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
-def training_text(model_key: str, fingerprint: str, _model, max_chars: int) -> tuple[str, str]:
-    return U.training_sample(_model, max_chars)
-
-
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def ranking(fingerprint: str, text_digest: str, feature: str, by: str, top: int,
             _index: U.UnitIndex) -> U.FinderResult:
@@ -81,16 +77,14 @@ def state_options() -> list[str]:
 
 
 # =========================================================================== the sample
-def get_index() -> U.UnitIndex | None:
-    """The index for the chosen sample (built on first use; a notice instead of an error)."""
-    url_default("u_src", "units.src", "corpus", str, lambda v: v in ("corpus", "typed", "own"))
+def get_index(stats_ok: bool = False, key: str = "") -> U.UnitIndex | U.UnitStats | None:
+    """The index for the chosen sample (built on first use; a notice instead of an error), or with
+    ``stats_ok`` the checkpoint's shipped statistics when its corpus is missing (see unit_sample)."""
+    url_default("u_src", "units.src", "corpus", str, lambda v: v in SOURCES)
     url_default("u_n", "units.n", U.SAMPLE_CHARS, int, lambda v: v in SAMPLE_SIZES)
     with controls("u-sample"), st.expander("Sample the units are measured on", expanded=False):
         c1, c2 = st.columns([2, 1])
-        src = c1.radio("Sample", ("corpus", "typed", "own"), horizontal=True, key="u_src",
-                       format_func={"corpus": "training corpus (held-out part)",
-                                    "typed": "the text in the sidebar",
-                                    "own": "text I paste here"}.get)
+        src = c1.radio("Sample", tuple(SOURCES), horizontal=True, key="u_src", format_func=SOURCES.get)
         n = c2.select_slider("Characters", SAMPLE_SIZES, key="u_n")
         own = ""
         if src == "own":
@@ -98,27 +92,7 @@ def get_index() -> U.UnitIndex | None:
                                help=f"At most {USER_SAMPLE_MAX:,} characters are used.")[:USER_SAMPLE_MAX]
     url_set("units.src", src)
     url_set("units.n", n)
-    try:
-        if src == "corpus":
-            with st.spinner("Loading the training corpus…"):
-                text, source = training_text(ctx.model_key, fp, model, n)
-        elif src == "typed":
-            text, source = tr.text, "the text in the sidebar"
-        else:
-            text, source = own, "your pasted text"
-        if len(text) < 2:
-            st.info("The sample is empty: paste at least a few hundred characters (or pick another sample).")
-            return None
-        with st.spinner("Indexing the sample (one trace; computed once per checkpoint)…"):
-            # the backend's shared, byte-bounded index cache (rnnviz.units.INDEXES), which the
-            # server's start-up warm-up (start_warmup) fills for the shipped checkpoints
-            index = U.get_index(model, text, max_chars=n, source=source, fingerprint=fp)
-    except ERRORS as err:
-        st.info(f"{err} Pick another sample above.")
-        return None
-    st.caption(f"Sample: {index.source} — N = {len(index):,} steps × U = {index.num_units:,} units "
-               f"(indexed in {index.build_seconds:.1f} s).")
-    return index
+    return sample_index(ctx, fp, src, n, own, stats_ok, key)
 
 
 # =========================================================================== tabs
@@ -135,7 +109,7 @@ def is_open(k: int) -> bool:
 
 # --------------------------------------------------------------------------- unit finder
 def unit_finder() -> None:
-    index = get_index()
+    index = get_index(stats_ok=True, key="finder")
     if index is None:
         return
     names = list(F.FEATURE_NAMES) + [REGEX]
@@ -157,7 +131,8 @@ def unit_finder() -> None:
     url_set("units.top", top)
     name = f"{F.REGEX_PREFIX}{pattern}" if feat == REGEX else feat
     try:
-        res = ranking(fp, index.key + digest(index.text), name, by, int(top), index)
+        res = index.rank(name, by=by, top=int(top)) if isinstance(index, U.UnitStats) \
+            else ranking(fp, index.key + digest(index.text), name, by, int(top), index)
     except ERRORS as err:
         st.warning(str(err))
         return
@@ -168,6 +143,10 @@ def unit_finder() -> None:
     st.dataframe(uplots.ranked_units_rows(res), hide_index=True, width="stretch")
     # the top units as coloured text: on the sidebar text, and on the sample where the feature is on
     st.subheader("The top units as coloured text")
+    if isinstance(index, U.UnitStats):   # no sample text here: the sidebar text only
+        for s in res.top[:3]:
+            on_sidebar_text(s, f" (r = {s.r:+.3f}, AUC = {s.auc:.3f} on the held-out sample)")
+        return
     values = index.feature(name)
     label, _ = U.label_for(name, values) if feat != REGEX else (values > 0.5, "")
     win = min(EXCERPT, len(index))
@@ -183,15 +162,20 @@ def unit_finder() -> None:
         st.html(uplots.unit_text_html(chars_s, acts, s.unit.name, font_size=ctx.font_size + 2,
                                       caption=f"{s.unit.name} (r = {s.r:+.3f}, AUC = {s.auc:.3f}) on the same "
                                               "sample excerpt; blue negative, red positive"))
-        typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:MAX_URL_TEXT]
-        st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.name, font_size=ctx.font_size + 2,
-                                      caption=f"{s.unit.name} on the sidebar text"))
+        on_sidebar_text(s)
+
+
+def on_sidebar_text(s: U.UnitScore, note: str = "") -> None:
+    """One unit's activations as coloured sidebar text."""
+    typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:MAX_URL_TEXT]
+    st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.name, font_size=ctx.font_size + 2,
+                                  caption=f"{s.unit.name}{note} on the sidebar text"))
 
 
 # --------------------------------------------------------------------------- hypothesis
 def hypothesis() -> None:
     """The Hypothesis tab: the units on inside a span of the text and off around it, and their matches."""
-    index = get_index()
+    index = get_index(key="hyp")
     if index is None:
         return
     if T < 2:

@@ -105,79 +105,110 @@ def _read_bytes(path: Path) -> bytes:
         return fh.read(MAX_CHECKPOINT_BYTES + 1)
 
 
+#: The first bytes of files people upload by mistake, and what to call them.
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"%PDF", "a PDF document"),
+          (b"\x1f\x8b", "a gzip archive"), (b"\x89HDF", "an HDF5 file (Keras .h5?)"),
+          (b"\x93NUMPY", "a NumPy .npy array"), (b"GIF8", "a GIF image"))
+NOT_SAFETENSORS = "This is not a safetensors file"
+NOT_RNNVIZ = "This safetensors file is not an rnnviz checkpoint"
+DAMAGED = "This safetensors file is damaged"
+
+
+def _looks_like(data: bytes) -> str:
+    """What a non-safetensors file seems to be ("" when unknown), for the refusal's first line."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return f" (it looks like {kind})"
+    head = data[:512]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    return " (it looks like a text file)" if text and all(c.isprintable() or c in "\r\n\t" for c in text) else ""
+
+
+def _check_framing(data: bytes) -> int:
+    """The header length N after checking the file's size and its first 8 bytes (see the module
+    docstring); a file that is not safetensors at all is refused here, saying so first."""
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"This file is too large: it is larger than the {MAX_CHECKPOINT_BYTES // 2**20} MiB limit.")
+    if len(data) < 8:
+        raise CheckpointError(f"{NOT_SAFETENSORS}: it is too short ({len(data)} bytes; truncated?).")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n <= MAX_HEADER_BYTES and 8 + n <= len(data):
+        return n
+    if data[:2] == b"PK":
+        raise CheckpointError(f"{NOT_SAFETENSORS}: it is a zip archive (a torch.save / pickle file). "
+                              "Only .safetensors checkpoints are accepted; nothing was executed.")
+    if data[:1] == b"\x80":
+        raise CheckpointError(f"{NOT_SAFETENSORS}: it is a Python pickle. Pickles can run code and "
+                              "are refused; nothing was executed.")
+    if n > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{NOT_SAFETENSORS}{_looks_like(data)}, so not a valid rnnviz checkpoint. "
+                              f"Detail: its first 8 bytes, read as a header length, claim "
+                              f"{n:,} bytes, over the {MAX_HEADER_BYTES:,}-byte limit.")
+    raise CheckpointError(f"{NOT_SAFETENSORS}, or only part of one{_looks_like(data)}: the header "
+                          "runs past the end of the file (truncated?).")
+
+
 def parse_header(data: bytes) -> tuple[dict, dict]:
     """Validate the safetensors framing and return (tensor entries, rnnviz metadata dict)."""
-    if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"The file is larger than the {MAX_CHECKPOINT_BYTES // 2**20} MiB limit.")
-    if len(data) < 8:
-        raise CheckpointError("The file is too short to be a safetensors checkpoint (truncated?).")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > MAX_HEADER_BYTES or 8 + n > len(data):
-        if data[:2] == b"PK":
-            raise CheckpointError("This is a zip archive (a torch.save / pickle file), not safetensors. "
-                                  "Only .safetensors checkpoints are accepted; nothing was executed.")
-        if data[:1] == b"\x80":
-            raise CheckpointError("This is a Python pickle, not safetensors. Pickles can run code and "
-                                  "are refused; nothing was executed.")
-        if n > MAX_HEADER_BYTES:
-            raise CheckpointError(f"The header claims {n:,} bytes, over the {MAX_HEADER_BYTES:,}-byte "
-                                  "limit: not a valid rnnviz checkpoint.")
-        raise CheckpointError("The header runs past the end of the file: the file is truncated "
-                              "or not safetensors.")
+    n = _check_framing(data)
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"))
     except (ValueError, RecursionError):  # bad UTF-8/JSON, or JSON nested thousands deep
-        raise CheckpointError("The safetensors header is not valid UTF-8 JSON.") from None
+        raise CheckpointError(f"{NOT_SAFETENSORS}: its header is not valid UTF-8 JSON.") from None
     if not isinstance(header, dict):
-        raise CheckpointError("The safetensors header is not a JSON object.")
+        raise CheckpointError(f"{NOT_SAFETENSORS}: its header is not a JSON object.")
     raw_meta = header.pop("__metadata__", None)
     if not isinstance(raw_meta, dict) or "rnnviz" not in raw_meta:
-        raise CheckpointError("The file is safetensors but has no rnnviz metadata (config and "
-                              "vocabulary); save it with rnnviz.save_checkpoint.")
+        raise CheckpointError(f"{NOT_RNNVIZ}: it has no rnnviz metadata (config and vocabulary). "
+                              "Save it with rnnviz.save_checkpoint, or convert a PyTorch model with "
+                              "python -m rnnviz.convert.")
     if not isinstance(raw_meta["rnnviz"], str):
-        raise CheckpointError("The rnnviz metadata must be a JSON string.")
+        raise CheckpointError(f"{NOT_RNNVIZ}: its rnnviz metadata must be a JSON string.")
     try:
         meta = json.loads(raw_meta["rnnviz"])
     except (ValueError, RecursionError):
-        raise CheckpointError("The rnnviz metadata is not valid JSON.") from None
+        raise CheckpointError(f"{NOT_RNNVIZ}: its rnnviz metadata is not valid JSON.") from None
     if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
-        raise CheckpointError(f"Unknown checkpoint schema; expected {SCHEMA!r}.")
+        raise CheckpointError(f"{NOT_RNNVIZ}: Unknown checkpoint schema; expected {SCHEMA!r}.")
     body = len(data) - 8 - n
     spans = []
     for key, entry in header.items():
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise CheckpointError(f"Tensor {key!r} has a malformed header entry.")
+            raise CheckpointError(f"{DAMAGED}: tensor {key!r} has a malformed header entry.")
         if not isinstance(entry["dtype"], str) or entry["dtype"] not in _DTYPES:
-            raise CheckpointError(f"Tensor {key!r} has dtype {entry['dtype']}; only floating "
+            raise CheckpointError(f"{NOT_RNNVIZ}: tensor {key!r} has dtype {entry['dtype']}; only floating "
                                   f"point ({', '.join(_DTYPES)}) is accepted.")
         shape, offsets = entry["shape"], entry["data_offsets"]
         if (not isinstance(shape, list) or len(shape) > 2
                 or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 10**7 for d in shape)):
-            raise CheckpointError(f"Tensor {key!r} has an invalid shape {shape!r}.")
+            raise CheckpointError(f"{DAMAGED}: tensor {key!r} has an invalid shape {shape!r}.")
         if (not isinstance(offsets, list) or len(offsets) != 2
                 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
-            raise CheckpointError(f"Tensor {key!r} has invalid data offsets.")
+            raise CheckpointError(f"{DAMAGED}: tensor {key!r} has invalid data offsets.")
         begin, end = offsets
         numel = math.prod(shape)
         if not 0 <= begin <= end <= body or end - begin != numel * _DTYPES[entry["dtype"]][1]:
-            raise CheckpointError(f"Tensor {key!r} claims bytes {begin}..{end} that do not fit its "
+            raise CheckpointError(f"{DAMAGED}: tensor {key!r} claims bytes {begin}..{end} that do not fit its "
                                   "shape or lie outside the file (truncated or lying header).")
         spans.append((begin, end))
     spans.sort()
     pos = 0
     for begin, end in spans:
         if begin != pos:
-            raise CheckpointError("Tensor data regions overlap or leave gaps: the file is malformed.")
+            raise CheckpointError(f"{DAMAGED}: its tensor data regions overlap or leave gaps.")
         pos = end
     if pos != body:
-        raise CheckpointError("The file has trailing bytes after the tensors (truncated or padded).")
+        raise CheckpointError(f"{DAMAGED}: it has trailing bytes after the tensors (padded, or two files in one?).")
     return header, meta
 
 
 def _config_from_meta(meta: dict) -> ModelConfig:
     cfg = meta.get("config")
     if not isinstance(cfg, dict):
-        raise CheckpointError("The checkpoint metadata has no config.")
+        raise CheckpointError(f"{NOT_RNNVIZ}: its metadata has no config.")
     try:
         return ModelConfig.from_dict(cfg)
     except (TypeError, ValueError) as err:
@@ -193,20 +224,20 @@ def load_model_bytes(data: bytes, name: str = "uploaded") -> CharRNN:
     found = {k: tuple(v["shape"]) for k, v in header.items()}
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     if missing or unexpected:
-        raise CheckpointError("The tensors do not match the config "
+        raise CheckpointError("This checkpoint is inconsistent: its tensors do not match its config "
                               f"({config.cell}, {config.num_layers} layer(s)): missing {missing[:4]}, "
                               f"unexpected {unexpected[:4]}.")
     for key, shape in expected.items():
         if found[key] != shape:
-            raise CheckpointError(f"Tensor {key!r} has shape {list(found[key])} but the config "
+            raise CheckpointError(f"This checkpoint is inconsistent: tensor {key!r} has shape {list(found[key])} but the config "
                                   f"(|V|={config.vocab_size}, h={config.hidden_size}) needs {list(shape)}.")
     try:
         tensors = st_load(data)
     except Exception as err:  # safetensors' own checks: report, never crash
-        raise CheckpointError(f"safetensors refused the file: {err}") from None
+        raise CheckpointError(f"{DAMAGED}: safetensors refused it ({err}).") from None
     for key, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
-            raise CheckpointError(f"Tensor {key!r} contains NaN or infinite values.")
+            raise CheckpointError(f"This checkpoint's weights are unusable: tensor {key!r} contains NaN or infinite values.")
     model = CharRNN(config)
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     model.eval().requires_grad_(False)

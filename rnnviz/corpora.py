@@ -4,10 +4,18 @@ Corpus text is never stored in this repository. Two kinds of corpus exist:
 
 * **File corpora** (``timemachine``, ``tinyshakespeare``): ``<dir>/<name>.txt`` where ``<dir>`` is
   ``$RNNVIZ_CORPORA`` when set, else ``<repo>/../shared/corpora`` (the repository's parent folder
-  holds a ``shared/`` folder beside the clone, both on the dev machine and in CI).
+  holds a ``shared/`` folder beside the clone, both on the dev machine and in CI); failing that,
+  the download cache (:func:`cache_dir`), which only :func:`fetch` fills, on explicit request.
 * **The Python-source corpus** (``python-stdlib``), assembled at training time from the *running*
   interpreter's standard library, see :func:`python_stdlib_corpus`. It is reproducible for a given
   Python version; its sha256 is recorded in every checkpoint trained on it.
+
+Fetching (like d2l's ``DATA_HUB``): :data:`DATA_HUB` maps a corpus name to (URL, sha256).
+``python -m rnnviz.corpora fetch NAME`` (or the Units view's "Fetch the corpus" button) downloads it
+into :func:`cache_dir` and keeps it only if its sha256 matches. The pinned sha256s are those of the
+copies the shipped checkpoints were trained on (``corpus_sha256`` in their provenance); that the URLs
+still serve these exact bytes could not be checked offline, and a mismatch is refused, never used.
+Nothing fetches without being asked, and no test needs the network.
 
 All text is read as UTF-8 and returned exactly as stored (no newline translation), so its sha256 is
 the sha256 of the file's bytes.
@@ -19,6 +27,7 @@ import hashlib
 import os
 import sys
 import sysconfig
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +46,25 @@ PYTHON_CORPUS_SKIP_DIRS = frozenset({"site-packages", "dist-packages", "test", "
 PYTHON_CORPUS_SEPARATOR = "\n\n"
 
 
+#: Downloadable corpora: name → (URL, sha256 of the bytes). See the module docstring.
+DATA_HUB: dict[str, tuple[str, str]] = {
+    "timemachine": ("http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt",
+                    "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516"),
+    "tinyshakespeare": ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+                        "tinyshakespeare/input.txt",
+                        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+}
+CACHE_ENV_VAR = "RNNVIZ_CACHE"
+#: Largest download accepted (bytes).
+MAX_FETCH_BYTES = 64 * 2**20
+
+
 class CorpusNotFound(FileNotFoundError):
     """A corpus file is missing; the message says where it was looked for."""
+
+
+class FetchError(OSError):
+    """A corpus could not be downloaded or did not verify; the message says why, in one line."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +88,46 @@ def corpora_dir() -> Path:
     return REPO_ROOT.parent / "shared" / "corpora"
 
 
+def cache_dir() -> Path:
+    """Where :func:`fetch` stores downloads: ``$RNNVIZ_CACHE``, else ``$XDG_CACHE_HOME/rnnviz``,
+    else ``~/.cache/rnnviz``."""
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnnviz"
+
+
 def corpus_path(name: str) -> Path:
-    return corpora_dir() / f"{name}.txt"
+    """``<corpora_dir>/<name>.txt``, or the fetched copy in the cache when only that exists."""
+    path = corpora_dir() / f"{name}.txt"
+    cached = cache_dir() / f"{name}.txt"
+    return cached if not path.is_file() and cached.is_file() else path
+
+
+def fetch(name: str, *, timeout: float = 60.0) -> Path:
+    """The file of registered corpus ``name``: found locally (see :func:`corpus_path`), else
+    downloaded from :data:`DATA_HUB` into :func:`cache_dir` and kept only if its sha256 matches.
+    Raises KeyError for an unregistered name, FetchError when offline or on a mismatch."""
+    url, sha = DATA_HUB[name]
+    path = corpus_path(name)
+    if path.is_file():
+        return path
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - pinned URL + sha256
+            data = resp.read(MAX_FETCH_BYTES + 1)
+    except OSError as err:   # URLError, timeouts, refused connections
+        raise FetchError(f"Could not download {name} from {url} ({getattr(err, 'reason', err)}); "
+                         "are you offline?") from None
+    got = hashlib.sha256(data).hexdigest()
+    if len(data) > MAX_FETCH_BYTES or got != sha:
+        raise FetchError(f"The download of {name} from {url} is not the pinned file (sha256 {got[:12]}… "
+                         f"instead of {sha[:12]}…); it was not kept.")
+    dest = cache_dir() / f"{name}.txt"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return dest
 
 
 def read_text_file(path: str | os.PathLike) -> str:
@@ -133,10 +197,36 @@ def load_corpus(name_or_path: str, *, python_max_chars: int = PYTHON_CORPUS_MAX_
     if path.suffix == "" and os.sep not in name_or_path and "/" not in name_or_path:
         path = corpus_path(name_or_path)
         if not path.is_file():
-            raise CorpusNotFound(f"Corpus {name_or_path!r} not found at {path}; put it there or set "
+            how = (f"fetch it with python -m rnnviz.corpora fetch {name_or_path}, put it there"
+                   if name_or_path in DATA_HUB else "put it there")
+            raise CorpusNotFound(f"Corpus {name_or_path!r} not found at {path}; {how} or set "
                                  f"${ENV_VAR} to the folder holding {name_or_path}.txt.")
     elif not path.is_file():
         raise CorpusNotFound(f"Text file not found: {path}")
     text = read_text_file(path)
     name = path.stem
     return Corpus(name, text, sha256_text(text), str(path), {})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rnnviz.corpora fetch NAME`` downloads a registered corpus (sha256-checked);
+    ``python -m rnnviz.corpora list`` shows the registry and where each corpus is found."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["list"] and len(args) == 1:
+        for name, (url, sha) in DATA_HUB.items():
+            path = corpus_path(name)
+            print(f"{name}: {path if path.is_file() else 'not here'}  ({url}, sha256 {sha})")
+        return 0
+    if len(args) != 2 or args[0] != "fetch" or args[1] not in DATA_HUB:
+        print(f"usage: python -m rnnviz.corpora fetch {{{','.join(DATA_HUB)}}} | list", file=sys.stderr)
+        return 2
+    try:
+        print(fetch(args[1]))
+    except FetchError as err:
+        print(err, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

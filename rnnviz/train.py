@@ -55,8 +55,10 @@ stopped at step k and resumed to step N gives the same weights as an uninterrupt
 Outputs
 -------
 ``--out X.safetensors`` (best weights + config + provenance, via :func:`rnnviz.save_checkpoint`),
-``X.curves.csv`` (one row per evaluation: step, epoch, chars, seconds, lr, train_loss, val_loss)
-and ``X.trainstate`` (for ``--resume``; not shipped).
+``X.curves.csv`` (one row per evaluation: step, epoch, chars, seconds, lr, train_loss, val_loss),
+``X.trainstate`` (for ``--resume``; not shipped) and, from the command line, ``X.units.json`` (the
+unit finder's per-unit statistics on the held-out sample, :mod:`rnnviz.units.stats`, so the Units
+view ranks units without the corpus).
 
 Code
 ----
@@ -142,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(argv)
     command = ["python", "-m", "rnnviz.train", *argv]
-    model, history = train(cfg, argv=command)
+    corpus = load_training_text(cfg)
+    model, history = train(cfg, corpus=corpus, argv=command)
+    from .units.stats import write_after_training   # the Units view's numbers, beside the checkpoint
+    write_after_training(cfg.out, corpus.text)
     s = history.summary
     print(f"best val loss {s['val_loss']:.4f} nats/char (perplexity {s['val_perplexity']:.3f}, "
           f"{s['val_bits_per_char']:.3f} bits/char) at step {s['steps']} of {s['total_steps']}; "

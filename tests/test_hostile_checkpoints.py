@@ -107,6 +107,39 @@ def test_refused_with_clear_message(name, cases, marker, tmp_path):
     assert not marker.exists(), f"{name}: code ran"
 
 
+#: How every refusal begins: what is wrong with the file, in the user's terms, before any detail.
+LEADS = ("This is not a safetensors file", "This safetensors file is not an rnnviz checkpoint",
+         "This safetensors file is damaged", "This checkpoint is inconsistent",
+         "This checkpoint's weights are unusable", "Invalid model config in checkpoint",
+         "This file is too large")
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_refusal_leads_with_what_is_wrong(name, cases):
+    """Issue 16 item 9: the first words say what the user did wrong; the detail comes after."""
+    with pytest.raises(CheckpointError) as info:
+        load_model_bytes(_case(cases, name).data)
+    assert str(info.value).startswith(LEADS), str(info.value)
+
+
+@pytest.mark.parametrize("data, kind", [
+    (b"hello, this is my model, honest\n" * 4, "a text file"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "a PNG image"),
+    (b"%PDF-1.7\n" + b"\0" * 64, "a PDF document"),
+    (b"\x1f\x8b\x08\x00" + b"\xff" * 64, "a gzip archive"),
+], ids=["text", "png", "pdf", "gzip"])
+def test_junk_upload_says_not_safetensors_first(data, kind):
+    """The issue's example (a junk file whose first 8 bytes read as a 16-quintillion-byte header)
+    now leads with "This is not a safetensors file", names what it looks like, then the detail."""
+    with pytest.raises(CheckpointError) as info:
+        load_model_bytes(data)
+    msg = str(info.value)
+    assert msg.startswith("This is not a safetensors file"), msg
+    assert kind in msg.split("Detail:")[0], msg
+    assert msg.index("not a safetensors file") < msg.find("bytes"), msg
+    _assert_clear(msg)
+
+
 def test_oversized_file_is_refused_before_reading(tmp_path):
     path = hostile.oversized_file(tmp_path)
     assert path.stat().st_size == MAX_CHECKPOINT_BYTES + 1

@@ -276,6 +276,8 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
                     has_text=upload.name).wait_for(timeout=args.update_timeout * 1000)
             except Exception:
                 stats.upload_failures.append(f"session {sid}: upload not confirmed")
+            # a valid upload is selected at once (issue 16): the charts now carry its model key
+            model_key = "upload:" + hashlib.sha256(upload.read_bytes()).hexdigest()[:16]
         clock.ready()
         await clock.go.wait()
         if args.stagger:

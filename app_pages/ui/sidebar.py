@@ -49,7 +49,7 @@ def sidebar() -> Context:
         options, uploads, default = _checkpoint_options()
         with controls("sidebar"):
             model_key = _checkpoint_picker(options, uploads, default)
-            _upload(uploads)
+            _upload()
             text = _text_input()
     _sync_url(model_key, text, lecture)
     ctx = _build_context(model_key, text, lecture)
@@ -81,11 +81,29 @@ def _checkpoint_options() -> tuple[list[str], dict[str, str], str]:
     options += list(uploads)
     default = st.query_params.get("ckpt", DEFAULT_CHECKPOINT)
     if default not in options:
+        wanted = default
         default = DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in options else (options[0] if options else None)
+        if "ckpt" not in st.session_state and default is not None:   # a link opened: say what it named
+            st.session_state["_link_missing"] = (wanted, default)
     if default is None:
         st.error("No checkpoints found in checkpoints/.")
         st.stop()
     return options, uploads, default
+
+
+def _missing_link_notice() -> None:
+    """While the page still shows the fallback for a link whose checkpoint is not here, say so."""
+    wanted, fallback = st.session_state.get("_link_missing", (None, None))
+    if wanted is None or st.session_state.get("ckpt") != fallback:
+        st.session_state.pop("_link_missing", None)
+        return
+    if wanted.startswith(UPLOAD_PREFIX):
+        st.warning(f"The link names an uploaded model ({wanted}) that is not on this server: uploads "
+                   f"live only in the session that uploaded them. Showing {fallback} instead; upload "
+                   "the file again to see it.")
+    else:
+        st.warning(f"The link names a checkpoint {wanted[:60]!r} that is not on this server; "
+                   f"showing {fallback} instead.")
 
 
 def _checkpoint_picker(options: list[str], uploads: dict[str, str], default: str) -> str:
@@ -94,24 +112,49 @@ def _checkpoint_picker(options: list[str], uploads: dict[str, str], default: str
     if "ckpt" not in st.session_state:
         st.session_state["ckpt"] = default
     keep_choice("ckpt", options, default, label)
-    return st.selectbox("Checkpoint", options, format_func=label, key="ckpt")
+    choice = st.selectbox("Checkpoint", options, format_func=label, key="ckpt")
+    _missing_link_notice()
+    return choice
 
 
-def _upload(uploads: dict[str, str]) -> None:
-    """The checkpoint uploader: a valid upload joins this session's checkpoints (``uploads``)."""
-    upload = st.file_uploader("…or upload a .safetensors checkpoint", type=["safetensors"])
+#: Session-state key of the checkpoint uploader (its value: the UploadedFile or None).
+UPLOAD_KEY = "ckpt_upload"
+
+
+def on_upload() -> None:
+    """The uploader's on_change callback (runs before the page script): a valid file joins this
+    session's checkpoints and is selected at once; the outcome waits in ``upload_notice``."""
+    upload = st.session_state.get(UPLOAD_KEY)
     if upload is None:
+        st.session_state.pop("upload_notice", None)
         return
     data = upload.getvalue()
     key = UPLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:16]
     try:
         uploaded_model(key[len(UPLOAD_PREFIX):], data, upload.name)
     except CheckpointError as err:
-        st.error(f"Upload refused: {err}")
+        st.session_state["upload_notice"] = ("error", f"Upload refused: {err}", upload.file_id)
+        return
+    st.session_state.setdefault("upload_bytes", {})[key] = data
+    st.session_state.setdefault("upload_names", {})[key] = f"{upload.name} (uploaded)"
+    st.session_state["ckpt"] = key
+    st.session_state["upload_notice"] = ("success", f"Loaded {upload.name}; it is now the checkpoint "
+                                                    "above.", upload.file_id)
+
+
+def _upload() -> None:
+    """The checkpoint uploader (see :func:`on_upload`). "Loaded …" shows once, on the run right
+    after the upload; a refusal stays while the refused file sits in the uploader."""
+    upload = st.file_uploader("…or upload a .safetensors checkpoint", type=["safetensors"],
+                              key=UPLOAD_KEY, on_change=on_upload)
+    kind, message, file_id = st.session_state.get("upload_notice", (None, None, None))
+    if kind is None or upload is None or upload.file_id != file_id:
+        st.session_state.pop("upload_notice", None)
+    elif kind == "success":
+        st.success(message)
+        st.session_state.pop("upload_notice")
     else:
-        st.session_state.setdefault("upload_bytes", {})[key] = data
-        uploads[key] = f"{upload.name} (uploaded)"
-        st.success(f"Loaded {upload.name}; pick it above.")
+        st.error(message)
 
 
 def _text_input() -> str:
@@ -129,9 +172,9 @@ def _text_input() -> str:
 
 
 def _sync_url(model_key: str, text: str, lecture: bool) -> None:
-    """Write the sidebar's state into the URL (uploads are not linkable; long texts are cut)."""
-    if not model_key.startswith(UPLOAD_PREFIX):
-        url_set("ckpt", model_key)
+    """Write the sidebar's state into the URL (long texts are cut). An upload is written as its
+    ``upload:<digest>`` key, so a link made with it says so where the upload is missing."""
+    url_set("ckpt", model_key)
     url_set("text", text[:MAX_URL_TEXT])
     if lecture:
         url_set("lecture", "1")

@@ -79,27 +79,31 @@ Projection (:func:`pca`)
 Modules (one concern each; every name is re-exported here): :mod:`.refs` (units, their column
 order, the weights' fingerprint, UnitsError), :mod:`.sample` (corpus sample), :mod:`.index`
 (UnitIndex and the shared cache INDEXES), :mod:`.finder` (feature ranking), :mod:`.hypothesis`
-(hypothesis → match), :mod:`.counterfactual`, :mod:`.ablation`, :mod:`.projection`.
+(hypothesis → match), :mod:`.counterfactual`, :mod:`.ablation`, :mod:`.projection`, :mod:`.stats` (the finder's numbers
+shipped beside a checkpoint, ``<name>.units.json``, so rankings show without the corpus).
 """
 
 from __future__ import annotations
 
 from .ablation import Ablation, ablate, forward_with_unit
 from .counterfactual import Counterfactual, counterfactual, kl_divergence
-from .finder import FinderResult, UnitScore, aucs, correlations, label_for, rank_units
+from .finder import FinderResult, UnitScore, aucs, correlations, label_for, order_units, rank_units
 from .hypothesis import Hypothesis, Match, SelectedUnit, _auto_threshold, find_matches, select_units
 from .index import (FEATURE_CACHE_SIZE, INDEX_CACHE_BYTES, INDEX_CACHE_ENTRIES, INDEXES, MAX_INDEX_ELEMENTS,
                     UnitIndex, average_ranks, build_index, get_index, index_capacity, prebuild_indexes)
 from .projection import Projection, pca, project_trace
 from .refs import UnitRef, UnitsError, activation_matrix, model_fingerprint, unit_kinds, unit_refs
-from .sample import SAMPLE_CHARS, corpus_sample, training_sample
+from .sample import SAMPLE_CHARS, CorpusMissing, corpus_sample, held_out_sample, training_sample
+from .stats import UnitStats, load_stats, stats_path, unit_stats, write_unit_stats
 
 __all__ = [
-    "Ablation", "Counterfactual", "FEATURE_CACHE_SIZE", "FinderResult", "Hypothesis", "INDEXES",
+    "Ablation", "CorpusMissing", "Counterfactual", "FEATURE_CACHE_SIZE", "FinderResult", "Hypothesis", "INDEXES",
     "INDEX_CACHE_BYTES", "INDEX_CACHE_ENTRIES", "MAX_INDEX_ELEMENTS", "Match", "Projection",
     "SAMPLE_CHARS", "SelectedUnit", "UnitIndex", "UnitRef", "UnitScore", "UnitsError", "ablate",
     "activation_matrix", "aucs", "average_ranks", "build_index", "correlations", "corpus_sample",
     "counterfactual", "find_matches", "forward_with_unit", "get_index", "index_capacity",
     "kl_divergence", "label_for", "model_fingerprint", "pca", "prebuild_indexes", "project_trace",
     "rank_units", "select_units", "training_sample", "unit_kinds", "unit_refs",
+    "UnitStats", "held_out_sample", "load_stats", "order_units", "stats_path", "unit_stats",
+    "write_unit_stats",
 ]

@@ -81,6 +81,14 @@ def aucs(index: UnitIndex, label: Tensor) -> Tensor:
     return (sums - n1 * (n1 + 1) / 2.0) / (n1 * n0)
 
 
+def order_units(r: Tensor, auc: Tensor, by: str) -> list[int]:
+    """Column indices, best first: by |AUC − 0.5| (ties: |r|) or by |r| (ties: |AUC − 0.5|), then
+    by column. r, auc: (U,)."""
+    score = (auc - 0.5).abs() if by == "auc" else r.abs()
+    tie = r.abs() if by == "auc" else (auc - 0.5).abs()
+    return sorted(range(len(r)), key=lambda j: (-float(score[j]), -float(tie[j]), j))
+
+
 def rank_units(index: UnitIndex, feature: str, *, by: str = "auc", top: int = 20,
                values: Tensor | None = None) -> FinderResult:
     """Rank every unit of ``index`` by how well it tracks ``feature`` (a features name, or
@@ -97,9 +105,7 @@ def rank_units(index: UnitIndex, feature: str, *, by: str = "auc", top: int = 20
         else (values > 0.5, "inside a match")
     r = correlations(index, values)
     auc = aucs(index, label)
-    score = (auc - 0.5).abs() if by == "auc" else r.abs()
-    tie = r.abs() if by == "auc" else (auc - 0.5).abs()
-    order = sorted(range(index.num_units), key=lambda j: (-float(score[j]), -float(tie[j]), j))
-    best = [UnitScore(index.units[j], float(r[j]), float(auc[j])) for j in order[:max(0, top)]]
+    best = [UnitScore(index.units[j], float(r[j]), float(auc[j]))
+            for j in order_units(r, auc, by)[:max(0, top)]]
     return FinderResult(feature, by, rule, len(index), int(label.sum()), r, auc, best,
                         time.perf_counter() - t0)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 from ..model import CharRNN
 from ..vocab import preprocess
@@ -14,33 +13,50 @@ from .refs import UnitsError
 SAMPLE_CHARS = 20_000
 
 
+class CorpusMissing(UnitsError):
+    """The corpus a sample needs is not on this machine; ``name`` says which (see
+    :func:`rnnviz.corpora.fetch` to download a registered one)."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
+
 def _load_corpus_text(name: str, python_max_chars: int | None = None) -> tuple[str, str]:
-    """(full text, where it came from) for a corpus name from provenance. Raises UnitsError."""
+    """(full text, where it came from) for a corpus name from provenance. Raises CorpusMissing."""
+    from .. import corpora
+
     stem = name[:-4] if name.endswith(".txt") else name
     try:
-        from .. import corpora  # a colleague's module; a small local loader stands in when absent
-    except ImportError:
-        corpora = None
-    if corpora is not None:
-        try:
-            c = (corpora.load_corpus(stem, python_max_chars=python_max_chars) if python_max_chars
-                 else corpora.load_corpus(stem))
-        except (OSError, ValueError) as err:
-            raise UnitsError(f"The training corpus {name!r} is not available: {err}") from None
-        return c.text, c.source
-    path = Path(__file__).resolve().parents[3] / "shared" / "corpora" / f"{stem}.txt"
-    if not path.is_file():
-        raise UnitsError(f"The training corpus {name!r} is not available (looked for {path}).")
-    return path.read_text(encoding="utf-8"), str(path)
+        c = (corpora.load_corpus(stem, python_max_chars=python_max_chars) if python_max_chars
+             else corpora.load_corpus(stem))
+    except (OSError, ValueError) as err:
+        raise CorpusMissing(f"The training corpus {name!r} is not available: {err}", stem) from None
+    return c.text, c.source
 
 
-def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS) -> tuple[str, str]:
+def held_out_sample(prepared: str, val_fraction: float, max_chars: int = SAMPLE_CHARS) -> tuple[str, int]:
+    """(sample, start of the validation part) of an already preprocessed corpus: the last
+    ``max_chars`` characters of its last ``val_fraction`` (as rnnviz.train splits it), from the
+    first line start in that window when there is one."""
+    val_start = int(len(prepared) * (1 - val_fraction))
+    start = max(val_start, len(prepared) - max_chars)
+    if start > val_start:
+        nl = prepared.find("\n", start, start + 1000)
+        if nl != -1 and nl + 1 < len(prepared):
+            start = nl + 1
+    return prepared[start:], val_start
+
+
+def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS,
+                    full_text: str | None = None) -> tuple[str, str]:
     """The model's own held-out text where its provenance says how it was split.
 
     With ``provenance["val_fraction"]`` = v (rnnviz.train validates on the last v of the
-    *preprocessed* corpus), the sample is the last ``max_chars`` characters of that validation part
-    (from its first line start when it has newlines); otherwise :func:`corpus_sample`. The text is
-    returned already preprocessed. Raises UnitsError when the corpus is unknown or missing.
+    *preprocessed* corpus), the sample is :func:`held_out_sample`; otherwise :func:`corpus_sample`.
+    The text is returned already preprocessed. ``full_text``: the raw corpus when the caller has it
+    (training does), else it is loaded by name. Raises UnitsError when the corpus is unknown, or
+    CorpusMissing when it is not on this machine.
     """
     prov = getattr(model, "provenance", None) or {}
     name = prov.get("corpus")
@@ -52,17 +68,11 @@ def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS) -> tuple[str,
         return preprocess(text, model.config.preprocessing), desc
     tc = prov.get("train_config") if isinstance(prov.get("train_config"), dict) else {}
     pmax = tc.get("python_max_chars") if isinstance(tc.get("python_max_chars"), int) else None
-    full, _ = _load_corpus_text(name, pmax)
+    full = full_text if full_text is not None else _load_corpus_text(name, pmax)[0]
     prepared = preprocess(full, model.config.preprocessing)
     want = prov.get("corpus_sha256")
     same = not isinstance(want, str) or want == hashlib.sha256(full.encode("utf-8")).hexdigest()
-    val_start = int(len(prepared) * (1 - vf))
-    start = max(val_start, len(prepared) - max_chars)
-    if start > val_start:
-        nl = prepared.find("\n", start, start + 1000)
-        if nl != -1 and nl + 1 < len(prepared):
-            start = nl + 1
-    sample = prepared[start:]
+    sample, val_start = held_out_sample(prepared, vf, max_chars)
     return sample, (f"{name}: last {len(sample):,} characters of the held-out validation part "
                     f"(last {vf:g} of the {model.config.preprocessing}-preprocessed corpus, "
                     f"{len(prepared) - val_start:,} characters)"
