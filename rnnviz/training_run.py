@@ -27,7 +27,8 @@ from .trace import trace
 from .train_config import TrainConfig
 from .trainer import Trainer
 
-QUEUED, RUNNING, PAUSED, DONE, FAILED, CANCELLED = "queued", "running", "paused", "done", "failed", "cancelled"
+QUEUED, RUNNING, PAUSED, DONE = "queued", "running", "paused", "done"
+FAILED, CANCELLED = "failed", "cancelled"
 #: Per-step curves keep at most this many points (every other one is dropped beyond it).
 MAX_CURVE_POINTS = 4000
 SAMPLE_CHARS = 120
@@ -63,6 +64,7 @@ class Snapshot:
     probe_step: int = -1
     checkpoint: bytes | None = None
     provenance: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)       #: the run's TrainConfig as a dict
 
     def copy(self) -> Snapshot:
         out = copy.copy(self)
@@ -86,7 +88,7 @@ class TrainingRun:
         self._grad_sq = [0.0]
         #: messages replacing the default ones per stopping reason ("max minutes", …)
         self.messages: dict[str, str] = {}
-        self.snap = Snapshot(run_id, key, max_steps=cfg.max_steps)
+        self.snap = Snapshot(run_id, key, max_steps=cfg.max_steps, config=cfg.to_dict())
 
     # ------------------------------------------------------------------ controls (any thread)
     def request_stop(self, status: str) -> None:
