@@ -118,6 +118,7 @@ class TrainingRun:
         ends PAUSED / DONE / FAILED / CANCELLED. ``tick`` is called once per step (heartbeats)."""
         try:
             if self.trainer is None:
+                self.set_status(RUNNING, "preparing: encoding the text and building the model")
                 with construct_lock:        # model init seeds the global RNG: one at a time
                     self.trainer = self.factory(self.cfg, self.text)
                 self._install_hooks()
