@@ -24,6 +24,7 @@ REFRESH_S = 1.0
 LR_CHOICES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 PROBE_UNITS = 48
 GOTO = "_train_goto"
+LAST_KEY = "train_last"
 
 
 def knobs(got: TrainText | None) -> TrainConfig:
@@ -70,8 +71,9 @@ def _stop() -> None:
 
 def _continue() -> None:
     rid = st.session_state.get(RUN_KEY)
-    if rid is not None:
-        training_pool().resume(rid, session_id())
+    if rid is not None and not training_pool().resume(rid, session_id()):
+        st.session_state["train_error"] = ("This run can no longer continue (the server let go of it "
+                                           "while it was idle); press Train to start again.")
 
 
 def _open(key: str, page: str) -> None:
@@ -132,8 +134,20 @@ def curves(snap: Snapshot, clip: float) -> None:
     st.code("\n".join(f"step {s:>6} │ {t!r}"[:200] for s, t in snap.samples[-8:]), language=None)
 
 
-def _live(run_id: int, was_active: bool) -> None:
+def current(run_id: int) -> Snapshot | None:
+    """The run's snapshot; once the pool has let go of a finished run, the last one this session
+    saw (kept so an idle tab still shows its curves)."""
     snap = training_pool().snapshot(run_id, session_id())
+    last = st.session_state.get(LAST_KEY)
+    if snap is None and last is not None and last.run_id == run_id:
+        return last
+    if snap is not None and snap.status not in (QUEUED, RUNNING):
+        st.session_state[LAST_KEY] = snap
+    return snap
+
+
+def _live(run_id: int, was_active: bool) -> None:
+    snap = current(run_id)
     if snap is None:
         st.warning("This run no longer exists (it was released). Press Train to start again.")
         return
@@ -173,7 +187,7 @@ st.markdown("Train a character-level RNN on a text of your choice and watch it l
 got = text_input(training_pool().limits)
 cfg = knobs(got)
 rid = st.session_state.get(RUN_KEY)
-snap = training_pool().snapshot(rid, session_id()) if rid is not None else None
+snap = current(rid) if rid is not None else None
 buttons(got, cfg, snap)
 if rid is not None and snap is None:
     st.session_state.pop(RUN_KEY, None)

@@ -55,6 +55,7 @@ def register_trained(data: bytes, label: str, slot: int) -> str:
 
 def leave_training() -> None:
     """Let go of this session's run (called when the session shows another view)."""
+    st.session_state.pop("train_last", None)
     run_id = st.session_state.pop(RUN_KEY, None)
     if run_id is not None:
         training_pool().release(run_id, session_id())
