@@ -10,6 +10,7 @@ import torch  # noqa: E402
 
 from app_pages.ui.sidebar import sidebar  # noqa: E402
 from app_pages.ui.startup import freeze_startup_objects, log_script_run, start_warmup  # noqa: E402
+from app_pages.ui.trained import leave_training  # noqa: E402
 
 # One intra-op thread: the app's work is many tiny sequential matmuls (one per character), and on a
 # small shared machine a second spinning thread makes a trace up to 10× slower, never faster.
@@ -28,9 +29,12 @@ PAGES = [
     st.Page("app_pages/units.py", title="Units", url_path="units"),
     st.Page("app_pages/lesson.py", title="Lesson §6.3", url_path="lesson"),
     st.Page("app_pages/generate.py", title="Generate", url_path="generate"),
+    st.Page("app_pages/train.py", title="Train", url_path="train"),
 ]
 
 page = st.navigation(PAGES)
+if page.url_path != "train":
+    leave_training()     # a session that shows another view lets go of its training run
 sidebar()
 page.run()
 log_script_run(page.title, _started)

@@ -67,12 +67,17 @@ def checkpoint_dir() -> Path:
 
 
 # --------------------------------------------------------------------------- saving
+def checkpoint_bytes(model: CharRNN, provenance: dict | None = None) -> bytes:
+    """``model`` (weights + config + provenance) as the bytes of a .safetensors checkpoint."""
+    meta = {"schema": SCHEMA, "config": model.config.to_dict(), "provenance": provenance or {}}
+    tensors = {k: v.detach().to(torch.float32).contiguous().cpu() for k, v in model.state_dict().items()}
+    return st_save(tensors, metadata={"format": "pt", "rnnviz": json.dumps(meta, ensure_ascii=False)})
+
+
 def save_checkpoint(model: CharRNN, path: str | os.PathLike, provenance: dict | None = None) -> Path:
     """Write ``model`` (weights + config + provenance) to ``path`` as safetensors. Returns the path."""
     path = Path(path)
-    meta = {"schema": SCHEMA, "config": model.config.to_dict(), "provenance": provenance or {}}
-    tensors = {k: v.detach().to(torch.float32).contiguous().cpu() for k, v in model.state_dict().items()}
-    data = st_save(tensors, metadata={"format": "pt", "rnnviz": json.dumps(meta, ensure_ascii=False)})
+    data = checkpoint_bytes(model, provenance)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)

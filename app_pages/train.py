@@ -1,0 +1,199 @@
+"""Train: watch a char-RNN learn a text of your choice, then explore it in every view.
+
+The run trains off the script thread in the server's bounded pool (rnnviz.training_pool); this page
+submits it, polls its snapshot from a fragment, and registers the result as a checkpoint of this
+session (app_pages.ui.trained)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages.ui.charts import show_chart
+from app_pages.ui.context import context
+from app_pages.ui.train_input import TrainText, text_input
+from app_pages.ui.trained import RUN_KEY, leave_training, register_trained, session_id, training_pool
+from rnnviz import CELLS
+from rnnviz.plots import states as splots
+from rnnviz.plots import training as tplots
+from rnnviz.train_config import TrainConfig
+from rnnviz.train_limits import TrainRefused
+from rnnviz.training_pool import run_config
+from rnnviz.training_run import DONE, PAUSED, QUEUED, RUNNING, Snapshot
+
+REFRESH_S = 1.0
+LR_CHOICES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+PROBE_UNITS = 48
+GOTO = "_train_goto"
+LAST_KEY = "train_last"
+
+
+def knobs(got: TrainText | None) -> TrainConfig:
+    """The model and optimisation knobs; defaults learn visibly within ~30 s on one core."""
+    c1, c2, c3, c4 = st.columns(4)
+    cell = c1.selectbox("Cell", CELLS, index=CELLS.index("lstm"), key="tr_cell")
+    hidden = c2.select_slider("Hidden size", [16, 32, 64, 128, 256, 384, 512], value=128, key="tr_hidden")
+    layers = c3.radio("Layers", [1, 2], horizontal=True, key="tr_layers")
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
+    c1, c2, c3, c4 = st.columns(4)
+    num_steps = c1.number_input("Sequence length T", 4, 256, 64, key="tr_T")
+    batch = c2.number_input("Batch size B", 1, 128, 32, key="tr_B")
+    lr = c3.select_slider("Learning rate (Adam)", LR_CHOICES, value=0.01, key="tr_lr")
+    clip = c4.number_input("Clip θ (0: off)", 0.0, 100.0, 1.0, step=0.5, key="tr_clip")
+    c1, c2 = st.columns([1, 3])
+    by = c1.radio("Budget", ["steps", "seconds"], horizontal=True, key="tr_by")
+    if by == "steps":
+        steps, seconds = c2.number_input("Optimiser steps", 5, 20_000, 400, step=50, key="tr_steps"), 0.0
+    else:
+        steps, seconds = 0, float(c2.number_input("Seconds of training", 5, 600, 30, step=5, key="tr_secs"))
+    return run_config(cell=cell, hidden=hidden, layers=layers, num_steps=int(num_steps),
+                      batch_size=int(batch), lr=lr, clip=float(clip), max_steps=int(steps),
+                      max_seconds=seconds, seed=int(seed),
+                      preprocessing=got.preprocessing if got else "none",
+                      corpus=got.name if got else "text")
+
+
+def _train(got: TrainText, cfg: TrainConfig) -> None:
+    leave_training()
+    try:
+        st.session_state[RUN_KEY] = training_pool().submit(
+            session_id(), got.text, cfg, {"trained_in": "rnnviz Train view"})
+    except TrainRefused as err:
+        st.session_state["train_error"] = str(err)
+
+
+def _stop() -> None:
+    rid = st.session_state.get(RUN_KEY)
+    if rid is not None and training_pool().stop(rid, session_id()) == "left":
+        st.session_state.pop(RUN_KEY, None)
+        st.session_state["train_error"] = ("Other sessions follow this identical run, so it goes on for "
+                                           "them; you stopped following it.")
+
+
+def _continue() -> None:
+    rid = st.session_state.get(RUN_KEY)
+    if rid is not None and not training_pool().resume(rid, session_id()):
+        st.session_state["train_error"] = ("This run can no longer continue (the server let go of it "
+                                           "while it was idle); press Train to start again.")
+
+
+def _open(key: str, page: str) -> None:
+    st.session_state["ckpt"] = key
+    st.session_state[GOTO] = page
+
+
+def buttons(got: TrainText | None, cfg: TrainConfig, snap: Snapshot | None) -> None:
+    active = snap is not None and snap.status in (QUEUED, RUNNING)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.button("Train", type="primary", key="tr_train", disabled=got is None or active, on_click=_train,
+              args=(got, cfg), use_container_width=True)
+    c2.button("Stop", key="tr_stop", disabled=not active, on_click=_stop, use_container_width=True)
+    c3.button("Continue", key="tr_continue", disabled=snap is None or snap.status != PAUSED,
+              on_click=_continue, use_container_width=True)
+    c4.button("Reset", key="tr_reset", disabled=snap is None, on_click=leave_training,
+              use_container_width=True)
+    if err := st.session_state.pop("train_error", None):
+        st.error(err)
+
+
+def status_line(snap: Snapshot) -> None:
+    if snap.status == QUEUED:
+        n = training_pool().workers
+        st.info(f"Queued: position {snap.queue_position or 1} — this server trains {n} run"
+                f"{'s' if n > 1 else ''} at a time; yours starts when a trainer is free.")
+    elif snap.message:
+        (st.error if snap.status == "failed" else st.success if snap.status == DONE else st.info)(
+            snap.message[0].upper() + snap.message[1:] + ".")
+    if snap.holders > 1:
+        st.caption(f"{snap.holders} sessions follow this identical run (same text, settings and seed): "
+                   "it is computed once for all of them.")
+    best = min((r["val_loss"] for r in snap.history), default=None)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Step", f"{snap.step:,}" + (f" / {snap.max_steps:,}" if snap.max_steps else ""))
+    c2.metric("Throughput", f"{snap.chars_per_second:,.0f} chars/s")
+    c3.metric("Time left", "—" if snap.seconds_left is None else f"{snap.seconds_left:,.0f} s")
+    c4.metric("Best val perplexity", "—" if best is None else f"{2.718281828 ** best:.2f}")
+
+
+def curves(snap: Snapshot, clip: float) -> None:
+    ctx = context()
+    ppl = st.toggle("Show perplexity instead of loss", key="tr_ppl")
+    c1, c2 = st.columns(2)
+    with c1:
+        show_chart(tplots.loss_figure(snap.steps, snap.losses, snap.history, perplexity=ppl), ctx,
+                   "train-loss", text_independent=True)
+    with c2:
+        show_chart(tplots.grad_norm_figure(snap.steps, snap.grad_before, snap.grad_after, clip), ctx,
+                   "train-grad", text_independent=True)
+    if snap.probe_h is not None:
+        units = range(min(PROBE_UNITS, snap.probe_h.shape[1]))
+        fig = splots.state_heatmap(snap.probe_h, snap.probe_chars, units=units,
+                                   title=f"Top-layer H_t on a fixed probe text at step {snap.probe_step} "
+                                         f"(first {len(units)} units)", font_size=ctx.font_size)
+        show_chart(fig, ctx, "train-probe", text_independent=True)
+    st.markdown("**Samples from a fixed prefix** (temperature 0.6, same seed each time)")
+    st.code("\n".join(f"step {s:>6} │ {t!r}"[:200] for s, t in snap.samples[-8:]), language=None)
+
+
+def current(run_id: int) -> Snapshot | None:
+    """The run's snapshot; once the pool has let go of a finished run, the last one this session
+    saw (kept so an idle tab still shows its curves)."""
+    snap = training_pool().snapshot(run_id, session_id())
+    last = st.session_state.get(LAST_KEY)
+    if snap is None and last is not None and last.run_id == run_id:
+        return last
+    if snap is not None and snap.status not in (QUEUED, RUNNING):
+        st.session_state[LAST_KEY] = snap
+    return snap
+
+
+def _live(run_id: int, was_active: bool) -> None:
+    snap = current(run_id)
+    if snap is None:
+        st.warning("This run no longer exists (it was released). Press Train to start again.")
+        return
+    status_line(snap)
+    curves(snap, snap.config.get("clip", 0.0))
+    if was_active and snap.status not in (QUEUED, RUNNING):
+        st.rerun()           # the whole page: finished part, sidebar list, stop polling
+
+
+live_polling = st.fragment(run_every=REFRESH_S)(_live)
+live_static = st.fragment(_live)
+
+
+def finished(snap: Snapshot) -> None:
+    """Register the trained model in this session and offer it: download and open in a view."""
+    c = snap.config
+    label = f"{c['corpus']} {c['cell']} {c['layers']}×{c['hidden']} step {snap.step}"
+    key = register_trained(snap.checkpoint, label, snap.run_id)
+    st.success(f"The model (best validation loss so far) is now a checkpoint of this session: "
+               f"**{label}** in the sidebar's Checkpoint list, for every view.")
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Download .safetensors", snap.checkpoint, key="tr_download",
+                       file_name=f"rnnviz-trained-{key[7:15]}.safetensors",
+                       mime="application/octet-stream", use_container_width=True)
+    c2.button("Open in Hidden states", key="tr_open_hs", on_click=_open,
+              args=(key, "app_pages/hidden_states.py"), use_container_width=True)
+    c3.button("Open in Gradients", key="tr_open_grad", on_click=_open, args=(key, "app_pages/gradients.py"),
+              use_container_width=True)
+
+
+if goto := st.session_state.pop(GOTO, None):
+    st.switch_page(goto)
+st.title("Train")
+st.markdown("Train a character-level RNN on a text of your choice and watch it learn: the loss falls, "
+            "the gradient norm is clipped, the samples turn into words. The parameters are estimated "
+            "by autograd and stochastic gradient descent (Adam), truncated BPTT over T characters.")
+got = text_input(training_pool().limits)
+cfg = knobs(got)
+rid = st.session_state.get(RUN_KEY)
+snap = current(rid) if rid is not None else None
+buttons(got, cfg, snap)
+if rid is not None and snap is None:
+    st.session_state.pop(RUN_KEY, None)
+    st.warning("Your run was released (this session was idle or left the page); press Train again.")
+if snap is not None:
+    active = snap.status in (QUEUED, RUNNING)
+    (live_polling if active else live_static)(rid, active)
+    if snap.checkpoint is not None and not active:
+        finished(snap)

@@ -1,0 +1,61 @@
+"""The server's training pool and this session's trained models.
+
+A trained model joins this session's checkpoints exactly as an upload does (``upload_bytes`` /
+``upload_names`` in the session state, read by the sidebar and :func:`get_model`), so every view can
+open it and no other session can see it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import streamlit as st
+
+from app_pages.ui.cache import UPLOAD_PREFIX, uploaded_model
+from rnnviz.training_pool import TrainingPool
+
+#: Trained models kept per session (the oldest is dropped beyond it).
+MAX_TRAINED = 4
+RUN_KEY = "train_run"
+
+
+@st.cache_resource(show_spinner=False)
+def training_pool() -> TrainingPool:
+    """One pool per server (workers: $RNNVIZ_TRAIN_WORKERS; caps: $RNNVIZ_TRAIN_MAX_*)."""
+    return TrainingPool()
+
+
+def session_id() -> str:
+    """A random id for this browser session (the pool's holder name)."""
+    return st.session_state.setdefault("train_session", uuid.uuid4().hex)
+
+
+def register_trained(data: bytes, label: str, slot: int) -> str:
+    """Make the checkpoint ``data`` selectable in every view of this session; ``slot`` (the run id)
+    replaces that run's earlier model. Returns its model key."""
+    key = UPLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:16]
+    uploaded_model(key[len(UPLOAD_PREFIX):], data, label)      # validates, as for an upload
+    slots: dict[int, str] = st.session_state.setdefault("trained_slots", {})
+    blobs = st.session_state.setdefault("upload_bytes", {})
+    names = st.session_state.setdefault("upload_names", {})
+    old = slots.pop(slot, None)
+    if old and old != key and old != st.session_state.get("ckpt"):
+        blobs.pop(old, None)
+        names.pop(old, None)
+    slots[slot] = key
+    while len(slots) > MAX_TRAINED:
+        drop = slots.pop(next(iter(slots)))
+        if drop != st.session_state.get("ckpt"):
+            blobs.pop(drop, None)
+            names.pop(drop, None)
+    blobs[key], names[key] = data, f"{label} (trained)"
+    return key
+
+
+def leave_training() -> None:
+    """Let go of this session's run (called when the session shows another view)."""
+    st.session_state.pop("train_last", None)
+    run_id = st.session_state.pop(RUN_KEY, None)
+    if run_id is not None:
+        training_pool().release(run_id, session_id())

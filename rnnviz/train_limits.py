@@ -1,0 +1,111 @@
+"""Hard caps of a training run started from the page, and the checks of its text and model size.
+
+Every check raises :class:`TrainRefused` with a message meant for the person who pressed Train.
+The caps come from the environment (``RNNVIZ_TRAIN_MAX_CHARS``, ``RNNVIZ_TRAIN_MAX_PARAMS``,
+``RNNVIZ_TRAIN_MAX_SECONDS``) or the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from dataclasses import dataclass
+
+from .vocab import preprocess
+
+#: Fewest characters a text may have (the validation split alone needs a few hundred to mean much).
+MIN_TEXT_CHARS = 200
+_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+
+
+class TrainRefused(ValueError):
+    """A training request that breaks a cap or whose text cannot be trained on."""
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class TrainLimits:
+    """Hard caps of one run: characters of text, model parameters, seconds of wall clock."""
+
+    max_chars: int = 2_000_000
+    max_params: int = 4_000_000
+    max_seconds: float = 600.0
+
+    @classmethod
+    def from_env(cls) -> TrainLimits:
+        d = cls()
+        return cls(int(_env_number("RNNVIZ_TRAIN_MAX_CHARS", d.max_chars)),
+                   int(_env_number("RNNVIZ_TRAIN_MAX_PARAMS", d.max_params)),
+                   _env_number("RNNVIZ_TRAIN_MAX_SECONDS", d.max_seconds))
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n:,.0f} bytes"
+
+
+def decode_text(data: bytes, limits: TrainLimits) -> str:
+    """The UTF-8 text of an uploaded file; refuses files over the cap (before decoding) and
+    anything that is not UTF-8 text."""
+    if len(data) > 4 * limits.max_chars:
+        raise TrainRefused(f"The file is {_mb(len(data))}; training texts are capped at "
+                           f"{limits.max_chars:,} characters. Upload a shorter text.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise TrainRefused(f"The file is not UTF-8 text (invalid byte at offset {err.start}). "
+                           "Save it as UTF-8 plain text (.txt) and upload it again.") from None
+    return text.removeprefix("\ufeff")
+
+
+def _binary_fraction(text: str) -> float:
+    """Fraction of control / unassigned characters (tab, newline, CR, form feed allowed)."""
+    sample = text[:100_000]
+    bad = sum(1 for ch in sample if ch not in "\t\n\r\f" and unicodedata.category(ch) in ("Cc", "Cn", "Cs"))
+    return bad / max(len(sample), 1)
+
+
+def check_text(text: str, preprocessing: str, limits: TrainLimits) -> str:
+    """The text after ``preprocessing``; refuses an empty, too short, single-symbol, binary-looking
+    or over-cap text."""
+    if len(text) > limits.max_chars:
+        raise TrainRefused(f"The text has {len(text):,} characters; training texts are capped at "
+                           f"{limits.max_chars:,}. Use a shorter text.")
+    if not text.strip():
+        raise TrainRefused("The text is empty. Paste a text, upload a .txt file or pick a corpus.")
+    if "\x00" in text or _binary_fraction(text) > 0.01:
+        raise TrainRefused("This looks like binary data, not text (it holds NUL or other control "
+                           "characters). Train on plain UTF-8 text.")
+    clean = preprocess(text, preprocessing)
+    if len(set(clean)) < 2:
+        raise TrainRefused("The text uses a single character; a language model needs at least two "
+                           "different characters to learn anything.")
+    if len(clean) < MIN_TEXT_CHARS:
+        raise TrainRefused(f"The text has {len(clean):,} characters; give at least {MIN_TEXT_CHARS} "
+                           "(the last 10 % are held out for validation).")
+    return clean
+
+
+def count_parameters(cell: str, hidden: int, layers: int, vocab_size: int) -> int:
+    """Parameters of a CharRNN: per layer gates·H·(in + H + 2), plus the H×V head and its bias."""
+    g = _GATES[cell]
+    total = 0
+    for layer in range(layers):
+        n_in = vocab_size if layer == 0 else hidden
+        total += g * hidden * (n_in + hidden + 2)
+    return total + hidden * vocab_size + vocab_size
+
+
+def check_model_size(cell: str, hidden: int, layers: int, vocab_size: int, limits: TrainLimits) -> int:
+    """The parameter count; refuses a model above ``limits.max_params``."""
+    n = count_parameters(cell, hidden, layers, vocab_size)
+    if n > limits.max_params:
+        raise TrainRefused(f"A {layers}×{hidden} {cell} over {vocab_size} symbols has {n:,} parameters; "
+                           f"this server caps models at {limits.max_params:,}. Use a smaller hidden "
+                           "size or one layer.")
+    return n

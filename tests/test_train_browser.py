@@ -1,0 +1,58 @@
+"""The Train view in a real browser: paste a text, train a small model, watch the loss curve and
+the samples grow, stop, then open the trained model in Hidden states and Gradients."""
+
+from __future__ import annotations
+
+import pytest
+
+import rnnviz
+
+from .conftest import REPO, StreamlitServer, tiny_model
+from .test_app_train import TEXT
+
+ARTIFACTS = REPO / "artifacts"
+TIMEOUT = 180_000
+LOSS_POINTS_JS = """(n) => [...document.querySelectorAll('.js-plotly-plot')].some(
+    e => e.layout && e.layout.meta && e.layout.meta.chart === 'train-loss' && e.data[0].x.length >= n)"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train_browser_ckpts")
+    rnnviz.save_checkpoint(tiny_model("lstm", 1, 8, text=TEXT), d / "timemachine-lstm.safetensors",
+                           {"corpus": "test"})
+    srv = StreamlitServer(env={"RNNVIZ_CHECKPOINT_DIR": str(d)})
+    yield srv
+    srv.stop()
+
+
+def set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_train_stop_and_open_in_views(server, page):
+    page.goto(server.url + "/train")
+    page.wait_for_selector("h1:has-text('Train')", timeout=TIMEOUT)
+    page.get_by_text("Paste a text", exact=True).click()
+    area = page.get_by_label("Text to train on", exact=True)
+    area.fill(TEXT)
+    area.press("Control+Enter")
+    page.get_by_text("Train / validation").wait_for(timeout=TIMEOUT)
+    set_number(page, "Sequence length T", 8)
+    set_number(page, "Batch size B", 4)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_function(LOSS_POINTS_JS, arg=5, timeout=TIMEOUT, polling=250)
+    page.wait_for_function(LOSS_POINTS_JS, arg=30, timeout=TIMEOUT, polling=250)  # the curve grows
+    page.get_by_text("step     25").first.wait_for(timeout=TIMEOUT)              # a later sample
+    page.screenshot(path=str(ARTIFACTS / "browser-train.png"))
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_role("button", name="Open in Hidden states").click(timeout=TIMEOUT)
+    page.wait_for_selector("h1:has-text('Hidden states')", timeout=TIMEOUT)
+    assert "(trained)" in page.locator("[data-testid='stSidebar']").inner_text()
+    assert not page.locator("[data-testid='stException']").all_inner_texts()
+    page.get_by_role("link", name="Gradients").click()
+    page.wait_for_selector("h1:has-text('Gradients')", timeout=TIMEOUT)
+    assert "(trained)" in page.locator("[data-testid='stSidebar']").inner_text()
+    assert not page.locator("[data-testid='stException']").all_inner_texts()
