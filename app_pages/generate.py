@@ -15,13 +15,14 @@ from rnnviz import generate as gen
 from rnnviz.plots import text as tplots
 from rnnviz.plots.common import SEQUENTIAL
 from rnnviz.plots.generate import generation_figure
+from rnnviz.ref import ModelRef
 
 MAX_LENGTH = 2_000
 PREFIX_MAX = 500
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def cached_generation(fingerprint: str, prefix: str, n: int, temperature: float, top_k: int,
+def cached_generation(ref: ModelRef, prefix: str, n: int, temperature: float, top_k: int,
                       seed: int, _model) -> gen.Generation:
     return gen.generate(_model, prefix, n, temperature=temperature, top_k=top_k or None, seed=seed)
 
@@ -55,7 +56,7 @@ for param, value in (("gen.prefix", prefix), ("gen.temp", temperature), ("gen.le
     url_set(param, value)
 
 try:
-    result = cached_generation(ctx.fingerprint, prefix, int(length), float(temperature), int(top_k),
+    result = cached_generation(ctx.ref, prefix, int(length), float(temperature), int(top_k),
                                int(seed), ctx.model)
 except ValueError as err:
     st.info(f"Cannot generate: {err}")

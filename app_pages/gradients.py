@@ -13,6 +13,7 @@ from app_pages.ui.url import url_default, url_set, view_params
 from rnnviz import CheckpointError, TextError
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
+from rnnviz.ref import ModelRef
 
 #: Characters analysed by default / at most (the first N of the sidebar text).
 DEFAULT_LEN = 200
@@ -35,24 +36,24 @@ def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def curve(model_key: str, text: str, loss: str, step: int | None, knobs: tuple, _model) -> G.NormCurve:
+def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, _model) -> G.NormCurve:
     """‖∂L/∂H_t‖ in float64 (so a vanishing gradient shows its size instead of underflowing)."""
     import torch
     return G.norm_curve(_model, text, loss=loss, step=step, whatif=_knobs(*knobs), dtype=torch.float64)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def spectrum(model_key: str, knobs: tuple, _model) -> G.Spectrum:
+def spectrum(ref: ModelRef, knobs: tuple, _model) -> G.Spectrum:
     return G.whh_spectrum(_model, _knobs(*knobs))
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def chain(model_key: str, text: str, layer: int, knobs: tuple, _model) -> G.JacobianChain:
+def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, _model) -> G.JacobianChain:
     return G.jacobian_chain(_model, text, layer=layer, whatif=_knobs(*knobs), max_distance=CHAIN_MAX_BACK)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def gmap(model_key: str, text: str, knobs: tuple, _model) -> G.GradientMap:
+def gmap(ref: ModelRef, text: str, knobs: tuple, _model) -> G.GradientMap:
     return G.gradient_map(_model, text, whatif=_knobs(*knobs), max_macs=MAP_PAGE_MACS)
 
 
@@ -136,8 +137,8 @@ if notices(ctx):
 
     try:
         with st.spinner("Backpropagating through time…"):
-            nc = curve(ctx.model_key, text, loss, int(step) if loss == "step" else None, knobs, model)
-            sp = spectrum(ctx.model_key, knobs, model)
+            nc = curve(ctx.ref, text, loss, int(step) if loss == "step" else None, knobs, model)
+            sp = spectrum(ctx.ref, knobs, model)
     except (G.GradientError, TextError, CheckpointError) as err:
         st.info(str(err))
     else:
@@ -168,7 +169,7 @@ if notices(ctx):
                    "Truncation and clipping do not change the dynamics, so they do not apply here.")
         try:
             with st.spinner("Multiplying Jacobians…"):
-                ch = chain(ctx.model_key, text, int(layer), knobs, model)
+                ch = chain(ctx.ref, text, int(layer), knobs, model)
         except G.GradientError as err:
             st.info(str(err))
         else:
@@ -180,7 +181,7 @@ if notices(ctx):
                    "applies per row.")
         try:
             with st.spinner("Backpropagating every loss at once…"):
-                gm = gmap(ctx.model_key, text, knobs, model)
+                gm = gmap(ctx.ref, text, knobs, model)
         except G.GradientError as err:
             st.info(str(err))
         else:

@@ -7,7 +7,6 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from app_pages.ui.cache import get_model
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import md, notices
@@ -15,6 +14,7 @@ from app_pages.ui.url import url_default, url_set, view_params
 from rnnviz import lesson as L
 from rnnviz.plots import lesson as PL
 from rnnviz.plots.common import display_char
+from rnnviz.ref import ModelRef
 
 ctx = context()
 view_params("lesson.")
@@ -37,15 +37,14 @@ def bigram(text: str) -> L.BigramResult:
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def forgetting(model_key: str, text: str, position: int, char: str, threshold: float,
-               relative: bool) -> L.Forgetting:
-    return L.counterfactual_forgetting(get_model(model_key), text, position, char,
-                                       threshold, relative)
+def forgetting(ref: ModelRef, text: str, position: int, char: str, threshold: float,
+               relative: bool, _model) -> L.Forgetting:
+    return L.counterfactual_forgetting(_model, text, position, char, threshold, relative)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def gradient_presets(model_key: str, text: str) -> list[dict]:
-    return L.measure_gradient_presets(get_model(model_key), text)
+def gradient_presets(ref: ModelRef, text: str, _model) -> list[dict]:
+    return L.measure_gradient_presets(_model, text)
 
 
 def _row(t: torch.Tensor, digits: int = 3) -> str:
@@ -83,7 +82,7 @@ def _forgetting_demo() -> None:
         st.info("Type one replacement character.")
         return
     try:
-        fg = forgetting(ctx.model_key, ctx.text, pos, new, float(thr), bool(rel))
+        fg = forgetting(ctx.ref, ctx.text, pos, new, float(thr), bool(rel), ctx.model)
     except ValueError as err:
         st.error(str(err))
         return
@@ -281,7 +280,7 @@ with tab_c:
     st.latex(r"\frac{\partial H_t}{\partial H_k} = \prod_{j=k+1}^{t} "
              r"\mathrm{diag}\big(\phi'(X_j W_{xh} + H_{j-1} W_{hh} + b_h)\big)\, W_{hh}^\top")
     try:
-        measured = gradient_presets(ctx.model_key, ctx.text)
+        measured = gradient_presets(ctx.ref, ctx.text, ctx.model)
     except ImportError:
         measured = None
     except ValueError as err:        # e.g. a text under 2 characters

@@ -18,6 +18,7 @@ from rnnviz import TextError, Trace
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.plots import units as uplots
+from rnnviz.ref import ModelRef
 
 TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
 REGEX = "regular expression…"
@@ -42,34 +43,26 @@ cfg = model.config
 
 # =========================================================================== cached computations
 @st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
-def training_text(model_key: str, fingerprint: str, _model, max_chars: int) -> tuple[str, str]:
+def training_text(ref: ModelRef, _model, max_chars: int) -> tuple[str, str]:
     return U.training_sample(_model, max_chars)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def ranking(fingerprint: str, text_digest: str, feature: str, by: str, top: int,
+def ranking(ref: ModelRef, text_digest: str, feature: str, by: str, top: int,
             _index: U.UnitIndex) -> U.FinderResult:
     return U.rank_units(_index, feature, by=by, top=top)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def cached_counterfactual(model_key: str, fingerprint: str, text: str, a: int, b: int, rep: str,
+def cached_counterfactual(ref: ModelRef, text: str, a: int, b: int, rep: str,
                           _model) -> U.Counterfactual:
     return U.counterfactual(_model, text, a, b, rep)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def cached_ablation(model_key: str, fingerprint: str, text: str, layer: int, unit: int, kind: str,
+def cached_ablation(ref: ModelRef, text: str, layer: int, unit: int, kind: str,
                     mode: str, value: float, _model) -> U.Ablation:
     return U.ablate(_model, text, layer, unit, kind=kind, mode=mode, value=value)
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def fingerprint_of(model_key: str, _model) -> str:
-    return U.model_fingerprint(_model)
-
-
-fp = fingerprint_of(f"{ctx.model_key}:{id(model)}", model)
 
 
 def digest(text: str) -> str:
@@ -101,7 +94,7 @@ def get_index() -> U.UnitIndex | None:
     try:
         if src == "corpus":
             with st.spinner("Loading the training corpus…"):
-                text, source = training_text(ctx.model_key, fp, model, n)
+                text, source = training_text(ctx.ref, model, n)
         elif src == "typed":
             text, source = tr.text, "the text in the sidebar"
         else:
@@ -112,7 +105,7 @@ def get_index() -> U.UnitIndex | None:
         with st.spinner("Indexing the sample (one trace; computed once per checkpoint)…"):
             # the backend's shared, byte-bounded index cache (rnnviz.units.INDEXES), which the
             # server's start-up warm-up (start_warmup) fills for the shipped checkpoints
-            index = U.get_index(model, text, max_chars=n, source=source, fingerprint=fp)
+            index = U.get_index(model, text, max_chars=n, source=source, fingerprint=ctx.ref.digest)
     except ERRORS as err:
         st.info(f"{err} Pick another sample above.")
         return None
@@ -157,7 +150,7 @@ def unit_finder() -> None:
     url_set("units.top", top)
     name = f"{F.REGEX_PREFIX}{pattern}" if feat == REGEX else feat
     try:
-        res = ranking(fp, index.key + digest(index.text), name, by, int(top), index)
+        res = ranking(ctx.ref, index.key + digest(index.text), name, by, int(top), index)
     except ERRORS as err:
         st.warning(str(err))
         return
@@ -305,7 +298,7 @@ def counterfactual_tab() -> None:
     url_set("units.ee", ee)
     url_set("units.rep", rep)
     try:
-        cf = cached_counterfactual(ctx.model_key, fp, text, es, ee, rep, model)
+        cf = cached_counterfactual(ctx.ref, text, es, ee, rep, model)
     except ERRORS as err:
         st.info(str(err))
         return
@@ -348,7 +341,7 @@ def ablation_tab() -> None:
     for key, v in (("layer", layer), ("kind", kind), ("unit", unit), ("mode", mode), ("val", value)):
         url_set(f"units.{key}", v)
     try:
-        ab = cached_ablation(ctx.model_key, fp, tr.text, int(layer), int(unit), kind, mode, float(value), model)
+        ab = cached_ablation(ctx.ref, tr.text, int(layer), int(unit), kind, mode, float(value), model)
     except ERRORS as err:
         st.info(str(err))
         return

@@ -8,8 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages.ui.cache import (UPLOAD_PREFIX, cached_trace, checkpoint_fingerprint, get_model,
-                                shipped_names, uploaded_model)
+from app_pages.ui.cache import (UPLOAD_PREFIX, cached_trace, get_model, get_ref, shipped_names,
+                                uploaded_model)
 from app_pages.ui.charts import controls
 from app_pages.ui.context import Context
 from app_pages.ui.text import DEFAULT_TEXT, MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
@@ -147,19 +147,19 @@ def _build_context(model_key: str, text: str, lecture: bool) -> Context:
     except CheckpointError as err:
         st.error(str(err))
         st.stop()
+    ref = get_ref(model_key, model)
     truncated_from = None
     if len(text) > MAX_PAGE_CHARS:
         truncated_from = len(text)
         text = text[:MAX_PAGE_CHARS]
     trace, error = None, None
     try:
-        trace = cached_trace(model_key, text)
+        trace = cached_trace(ref, model, text)
     except TextError as err:
         error = str(err)
     digest = hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return Context(model_key, model, text, trace, error, truncated_from, lecture=lecture,
-                   font_size=18 if lecture else 12, digest=digest,
-                   fingerprint=checkpoint_fingerprint(model_key))
+    return Context(model_key, model, ref, text, trace, error, truncated_from, lecture=lecture,
+                   font_size=18 if lecture else 12, digest=digest)
 
 
 def export(ctx: Context) -> None:
