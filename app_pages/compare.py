@@ -10,7 +10,8 @@ from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import notices
 from app_pages.ui.url import url_default, url_set, view_params
-from rnnviz import CheckpointError, TextError
+from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
+from rnnviz import CheckpointError, TextError, cost
 from rnnviz import compare as C
 from rnnviz.plots import compare as PC
 from rnnviz.ref import ModelRef
@@ -30,10 +31,16 @@ def comparison(refs: tuple[ModelRef, ...], labels: tuple[str, ...], text: str,
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def gradient_curves(refs: tuple[ModelRef, ...], labels: tuple[str, ...], text: str,
+def gradient_curves(refs: tuple[ModelRef, ...], labels: tuple[str, ...], text: str, max_chars: int,
                     _models: tuple) -> list[C.GradientCurve]:
     cmp = comparison(refs, labels, text, _models)
-    return C.gradient_curves(cmp, {run.name: m for run, m in zip(cmp.runs, _models)})
+    return run_heavy(C.gradient_curves, cmp, {run.name: m for run, m in zip(cmp.runs, _models)},
+                     max_chars=max_chars)
+
+
+def _plans(models: tuple, op: str, steps: int, what: str) -> cost.Plan:
+    """The cost model's plan for ``op`` on the most expensive of ``models``."""
+    return min((cost.fit(op, m.config, steps, what=what) for m in models), key=lambda p: p.steps)
 
 
 def _models_of(names: list[str]) -> tuple[tuple[ModelRef, ...], tuple[str, ...], tuple]:
@@ -71,10 +78,14 @@ elif notices(ctx):
     try:
         with st.spinner("Tracing the text through each model…"):
             refs, labels, models = _models_of(names)
-            cmp = comparison(refs, labels, ctx.text, models)
+            plan = _plans(models, "trace", len(ctx.text), "comparison")
+            cmp = comparison(refs, labels, ctx.text[:plan.steps], models)
+    except LIMITS as err:
+        st.warning(limit_message("comparison", err))
     except (CheckpointError, TextError, ValueError) as err:
         st.error(f"Cannot compare: {err}")
     else:
+        reduced(plan)
         for note in cmp.notes:
             st.info(note)
 
@@ -128,13 +139,17 @@ elif notices(ctx):
                     "many steps back H_t is. A straight line on this log scale means a constant "
                     "per-step factor: below 1 the gradient vanishes exponentially.")
         try:
-            curves = gradient_curves(refs, labels, ctx.text, models)
+            grad_plan = _plans(models, "norm_curve", C.GRAD_MAX_CHARS, "gradient curves")
+            curves = gradient_curves(refs, labels, ctx.text[:plan.steps], grad_plan.steps, models)
+        except LIMITS as err:
+            st.warning(limit_message("gradient curves", err))
         except ImportError:
             st.info("Gradient curves appear here once rnnviz.gradients is available; meanwhile see "
                     "the Gradients view for one model.")
         except ValueError as err:
             st.info(f"No gradient curves: {err}")
         else:
+            reduced(grad_plan)
             show_chart(PC.gradient_curves({c.name: (c.distance, c.norms) for c in curves},
                                                  x_title="steps back from the last prediction",
                                                  y_title="‖∂ℓ/∂H_t‖ (top layer)"), ctx, "cmp_grads")

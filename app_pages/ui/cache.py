@@ -12,6 +12,8 @@ from rnnviz.cache import ByteLRU
 from rnnviz.checkpoint import resolve_checkpoint
 from rnnviz.ref import ModelRef, model_ref
 
+from app_pages.ui.work import run_heavy
+
 #: Model keys of uploaded checkpoints start with this (then the first 16 hex digits of the sha256).
 UPLOAD_PREFIX = "upload:"
 #: Byte budget of the shared trace cache (a 5,000-character trace of a 256-unit LSTM is ~31 MB).
@@ -81,7 +83,7 @@ def cached_trace(ref: ModelRef, model: CharRNN, text: str) -> Trace:
     """The trace of ``text`` through ``model`` (identified by ``ref``), from the shared byte-bounded
     LRU cache, keyed (ref.name, ref.digest, text). Read-only: never modify its tensors."""
     key = (ref.name, ref.digest, text)
-    return trace_store().get_or_compute(key, lambda: rnnviz.trace(model, text))
+    return trace_store().get_or_compute(key, lambda: run_heavy(rnnviz.trace, model, text))
 
 
 def shipped_names() -> list[str]:

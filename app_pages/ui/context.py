@@ -23,6 +23,7 @@ class Context:
     truncated_from: int | None = None
     lecture: bool = False           #: lecture mode: controls hidden, larger fonts
     font_size: int = 12             #: base font size for figures (larger in lecture mode)
+    reduced: str | None = None      #: the cost model's "Reduced because …" note for the trace
     digest: str = ""                #: short hash of model_key + text (figure meta)
 
 

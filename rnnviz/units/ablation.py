@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..deadline import check
 from ..model import CharRNN
 from ..trace import MAX_TRACE_CHARS, TextError, trace
 from ..vocab import preprocess
@@ -31,6 +32,7 @@ def _layer_step_loop(model: CharRNN, index: int, inp: Tensor, unit: int | None, 
     c = inp.new_zeros(H)
     out = inp.new_empty((inp.shape[0], H))
     for t in range(inp.shape[0]):
+        check()
         hp = torch.addmv(b_hh, w_hh_t.T, h)                               # H_{t-1} W_hh + b_hh
         if cell == "lstm":
             i, f, g, o = (x_part[t] + hp).split(H)
