@@ -4,9 +4,10 @@ above a per-request budget, with a note that says what was reduced and why.
 
 Estimates are ``seconds = T · per_step + fixed``: per_step = SECONDS_PER_MAC[op] · step MACs
 (:func:`step_macs`, the multiply–adds of one forward step), fixed = the size-only part (the
-eigen/singular values of W_hh, O(h³)). The constants are measured on one core of the 2-core
-server with other work running (rnnviz.gradients' Jacobian terms materialise h×h matrices per step,
-hence their large constants); they are deliberately pessimistic. The budget holds for any model
+eigen/singular values of W_hh, O(h³)). The constants come from the README benchmarks (quiet 2-core
+machine) times a safety factor of 2–5 for a shared server, and, for weights too large for the CPU
+caches (CACHE_BYTES), from runs of the largest accepted models on the busy machine; the deadline
+(rnnviz.deadline) stops whatever the estimate still gets wrong. The budget holds for any model
 the checkpoint parser accepts (h ≤ 4,096, ≤ 8 layers): a request is cut to the characters that
 fit, or refused when even ``minimum`` characters do not.
 
@@ -29,20 +30,20 @@ SECONDS_PER_MAC = {
     "forward2": (3e-10, 8e-9),      # two step-by-step forwards: ablation, counterfactual, forgetting
     "generate": (3e-10, 6e-9),      # one step per generated character (sampling in Python)
     "index": (1e-9, 8e-9),          # unit index: trace + z-scores + ranks of every unit
-    "norm_curve": (1e-8, 3e-8),     # ‖∂L/∂H_t‖: Jacobian terms of every step, float64
-    "gmap": (1.5e-8, 4e-8),         # gradient map: Jacobian terms (rows planned by MACs apart)
-    "presets": (3e-8, 9e-8),        # the Lesson's three norm curves
-    "chain": (2e-8, 6e-8),      # Jacobian chain, per step back and per entry of one W_hh
+    "norm_curve": (2e-9, 3e-8),     # ‖∂L/∂H_t‖ in float64: Jacobian terms of every step
+    "gmap": (5e-10, 4e-8),          # gradient map: Jacobian terms (rows planned by MACs apart)
+    "presets": (6e-9, 9e-8),        # the Lesson's three norm curves
+    "chain": (1.5e-8, 4.5e-8),      # Jacobian chain, per step back and per h² (×2 for gated cells)
 }
 #: Recurrent weights (float32 bytes) above this no longer stay in the CPU caches.
 CACHE_BYTES = 8 * 2**20
 #: Seconds per h³ of the size-only part: eigen- and singular values of each W_hh block (spectrum),
 #: the chain's spectral-norm set-up.
-FIXED_PER_H3 = {"spectrum": 4e-9, "chain": 2e-9}
+FIXED_PER_H3 = {"spectrum": 4e-9, "chain": 5e-10}
 #: Operations built once per checkpoint and shared by every session get this many budgets.
 BUDGET_FACTOR = {"index": 10.0}
 #: Multiply–adds per second of the gradient map's batched backward (its rows are planned by MACs).
-GMAP_MACS_PER_SECOND = 1e9
+GMAP_MACS_PER_SECOND = 5e9
 #: The per-request budget (estimated seconds); RNNVIZ_REQUEST_SECONDS overrides it.
 REQUEST_SECONDS = 2.0
 #: A running request is stopped after this many times its budget (estimates are rough).
@@ -97,8 +98,8 @@ def estimate(op: str, cfg: ModelConfig, steps: int) -> float:
     small, big = SECONDS_PER_MAC.get(op, (0.0, 0.0))
     rate = big if weight_bytes(cfg) > CACHE_BYTES else small
     per = rate * step_macs(cfg)
-    if op == "chain":             # one layer's W_hh per step back
-        per = rate * GATES[cfg.cell] * float(cfg.hidden_size) ** 2
+    if op == "chain":             # one layer's h×h Krylov products per step back
+        per = rate * (1 if cfg.cell.startswith("rnn") else 2) * float(cfg.hidden_size) ** 2
     return fixed_seconds(op, cfg) + steps * per
 
 
