@@ -103,3 +103,23 @@ def test_largest_accepted_model_on_every_view(heavy_dir, cell, layers):
         text = _texts(at)
         assert any(note in text for note in NOTES), (page, text[:2000])
     print(f"{cell} {layers}L h={h}:", {k: round(v, 2) for k, v in timings.items()})
+
+
+def test_a_request_the_estimate_gets_wrong_is_stopped_and_the_page_says_so(heavy_dir, monkeypatch):
+    """With the estimates zeroed nothing is thinned: the deadline alone must stop the work."""
+    monkeypatch.setattr(cost, "SECONDS_PER_MAC", {})
+    monkeypatch.setattr(cost, "FIXED_PER_H3", {})
+    monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", "0.1")         # deadline: 1 s per request
+    rnnviz.save_checkpoint(build_model(ModelConfig("rnn_tanh", 1024, 1, TOKENS), seed=0),
+                           heavy_dir / "big.safetensors")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params.update({"ckpt": "big", "text": "the time machine by h. g. wells " * 20})
+    at.run()
+    at.switch_page("app_pages/gradients.py")
+    at.query_params.update({"ckpt": "big", "gr.len": "600"})
+    t0 = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - t0
+    assert not at.exception, [e.value[:300] for e in at.exception]
+    assert "stopped after its 1.0 s time budget" in _texts(at)
+    assert seconds < 4 * (cost.deadline_seconds() + 1) + 5       # four heavy requests at most
