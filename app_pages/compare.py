@@ -5,33 +5,49 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.ui.cache import cached_trace, get_model, shipped_names
+from app_pages.ui.cache import cached_trace, get_model, get_ref, shipped_names
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import notices
 from app_pages.ui.url import url_default, url_set, view_params
-from rnnviz import CheckpointError, TextError
+from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
+from rnnviz import CheckpointError, TextError, cost
 from rnnviz import compare as C
 from rnnviz.plots import compare as PC
+from rnnviz.ref import ModelRef
 
 ctx = context()
 view_params("cmp.")
 
 
 @st.cache_data(max_entries=8, ttl=3600, show_spinner=False)   # each holds every H_t of 2–3 models
-def comparison(names: tuple[str, ...], text: str) -> C.Comparison:
-    """The aligned comparison of ``text`` through the named models (traces from the shared cache)."""
-    uploads = st.session_state.get("upload_names", {})
-    label = {n: uploads.get(n, n) for n in names}          # uploads by file name, not by digest
-    models = {label[n]: get_model(n) for n in names}
-    traces = {label[n]: cached_trace(n, text) for n in names}
+def comparison(refs: tuple[ModelRef, ...], labels: tuple[str, ...], text: str,
+               _models: tuple) -> C.Comparison:
+    """The aligned comparison of ``text`` through the models ``_models`` (identified by ``refs``,
+    shown as ``labels``; traces from the shared cache)."""
+    models = dict(zip(labels, _models))
+    traces = {lab: cached_trace(ref, m, text) for lab, ref, m in zip(labels, refs, _models)}
     return C.compare(text, models, traces)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def gradient_curves(names: tuple[str, ...], text: str) -> list[C.GradientCurve]:
-    cmp = comparison(names, text)
-    return C.gradient_curves(cmp, {run.name: get_model(n) for run, n in zip(cmp.runs, names)})
+def gradient_curves(refs: tuple[ModelRef, ...], labels: tuple[str, ...], text: str, max_chars: int,
+                    _models: tuple) -> list[C.GradientCurve]:
+    cmp = comparison(refs, labels, text, _models)
+    return run_heavy(C.gradient_curves, cmp, {run.name: m for run, m in zip(cmp.runs, _models)},
+                     max_chars=max_chars)
+
+
+def _plans(models: tuple, op: str, steps: int, what: str) -> cost.Plan:
+    """The cost model's plan for ``op`` on the most expensive of ``models``."""
+    return min((cost.fit(op, m.config, steps, what=what) for m in models), key=lambda p: p.steps)
+
+
+def _models_of(names: list[str]) -> tuple[tuple[ModelRef, ...], tuple[str, ...], tuple]:
+    """(refs, labels, models) of the chosen checkpoints (uploads labelled by file name)."""
+    models = tuple(get_model(n) for n in names)
+    refs = tuple(get_ref(n, m) for n, m in zip(names, models))
+    return refs, tuple(uploads.get(n, n) for n in names), models
 
 
 st.title("Compare checkpoints")
@@ -61,10 +77,15 @@ if len(names) < 2:
 elif notices(ctx):
     try:
         with st.spinner("Tracing the text through each model…"):
-            cmp = comparison(tuple(names), ctx.text)
+            refs, labels, models = _models_of(names)
+            plan = _plans(models, "trace", len(ctx.text), "comparison")
+            cmp = comparison(refs, labels, ctx.text[:plan.steps], models)
+    except LIMITS as err:
+        st.warning(limit_message("comparison", err))
     except (CheckpointError, TextError, ValueError) as err:
         st.error(f"Cannot compare: {err}")
     else:
+        reduced(plan)
         for note in cmp.notes:
             st.info(note)
 
@@ -118,13 +139,17 @@ elif notices(ctx):
                     "many steps back H_t is. A straight line on this log scale means a constant "
                     "per-step factor: below 1 the gradient vanishes exponentially.")
         try:
-            curves = gradient_curves(tuple(names), ctx.text)
+            grad_plan = _plans(models, "norm_curve", C.GRAD_MAX_CHARS, "gradient curves")
+            curves = gradient_curves(refs, labels, ctx.text[:plan.steps], grad_plan.steps, models)
+        except LIMITS as err:
+            st.warning(limit_message("gradient curves", err))
         except ImportError:
             st.info("Gradient curves appear here once rnnviz.gradients is available; meanwhile see "
                     "the Gradients view for one model.")
         except ValueError as err:
             st.info(f"No gradient curves: {err}")
         else:
+            reduced(grad_plan)
             show_chart(PC.gradient_curves({c.name: (c.distance, c.norms) for c in curves},
                                                  x_title="steps back from the last prediction",
                                                  y_title="‖∂ℓ/∂H_t‖ (top layer)"), ctx, "cmp_grads")

@@ -11,19 +11,23 @@ from app_pages.ui.charts import show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import DEFAULT_TEXT, md
 from app_pages.ui.url import keep_int, url_default, url_set, view_params
+from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
+from rnnviz import cost
 from rnnviz import generate as gen
 from rnnviz.plots import text as tplots
 from rnnviz.plots.common import SEQUENTIAL
 from rnnviz.plots.generate import generation_figure
+from rnnviz.ref import ModelRef
 
 MAX_LENGTH = 2_000
 PREFIX_MAX = 500
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def cached_generation(fingerprint: str, prefix: str, n: int, temperature: float, top_k: int,
+def cached_generation(ref: ModelRef, prefix: str, n: int, temperature: float, top_k: int,
                       seed: int, _model) -> gen.Generation:
-    return gen.generate(_model, prefix, n, temperature=temperature, top_k=top_k or None, seed=seed)
+    return run_heavy(gen.generate, _model, prefix, n, temperature=temperature, top_k=top_k or None,
+                     seed=seed)
 
 
 ctx = context()
@@ -55,11 +59,17 @@ for param, value in (("gen.prefix", prefix), ("gen.temp", temperature), ("gen.le
     url_set(param, value)
 
 try:
-    result = cached_generation(ctx.fingerprint, prefix, int(length), float(temperature), int(top_k),
-                               int(seed), ctx.model)
+    plan = cost.fit("generate", ctx.model.config, len(prefix) + int(length), what="generation",
+                    minimum=len(prefix) + 1)
+    result = cached_generation(ctx.ref, prefix, plan.steps - len(prefix), float(temperature),
+                               int(top_k), int(seed), ctx.model)
+except LIMITS as err:
+    st.warning(limit_message("generation", err))
+    st.stop()
 except ValueError as err:
     st.info(f"Cannot generate: {err}")
     st.stop()
+reduced(plan)
 
 if result.unknown_prefix_positions:
     st.warning(f"{len(result.unknown_prefix_positions)} character(s) of the prefix are not in the "

@@ -10,9 +10,11 @@ from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
 from app_pages.ui.url import url_default, url_set, view_params
-from rnnviz import CheckpointError, TextError
+from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
+from rnnviz import CheckpointError, TextError, cost
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
+from rnnviz.ref import ModelRef
 
 #: Characters analysed by default / at most (the first N of the sidebar text).
 DEFAULT_LEN = 200
@@ -35,25 +37,26 @@ def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def curve(model_key: str, text: str, loss: str, step: int | None, knobs: tuple, _model) -> G.NormCurve:
+def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, _model) -> G.NormCurve:
     """‖∂L/∂H_t‖ in float64 (so a vanishing gradient shows its size instead of underflowing)."""
     import torch
-    return G.norm_curve(_model, text, loss=loss, step=step, whatif=_knobs(*knobs), dtype=torch.float64)
+    return run_heavy(G.norm_curve, _model, text, loss=loss, step=step, whatif=_knobs(*knobs),
+                     dtype=torch.float64)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def spectrum(model_key: str, knobs: tuple, _model) -> G.Spectrum:
-    return G.whh_spectrum(_model, _knobs(*knobs))
+def spectrum(ref: ModelRef, knobs: tuple, _model) -> G.Spectrum:
+    return run_heavy(G.whh_spectrum, _model, _knobs(*knobs))
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def chain(model_key: str, text: str, layer: int, knobs: tuple, _model) -> G.JacobianChain:
-    return G.jacobian_chain(_model, text, layer=layer, whatif=_knobs(*knobs), max_distance=CHAIN_MAX_BACK)
+def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, _model) -> G.JacobianChain:
+    return run_heavy(G.jacobian_chain, _model, text, layer=layer, whatif=_knobs(*knobs), max_distance=back)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def gmap(model_key: str, text: str, knobs: tuple, _model) -> G.GradientMap:
-    return G.gradient_map(_model, text, whatif=_knobs(*knobs), max_macs=MAP_PAGE_MACS)
+def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, _model) -> G.GradientMap:
+    return run_heavy(G.gradient_map, _model, text, whatif=_knobs(*knobs), max_macs=max_macs)
 
 
 def _float(lo: float, hi: float):
@@ -135,12 +138,25 @@ if notices(ctx):
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")
 
     try:
+        nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve")
+        nc_text = text[:nc_plan.steps]
         with st.spinner("Backpropagating through time…"):
-            nc = curve(ctx.model_key, text, loss, int(step) if loss == "step" else None, knobs, model)
-            sp = spectrum(ctx.model_key, knobs, model)
+            nc = curve(ctx.ref, nc_text, loss, min(int(step), max(len(nc_text) - 2, 0))
+                       if loss == "step" else None, knobs, model)
     except (G.GradientError, TextError, CheckpointError) as err:
         st.info(str(err))
+    except LIMITS as err:
+        st.warning(limit_message("gradient norm curve", err))
     else:
+        reduced(nc_plan)
+        sp, sp_error = None, None
+        try:
+            cost.fit("spectrum", cfg, 1, what="spectrum of W_hh (eigen- and singular values)")
+            sp = spectrum(ctx.ref, knobs, model)
+        except G.GradientError as err:
+            sp_error = str(err)
+        except LIMITS as err:
+            sp_error = limit_message("spectrum of W_hh", err)
         active = nc.whatif.describe()
         if active:
             st.caption("What-if (on a copy of the model): " + ", ".join(active))
@@ -148,13 +164,16 @@ if notices(ctx):
         with left:
             show_chart(PG.norm_curve_figure(nc), ctx, key="g_curve", filename="rnnviz-gradient-norms")
         with right:
-            blocks = list(sp.blocks[layer])
-            block = sp.main
-            if len(blocks) > 1:
-                block = st.selectbox("W_hh block", blocks, index=blocks.index(sp.main), key="g_block")
-            show_chart(PG.eigenvalue_figure(sp, layer, block), ctx, key="g_eig", text_independent=True)
-            show_chart(PG.singular_values_figure(sp, layer, block), ctx, key="g_sv",
-                             text_independent=True)
+            if sp is None:
+                st.info(sp_error)
+            else:
+                blocks = list(sp.blocks[layer])
+                block = sp.main
+                if len(blocks) > 1:
+                    block = st.selectbox("W_hh block", blocks, index=blocks.index(sp.main), key="g_block")
+                show_chart(PG.eigenvalue_figure(sp, layer, block), ctx, key="g_eig", text_independent=True)
+                show_chart(PG.singular_values_figure(sp, layer, block), ctx, key="g_sv",
+                           text_independent=True)
         st.markdown("**Reading.** " + G.reading(nc, sp))
         if nc.clip is not None:
             m1, m2, m3 = st.columns(3)
@@ -167,11 +186,15 @@ if notices(ctx):
                    "(largest singular value) and Frobenius norm, with the fitted per-step factor. "
                    "Truncation and clipping do not change the dynamics, so they do not apply here.")
         try:
+            ch_plan = cost.fit("chain", cfg, min(T, CHAIN_MAX_BACK + 1), what="Jacobian chain")
             with st.spinner("Multiplying Jacobians…"):
-                ch = chain(ctx.model_key, text, int(layer), knobs, model)
+                ch = chain(ctx.ref, text, int(layer), knobs, max(ch_plan.steps - 1, 1), model)
         except G.GradientError as err:
             st.info(str(err))
+        except LIMITS as err:
+            st.warning(limit_message("Jacobian chain", err))
         else:
+            reduced(ch_plan)
             show_chart(PG.jacobian_chain_figure(ch), ctx, key="g_chain")
 
         st.subheader("Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖")
@@ -179,11 +202,16 @@ if notices(ctx):
                    "state H_k: how much each earlier step influences each later loss. Truncation "
                    "applies per row.")
         try:
+            gm_plan = cost.fit("gmap", cfg, T, what="gradient map")
             with st.spinner("Backpropagating every loss at once…"):
-                gm = gmap(ctx.model_key, text, knobs, model)
+                gm = gmap(ctx.ref, text[:gm_plan.steps], knobs,
+                          min(MAP_PAGE_MACS, cost.gmap_max_macs(gm_plan)), model)
         except G.GradientError as err:
             st.info(str(err))
+        except LIMITS as err:
+            st.warning(limit_message("gradient map", err))
         else:
+            reduced(gm_plan)
             if gm.message:
                 st.info(gm.message)
             show_chart(PG.gradient_map_figure(gm, int(layer)), ctx, key="g_map")

@@ -11,6 +11,7 @@ from app_pages.ui.url import keep_choice, url_default, url_set, view_params
 from rnnviz import views
 from rnnviz.plots import states as splots
 from rnnviz.plots import text as tplots
+from rnnviz.ref import ModelRef
 
 WIDTHS = (60, 120, 250, 500, 1000)
 #: Coloured text: the whole text up to this many characters, else this many around the window.
@@ -18,12 +19,12 @@ TEXT_MAX = 2_000
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def unit_order(fingerprint: str, text: str, name: str, method: str, _values) -> list[int]:
+def unit_order(ref: ModelRef, text: str, name: str, method: str, _values) -> list[int]:
     return views.unit_order(_values, method)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def overview(fingerprint: str, text: str, name: str, _values):
+def overview(ref: ModelRef, text: str, name: str, _values):
     means, edges = views.downsample_steps(_values)
     return means.numpy(), edges
 
@@ -78,7 +79,7 @@ chars = tr.chars[start:stop]
 
 h_name = f"layer{layer}.h"
 base_name = h_name if kind == "gates" else f"layer{layer}.{kind}"
-order = unit_order(ctx.fingerprint, ctx.text, base_name, order_method, tr[base_name])
+order = unit_order(ctx.ref, ctx.text, base_name, order_method, tr[base_name])
 
 if kind in ("h", "c"):
     name = base_name
@@ -86,7 +87,7 @@ if kind in ("h", "c"):
     symbol = "H" if kind == "h" else "C"
     zmax = splots.symmetric_range(values)
     if T > width:
-        means, edges = overview(ctx.fingerprint, ctx.text, name, values)
+        means, edges = overview(ctx.ref, ctx.text, name, values)
         rows = views.overview_units(order, values)
         show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
                                                   zmax=zmax, name=symbol, font_size=ctx.font_size),

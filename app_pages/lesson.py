@@ -7,14 +7,16 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from app_pages.ui.cache import get_model
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import md, notices
 from app_pages.ui.url import url_default, url_set, view_params
+from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
+from rnnviz import cost
 from rnnviz import lesson as L
 from rnnviz.plots import lesson as PL
 from rnnviz.plots.common import display_char
+from rnnviz.ref import ModelRef
 
 ctx = context()
 view_params("lesson.")
@@ -37,15 +39,14 @@ def bigram(text: str) -> L.BigramResult:
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def forgetting(model_key: str, text: str, position: int, char: str, threshold: float,
-               relative: bool) -> L.Forgetting:
-    return L.counterfactual_forgetting(get_model(model_key), text, position, char,
-                                       threshold, relative)
+def forgetting(ref: ModelRef, text: str, position: int, char: str, threshold: float,
+               relative: bool, _model) -> L.Forgetting:
+    return run_heavy(L.counterfactual_forgetting, _model, text, position, char, threshold, relative)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def gradient_presets(model_key: str, text: str) -> list[dict]:
-    return L.measure_gradient_presets(get_model(model_key), text)
+def gradient_presets(ref: ModelRef, text: str, max_chars: int, _model) -> list[dict]:
+    return run_heavy(L.measure_gradient_presets, _model, text, max_chars=max_chars)
 
 
 def _row(t: torch.Tensor, digits: int = 3) -> str:
@@ -83,10 +84,16 @@ def _forgetting_demo() -> None:
         st.info("Type one replacement character.")
         return
     try:
-        fg = forgetting(ctx.model_key, ctx.text, pos, new, float(thr), bool(rel))
+        plan = cost.fit("forward2", ctx.model.config, len(ctx.text), what="counterfactual",
+                        minimum=pos + 2)
+        fg = forgetting(ctx.ref, ctx.text[:plan.steps], pos, new, float(thr), bool(rel), ctx.model)
+    except LIMITS as err:
+        st.warning(limit_message("counterfactual", err))
+        return
     except ValueError as err:
         st.error(str(err))
         return
+    reduced(plan)
     c1, c2, c3 = st.columns(3)
     c1.metric("largest ‖H_t − H′_t‖", f"{fg.max_distance:.3g}")
     c2.metric("forgotten after", f"{fg.steps_to_forget} steps" if fg.steps_to_forget is not None
@@ -281,7 +288,12 @@ with tab_c:
     st.latex(r"\frac{\partial H_t}{\partial H_k} = \prod_{j=k+1}^{t} "
              r"\mathrm{diag}\big(\phi'(X_j W_{xh} + H_{j-1} W_{hh} + b_h)\big)\, W_{hh}^\top")
     try:
-        measured = gradient_presets(ctx.model_key, ctx.text)
+        plan = cost.fit("presets", ctx.model.config, 200, what="measurement of the three presets")
+        measured = gradient_presets(ctx.ref, ctx.text, plan.steps, ctx.model)
+        reduced(plan)
+    except LIMITS as err:
+        measured = None
+        st.warning(limit_message("measurement of the three presets", err))
     except ImportError:
         measured = None
     except ValueError as err:        # e.g. a text under 2 characters

@@ -15,17 +15,19 @@ from app_pages.ui.startup import start_warmup
 from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.unit_sample import SOURCES, sample_index
 from app_pages.ui.url import parse_bool, url_default, url_set, view_params
-from rnnviz import TextError, Trace
+from app_pages.ui.work import LIMITS, reduced, run_heavy
+from rnnviz import TextError, Trace, cost
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.plots import units as uplots
+from rnnviz.ref import ModelRef
 
 TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
 REGEX = "regular expression…"
 SAMPLE_SIZES = (5_000, 10_000, 20_000, 40_000)
 USER_SAMPLE_MAX = 40_000
 EXCERPT = 400
-ERRORS = (U.UnitsError, F.FeatureError, TextError)
+ERRORS = (U.UnitsError, F.FeatureError, TextError, *LIMITS)   # LIMITS: refused or stopped by cost
 
 ctx = context()
 view_params("units.")
@@ -43,29 +45,21 @@ cfg = model.config
 
 # =========================================================================== cached computations
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def ranking(fingerprint: str, text_digest: str, feature: str, by: str, top: int,
+def ranking(ref: ModelRef, text_digest: str, feature: str, by: str, top: int,
             _index: U.UnitIndex) -> U.FinderResult:
     return U.rank_units(_index, feature, by=by, top=top)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def cached_counterfactual(model_key: str, fingerprint: str, text: str, a: int, b: int, rep: str,
+def cached_counterfactual(ref: ModelRef, text: str, a: int, b: int, rep: str,
                           _model) -> U.Counterfactual:
-    return U.counterfactual(_model, text, a, b, rep)
+    return run_heavy(U.counterfactual, _model, text, a, b, rep)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def cached_ablation(model_key: str, fingerprint: str, text: str, layer: int, unit: int, kind: str,
+def cached_ablation(ref: ModelRef, text: str, layer: int, unit: int, kind: str,
                     mode: str, value: float, _model) -> U.Ablation:
-    return U.ablate(_model, text, layer, unit, kind=kind, mode=mode, value=value)
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def fingerprint_of(model_key: str, _model) -> str:
-    return U.model_fingerprint(_model)
-
-
-fp = fingerprint_of(f"{ctx.model_key}:{id(model)}", model)
+    return run_heavy(U.ablate, _model, text, layer, unit, kind=kind, mode=mode, value=value)
 
 
 def digest(text: str) -> str:
@@ -92,7 +86,7 @@ def get_index(stats_ok: bool = False, key: str = "") -> U.UnitIndex | U.UnitStat
                                help=f"At most {USER_SAMPLE_MAX:,} characters are used.")[:USER_SAMPLE_MAX]
     url_set("units.src", src)
     url_set("units.n", n)
-    return sample_index(ctx, fp, src, n, own, stats_ok, key)
+    return sample_index(ctx, src, n, own, stats_ok, key)
 
 
 # =========================================================================== tabs
@@ -132,7 +126,7 @@ def unit_finder() -> None:
     name = f"{F.REGEX_PREFIX}{pattern}" if feat == REGEX else feat
     try:
         res = index.rank(name, by=by, top=int(top)) if isinstance(index, U.UnitStats) \
-            else ranking(fp, index.key + digest(index.text), name, by, int(top), index)
+            else ranking(ctx.ref, index.key + digest(index.text), name, by, int(top), index)
     except ERRORS as err:
         st.warning(str(err))
         return
@@ -289,10 +283,12 @@ def counterfactual_tab() -> None:
     url_set("units.ee", ee)
     url_set("units.rep", rep)
     try:
-        cf = cached_counterfactual(ctx.model_key, fp, text, es, ee, rep, model)
+        plan = cost.fit("forward2", cfg, T, what="counterfactual")
+        cf = cached_counterfactual(ctx.ref, text[:max(plan.steps, ee)], es, ee, rep, model)
     except ERRORS as err:
         st.info(str(err))
         return
+    reduced(plan)
     st.text(f"before: …{text[max(0, es - 30):es]}[{text[es:ee]}]{text[ee:ee + 30]}…\n"
             f"after:  …{text[max(0, es - 30):es]}[{rep}]{text[ee:ee + 30]}…")
     if cf.unknown_in_edit:
@@ -332,19 +328,23 @@ def ablation_tab() -> None:
     for key, v in (("layer", layer), ("kind", kind), ("unit", unit), ("mode", mode), ("val", value)):
         url_set(f"units.{key}", v)
     try:
-        ab = cached_ablation(ctx.model_key, fp, tr.text, int(layer), int(unit), kind, mode, float(value), model)
+        plan = cost.fit("forward2", cfg, T, what="ablation")
+        ab = cached_ablation(ctx.ref, tr.text[:plan.steps], int(layer), int(unit), kind, mode,
+                             float(value), model)
     except ERRORS as err:
         st.info(str(err))
         return
+    reduced(plan)
     st.caption("Computed on a forward pass that forces the unit after every step; the shared model "
                "is only read.")
     c1, c2, c3 = st.columns(3)
     c1.metric("Mean Δ surprisal", f"{ab.mean_delta:+.4f} nats/char")
-    c2.metric("Top prediction changed", f"{int(ab.argmax_changed.sum())} / {T} steps")
+    n = int(ab.kl.numel())          # T, or fewer when the cost model reduced the text
+    c2.metric("Top prediction changed", f"{int(ab.argmax_changed.sum())} / {n} steps")
     c3.metric("Largest KL", f"{float(ab.kl.max()):.3g} nats")
-    start, width = 0, min(200, T)
-    if T > width:
-        start = st.slider("Window start (step)", 0, T - width, 0, key="u_abl_start")
+    start, width = 0, min(200, n)
+    if n > width:
+        start = st.slider("Window start (step)", 0, n - width, 0, key="u_abl_start")
     show_chart(uplots.ablation_figure(ab, start, width, font_size=ctx.font_size), ctx, key="u_abl")
     worst = torch.argsort(ab.kl, descending=True)[:10].tolist()
     st.write("Steps where the prediction moved most")

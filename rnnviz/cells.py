@@ -27,6 +27,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from .deadline import check
+
 #: ``edit(term, value) -> value``: sees every term of a step; returns the value the step goes on with.
 Edit = Callable[[str, Tensor], Tensor]
 StepFn = Callable[[nn.RNNBase, Tensor, Tensor, "Tensor | None", Edit], dict[str, Tensor]]
@@ -102,6 +104,7 @@ def linear_recurrence(f: Tensor, u: Tensor, c0: Tensor) -> Tensor:
     carry = torch.empty(n, H, dtype=u.dtype)
     prev = c0
     for m in range(n):      # pass 2: the state entering chunk m
+        check()             # a request past its deadline stops here (rnnviz.deadline)
         carry[m] = prev
         prev = torch.addcmul(local[m, -1], prod[m, -1], prev)
     c = torch.addcmul(local, prod, carry[:, None, :])

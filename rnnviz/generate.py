@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .deadline import check
 from .model import CharRNN
 from .vocab import preprocess
 
@@ -109,6 +110,7 @@ def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_
         logits, state = _step(model, encoded.ids.to(dev), state)
         last = logits[-1]
         for _ in range(n):
+            check()
             logp = torch.log_softmax(last.double().cpu(), dim=-1)
             logp[0] = -math.inf  # never emit <unk>
             if temperature == 0:

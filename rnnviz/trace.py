@@ -41,6 +41,7 @@ from torch import Tensor
 
 from .cells import RECOVER, STEPS, TERMS, has_cell_state, input_part
 from .cells import linear_recurrence  # noqa: F401 (re-exported: rnnviz.trace.linear_recurrence)
+from .deadline import check
 from .model import CharRNN, State
 from .vocab import preprocess
 
@@ -214,6 +215,7 @@ def _stepped_layer(model: CharRNN, index: int, inp: Tensor, h0: Tensor, c0: Tens
     out = {term: inp.new_empty((inp.shape[0], model.config.hidden_size)) for term in recorded}
     h, c = h0, c0
     for t in range(inp.shape[0]):
+        check()
         terms = step(layer, x_part[t], h, c, _editor(layer_hooks, index, t))
         for term in recorded:
             out[term][t] = terms[term]

@@ -415,13 +415,14 @@ def rss():
 words, N, LENGTH = P["words"], P["n"], P["length"]
 rng = random.Random(0)
 key = P["model"]
-cache.shipped_model(key)
+model = cache.shipped_model(key)
+ref = cache.get_ref(key, model)
 base = rss()
 series = []
 for i in range(N):
     body = " ".join(rng.choice(words) for _ in range(LENGTH // 4))
     text = (f"{i} " + body)[:LENGTH]
-    cache.cached_trace(key, text)
+    cache.cached_trace(ref, model, text)
     if (i + 1) % 50 == 0:
         series.append([i + 1, round(rss(), 1)])
 print(json.dumps({"base_mb": round(base, 1), "series": series, "final_mb": round(rss(), 1)}))

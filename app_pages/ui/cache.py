@@ -1,5 +1,6 @@
 """The server-wide caches: shipped and uploaded models (``st.cache_resource``) and the
-byte-bounded trace store, all shared read-only by every session."""
+byte-bounded trace store, all shared read-only by every session. Every cache of every view keys on
+the model's :class:`rnnviz.ref.ModelRef` (``ctx.ref``: name + content hash of the weights)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import rnnviz
 from rnnviz import CharRNN, CheckpointError, Trace
 from rnnviz.cache import ByteLRU
 from rnnviz.checkpoint import resolve_checkpoint
+from rnnviz.ref import ModelRef, model_ref
+
+from app_pages.ui.work import run_heavy
 
 #: Model keys of uploaded checkpoints start with this (then the first 16 hex digits of the sha256).
 UPLOAD_PREFIX = "upload:"
@@ -16,28 +20,28 @@ UPLOAD_PREFIX = "upload:"
 TRACE_CACHE_BYTES = 384 * 2**20
 
 
-def checkpoint_fingerprint(model_key: str) -> str:
-    """What identifies a model's weights in the caches: an upload's digest, or the shipped file's
-    path, size and modification time (so a retrained or swapped checkpoint is never served stale)."""
-    if model_key.startswith(UPLOAD_PREFIX):
-        return model_key
+def _file_stamp(name: str) -> tuple[str, int, int] | None:
+    """(path, size, mtime_ns) of a shipped checkpoint's file (None when it cannot be found): the
+    loader's cache key, so a replaced file is loaded again (and gets a new :class:`ModelRef`)."""
     try:
-        path = resolve_checkpoint(model_key)
+        path = resolve_checkpoint(name)
         stat = path.stat()
     except (CheckpointError, OSError):
-        return f"missing:{model_key}"
-    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        return None
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _shipped_model(name: str, fingerprint: str) -> CharRNN:
-    return rnnviz.load_model(name)
+def _shipped_model(name: str, stamp: tuple[str, int, int] | None) -> CharRNN:
+    model = rnnviz.load_model(name)
+    model_ref(model, name)          # the content hash, once per loaded model
+    return model
 
 
 def shipped_model(name: str) -> CharRNN:
     """A shipped checkpoint, loaded once per server (and again only if its file changes), shared
     read-only by all sessions."""
-    return _shipped_model(name, checkpoint_fingerprint(name))
+    return _shipped_model(name, _file_stamp(name))
 
 
 shipped_model.clear = _shipped_model.clear  # type: ignore[attr-defined]  # as st.cache_resource had
@@ -46,7 +50,15 @@ shipped_model.clear = _shipped_model.clear  # type: ignore[attr-defined]  # as s
 @st.cache_resource(max_entries=8, show_spinner=False)
 def uploaded_model(digest: str, _data: bytes, filename: str) -> CharRNN:
     """An uploaded checkpoint, keyed by the sha256 of its bytes (validated by rnnviz)."""
-    return rnnviz.load_model_bytes(_data, name=filename)
+    model = rnnviz.load_model_bytes(_data, name=filename)
+    model_ref(model, UPLOAD_PREFIX + digest)   # the content hash, once per loaded model
+    return model
+
+
+def get_ref(model_key: str, model: CharRNN) -> ModelRef:
+    """The identity every cache keys on: ``model_key`` and the content hash of ``model``'s weights
+    (computed once per loaded model, see :func:`rnnviz.ref.model_ref`)."""
+    return model_ref(model, model_key)
 
 
 def get_model(model_key: str) -> CharRNN:
@@ -67,11 +79,11 @@ def trace_store() -> ByteLRU:
     return ByteLRU(TRACE_CACHE_BYTES, max_entries=64, ttl=3600)
 
 
-def cached_trace(model_key: str, text: str) -> Trace:
-    """The trace of ``text`` through the model named ``model_key``, from the shared byte-bounded
-    LRU cache (keyed by the checkpoint's fingerprint too). Read-only: never modify its tensors."""
-    key = (model_key, checkpoint_fingerprint(model_key), text)
-    return trace_store().get_or_compute(key, lambda: rnnviz.trace(get_model(model_key), text))
+def cached_trace(ref: ModelRef, model: CharRNN, text: str) -> Trace:
+    """The trace of ``text`` through ``model`` (identified by ``ref``), from the shared byte-bounded
+    LRU cache, keyed (ref.name, ref.digest, text). Read-only: never modify its tensors."""
+    key = (ref.name, ref.digest, text)
+    return trace_store().get_or_compute(key, lambda: run_heavy(rnnviz.trace, model, text))
 
 
 def shipped_names() -> list[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from rnnviz import CharRNN, Trace
+from rnnviz.ref import ModelRef
 
 
 @dataclass
@@ -15,14 +16,15 @@ class Context:
 
     model_key: str
     model: CharRNN
+    ref: ModelRef                   #: the model's identity (name + weights' hash): key every cache on it
     text: str
     trace: Trace | None
     error: str | None = None
     truncated_from: int | None = None
     lecture: bool = False           #: lecture mode: controls hidden, larger fonts
     font_size: int = 12             #: base font size for figures (larger in lecture mode)
+    reduced: str | None = None      #: the cost model's "Reduced because …" note for the trace
     digest: str = ""                #: short hash of model_key + text (figure meta)
-    fingerprint: str = ""           #: checkpoint_fingerprint(model_key): add it to cache keys
 
 
 def context() -> Context:

@@ -8,13 +8,14 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages.ui.cache import (UPLOAD_PREFIX, cached_trace, checkpoint_fingerprint, get_model,
-                                shipped_names, uploaded_model)
+from app_pages.ui.cache import (UPLOAD_PREFIX, cached_trace, get_model, get_ref, shipped_names,
+                                uploaded_model)
 from app_pages.ui.charts import controls
 from app_pages.ui.context import Context
 from app_pages.ui.text import DEFAULT_TEXT, MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
 from app_pages.ui.url import keep_choice, parse_bool, url_default, url_drop, url_set
-from rnnviz import CharRNN, CheckpointError, TextError, views
+from app_pages.ui.work import LIMITS, limit_message
+from rnnviz import CharRNN, CheckpointError, TextError, cost, views
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
 
@@ -190,19 +191,23 @@ def _build_context(model_key: str, text: str, lecture: bool) -> Context:
     except CheckpointError as err:
         st.error(str(err))
         st.stop()
+    ref = get_ref(model_key, model)
     truncated_from = None
     if len(text) > MAX_PAGE_CHARS:
         truncated_from = len(text)
         text = text[:MAX_PAGE_CHARS]
-    trace, error = None, None
+    trace, error, plan = None, None, None
     try:
-        trace = cached_trace(model_key, text)
+        plan = cost.fit("trace", model.config, len(text), what="trace")
+        text = text[:plan.steps]
+        trace = cached_trace(ref, model, text)
     except TextError as err:
         error = str(err)
+    except LIMITS as err:
+        error = limit_message("trace", err)
     digest = hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return Context(model_key, model, text, trace, error, truncated_from, lecture=lecture,
-                   font_size=18 if lecture else 12, digest=digest,
-                   fingerprint=checkpoint_fingerprint(model_key))
+    return Context(model_key, model, ref, text, trace, error, truncated_from, lecture=lecture,
+                   font_size=18 if lecture else 12, digest=digest, reduced=plan and plan.note)
 
 
 def export(ctx: Context) -> None:

@@ -33,6 +33,8 @@ def notices(ctx: Context) -> bool:
     if ctx.truncated_from:
         st.warning(f"The text has {ctx.truncated_from:,} characters; the page traces the first "
                    f"{MAX_PAGE_CHARS:,}.")
+    if ctx.reduced:
+        st.info(ctx.reduced)
     if ctx.error:
         st.info(ctx.error)
         return False

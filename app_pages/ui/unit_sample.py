@@ -9,19 +9,21 @@ import streamlit as st
 
 from app_pages.ui.cache import UPLOAD_PREFIX
 from app_pages.ui.context import Context
-from rnnviz import TextError, corpora
+from app_pages.ui.work import LIMITS, reduced, run_heavy
+from rnnviz import TextError, corpora, cost
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.checkpoint import CheckpointError, resolve_checkpoint
+from rnnviz.ref import ModelRef
 
 #: The sample choices (widget ``u_src``, URL ``units.src``) and their labels.
 SOURCES = {"corpus": "training corpus (held-out part)", "typed": "the text in the sidebar",
            "own": "text I paste here", "stdlib": "the Python standard library"}
-ERRORS = (U.UnitsError, F.FeatureError, TextError)
+ERRORS = (U.UnitsError, F.FeatureError, TextError, *LIMITS)   # LIMITS: refused or stopped by cost
 
 
 @st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
-def training_text(model_key: str, fingerprint: str, _model, max_chars: int) -> tuple[str, str]:
+def training_text(ref: ModelRef, _model, max_chars: int) -> tuple[str, str]:
     return U.training_sample(_model, max_chars)
 
 
@@ -33,13 +35,13 @@ def stdlib_text(max_chars: int) -> tuple[str, str]:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def shipped_stats(model_key: str, fingerprint: str, _model) -> U.UnitStats | None:
+def shipped_stats(ref: ModelRef, model_key: str, _model) -> U.UnitStats | None:
     """The statistics shipped beside a shipped checkpoint (None for uploads, or when absent or
     made from other weights)."""
     if model_key.startswith(UPLOAD_PREFIX):
         return None
     try:
-        return U.load_stats(_model, resolve_checkpoint(model_key), fingerprint)
+        return U.load_stats(_model, resolve_checkpoint(model_key))
     except CheckpointError:
         return None
 
@@ -76,14 +78,14 @@ def missing_corpus(err: U.CorpusMissing, stats: U.UnitStats | None, key: str) ->
     _offer_other_samples(key)
 
 
-def sample_index(ctx: Context, fp: str, src: str, n: int, own: str,
+def sample_index(ctx: Context, src: str, n: int, own: str,
                  stats_ok: bool = False, key: str = "") -> U.UnitIndex | U.UnitStats | None:
     """The index of the chosen sample (built on first use), or, when ``stats_ok`` and the training
     corpus is missing, the shipped statistics; None with a message when neither is available."""
     try:
         if src == "corpus":
             with st.spinner("Loading the training corpus…"):
-                text, source = training_text(ctx.model_key, fp, ctx.model, n)
+                text, source = training_text(ctx.ref, ctx.model, n)
         elif src == "stdlib":
             with st.spinner("Reading the Python standard library…"):
                 text, source = stdlib_text(n)
@@ -97,9 +99,11 @@ def sample_index(ctx: Context, fp: str, src: str, n: int, own: str,
         with st.spinner("Indexing the sample (one trace; computed once per checkpoint)…"):
             # the backend's shared, byte-bounded index cache (rnnviz.units.INDEXES), which the
             # server's start-up warm-up (start_warmup) fills for the shipped checkpoints
-            index = U.get_index(ctx.model, text, max_chars=n, source=source, fingerprint=fp)
+            plan = cost.fit("index", ctx.model.config, U.index_capacity(ctx.model, n), what="unit index")
+            index = run_heavy(U.get_index, ctx.model, text, max_chars=plan.steps, source=source,
+                              fingerprint=ctx.ref.digest)
     except U.CorpusMissing as err:
-        stats = shipped_stats(ctx.model_key, fp, ctx.model) if stats_ok else None
+        stats = shipped_stats(ctx.ref, ctx.model_key, ctx.model) if stats_ok else None
         missing_corpus(err, stats, key)
         if stats is not None:
             st.caption(f"Shipped statistics: {stats.source} — N = {stats.chars:,} steps × "
@@ -108,6 +112,7 @@ def sample_index(ctx: Context, fp: str, src: str, n: int, own: str,
     except ERRORS as err:
         st.info(f"{err} Pick another sample above.")
         return None
+    reduced(plan)
     st.caption(f"Sample: {index.source} — N = {len(index):,} steps × U = {index.num_units:,} units "
                f"(indexed in {index.build_seconds:.1f} s).")
     return index

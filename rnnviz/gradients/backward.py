@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels
+from ..deadline import check
 from ..model import CharRNN
 from ..trace import Trace
 from .errors import GradientError
@@ -82,6 +83,7 @@ def _backward_layer_torch(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> di
         da = torch.zeros_like(dH)
         das, D = da.unbind(0), L.D.unbind(0)
         for t in range(last, 0, -1):
+            check()
             torch.mul(rows[t], D[t], out=das[t])
             if t not in cuts:
                 rows[t - 1].addmv_(WT, das[t])
@@ -94,6 +96,7 @@ def _backward_layer_torch(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> di
         dps, Qh, z = dpart.unbind(0), L.Qh.unbind(0), L.z.unbind(0)
         flat = dpart.view(T, 3 * h).unbind(0)
         for t in range(last, 0, -1):
+            check()
             torch.mul(Qh[t], rows[t], out=dps[t])
             if t not in cuts:
                 rows[t - 1].addcmul_(rows[t], z[t]).addmv_(WT, flat[t])
@@ -110,6 +113,7 @@ def _backward_layer_torch(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> di
         P3, Po, K, f = L.P[:, :3].unbind(0), L.P[:, 3].unbind(0), L.K.unbind(0), L.f.unbind(0)
         carry = torch.zeros(h, dtype=E.dtype)
         for t in range(last, -1, -1):
+            check()
             torch.addcmul(carry, rows[t], K[t], out=dcs[t])
             torch.mul(P3[t], dcs[t], out=das[t][:3])
             torch.mul(Po[t], rows[t], out=das[t][3])

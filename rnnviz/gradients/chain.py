@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..deadline import check
 from ..model import CharRNN
 from ..trace import Trace
 from .errors import GradientError
@@ -223,6 +224,7 @@ def _walk(L: _Layer, end: int, start: int, acc: _ChainNorms) -> None:
     log_scale = 0.0                                 # log10 of the factor divided out of M (and Mc)
     inv = 1.0                                       # 1 / ‖previous M‖, folded into this step's factors
     for t in range(end, start, -1):                 # from ∂H_T/∂H_t to ∂H_T/∂H_{t−1}
+        check()
         i = len(acc.pending)
         M, Mc = _chain_step(L, t, inv, M, Mc, scaled, acc.buf["h"][i], acc.buf["c"][i] if is_lstm else None)
         norms = {"h": acc.frobenius(M)}

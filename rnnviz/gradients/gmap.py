@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..deadline import check
 from ..model import CharRNN
 from ..trace import Trace
 from .errors import GradientError
@@ -142,6 +143,7 @@ def _map_backward(layers: list[_Layer], rows: list[int], inject: Tensor, T: int,
     j0 = R          # rows j0 … j1−1 are active (t_j ≥ k and, with truncation, t_j − k < trunc)
     j1 = R
     for k in range(rows[-1], -1, -1):
+        check()
         if k in row_of:                    # loss ℓ_k starts here: a fresh row
             j0 = row_of[k]
             for l in range(Lnum):

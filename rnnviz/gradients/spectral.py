@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+
+from ..deadline import check
 from torch import Tensor
 
 #: Relative size below which a new Krylov direction counts as already in the basis.
@@ -75,6 +77,7 @@ class _SpectralBatch:
         prev = None
         converged = torch.zeros(B, dtype=torch.bool)
         for depth in range(self.max_depth):
+            check()
             P = torch.cat(proj, dim=1).double()
             # σ₁(P) from the small Gram matrix P Pᵀ (float64): far cheaper than an SVD of P
             s = torch.linalg.eigvalsh(P @ P.transpose(1, 2))[:, -1].clamp_min(0).sqrt()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..deadline import check
 from ..model import CharRNN
 from .errors import GradientError
 from .whatif import NO_WHATIF, WhatIf, apply_whatif
@@ -66,6 +67,7 @@ def whh_spectrum(model: CharRNN, whatif: WhatIf | None = None, blocks: tuple[str
         p = work.textbook_params(l)
         per = {}
         for name in names:
+            check()
             W = p[name].double()
             if not torch.isfinite(W).all():
                 raise GradientError(f"{name} of layer {l} has non-finite entries.")

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .. import features as F
 from ..cache import ByteLRU
+from ..deadline import check
 from ..model import CharRNN
 from ..threads import one_thread
 from ..trace import MAX_TRACE_CHARS, trace
@@ -43,6 +44,7 @@ def average_ranks(a: Tensor) -> Tensor:
     pos = torch.arange(N, dtype=torch.int64)
     place = (pos + 1).to(torch.float32)
     for c0 in range(0, U, _CHUNK):
+        check()
         block = a[:, c0:c0 + _CHUNK].T.contiguous()                  # (k, N)
         k = block.shape[0]
         vals, idx = torch.sort(block, dim=1)

@@ -3,14 +3,13 @@ the weights' fingerprint, and :class:`UnitsError` (see :mod:`rnnviz.units`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ..model import CharRNN
+from ..ref import model_ref
 from ..trace import Trace
 
 
@@ -60,9 +59,6 @@ def activation_matrix(tr: Trace, units: list[UnitRef] | None = None) -> Tensor:
 
 
 def model_fingerprint(model: CharRNN) -> str:
-    """A short sha256 of the config and every parameter's bytes (identifies a checkpoint's weights)."""
-    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
+    """The weights' digest of ``model``: ``rnnviz.ref.model_ref(model).digest`` (one identity for
+    every cache; computed once per model object)."""
+    return model_ref(model).digest

@@ -1,0 +1,100 @@
+"""The cost model (rnnviz.cost), cooperative deadlines (rnnviz.deadline) and the heavy-work pool
+(app_pages.ui.work): shipped models are never thinned at the page defaults, the largest model the
+parser accepts is thinned or refused within the budget, and long loops stop at their deadline."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+import rnnviz
+from rnnviz import CELLS, ModelConfig, Vocab, cost
+from rnnviz import generate as gen
+from rnnviz import gradients as G
+from rnnviz import units as U
+from rnnviz.deadline import Overtime, check, deadline
+from rnnviz.model import MAX_HIDDEN, MAX_LAYERS
+
+from .conftest import tiny_model
+
+TOKENS = tuple(Vocab.from_text("the time machine by h. g. wells").tokens)
+#: (operation, characters the page asks for by default)
+PAGE_DEFAULTS = [("trace", 5_000), ("norm_curve", 200), ("chain", 401), ("spectrum", 1), ("gmap", 200),
+                 ("index", U.SAMPLE_CHARS), ("generate", 260), ("forward2", 5_000), ("presets", 200)]
+
+
+def test_shipped_checkpoints_are_never_thinned_at_the_page_defaults():
+    for info in rnnviz.list_checkpoints():
+        for op, steps in PAGE_DEFAULTS:
+            plan = cost.fit(op, info.config, steps)
+            assert not plan.reduced and plan.note is None, (info.name, op, plan)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layers", [1, MAX_LAYERS])
+def test_the_budget_holds_for_the_largest_model_the_parser_accepts(cell, layers):
+    cfg = ModelConfig(cell, MAX_HIDDEN, layers, TOKENS)     # over the file cap, but its config is legal
+    for op, steps in PAGE_DEFAULTS:
+        try:
+            plan = cost.fit(op, cfg, steps)
+        except cost.CostError as err:
+            assert "Not computed" in str(err) and "budget" in str(err)
+            continue
+        assert plan.seconds <= cost.op_budget(op) + 1e-9, (op, plan)
+        if plan.reduced:
+            assert plan.note.startswith("Reduced because") and f"{plan.steps:,} characters" in plan.note
+
+
+def test_budget_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", "0.5")
+    assert cost.budget() == 0.5 and cost.op_budget("index") == 5.0
+    for bad in ("nan", "-1", "1e308", "x"):
+        monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", bad)
+        assert cost.budget() == cost.REQUEST_SECONDS
+
+
+def test_check_is_free_without_a_deadline_and_raises_after_it():
+    check()
+    with pytest.raises(Overtime) as info:
+        with deadline(0.01):
+            time.sleep(0.02)
+            check()
+    assert info.value.seconds == 0.01 and "0.0 s time budget" in str(info.value)
+    check()                                                 # the deadline ended with its block
+
+
+@pytest.mark.parametrize("work", [
+    lambda m, text: G.gradient_map(m, text),
+    lambda m, text: G.jacobian_chain(m, text),
+    lambda m, text: gen.generate(m, "the", 50),
+    lambda m, text: U.ablate(m, text, 0, 0),
+    lambda m, text: U.build_index(m, text),
+], ids=["gradient_map", "jacobian_chain", "generate", "ablate", "unit_index"])
+def test_backend_loops_stop_at_the_deadline(work):
+    model = tiny_model("lstm", 2, 8)
+    text = "the time machine by h. g. wells " * 8
+    with pytest.raises(Overtime):
+        with deadline(0.0):
+            work(model, text)
+    work(model, text)                                       # and run to the end without one
+
+
+def test_run_heavy_stops_an_overrunning_request_and_keeps_serving(monkeypatch):
+    from app_pages.ui import work
+
+    monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", "0.1")     # deadline: max(1 s, 4 × 0.1 s)
+
+    def spin():
+        while True:
+            check()
+            time.sleep(0.01)
+
+    t0 = time.perf_counter()
+    with pytest.raises(Overtime):
+        work.run_heavy(spin)
+    assert time.perf_counter() - t0 < 3.0
+    assert work.run_heavy(torch.add, torch.ones(2), 1).tolist() == [2.0, 2.0]
+    with pytest.raises(ZeroDivisionError):                  # a bug is never hidden
+        work.run_heavy(lambda: 1 / 0)

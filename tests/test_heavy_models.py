@@ -1,0 +1,125 @@
+"""The largest models the checkpoint parser accepts (float16, h up to 4,096, 1 and 8 layers) on
+every view: each view finishes within its time budget and says what the cost model reduced
+("Reduced because …") or refused ("Not computed …") instead of running for minutes.
+
+The budget is cut to RNNVIZ_REQUEST_SECONDS = 0.3 s here so the test stays short; the same code
+scales to the server's default (rnnviz.cost.REQUEST_SECONDS)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import streamlit as st
+import torch
+from safetensors.torch import save as st_save
+from streamlit.testing.v1 import AppTest
+
+import rnnviz
+from rnnviz import CharRNN, ModelConfig, Vocab, build_model, cost
+from rnnviz import units as U
+from rnnviz.checkpoint import MAX_CHECKPOINT_BYTES, SCHEMA
+from rnnviz.model import MAX_HIDDEN
+
+from .conftest import REPO, tiny_model
+
+BUDGET = 0.3
+TOKENS = tuple(Vocab.from_text("the time machine by h. g. wells").tokens)
+#: One cell per model at 1 layer, and the LSTM (the costliest cell per unit) at 8 layers.
+MODELS = [("rnn_tanh", 1), ("rnn_relu", 1), ("gru", 1), ("lstm", 1), ("lstm", 8)]
+PAGES = [("app_pages/hidden_states.py", {}), ("app_pages/predictions.py", {}),
+         ("app_pages/gradients.py", {}), ("app_pages/step_through.py", {}),
+         ("app_pages/compare.py", {"cmp.models": "big,tiny"}), ("app_pages/units.py", {"units.src": "typed"}),
+         ("app_pages/units.py", {"units.tab": "Ablation"}), ("app_pages/lesson.py", {}),
+         ("app_pages/generate.py", {})]
+NOTES = ("Reduced because", "Not computed", "stopped after")
+
+
+def file_bytes(cfg: ModelConfig) -> int:
+    """Bytes of a float16 checkpoint of ``cfg`` (tensors only; the header adds a few kB)."""
+    with torch.device("meta"):
+        return 2 * sum(t.numel() for t in CharRNN(cfg).state_dict().values())
+
+
+def largest_hidden(cell: str, layers: int) -> int:
+    """The largest h ≤ MAX_HIDDEN whose float16 checkpoint the parser accepts (file size cap)."""
+    lo, hi = 1, MAX_HIDDEN
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if file_bytes(ModelConfig(cell, mid, layers, TOKENS)) <= MAX_CHECKPOINT_BYTES - 2**16:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def save_f16(model: CharRNN, path) -> None:
+    meta = {"schema": SCHEMA, "config": model.config.to_dict(), "provenance": {"corpus": "none"}}
+    tensors = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
+    path.write_bytes(st_save(tensors, metadata={"format": "pt", "rnnviz": json.dumps(meta)}))
+
+
+@pytest.fixture
+def heavy_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", str(BUDGET))
+    rnnviz.save_checkpoint(tiny_model("gru", 1, 8), tmp_path / "tiny.safetensors")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    U.INDEXES.clear()
+    yield tmp_path
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    U.INDEXES.clear()
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join(str(el.value) for kind in ("info", "warning", "caption", "markdown")
+                     for el in getattr(at, kind))
+
+
+@pytest.mark.parametrize("cell,layers", MODELS, ids=[f"{c}-{n}L" for c, n in MODELS])
+def test_largest_accepted_model_on_every_view(heavy_dir, cell, layers):
+    h = largest_hidden(cell, layers)
+    model = build_model(ModelConfig(cell, h, layers, TOKENS), seed=0)
+    path = heavy_dir / "big.safetensors"
+    save_f16(model, path)
+    del model
+    assert rnnviz.load_model(path).config.hidden_size == h       # the parser accepts it
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params["ckpt"] = "big"
+    at.run()
+    limit = 3 * cost.deadline_seconds("index") + 5      # the slowest view: the unit index, once
+    timings = {}
+    for page, params in PAGES:
+        at.switch_page(page)
+        at.query_params.update({"ckpt": "big", **params})
+        t0 = time.perf_counter()
+        at.run()
+        timings[page + str(params)] = seconds = time.perf_counter() - t0
+        assert not at.exception, (page, [e.value[:300] for e in at.exception])
+        assert seconds < limit, (page, seconds)
+        text = _texts(at)
+        assert any(note in text for note in NOTES), (page, text[:2000])
+    print(f"{cell} {layers}L h={h}:", {k: round(v, 2) for k, v in timings.items()})
+
+
+def test_a_request_the_estimate_gets_wrong_is_stopped_and_the_page_says_so(heavy_dir, monkeypatch):
+    """With the estimates zeroed nothing is thinned: the deadline alone must stop the work."""
+    monkeypatch.setattr(cost, "SECONDS_PER_MAC", {})
+    monkeypatch.setattr(cost, "FIXED_PER_H3", {})
+    monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", "0.1")         # deadline: 1 s per request
+    rnnviz.save_checkpoint(build_model(ModelConfig("rnn_tanh", 1024, 1, TOKENS), seed=0),
+                           heavy_dir / "big.safetensors")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params.update({"ckpt": "big", "text": "the time machine by h. g. wells " * 20})
+    at.run()
+    at.switch_page("app_pages/gradients.py")
+    at.query_params.update({"ckpt": "big", "gr.len": "600"})
+    t0 = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - t0
+    assert not at.exception, [e.value[:300] for e in at.exception]
+    assert "stopped after its 1.0 s time budget" in _texts(at)
+    assert seconds < 4 * (cost.deadline_seconds() + 1) + 5       # four heavy requests at most
