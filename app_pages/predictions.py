@@ -13,7 +13,7 @@ from app_pages.ui.url import keep_choice, keep_int, parse_bool, url_default, url
 from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import text as tplots
-from rnnviz.plots.common import SEQUENTIAL, display_char
+from rnnviz.plots.common import SURPRISAL, display_char
 
 WIDTHS = (20, 40, 60, 100, 200)
 TEXT_MAX = 2_000
@@ -67,9 +67,9 @@ for t in range(lo, hi):
     else:
         tips.append(f"step {t}: {ch!r} had P = {pnext[t - 1]:.4f}, surprisal {sur[t]:.3f} nats")
 st.html(tplots.colored_text_html(
-    tr.chars[lo:hi], sur[lo:hi], vmin=0.0, vmax=smax, scale=SEQUENTIAL, tooltips=tips,
+    tr.chars[lo:hi], sur[lo:hi], vmin=0.0, vmax=smax, scale=SURPRISAL, tooltips=tips,
     marked=[t for t in tr.unknown_positions if lo <= t < hi], font_size=ctx.font_size + 3,
-    caption=f"Surprisal −log P(character | everything before), 0 (dark) … {smax:.2f} nats (yellow); "
+    caption=f"Surprisal −log P(character | everything before), 0 (white: expected) … {smax:.2f} nats (dark red: surprising); "
             "hover a character for its probability" + (f"; first {TEXT_MAX:,} characters" if T > TEXT_MAX else "")))
 
 # ----------------------------------------------------------------- window controls

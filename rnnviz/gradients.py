@@ -1264,16 +1264,17 @@ def reading(curve: NormCurve, spectrum: Spectrum | None = None, chain: JacobianC
     what = {"last": f"the loss at the last step (s = {curve.loss_step})",
             "step": f"the loss at step s = {curve.loss_step}",
             "sum": "the summed loss over all steps"}[curve.loss]
+    if curve.forward.any:
+        parts.append(f"The forward pass overflowed from step t = {curve.forward.steps[0]} on "
+                     f"({curve.forward.describe()} in the states H_t/C_t), so nothing from that "
+                     "step on is meaningful.")
     if curve.any_nonfinite:
         bad = {k: v for k, v in curve.nonfinite.items() if v.any}
         k, v = next(iter(bad.items()))
-        parts.append(f"The gradient of {what} overflowed: {v.describe()} in {k} "
-                     f"(first at step t = {v.steps[0] if v.steps else '?'}). This is an exploding "
-                     "forward or backward pass; the plot marks those points instead of dropping them.")
-    if curve.forward.any:
-        parts.append(f"The forward pass itself overflowed ({curve.forward.describe()} in the states "
-                     f"H_t/C_t, first at step t = {curve.forward.steps[0]}), so nothing after that "
-                     "step is meaningful.")
+        near = f"step t = {v.steps[0]}" if v.steps else "an unknown step"
+        parts.append(f"The gradient of {what} overflowed: {v.describe()} in {k}, the first one met "
+                     f"going back from the loss at {near}. This is an exploding forward or "
+                     "backward pass; the plot marks those points instead of dropping them.")
     if math.isfinite(fit.factor):
         f = fit.factor
         if curve.loss == "sum":

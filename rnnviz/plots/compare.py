@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..compare import FLAG_NAMES, Comparison
-from .common import DIVERGING, display_char, escape
+from .common import DIVERGING, display_char, escape, log_axis
 
 
 def _label(ch: str) -> str:
@@ -130,6 +130,7 @@ def gradient_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], x_title: s
         fig.add_trace(go.Scatter(x=np.asarray(x), y=np.where(y > 0, y, np.nan), mode="lines",
                                  name=escape(name), line=dict(color=_COLORS[k % len(_COLORS)]),
                                  hovertemplate=f"{escape(name)}<br>%{{x}}: %{{y:.3g}}<extra></extra>"))
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, yaxis_type="log", height=340,
+    fig.update_yaxes(**log_axis(title=y_title))
+    fig.update_layout(xaxis_title=x_title, height=340,
                       legend=dict(orientation="h", y=1.12), margin=dict(l=50, r=20, t=40, b=40))
     return fig

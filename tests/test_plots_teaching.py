@@ -1,0 +1,88 @@
+"""Issue 16 (teaching-first): chart layout and shared colour / axis choices, on the figure dicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rnnviz.gradients import WhatIf, gradient_map, jacobian_chain, norm_curve
+from rnnviz.plots import common
+from rnnviz.plots import compare as PC
+from rnnviz.plots import gradients as PG
+from tests.conftest import SMALL_TEXT, tiny_model
+
+
+def _log_ticks_are_powers_of_ten(axis) -> bool:
+    return axis.type == "log" and axis.exponentformat == "power" and axis.dtick is not None
+
+
+# ------------------------------------------------------------------ item 8: one style, one meaning
+def test_every_log_axis_uses_powers_of_ten():
+    model = tiny_model("lstm", 1)
+    assert _log_ticks_are_powers_of_ten(PG.norm_curve_figure(norm_curve(model, SMALL_TEXT)).layout.yaxis)
+    assert _log_ticks_are_powers_of_ten(PG.jacobian_chain_figure(jacobian_chain(model, SMALL_TEXT)).layout.yaxis)
+    curves = PC.gradient_curves({"a": (np.arange(1, 5), np.array([1e-3, 1e-6, 1e-9, 1e-12]))})
+    assert _log_ticks_are_powers_of_ten(curves.layout.yaxis)
+    assert common.log_axis()["dtick"] == 1 and common.log_axis(40)["dtick"] == 4
+
+
+def test_surprisal_and_probability_never_share_a_scale():
+    assert common.PROBABILITY == common.SEQUENTIAL        # yellow = likely, everywhere
+    assert common.SURPRISAL != common.PROBABILITY
+
+
+# ------------------------------------------------------------------ item 7: gradient chart clutter
+def _legend_clear_of_title(fig) -> bool:
+    """The legend sits under the plot (container bottom), never above it where the title is."""
+    lg = fig.layout.legend
+    return lg.yref == "container" and lg.yanchor == "bottom" and lg.y == 0
+
+
+def test_truncation_and_clipping_legend_below_and_zero_markers_at_the_bottom():
+    tanh = tiny_model("rnn_tanh", 1)
+    nc = norm_curve(tanh, SMALL_TEXT, whatif=WhatIf(truncate=4, clip_norm=1e-3))
+    fig = PG.norm_curve_figure(nc)
+    assert _legend_clear_of_title(fig)
+    lo, hi = fig.layout.yaxis.range                      # log10 units
+    zeros = [d for d in fig.data if d.name and "exactly 0" in d.name]
+    assert zeros
+    z = math.log10(zeros[0].y[0])
+    drawn = [np.log10(np.asarray(d.y, dtype=float)) for d in fig.data
+             if d.name and "exactly 0" not in d.name and d.y is not None]
+    lowest = min(float(np.nanmin(a[np.isfinite(a)])) for a in drawn if np.isfinite(a).any())
+    assert lo < z < lowest, "the ▽ markers lie below every drawn line, at the bottom of the range"
+    assert z - lo < 0.1 * (hi - lo)
+
+
+def test_map_subtitle_one_note_per_line_and_room_for_it():
+    relu = tiny_model("rnn_relu", 1)
+    text = (SMALL_TEXT * 20)[:400]
+    gm = gradient_map(relu, text, whatif=WhatIf(whh_scale=5.0, truncate=3))
+    fig = PG.gradient_map_figure(gm)
+    title = fig.layout.title.text
+    lines = title.split("<br>")
+    assert len(lines) >= 3 and all(len(line) < 110 for line in lines)
+    assert fig.layout.margin.t >= 50 + 22 * (len(lines) - 1)
+    assert fig.layout.xaxis.automargin is True
+
+
+def test_chain_method_is_a_tooltip_and_overflow_wording_matches_the_reading():
+    relu = tiny_model("rnn_relu", 1)
+    text = (SMALL_TEXT * 20)[:400]
+    ch = jacobian_chain(relu, text, whatif=WhatIf(whh_scale=5.0))
+    fig = PG.jacobian_chain_figure(ch)
+    assert ch.method not in fig.layout.title.text
+    assert "Krylov" not in fig.layout.title.text and "SVD" not in fig.layout.title.text
+    assert any(a.hovertext and ch.method in a.hovertext for a in fig.layout.annotations)
+    if ch.forward.any:
+        assert f"from step t = {ch.forward.steps[0]} on" in fig.layout.title.text
+
+
+def test_spectral_gaps_are_explained_on_the_chart():
+    model = tiny_model("rnn_tanh", 1)
+    ch = jacobian_chain(model, SMALL_TEXT)
+    ch.log10_spectral[3:] = float("-inf")                # as if the product underflowed
+    fig = PG.jacobian_chain_figure(ch)
+    assert "spectral norm missing" in fig.layout.title.text
+    assert "underflow" in fig.layout.title.text
