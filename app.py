@@ -31,6 +31,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-sidebar()
+sidebar(page.url_path)
 page.run()
 log_script_run(page.title, _started)

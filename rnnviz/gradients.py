@@ -1177,7 +1177,7 @@ def gradient_map(model: CharRNN, text: str | Trace, *, whatif: WhatIf | None = N
         zeros[f"layer{l}.h"] = int((vals == 0).sum())
     message = None
     if stride > 1:
-        message = (f"The map shows every {stride}th loss step ({R} of {T - 1} rows) to stay under "
+        message = (f"The map shows every {_ordinal(stride)} loss step ({R} of {T - 1} rows) to stay under "
                    f"~{max_macs:.0e} multiply–adds (documented cap MAP_MAX_MACS); each shown row is exact.")
     return GradientMap(row_t, maps, upstream, stride, stride > 1, message, macs, nonfin, zeros,
                        list(tr.chars), cfg.cell, Lnum, h, whatif, forward_nonfinite(tr))
@@ -1256,6 +1256,12 @@ def _pct(x: float) -> str:
     return f"{x:.1e} of it"
 
 
+def _ordinal(n: int) -> str:
+    """2 → "2nd", 3 → "3rd", 11 → "11th", 21 → "21st"."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def reading(curve: NormCurve, spectrum: Spectrum | None = None, chain: JacobianChain | None = None) -> str:
     """One plain-language paragraph: vanishing or exploding, with the measured per-step factor."""
     top = curve.top
@@ -1315,7 +1321,8 @@ def reading(curve: NormCurve, spectrum: Spectrum | None = None, chain: JacobianC
         rho = spectrum.radius(len(spectrum.blocks) - 1)
         name = spectrum.main
         if curve.cell.startswith("rnn"):
-            phi = "tanh′ ≤ 1" if curve.cell == "rnn_tanh" else "ReLU′ is 0 or 1"
+            phi = ("tanh′ ≤ 1, which" if curve.cell == "rnn_tanh"
+                   else "ReLU′ is 0 or 1, which")
             verdict = ("above 1, so powers of W_hh alone would explode" if rho > 1 else
                        "below 1, so powers of W_hh alone vanish")
             parts.append(f"The book's account: each step multiplies by diag(φ′)·W_hhᵀ; the spectral "

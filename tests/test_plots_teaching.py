@@ -86,3 +86,39 @@ def test_spectral_gaps_are_explained_on_the_chart():
     fig = PG.jacobian_chain_figure(ch)
     assert "spectral norm missing" in fig.layout.title.text
     assert "underflow" in fig.layout.title.text
+
+
+# ------------------------------------------------------------------ item 6: heatmaps that teach
+def test_big_heatmap_labels_unit_ids_and_names_the_named_units():
+    from rnnviz.plots import states as PS
+    T, h = 50, 256
+    values = np.random.default_rng(0).normal(size=(T, h)).astype(np.float32)
+    order = list(range(h))[::-1]
+    fig = PS.state_heatmap(values, list("x" * T), units=order, named={30: "paren depth"})
+    ya = fig.layout.yaxis
+    assert ya.tickmode == "array" and 20 <= len(ya.tickvals) <= PS.UNIT_TICKS + 2
+    assert all(v.startswith("u") for v in ya.tickvals)
+    assert "<b>u30 · paren depth</b>" in ya.ticktext and "u30" in ya.tickvals
+
+
+def test_name_units_finds_a_unit_that_tracks_a_feature():
+    import torch
+
+    from rnnviz.features import feature
+    from rnnviz.units.names import name_units
+    text = "the time machine by h. g. wells, a story of the year eight hundred thousand"
+    rng = np.random.default_rng(1)
+    values = torch.tensor(rng.normal(size=(len(text), 64)), dtype=torch.float32) * 0.1
+    values[:, 7] += feature("whitespace", text)
+    found = {n.unit: n for n in name_units(values, text)}
+    assert 7 in found and found[7].feature == "whitespace" and found[7].r > 0.9
+    assert found[7].label == "whitespace"
+    assert name_units(values[:10], text[:10]) == []         # too short to name anything
+
+
+def test_compare_heatmaps_show_the_characters():
+    from rnnviz.compare import compare
+    cmp = compare(SMALL_TEXT[:30], {"a": tiny_model("rnn_tanh", 1), "b": tiny_model("lstm", 1)})
+    fig = PC.hidden_small_multiples(cmp, width=30)
+    for axis in (fig.layout.xaxis, fig.layout.xaxis2):
+        assert list(axis.ticktext)[:3] == [PC._label(c) for c in SMALL_TEXT[:3]]

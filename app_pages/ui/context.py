@@ -23,6 +23,7 @@ class Context:
     font_size: int = 12             #: base font size for figures (larger in lecture mode)
     digest: str = ""                #: short hash of model_key + text (figure meta)
     fingerprint: str = ""           #: checkpoint_fingerprint(model_key): add it to cache keys
+    model_note: str = ""            #: why the view opened on this model (a view default), or ""
 
 
 def context() -> Context:

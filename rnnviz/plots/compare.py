@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 
 from ..compare import FLAG_NAMES, Comparison
 from .common import DIVERGING, display_char, escape, log_axis
+from .states import char_axis
 
 
 def _label(ch: str) -> str:
@@ -77,8 +78,8 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
             name=escape(run.name),
             hovertemplate=f"{escape(run.name)}<br>step:char %{{x}}<br>unit %{{y}}<br>H=%{{z:.3f}}<extra></extra>",
         ), row=row, col=1)
-        fig.update_xaxes(type="category", tickangle=-90, row=row, col=1,
-                         showticklabels=(b - a) <= 120)
+        # The characters themselves along the axis, as on Hidden states (step:char when wide).
+        fig.update_xaxes(**char_axis([_label(c) for c in run.chars[a:b]], labels), row=row, col=1)
         fig.update_yaxes(type="category", autorange="reversed", row=row, col=1,
                          showticklabels=len(units) <= 32)
     fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmid=0, colorbar=dict(title="H")),
