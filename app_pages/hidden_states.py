@@ -15,7 +15,7 @@ from rnnviz.units.names import name_units
 
 WIDTHS = (60, 120, 250, 500, 1000)
 #: Default unit order: similar units next to each other, so the heatmap shows bands, not noise.
-DEFAULT_ORDER = "clustered"
+DEFAULT_ORDER = "pattern"
 #: Coloured text: the whole text up to this many characters, else this many around the window.
 TEXT_MAX = 2_000
 
@@ -59,7 +59,8 @@ url_default("hs_kind", "hs.what", "h", str, lambda v: v in kinds)
 url_default("hs_order", "hs.order", DEFAULT_ORDER, str, lambda v: v in views.ORDERINGS)
 url_default("hs_width", "hs.win", widths[0], int, lambda v: v in widths)
 ORDER_LABELS = {"trained": "as trained", "variance": "by variance",
-                "clustered": "clustered (similar units together)"}
+                "clustered": "clustered (similar units together)",
+                "pattern": "by pattern (bands of similar time courses)"}
 keep_choice("hs_layer", list(range(L)), 0)
 keep_choice("hs_kind", list(kinds), "h", kinds.get)
 keep_choice("hs_order", list(views.ORDERINGS), DEFAULT_ORDER, ORDER_LABELS.get)

@@ -89,11 +89,11 @@ def test_hidden_states_default_heatmap_is_the_trace(app, ckpt_dir):
     assert heat["type"] == "heatmap" and heat["zmid"] == 0
     assert len(heat["x"]) == len(text)                       # one column per char, repeats too
     _, tr = model_and_trace(ckpt_dir, "timemachine-lstm", text)
-    # Default order: clustered (similar units together, issue 16); rows follow the y labels.
-    assert at.query_params["hs.order"] == "clustered"
+    # Default order: by pattern (bands of similar units, issue 16); rows follow the y labels.
+    assert at.query_params["hs.order"] == "pattern"
     rows = [int(u[1:]) for u in heat["y"]]
     assert sorted(rows) == list(range(tr["layer0.h"].shape[1]))
-    assert rows == views.unit_order(tr["layer0.h"], "clustered")
+    assert rows == views.unit_order(tr["layer0.h"], "pattern")
     assert np.allclose(decode(heat["z"]), tr["layer0.h"].numpy().T[rows], atol=1e-6)
     assert at.query_params["hs.what"] == "h" and at.query_params["hs.layer"] == "0"
     body = html_bodies(at)[-1]

@@ -122,3 +122,19 @@ def test_compare_heatmaps_show_the_characters():
     fig = PC.hidden_small_multiples(cmp, width=30)
     for axis in (fig.layout.xaxis, fig.layout.xaxis2):
         assert list(axis.ticktext)[:3] == [PC._label(c) for c in SMALL_TEXT[:3]]
+
+
+def test_pattern_order_puts_units_with_one_time_course_together():
+    import torch
+
+    from rnnviz import views
+    torch.manual_seed(1)
+    a, b, c = torch.randn(200, 1), torch.randn(200, 1), torch.randn(200, 1)
+    v = torch.cat([a, b, c, a, b, c, a, b, c], dim=1) + 0.05 * torch.randn(200, 9)
+    v = torch.cat([v, torch.zeros(200, 1)], dim=1)
+    order = views.unit_order(v, "pattern")
+    assert sorted(order) == list(range(10)) and order[-1] == 9       # constant unit last
+    groups = [u % 3 for u in order[:9]]
+    runs = sum(1 for i in range(1, 9) if groups[i] != groups[i - 1]) + 1
+    assert runs == 3, order                                          # three bands, none split
+    assert views.unit_order(v, "pattern") == order                   # deterministic
