@@ -28,13 +28,19 @@ def md(text: str) -> str:
     return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
 
 
+def model_note(ctx: Context) -> None:
+    """The line saying why the view opened on this model (PAGE_CHECKPOINTS), once per run."""
+    if ctx.model_note:
+        st.caption(ctx.model_note)
+        ctx.model_note = ""
+
+
 def notices(ctx: Context, shows_cleaned_text: bool = False) -> bool:
     """Show the text notices; return False when there is nothing to plot.
 
     shows_cleaned_text: this view itself shows the cleaned text (Predictions), so the notice points
     down the page instead of to another view."""
-    if ctx.model_note:
-        st.caption(ctx.model_note)
+    model_note(ctx)
     if ctx.truncated_from:
         st.warning(f"The text has {ctx.truncated_from:,} characters; the page traces the first "
                    f"{MAX_PAGE_CHARS:,}.")
