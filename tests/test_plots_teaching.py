@@ -122,6 +122,7 @@ def test_compare_heatmaps_show_the_characters():
     fig = PC.hidden_small_multiples(cmp, width=30)
     for axis in (fig.layout.xaxis, fig.layout.xaxis2):
         assert list(axis.ticktext)[:3] == [PC._label(c) for c in SMALL_TEXT[:3]]
+    assert fig.layout.yaxis.ticktext and all(t.startswith("u") for t in fig.layout.yaxis.ticktext)
 
 
 def test_pattern_order_puts_units_with_one_time_course_together():

@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 
 from ..compare import FLAG_NAMES, Comparison
 from .common import DIVERGING, display_char, escape, log_axis
-from .states import char_axis
+from .states import char_axis, unit_axis
 
 
 def _label(ch: str) -> str:
@@ -80,8 +80,7 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
         ), row=row, col=1)
         # The characters themselves along the axis, as on Hidden states (step:char when wide).
         fig.update_xaxes(**char_axis([_label(c) for c in run.chars[a:b]], labels), row=row, col=1)
-        fig.update_yaxes(type="category", autorange="reversed", row=row, col=1,
-                         showticklabels=len(units) <= 32)
+        fig.update_yaxes(**unit_axis(units), row=row, col=1)     # unit ids, as on Hidden states
     fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmid=0, colorbar=dict(title="H")),
                       height=height, margin=dict(l=50, r=20, t=40, b=50))
     return fig
