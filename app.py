@@ -35,6 +35,6 @@ PAGES = [
 page = st.navigation(PAGES)
 if page.url_path != "train":
     leave_training()     # a session that shows another view lets go of its training run
-sidebar()
+sidebar(page.url_path)
 page.run()
 log_script_run(page.title, _started)

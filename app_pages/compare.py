@@ -117,7 +117,7 @@ elif notices(ctx):
             st.session_state["c_state"] = "top"
         if st.session_state["c_start"] > longest - width:
             st.session_state["c_start"] = 0
-        with controls("cmp-states"):
+        with controls("cmp-states", navigation=True):
             c1, c2, c3 = st.columns([2, 3, 2])
             state = c1.selectbox("state", list(layers), format_func=layers.get, key="c_state")
             if longest > width:

@@ -15,7 +15,7 @@ from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
 from rnnviz import cost
 from rnnviz import generate as gen
 from rnnviz.plots import text as tplots
-from rnnviz.plots.common import SEQUENTIAL
+from rnnviz.plots.common import PROBABILITY
 from rnnviz.plots.generate import generation_figure
 from rnnviz.ref import ModelRef
 
@@ -85,7 +85,7 @@ tips = [f"prefix character {t}" for t in range(len(result.prefix))]
 tips += [f"generated {i}: {c!r}, P = {p:.4f} (sampled with P = {sp:.4f})"
          for i, (c, p, sp) in enumerate(zip(result.generated, probs, result.sample_probs))]
 st.html(tplots.colored_text_html(
-    chars, values, vmin=0.0, vmax=1.0, scale=SEQUENTIAL, tooltips=tips, font_size=ctx.font_size + 3,
+    chars, values, vmin=0.0, vmax=1.0, scale=PROBABILITY, tooltips=tips, font_size=ctx.font_size + 3,
     caption="Prefix (uncoloured) and the continuation, each generated character coloured by the "
             "probability the model gave it (temperature 1): dark = unlikely, yellow = likely. "
             "Hover a character for its numbers."))

@@ -12,8 +12,11 @@ from rnnviz import views
 from rnnviz.plots import states as splots
 from rnnviz.plots import text as tplots
 from rnnviz.ref import ModelRef
+from rnnviz.units.names import name_units
 
 WIDTHS = (60, 120, 250, 500, 1000)
+#: Default unit order: similar units next to each other, so the heatmap shows bands, not noise.
+DEFAULT_ORDER = "pattern"
 #: Coloured text: the whole text up to this many characters, else this many around the window.
 TEXT_MAX = 2_000
 
@@ -21,6 +24,12 @@ TEXT_MAX = 2_000
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def unit_order(ref: ModelRef, text: str, name: str, method: str, _values) -> list[int]:
     return views.unit_order(_values, method)
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def named_units(ref: ModelRef, text: str, name: str, _values, _chars: str) -> dict[int, str]:
+    """unit → what it tracks on this text (a feature ranking of the traced text)."""
+    return {n.unit: n.label for n in name_units(_values, _chars)}
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
@@ -48,16 +57,17 @@ widths = [w for w in WIDTHS if w <= max_w] or [max_w]
 
 url_default("hs_layer", "hs.layer", 0, int, lambda v: 0 <= v < L)
 url_default("hs_kind", "hs.what", "h", str, lambda v: v in kinds)
-url_default("hs_order", "hs.order", "trained", str, lambda v: v in views.ORDERINGS)
+url_default("hs_order", "hs.order", DEFAULT_ORDER, str, lambda v: v in views.ORDERINGS)
 url_default("hs_width", "hs.win", widths[0], int, lambda v: v in widths)
 ORDER_LABELS = {"trained": "as trained", "variance": "by variance",
-                "clustered": "clustered (similar units together)"}
+                "clustered": "clustered (similar units together)",
+                "pattern": "by pattern (bands of similar time courses)"}
 keep_choice("hs_layer", list(range(L)), 0)
 keep_choice("hs_kind", list(kinds), "h", kinds.get)
-keep_choice("hs_order", list(views.ORDERINGS), "trained", ORDER_LABELS.get)
+keep_choice("hs_order", list(views.ORDERINGS), DEFAULT_ORDER, ORDER_LABELS.get)
 keep_choice("hs_width", widths, widths[0])
 
-with controls("hs"):
+with controls("hs", navigation=True):
     c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
     layer = c1.selectbox("Layer", list(range(L)), key="hs_layer", disabled=L == 1)
     kind = c2.radio("Show", list(kinds), format_func=kinds.get, key="hs_kind", horizontal=True)
@@ -92,12 +102,15 @@ if kind in ("h", "c"):
         show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
                                                   zmax=zmax, name=symbol, font_size=ctx.font_size),
                           ctx, key="hs_overview", filename=f"rnnviz-{name}-overview")
+    named = named_units(ctx.ref, ctx.text, name, values, tr.text)
     fig = splots.state_heatmap(values[start:stop], chars, start=start, units=order, name=symbol,
-                               zmax=zmax, font_size=ctx.font_size,
+                               zmax=zmax, font_size=ctx.font_size, named=named,
                                title=f"{kinds[kind]} of layer {layer}: {H} units × steps {start}–{stop - 1}")
     show_chart(fig, ctx, key="hs_heatmap", filename=f"rnnviz-{name}")
     st.caption(f"Colour: {symbol} from −{zmax:.3g} (blue) through 0 (white) to +{zmax:.3g} (red); "
-               "hover a cell for step, character, unit and value.")
+               "hover a cell for step, character, unit and value."
+               + (" Bold units follow a feature of this text (the largest correlation with it; "
+                  "the Units view ranks them on the training corpus)." if named else ""))
 else:
     sat_rows = views.saturation_table(tr, layer)
     lows, highs = {}, {}
@@ -124,8 +137,12 @@ unit_src = tr[base_name] if kind in ("h", "c") else tr[h_name]
 var = views.unit_variance(unit_src)
 default_unit = int(var.argmax()) if H else 0
 url_default("hs_unit", "hs.unit", default_unit, int, lambda v: 0 <= v < H)
+# Until the user picks a unit, follow the default (the largest-variance unit of *this* text).
+if st.session_state.get("hs_unit") == st.session_state.get("_hs_unit_auto", default_unit):
+    st.session_state["hs_unit"] = default_unit
+st.session_state["_hs_unit_auto"] = default_unit
 keep_choice("hs_unit", list(range(H)), default_unit, lambda u: f"u{u}")
-with controls("hs-unit"):
+with controls("hs-unit", navigation=True):
     unit = st.selectbox("Unit (listed in the current order)", order, key="hs_unit",
                         format_func=lambda u: f"u{u}",
                         help="Default: the unit with the largest variance over the text.")

@@ -9,7 +9,7 @@ import torch
 
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
-from app_pages.ui.text import md, notices
+from app_pages.ui.text import md, model_note, notices
 from app_pages.ui.url import url_default, url_set, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
 from rnnviz import cost
@@ -111,6 +111,7 @@ def _forgetting_demo() -> None:
 
 
 st.title("Lesson §6.3 — Recurrent neural networks")
+model_note(ctx)
 st.markdown(
     "An RNN keeps a **hidden state** $H_t$ that summarises everything read so far. At every step it "
     "mixes the new input $X_t$ with the previous state $H_{t-1}$, then scores the next token from $H_t$. "

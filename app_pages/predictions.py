@@ -13,7 +13,7 @@ from app_pages.ui.url import keep_choice, keep_int, parse_bool, url_default, url
 from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import text as tplots
-from rnnviz.plots.common import SEQUENTIAL, display_char
+from rnnviz.plots.common import SURPRISAL, display_char
 
 WIDTHS = (20, 40, 60, 100, 200)
 TEXT_MAX = 2_000
@@ -21,7 +21,7 @@ TEXT_MAX = 2_000
 ctx = context()
 view_params("pr.")
 st.title("Predictions")
-if not notices(ctx):
+if not notices(ctx, shows_cleaned_text=True):
     st.stop()
 
 tr = ctx.trace
@@ -67,9 +67,9 @@ for t in range(lo, hi):
     else:
         tips.append(f"step {t}: {ch!r} had P = {pnext[t - 1]:.4f}, surprisal {sur[t]:.3f} nats")
 st.html(tplots.colored_text_html(
-    tr.chars[lo:hi], sur[lo:hi], vmin=0.0, vmax=smax, scale=SEQUENTIAL, tooltips=tips,
+    tr.chars[lo:hi], sur[lo:hi], vmin=0.0, vmax=smax, scale=SURPRISAL, tooltips=tips,
     marked=[t for t in tr.unknown_positions if lo <= t < hi], font_size=ctx.font_size + 3,
-    caption=f"Surprisal −log P(character | everything before), 0 (dark) … {smax:.2f} nats (yellow); "
+    caption=f"Surprisal −log P(character | everything before), 0 (white: expected) … {smax:.2f} nats (dark red: surprising); "
             "hover a character for its probability" + (f"; first {TEXT_MAX:,} characters" if T > TEXT_MAX else "")))
 
 # ----------------------------------------------------------------- window controls
@@ -78,7 +78,7 @@ url_default("pr_width", "pr.win", 40, int, lambda v: v in WIDTHS)
 url_default("pr_log", "pr.log", False, parse_bool)
 keep_int("pr_k", 1, min(10, len(tokens)), 5)
 keep_choice("pr_width", list(WIDTHS), 40)
-with controls("pr"):
+with controls("pr", navigation=True):
     c1, c2, c3 = st.columns([1, 2, 1])
     k = c1.number_input("Top k", 1, min(10, len(tokens)), key="pr_k")
     width = c2.select_slider("Window (characters)", WIDTHS, key="pr_width")
@@ -106,7 +106,7 @@ show_chart(pplots.probability_heatmap(tr.probs[start:stop], tokens, chars, start
 st.subheader("One step")
 url_default("pr_step", "pr.step", start, int, lambda v: 0 <= v < T)
 keep_int("pr_step", 0, T - 1, 0)
-with controls("pr-step"):
+with controls("pr-step", navigation=True):
     if T > 1:
         step = st.slider("Step t (after reading the character at t)", 0, T - 1, key="pr_step")
     else:

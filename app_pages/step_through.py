@@ -26,7 +26,18 @@ EQUATIONS = {
     "lstm": [r"I_t = \sigma(X_t W_{xi} + H_{t-1} W_{hi} + b_i) \quad F_t = \sigma(X_t W_{xf} + H_{t-1} W_{hf} + b_f) \quad O_t = \sigma(X_t W_{xo} + H_{t-1} W_{ho} + b_o)",
              r"\tilde C_t = \tanh(X_t W_{xc} + H_{t-1} W_{hc} + b_c) \qquad C_t = F_t \odot C_{t-1} + I_t \odot \tilde C_t \qquad H_t = O_t \odot \tanh(C_t)"],
 }
-OUTPUT = r"O_t = H_t W_{hq} + b_q \qquad P(x_{t+1} \mid x_{\le t}) = \mathrm{softmax}(O_t)"
+#: The output layer's scores. §6.3 writes them O_t; on an LSTM O_t is the output gate (the book's
+#: later chapters), so there the scores get their own symbol Q_t (after W_hq and b_q).
+OUTPUT_SYMBOL = {"lstm": "Q_t"}
+OUTPUT_NOTE = ("Q_t: the output layer's scores, written O_t in §6.3; on an LSTM O_t is the output "
+               "gate above.")
+
+
+def output_latex(sym: str) -> str:
+    """The output layer and the softmax, with the scores written ``sym`` (O_t or Q_t)."""
+    return (sym + r" = H_t W_{hq} + b_q \qquad P(x_{t+1} \mid x_{\le t}) = \mathrm{softmax}("
+            + sym + ")")
+
 
 ctx = context()
 view_params("st.")
@@ -46,7 +57,7 @@ keep_int("st_t", 0, T - 1, 0)
 keep_choice("st_layer", list(range(L)), 0)
 
 c1, c2 = st.columns([1, 4])
-with c1, controls("st"):
+with c1, controls("st", navigation=True):
     layer = st.selectbox("Layer", list(range(L)), key="st_layer", disabled=L == 1)
 with c2, st.container(key="stepper-play"):   # stays visible in lecture mode: it is the lesson
     playing = st.toggle("▶ Play (advance one step per second)", key="st_play", disabled=T < 2)
@@ -57,7 +68,10 @@ for line in EQUATIONS[cfg.cell]:
 if cfg.cell == "gru":
     st.caption("GRU in PyTorch's form (what this model computes): R_t multiplies H_{t-1} W_hh + b_hh "
                "after the product; the book puts R_t ⊙ H_{t-1} inside it and has no b_hh.")
-st.latex(OUTPUT)
+OUT = OUTPUT_SYMBOL.get(cfg.cell, "O_t")
+st.latex(output_latex(OUT))
+if OUT != "O_t":
+    st.caption(OUTPUT_NOTE)
 if layer > 0:
     st.caption(f"Layer {layer} reads H_t of layer {layer - 1} in place of the one-hot X_t.")
 
@@ -103,14 +117,14 @@ def render_step() -> None:
         out = views.step_output(model, tr, t)
         nid = int(tr.ids[t + 1]) if t + 1 < T else None
         show_chart(pplots.step_distribution(out["softmax"], tokens, next_id=nid, top=15,
-                                                   title="softmax(O_t): P(next character)",
+                                                   title=f"softmax({OUT}): P(next character)",
                                                    font_size=ctx.font_size), ctx, key="st_softmax")
         if nid is not None:
             st.caption(f"The next character was {md(repr(display_char(tr.chars[t + 1])))} (red), "
                        f"P = {float(out['softmax'][nid]):.4f}.")
         top = views.top_predictions(out["softmax"], 10)
         st.dataframe({"next": [pplots.token_labels(tokens)[i] for i in top],
-                      "O_t (logit)": [round(float(out["O_t"][i]), 4) for i in top],
+                      f"{OUT} (logit)": [round(float(out["O_t"][i]), 4) for i in top],
                       "softmax": [round(float(out["softmax"][i]), 4) for i in top]}, hide_index=True)
 
 

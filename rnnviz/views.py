@@ -9,6 +9,10 @@ Orderings
     ``"variance"``   most variable over the text first;
     ``"clustered"``  similar units next to each other: a greedy nearest-neighbour chain under the
                      correlation distance 1 − corr(u, v), starting from the most variable unit.
+    ``"pattern"``    units sorted by the angle of their loadings on the first two principal
+                     components of the standardised (T, h) activations (angular seriation): units
+                     with similar time courses sit together and the pattern changes smoothly from
+                     the top row to the bottom one, so the heatmap shows bands; constant units last.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from torch import Tensor
 from .model import CharRNN
 from .trace import Trace
 
-ORDERINGS = ("trained", "variance", "clustered")
+ORDERINGS = ("trained", "variance", "clustered", "pattern")
 #: Cells in one full-resolution heatmap window (units × steps) before the window is narrowed.
 HEATMAP_CELL_BUDGET = 80_000
 #: Columns and rows of the whole-text overview strip.
@@ -62,6 +66,8 @@ def unit_order(values: Tensor, method: str = "trained") -> list[int]:
     by_var = sorted(range(h), key=lambda u: (-float(var[u]), u))
     if method == "variance":
         return by_var
+    if method == "pattern":
+        return _pattern_order(values, var)
     # clustered: greedy nearest-neighbour chain on 1 − corr; constant units go last.
     live = [u for u in by_var if float(var[u]) > 1e-12]
     dead = [u for u in by_var if float(var[u]) <= 1e-12]
@@ -79,6 +85,28 @@ def unit_order(values: Tensor, method: str = "trained") -> list[int]:
         visited[cur] = True
         chain.append(cur)
     return [live[i] for i in chain] + dead
+
+
+def _pattern_order(values: Tensor, var: Tensor) -> list[int]:
+    """Angular seriation (see the module doc): (T, h) values, (h,) variances → unit order."""
+    h = values.shape[1]
+    live = [u for u in range(h) if float(var[u]) > 1e-12]
+    dead = [u for u in range(h) if float(var[u]) <= 1e-12]
+    if len(live) <= 2 or values.shape[0] < 2:
+        return sorted(live, key=lambda u: (-float(var[u]), u)) + dead
+    z = values[:, live].double()
+    z = (z - z.mean(dim=0)) / z.std(dim=0, unbiased=False)
+    _, _, vt = torch.linalg.svd(z, full_matrices=False)          # rows of vt: loadings (k, n)
+    pc1, pc2 = vt[0], vt[1] if vt.shape[0] > 1 else torch.zeros_like(vt[0])
+    pc1 = pc1 if float(pc1[pc1.abs().argmax()]) > 0 else -pc1     # a fixed sign: stable order
+    pc2 = pc2 if float(pc2[pc2.abs().argmax()]) > 0 else -pc2
+    angle = torch.atan2(pc2, pc1)
+    # start the circle at the widest gap between neighbouring angles, so no band is split
+    srt, idx = torch.sort(angle)
+    gaps = torch.diff(torch.cat([srt, srt[:1] + 2 * math.pi]))
+    cut = (int(torch.argmax(gaps)) + 1) % len(live)
+    idx = torch.cat([idx[cut:], idx[:cut]])
+    return [live[int(i)] for i in idx] + dead
 
 
 # --------------------------------------------------------------------------- windows

@@ -89,7 +89,12 @@ def test_hidden_states_default_heatmap_is_the_trace(app, ckpt_dir):
     assert heat["type"] == "heatmap" and heat["zmid"] == 0
     assert len(heat["x"]) == len(text)                       # one column per char, repeats too
     _, tr = model_and_trace(ckpt_dir, "timemachine-lstm", text)
-    assert np.allclose(decode(heat["z"]), tr["layer0.h"].numpy().T, atol=1e-6)
+    # Default order: by pattern (bands of similar units, issue 16); rows follow the y labels.
+    assert at.query_params["hs.order"] == "pattern"
+    rows = [int(u[1:]) for u in heat["y"]]
+    assert sorted(rows) == list(range(tr["layer0.h"].shape[1]))
+    assert rows == views.unit_order(tr["layer0.h"], "pattern")
+    assert np.allclose(decode(heat["z"]), tr["layer0.h"].numpy().T[rows], atol=1e-6)
     assert at.query_params["hs.what"] == "h" and at.query_params["hs.layer"] == "0"
     body = html_bodies(at)[-1]
     assert body.count("<span") == len(text)                  # the unit's coloured text
@@ -190,7 +195,10 @@ def test_step_through_shows_the_equation_with_the_vectors(app, ckpt_dir, ckpt):
     assert at.slider(key="st_t").value == 4
     model, tr = model_and_trace(ckpt_dir, ckpt, text)
     latex = " ".join(l.value for l in at.latex)
-    assert "O_t = H_t W_{hq} + b_q" in latex
+    out = "Q_t" if ckpt == "timemachine-lstm" else "O_t"    # O_t is the LSTM's output gate
+    assert f"{out} = H_t W_{{hq}} + b_q" in latex
+    if ckpt == "timemachine-lstm":
+        assert "O_t = H_t W" not in latex and any("Q_t" in c.value for c in at.caption)
     figs = {f["layout"]["meta"]["chart"]: f for f in charts(at)}
     assert set(figs) == {"st_onehot", "st_terms", "st_softmax"}
     onehot = decode(figs["st_onehot"]["data"][0]["z"])
@@ -208,7 +216,8 @@ def test_step_through_shows_the_equation_with_the_vectors(app, ckpt_dir, ckpt):
 
 
 def test_step_through_layer_two_reads_layer_one(app):
-    at = open_view(app, "app_pages/step_through.py", text="hello", st__layer="1", st__t="2")
+    at = open_view(app, "app_pages/step_through.py", text="hello", ckpt="timemachine-lstm",
+                   st__layer="1", st__t="2")        # Step-through opens on the RNN unless told
     keys = {f["layout"]["meta"]["chart"] for f in charts(at)}
     assert "st_input" in keys and "st_onehot" not in keys
 
@@ -297,7 +306,7 @@ def test_replaced_checkpoint_is_never_served_stale(app, ckpt_dir):
     text = "hello there"
     first = tiny_model("lstm", 1, 6, text=VOCAB_TEXT, seed=1)
     rnnviz.save_checkpoint(first, path, {"corpus": "a"})
-    at = open_view(app, text=text, ckpt="swap-lstm")
+    at = open_view(app, text=text, ckpt="swap-lstm", hs__order="trained")
     z1 = decode(charts(at)[0]["data"][0]["z"])
     assert np.allclose(z1, rnnviz.trace(first, text)["layer0.h"].numpy().T, atol=1e-6)
     second = tiny_model("lstm", 1, 6, text=VOCAB_TEXT, seed=2)      # retrained under the same name

@@ -9,9 +9,12 @@ from app_pages.ui.url import keep_int, url_default, url_set
 from rnnviz import views
 
 
-def controls(name: str):
-    """A container for a view's controls; lecture mode hides it (CSS on its ``st-key-`` class)."""
-    return st.container(key=f"controls-{name}")
+def controls(name: str, navigation: bool = False):
+    """A container for a view's controls. Lecture mode hides settings and explanations (CSS on the
+    ``st-key-controls-…`` class) but keeps navigation (``navigation=True``: which window, order,
+    unit, step or layer is shown; key ``nav-…``), so a teacher can move through the text while
+    projecting."""
+    return st.container(key=f"nav-{name}" if navigation else f"controls-{name}")
 
 
 def window_start(prefix: str, T: int, width: int) -> tuple[int, int]:
@@ -25,7 +28,7 @@ def window_start(prefix: str, T: int, width: int) -> tuple[int, int]:
         key = f"{prefix}_start"
         url_default(key, f"{prefix}.start", 0, int, lambda v: v >= 0)
         keep_int(key, 0, T - width, 0)
-        with controls(f"{prefix}-window"):
+        with controls(f"{prefix}-window", navigation=True):
             start = st.slider("Window start (step)", 0, T - width, key=key)
         url_set(f"{prefix}.start", start)
     return views.window_bounds(T, start, width)

@@ -25,6 +25,7 @@ class Context:
     font_size: int = 12             #: base font size for figures (larger in lecture mode)
     reduced: str | None = None      #: the cost model's "Reduced because …" note for the trace
     digest: str = ""                #: short hash of model_key + text (figure meta)
+    model_note: str = ""            #: why the view opened on this model (a view default), or ""
 
 
 def context() -> Context:

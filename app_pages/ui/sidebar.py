@@ -18,13 +18,27 @@ from app_pages.ui.work import LIMITS, limit_message
 from rnnviz import CharRNN, CheckpointError, TextError, cost, views
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
+#: Views (url_path) that open on another model until the user picks one: model, and the one line
+#: the view shows to say why.
+PAGE_CHECKPOINTS = {
+    "lesson": ("timemachine-rnn", "Opened on timemachine-rnn: §6.3 is about the plain RNN. "
+                                  "Pick another model in the sidebar to compare."),
+    "step": ("timemachine-rnn", "Opened on timemachine-rnn, the plain RNN of §6.3 (fewest terms "
+                                "per step). Pick another model in the sidebar."),
+}
 
+#: Lecture mode: larger type for a projector; settings and explanations (``controls(name)``) hidden,
+#: navigation (``controls(name, navigation=True)``: window, order, unit, step) kept. Body text is
+#: enlarged only in st.markdown blocks: metric values and slider labels hold Markdown too, and the
+#: body rule made metric values as small as their labels and slider values overlap their thumbs.
 LECTURE_CSS = """
 <style>
 html { font-size: 20px; }
 [class*="st-key-controls"] { display: none !important; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.25rem; }
-[data-testid="stMetricValue"] { font-size: 2.6rem; }
+.stMarkdown [data-testid="stMarkdownContainer"] p, .stMarkdown [data-testid="stMarkdownContainer"] li { font-size: 1.25rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] p { font-size: 2.6rem !important; line-height: 1.2; }
+[data-testid="stSliderThumbValue"] p, [data-testid="stSliderTickBar"] p { font-size: 0.8rem !important; }
+[data-testid="stSlider"] { padding-top: 0.4rem; }
 h1 { font-size: 2.6rem !important; }
 .rnnviz-text { font-size: 22px !important; }
 </style>
@@ -41,19 +55,21 @@ STALE_CSS = """
 """
 
 
-def sidebar() -> Context:
+def sidebar(page: str = "") -> Context:
     """Render the sidebar (lecture toggle, checkpoint picker, upload, text, model card, export)
-    and return the context."""
+    and return the context. ``page``: the current view's url_path (its default model)."""
     with st.sidebar:
         st.header("rnnviz")
         lecture = _lecture_toggle()
         options, uploads, default = _checkpoint_options()
+        note = _page_default(page, options)
         with controls("sidebar"):
             model_key = _checkpoint_picker(options, uploads, default)
             _upload()
             text = _text_input()
     _sync_url(model_key, text, lecture)
     ctx = _build_context(model_key, text, lecture)
+    ctx.model_note = note if model_key == PAGE_CHECKPOINTS.get(page, ("",))[0] else ""
     with st.sidebar:
         model_card(ctx.model)
         if ctx.trace is not None:
@@ -67,7 +83,8 @@ def _lecture_toggle() -> bool:
     """The lecture-mode toggle (URL ``lecture``) and the page CSS it and every page need."""
     url_default("lecture", "lecture", False, parse_bool)
     lecture = st.toggle("Lecture mode", key="lecture",
-                        help="Hide the controls and enlarge fonts for a projector.")
+                        help="Enlarge fonts for a projector and hide settings and explanations; the controls that "
+                              "move through the text (window, order, unit, step) stay.")
     st.html(STALE_CSS)
     if lecture:
         st.html(LECTURE_CSS)
@@ -107,13 +124,34 @@ def _missing_link_notice() -> None:
                    f"showing {fallback} instead.")
 
 
+def _page_default(page: str, options: list[str]) -> str:
+    """Until the user picks a model (in the picker, by an upload, or by a link naming one), the
+    views in PAGE_CHECKPOINTS switch to their own model (the others keep the current one, so the
+    Lesson's links into Gradients stay on its model); returns the line saying why."""
+    if "ckpt" not in st.session_state and "ckpt" in st.query_params:
+        st.session_state["_ckpt_picked"] = True          # a link that names a model
+    if str(st.session_state.get("ckpt", "")).startswith(UPLOAD_PREFIX):
+        st.session_state["_ckpt_picked"] = True          # an upload was selected
+    if st.session_state.get("_ckpt_picked") or page not in PAGE_CHECKPOINTS:
+        return ""
+    model, note = PAGE_CHECKPOINTS[page]
+    if model not in options:
+        return ""
+    st.session_state["ckpt"] = model
+    return note
+
+
+def _picked() -> None:
+    st.session_state["_ckpt_picked"] = True
+
+
 def _checkpoint_picker(options: list[str], uploads: dict[str, str], default: str) -> str:
     """The checkpoint selectbox; returns the chosen model key."""
     label = lambda k: uploads.get(k, k)  # noqa: E731
     if "ckpt" not in st.session_state:
         st.session_state["ckpt"] = default
     keep_choice("ckpt", options, default, label)
-    choice = st.selectbox("Checkpoint", options, format_func=label, key="ckpt")
+    choice = st.selectbox("Checkpoint", options, format_func=label, key="ckpt", on_change=_picked)
     _missing_link_notice()
     return choice
 

@@ -28,8 +28,19 @@ def md(text: str) -> str:
     return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
 
 
-def notices(ctx: Context) -> bool:
-    """Show the text notices; return False when there is nothing to plot."""
+def model_note(ctx: Context) -> None:
+    """The line saying why the view opened on this model (PAGE_CHECKPOINTS), once per run."""
+    if ctx.model_note:
+        st.caption(ctx.model_note)
+        ctx.model_note = ""
+
+
+def notices(ctx: Context, shows_cleaned_text: bool = False) -> bool:
+    """Show the text notices; return False when there is nothing to plot.
+
+    shows_cleaned_text: this view itself shows the cleaned text (Predictions), so the notice points
+    down the page instead of to another view."""
+    model_note(ctx)
     if ctx.truncated_from:
         st.warning(f"The text has {ctx.truncated_from:,} characters; the page traces the first "
                    f"{MAX_PAGE_CHARS:,}.")
@@ -41,8 +52,9 @@ def notices(ctx: Context) -> bool:
     trace = ctx.trace
     if trace is not None and trace.preprocessed:
         st.caption(f"This model was trained on {ctx.model.config.preprocessing}-cleaned text, so your "
-                   "text was cleaned the same way before it was read (see Predictions for the "
-                   "cleaned text).")
+                   "text was cleaned the same way before it was read "
+                   + ("(open the box below the numbers to see the cleaned text)." if shows_cleaned_text
+                      else "(see Predictions for the cleaned text)."))
     if len(ctx.text) > MAX_URL_TEXT:
         st.caption(f"The page link holds the first {MAX_URL_TEXT:,} characters of the text.")
     return True

@@ -56,6 +56,12 @@ class GradientMap:
     forward: NonFinite = field(default_factory=NonFinite)
 
 
+def _ordinal(n: int) -> str:
+    """2 → "2nd", 3 → "3rd", 11 → "11th", 21 → "21st"."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _map_macs(T: int, rows: list[int], h: int, L: int, cell: str, truncate: int | None) -> float:
     per_row_steps = sum(min(t + 1, truncate) if truncate else t + 1 for t in rows)
     mult = 2 if cell == "lstm" else 1
@@ -123,7 +129,7 @@ def gradient_map(model: CharRNN, text: str | Trace, *, whatif: WhatIf | None = N
         zeros[f"layer{l}.h"] = int((vals == 0).sum())
     message = None
     if stride > 1:
-        message = (f"The map shows every {stride}th loss step ({R} of {T - 1} rows) to stay under "
+        message = (f"The map shows every {_ordinal(stride)} loss step ({R} of {T - 1} rows) to stay under "
                    f"~{max_macs:.0e} multiply–adds (documented cap MAP_MAX_MACS); each shown row is exact.")
     return GradientMap(row_t, maps, upstream, stride, stride > 1, message, macs, nonfin, zeros,
                        list(tr.chars), cfg.cell, Lnum, h, whatif, forward_nonfinite(tr))

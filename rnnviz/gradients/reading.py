@@ -40,16 +40,17 @@ def reading(curve: NormCurve, spectrum: Spectrum | None = None, chain: JacobianC
 def _overflow_parts(curve: NormCurve, what: str) -> list[str]:
     """Sentences on inf/nan in the gradient and in the forward states (none when all finite)."""
     parts = []
+    if curve.forward.any:
+        parts.append(f"The forward pass overflowed from step t = {curve.forward.steps[0]} on "
+                     f"({curve.forward.describe()} in the states H_t/C_t), so nothing from that "
+                     "step on is meaningful.")
     if curve.any_nonfinite:
         bad = {k: v for k, v in curve.nonfinite.items() if v.any}
         k, v = next(iter(bad.items()))
-        parts.append(f"The gradient of {what} overflowed: {v.describe()} in {k} "
-                     f"(first at step t = {v.steps[0] if v.steps else '?'}). This is an exploding "
-                     "forward or backward pass; the plot marks those points instead of dropping them.")
-    if curve.forward.any:
-        parts.append(f"The forward pass itself overflowed ({curve.forward.describe()} in the states "
-                     f"H_t/C_t, first at step t = {curve.forward.steps[0]}), so nothing after that "
-                     "step is meaningful.")
+        near = f"step t = {v.steps[0]}" if v.steps else "an unknown step"
+        parts.append(f"The gradient of {what} overflowed: {v.describe()} in {k}, the first one met "
+                     f"going back from the loss at {near}. This is an exploding forward or "
+                     "backward pass; the plot marks those points instead of dropping them.")
     return parts
 
 
@@ -103,7 +104,8 @@ def _spectrum_part(cell: str, spectrum: Spectrum) -> str:
     rho = spectrum.radius(len(spectrum.blocks) - 1)
     name = spectrum.main
     if cell.startswith("rnn"):
-        phi = "tanh′ ≤ 1" if cell == "rnn_tanh" else "ReLU′ is 0 or 1"
+        phi = ("tanh′ ≤ 1, which" if cell == "rnn_tanh"
+               else "ReLU′ is 0 or 1, which")
         verdict = ("above 1, so powers of W_hh alone would explode" if rho > 1 else
                    "below 1, so powers of W_hh alone vanish")
         return (f"The book's account: each step multiplies by diag(φ′)·W_hhᵀ; the spectral "

@@ -7,10 +7,26 @@ import html
 #: Symbols that make invisible characters visible on axes and in coloured text.
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
 
-#: Diverging colour scale centred on 0 (blue negative, white zero, red positive).
+#: One meaning per colour scale across the app (issue 16, item 8).
+#: Diverging scale centred on 0 (blue negative, white zero, red positive): states, terms.
 DIVERGING = "RdBu_r"
-#: Sequential scale for probabilities and magnitudes.
+#: Sequential scale for probabilities, gate openings and magnitudes: dark = small / unlikely,
+#: yellow = large / likely. Yellow never means "surprising".
 SEQUENTIAL = "Viridis"
+#: Probabilities (Predictions, Generate, Lesson): the sequential scale, yellow = likely.
+PROBABILITY = SEQUENTIAL
+#: Surprisal −log P: white = expected, dark red = surprising (its own scale, so it never reads as
+#: the probability scale with the opposite meaning).
+SURPRISAL = "Reds"
+
+
+def log_axis(span: float | None = None, **extra) -> dict:
+    """The one tick style of every log axis: powers of ten (10⁻³, never 1m / 1µ / 1n), a tick per
+    decade; over more than 12 decades (``span``: log₁₀ max − log₁₀ min of the data) a tick every
+    ceil(span / 10) decades. ``extra`` (title, range …) is merged in:
+    ``fig.update_yaxes(**log_axis(title="norm"))``."""
+    step = 1 if span is None or span <= 12 else int(-(-span // 10))
+    return dict(type="log", exponentformat="power", dtick=step, **extra)
 
 
 def display_char(ch: str) -> str:

@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..compare import FLAG_NAMES, Comparison
-from .common import DIVERGING, display_char, escape
+from .common import DIVERGING, display_char, escape, log_axis
+from .states import char_axis, unit_axis
 
 
 def _label(ch: str) -> str:
@@ -77,10 +78,9 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
             name=escape(run.name),
             hovertemplate=f"{escape(run.name)}<br>step:char %{{x}}<br>unit %{{y}}<br>H=%{{z:.3f}}<extra></extra>",
         ), row=row, col=1)
-        fig.update_xaxes(type="category", tickangle=-90, row=row, col=1,
-                         showticklabels=(b - a) <= 120)
-        fig.update_yaxes(type="category", autorange="reversed", row=row, col=1,
-                         showticklabels=len(units) <= 32)
+        # The characters themselves along the axis, as on Hidden states (step:char when wide).
+        fig.update_xaxes(**char_axis([_label(c) for c in run.chars[a:b]], labels), row=row, col=1)
+        fig.update_yaxes(**unit_axis(units), row=row, col=1)     # unit ids, as on Hidden states
     fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmid=0, colorbar=dict(title="H")),
                       height=height, margin=dict(l=50, r=20, t=40, b=50))
     return fig
@@ -130,6 +130,7 @@ def gradient_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], x_title: s
         fig.add_trace(go.Scatter(x=np.asarray(x), y=np.where(y > 0, y, np.nan), mode="lines",
                                  name=escape(name), line=dict(color=_COLORS[k % len(_COLORS)]),
                                  hovertemplate=f"{escape(name)}<br>%{{x}}: %{{y:.3g}}<extra></extra>"))
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, yaxis_type="log", height=340,
+    fig.update_yaxes(**log_axis(title=y_title))
+    fig.update_layout(xaxis_title=x_title, height=340,
                       legend=dict(orientation="h", y=1.12), margin=dict(l=50, r=20, t=40, b=40))
     return fig

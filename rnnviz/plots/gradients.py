@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..gradients import GradientMap, JacobianChain, NormCurve, Spectrum
-from .common import SEQUENTIAL, display_char, escape
+from .common import SEQUENTIAL, display_char, escape, log_axis
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 #: The gradient map shows at most this many rows/columns; larger maps are max-pooled for display.
@@ -27,10 +27,26 @@ def _char_label(chars: list[str], t: int) -> str:
     return escape(display_char(chars[t])) if 0 <= t < len(chars) else "?"
 
 
+def _title(main: str, notes: list[str]) -> str:
+    """A title with one subtitle line per note (long one-line subtitles were cut off at the
+    chart's right edge)."""
+    return main + "".join(f"<br><sup>{note}</sup>" for note in notes)
+
+
 def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=60, r=20, t=60, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=11)),
+    """Title (and its subtitle lines) on top with room for every line; the legend *below* the
+    plot, so however many entries truncation / clipping / special markers add, it never climbs
+    into the title; axes make room for their tick labels before placing their titles."""
+    lines = title.count("<br>")
+    n_legend = sum(1 for tr in fig.data if tr.showlegend is not False and tr.name)
+    rows = (n_legend + 1) // 2                      # about two entries per legend line
+    fig.update_layout(title=title, height=height + 22 * lines + 22 * rows,
+                      margin=dict(l=60, r=20, t=50 + 22 * lines, b=70 + 22 * rows),
+                      legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0, x=0,
+                                  font=dict(size=11)),
                       hovermode="closest")
+    fig.update_xaxes(automargin=True, title_standoff=12)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -99,7 +115,17 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
         logs = {k: np.log10(v.double().numpy()) for k, v in series.items()}
     if not show_c:
         logs = {k: v for k, v in logs.items() if k.endswith(".h")}
-    lo, hi = _bounds(list(logs.values()))
+    fit = curve.fits.get(curve.top)
+    show_fit = show_fit and fit is not None and math.isfinite(fit.factor) \
+        and math.isfinite(fit.intercept) and fit.intercept > 0
+    clip_f = (curve.clip.factor if curve.clip is not None and curve.clip.theta is not None
+              and math.isfinite(curve.clip.factor) and 0 < curve.clip.factor < 1 else None)
+    # The y range covers every line drawn (the clipped copy lies below the data, the fit may
+    # reach past it), so the ▽ / ✕ markers sit at the very bottom / top, never mid-chart.
+    extra = [logs[curve.top] + math.log10(clip_f)] if clip_f and curve.top in logs else []
+    if show_fit:
+        extra.append(np.log10(fit.intercept) + np.array([fit.d_min, fit.d_max]) * np.log10(fit.factor))
+    lo, hi = _bounds(list(logs.values()) + extra)
     totals = {"zero": 0, "inf": 0, "nan": 0}
     for i, (name, ly) in enumerate(logs.items()):
         layer = int(name[5:name.index(".")])
@@ -109,18 +135,16 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
                                   dash="dash" if is_c else None, bottom=lo, top=hi)
         for k in totals:
             totals[k] += counts[k]
-    fit = curve.fits.get(curve.top)
-    if show_fit and fit is not None and math.isfinite(fit.factor) and math.isfinite(fit.intercept) and fit.intercept > 0:
+    if show_fit:
         d = np.arange(fit.d_min, fit.d_max + 1)
         fig.add_trace(go.Scatter(
             x=d, y=fit.intercept * fit.factor ** d.astype(float), mode="lines",
             name=f"fit: × {fit.factor:.3g} per step", line=dict(color="black", dash="dot", width=1),
             hoverinfo="skip"))
-    if curve.clip is not None and curve.clip.theta is not None and math.isfinite(curve.clip.factor) \
-            and curve.clip.factor < 1:
+    if clip_f:
         top = logs.get(curve.top)
         if top is not None:
-            f = curve.clip.factor
+            f = clip_f
             fig.add_trace(go.Scatter(x=x, y=np.power(10.0, np.where(np.isfinite(top), top, np.nan)) * f,
                                      mode="lines", name=f"top layer as the update sees it (× {f:.3g}, θ = "
                                      f"{curve.clip.theta:g})", line=dict(color="gray", dash="dash")))
@@ -133,10 +157,8 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
         notes.append(f"{totals['inf']} inf, {totals['nan']} NaN (✕ at top)")
     if totals["zero"]:
         notes.append(f"{totals['zero']} exact zeros (▽ at bottom)")
-    title = f"Gradient norm vs distance from the loss at {what}"
-    if notes:
-        title += "<br><sup>" + "; ".join(notes) + "</sup>"
-    fig.update_yaxes(type="log", title="‖∂L/∂H_t‖ (log scale)", exponentformat="power")
+    title = _title(f"Gradient norm vs distance from the loss at {what}", ["; ".join(notes)] if notes else [])
+    fig.update_yaxes(**log_axis(hi - lo, title="‖∂L/∂H_t‖ (log scale)", range=[lo - 0.3, hi + 0.3]))
     fig.update_xaxes(title="distance from the loss (steps back in time)")
     return _layout(fig, title)
 
@@ -158,33 +180,55 @@ def jacobian_chain_figure(chain: JacobianChain) -> go.Figure:
         arrays["‖∂H_T/∂C_t‖₂"] = (chain.log10_spectral_c.numpy(), "dash", 0)
         arrays["‖∂H_T/∂C_t‖_F"] = (chain.log10_frobenius_c.numpy(), "dash", 1)
     lo, hi = _bounds([a for a, _, _ in arrays.values()])
-    log_axis = lo > -300 and hi < 300
+    use_log = lo > -300 and hi < 300
     for name, (ly, dash, ci) in arrays.items():
-        _log_series(fig, x, ly, name, _COLORS[ci], hover, dash=dash, log_axis=log_axis, bottom=lo, top=hi)
+        _log_series(fig, x, ly, name, _COLORS[ci], hover, dash=dash, log_axis=use_log, bottom=lo, top=hi)
     for fit, name, ci in ((chain.fit_spectral, "spectral", 0), (chain.fit_frobenius, "Frobenius", 1)):
-        if math.isfinite(fit.factor):
+        if math.isfinite(fit.factor) and fit.intercept > 0:
             d = np.arange(fit.d_min, fit.d_max + 1).astype(float)
-            ly = math.log10(fit.intercept) + d * fit.log10_factor if fit.intercept > 0 else None
-            if ly is None:
-                continue
-            fig.add_trace(go.Scatter(x=d, y=np.power(10.0, ly) if log_axis else ly, mode="lines",
+            ly = math.log10(fit.intercept) + d * fit.log10_factor
+            fig.add_trace(go.Scatter(x=d, y=np.power(10.0, ly) if use_log else ly, mode="lines",
                                      name=f"fit ({name}): × {fit.factor:.3g} per step",
                                      line=dict(color=_COLORS[ci], dash="dot", width=1), hoverinfo="skip"))
     fig.update_xaxes(title="T − t (steps back from H_T)")
-    if log_axis:
-        fig.update_yaxes(type="log", title="norm (log scale)", exponentformat="power")
+    if use_log:
+        fig.update_yaxes(**log_axis(hi - lo, title="norm (log scale)", range=[lo - 0.3, hi + 0.3]))
     else:
         fig.update_yaxes(title="log₁₀ norm (values beyond float64 range)")
-    title = f"Jacobian chain ∂H_T/∂H_t, layer {chain.layer}, T = {chain.end}"
     notes = []
     if chain.nonfinite.any:
         notes.append(f"{chain.nonfinite.describe()} (✕ at top)")
     if chain.forward.any:
-        notes.append(f"forward pass overflowed from step {chain.forward.steps[0]}")
+        notes.append(f"forward pass overflowed from step t = {chain.forward.steps[0]} on")
     if chain.zeros:
         notes.append(f"{chain.zeros} exact zeros (▽)")
-    notes.append(chain.method)
-    return _layout(fig, title + "<br><sup>" + escape("; ".join(notes)) + "</sup>")
+    gap = _spectral_gap(chain)
+    if gap:
+        notes.append(gap)
+    fig = _layout(fig, _title(f"Jacobian chain ∂H_T/∂H_t, layer {chain.layer}, T = {chain.end}",
+                              [escape(n) for n in notes]))
+    return _method_note(fig, chain.method)
+
+
+def _spectral_gap(chain: JacobianChain) -> str:
+    """Why the spectral line has gaps where the Frobenius line goes on ("" when it has none)."""
+    spec, fro = chain.log10_spectral.numpy(), chain.log10_frobenius.numpy()
+    missing = ~np.isfinite(spec) & np.isfinite(fro)
+    if not missing.any():
+        return ""
+    first = int(chain.distance.numpy()[missing].min())
+    why = ("the SVD did not converge there" if np.isnan(spec[missing]).any()
+           else "the product underflowed below the float range")
+    return f"spectral norm missing at {int(missing.sum())} step(s) from T − t = {first}: {why}"
+
+
+def _method_note(fig: go.Figure, method: str) -> go.Figure:
+    """How the norms were computed ("block Krylov Rayleigh–Ritz …"): jargon for a tooltip, not the
+    title: a small "ⓘ how computed" note in the corner whose hover says it."""
+    fig.add_annotation(text="ⓘ how computed", hovertext=escape(method), showarrow=False,
+                       xref="paper", yref="paper", x=1.0, y=1.0, xanchor="right", yanchor="bottom",
+                       font=dict(size=11, color="#555"))
+    return fig
 
 
 # ============================================================================= gradient map
@@ -263,10 +307,8 @@ def gradient_map_figure(gmap: GradientMap, layer: int | None = None) -> go.Figur
     if n_inf or n_nan:
         notes.append(f"{n_inf} inf (top colour), {n_nan} NaN (✕)")
     if gmap.forward.any:
-        notes.append(f"forward pass overflowed from step {gmap.forward.steps[0]}")
-    title = f"Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖, layer {layer}"
-    if notes:
-        title += "<br><sup>" + escape("; ".join(notes)) + "</sup>"
+        notes.append(f"forward pass overflowed from step t = {gmap.forward.steps[0]} on")
+    title = _title(f"Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖, layer {layer}", [escape(n) for n in notes])
     return _layout(fig, title, height=520)
 
 

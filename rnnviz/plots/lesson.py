@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..lesson import BigramResult, Forgetting, ToyResult, WordAttribution
-from .common import DIVERGING, SEQUENTIAL, display_char, escape
+from .common import DIVERGING, PROBABILITY, display_char, escape, log_axis
 
 
 def _label(ch: str) -> str:
@@ -92,7 +92,7 @@ def bigram_figure(res: BigramResult, max_chars: int = 30) -> go.Figure:
         fig.update_xaxes(type="category", title_text="next character", row=1, col=col)
         fig.update_yaxes(type="category", autorange="reversed", title_text="previous character" if col == 1 else None,
                          row=1, col=col)
-    fig.update_layout(coloraxis=dict(colorscale=SEQUENTIAL, cmin=0, cmax=1, colorbar=dict(title="P")),
+    fig.update_layout(coloraxis=dict(colorscale=PROBABILITY, cmin=0, cmax=1, colorbar=dict(title="P")),
                       height=460, margin=dict(l=50, r=20, t=40, b=40))
     return fig
 
@@ -122,8 +122,8 @@ def forgetting_figure(f: Forgetting) -> go.Figure:
     if f.below_at is not None:
         fig.add_vline(x=f.below_at, line_color="#2ca02c", line_dash="dot",
                       annotation_text=f"forgotten after {f.steps_to_forget} steps", annotation_position="top left")
-    fig.update_layout(yaxis_type="log", height=360, xaxis_title="step t (character read)",
-                      yaxis_title="difference (log scale)", legend=dict(orientation="h", y=1.15),
+    fig.update_yaxes(**log_axis(title="difference (log scale)"))
+    fig.update_layout(height=360, xaxis_title="step t (character read)", legend=dict(orientation="h", y=1.15),
                       margin=dict(l=50, r=20, t=40, b=40))
     if T <= 80:
         fig.update_xaxes(tickmode="array", tickvals=list(range(T)), ticktext=chars)

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import SEQUENTIAL, display_char
+from .common import PROBABILITY, display_char
 from .states import char_axis, window_labels
 
 
@@ -39,7 +39,7 @@ def topk_figure(chars: Sequence[str], top_chars: Sequence[Sequence[str]], top_pr
     text = [[display_char(top_chars[r][t]) for t in range(W)] for r in range(k)]
     fig = go.Figure(go.Heatmap(
         z=p, x=x, y=y, text=text, texttemplate="%{text}", textfont=dict(size=font_size),
-        colorscale="Blues", zmin=0.0, zmax=1.0, xgap=1, ygap=1,
+        colorscale=PROBABILITY, zmin=0.0, zmax=1.0, xgap=1, ygap=1,
         colorbar=dict(thickness=12, title=dict(text="P")),
         hovertemplate="after %{x}<br>guess %{y}: %{text}<br>P = %{z:.4f}<extra></extra>"))
     if next_chars is not None:
@@ -55,7 +55,7 @@ def topk_figure(chars: Sequence[str], top_chars: Sequence[Sequence[str]], top_pr
                                     color="#d62728", line=dict(width=2)))
     fig.update_layout(
         height=120 + 28 * k, font=dict(size=font_size), showlegend=False,
-        margin=dict(l=40, r=20, t=30, b=10),
+        margin=dict(l=40, r=20, t=30 + 2 * font_size, b=10),   # room for the characters on top
         title=dict(text="Top guesses for the next character (red box: the character that came next)"),
         xaxis=dict(char_axis(chars, x, font_size), side="top"),
         yaxis=dict(type="category", autorange="reversed"))
@@ -80,7 +80,7 @@ def probability_heatmap(probs, tokens: Sequence[str], chars: Sequence[str], *, s
     else:
         kw = dict(zmin=0.0, zmax=1.0, colorbar=dict(thickness=12, title=dict(text="P")),
                   hovertemplate="after %{x}<br>next %{y}<br>P = %{z:.4f}<extra></extra>")
-    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=SEQUENTIAL, **kw))
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=PROBABILITY, **kw))
     if next_ids is not None:
         xs = [x[t] for t in range(W) if next_ids[t] is not None]
         ys = [y[int(next_ids[t])] for t in range(W) if next_ids[t] is not None]

@@ -49,6 +49,29 @@ def unit_labels(units: Sequence[int]) -> list[str]:
     return [f"u{u}" for u in units]
 
 
+#: At most about this many unit ids on a heatmap's y axis (more would overlap).
+UNIT_TICKS = 40
+
+
+def unit_axis(units: Sequence[int], named: dict[int, str] | None = None,
+              font_size: int = 12) -> dict:
+    """A category y axis over units (top to bottom in ``units`` order) labelled with unit ids:
+    every unit up to UNIT_TICKS rows, else every k-th; units in ``named`` (unit → what it tracks)
+    always get a bold "u30 · paren depth" tick, and plain ticks too close to one are left out."""
+    units = list(units)
+    named = {u: n for u, n in (named or {}).items() if u in units}
+    rows = len(units)
+    step = max(1, -(-rows // UNIT_TICKS))
+    pos = {u: i for i, u in enumerate(units)}
+    near = {i for u in named for i in range(pos[u] - step + 1, pos[u] + step)}
+    shown = sorted({i for i in range(0, rows, step) if i not in near} | {pos[u] for u in named})
+    text = [f"<b>u{units[i]} · {named[units[i]]}</b>" if units[i] in named else f"u{units[i]}"
+            for i in shown]
+    return dict(type="category", autorange="reversed", title=dict(text="unit"), automargin=True,
+                tickmode="array", tickvals=[f"u{units[i]}" for i in shown], ticktext=text,
+                tickfont=dict(size=max(8, font_size - 3)))
+
+
 def symmetric_range(values) -> float:
     """max |v| (at least 1e-6): the half-width of a colour range centred on 0."""
     a = _np(values)
@@ -58,12 +81,14 @@ def symmetric_range(values) -> float:
 
 def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequence[int] | None = None,
                   title: str = "", name: str = "H", zmax: float | None = None, gate: bool = False,
-                  height: int | None = None, font_size: int = 12) -> go.Figure:
+                  height: int | None = None, font_size: int = 12,
+                  named: dict[int, str] | None = None) -> go.Figure:
     """Heatmap of a (W, h) window of a per-unit tensor: rows = units (in ``units`` order, top to
     bottom), columns = the W characters ``chars`` read at steps start … start + W − 1.
 
     States use the diverging scale centred on 0 (zmid = 0, range ±zmax); gates (``gate=True``) the
-    sequential scale over [0, 1]. Hover: step:char, unit, value.
+    sequential scale over [0, 1]. Hover: step:char, unit, value. The y axis names unit ids, and
+    the units in ``named`` (unit → what it tracks, e.g. from ``rnnviz.units.names``) in bold.
     """
     a = _np(values)
     if a.ndim != 2 or a.shape[0] != len(chars):
@@ -86,8 +111,7 @@ def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequen
         height = int(120 + rows * max(2.3, min(18.0, 600 / max(1, rows))))
     xaxis = char_axis(chars, x, font_size)
     xaxis["title"] = dict(text="character read at step t" + (" (hover for the step)" if len(chars) <= ALL_LABELS_MAX else ""))
-    yaxis = dict(type="category", autorange="reversed", title=dict(text="unit"),
-                 showticklabels=rows <= 64, tickfont=dict(size=max(8, font_size - 3)))
+    yaxis = unit_axis(units, named, font_size)
     fig.update_layout(title=dict(text=title), height=height, xaxis=xaxis, yaxis=yaxis,
                       margin=dict(l=60, r=20, t=40 if title else 10, b=60),
                       font=dict(size=font_size))

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..units import Ablation, Counterfactual, FinderResult, Match, Projection
-from .common import DIVERGING, display_char, escape, step_labels
+from .common import DIVERGING, display_char, escape, log_axis, step_labels
 from .text import colored_text_html
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
@@ -134,8 +134,8 @@ def counterfactual_figure(cf: Counterfactual, font_size: int = 12) -> go.Figure:
                              line=dict(color="#444"), marker=dict(size=4), customdata=labels,
                              hovertemplate="j=%{x} after reading %{customdata}<br>KL=%{y:.3e}<extra></extra>"),
                   row=2, col=1)
-    fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
-    fig.update_yaxes(type="log", exponentformat="power", row=2, col=1)
+    fig.update_yaxes(**log_axis(), row=1, col=1)
+    fig.update_yaxes(**log_axis(), row=2, col=1)
     fig.update_xaxes(title="steps j after the edit (0 = just after the edited characters)", row=2, col=1)
     title = (f"{cf.original[cf.start:cf.end]!r} → {cf.replacement!r} at step {cf.start} "
              "(exact zeros are not drawn on log axes)")
