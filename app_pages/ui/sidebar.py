@@ -12,8 +12,8 @@ from app_pages.ui.cache import (UPLOAD_PREFIX, cached_trace, checkpoint_fingerpr
                                 shipped_names, uploaded_model)
 from app_pages.ui.charts import controls
 from app_pages.ui.context import Context
-from app_pages.ui.text import DEFAULT_TEXT, MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
-from app_pages.ui.url import keep_choice, parse_bool, url_default, url_drop, url_set
+from app_pages.ui.text import MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
+from app_pages.ui.url import url_drop, url_set, use
 from rnnviz import CharRNN, CheckpointError, TextError, views
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
@@ -64,7 +64,7 @@ def sidebar() -> Context:
 
 def _lecture_toggle() -> bool:
     """The lecture-mode toggle (URL ``lecture``) and the page CSS it and every page need."""
-    url_default("lecture", "lecture", False, parse_bool)
+    use("lecture")
     lecture = st.toggle("Lecture mode", key="lecture",
                         help="Hide the controls and enlarge fonts for a projector.")
     st.html(STALE_CSS)
@@ -75,13 +75,11 @@ def _lecture_toggle() -> bool:
 
 def _checkpoint_options() -> tuple[list[str], dict[str, str], str]:
     """The checkpoints to pick from (shipped, then this session's uploads), the uploads' labels
-    (model key → label) and the default pick (URL ``ckpt``). Stops the page when there are none."""
+    (model key → label) and the default pick. Stops the page when there are none."""
     options = shipped_names()
     uploads = st.session_state.setdefault("upload_names", {})
     options += list(uploads)
-    default = st.query_params.get("ckpt", DEFAULT_CHECKPOINT)
-    if default not in options:
-        default = DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in options else (options[0] if options else None)
+    default = DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in options else (options[0] if options else None)
     if default is None:
         st.error("No checkpoints found in checkpoints/.")
         st.stop()
@@ -91,9 +89,7 @@ def _checkpoint_options() -> tuple[list[str], dict[str, str], str]:
 def _checkpoint_picker(options: list[str], uploads: dict[str, str], default: str) -> str:
     """The checkpoint selectbox; returns the chosen model key."""
     label = lambda k: uploads.get(k, k)  # noqa: E731
-    if "ckpt" not in st.session_state:
-        st.session_state["ckpt"] = default
-    keep_choice("ckpt", options, default, label)
+    use("ckpt", default=default, ckpts={k: label(k) for k in options})
     return st.selectbox("Checkpoint", options, format_func=label, key="ckpt")
 
 
@@ -117,9 +113,7 @@ def _upload(uploads: dict[str, str]) -> None:
 def _text_input() -> str:
     """The preset picker and the text area (URL ``text``); returns the text as typed."""
     preset = st.selectbox("Preset text", ["(custom)", *PRESETS], key="preset")
-    initial = st.query_params.get("text", DEFAULT_TEXT)
-    if "text" not in st.session_state:
-        st.session_state["text"] = initial
+    use("text")
     if preset != "(custom)" and st.session_state.get("_last_preset") != preset:
         st.session_state["text"] = PRESETS[preset]
     st.session_state["_last_preset"] = preset
