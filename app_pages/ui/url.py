@@ -35,6 +35,8 @@ _INT = re.compile(r"[+-]?\d{1,15}(\.0*)?")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 #: Session-state key of the copies that carry a view's settings across navigation.
 _KEPT = "_url_kept"
+#: Session-state key of the limits each key was last checked against (the URL fuzz test reads it).
+_LIMITS = "_url_limits"
 
 Limits = dict[str, Any]
 
@@ -236,9 +238,9 @@ def _shown(raw: str) -> str:
     return md(text.replace("\n", "⏎"))
 
 
-def from_link(param: Param, limits: Limits) -> tuple[bool, Any, str | None]:
-    """(found, value, complaint) of ``param`` in the URL: complaint names an ignored value."""
-    values = st.query_params.get_all(param.name)
+def from_link(param: Param, values: list[str], limits: Limits) -> tuple[bool, Any, str | None]:
+    """(found, value, complaint) of ``param`` given ``values`` in the link (``st.query_params.get_all``):
+    complaint names an ignored value."""
     if not values:
         return False, None, None
     if len(values) > 1:
@@ -262,6 +264,7 @@ def use(*names: str, **limits: Any) -> None:
     link's, else the default — and name on the page every value of the link that was ignored."""
     from app_pages.ui.params import PARAMS
     kept = st.session_state.setdefault(_KEPT, {})
+    st.session_state.setdefault(_LIMITS, {}).update(dict.fromkeys(names, limits))
     ignored = []
     for name in names:
         param = PARAMS[name]
@@ -270,7 +273,7 @@ def use(*names: str, **limits: Any) -> None:
         elif name in kept:
             value = param.check(kept[name], limits)
         else:
-            found, value, complaint = from_link(param, limits)
+            found, value, complaint = from_link(param, st.query_params.get_all(name), limits)
             if complaint:
                 ignored.append(complaint)
                 del st.query_params[name]
