@@ -13,7 +13,7 @@ from app_pages.ui.cache import (UPLOAD_PREFIX, cached_trace, checkpoint_fingerpr
 from app_pages.ui.charts import controls
 from app_pages.ui.context import Context
 from app_pages.ui.text import MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
-from app_pages.ui.url import url_drop, url_set, use
+from app_pages.ui.url import new_run, url_drop, url_set, use
 from rnnviz import CharRNN, CheckpointError, TextError, views
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
@@ -43,6 +43,7 @@ STALE_CSS = """
 def sidebar() -> Context:
     """Render the sidebar (lecture toggle, checkpoint picker, upload, text, model card, export)
     and return the context."""
+    new_run()
     with st.sidebar:
         st.header("rnnviz")
         lecture = _lecture_toggle()

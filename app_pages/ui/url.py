@@ -37,6 +37,9 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _KEPT = "_url_kept"
 #: Session-state key of the limits each key was last checked against (the URL fuzz test reads it).
 _LIMITS = "_url_limits"
+#: Session-state key of this run's slot for the "Ignored from the link" line.
+_NOTES = "_url_notes"
+IGNORED = "Ignored from the link (the default is used instead): "
 
 Limits = dict[str, Any]
 
@@ -283,7 +286,23 @@ def use(*names: str, **limits: Any) -> None:
             st.session_state[param.widget] = value
         kept[name] = value
     if ignored:
-        st.caption("Ignored from the link (the default is used instead): " + "; ".join(ignored))
+        _note(ignored)
+
+
+def _note(ignored: list[str]) -> None:
+    """Name the ignored values in one line: at the top of the view (the slot :func:`view_params`
+    made, so a value read inside a closed tab is named where it is seen), else where we are."""
+    notes = st.session_state.get(_NOTES)
+    if notes is None:
+        st.caption(IGNORED + "; ".join(ignored))
+        return
+    notes["lines"] += ignored
+    notes["slot"].caption(IGNORED + "; ".join(notes["lines"]))
+
+
+def new_run() -> None:
+    """At the start of every script run: forget the previous run's slot for notes."""
+    st.session_state.pop(_NOTES, None)
 
 
 def _differs(a: Any, b: Any) -> bool:
@@ -319,7 +338,9 @@ def url_drop(param: str) -> None:
 
 
 def view_params(prefix: str) -> None:
-    """Drop the URL keys of other views (a copied link then only holds this view's state)."""
+    """Drop the URL keys of other views (a copied link then only holds this view's state); at
+    the top of the view, a slot for the line that names ignored values."""
     for key in list(st.query_params.keys()):
         if key.startswith(VIEW_PREFIXES) and not key.startswith(prefix):
             del st.query_params[key]
+    st.session_state[_NOTES] = {"slot": st.empty(), "lines": []}
