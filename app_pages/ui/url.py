@@ -23,7 +23,7 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import streamlit as st
 
