@@ -9,7 +9,7 @@ from app_pages.ui.cache import cached_trace, get_model, get_ref, shipped_names
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import notices
-from app_pages.ui.url import url_default, url_set, view_params
+from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
 from rnnviz import CheckpointError, TextError, cost
 from rnnviz import compare as C
@@ -58,19 +58,12 @@ st.markdown("The same text through two or three models side by side: hidden stat
 uploads = st.session_state.get("upload_names", {})
 available = shipped_names() + list(uploads)
 
-
-def _parse_models(raw: str) -> list[str]:
-    return [n for n in raw.split(",") if n in available][: C.MAX_MODELS]
-
-
-url_default("c_models", "cmp.models", C.default_selection(available, ctx.model_key), _parse_models,
-                   lambda v: len(v) > 0)
 # A checkpoint that disappeared (or an upload from another session) must not break the widget.
-st.session_state["c_models"] = [n for n in st.session_state["c_models"] if n in available][: C.MAX_MODELS]
+use("cmp.models", available=available, default=C.default_selection(available, ctx.model_key))
 with controls("cmp"):
     names = st.multiselect("Checkpoints (2–3)", available, max_selections=C.MAX_MODELS,
                            format_func=lambda k: uploads.get(k, k), key="c_models")
-url_set("cmp.models", ",".join(names))
+sync("cmp.models")
 
 if len(names) < 2:
     st.info("Pick at least two checkpoints to compare (up to three).")
@@ -110,13 +103,7 @@ elif notices(ctx):
             for key in r.states:
                 layers.setdefault(key, key)
         width = min(PC.MAX_WINDOW, longest, 200)
-        url_default("c_state", "cmp.state", "top", str, lambda v: v in layers)
-        url_default("c_start", "cmp.start", 0, int, lambda v: 0 <= v <= longest - width)
-        url_default("c_units", "cmp.units", 64, int, lambda v: 8 <= v <= 128 and v % 8 == 0)
-        if st.session_state["c_state"] not in layers:
-            st.session_state["c_state"] = "top"
-        if st.session_state["c_start"] > longest - width:
-            st.session_state["c_start"] = 0
+        use("cmp.state", "cmp.start", "cmp.units", layers=layers, last_start=max(longest - width, 0))
         with controls("cmp-states", navigation=True):
             c1, c2, c3 = st.columns([2, 3, 2])
             state = c1.selectbox("state", list(layers), format_func=layers.get, key="c_state")
@@ -127,9 +114,7 @@ elif notices(ctx):
                 start = 0
                 c2.caption(f"All {longest} steps shown.")
             max_units = c3.slider("units per panel (highest variance)", 8, 128, step=8, key="c_units")
-        url_set("cmp.state", state)
-        url_set("cmp.start", start)
-        url_set("cmp.units", max_units)
+        sync("cmp.state", "cmp.start", "cmp.units")
         show_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), ctx, "cmp_states")
         st.caption("One shared colour scale centred on 0 (blue negative, red positive). Each panel uses "
                    "its model's own text: a d2l-cleaned model reads a shorter, lower-case text.")

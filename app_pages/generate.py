@@ -10,7 +10,7 @@ import streamlit as st
 from app_pages.ui.charts import show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import DEFAULT_TEXT, md
-from app_pages.ui.url import keep_int, url_default, url_set, view_params
+from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
 from rnnviz import cost
 from rnnviz import generate as gen
@@ -35,14 +35,8 @@ view_params("gen.")
 st.title("Generate")
 
 default_prefix = (ctx.text or DEFAULT_TEXT)[:60]
-url_default("gen_prefix", "gen.prefix", default_prefix, lambda s: s[:PREFIX_MAX])
-url_default("gen_temp", "gen.temp", 1.0, float, lambda v: math.isfinite(v) and 0.0 <= v <= 3.0)
-url_default("gen_len", "gen.len", 200, int, lambda v: 1 <= v <= MAX_LENGTH)
-url_default("gen_topk", "gen.topk", 0, int, lambda v: 0 <= v <= ctx.model.config.vocab_size)
-url_default("gen_seed", "gen.seed", 0, int, lambda v: 0 <= v < 2**31)
-keep_int("gen_len", 1, MAX_LENGTH, 200)
-keep_int("gen_topk", 0, ctx.model.config.vocab_size, 0)
-keep_int("gen_seed", 0, 2**31 - 1, 0)
+use("gen.prefix", "gen.temp", "gen.len", "gen.topk", "gen.seed", prefix=default_prefix,
+    V=ctx.model.config.vocab_size)
 
 with st.container(key="gen-knobs"):   # the knobs are the lesson here: visible in lecture mode too
     prefix = st.text_input("Prefix", key="gen_prefix", max_chars=PREFIX_MAX,
@@ -54,9 +48,7 @@ with st.container(key="gen-knobs"):   # the knobs are the lesson here: visible i
     length = c2.number_input("Length", 1, MAX_LENGTH, key="gen_len")
     top_k = c3.number_input("Top-k (0 = all)", 0, ctx.model.config.vocab_size, key="gen_topk")
     seed = c4.number_input("Seed", 0, 2**31 - 1, key="gen_seed")
-for param, value in (("gen.prefix", prefix), ("gen.temp", temperature), ("gen.len", length),
-                     ("gen.topk", top_k), ("gen.seed", seed)):
-    url_set(param, value)
+sync("gen.prefix", "gen.temp", "gen.len", "gen.topk", "gen.seed")
 
 try:
     plan = cost.fit("generate", ctx.model.config, len(prefix) + int(length), what="generation",

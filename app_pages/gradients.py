@@ -9,7 +9,7 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
-from app_pages.ui.url import url_default, url_set, view_params
+from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
 from rnnviz import CheckpointError, TextError, cost
 from rnnviz import gradients as G
@@ -26,6 +26,9 @@ MAP_PAGE_MACS = G.MAP_MAX_MACS / 4
 ACTIVATIONS = {"as trained": None, "tanh": "tanh", "relu": "relu"}
 LOSS_LABELS = {"last": "cross-entropy at the last step", "step": "cross-entropy at step s",
                "sum": "sum over all steps"}
+#: The URL keys of the knobs (declared in app_pages.ui.params).
+KNOBS = ("gr.len", "gr.loss", "gr.step", "gr.scale", "gr.act", "gr.trunc", "gr.clip", "gr.clipv",
+         "gr.layer")
 
 ctx = context()
 view_params("gr.")
@@ -59,24 +62,6 @@ def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, _model) -> G.G
     return run_heavy(G.gradient_map, _model, text, whatif=_knobs(*knobs), max_macs=max_macs)
 
 
-def _float(lo: float, hi: float):
-    def parse(raw: str) -> float:
-        v = float(raw)
-        if not lo <= v <= hi:
-            raise ValueError(raw)
-        return v
-    return parse
-
-
-def _int(lo: int, hi: int):
-    def parse(raw: str) -> int:
-        v = int(raw)
-        if not lo <= v <= hi:
-            raise ValueError(raw)
-        return v
-    return parse
-
-
 st.title("Gradients across long backprop chains")
 st.markdown(
     "Backpropagation through time multiplies one Jacobian per step, "
@@ -91,17 +76,7 @@ if notices(ctx):
     vanilla = cfg.cell.startswith("rnn")
     text_all = ctx.trace.text if ctx.trace is not None else ctx.text
     # ------------------------------------------------------------------ knobs (URL-backed)
-    url_default("g_len", "gr.len", DEFAULT_LEN, _int(2, MAX_LEN))
-    url_default("g_loss", "gr.loss", "last", str, lambda v: v in G.LOSSES)
-    url_default("g_step", "gr.step", 0, _int(0, MAX_LEN))
-    url_default("g_scale", "gr.scale", 1.0, _float(0.05, 5.0))
-    url_default("g_act", "gr.act", "as trained", str, lambda v: v in ACTIVATIONS)
-    url_default("g_trunc", "gr.trunc", 0, _int(0, MAX_LEN))
-    url_default("g_clip", "gr.clip", 0.0, _float(0.0, 1e6))
-    url_default("g_clipv", "gr.clipv", 0.0, _float(0.0, 1e6))
-    url_default("g_layer", "gr.layer", cfg.num_layers - 1, _int(0, cfg.num_layers - 1))
-    if st.session_state["g_layer"] >= cfg.num_layers:   # another checkpoint was picked
-        st.session_state["g_layer"] = cfg.num_layers - 1
+    use(*KNOBS, L=cfg.num_layers, losses={k: LOSS_LABELS.get(k, k) for k in G.LOSSES}, activations=list(ACTIVATIONS))
     with controls("gradients"):
         c1, c2, c3 = st.columns(3)
         with c1:
@@ -129,10 +104,7 @@ if notices(ctx):
                                     help="min-char-rnn: np.clip(dparam, −c, c).")
             layer = st.selectbox("Layer (spectrum, Jacobian chain, map)", list(range(cfg.num_layers)),
                                  key="g_layer")
-    for key, value in (("len", n_chars), ("loss", loss), ("step", step), ("scale", scale),
-                       ("act", act), ("trunc", trunc), ("clip", clip), ("clipv", clipv),
-                       ("layer", layer)):
-        url_set(f"gr.{key}", value)
+    sync(*KNOBS)
     knobs = (float(scale), ACTIVATIONS[act] if vanilla else None, int(trunc), float(clip), float(clipv))
     if len(text_all) > n_chars:
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")

@@ -7,7 +7,7 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.context import context
 from app_pages.ui.text import notices
-from app_pages.ui.url import keep_choice, url_default, url_set, view_params
+from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import states as splots
 from rnnviz.plots import text as tplots
@@ -15,8 +15,6 @@ from rnnviz.ref import ModelRef
 from rnnviz.units.names import name_units
 
 WIDTHS = (60, 120, 250, 500, 1000)
-#: Default unit order: similar units next to each other, so the heatmap shows bands, not noise.
-DEFAULT_ORDER = "pattern"
 #: Coloured text: the whole text up to this many characters, else this many around the window.
 TEXT_MAX = 2_000
 
@@ -55,17 +53,11 @@ if cfg.cell in ("lstm", "gru"):
 max_w = views.max_window(H)
 widths = [w for w in WIDTHS if w <= max_w] or [max_w]
 
-url_default("hs_layer", "hs.layer", 0, int, lambda v: 0 <= v < L)
-url_default("hs_kind", "hs.what", "h", str, lambda v: v in kinds)
-url_default("hs_order", "hs.order", DEFAULT_ORDER, str, lambda v: v in views.ORDERINGS)
-url_default("hs_width", "hs.win", widths[0], int, lambda v: v in widths)
 ORDER_LABELS = {"trained": "as trained", "variance": "by variance",
                 "clustered": "clustered (similar units together)",
                 "pattern": "by pattern (bands of similar time courses)"}
-keep_choice("hs_layer", list(range(L)), 0)
-keep_choice("hs_kind", list(kinds), "h", kinds.get)
-keep_choice("hs_order", list(views.ORDERINGS), DEFAULT_ORDER, ORDER_LABELS.get)
-keep_choice("hs_width", widths, widths[0])
+use("hs.layer", "hs.what", "hs.order", "hs.win", L=L, kinds=kinds, widths=widths,
+    orders={o: ORDER_LABELS.get(o, o) for o in views.ORDERINGS})
 
 with controls("hs", navigation=True):
     c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
@@ -78,10 +70,7 @@ with controls("hs", navigation=True):
                                  help="Characters shown at full resolution; the strip above shows all.")
     else:
         width = st.session_state["hs_width"]
-url_set("hs.layer", layer)
-url_set("hs.what", kind)
-url_set("hs.order", order_method)
-url_set("hs.win", width)
+sync("hs.layer", "hs.what", "hs.order", "hs.win")
 
 width = min(width, T)
 start, stop = window_start("hs", T, width)
@@ -136,17 +125,16 @@ st.subheader("One unit over the text")
 unit_src = tr[base_name] if kind in ("h", "c") else tr[h_name]
 var = views.unit_variance(unit_src)
 default_unit = int(var.argmax()) if H else 0
-url_default("hs_unit", "hs.unit", default_unit, int, lambda v: 0 <= v < H)
 # Until the user picks a unit, follow the default (the largest-variance unit of *this* text).
 if st.session_state.get("hs_unit") == st.session_state.get("_hs_unit_auto", default_unit):
     st.session_state["hs_unit"] = default_unit
 st.session_state["_hs_unit_auto"] = default_unit
-keep_choice("hs_unit", list(range(H)), default_unit, lambda u: f"u{u}")
+use("hs.unit", H=H, unit=default_unit)
 with controls("hs-unit", navigation=True):
     unit = st.selectbox("Unit (listed in the current order)", order, key="hs_unit",
                         format_func=lambda u: f"u{u}",
                         help="Default: the unit with the largest variance over the text.")
-url_set("hs.unit", unit)
+sync("hs.unit")
 sym = "C" if kind == "c" else "H"
 vals = unit_src[:, unit]
 lo, hi = (0, T) if T <= TEXT_MAX else views.window_bounds(T, (start + stop) // 2 - TEXT_MAX // 2, TEXT_MAX)

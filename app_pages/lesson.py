@@ -10,7 +10,7 @@ import torch
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import md, model_note, notices
-from app_pages.ui.url import url_default, url_set, view_params
+from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
 from rnnviz import cost
 from rnnviz import lesson as L
@@ -20,10 +20,6 @@ from rnnviz.ref import ModelRef
 
 ctx = context()
 view_params("lesson.")
-
-
-def _int_in(lo: int, hi: int):
-    return lambda v: lo <= v <= hi
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
@@ -62,10 +58,7 @@ def _forgetting_demo() -> None:
         st.info(f"The counterfactual needs a text of at least 2 characters{extra}: type more in the sidebar.")
         return
     top = len(seen) - 2
-    url_default("l_cfpos", "lesson.pos", 0, int, _int_in(0, top))
-    if st.session_state.get("l_cfpos", 0) > top:
-        st.session_state["l_cfpos"] = 0
-    url_default("l_cfchar", "lesson.char", "a" if seen[0] != "a" else "e", str, lambda v: len(v) == 1)
+    use("lesson.pos", "lesson.char", top=top, char="a" if seen[0] != "a" else "e")
     with controls("lesson-forget"):
         c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
         if top > 0:
@@ -77,9 +70,7 @@ def _forgetting_demo() -> None:
         thr = c3.number_input("threshold", min_value=1e-6, max_value=10.0, value=0.01, format="%.4f",
                               key="l_cfthr")
         rel = c4.checkbox("relative to ‖H_t‖", value=True, key="l_cfrel")
-    url_set("lesson.pos", pos)
-    if new:
-        url_set("lesson.char", new)
+    sync("lesson.pos", *(("lesson.char",) if new else ()))
     if not new:
         st.info("Type one replacement character.")
         return
@@ -122,8 +113,10 @@ st.caption("Shapes: $X_t$ 1×d · $W_{xh}$ d×h · $H_t$ 1×h · $W_{hh}$ h×h �
            "$b_q$ 1×q. "
            "The same weights are used at every step — that is what makes it *recurrent*.")
 
-tab_a, tab_b, tab_c = st.tabs(["(a) Toy network: ReLU vs tanh", "(b) “the time machine by”",
-                               "(c) The four problems of §6.3.5"])
+TABS = ("(a) Toy network: ReLU vs tanh", "(b) “the time machine by”", "(c) The four problems of §6.3.5")
+use("lesson.tab", tabs=TABS)     # the open tab is in the link like every other setting
+tab_a, tab_b, tab_c = st.tabs(list(TABS), key="l_tab", on_change="rerun")
+sync("lesson.tab")
 
 # ============================================================================ (a) toy network
 with tab_a:
@@ -134,16 +127,14 @@ with tab_a:
         "the seed example: $H_t = \\phi(X_t W_{xh} + H_{t-1} W_{hh} + b_h)$ and "
         "$O_t = \\phi(H_t W_{hq} + b_q)$, with $H_0 = 0$.")
     acts, presets = list(L.ACTIVATIONS), list(L.TOY_PRESETS)
-    url_default("l_act", "lesson.act", "relu", str, lambda v: v in acts)
-    url_default("l_preset", "lesson.toy", "dead", str, lambda v: v in presets)
+    use("lesson.act", "lesson.toy", acts=acts, presets=presets)
     with controls("lesson-toy"):
         c1, c2 = st.columns(2)
         act = c1.radio("Activation φ", acts, format_func={"relu": "ReLU", "tanh": "tanh"}.get,
                        horizontal=True, key="l_act")
         preset = c2.radio("Example weights", presets, horizontal=True, key="l_preset",
                           format_func={"dead": "dead (W_xh < 0)", "alive": "alive (mixed signs)"}.get)
-    url_set("lesson.act", act)
-    url_set("lesson.toy", preset)
+    sync("lesson.act", "lesson.toy")
     base = L.TOY_PRESETS[preset]
     values = {}
     with controls("lesson-toy-values"), st.expander("Edit the values (X, W_xh, W_hh, b_h, W_hq, b_q)"):
@@ -196,16 +187,13 @@ with tab_b:
         "words — but through different numbers of $W_{hh}$ multiplications:")
     st.latex(r"O_3 = \phi\big(X_3 W_{xh} + \phi\big(X_2 W_{xh} + \phi(X_1 W_{xh} + b_h)\,W_{hh} + b_h\big)"
              r"\,W_{hh} + b_h\big)\,W_{hq} + b_q")
-    url_default("l_wh", "lesson.h", 4, int, _int_in(2, 16))
-    url_default("l_ws", "lesson.steps", 100, int, lambda v: 0 <= v <= 400 and v % 10 == 0)
-    url_default("l_wseed", "lesson.seed", 0, int, _int_in(0, 999))
+    use("lesson.h", "lesson.steps", "lesson.seed")
     with controls("lesson-words"):
         c1, c2, c3 = st.columns(3)
         hidden = c1.slider("hidden units h", 2, 16, key="l_wh")
         steps = c2.slider("training steps (0 = untrained)", 0, 400, step=10, key="l_ws")
         seed = int(c3.number_input("seed", 0, 999, key="l_wseed"))
-    for k, v in (("lesson.h", hidden), ("lesson.steps", steps), ("lesson.seed", seed)):
-        url_set(k, v)
+    sync("lesson.h", "lesson.steps", "lesson.seed")
     with st.spinner("Training the word RNN…"):
         wa = word_attribution(hidden, seed, steps)
     rows = [{"t": t + 1, "word": w, "X_t (1×5)": _row(torch.nn.functional.one_hot(torch.tensor(t + 1), 5), 0),

@@ -9,7 +9,7 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.context import context
 from app_pages.ui.text import md, notices
-from app_pages.ui.url import keep_choice, keep_int, parse_bool, url_default, url_set, view_params
+from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import text as tplots
@@ -73,19 +73,13 @@ st.html(tplots.colored_text_html(
             "hover a character for its probability" + (f"; first {TEXT_MAX:,} characters" if T > TEXT_MAX else "")))
 
 # ----------------------------------------------------------------- window controls
-url_default("pr_k", "pr.k", 5, int, lambda v: 1 <= v <= 10)
-url_default("pr_width", "pr.win", 40, int, lambda v: v in WIDTHS)
-url_default("pr_log", "pr.log", False, parse_bool)
-keep_int("pr_k", 1, min(10, len(tokens)), 5)
-keep_choice("pr_width", list(WIDTHS), 40)
+use("pr.k", "pr.win", "pr.log", k_max=min(10, len(tokens)), widths=list(WIDTHS))
 with controls("pr", navigation=True):
     c1, c2, c3 = st.columns([1, 2, 1])
     k = c1.number_input("Top k", 1, min(10, len(tokens)), key="pr_k")
     width = c2.select_slider("Window (characters)", WIDTHS, key="pr_width")
     log = c3.toggle("log scale", key="pr_log", help="Colour the heatmap by log₁₀ P (shows the small ones).")
-url_set("pr.k", k)
-url_set("pr.win", width)
-url_set("pr.log", int(log))
+sync("pr.k", "pr.win", "pr.log")
 width = min(width, T)
 start, stop = window_start("pr", T, width)
 chars = tr.chars[start:stop]
@@ -104,14 +98,13 @@ show_chart(pplots.probability_heatmap(tr.probs[start:stop], tokens, chars, start
 
 # ----------------------------------------------------------------- one step
 st.subheader("One step")
-url_default("pr_step", "pr.step", start, int, lambda v: 0 <= v < T)
-keep_int("pr_step", 0, T - 1, 0)
+use("pr.step", T=T, start=start)
 with controls("pr-step", navigation=True):
     if T > 1:
         step = st.slider("Step t (after reading the character at t)", 0, T - 1, key="pr_step")
     else:
         step = 0
-url_set("pr.step", step)
+sync("pr.step")
 nid = int(tr.ids[step + 1]) if step + 1 < T else None
 what = (f"P(next | …{display_char(tr.chars[step])!r}) at step {step}"
         + (f"; the next character was {display_char(tr.chars[step + 1])!r} "

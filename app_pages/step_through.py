@@ -7,7 +7,7 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import md, notices
-from app_pages.ui.url import keep_choice, keep_int, url_default, url_set, view_params
+from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import stepthrough as stplots
@@ -51,17 +51,14 @@ cfg = model.config
 T, H, L = len(tr), cfg.hidden_size, cfg.num_layers
 tokens = list(tr.tokens)
 
-url_default("st_t", "st.t", 0, int, lambda v: 0 <= v < T)
-url_default("st_layer", "st.layer", 0, int, lambda v: 0 <= v < L)
-keep_int("st_t", 0, T - 1, 0)
-keep_choice("st_layer", list(range(L)), 0)
+use("st.t", "st.layer", T=T, L=L)
 
 c1, c2 = st.columns([1, 4])
 with c1, controls("st", navigation=True):
     layer = st.selectbox("Layer", list(range(L)), key="st_layer", disabled=L == 1)
 with c2, st.container(key="stepper-play"):   # stays visible in lecture mode: it is the lesson
     playing = st.toggle("▶ Play (advance one step per second)", key="st_play", disabled=T < 2)
-url_set("st.layer", layer)
+sync("st.layer")
 
 for line in EQUATIONS[cfg.cell]:
     st.latex(line)
@@ -78,13 +75,14 @@ if layer > 0:
 
 def render_step() -> None:
     if playing and T > 1:
-        st.session_state["st_t"] = (keep_int("st_t", 0, T - 1, 0) + 1) % T
+        use("st.t", T=T)
+        st.session_state["st_t"] = (st.session_state["st_t"] + 1) % T
     with st.container(key="stepper"):        # visible in lecture mode too
         if T > 1:
             t = st.slider("Step t", 0, T - 1, key="st_t")
         else:
             t = 0
-    url_set("st.t", t)
+    sync("st.t")
     ch = tr.chars[t]
     prev = ("the start (H₋₁ = 0)" if t == 0
             else f"step {t - 1} ({md(repr(display_char(tr.chars[t - 1])))})")

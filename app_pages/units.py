@@ -11,10 +11,9 @@ import torch
 
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
-from app_pages.ui.startup import start_warmup
 from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.unit_sample import SOURCES, sample_index
-from app_pages.ui.url import parse_bool, url_default, url_set, view_params
+from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, reduced, run_heavy
 from rnnviz import TextError, Trace, cost
 from rnnviz import features as F
@@ -27,6 +26,9 @@ REGEX = "regular expression…"
 SAMPLE_SIZES = (5_000, 10_000, 20_000, 40_000)
 USER_SAMPLE_MAX = 40_000
 EXCERPT = 400
+#: URL keys of the Hypothesis and Ablation tabs (declared in app_pages.ui.params).
+HYPOTHESIS_KEYS = ("units.how", "units.find", "units.a", "units.b", "units.auto", "units.thr", "units.frac")
+ABLATION_KEYS = ("units.layer", "units.kind", "units.unit", "units.mode", "units.val")
 ERRORS = (U.UnitsError, F.FeatureError, TextError, *LIMITS)   # LIMITS: refused or stopped by cost
 
 ctx = context()
@@ -74,8 +76,7 @@ def state_options() -> list[str]:
 def get_index(stats_ok: bool = False, key: str = "") -> U.UnitIndex | U.UnitStats | None:
     """The index for the chosen sample (built on first use; a notice instead of an error), or with
     ``stats_ok`` the checkpoint's shipped statistics when its corpus is missing (see unit_sample)."""
-    url_default("u_src", "units.src", "corpus", str, lambda v: v in SOURCES)
-    url_default("u_n", "units.n", U.SAMPLE_CHARS, int, lambda v: v in SAMPLE_SIZES)
+    use("units.src", "units.n", n=U.SAMPLE_CHARS, sizes=list(SAMPLE_SIZES))
     with controls("u-sample"), st.expander("Sample the units are measured on", expanded=False):
         c1, c2 = st.columns([2, 1])
         src = c1.radio("Sample", tuple(SOURCES), horizontal=True, key="u_src", format_func=SOURCES.get)
@@ -84,15 +85,14 @@ def get_index(stats_ok: bool = False, key: str = "") -> U.UnitIndex | U.UnitStat
         if src == "own":
             own = st.text_area("Sample text", key="u_own", height=120,
                                help=f"At most {USER_SAMPLE_MAX:,} characters are used.")[:USER_SAMPLE_MAX]
-    url_set("units.src", src)
-    url_set("units.n", n)
+    sync("units.src", "units.n")
     return sample_index(ctx, src, n, own, stats_ok, key)
 
 
 # =========================================================================== tabs
-url_default("u_tab", "units.tab", TABS[0], str, lambda v: v in TABS)
+use("units.tab", tabs=TABS)
 tabs = st.tabs(list(TABS), key="u_tab", on_change="rerun")
-url_set("units.tab", st.session_state.get("u_tab", TABS[0]))
+sync("units.tab")
 
 
 def is_open(k: int) -> bool:
@@ -107,10 +107,7 @@ def unit_finder() -> None:
     if index is None:
         return
     names = list(F.FEATURE_NAMES) + [REGEX]
-    url_default("u_feat", "units.feat", "vowel", str, lambda v: v in names)
-    url_default("u_regex", "units.re", r"th\w*", str, lambda v: len(v) <= F.MAX_PATTERN_CHARS)
-    url_default("u_by", "units.by", "auc", str, lambda v: v in ("auc", "r"))
-    url_default("u_top", "units.top", 10, int, lambda v: 3 <= v <= 30)
+    use("units.feat", "units.re", "units.by", "units.top", features=names)
     with controls("u-finder"):
         c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
         feat = c1.selectbox("Feature", names, key="u_feat",
@@ -119,10 +116,7 @@ def unit_finder() -> None:
                                 disabled=feat != REGEX, max_chars=F.MAX_PATTERN_CHARS)
         by = c3.radio("Rank by", ("auc", "r"), key="u_by", format_func={"auc": "AUC", "r": "|r|"}.get)
         top = c4.number_input("Top", 3, 30, key="u_top")
-    url_set("units.feat", feat)
-    url_set("units.re", pattern)
-    url_set("units.by", by)
-    url_set("units.top", top)
+    sync("units.feat", "units.re", "units.by", "units.top")
     name = f"{F.REGEX_PREFIX}{pattern}" if feat == REGEX else feat
     try:
         res = index.rank(name, by=by, top=int(top)) if isinstance(index, U.UnitStats) \
@@ -180,8 +174,8 @@ def hypothesis() -> None:
     if chosen is None:
         return
     how, a, b, auto, thr, frac = chosen
-    for param, value in (("how", how), ("a", a), ("b", b), ("auto", int(auto)), ("thr", thr), ("frac", frac)):
-        url_set(f"units.{param}", value)
+    st.session_state["u_a"], st.session_state["u_b"] = a, b
+    sync(*HYPOTHESIS_KEYS)
     if b <= a:
         st.info("The span is empty: move the end slider past the start.")
         return
@@ -196,13 +190,7 @@ def hypothesis() -> None:
 def _hypothesis_defaults() -> None:
     """Seed the Hypothesis tab's widgets from the URL (``units.how``, ``.find``, ``.a``, ``.b``,
     ``.auto``, ``.thr``, ``.frac``)."""
-    url_default("u_how", "units.how", "slider", str, lambda v: v in ("slider", "find"))
-    url_default("u_find", "units.find", "time", str, lambda v: len(v) <= 200)
-    url_default("u_a", "units.a", min(4, T - 1), int, lambda v: 0 <= v < T)
-    url_default("u_b", "units.b", min(8, T), int, lambda v: 0 < v <= T)
-    url_default("u_auto", "units.auto", True, parse_bool)
-    url_default("u_thr", "units.thr", 0.3, float, lambda v: 0.0 <= v <= 1.0)
-    url_default("u_frac", "units.frac", 1.0, float, lambda v: 0.5 <= v <= 1.0)
+    use(*HYPOTHESIS_KEYS, T=T)
 
 
 def _hypothesis_controls() -> tuple[str, int, int, bool, float, float] | None:
@@ -268,9 +256,7 @@ def _show_hypothesis(index: U.UnitIndex, hyp: U.Hypothesis, a: int, b: int, auto
 # --------------------------------------------------------------------------- counterfactual
 def counterfactual_tab() -> None:
     text = tr.text
-    url_default("u_es", "units.es", 0, int, lambda v: 0 <= v < T)
-    url_default("u_ee", "units.ee", min(1, T), int, lambda v: 0 <= v <= T)
-    url_default("u_rep", "units.rep", "x" if text[:1] != "x" else "y", str, lambda v: len(v) <= 200)
+    use("units.es", "units.ee", "units.rep", T=T, rep="x" if text[:1] != "x" else "y")
     es0 = min(int(st.session_state["u_es"]), T)
     ee0 = min(max(int(st.session_state["u_ee"]), es0), T)
     with controls("u-cf"):
@@ -279,9 +265,8 @@ def counterfactual_tab() -> None:
                            key="u_edit")
         rep = c2.text_input("Replace with", key="u_rep", max_chars=200,
                             help="Empty deletes the selected characters.")
-    url_set("units.es", es)
-    url_set("units.ee", ee)
-    url_set("units.rep", rep)
+    st.session_state["u_es"], st.session_state["u_ee"] = es, ee
+    sync("units.es", "units.ee", "units.rep")
     try:
         plan = cost.fit("forward2", cfg, T, what="counterfactual")
         cf = cached_counterfactual(ctx.ref, text[:max(plan.steps, ee)], es, ee, rep, model)
@@ -312,11 +297,7 @@ def counterfactual_tab() -> None:
 # --------------------------------------------------------------------------- ablation
 def ablation_tab() -> None:
     kinds = U.unit_kinds(model)
-    url_default("u_layer", "units.layer", 0, int, lambda v: 0 <= v < cfg.num_layers)
-    url_default("u_kind", "units.kind", "h", str, lambda v: v in kinds)
-    url_default("u_unit", "units.unit", 0, int, lambda v: 0 <= v < cfg.hidden_size)
-    url_default("u_mode", "units.mode", "zero", str, lambda v: v in ("zero", "clamp"))
-    url_default("u_val", "units.val", 1.0, float, lambda v: -100.0 <= v <= 100.0)
+    use(*ABLATION_KEYS, L=cfg.num_layers, H=cfg.hidden_size, kinds=kinds)
     with controls("u-abl"):
         c1, c2, c3, c4, c5 = st.columns(5)
         layer = c1.selectbox("Layer", list(range(cfg.num_layers)), key="u_layer")
@@ -325,8 +306,7 @@ def ablation_tab() -> None:
         unit = c3.number_input("Unit", 0, cfg.hidden_size - 1, key="u_unit")
         mode = c4.radio("Force to", ("zero", "clamp"), key="u_mode", horizontal=True)
         value = c5.number_input("Clamp value", -100.0, 100.0, step=0.1, key="u_val", disabled=mode == "zero")
-    for key, v in (("layer", layer), ("kind", kind), ("unit", unit), ("mode", mode), ("val", value)):
-        url_set(f"units.{key}", v)
+    sync(*ABLATION_KEYS)
     try:
         plan = cost.fit("forward2", cfg, T, what="ablation")
         ab = cached_ablation(ctx.ref, tr.text[:plan.steps], int(layer), int(unit), kind, mode,
@@ -355,11 +335,10 @@ def ablation_tab() -> None:
 def projection_tab() -> None:
     options = state_options()
     default = f"layer{cfg.num_layers - 1}.h"
-    url_default("u_pca", "units.pca", [default], lambda raw: [s for s in raw.split(",") if s],
-                       lambda v: bool(v) and all(s in options for s in v))
+    use("units.pca", states=options, default=[default])
     with controls("u-pca"):
         names = st.multiselect("States to project (concatenated)", options, key="u_pca")
-    url_set("units.pca", ",".join(names))
+    sync("units.pca")
     if not names:
         st.info("Pick at least one state.")
         return

@@ -153,3 +153,41 @@ def test_text_independent_charts_are_kept_across_text_commits(server, tall_page)
     assert state["g_sv"] == [True, False, None, True]
     assert state["g_curve"][2] == digest("a second, different text")   # redrawn or replaced, with the new text
     assert not page.locator("[data-testid='stException']").all_inner_texts()
+
+
+def wait_idle(page, selector: str) -> None:
+    """Wait until ``selector`` is on the page and the script run is over."""
+    page.wait_for_selector(selector, timeout=TIMEOUT)
+    page.wait_for_function("""() => {
+        const w = document.querySelector('[data-testid="stStatusWidget"]');
+        return !(w && /Running|Stop/.test(w.innerText))
+            && !document.querySelector('[data-stale="true"]');
+    }""", timeout=3 * TIMEOUT, polling=200)
+    page.evaluate(PAINT_JS)
+
+
+def test_copied_link_reproduces_the_lesson_tab_and_names_a_bad_value(server, browser):
+    """Pick the Lesson's tab (c) and a setting of tab (b); the copied link, opened in a fresh browser
+    context (with a hostile value added), shows the same tab and setting and names the bad value."""
+    srv, _ = server
+    first = browser.new_context(viewport={"width": 1400, "height": 1500})
+    page = first.new_page()
+    page.goto(srv.url + "/lesson?lesson.h=6")
+    wait_idle(page, "[data-testid='stTab']")
+    page.get_by_role("tab", name=re.compile(r"^\(c\)")).click()
+    page.wait_for_function("() => location.search.includes('lesson.tab=')", timeout=TIMEOUT, polling=100)
+    link = page.url
+    first.close()
+    assert "lesson.h=6" in link and "lesson.steps=100" in link
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1500})
+    page = fresh.new_page()
+    page.goto(link.replace("lesson.steps=100", "lesson.steps=1e-320"))
+    wait_idle(page, "text=Ignored from the link")
+    selected = page.get_by_role("tab", selected=True).inner_text()
+    assert selected.startswith("(c)"), selected
+    assert "lesson.steps=1e" in page.get_by_text("Ignored from the link").inner_text()
+    assert not page.locator("[data-testid='stException']").all_inner_texts()
+    page.get_by_role("tab", name=re.compile(r"^\(b\)")).click()
+    slider = page.locator("[data-testid='stSlider']").filter(has_text="hidden units")
+    assert slider.locator("[data-testid='stSliderThumbValue']").inner_text() == "6"
+    fresh.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.ui.context import Context
-from app_pages.ui.url import keep_int, url_default, url_set
+from app_pages.ui.url import sync, use
 from rnnviz import views
 
 
@@ -26,11 +26,10 @@ def window_start(prefix: str, T: int, width: int) -> tuple[int, int]:
     start = 0
     if T > width:
         key = f"{prefix}_start"
-        url_default(key, f"{prefix}.start", 0, int, lambda v: v >= 0)
-        keep_int(key, 0, T - width, 0)
+        use(f"{prefix}.start", last_start=T - width)
         with controls(f"{prefix}-window", navigation=True):
             start = st.slider("Window start (step)", 0, T - width, key=key)
-        url_set(f"{prefix}.start", start)
+        sync(f"{prefix}.start")
     return views.window_bounds(T, start, width)
 
 

@@ -12,8 +12,8 @@ from app_pages.ui.cache import (UPLOAD_PREFIX, cached_trace, get_model, get_ref,
                                 uploaded_model)
 from app_pages.ui.charts import controls
 from app_pages.ui.context import Context
-from app_pages.ui.text import DEFAULT_TEXT, MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
-from app_pages.ui.url import keep_choice, parse_bool, url_default, url_drop, url_set
+from app_pages.ui.text import MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
+from app_pages.ui.url import new_run, url_drop, url_set, use
 from app_pages.ui.work import LIMITS, limit_message
 from rnnviz import CharRNN, CheckpointError, TextError, cost, views
 
@@ -58,6 +58,7 @@ STALE_CSS = """
 def sidebar(page: str = "") -> Context:
     """Render the sidebar (lecture toggle, checkpoint picker, upload, text, model card, export)
     and return the context. ``page``: the current view's url_path (its default model)."""
+    new_run()
     with st.sidebar:
         st.header("rnnviz")
         lecture = _lecture_toggle()
@@ -81,7 +82,7 @@ def sidebar(page: str = "") -> Context:
 
 def _lecture_toggle() -> bool:
     """The lecture-mode toggle (URL ``lecture``) and the page CSS it and every page need."""
-    url_default("lecture", "lecture", False, parse_bool)
+    use("lecture")
     lecture = st.toggle("Lecture mode", key="lecture",
                         help="Enlarge fonts for a projector and hide settings and explanations; the controls that "
                               "move through the text (window, order, unit, step) stay.")
@@ -93,7 +94,7 @@ def _lecture_toggle() -> bool:
 
 def _checkpoint_options() -> tuple[list[str], dict[str, str], str]:
     """The checkpoints to pick from (shipped, then this session's uploads), the uploads' labels
-    (model key → label) and the default pick (URL ``ckpt``). Stops the page when there are none."""
+    (model key → label) and the default pick. Stops the page when there are none."""
     options = shipped_names()
     uploads = st.session_state.setdefault("upload_names", {})
     options += list(uploads)
@@ -103,6 +104,8 @@ def _checkpoint_options() -> tuple[list[str], dict[str, str], str]:
         default = DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in options else (options[0] if options else None)
         if "ckpt" not in st.session_state and default is not None:   # a link opened: say what it named
             st.session_state["_link_missing"] = (wanted, default)
+        if default is not None and "ckpt" in st.query_params:
+            del st.query_params["ckpt"]     # named by _missing_link_notice, not as an ignored value
     if default is None:
         st.error("No checkpoints found in checkpoints/.")
         st.stop()
@@ -148,9 +151,7 @@ def _picked() -> None:
 def _checkpoint_picker(options: list[str], uploads: dict[str, str], default: str) -> str:
     """The checkpoint selectbox; returns the chosen model key."""
     label = lambda k: uploads.get(k, k)  # noqa: E731
-    if "ckpt" not in st.session_state:
-        st.session_state["ckpt"] = default
-    keep_choice("ckpt", options, default, label)
+    use("ckpt", default=default, ckpts={k: label(k) for k in options})
     choice = st.selectbox("Checkpoint", options, format_func=label, key="ckpt", on_change=_picked)
     _missing_link_notice()
     return choice
@@ -199,9 +200,7 @@ def _upload() -> None:
 def _text_input() -> str:
     """The preset picker and the text area (URL ``text``); returns the text as typed."""
     preset = st.selectbox("Preset text", ["(custom)", *PRESETS], key="preset")
-    initial = st.query_params.get("text", DEFAULT_TEXT)
-    if "text" not in st.session_state:
-        st.session_state["text"] = initial
+    use("text")
     if preset != "(custom)" and st.session_state.get("_last_preset") != preset:
         st.session_state["text"] = PRESETS[preset]
     st.session_state["_last_preset"] = preset
