@@ -85,7 +85,7 @@ st.markdown(
 if notices(ctx):
     model = ctx.model
     cfg = model.config
-    vanilla = cfg.cell.startswith("rnn")
+    vanilla = model.spec.is_vanilla
     text_all = ctx.trace.text if ctx.trace is not None else ctx.text
     # ------------------------------------------------------------------ knobs (URL-backed)
     url_default("g_len", "gr.len", DEFAULT_LEN, _int(2, MAX_LEN))

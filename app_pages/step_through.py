@@ -17,15 +17,6 @@ from rnnviz.plots.common import display_char
 FULL_UNITS = 16
 PLAY_SECONDS = 1.0
 
-EQUATIONS = {
-    "rnn_tanh": [r"H_t = \tanh(X_t W_{xh} + H_{t-1} W_{hh} + b_h)"],
-    "rnn_relu": [r"H_t = \mathrm{ReLU}(X_t W_{xh} + H_{t-1} W_{hh} + b_h)"],
-    "gru": [r"R_t = \sigma(X_t W_{xr} + H_{t-1} W_{hr} + b_r) \qquad Z_t = \sigma(X_t W_{xz} + H_{t-1} W_{hz} + b_z)",
-            r"\tilde H_t = \tanh\big(X_t W_{xh} + b_h + R_t \odot (H_{t-1} W_{hh} + b_{hh})\big)",
-            r"H_t = Z_t \odot H_{t-1} + (1 - Z_t) \odot \tilde H_t"],
-    "lstm": [r"I_t = \sigma(X_t W_{xi} + H_{t-1} W_{hi} + b_i) \quad F_t = \sigma(X_t W_{xf} + H_{t-1} W_{hf} + b_f) \quad O_t = \sigma(X_t W_{xo} + H_{t-1} W_{ho} + b_o)",
-             r"\tilde C_t = \tanh(X_t W_{xc} + H_{t-1} W_{hc} + b_c) \qquad C_t = F_t \odot C_{t-1} + I_t \odot \tilde C_t \qquad H_t = O_t \odot \tanh(C_t)"],
-}
 OUTPUT = r"O_t = H_t W_{hq} + b_q \qquad P(x_{t+1} \mid x_{\le t}) = \mathrm{softmax}(O_t)"
 
 ctx = context()
@@ -52,11 +43,10 @@ with c2, st.container(key="stepper-play"):   # stays visible in lecture mode: it
     playing = st.toggle("▶ Play (advance one step per second)", key="st_play", disabled=T < 2)
 url_set("st.layer", layer)
 
-for line in EQUATIONS[cfg.cell]:
+for line in model.spec.latex:          # the cell's equations (rnnviz.cells)
     st.latex(line)
-if cfg.cell == "gru":
-    st.caption("GRU in PyTorch's form (what this model computes): R_t multiplies H_{t-1} W_hh + b_hh "
-               "after the product; the book puts R_t ⊙ H_{t-1} inside it and has no b_hh.")
+if model.spec.note:
+    st.caption(model.spec.note)
 st.latex(OUTPUT)
 if layer > 0:
     st.caption(f"Layer {layer} reads H_t of layer {layer - 1} in place of the one-hot X_t.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..cells import spec
 from .chain import JacobianChain
 from .clip import ClipReport
 from .norm_curve import NormCurve
@@ -102,8 +103,8 @@ def _spectrum_part(cell: str, spectrum: Spectrum) -> str:
     """The textbook account: the top layer's spectral radius of the main W_hh block."""
     rho = spectrum.radius(len(spectrum.blocks) - 1)
     name = spectrum.main
-    if cell.startswith("rnn"):
-        phi = "tanh′ ≤ 1" if cell == "rnn_tanh" else "ReLU′ is 0 or 1"
+    if spec(cell).is_vanilla:
+        phi = spec(cell).derivative_note
         verdict = ("above 1, so powers of W_hh alone would explode" if rho > 1 else
                    "below 1, so powers of W_hh alone vanish")
         return (f"The book's account: each step multiplies by diag(φ′)·W_hhᵀ; the spectral "
