@@ -73,7 +73,7 @@ st.markdown(
 if notices(ctx):
     model = ctx.model
     cfg = model.config
-    vanilla = cfg.cell.startswith("rnn")
+    vanilla = model.spec.is_vanilla
     text_all = ctx.trace.text if ctx.trace is not None else ctx.text
     # ------------------------------------------------------------------ knobs (URL-backed)
     use(*KNOBS, L=cfg.num_layers, losses={k: LOSS_LABELS.get(k, k) for k in G.LOSSES}, activations=list(ACTIVATIONS))

@@ -46,10 +46,10 @@ tr = ctx.trace
 cfg = ctx.model.config
 T, H, L = len(tr), cfg.hidden_size, cfg.num_layers
 kinds = {"h": "H_t (hidden state)"}
-if cfg.cell == "lstm":
+if ctx.model.has_cell_state:
     kinds["c"] = "C_t (memory cell)"
-if cfg.cell in ("lstm", "gru"):
-    kinds["gates"] = "gates (" + ", ".join("IFO" if cfg.cell == "lstm" else "ZR") + ")"
+if ctx.model.spec.gate_view:
+    kinds["gates"] = "gates (" + ", ".join(g.upper() for g in ctx.model.spec.gate_view) + ")"
 max_w = views.max_window(H)
 widths = [w for w in WIDTHS if w <= max_w] or [max_w]
 

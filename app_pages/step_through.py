@@ -17,18 +17,8 @@ from rnnviz.plots.common import display_char
 FULL_UNITS = 16
 PLAY_SECONDS = 1.0
 
-EQUATIONS = {
-    "rnn_tanh": [r"H_t = \tanh(X_t W_{xh} + H_{t-1} W_{hh} + b_h)"],
-    "rnn_relu": [r"H_t = \mathrm{ReLU}(X_t W_{xh} + H_{t-1} W_{hh} + b_h)"],
-    "gru": [r"R_t = \sigma(X_t W_{xr} + H_{t-1} W_{hr} + b_r) \qquad Z_t = \sigma(X_t W_{xz} + H_{t-1} W_{hz} + b_z)",
-            r"\tilde H_t = \tanh\big(X_t W_{xh} + b_h + R_t \odot (H_{t-1} W_{hh} + b_{hh})\big)",
-            r"H_t = Z_t \odot H_{t-1} + (1 - Z_t) \odot \tilde H_t"],
-    "lstm": [r"I_t = \sigma(X_t W_{xi} + H_{t-1} W_{hi} + b_i) \quad F_t = \sigma(X_t W_{xf} + H_{t-1} W_{hf} + b_f) \quad O_t = \sigma(X_t W_{xo} + H_{t-1} W_{ho} + b_o)",
-             r"\tilde C_t = \tanh(X_t W_{xc} + H_{t-1} W_{hc} + b_c) \qquad C_t = F_t \odot C_{t-1} + I_t \odot \tilde C_t \qquad H_t = O_t \odot \tanh(C_t)"],
-}
 #: The output layer's scores. §6.3 writes them O_t; on an LSTM O_t is the output gate (the book's
 #: later chapters), so there the scores get their own symbol Q_t (after W_hq and b_q).
-OUTPUT_SYMBOL = {"lstm": "Q_t"}
 OUTPUT_NOTE = ("Q_t: the output layer's scores, written O_t in §6.3; on an LSTM O_t is the output "
                "gate above.")
 
@@ -60,12 +50,12 @@ with c2, st.container(key="stepper-play"):   # stays visible in lecture mode: it
     playing = st.toggle("▶ Play (advance one step per second)", key="st_play", disabled=T < 2)
 sync("st.layer")
 
-for line in EQUATIONS[cfg.cell]:
+for line in model.spec.latex:          # the cell's equations (rnnviz.cells)
     st.latex(line)
-if cfg.cell == "gru":
-    st.caption("GRU in PyTorch's form (what this model computes): R_t multiplies H_{t-1} W_hh + b_hh "
-               "after the product; the book puts R_t ⊙ H_{t-1} inside it and has no b_hh.")
-OUT = OUTPUT_SYMBOL.get(cfg.cell, "O_t")
+if model.spec.note:
+    st.caption(model.spec.note)
+# The output layer's scores are O_t in §6.3; a cell with an output gate O_t (the LSTM) writes them Q_t.
+OUT = "Q_t" if "o" in model.spec.gates else "O_t"
 st.latex(output_latex(OUT))
 if OUT != "O_t":
     st.caption(OUTPUT_NOTE)

@@ -29,7 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import save_checkpoint
-from .model import CELLS, MAX_HIDDEN, MAX_LAYERS, CharRNN, ModelConfig
+from .cells import SPECS
+from .model import MAX_HIDDEN, MAX_LAYERS, CharRNN, ModelConfig
 from .tokens_file import TokensFileError, read_tokens
 from .vocab import PREPROCESSING, UNK, Vocab
 
@@ -55,7 +56,10 @@ tokens[i] is the character of id i; tokens[0] must be "<unk>".
 #: Largest state_dict file the converter reads.
 MAX_SOURCE_BYTES = 256 * 1024 * 1024
 _RECURRENT = re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
-_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+#: The cells a PyTorch state_dict can hold (those with a multi-layer PyTorch module), and their
+#: gate blocks per layer.
+CELLS = tuple(name for name, s in SPECS.items() if s.torch_class is not None)
+_GATES = {name: len(SPECS[name].gates) for name in CELLS}
 
 
 class ConversionError(ValueError):
@@ -273,8 +277,7 @@ def modules_from_state_dict(sd: dict[str, Tensor], cell: str, layers: int | None
     if not 1 <= L <= MAX_LAYERS or not 1 <= H <= MAX_HIDDEN:
         raise ConversionError(f"{L} layer(s) of size {H}: rnnviz supports 1..{MAX_LAYERS} layers "
                               f"of size 1..{MAX_HIDDEN}.")
-    kind = nn.LSTM if cell == "lstm" else nn.GRU if cell == "gru" else nn.RNN
-    extra = {"nonlinearity": cell[4:]} if kind is nn.RNN else {}
+    kind, extra = SPECS[cell].torch_class, SPECS[cell].torch_kwargs
     w_ih = rec["weight_ih_l0"]
     rnn = kind(w_ih.shape[-1], H, num_layers=L, bias=has_bias, **extra)
     w_head = sd[head_p + "weight"]

@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .cells import spec
 from .model import ModelConfig
 
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 #: Seconds per forward multiply–add of each operation (per character of text), as (weights in
 #: cache, weights over CACHE_BYTES): a large model's step is bound by memory, not arithmetic.
 SECONDS_PER_MAC = {
@@ -75,7 +75,7 @@ def deadline_seconds(op: str = "") -> float:
 
 def step_macs(cfg: ModelConfig) -> float:
     """Multiply–adds of one forward step: Σ_layers gates·h·(input + h), plus the output h·|V|."""
-    g, h = GATES[cfg.cell], cfg.hidden_size
+    g, h = len(spec(cfg.cell).gates), cfg.hidden_size
     total = g * h * (cfg.vocab_size + h) + h * cfg.vocab_size
     return float(total + (cfg.num_layers - 1) * g * h * 2 * h)
 
@@ -83,7 +83,7 @@ def step_macs(cfg: ModelConfig) -> float:
 def fixed_seconds(op: str, cfg: ModelConfig) -> float:
     """The size-only part of ``op`` in seconds (0 for most operations)."""
     per = FIXED_PER_H3.get(op, 0.0)
-    g, h = GATES[cfg.cell], cfg.hidden_size
+    g, h = len(spec(cfg.cell).gates), cfg.hidden_size
     layers = cfg.num_layers if op == "spectrum" else 1
     return per * layers * g * float(h) ** 3
 
@@ -99,7 +99,7 @@ def estimate(op: str, cfg: ModelConfig, steps: int) -> float:
     rate = big if weight_bytes(cfg) > CACHE_BYTES else small
     per = rate * step_macs(cfg)
     if op == "chain":             # one layer's h×h Krylov products per step back
-        per = rate * (1 if cfg.cell.startswith("rnn") else 2) * float(cfg.hidden_size) ** 2
+        per = rate * (1 if spec(cfg.cell).is_vanilla else 2) * float(cfg.hidden_size) ** 2
     return fixed_seconds(op, cfg) + steps * per
 
 

@@ -59,19 +59,9 @@ class Generation:
 
 
 def _step(model: CharRNN, ids: Tensor, state):
-    """Run layers (no dropout) on ids (T,) from state [(h (1,h), c)]; returns (logits (T,V), state)."""
-    inp = model.one_hot(ids)          # (T, V) unbatched
-    new = []
-    for index, layer in enumerate(model.layers):
-        h0, c0 = state[index]
-        if model.is_lstm:
-            out, (hn, cn) = layer(inp, (h0, c0))
-            new.append((hn, cn))
-        else:
-            out, hn = layer(inp, h0)
-            new.append((hn, None))
-        inp = out
-    return model.output(inp), new
+    """Run layers (no dropout) on ids (T,) from state [(h (h,), c)]; returns (logits (T,V), state)."""
+    outs, new = model.run_layers(model.one_hot(ids), state, dropout=False)   # (T, V) unbatched
+    return model.output(outs[-1]), new
 
 
 def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_k: int | None = None,
@@ -104,9 +94,7 @@ def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_
     dev = model.output.weight.device
     out_ids, probs, sprobs = [], [], []
     with torch.no_grad():
-        H = model.config.hidden_size
-        z = model.output.weight.new_zeros(1, H)
-        state = [(z, z.clone() if model.is_lstm else None) for _ in model.layers]
+        state = model.zero_state()
         logits, state = _step(model, encoded.ids.to(dev), state)
         last = logits[-1]
         for _ in range(n):

@@ -126,6 +126,16 @@ if numba is not None:
                 carry[:] = 0
 
 
+    @_jit(fastmath=_FAST)
+    def _cell_scan(i, f, g, c0, c):  # pragma: no cover - compiled
+        T, h = c.shape
+        for j in range(h):
+            c[0, j] = f[0, j] * c0[j] + i[0, j] * g[0, j]
+        for t in range(1, T):
+            for j in range(h):
+                c[t, j] = f[t, j] * c[t - 1, j] + i[t, j] * g[t, j]
+
+
 _STARTED = False
 
 
@@ -182,6 +192,13 @@ def lstm_backward(WT: np.ndarray, dH: np.ndarray, K: np.ndarray, P: np.ndarray, 
     _run(_lstm, threads, WT, dH, K, P, f, dC, da, last, cut)
 
 
+def cell_scan(i: np.ndarray, f: np.ndarray, g: np.ndarray, c0: np.ndarray, c: np.ndarray) -> None:
+    """The LSTM memory cell, in place: c (T, h) receives C_t = F_t ⊙ C_{t−1} + I_t ⊙ C̃_t from the
+    gates i, f, g (T, h; any strides) and C_{−1} = c0 (h,). One sequential pass (no thread pool:
+    it is memory-bound and ~0.2 ms at T = 1000, h = 256)."""
+    _cell_scan(i, f, g, c0, c)
+
+
 def warm_up() -> None:
     """Compile (or load from the disk cache) every kernel for float32 and float64 on tiny inputs,
     so a first Gradients view does not wait for the compiler."""
@@ -195,3 +212,5 @@ def warm_up() -> None:
         gru_backward(z(h, 3 * h), z(T, h), z(T, 3, h), z(T, h), z(T, 3 * h), T - 1, cut, 1)
         lstm_backward(z(h, 4 * h), z(T, h), z(T, h), z(T, 4, h), z(T, h), z(T, h), z(T, 4 * h),
                       T - 1, cut, 1)
+        gates = z(T, 4 * h)[:, :h]                       # the trace passes strided views of one buffer
+        cell_scan(gates, gates, gates, z(h), z(T, h))

@@ -24,8 +24,13 @@ LSTM (exactly the book's equations, d2l §10.1):
     O_t = σ(X_t W_xo + H_{t-1} W_ho + b_o)      C̃_t = tanh(X_t W_xc + H_{t-1} W_hc + b_c)
     C_t = F_t ⊙ C_{t-1} + I_t ⊙ C̃_t             H_t = O_t ⊙ tanh(C_t)
 
+The book's own GRU (``gru_d2l``, d2l §10.2) gates H_{t-1} before the product and has one bias per gate:
+
+    H̃_t = tanh(X_t W_xh + (R_t ⊙ H_{t-1}) W_hh + b_h)      (R_t, Z_t, H_t as above)
+
 Each layer is one fused PyTorch module (nn.RNN / nn.GRU / nn.LSTM with one layer), so a trace gets
-every H_t of every layer at fused speed. PyTorch keeps two biases (b_ih, b_hh) per gate; where they
+every H_t of every layer at fused speed; the book's GRU, which PyTorch has no module for, steps its
+equations (rnnviz.cells.gru_d2l.D2LGRU). Everything per cell is in its spec (:mod:`rnnviz.cells`). PyTorch keeps two biases (b_ih, b_hh) per gate; where they
 are simply added the textbook view merges them into the book's one bias (b_h = b_ih + b_hh). The
 GRU candidate's b_hh cannot merge (R_t multiplies it) and is shown as its own ``b_hh``.
 """
@@ -38,9 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .cells import CELLS, CellSpec, spec
+from .cells.params import run_layer, set_textbook_params, textbook_params
 from .vocab import PREPROCESSING, Vocab
-
-CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
 
 #: Sanity limits for configs (a checkpoint claiming more is refused, see checkpoint.py).
 MAX_HIDDEN = 4096
@@ -50,13 +55,6 @@ MAX_VOCAB = 100_000
 #: Per-layer recurrent state: (H, C) with C None except for the LSTM. Shapes (B, h) or (h,).
 LayerState = tuple[Tensor, "Tensor | None"]
 State = list[LayerState]
-
-# Row order of the gate blocks inside PyTorch's weight_ih / weight_hh / biases.
-_GATE_ORDER = {"gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
-# Textbook names for each gate block: (input weight, hidden weight, bias).
-_LSTM_NAMES = {"i": ("W_xi", "W_hi", "b_i"), "f": ("W_xf", "W_hf", "b_f"),
-               "o": ("W_xo", "W_ho", "b_o"), "g": ("W_xc", "W_hc", "b_c")}
-_GRU_NAMES = {"z": ("W_xz", "W_hz", "b_z"), "r": ("W_xr", "W_hr", "b_r"), "n": ("W_xh", "W_hh", "b_h")}
 
 
 @dataclass(frozen=True)
@@ -76,8 +74,7 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; expected one of {CELLS}")
+        spec(self.cell)  # ValueError for an unknown cell
         for name, value, top in (("hidden_size", self.hidden_size, MAX_HIDDEN),
                                  ("num_layers", self.num_layers, MAX_LAYERS),
                                  ("vocab_size", len(self.tokens), MAX_VOCAB)):
@@ -112,14 +109,6 @@ class ModelConfig:
         return cls(**{**d, "tokens": tuple(d.get("tokens", ()))})
 
 
-def _make_layer(cell: str, input_size: int, hidden_size: int) -> nn.RNNBase:
-    if cell in ("rnn_tanh", "rnn_relu"):
-        return nn.RNN(input_size, hidden_size, nonlinearity=cell[4:])
-    if cell == "gru":
-        return nn.GRU(input_size, hidden_size)
-    return nn.LSTM(input_size, hidden_size)
-
-
 class CharRNN(nn.Module):
     """Char-level RNN language model: one-hot X_t → L recurrent layers → O_t = H_t W_hq + b_q."""
 
@@ -128,40 +117,43 @@ class CharRNN(nn.Module):
         self.config = config
         self.vocab = config.vocabulary
         V, H = config.vocab_size, config.hidden_size
+        self.spec: CellSpec = spec(config.cell)
         self.layers = nn.ModuleList(
-            _make_layer(config.cell, V if layer == 0 else H, H) for layer in range(config.num_layers))
+            self.spec.make_layer(V if layer == 0 else H, H) for layer in range(config.num_layers))
         self.drop = nn.Dropout(config.dropout)
         self.output = nn.Linear(H, V)
 
     # ------------------------------------------------------------------ forward
     @property
-    def is_lstm(self) -> bool:
-        return self.config.cell == "lstm"
+    def has_cell_state(self) -> bool:
+        """Whether each layer carries C_t besides H_t (the LSTM); ``is_lstm`` is the old name."""
+        return self.spec.has_cell_state
+
+    is_lstm = has_cell_state
 
     def one_hot(self, ids: Tensor) -> Tensor:
         """ids (T, B) or (T,) → X (T, B, |V|) or (T, |V|) float one-hot."""
         return F.one_hot(ids, self.config.vocab_size).to(self.output.weight.dtype)
 
-    def run_layers(self, x: Tensor, state: State | None = None) -> tuple[list[Tensor], State]:
+    def run_layers(self, x: Tensor, state: State | None = None, *,
+                   dropout: bool = True) -> tuple[list[Tensor], State]:
         """Run every layer over a whole sequence.
 
-        x: (T, B, d) inputs of layer 0 (one-hot). state: per-layer (h, c), each (B, h), or None
-        for zeros. Returns the per-layer hidden states [(T, B, h)] and the final state.
+        x: (T, B, d) (or unbatched (T, d)) inputs of layer 0 (one-hot). state: per-layer (h, c),
+        each (B, h) (or (h,)), or None for zeros. dropout: apply the between-layer dropout (only
+        active in training mode anyway). Returns the per-layer hidden states [(T, [B,] h)] and
+        the final state.
         """
+        if state is None:
+            state = self.zero_state(x.shape[1] if x.dim() == 3 else None)
         outs, final = [], []
         inp = x
         for index, layer in enumerate(self.layers):
-            if index > 0:
+            if index > 0 and dropout:
                 inp = self.drop(inp)
-            hx = None
-            if state is not None:
-                h0, c0 = state[index]
-                hx = (h0.unsqueeze(0), c0.unsqueeze(0)) if self.is_lstm else h0.unsqueeze(0)
-            out, hn = layer(inp, hx)
-            if self.is_lstm:
-                final.append((hn[0][0], hn[1][0]))
-            else:
-                final.append((hn[0], None))
+            h0, c0 = state[index]
+            out, hn, cn = run_layer(layer, inp, h0, c0 if self.has_cell_state else None)
+            final.append((hn, cn))
             outs.append(out)
             inp = out
         return outs, final
@@ -175,7 +167,7 @@ class CharRNN(nn.Module):
         """All-zero state; per layer (h, c) of shape (batch, h), or (h,) when batch is None."""
         shape = (self.config.hidden_size,) if batch is None else (batch, self.config.hidden_size)
         w = self.output.weight
-        return [(w.new_zeros(shape), w.new_zeros(shape) if self.is_lstm else None)
+        return [(w.new_zeros(shape), w.new_zeros(shape) if self.has_cell_state else None)
                 for _ in range(self.config.num_layers)]
 
     # ------------------------------------------------------------------ textbook view
@@ -186,30 +178,12 @@ class CharRNN(nn.Module):
         gru:   W_xz, W_hz, b_z, W_xr, W_hr, b_r (merged biases), W_xh, W_hh, b_h (= b_ih of the
                candidate) and b_hh (the candidate's hidden bias, inside R_t ⊙ (…)).
         lstm:  W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c (merged biases).
+        gru_d2l: W_xz, W_hz, b_z, W_xr, W_hr, b_r, W_xh, W_hh, b_h (its own single biases).
         Plus, for every layer, the output layer W_hq (h×q) and b_q (q,).
         """
         if not 0 <= layer < self.config.num_layers:
             raise IndexError(f"layer {layer} out of range 0..{self.config.num_layers - 1}")
-        mod = self.layers[layer]
-        w_ih, w_hh = mod.weight_ih_l0.detach(), mod.weight_hh_l0.detach()
-        b_ih, b_hh = mod.bias_ih_l0.detach(), mod.bias_hh_l0.detach()
-        out: dict[str, Tensor] = {}
-        cell = self.config.cell
-        if cell.startswith("rnn"):
-            out.update(W_xh=w_ih.T.clone(), W_hh=w_hh.T.clone(), b_h=(b_ih + b_hh).clone())
-        else:
-            names = _LSTM_NAMES if cell == "lstm" else _GRU_NAMES
-            H = self.config.hidden_size
-            for k, gate in enumerate(_GATE_ORDER[cell]):
-                rows = slice(k * H, (k + 1) * H)
-                wx, wh, b = names[gate]
-                out[wx] = w_ih[rows].T.clone()
-                out[wh] = w_hh[rows].T.clone()
-                if cell == "gru" and gate == "n":
-                    out[b] = b_ih[rows].clone()
-                    out["b_hh"] = b_hh[rows].clone()
-                else:
-                    out[b] = (b_ih[rows] + b_hh[rows]).clone()
+        out = textbook_params(self.spec, self.layers[layer], self.config.hidden_size)
         out["W_hq"] = self.output.weight.detach().T.clone()
         out["b_q"] = self.output.bias.detach().clone()
         return out
@@ -220,28 +194,7 @@ class CharRNN(nn.Module):
 
         Missing names are left as they are. Used to build hand-made networks for teaching/tests.
         """
-        mod = self.layers[layer]
-        cell = self.config.cell
-        H = self.config.hidden_size
-        if cell.startswith("rnn"):
-            blocks = {"": ("W_xh", "W_hh", "b_h")}
-            slices = {"": slice(0, H)}
-        else:
-            names = _LSTM_NAMES if cell == "lstm" else _GRU_NAMES
-            blocks = {g: names[g] for g in _GATE_ORDER[cell]}
-            slices = {g: slice(k * H, (k + 1) * H) for k, g in enumerate(_GATE_ORDER[cell])}
-        for gate, (wx, wh, b) in blocks.items():
-            rows = slices[gate]
-            if wx in params:
-                mod.weight_ih_l0[rows] = params[wx].T
-            if wh in params:
-                mod.weight_hh_l0[rows] = params[wh].T
-            if b in params:
-                mod.bias_ih_l0[rows] = params[b]
-                if not (cell == "gru" and gate == "n"):
-                    mod.bias_hh_l0[rows] = 0.0
-            if cell == "gru" and gate == "n" and "b_hh" in params:
-                mod.bias_hh_l0[rows] = params["b_hh"]
+        set_textbook_params(self.spec, self.layers[layer], self.config.hidden_size, params)
         if "W_hq" in params:
             self.output.weight.copy_(params["W_hq"].T)
         if "b_q" in params:

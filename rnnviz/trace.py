@@ -39,7 +39,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .cells import RECOVER, STEPS, TERMS, has_cell_state, input_part
+from .cells import input_part
+from .cells.params import run_layer
 from .cells import linear_recurrence  # noqa: F401 (re-exported: rnnviz.trace.linear_recurrence)
 from .deadline import check
 from .model import CharRNN, State
@@ -141,7 +142,7 @@ class HookError(ValueError):
 def hook_names(model: CharRNN) -> list[str]:
     """Every name a hook may be put on for this model: ``layer{l}.<term>`` for the cell's terms
     (``h``; LSTM also ``c``, ``gates.i/f/o``, ``candidate``; GRU ``gates.r/z``, ``candidate``)."""
-    return [f"layer{l}.{term}" for l in range(model.config.num_layers) for term in TERMS[model.config.cell]]
+    return [f"layer{l}.{term}" for l in range(model.config.num_layers) for term in model.spec.terms]
 
 
 def _hooks_by_layer(model: CharRNN, hooks: Mapping[str, Hook] | None) -> dict[int, dict[str, Hook]]:
@@ -185,21 +186,14 @@ def _fused_layer(model: CharRNN, index: int, inp: Tensor, ids: Tensor, h0: Tenso
                  gates: bool, cache: dict[str, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor | None]]:
     """Layer ``index`` as one fused call over inputs (T, d) from (h0, c0) (h,); gates recovered
     afterwards (module docstring). Writes its names into ``cache``; returns H (T, h), (H_T, C_T)."""
-    cfg = model.config
     layer = model.layers[index]
-    H = cfg.hidden_size
-    h0 = h0.reshape(1, H)
-    if c0 is not None:
-        out, (hn, cn) = layer(inp, (h0, c0.reshape(1, H)))
-    else:
-        out, hn = layer(inp, h0)
-        cn = None
+    out, hn, cn = run_layer(layer, inp, h0, c0)
     cache[f"layer{index}.h"] = out
-    recover = RECOVER[cfg.cell]
+    recover = model.spec.recover
     if gates and recover is not None:
-        terms = recover(layer, inp, ids if index == 0 else None, out, h0[0], c0)
+        terms = recover(layer, inp, ids if index == 0 else None, out, h0, c0)
         cache.update((f"layer{index}.{term}", value) for term, value in terms.items())
-    return out, (hn[0].clone(), None if cn is None else cn[0].clone())
+    return out, (hn.clone(), None if cn is None else cn.clone())
 
 
 def _stepped_layer(model: CharRNN, index: int, inp: Tensor, h0: Tensor, c0: Tensor | None, gates: bool,
@@ -207,10 +201,9 @@ def _stepped_layer(model: CharRNN, index: int, inp: Tensor, h0: Tensor, c0: Tens
                    cache: dict[str, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor | None]]:
     """Layer ``index`` one step at a time (rnnviz.cells) with its hooks; same contract as
     :func:`_fused_layer`. A replaced activation is what the next step and the layers above read."""
-    cell = model.config.cell
     layer = model.layers[index]
-    step = STEPS[cell]
-    recorded = TERMS[cell] if gates else ("h",)
+    step = model.spec.step
+    recorded = model.spec.terms if gates else ("h",)
     x_part = input_part(layer, inp)                                        # (T, G·h)
     out = {term: inp.new_empty((inp.shape[0], model.config.hidden_size)) for term in recorded}
     h, c = h0, c0
@@ -241,7 +234,7 @@ def trace_ids(model: CharRNN, ids: Tensor, initial_state: State | None = None, *
     for index in range(len(model.layers)):
         h0, c0 = initial_state[index]
         h0 = h0.to(dtype).reshape(-1)
-        c0 = c0.to(dtype).reshape(-1) if has_cell_state(model.config.cell) else None
+        c0 = c0.to(dtype).reshape(-1) if model.has_cell_state else None
         if index in by_layer:
             inp, state = _stepped_layer(model, index, inp, h0, c0, gates, by_layer[index], cache)
         else:

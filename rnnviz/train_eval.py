@@ -14,18 +14,8 @@ _EVAL_CHUNK = 1024
 def _layers_no_dropout(model: CharRNN, x: torch.Tensor, state):
     """Run the recurrent layers on one-hot x (T, S, V) without dropout whatever the model's mode;
     returns (top layer output (T, S, H), state)."""
-    new_state = []
-    inp = x
-    for index, layer in enumerate(model.layers):
-        h0, c0 = state[index]
-        if model.is_lstm:
-            out, (hn, cn) = layer(inp, (h0.unsqueeze(0), c0.unsqueeze(0)))
-            new_state.append((hn[0], cn[0]))
-        else:
-            out, hn = layer(inp, h0.unsqueeze(0))
-            new_state.append((hn[0], None))
-        inp = out
-    return inp, new_state
+    outs, new_state = model.run_layers(x, state, dropout=False)
+    return outs[-1], new_state
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from .cells import spec
 from .model import CharRNN
 from .trace import Trace
 
@@ -152,8 +153,7 @@ def overview_units(order: Sequence[int], values: Tensor, max_rows: int = OVERVIE
 # --------------------------------------------------------------------------- gates
 def gate_names(trace: Trace, layer: int) -> list[str]:
     """Trace names of the gates of one layer: LSTM i, f, o; GRU z, r; none for a plain RNN."""
-    keys = {"lstm": ("i", "f", "o"), "gru": ("z", "r")}.get(trace.cell, ())
-    return [f"layer{layer}.gates.{g}" for g in keys if f"layer{layer}.gates.{g}" in trace]
+    return [f"layer{layer}.gates.{g}" for g in spec(trace.cell).gate_view if f"layer{layer}.gates.{g}" in trace]
 
 
 def saturation(gate: Tensor, low: float = SAT_LOW, high: float = SAT_HIGH) -> dict:
@@ -220,9 +220,11 @@ def step_terms(model: CharRNN, trace: Trace, layer: int, t: int) -> dict[str, Te
 
     Returns an ordered dict name → (h,) vector, recomputed from ``model.textbook_params(layer)``:
 
-    rnn:  "X_t W_xh", "H_{t-1} W_hh", "b_h", "pre-activation", "H_t"
-    gru:  "R_t", "Z_t", "X_t W_xh + b_h", "H_{t-1} W_hh + b_hh", "H̃_t", "H_{t-1}", "H_t"
-    lstm: "I_t", "F_t", "O_t", "C̃_t", "C_{t-1}", "C_t", "H_t"
+    the cell spec's ``step_view`` (rnnviz.cells), e.g.
+    rnn:     "X_t W_xh", "H_{t-1} W_hh", "b_h", "pre-activation", "H_t"
+    gru:     "R_t", "Z_t", "X_t W_xh + b_h", "H_{t-1} W_hh + b_hh", "H̃_t", "H_{t-1}", "H_t"
+    gru_d2l: "R_t", "Z_t", "X_t W_xh + b_h", "(R_t ⊙ H_{t-1}) W_hh", "H̃_t", "H_{t-1}", "H_t"
+    lstm:    "I_t", "F_t", "O_t", "C̃_t", "C_{t-1}", "C_t", "H_t"
 
     The initial state is zeros (as the page traces). ``H_t`` here equals ``trace["layer{l}.h"][t]``
     up to float rounding (the tests check it).
@@ -233,30 +235,11 @@ def step_terms(model: CharRNN, trace: Trace, layer: int, t: int) -> dict[str, Te
     x = _input_of(model, trace, layer, t)
     hs = trace[f"layer{layer}.h"]
     h_prev = hs[t - 1] if t > 0 else torch.zeros_like(hs[0])
-    cell = model.config.cell
-    if cell.startswith("rnn"):
-        xw, hw, b = x @ p["W_xh"], h_prev @ p["W_hh"], p["b_h"]
-        pre = xw + hw + b
-        h = torch.tanh(pre) if cell == "rnn_tanh" else torch.relu(pre)
-        return {"X_t W_xh": xw, "H_{t-1} W_hh": hw, "b_h": b, "pre-activation": pre, "H_t": h}
-    if cell == "gru":
-        r = torch.sigmoid(x @ p["W_xr"] + h_prev @ p["W_hr"] + p["b_r"])
-        z = torch.sigmoid(x @ p["W_xz"] + h_prev @ p["W_hz"] + p["b_z"])
-        xin = x @ p["W_xh"] + p["b_h"]
-        hin = h_prev @ p["W_hh"] + p["b_hh"]
-        cand = torch.tanh(xin + r * hin)
-        h = z * h_prev + (1 - z) * cand
-        return {"R_t": r, "Z_t": z, "X_t W_xh + b_h": xin, "H_{t-1} W_hh + b_hh": hin,
-                "H̃_t": cand, "H_{t-1}": h_prev, "H_t": h}
-    cs = trace[f"layer{layer}.c"]
-    c_prev = cs[t - 1] if t > 0 else torch.zeros_like(cs[0])
-    i = torch.sigmoid(x @ p["W_xi"] + h_prev @ p["W_hi"] + p["b_i"])
-    f = torch.sigmoid(x @ p["W_xf"] + h_prev @ p["W_hf"] + p["b_f"])
-    o = torch.sigmoid(x @ p["W_xo"] + h_prev @ p["W_ho"] + p["b_o"])
-    g = torch.tanh(x @ p["W_xc"] + h_prev @ p["W_hc"] + p["b_c"])
-    c = f * c_prev + i * g
-    h = o * torch.tanh(c)
-    return {"I_t": i, "F_t": f, "O_t": o, "C̃_t": g, "C_{t-1}": c_prev, "C_t": c, "H_t": h}
+    c_prev = None
+    if model.has_cell_state:
+        cs = trace[f"layer{layer}.c"]
+        c_prev = cs[t - 1] if t > 0 else torch.zeros_like(cs[0])
+    return model.spec.step_terms(p, x, h_prev, c_prev)
 
 
 @torch.inference_mode()

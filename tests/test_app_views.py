@@ -25,7 +25,7 @@ HOSTILE = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 def ckpt_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("core_views_ckpts")
     for name, cell, layers, hidden in (("timemachine-lstm", "lstm", 2, 12), ("timemachine-gru", "gru", 1, 8),
-                                       ("timemachine-rnn", "rnn_tanh", 1, 20)):
+                                       ("timemachine-rnn", "rnn_tanh", 1, 20), ("timemachine-gru-d2l", "gru_d2l", 1, 8)):
         rnnviz.save_checkpoint(tiny_model(cell, layers, hidden, text=VOCAB_TEXT),
                                d / f"{name}.safetensors", {"corpus": "test", "val_loss": 1.25})
     tokens = tuple(Vocab.from_text("abcdefghijklmnopqrstuvwxyz ").tokens)
@@ -188,7 +188,7 @@ def test_predictions_single_character(app):
 
 
 # --------------------------------------------------------------------------- step-through
-@pytest.mark.parametrize("ckpt", ["timemachine-lstm", "timemachine-gru", "timemachine-rnn"])
+@pytest.mark.parametrize("ckpt", ["timemachine-lstm", "timemachine-gru", "timemachine-rnn", "timemachine-gru-d2l"])
 def test_step_through_shows_the_equation_with_the_vectors(app, ckpt_dir, ckpt):
     text = "hello world"
     at = open_view(app, "app_pages/step_through.py", text=text, ckpt=ckpt, st__t="4")
@@ -212,6 +212,10 @@ def test_step_through_shows_the_equation_with_the_vectors(app, ckpt_dir, ckpt):
     assert any("matches the traced H_t" in c.value for c in at.caption)
     if ckpt == "timemachine-gru":
         assert "R_t \\odot (H_{t-1} W_{hh} + b_{hh})" in latex
+    if ckpt == "timemachine-gru-d2l":         # the book's own equation, and its own caption
+        assert "(R_t \\odot H_{t-1}) W_{hh} + b_h" in latex
+        assert "(R_t ⊙ H_{t-1}) W_hh" in terms["x"]
+        assert any("d2l §10.2" in c.value for c in at.caption)
     assert at.query_params["st.t"] == "4"
 
 

@@ -19,10 +19,12 @@ import torch
 from torch import nn
 
 from rnnviz import CELLS, kernels, trace
+from rnnviz.cells import spec
 from rnnviz.gradients import (MAP_MAX_STEPS, GradientError, WhatIf, apply_whatif, fit_rate,
                               gradient_map, jacobian_chain, norm_curve, parameter_gradients,
                               plan_map_rows, reading, whh_spectrum)
 from tests.conftest import SMALL_TEXT, tiny_model
+from tests.reference import textbook_run, textbook_step
 
 TEXT = SMALL_TEXT[:16]
 F64 = torch.float64
@@ -57,16 +59,20 @@ def cell_reference(model, text, loss_steps):
     inputs = list(nn.functional.one_hot(ids, cfg.vocab_size).double())
     hs_all = []
     for layer in m.layers:
-        if cfg.cell.startswith("rnn"):
+        if cfg.cell == "gru_d2l":   # no PyTorch cell: the book's equations (tests/reference.py)
+            p = {k: v.double() for k, v in m.textbook_params(len(hs_all)).items()}
+            cell = lambda x, h, p=p: textbook_step("gru_d2l", p, x, h)["h"]  # noqa: E731
+        elif cfg.cell.startswith("rnn"):
             cell = nn.RNNCell(layer.input_size, H, nonlinearity=cfg.cell[4:])
         elif cfg.cell == "gru":
             cell = nn.GRUCell(layer.input_size, H)
         else:
             cell = nn.LSTMCell(layer.input_size, H)
-        cell = cell.double()
-        with torch.no_grad():
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(cell, name).copy_(getattr(layer, name + "_l0"))
+        if isinstance(cell, nn.Module):
+            cell = cell.double()
+            with torch.no_grad():
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(cell, name).copy_(getattr(layer, name + "_l0"))
         h = torch.zeros(1, H, dtype=F64, requires_grad=True)
         c = torch.zeros(1, H, dtype=F64)
         hs = []
@@ -86,47 +92,13 @@ def cell_reference(model, text, loss_steps):
 
 
 def textbook_loss(model, ids, loss_steps, probes_h=None, probes_c=None, cuts=()):
-    """The d2l equations stepped one at a time (model already float64).
+    """The d2l equations stepped one at a time (tests/reference.py; model already float64).
 
     probes_h[l]: (T, h) added to H_t of layer l right after it is computed (C likewise, before
     H_t = O_t ⊙ tanh(C_t)). ``cuts``: steps t at which H_{t−1} (and C_{t−1}) are detached.
     """
-    cfg = model.config
-    T, H = ids.numel(), cfg.hidden_size
-    x = nn.functional.one_hot(ids, cfg.vocab_size).double()
-    inputs = [x[t] for t in range(T)]
-    for l in range(cfg.num_layers):
-        p = {k: v.double() for k, v in model.textbook_params(l).items()}
-        h = torch.zeros(H, dtype=F64)
-        c = torch.zeros(H, dtype=F64)
-        outs = []
-        for t in range(T):
-            if t in cuts:
-                h, c = h.detach(), c.detach()
-            xt = inputs[t]
-            if cfg.cell.startswith("rnn"):
-                a = xt @ p["W_xh"] + h @ p["W_hh"] + p["b_h"]
-                h = torch.tanh(a) if cfg.cell == "rnn_tanh" else torch.relu(a)
-            elif cfg.cell == "gru":
-                r = torch.sigmoid(xt @ p["W_xr"] + h @ p["W_hr"] + p["b_r"])
-                z = torch.sigmoid(xt @ p["W_xz"] + h @ p["W_hz"] + p["b_z"])
-                cand = torch.tanh(xt @ p["W_xh"] + p["b_h"] + r * (h @ p["W_hh"] + p["b_hh"]))
-                h = z * h + (1 - z) * cand
-            else:
-                i = torch.sigmoid(xt @ p["W_xi"] + h @ p["W_hi"] + p["b_i"])
-                f = torch.sigmoid(xt @ p["W_xf"] + h @ p["W_hf"] + p["b_f"])
-                o = torch.sigmoid(xt @ p["W_xo"] + h @ p["W_ho"] + p["b_o"])
-                g = torch.tanh(xt @ p["W_xc"] + h @ p["W_hc"] + p["b_c"])
-                c = f * c + i * g
-                if probes_c is not None:
-                    c = c + probes_c[l][t]
-                h = o * torch.tanh(c)
-            if probes_h is not None:
-                h = h + probes_h[l][t]
-            outs.append(h)
-        inputs = outs
-    p = {k: v.double() for k, v in model.textbook_params(0).items()}
-    return sum(-torch.log_softmax(inputs[s] @ p["W_hq"] + p["b_q"], -1)[ids[s + 1]] for s in loss_steps)
+    _, logits = textbook_run(model, ids, probes_h=probes_h, probes_c=probes_c, cuts=set(cuts))
+    return sum(-torch.log_softmax(logits[s], -1)[ids[s + 1]] for s in loss_steps)
 
 
 def textbook_grads(model, text, loss_steps, cuts=()):
@@ -219,7 +191,7 @@ def test_stacked_tensor_trap(cell):
     assert not torch.allclose(nc.grads_h[0][: T - 2], trap[: T - 2])
 
 
-@pytest.mark.parametrize("cell,layers", [("rnn_tanh", 2), ("gru", 1), ("lstm", 2)])
+@pytest.mark.parametrize("cell,layers", [("rnn_tanh", 2), ("gru", 1), ("lstm", 2), ("gru_d2l", 2)])
 def test_parameter_gradients_match_fused_autograd(cell, layers, backward):
     model = copy.deepcopy(tiny_model(cell, layers)).double()
     ids = _ids(model, TEXT)
@@ -384,7 +356,7 @@ def test_jacobian_chain_does_not_underflow_and_fits_the_rate():
     assert fit.factor == pytest.approx(0.8) and fit.r2 == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("cell", ["rnn_tanh", "gru", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn_tanh", "gru", "lstm", "gru_d2l"])
 def test_jacobian_chain_survives_per_step_shrink_below_float32_range(cell):
     """W_hh × 1e−39: one step shrinks ∂H_T/∂H_t below float32's smallest normal number. The float32
     chain must stay finite and agree with a float64 computation of the same model."""
@@ -402,7 +374,7 @@ def test_jacobian_chain_survives_per_step_shrink_below_float32_range(cell):
 
 
 # ----------------------------------------------------------------------------- gradient map
-@pytest.mark.parametrize("cell,layers", [("rnn_relu", 2), ("gru", 1), ("lstm", 2)])
+@pytest.mark.parametrize("cell,layers", [("rnn_relu", 2), ("gru", 1), ("lstm", 2), ("gru_d2l", 2)])
 def test_gradient_map_rows_are_single_loss_curves(cell, layers):
     model = tiny_model(cell, layers)
     for knobs in (WhatIf(), WhatIf(truncate=4)):
@@ -532,7 +504,11 @@ def test_float32_default_agrees_with_float64():
         torch.testing.assert_close(a.h_norms[l], b.h_norms[l], rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+#: Cells with a compiled backward kernel (the book's GRU runs the torch loop: see rnnviz.cells).
+KERNEL_CELLS = [c for c in CELLS if spec(c).jacobian.has_kernel]
+
+
+@pytest.mark.parametrize("cell", KERNEL_CELLS)
 def test_compiled_backward_split_over_threads_matches_autograd(cell, monkeypatch):
     """The compiled loop splits each step's product by rows over torch's thread count; an odd
     hidden size (7 units over 2 threads: blocks of 3 and 4) must give the per-step autograd numbers,

@@ -161,7 +161,7 @@ def test_bigram_rejects_short_text():
 
 
 # ---------------------------------------------------------------------------- (c4) forgetting
-@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru_d2l"])
 def test_counterfactual_decay_is_measured(cell):
     m = tiny_model(cell, 2)
     text = SMALL_TEXT * 2

@@ -125,7 +125,7 @@ def test_colored_text_whitespace_and_colours():
 
 
 # --------------------------------------------------------------------------- step-through
-@pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu", "gru", "lstm"])
+@pytest.mark.parametrize("cell", rnnviz.CELLS)
 @pytest.mark.parametrize("layers", [1, 2])
 def test_step_terms_reproduce_the_trace(cell, layers):
     model = tiny_model(cell, layers, 8)
@@ -137,8 +137,10 @@ def test_step_terms_reproduce_the_trace(cell, layers):
             if cell == "lstm":
                 assert torch.allclose(terms["C_t"], tr[f"layer{layer}.c"][t], atol=1e-5)
                 assert torch.allclose(terms["F_t"], tr[f"layer{layer}.gates.f"][t], atol=1e-5)
-            if cell == "gru":
+            assert tuple(terms) == model.spec.step_view
+            if cell in ("gru", "gru_d2l"):
                 assert torch.allclose(terms["Z_t"], tr[f"layer{layer}.gates.z"][t], atol=1e-5)
+                assert torch.allclose(terms["H̃_t"], tr[f"layer{layer}.candidate"][t], atol=1e-5)
             if cell.startswith("rnn"):
                 s = terms["X_t W_xh"] + terms["H_{t-1} W_hh"] + terms["b_h"]
                 assert torch.allclose(s, terms["pre-activation"])

@@ -4,7 +4,7 @@ The validation loss is recomputed here independently of rnnviz.train: the corpus
 ``../shared/corpora`` (or $RNNVIZ_CORPORA; the Python corpus is rebuilt from this interpreter's
 standard library), its sha256 checked against the metadata, preprocessed, split at
 ``int(len * (1 - val_fraction))``, and the held-out part stepped through the cell equations written
-out below (batched over the 16 documented streams, float64), never through nn.LSTM/GRU/RNN.
+in tests/reference.py (batched over the 16 documented streams), never through nn.LSTM/GRU/RNN.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ import torch.nn.functional as F
 import rnnviz
 from rnnviz import corpora
 
+from .reference import textbook_step
+
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 FILES = sorted(CHECKPOINT_DIR.glob("*.safetensors"))
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4, "gru_d2l": 3}
 STREAMS = 16
 #: Quality targets from issue 4 (val perplexity, or nats/char for shakespeare).
 PPL_TARGETS = {"timemachine-lstm": 4.3, "timemachine-rnn": 4.7, "timemachine-gru": 4.4}
@@ -41,29 +43,12 @@ def test_shipped_set_and_total_size():
         assert (CHECKPOINT_DIR / (p.stem + ".curves.csv")).is_file(), p.stem
 
 
-def _recurrence(cell, gi, h, c, w_hh, b_hh):
-    """One time step given the precomputed input part gi = X_t W_ih^T + b_ih (PyTorch gate order)."""
-    gh = torch.addmm(b_hh, h, w_hh.T)
-    if cell == "lstm":
-        i, f, g, o = (gi + gh).chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-    if cell == "gru":
-        ir, iz, inn = gi.chunk(3, dim=-1)
-        hr, hz, hn = gh.chunk(3, dim=-1)
-        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-        n = torch.tanh(inn + r * hn)
-        return (1 - z) * n + z * h, c
-    a = gi + gh
-    return (torch.tanh(a) if cell == "rnn_tanh" else torch.relu(a)), c
-
-
 def reference_val_loss(model, ids: torch.Tensor, chunk: int = 512) -> float:
     """Mean nats/char over 16 contiguous zero-state streams (the procedure in rnnviz.train).
 
-    The cell equations are written out (no nn.LSTM/GRU/RNN); the input projections of a chunk of
-    time steps are one matmul, the recurrence is stepped one time step at a time; float32 maths,
-    float64 sum of the log-probabilities.
+    The book's equations are stepped one time step at a time (tests/reference.py, no
+    nn.LSTM/GRU/RNN) on the model's textbook parameters; float32 maths, float64 sum of the
+    log-probabilities.
     """
     cfg = model.config
     n = ids.numel()
@@ -71,8 +56,7 @@ def reference_val_loss(model, ids: torch.Tensor, chunk: int = 512) -> float:
     L = (n - 1) // S
     X = ids[:S * L].reshape(S, L).T            # (L, S)
     Y = ids[1:S * L + 1].reshape(S, L).T
-    W = [[t.detach().float() for t in (m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)]
-         for m in model.layers]
+    P = [{k: v.float() for k, v in model.textbook_params(li).items()} for li in range(cfg.num_layers)]
     w_out, b_out = model.output.weight.detach().float(), model.output.bias.detach().float()
     hs = [torch.zeros(S, cfg.hidden_size) for _ in model.layers]
     cs = [torch.zeros(S, cfg.hidden_size) for _ in model.layers]
@@ -80,13 +64,12 @@ def reference_val_loss(model, ids: torch.Tensor, chunk: int = 512) -> float:
     with torch.no_grad():
         for start in range(0, L, chunk):
             x_ids, y = X[start:start + chunk], Y[start:start + chunk]
-            inp = None
-            for li, (w_ih, w_hh, b_ih, b_hh) in enumerate(W):
-                # layer 0 reads one-hot X_t, so X_t W_ih^T is column x_t of W_ih
-                gi = w_ih.T[x_ids] + b_ih if li == 0 else inp @ w_ih.T + b_ih   # (t, S, G*h)
+            inp = F.one_hot(x_ids, cfg.vocab_size).float()                    # (t, S, |V|)
+            for li, p in enumerate(P):
                 outs = []
-                for t in range(gi.shape[0]):
-                    hs[li], cs[li] = _recurrence(cfg.cell, gi[t], hs[li], cs[li], w_hh, b_hh)
+                for t in range(inp.shape[0]):
+                    out = textbook_step(cfg.cell, p, inp[t], hs[li], cs[li])
+                    hs[li], cs[li] = out["h"], out.get("c", cs[li])
                     outs.append(hs[li])
                 inp = torch.stack(outs)
             logp = torch.log_softmax(inp @ w_out.T + b_out, dim=-1)

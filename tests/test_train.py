@@ -18,6 +18,8 @@ from rnnviz.train import (TrainConfig, Trainer, build_parser, build_vocab, curve
                           evaluate_loss, parse_config, split_text, state_path, train)
 from rnnviz.train_data import step_seed
 
+from .reference import textbook_step
+
 WORDS = ["the", "time", "machine", "traveller", "said", "and", "we", "all", "of", "a", "fourth",
          "dimension", "space", "is", "it", "not", "so", "that", "he", "was"]
 
@@ -83,23 +85,20 @@ def _reference_stream_loss(model, ids, S):
                   torch.zeros(model.config.hidden_size, dtype=torch.float64)) for _ in model.layers]
         for t in range(L):
             x = F.one_hot(seg[t], model.config.vocab_size).double()
-            for li, layer in enumerate(model.layers):
-                h, c = state[li]
-                g = (x @ layer.weight_ih_l0.double().T + layer.bias_ih_l0.double()
-                     + h @ layer.weight_hh_l0.double().T + layer.bias_hh_l0.double())
-                i, f, gg, o = g.chunk(4)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
-                h = torch.sigmoid(o) * torch.tanh(c)
-                state[li] = (h, c)
-                x = h
+            for li in range(len(model.layers)):
+                p = {k: v.double() for k, v in model.textbook_params(li).items()}
+                out = textbook_step(model.config.cell, p, x, *state[li])
+                state[li] = (out["h"], out.get("c", state[li][1]))
+                x = out["h"]
             logits = x @ model.output.weight.double().T + model.output.bias.double()
             total -= float(torch.log_softmax(logits, -1)[seg[t + 1]].detach())
             count += 1
     return total / count
 
 
-def test_evaluate_loss_matches_independent_stepping():
-    model = rnnviz.build_model(rnnviz.ModelConfig("lstm", 6, 2, ("<unk>", "a", "b", "c")), seed=1)
+@pytest.mark.parametrize("cell", ["lstm", "gru_d2l"])
+def test_evaluate_loss_matches_independent_stepping(cell):
+    model = rnnviz.build_model(rnnviz.ModelConfig(cell, 6, 2, ("<unk>", "a", "b", "c")), seed=1)
     ids = torch.randint(1, 4, (83,), generator=torch.Generator().manual_seed(0))
     got = evaluate_loss(model, ids, streams=4)
     assert got == pytest.approx(_reference_stream_loss(model, ids, 4), abs=1e-6)

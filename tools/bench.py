@@ -61,15 +61,11 @@ def random_text(vocab_tokens: tuple[str, ...], length: int, seed: int = 0) -> st
 
 
 def fused_reference(model) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A plain fused torch.nn forward of the same size: one multi-layer nn.RNN/GRU/LSTM + Linear."""
+    """A plain fused torch.nn forward of the same size: one multi-layer nn.RNN/GRU/LSTM + Linear +
+    softmax (the cell's PyTorch module; nn.GRU for the book's GRU, which has none)."""
     cfg = model.config
     V, H, L = cfg.vocab_size, cfg.hidden_size, cfg.num_layers
-    if cfg.cell == "lstm":
-        rnn = nn.LSTM(V, H, L)
-    elif cfg.cell == "gru":
-        rnn = nn.GRU(V, H, L)
-    else:
-        rnn = nn.RNN(V, H, L, nonlinearity=cfg.cell[4:])
+    rnn = (model.spec.torch_class or nn.GRU)(V, H, L, **model.spec.torch_kwargs)
     lin = nn.Linear(H, V)
     rnn.eval(), lin.eval()
 
@@ -77,25 +73,32 @@ def fused_reference(model) -> Callable[[torch.Tensor], torch.Tensor]:
     def forward(ids: torch.Tensor) -> torch.Tensor:
         x = torch.nn.functional.one_hot(ids, V).float()
         out, _ = rnn(x)
-        return lin(out)
+        return torch.softmax(lin(out), dim=-1)
 
     return forward
 
 
 def bench_trace(quick: bool = False) -> list[Row]:
-    """Trace vs the fused forward, per cell type, T=1000, H=512 (quick: T=200, H=128)."""
+    """Trace vs the fused forward (+ Linear + softmax), per cell type, T=1000, H=512, and the full
+    LSTM trace at the shipped size H=256 (quick: T=200, H=128). The book's GRU has no fused
+    module: its row compares its stepped layer with nn.GRU and has no target."""
     T, H, reps = (200, 128, 3) if quick else (1000, 512, 9)
+    sizes = [(cell, H) for cell in CELLS] + ([] if quick else [("lstm", 256)])
     tokens = ("<unk>", *"abcdefghijklmnopqrstuvwxyz ")
     rows = []
-    for cell in CELLS:
-        model = build_model(ModelConfig(cell, H, 1, tokens), seed=0)
+    for cell, h in sizes:
+        model = build_model(ModelConfig(cell, h, 1, tokens), seed=0)
         text = random_text(tokens, T)
         ids = model.vocab.encode(text).ids
         ref = fused_reference(model)
-        lite, ref_s = interleaved(lambda: trace(model, text, gates=False), lambda: ref(ids), reps)
+        fused = model.spec.torch_class is not None
+        vs = "vs fused forward" if fused else "vs fused nn.GRU (no fused form exists)"
+        if h == H:
+            lite, ref_s = interleaved(lambda: trace(model, text, gates=False), lambda: ref(ids), reps)
+            rows.append(row(f"trace states+probs+surprisal {cell} T={T} H={h} {vs}", lite, ref_s,
+                            1.25 if fused else None))
         full, ref_s2 = interleaved(lambda: trace(model, text), lambda: ref(ids), reps)
-        rows.append(row(f"trace states+probs+surprisal {cell} T={T} H={H} vs fused forward", lite, ref_s, 1.25))
-        rows.append(row(f"trace full (gates, C_t) {cell} T={T} H={H} vs fused forward", full, ref_s2, 1.5))
+        rows.append(row(f"trace full (gates, C_t) {cell} T={T} H={h} {vs}", full, ref_s2, 1.5 if fused else None))
     return rows
 
 

@@ -1,16 +1,13 @@
-"""Backpropagation through time for one adjoint: the compiled loop (:mod:`rnnviz.kernels`) or the
-torch loop, layer by layer from the output down."""
+"""Backpropagation through time for one adjoint, layer by layer from the output down; each layer's
+recurrence is its cell's (:meth:`rnnviz.cells.LayerJacobian.backward`: compiled kernel or torch loop)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .. import kernels
-from ..deadline import check
 from ..model import CharRNN
 from ..trace import Trace
 from .errors import GradientError
@@ -25,107 +22,6 @@ def _cuts(last: int, truncate: int | None) -> set[int]:
     if not truncate:
         return set()
     return {t for t in range(last, 0, -1) if (last - t + 1) % truncate == 0}
-
-
-def _backward_layer(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
-    """Reverse-mode recurrence of one layer for one adjoint.
-
-    E: (T, h) external adjoints of H_t (from the output or from the layer above), zero after ``last``.
-    Returns dH (T, h) total adjoints, da (T, G·h) pre-activation adjoints of the input path (for the
-    layer below and the weight gradients), dhh (T, G·h) adjoints of h_prev @ w_hh.T (+ b_hh) and, for
-    the LSTM, dC (T, h) total adjoints of C_t.
-    Runs the compiled loop of :mod:`rnnviz.kernels` (the per-step product split over torch's thread
-    count) when numba is there, else the torch loop; both give the same numbers up to rounding.
-    """
-    if kernels.enabled() and E.dtype in (torch.float32, torch.float64):
-        return _backward_layer_compiled(L, E, last, cuts)
-    return _backward_layer_torch(L, E, last, cuts)
-
-
-def _backward_layer_compiled(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
-    """:func:`_backward_layer` through :mod:`rnnviz.kernels` (numpy views of the same tensors)."""
-    T, h = E.shape
-    threads = torch.get_num_threads()
-    dH = E.clone()
-    WT = L.w_hh.T.contiguous().numpy()
-    cut = np.zeros(T, dtype=np.bool_)
-    cut[list(cuts)] = True
-    arr = lambda x: x.contiguous().numpy()  # noqa: E731  (zero-copy where already contiguous)
-    out: dict[str, Tensor] = {"dH": dH}
-    if L.cell.startswith("rnn"):
-        da = torch.zeros_like(dH)
-        kernels.rnn_backward(WT, dH.numpy(), arr(L.D), da.numpy(), last, cut, threads)
-        out["da"] = out["dhh"] = da
-    elif L.cell == "gru":
-        dpart = torch.zeros(T, 3 * h, dtype=E.dtype)
-        kernels.gru_backward(WT, dH.numpy(), arr(L.Qh), arr(L.z), dpart.numpy(), last, cut, threads)
-        out["da"] = (L.Qx * dH[:, None, :]).reshape(T, 3 * h)
-        out["dhh"] = dpart
-    else:
-        da = torch.zeros(T, 4 * h, dtype=E.dtype)
-        dC = torch.zeros_like(dH)
-        kernels.lstm_backward(WT, dH.numpy(), arr(L.K), arr(L.P), arr(L.f), dC.numpy(), da.numpy(),
-                              last, cut, threads)
-        out["da"] = out["dhh"] = da
-        out["dC"] = dC
-    return out
-
-
-def _backward_layer_torch(L: _Layer, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
-    """:func:`_backward_layer` as a torch loop: the reference for the compiled kernels and the
-    fallback without numba."""
-    T, h = E.shape
-    dH = E.clone()
-    rows = dH.unbind(0)
-    WT = L.w_hh.T.contiguous()  # (h, G·h): dH_{t−1} += WT @ dpart_t (contiguous: ~15% faster gemv)
-    out: dict[str, Tensor] = {"dH": dH}
-    if L.cell.startswith("rnn"):
-        da = torch.zeros_like(dH)
-        das, D = da.unbind(0), L.D.unbind(0)
-        for t in range(last, 0, -1):
-            check()
-            torch.mul(rows[t], D[t], out=das[t])
-            if t not in cuts:
-                rows[t - 1].addmv_(WT, das[t])
-        if last >= 0:
-            torch.mul(rows[0], D[0], out=das[0])
-        out["da"] = da
-        out["dhh"] = da
-    elif L.cell == "gru":
-        dpart = torch.zeros(T, 3, h, dtype=E.dtype)
-        dps, Qh, z = dpart.unbind(0), L.Qh.unbind(0), L.z.unbind(0)
-        flat = dpart.view(T, 3 * h).unbind(0)
-        for t in range(last, 0, -1):
-            check()
-            torch.mul(Qh[t], rows[t], out=dps[t])
-            if t not in cuts:
-                rows[t - 1].addcmul_(rows[t], z[t]).addmv_(WT, flat[t])
-        if last >= 0:
-            torch.mul(Qh[0], rows[0], out=dps[0])
-        out["da"] = (L.Qx * dH[:, None, :]).reshape(T, 3 * h)
-        out["dhh"] = dpart.view(T, 3 * h)
-    else:
-        da = torch.zeros(T, 4, h, dtype=E.dtype)
-        dC = torch.zeros_like(dH)
-        dcs = dC.unbind(0)
-        das = da.unbind(0)
-        flat = da.view(T, 4 * h).unbind(0)
-        P3, Po, K, f = L.P[:, :3].unbind(0), L.P[:, 3].unbind(0), L.K.unbind(0), L.f.unbind(0)
-        carry = torch.zeros(h, dtype=E.dtype)
-        for t in range(last, -1, -1):
-            check()
-            torch.addcmul(carry, rows[t], K[t], out=dcs[t])
-            torch.mul(P3[t], dcs[t], out=das[t][:3])
-            torch.mul(Po[t], rows[t], out=das[t][3])
-            if t > 0 and t not in cuts:
-                rows[t - 1].addmv_(WT, flat[t])
-                torch.mul(dcs[t], f[t], out=carry)
-            else:
-                carry.zero_()
-        out["da"] = da.view(T, 4 * h)
-        out["dhh"] = out["da"]
-        out["dC"] = dC
-    return out
 
 
 def _loss_steps(T: int, loss: str, step: int | None) -> tuple[int, ...]:
@@ -162,7 +58,7 @@ def _output_adjoint(model: CharRNN, tr: Trace, loss_steps: tuple[int, ...]) -> t
 @dataclass
 class _Backprop:
     """One hand-written backward pass: the (what-if) model and trace, the loss steps, each layer's
-    terms and adjoints (see :func:`_backward_layer`), dO (T, |V|) and the loss in nats."""
+    terms and adjoints (see :meth:`rnnviz.cells.LayerJacobian.backward`), dO (T, |V|) and the loss in nats."""
 
     work: CharRNN
     trace: Trace
@@ -185,7 +81,7 @@ def _backprop(model: CharRNN, text: str | Trace, loss: str, step: int | None, wh
     dO, E, loss_value = _output_adjoint(work, tr, loss_steps)
     backs: list[dict] = [None] * len(layers)  # type: ignore[list-item]
     for l in range(len(layers) - 1, -1, -1):
-        backs[l] = _backward_layer(layers[l], E, last, cuts)
+        backs[l] = layers[l].backward(E, last, cuts)
         if l > 0:
             E = backs[l]["da"] @ layers[l].w_ih
     return _Backprop(work, tr, loss_steps, layers, backs, dO, loss_value)

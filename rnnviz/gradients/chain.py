@@ -15,7 +15,7 @@ from .errors import GradientError
 from .fit import RateFit, fit_rate
 from .nonfinite import NonFinite, _nonfinite
 from .spectral import _SpectralBatch
-from .terms import _Layer, _layer_terms, _step_matrices
+from .terms import _Layer, _layer_terms
 from .whatif import NO_WHATIF, WhatIf, _prepare
 
 #: The exact spectral norm (SVD per step) is used automatically up to this hidden size.
@@ -89,14 +89,14 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
     cfg = work.config
     layer, end, start = _chain_range(cfg.num_layers, len(tr), layer, end, max_distance)
     L = _layer_terms(work, tr, layer)
-    h, is_lstm = cfg.hidden_size, cfg.cell == "lstm"
+    h, has_c = cfg.hidden_size, work.has_cell_state
     exact = h <= EXACT_SVD_MAX_H if exact is None else exact
     n = end - start
     chunk = max(1, min(n, CHAIN_CHUNK_STEPS, chunk_elements // (h * h)))
-    acc = _ChainNorms(("h", "c") if is_lstm else ("h",), n, h, L.h.dtype, exact, chunk)
+    acc = _ChainNorms(("h", "c") if has_c else ("h",), n, h, L.h.dtype, exact, chunk)
     _walk(L, end, start, acc)
     log_spec, log_fro = acc.log_spec, acc.log_fro
-    states = L.h if not is_lstm else torch.cat([L.h, tr[f"layer{layer}.c"]], dim=1)
+    states = L.h if not has_c else torch.cat([L.h, tr[f"layer{layer}.c"]], dim=1)
     fwd = _mask_undefined(states, start, end, (*log_spec.values(), *log_fro.values()))
     steps = torch.arange(start, end)
     distance = end - steps
@@ -217,18 +217,18 @@ def _walk(L: _Layer, end: int, start: int, acc: _ChainNorms) -> None:
     ``acc``'s buffers (no per-step allocation), renormalising every step (the scale is tracked as a
     float64 log10, so the product never under/overflows)."""
     h, dt = L.h.shape[1], L.h.dtype
-    is_lstm = L.cell == "lstm"
+    has_c = L.has_cell_state
     M = torch.eye(h, dtype=dt)                      # ∂H_T/∂H_t / 10^log_scale, rows: units of H_T
-    Mc = torch.zeros(h, h, dtype=dt) if is_lstm else None
+    Mc = torch.zeros(h, h, dtype=dt) if has_c else None
     scaled = torch.empty(h, h, dtype=dt)            # rnn: M · diag(D_t); lstm: the total C_t adjoint
     log_scale = 0.0                                 # log10 of the factor divided out of M (and Mc)
     inv = 1.0                                       # 1 / ‖previous M‖, folded into this step's factors
     for t in range(end, start, -1):                 # from ∂H_T/∂H_t to ∂H_T/∂H_{t−1}
         check()
         i = len(acc.pending)
-        M, Mc = _chain_step(L, t, inv, M, Mc, scaled, acc.buf["h"][i], acc.buf["c"][i] if is_lstm else None)
+        M, Mc = _chain_step(L, t, inv, M, Mc, scaled, acc.buf["h"][i], acc.buf["c"][i] if has_c else None)
         norms = {"h": acc.frobenius(M)}
-        if is_lstm:
+        if has_c:
             norms["c"] = acc.frobenius(Mc)
         inv, norms, divided = _renormalise(M, Mc, norms)
         log_scale += divided
@@ -243,19 +243,7 @@ def _chain_step(L: _Layer, t: int, inv: float, M: Tensor, Mc: Tensor | None, sca
     to step t−1, written into dst (and dst_c). ``scaled`` (h, h) is scratch. Returns (dst, Mc)."""
     if dst.data_ptr() == M.data_ptr():          # chunk of 1 (huge h): never read what we write
         M = M.clone()
-    if L.cell == "lstm":
-        B, Cm = _step_matrices(L, t, inv)
-        torch.addcmul(Mc, M, L.K[t][None, :], out=scaled)       # total adjoint of C_t (unscaled)
-        torch.mm(M, Cm, out=dst)
-        dst.addmm_(scaled, B)
-        Mc = torch.mul(scaled, (L.f[t] * inv)[None, :], out=dst_c)
-    elif L.cell.startswith("rnn"):
-        torch.mul(M, (L.D[t] * inv)[None, :], out=scaled)      # M diag(D_t) W_hh = M A_t
-        torch.mm(scaled, L.w_hh, out=dst)
-    else:
-        A, _ = _step_matrices(L, t, inv)
-        torch.mm(M, A, out=dst)
-    return dst, Mc
+    return L.chain_step(t, inv, M, Mc, scaled, dst, dst_c)
 
 
 def _renormalise(M: Tensor, Mc: Tensor | None,

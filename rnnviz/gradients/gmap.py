@@ -13,7 +13,8 @@ from ..model import CharRNN
 from ..trace import Trace
 from .errors import GradientError
 from .nonfinite import NonFinite, _nonfinite, forward_nonfinite
-from .terms import _Layer, _input_matrices, _layer_terms, _step_matrices
+from ..cells import spec
+from .terms import _Layer, _layer_terms
 from .whatif import NO_WHATIF, WhatIf, _prepare
 
 #: Gradient map cost cap: estimated multiply–adds of the batched backward pass. Above it the loss
@@ -64,7 +65,7 @@ def _ordinal(n: int) -> str:
 
 def _map_macs(T: int, rows: list[int], h: int, L: int, cell: str, truncate: int | None) -> float:
     per_row_steps = sum(min(t + 1, truncate) if truncate else t + 1 for t in rows)
-    mult = 2 if cell == "lstm" else 1
+    mult = spec(cell).map_cost
     return float(per_row_steps) * h * h * mult * (2 * L - 1)
 
 
@@ -141,10 +142,10 @@ def _map_backward(layers: list[_Layer], rows: list[int], inject: Tensor, T: int,
     row's output adjoint at its own step. Returns per layer (R, T) float32 ‖∂ℓ_t/∂H_k‖ (0 for k > t)."""
     R, h, Lnum = len(rows), inject.shape[1], len(layers)
     dt = layers[0].h.dtype
-    is_lstm = layers[0].cell == "lstm"
+    has_c = layers[0].has_cell_state
     maps = [torch.zeros(R, T, dtype=torch.float32) for _ in range(Lnum)]
     cur = [torch.zeros(R, h, dtype=dt) for _ in range(Lnum)]       # dH^l_k for the active rows
-    curc = [torch.zeros(R, h, dtype=dt) for _ in range(Lnum)] if is_lstm else None
+    curc = [torch.zeros(R, h, dtype=dt) for _ in range(Lnum)] if has_c else None
     row_of = {t: j for j, t in enumerate(rows)}
     j0 = R          # rows j0 … j1−1 are active (t_j ≥ k and, with truncation, t_j − k < trunc)
     j1 = R
@@ -154,7 +155,7 @@ def _map_backward(layers: list[_Layer], rows: list[int], inject: Tensor, T: int,
             j0 = row_of[k]
             for l in range(Lnum):
                 cur[l][j0].zero_()
-                if is_lstm:
+                if has_c:
                     curc[l][j0].zero_()
             cur[Lnum - 1][j0] += inject[j0]
         if trunc:
@@ -176,21 +177,8 @@ def _map_step(layers: list[_Layer], k: int, sl: slice, cur: list[Tensor], curc: 
         if ext is not None:
             A += ext
         maps[l][sl, k] = A.double().norm(dim=1).float()
-        Lr = layers[l]
-        if curc is not None:
-            dct = curc[l][sl] + A * Lr.K[k]
-            if l > 0:
-                Bx, Cx = _input_matrices(Lr, k)
-                ext = torch.addmm(A @ Cx, dct, Bx)
-            if k > 0:
-                B, Cm = _step_matrices(Lr, k)
-                nxt = torch.addmm(A @ Cm, dct, B)
-                curc[l][sl] = dct * Lr.f[k]
-                cur[l][sl] = nxt
-        else:
-            if l > 0:
-                Ax, _ = _input_matrices(Lr, k)
-                ext = A @ Ax
-            if k > 0:
-                Am, _ = _step_matrices(Lr, k)
-                cur[l][sl] = A @ Am
+        ext, nxt, nxt_c = layers[l].map_step(k, A, curc[l][sl] if curc is not None else None, l > 0, k > 0)
+        if nxt is not None:
+            cur[l][sl] = nxt
+        if nxt_c is not None:
+            curc[l][sl] = nxt_c

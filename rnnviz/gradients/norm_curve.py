@@ -79,11 +79,7 @@ def _param_grads(model: CharRNN, layers: list[_Layer], backs: list[dict], dO: Te
     """∂L/∂θ for every parameter (PyTorch names) from the stored adjoints (batched matmuls)."""
     grads: dict[str, Tensor] = {}
     for l, (L, b) in enumerate(zip(layers, backs)):
-        da, dhh = b["da"], b["dhh"]
-        grads[f"layers.{l}.weight_ih_l0"] = da.T @ L.x
-        grads[f"layers.{l}.weight_hh_l0"] = dhh.T @ L.h_prev
-        grads[f"layers.{l}.bias_ih_l0"] = da.sum(0)
-        grads[f"layers.{l}.bias_hh_l0"] = dhh.sum(0)
+        grads.update((f"layers.{l}.{name}", g) for name, g in L.param_grads(b).items())
     grads["output.weight"] = dO.T @ top_h
     grads["output.bias"] = dO.sum(0)
     return grads
@@ -110,9 +106,9 @@ def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: i
     steps = torch.arange(n)
     distance = last - steps
     h_norms = [torch.linalg.vector_norm(b["dH"][:n], dim=1, dtype=torch.float64) for b in backs]
-    is_lstm = work.config.cell == "lstm"
+    has_c = work.has_cell_state
     c_norms = ([torch.linalg.vector_norm(b["dC"][:n], dim=1, dtype=torch.float64) for b in backs]
-               if is_lstm else None)
+               if has_c else None)
     fits, nonfin, zeros = {}, {}, {}
     series = {}
     for l in range(len(layers)):
@@ -137,7 +133,7 @@ def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: i
         truncated_from=whatif.truncate if (whatif.truncate and loss != "sum") else None, clip=clip,
         forward=forward_nonfinite(tr, last),
         grads_h=[b["dH"][:n].clone() for b in backs] if keep_grads else None,
-        grads_c=[b["dC"][:n].clone() for b in backs] if (keep_grads and is_lstm) else None)
+        grads_c=[b["dC"][:n].clone() for b in backs] if (keep_grads and has_c) else None)
 
 
 @torch.no_grad()

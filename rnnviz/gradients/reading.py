@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..cells import spec
 from .chain import JacobianChain
 from .clip import ClipReport
 from .norm_curve import NormCurve
@@ -103,13 +104,12 @@ def _spectrum_part(cell: str, spectrum: Spectrum) -> str:
     """The textbook account: the top layer's spectral radius of the main W_hh block."""
     rho = spectrum.radius(len(spectrum.blocks) - 1)
     name = spectrum.main
-    if cell.startswith("rnn"):
-        phi = ("tanh′ ≤ 1, which" if cell == "rnn_tanh"
-               else "ReLU′ is 0 or 1, which")
+    if spec(cell).is_vanilla:
+        phi = spec(cell).derivative_note
         verdict = ("above 1, so powers of W_hh alone would explode" if rho > 1 else
                    "below 1, so powers of W_hh alone vanish")
         return (f"The book's account: each step multiplies by diag(φ′)·W_hhᵀ; the spectral "
-                f"radius of {name} is {rho:.3g}, {verdict}, and {phi} can only shrink it further.")
+                f"radius of {name} is {rho:.3g}, {verdict}, and {phi}, which can only shrink it further.")
     return (f"The spectral radius of {name} is {rho:.3g}; in a gated cell the gates "
             "(Z_t for the GRU, F_t for the LSTM) decide how much of it each step passes on.")
 

@@ -8,14 +8,15 @@ import torch
 from torch import Tensor
 
 from ..deadline import check
+from ..cells import SPECS
 from ..model import CharRNN
 from .errors import GradientError
 from .whatif import NO_WHATIF, WhatIf, apply_whatif
 
 
-_BLOCKS = {"rnn": ("W_hh",), "gru": ("W_hr", "W_hz", "W_hh"), "lstm": ("W_hi", "W_hf", "W_ho", "W_hc")}
-#: The block shown by default: the one the candidate / state update multiplies.
-MAIN_BLOCK = {"rnn": "W_hh", "gru": "W_hh", "lstm": "W_hc"}
+#: Cell → the block shown by default: the one the candidate / state update multiplies (the cell
+#: spec's ``main_block``; its ``spectrum_blocks`` are all the hidden-to-hidden blocks).
+MAIN_BLOCK = {name: s.main_block for name, s in SPECS.items()}
 
 
 @dataclass
@@ -57,11 +58,11 @@ def whh_spectrum(model: CharRNN, whatif: WhatIf | None = None, blocks: tuple[str
     """
     whatif = whatif or NO_WHATIF
     work = apply_whatif(model, whatif)
-    kind = "rnn" if work.config.cell.startswith("rnn") else work.config.cell
-    names = blocks or _BLOCKS[kind]
-    unknown = set(names) - set(_BLOCKS[kind])
+    cell = work.spec
+    names = blocks or cell.spectrum_blocks
+    unknown = set(names) - set(cell.spectrum_blocks)
     if unknown:
-        raise GradientError(f"A {work.config.cell} has no block(s) {sorted(unknown)}; it has {_BLOCKS[kind]}.")
+        raise GradientError(f"A {cell.name} has no block(s) {sorted(unknown)}; it has {cell.spectrum_blocks}.")
     out = []
     for l in range(work.config.num_layers):
         p = work.textbook_params(l)
@@ -76,4 +77,4 @@ def whh_spectrum(model: CharRNN, whatif: WhatIf | None = None, blocks: tuple[str
             sv = torch.linalg.svdvals(W)
             per[name] = BlockSpectrum(l, name, ev, float(ev.abs().max()), sv, float(sv[0]))
         out.append(per)
-    return Spectrum(out, MAIN_BLOCK[kind] if MAIN_BLOCK[kind] in names else names[0], work.config.cell, whatif)
+    return Spectrum(out, cell.main_block if cell.main_block in names else names[0], cell.name, whatif)

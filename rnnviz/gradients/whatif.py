@@ -87,8 +87,8 @@ def apply_whatif(model: CharRNN, whatif: WhatIf | None = None, dtype: torch.dtyp
         return model
     cfg = model.config
     if whatif.activation is not None:
-        if not cfg.cell.startswith("rnn"):
-            raise GradientError(f"The activation swap is for the vanilla RNN; a {cfg.cell.upper()} "
+        if not model.spec.is_vanilla:
+            raise GradientError(f"The activation swap is for the vanilla RNN; a {model.spec.title} "
                                 "keeps its σ and tanh gates. Reset the activation knob.")
         cfg = replace(cfg, cell=f"rnn_{whatif.activation}")
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..cells import CELLS, spec
 from ..model import CharRNN, ModelConfig, build_model
 from ..threads import one_thread
 from ..trace import trace as run_trace
@@ -53,7 +54,7 @@ def word_model(hidden_size: int = 4, seed: int = 0, train_steps: int = 100, lr: 
     are time→machine after "the time", etc. (the → time → machine → by). Deterministic for a seed.
     Returns the model (eval mode) and the final mean cross-entropy in nats.
     """
-    if cell not in ("rnn_tanh", "rnn_relu"):
+    if cell not in CELLS or not spec(cell).is_vanilla:
         raise ValueError("the word demo uses the plain RNN (rnn_tanh or rnn_relu)")
     if not 1 <= hidden_size <= 64 or not 0 <= train_steps <= 2000:
         raise ValueError("hidden_size must be in 1..64 and train_steps in 0..2000")

@@ -143,7 +143,7 @@ def build_index(model: CharRNN, text: str, *, key: str = "", source: str = "",
     if len(prepared) < 2:
         raise UnitsError("The sample text needs at least two characters.")
     with one_thread():
-        tr = trace(model, prepared, preprocess_text=False, gates=model.config.cell == "lstm")
+        tr = trace(model, prepared, preprocess_text=False, gates=model.has_cell_state)
     units = unit_refs(model)
     acts = activation_matrix(tr)
     del tr

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..cells import spec
 from ..model import CharRNN
 from ..ref import model_ref
 from ..trace import Trace
@@ -40,7 +41,7 @@ class UnitRef:
 
 
 def unit_kinds(model: CharRNN) -> tuple[str, ...]:
-    return ("h", "c") if model.config.cell == "lstm" else ("h",)
+    return model.spec.state_kinds
 
 
 def unit_refs(model: CharRNN) -> list[UnitRef]:
@@ -53,7 +54,7 @@ def unit_refs(model: CharRNN) -> list[UnitRef]:
 def activation_matrix(tr: Trace, units: list[UnitRef] | None = None) -> Tensor:
     """(T, U) activations of ``units`` (default: all h and c of every layer, in column order)."""
     if units is None:
-        kinds = ("h", "c") if tr.cell == "lstm" else ("h",)
+        kinds = spec(tr.cell).state_kinds
         return torch.cat([tr[f"layer{l}.{k}"] for l in range(tr.num_layers) for k in kinds], dim=1)
     return torch.stack([tr[u.tensor_name][:, u.unit] for u in units], dim=1)
 

@@ -1,0 +1,48 @@
+"""One spec per recurrent cell (:class:`CellSpec`): every other module asks :func:`spec` instead of
+branching on the cell's name.
+
+Cells: ``rnn_tanh``, ``rnn_relu`` (:mod:`.rnn`), ``gru`` (PyTorch's form, :mod:`.gru`), ``lstm``
+(:mod:`.lstm`), ``gru_d2l`` (the book's GRU, :mod:`.gru_d2l`). A spec gives the textbook names,
+PyTorch gate order, one step with named terms, gate recovery from a fused forward, the layer
+module, the backward coefficients (:mod:`.jacobian`) and what the step-through view shows.
+Textbook parameter names ↔ PyTorch tensors: :mod:`.params`.
+
+Term names (the suffixes of trace names ``layer{l}.<term>``): ``h`` (H_t), ``c`` (LSTM C_t),
+``gates.i/f/o`` (LSTM), ``gates.r/z`` (GRU), ``candidate`` (LSTM C̃_t, GRU H̃_t).
+
+Kept for older imports: :data:`STEPS`, :data:`TERMS`, :data:`RECOVER` (cell name → the spec's
+step / terms / recover), :func:`input_part`, :func:`has_cell_state`, :func:`linear_recurrence`.
+"""
+
+from __future__ import annotations
+
+from . import gru, gru_d2l, lstm, rnn
+from .base import CellSpec, Edit, StepFn, input_part, keep, linear_recurrence
+from .jacobian import LayerJacobian
+
+#: Cell name → its spec, in the order pages list them.
+SPECS: dict[str, CellSpec] = {s.name: s for s in (rnn.RNN_TANH, rnn.RNN_RELU, gru.SPEC, lstm.SPEC,
+                                                   gru_d2l.SPEC)}
+#: Every cell name a ModelConfig accepts.
+CELLS: tuple[str, ...] = tuple(SPECS)
+
+
+def spec(cell: str) -> CellSpec:
+    """The spec of ``cell``; ValueError for an unknown name."""
+    try:
+        return SPECS[cell]
+    except KeyError:
+        raise ValueError(f"unknown cell {cell!r}; expected one of {CELLS}") from None
+
+
+def has_cell_state(cell: str) -> bool:
+    """Whether the cell carries a memory cell C_t besides H_t (the LSTM)."""
+    return spec(cell).has_cell_state
+
+
+STEPS = {name: s.step for name, s in SPECS.items()}
+TERMS = {name: s.terms for name, s in SPECS.items()}
+RECOVER = {name: s.recover for name, s in SPECS.items()}
+
+__all__ = ["CELLS", "CellSpec", "Edit", "LayerJacobian", "RECOVER", "SPECS", "STEPS", "StepFn", "TERMS",
+           "has_cell_state", "input_part", "keep", "linear_recurrence", "spec"]

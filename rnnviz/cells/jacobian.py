@@ -1,0 +1,105 @@
+"""The backward pass of one layer, as the cells see it: :class:`LayerJacobian` is the common
+interface; each cell module (rnnviz.cells.rnn, .gru, .lstm, .gru_d2l) subclasses it with its own
+coefficients. Row-vector convention: adjoints are rows, pre = x @ w_ih.T + h_prev @ w_hh.T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import kernels
+
+
+@dataclass
+class LayerJacobian:
+    """Everything the backward pass of one layer needs, as (T, …) tensors.
+
+    h: (T, h) H_t; h_prev: (T, h) H_{t-1}; x: (T, d) the layer's input (one-hot X_t or the layer
+    below's H_t); w_hh: (G·h, h) and w_ih: (G·h, d) in PyTorch layout. Subclasses add their
+    per-step coefficients (built by :meth:`build` from the trace's gates) and implement the steps.
+    """
+
+    cell: str
+    G: int
+    h: Tensor
+    h_prev: Tensor
+    x: Tensor
+    w_hh: Tensor
+    w_ih: Tensor
+
+    @classmethod
+    def build(cls, cell: str, mod: nn.Module, terms: dict[str, Tensor], x: Tensor) -> "LayerJacobian":
+        """From the layer module, the layer's trace terms ({"h": (T, h), "c", "gates.f", …}) and
+        its input x (T, d)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _common(mod: nn.Module, terms: dict[str, Tensor], x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(H, H_prev (zero state first), w_hh, w_ih) in H's dtype."""
+        H = terms["h"]
+        dt = H.dtype
+        h_prev = torch.cat([H.new_zeros(1, H.shape[1]), H[:-1]], dim=0)
+        return H, h_prev, mod.weight_hh_l0.detach().to(dt), mod.weight_ih_l0.detach().to(dt)
+
+    # -------------------------------------------------------------- one adjoint (norm curve)
+    def backward(self, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
+        """Reverse-mode recurrence for one adjoint. E: (T, h) external adjoints of H_t, zero after
+        ``last``. Returns dH (T, h) total adjoints, da (T, G·h) pre-activation adjoints of the
+        input path, and (LSTM) dC (T, h). Runs the cell's compiled kernel (rnnviz.kernels) when
+        numba is there, else the torch loop; both give the same numbers up to rounding."""
+        if kernels.enabled() and E.dtype in (torch.float32, torch.float64) and self.has_kernel:
+            return self.backward_compiled(E, last, _cut_mask(E.shape[0], cuts))
+        return self.backward_torch(E, last, cuts)
+
+    #: whether the cell's compiled kernel exists (rnnviz.kernels); else the torch loop runs
+    has_kernel = False
+    #: whether the layer carries C_t (its adjoints dC travel with dH)
+    has_cell_state = False
+
+    def backward_compiled(self, E: Tensor, last: int, cut: np.ndarray) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def backward_torch(self, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def param_grads(self, back: dict[str, Tensor]) -> dict[str, Tensor]:
+        """∂L/∂θ of this layer's parameters (module names, e.g. ``weight_ih_l0``) from :meth:`backward`."""
+        da, dhh = back["da"], back.get("dhh", back["da"])
+        return {"weight_ih_l0": da.T @ self.x, "weight_hh_l0": dhh.T @ self.h_prev,
+                "bias_ih_l0": da.sum(0), "bias_hh_l0": dhh.sum(0)}
+
+    # -------------------------------------------------------------- matrix adjoints (chain, map)
+    def chain_step(self, t: int, inv: float, M: Tensor, Mc: Tensor | None, scaled: Tensor,
+                   dst: Tensor, dst_c: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """One step back of the Jacobian chain: M = ∂H_T/∂H_t (and Mc = ∂H_T/∂C_t), (h, h),
+        times ``inv``, to step t−1, written into dst (and dst_c). ``scaled`` (h, h) is scratch."""
+        raise NotImplementedError
+
+    def map_step(self, k: int, A: Tensor, Ac: Tensor | None, below: bool,
+                 back: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """Rows (R, h) of dℓ/dH_k (and dℓ/dC_k, excluding H_k's share) → (adjoint sent to the layer
+        below (R, d) if ``below``, dℓ/dH_{k−1} and dℓ/dC_{k−1} if ``back``)."""
+        raise NotImplementedError
+
+
+def _cut_mask(T: int, cuts: set[int]) -> np.ndarray:
+    cut = np.zeros(T, dtype=np.bool_)
+    cut[list(cuts)] = True
+    return cut
+
+
+def diag_sum(coefs: Tensor, W: Tensor) -> Tensor:
+    """Σ_g diag(coefs[g]) W[g]: coefs (G, h), W (G, h, d) → (h, d), without a (G, h, d) temporary."""
+    out = W[0] * coefs[0][:, None]
+    for g in range(1, coefs.shape[0]):
+        out.addcmul_(W[g], coefs[g][:, None])
+    return out
+
+
+def arr(x: Tensor) -> np.ndarray:
+    """A numpy view (zero-copy where already contiguous) for the kernels."""
+    return x.contiguous().numpy()
