@@ -11,11 +11,11 @@ import os
 import unicodedata
 from dataclasses import dataclass
 
+from .cells import spec
 from .vocab import preprocess
 
 #: Fewest characters a text may have (the validation split alone needs a few hundred to mean much).
 MIN_TEXT_CHARS = 200
-_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 
 
 class TrainRefused(ValueError):
@@ -93,7 +93,7 @@ def check_text(text: str, preprocessing: str, limits: TrainLimits) -> str:
 
 def count_parameters(cell: str, hidden: int, layers: int, vocab_size: int) -> int:
     """Parameters of a CharRNN: per layer gates·H·(in + H + 2), plus the H×V head and its bias."""
-    g = _GATES[cell]
+    g = len(spec(cell).gates)
     total = 0
     for layer in range(layers):
         n_in = vocab_size if layer == 0 else hidden
