@@ -104,8 +104,6 @@ def _checkpoint_options() -> tuple[list[str], dict[str, str], str]:
         default = DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in options else (options[0] if options else None)
         if "ckpt" not in st.session_state and default is not None:   # a link opened: say what it named
             st.session_state["_link_missing"] = (wanted, default)
-        if default is not None and "ckpt" in st.query_params:
-            del st.query_params["ckpt"]     # named by _missing_link_notice, not as an ignored value
     if default is None:
         st.error("No checkpoints found in checkpoints/.")
         st.stop()
