@@ -107,6 +107,66 @@ class Comparison:
         return [r.name for r in self.runs]
 
 
+def _flags(text: str, al, unknown_positions: list[int]) -> np.ndarray:
+    """Per original character (T,): OK, CHANGED, UNKNOWN, MERGED or FIRST (see FLAG_NAMES)."""
+    T = len(text)
+    unknown = np.zeros(len(al.seen), dtype=bool)
+    unknown[list(unknown_positions)] = True
+    j = al.index
+    orig = np.fromiter(map(ord, text), dtype=np.int64, count=T)      # any str, lone surrogates too
+    seen_arr = np.fromiter(map(ord, al.seen), dtype=np.int64, count=len(al.seen))
+    f = np.full(T, OK, dtype=np.int8)
+    f[seen_arr[j] != orig] = CHANGED
+    f[unknown[j]] = UNKNOWN
+    f[~al.first] = MERGED
+    f[j == 0] = FIRST
+    return f
+
+
+def _states(model: CharRNN, tr: Trace) -> dict[str, np.ndarray]:
+    """Every layer's H_t (and C_t) of a trace, as float32 arrays (T', h)."""
+    names = (f"layer{layer}.{key}" for layer in range(model.config.num_layers) for key in ("h", "c"))
+    return {n: tr[n].float().numpy().copy() for n in names if n in tr}
+
+
+def _run_one(text: str, name: str, model: CharRNN, tr: Trace | None):
+    """One model: its run, surprisal per original character (T,), flags (T,), chars seen, and the
+    alignment."""
+    if tr is None or tr.original_text != text:
+        tr = run_trace(model, text)
+    al = align(text, model.config.preprocessing)
+    if al.seen != tr.text:
+        raise AssertionError(f"{name}: trace text does not match its preprocessing")
+    own = tr.surprisal.double().numpy()
+    f = _flags(text, al, tr.unknown_positions)
+    s = np.full(len(text), np.nan)
+    has = al.first & (al.index >= 1)
+    s[has] = own[al.index[has] - 1]
+    run = ModelRun(name, model.describe(), dict(getattr(model, "provenance", {}) or {}),
+                   tr.text, list(tr.chars), _states(model, tr), own, tr.summary(), tr.unknown_positions)
+    return run, s, f, [al.seen[x] for x in al.index], al
+
+
+def _notes(text: str, runs: list[ModelRun], d2l: list[str], d2l_stats: tuple[int, int, int],
+           common: np.ndarray) -> list[str]:
+    """The plain-language notes under the comparison (preprocessing, <unk>, different texts)."""
+    notes = [f"{r.name}: {len(r.unknown_positions)} character(s) are outside its vocabulary and read "
+             "as <unk>; their surprisal is that of predicting <unk>." for r in runs if r.unknown_positions]
+    if d2l:
+        n_seen, chg, merged = d2l_stats
+        one = len(d2l) == 1
+        notes.insert(0, f"{' and '.join(d2l)} {'was' if one else 'were'} trained on d2l-cleaned "
+                        f"text, so {'it reads' if one else 'each reads'} {n_seen:,} characters instead of "
+                        f"{len(text):,} (lower case, each run of non-letters → one space): {chg} position(s) "
+                        f"are read changed and {merged} are merged away (no number).")
+    if len(runs) > 1 and len({r.seen_text for r in runs}) > 1:
+        notes.append("The models read different texts, so their own cross-entropies are not directly "
+                     "comparable; the 'common positions' columns compare them on the "
+                     f"{int(common.sum()):,} positions where every model predicted the same character. "
+                     "Even there a model with a smaller vocabulary chooses among fewer symbols.")
+    return notes
+
+
 def compare(text: str, models: dict[str, CharRNN], traces: dict[str, Trace] | None = None) -> Comparison:
     """Run ``text`` through up to three models and align everything on the original text.
 
@@ -121,68 +181,22 @@ def compare(text: str, models: dict[str, CharRNN], traces: dict[str, Trace] | No
     if not isinstance(text, str) or not text:
         raise ValueError("The text is empty: type at least one character.")
     traces = dict(traces or {})
-    T = len(text)
-    M = len(models)
+    M, T = len(models), len(text)
     surprisal = np.full((M, T), np.nan)
     flags = np.zeros((M, T), dtype=np.int8)
     seen_chars: list[list[str]] = []
     runs: list[ModelRun] = []
-    notes: list[str] = []
     d2l_names: list[str] = []
     d2l_stats = (0, 0, 0)
     for k, (name, model) in enumerate(models.items()):
-        tr = traces.get(name)
-        if tr is None or tr.original_text != text:
-            tr = run_trace(model, text)
-        pre = model.config.preprocessing
-        al = align(text, pre)
-        if al.seen != tr.text:
-            raise AssertionError(f"{name}: trace text does not match its preprocessing")
-        own = tr.surprisal.double().numpy()
-        unknown = np.zeros(len(al.seen), dtype=bool)
-        unknown[list(tr.unknown_positions)] = True
-        j = al.index
-        orig = np.fromiter(map(ord, text), dtype=np.int64, count=T)      # any str, lone surrogates too
-        seen_arr = np.fromiter(map(ord, al.seen), dtype=np.int64, count=len(al.seen))
-        changed = seen_arr[j] != orig
-        f = np.full(T, OK, dtype=np.int8)
-        f[changed] = CHANGED
-        f[unknown[j]] = UNKNOWN
-        f[~al.first] = MERGED
-        f[j == 0] = FIRST
-        s = np.full(T, np.nan)
-        has = al.first & (j >= 1)
-        s[has] = own[j[has] - 1]
-        surprisal[k], flags[k] = s, f
-        seen_chars.append([al.seen[x] for x in j])
-        states = {}
-        for layer in range(model.config.num_layers):
-            for key in ("h", "c"):
-                name_ = f"layer{layer}.{key}"
-                if name_ in tr:
-                    states[name_] = tr[name_].float().numpy().copy()
-        runs.append(ModelRun(name, model.describe(), dict(getattr(model, "provenance", {}) or {}),
-                             tr.text, list(tr.chars), states, own, tr.summary(), tr.unknown_positions))
-        if pre == "d2l":
+        run, surprisal[k], flags[k], seen, al = _run_one(text, name, model, traces.get(name))
+        runs.append(run)
+        seen_chars.append(seen)
+        if model.config.preprocessing == "d2l":      # the same figures for every d2l model
             d2l_names.append(name)
-            merged, chg = int((f == MERGED).sum()), int((f == CHANGED).sum())
-            d2l_stats = (len(al.seen), chg, merged)   # the same for every d2l model
-        if tr.unknown_positions:
-            notes.append(f"{name}: {len(tr.unknown_positions)} character(s) are outside its vocabulary "
-                         "and read as <unk>; their surprisal is that of predicting <unk>.")
-    if d2l_names:
-        n_seen, chg, merged = d2l_stats
-        one = len(d2l_names) == 1
-        notes.insert(0, f"{' and '.join(d2l_names)} {'was' if one else 'were'} trained on d2l-cleaned "
-                        f"text, so {'it reads' if one else 'each reads'} {n_seen:,} characters instead of "
-                        f"{T:,} (lower case, each run of non-letters → one space): {chg} position(s) are "
-                        f"read changed and {merged} are merged away (no number).")
+            d2l_stats = (len(al.seen), int((flags[k] == CHANGED).sum()), int((flags[k] == MERGED).sum()))
     common = (flags == OK).all(axis=0)
-    if M > 1 and len({r.seen_text for r in runs}) > 1:
-        notes.append("The models read different texts, so their own cross-entropies are not directly "
-                     "comparable; the 'common positions' columns compare them on the "
-                     f"{int(common.sum()):,} positions where every model predicted the same character. "
-                     "Even there a model with a smaller vocabulary chooses among fewer symbols.")
+    notes = _notes(text, runs, d2l_names, d2l_stats, common)
     table = _table(runs, surprisal, common)
     return Comparison(text, runs, surprisal, flags, seen_chars, common, table, notes)
 

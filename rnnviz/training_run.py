@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import math
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
