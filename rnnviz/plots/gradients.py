@@ -98,6 +98,22 @@ def _bounds(arrays: list[np.ndarray]) -> tuple[float, float]:
 
 
 # ============================================================================= norm curve
+def _fit_and_clip(fig: go.Figure, curve: NormCurve, x: np.ndarray, top: np.ndarray | None,
+                  fit, clip_f: float | None) -> None:
+    """The top layer's fitted per-step factor (dotted) and, with clipping, the top layer as the
+    update sees it (dashed, × the clip factor)."""
+    if fit is not None:
+        d = np.arange(fit.d_min, fit.d_max + 1)
+        fig.add_trace(go.Scatter(
+            x=d, y=fit.intercept * fit.factor ** d.astype(float), mode="lines",
+            name=f"fit: × {fit.factor:.3g} per step", line=dict(color="black", dash="dot", width=1),
+            hoverinfo="skip"))
+    if clip_f and top is not None:
+        fig.add_trace(go.Scatter(x=x, y=np.power(10.0, np.where(np.isfinite(top), top, np.nan)) * clip_f,
+                                 mode="lines", name=f"top layer as the update sees it (× {clip_f:.3g}, θ = "
+                                 f"{curve.clip.theta:g})", line=dict(color="gray", dash="dash")))
+
+
 def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = True) -> go.Figure:
     """‖∂L/∂H_t‖ on a log y axis against the distance from the loss, one trace per layer (and C_t).
 
@@ -135,19 +151,7 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
                                   dash="dash" if is_c else None, bottom=lo, top=hi)
         for k in totals:
             totals[k] += counts[k]
-    if show_fit:
-        d = np.arange(fit.d_min, fit.d_max + 1)
-        fig.add_trace(go.Scatter(
-            x=d, y=fit.intercept * fit.factor ** d.astype(float), mode="lines",
-            name=f"fit: × {fit.factor:.3g} per step", line=dict(color="black", dash="dot", width=1),
-            hoverinfo="skip"))
-    if clip_f:
-        top = logs.get(curve.top)
-        if top is not None:
-            f = clip_f
-            fig.add_trace(go.Scatter(x=x, y=np.power(10.0, np.where(np.isfinite(top), top, np.nan)) * f,
-                                     mode="lines", name=f"top layer as the update sees it (× {f:.3g}, θ = "
-                                     f"{curve.clip.theta:g})", line=dict(color="gray", dash="dash")))
+    _fit_and_clip(fig, curve, x, logs.get(curve.top), fit if show_fit else None, clip_f)
     if curve.truncated_from:
         fig.add_vline(x=curve.truncated_from - 0.5, line=dict(color="gray", dash="dot"),
                       annotation_text=f"truncated: k = {curve.truncated_from}", annotation_position="top")
@@ -248,6 +252,20 @@ def _pool(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
+def _map_notes(gmap: GradientMap, fr: int, fc: int, n_zero: int, n_inf: int, n_nan: int) -> list[str]:
+    """The subtitle lines of the gradient map: thinning, pooling, zeros, inf/NaN, overflow."""
+    notes = [gmap.message] if gmap.message else []
+    if fr > 1 or fc > 1:
+        notes.append(f"display max-pooled {fr}×{fc}")
+    if n_zero:
+        notes.append(f"{n_zero} exact zeros (bottom colour)")
+    if n_inf or n_nan:
+        notes.append(f"{n_inf} inf (top colour), {n_nan} NaN (✕)")
+    if gmap.forward.any:
+        notes.append(f"forward pass overflowed from step t = {gmap.forward.steps[0]} on")
+    return notes
+
+
 def gradient_map_figure(gmap: GradientMap, layer: int | None = None) -> go.Figure:
     """Heatmap of log₁₀ G[t, k] = log₁₀ ‖∂ℓ_t/∂H_k‖ (rows: loss step t, columns: step k ≤ t).
 
@@ -297,17 +315,7 @@ def gradient_map_figure(gmap: GradientMap, layer: int | None = None) -> go.Figur
                                  marker=dict(symbol="x", size=5, color="red"), hoverinfo="skip"))
     fig.update_xaxes(title="k: the hidden state H_k", type="category", nticks=20)
     fig.update_yaxes(title="t: the loss ℓ_t", type="category", nticks=20, autorange="reversed")
-    notes = []
-    if gmap.message:
-        notes.append(gmap.message)
-    if fr > 1 or fc > 1:
-        notes.append(f"display max-pooled {fr}×{fc}")
-    if n_zero:
-        notes.append(f"{n_zero} exact zeros (bottom colour)")
-    if n_inf or n_nan:
-        notes.append(f"{n_inf} inf (top colour), {n_nan} NaN (✕)")
-    if gmap.forward.any:
-        notes.append(f"forward pass overflowed from step t = {gmap.forward.steps[0]} on")
+    notes = _map_notes(gmap, fr, fc, n_zero, n_inf, n_nan)
     title = _title(f"Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖, layer {layer}", [escape(n) for n in notes])
     return _layout(fig, title, height=520)
 
