@@ -8,15 +8,16 @@ _started = time.perf_counter()
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app_pages import shared  # noqa: E402
+from app_pages.ui.sidebar import sidebar  # noqa: E402
+from app_pages.ui.startup import freeze_startup_objects, log_script_run, start_warmup  # noqa: E402
 
 # One intra-op thread: the app's work is many tiny sequential matmuls (one per character), and on a
 # small shared machine a second spinning thread makes a trace up to 10× slower, never faster.
 torch.set_num_threads(int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
 
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
-shared.freeze_startup_objects()
-shared.start_warmup()
+freeze_startup_objects()
+start_warmup()
 
 PAGES = [
     st.Page("app_pages/hidden_states.py", title="Hidden states", default=True),
@@ -30,6 +31,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-shared.sidebar()
+sidebar()
 page.run()
-shared.log_script_run(page.title, _started)
+log_script_run(page.title, _started)

@@ -1,1 +1,1 @@
-"""Streamlit views of rnnviz (one file per view) and the thin shared layer they use."""
+"""Streamlit views of rnnviz (one file per view) and the thin layer they share (app_pages.ui)."""

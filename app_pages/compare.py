@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import shared
+from app_pages.ui.cache import cached_trace, get_model, shipped_names
+from app_pages.ui.charts import controls, show_chart
+from app_pages.ui.context import context
+from app_pages.ui.text import notices
+from app_pages.ui.url import url_default, url_set, view_params
 from rnnviz import CheckpointError, TextError
 from rnnviz import compare as C
 from rnnviz.plots import compare as PC
 
-ctx = shared.context()
-shared.view_params("cmp.")
+ctx = context()
+view_params("cmp.")
 
 
 @st.cache_data(max_entries=8, ttl=3600, show_spinner=False)   # each holds every H_t of 2–3 models
@@ -19,15 +23,15 @@ def comparison(names: tuple[str, ...], text: str) -> C.Comparison:
     """The aligned comparison of ``text`` through the named models (traces from the shared cache)."""
     uploads = st.session_state.get("upload_names", {})
     label = {n: uploads.get(n, n) for n in names}          # uploads by file name, not by digest
-    models = {label[n]: shared.get_model(n) for n in names}
-    traces = {label[n]: shared.cached_trace(n, text) for n in names}
+    models = {label[n]: get_model(n) for n in names}
+    traces = {label[n]: cached_trace(n, text) for n in names}
     return C.compare(text, models, traces)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def gradient_curves(names: tuple[str, ...], text: str) -> list[C.GradientCurve]:
     cmp = comparison(names, text)
-    return C.gradient_curves(cmp, {run.name: shared.get_model(n) for run, n in zip(cmp.runs, names)})
+    return C.gradient_curves(cmp, {run.name: get_model(n) for run, n in zip(cmp.runs, names)})
 
 
 st.title("Compare checkpoints")
@@ -36,25 +40,25 @@ st.markdown("The same text through two or three models side by side: hidden stat
             "do a plain RNN, a GRU and an LSTM trained on the same corpus read the same sentence?")
 
 uploads = st.session_state.get("upload_names", {})
-available = shared.shipped_names() + list(uploads)
+available = shipped_names() + list(uploads)
 
 
 def _parse_models(raw: str) -> list[str]:
     return [n for n in raw.split(",") if n in available][: C.MAX_MODELS]
 
 
-shared.url_default("c_models", "cmp.models", C.default_selection(available, ctx.model_key), _parse_models,
+url_default("c_models", "cmp.models", C.default_selection(available, ctx.model_key), _parse_models,
                    lambda v: len(v) > 0)
 # A checkpoint that disappeared (or an upload from another session) must not break the widget.
 st.session_state["c_models"] = [n for n in st.session_state["c_models"] if n in available][: C.MAX_MODELS]
-with shared.controls("cmp"):
+with controls("cmp"):
     names = st.multiselect("Checkpoints (2–3)", available, max_selections=C.MAX_MODELS,
                            format_func=lambda k: uploads.get(k, k), key="c_models")
-shared.url_set("cmp.models", ",".join(names))
+url_set("cmp.models", ",".join(names))
 
 if len(names) < 2:
     st.info("Pick at least two checkpoints to compare (up to three).")
-elif shared.notices(ctx):
+elif notices(ctx):
     try:
         with st.spinner("Tracing the text through each model…"):
             cmp = comparison(tuple(names), ctx.text)
@@ -74,7 +78,7 @@ elif shared.notices(ctx):
                    "same, unchanged, in-vocabulary character: the fairest single number here.")
 
         st.subheader("Surprisal per character")
-        shared.show_chart(PC.surprisal_lines(cmp), ctx, "cmp_surprisal")
+        show_chart(PC.surprisal_lines(cmp), ctx, "cmp_surprisal")
         with st.expander("What each model did with each position"):
             st.dataframe(C.flag_counts(cmp), width="stretch")
 
@@ -85,14 +89,14 @@ elif shared.notices(ctx):
             for key in r.states:
                 layers.setdefault(key, key)
         width = min(PC.MAX_WINDOW, longest, 200)
-        shared.url_default("c_state", "cmp.state", "top", str, lambda v: v in layers)
-        shared.url_default("c_start", "cmp.start", 0, int, lambda v: 0 <= v <= longest - width)
-        shared.url_default("c_units", "cmp.units", 64, int, lambda v: 8 <= v <= 128 and v % 8 == 0)
+        url_default("c_state", "cmp.state", "top", str, lambda v: v in layers)
+        url_default("c_start", "cmp.start", 0, int, lambda v: 0 <= v <= longest - width)
+        url_default("c_units", "cmp.units", 64, int, lambda v: 8 <= v <= 128 and v % 8 == 0)
         if st.session_state["c_state"] not in layers:
             st.session_state["c_state"] = "top"
         if st.session_state["c_start"] > longest - width:
             st.session_state["c_start"] = 0
-        with shared.controls("cmp-states"):
+        with controls("cmp-states"):
             c1, c2, c3 = st.columns([2, 3, 2])
             state = c1.selectbox("state", list(layers), format_func=layers.get, key="c_state")
             if longest > width:
@@ -102,10 +106,10 @@ elif shared.notices(ctx):
                 start = 0
                 c2.caption(f"All {longest} steps shown.")
             max_units = c3.slider("units per panel (highest variance)", 8, 128, step=8, key="c_units")
-        shared.url_set("cmp.state", state)
-        shared.url_set("cmp.start", start)
-        shared.url_set("cmp.units", max_units)
-        shared.show_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), ctx, "cmp_states")
+        url_set("cmp.state", state)
+        url_set("cmp.start", start)
+        url_set("cmp.units", max_units)
+        show_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), ctx, "cmp_states")
         st.caption("One shared colour scale centred on 0 (blue negative, red positive). Each panel uses "
                    "its model's own text: a d2l-cleaned model reads a shorter, lower-case text.")
 
@@ -121,7 +125,7 @@ elif shared.notices(ctx):
         except ValueError as err:
             st.info(f"No gradient curves: {err}")
         else:
-            shared.show_chart(PC.gradient_curves({c.name: (c.distance, c.norms) for c in curves},
+            show_chart(PC.gradient_curves({c.name: (c.distance, c.norms) for c in curves},
                                                  x_title="steps back from the last prediction",
                                                  y_title="‖∂ℓ/∂H_t‖ (top layer)"), ctx, "cmp_grads")
             st.dataframe(

@@ -7,7 +7,10 @@ import math
 
 import streamlit as st
 
-from app_pages import shared
+from app_pages.ui.charts import show_chart
+from app_pages.ui.context import context
+from app_pages.ui.text import DEFAULT_TEXT, md
+from app_pages.ui.url import keep_int, url_default, url_set, view_params
 from rnnviz import generate as gen
 from rnnviz.plots import text as tplots
 from rnnviz.plots.common import SEQUENTIAL
@@ -23,19 +26,19 @@ def cached_generation(fingerprint: str, prefix: str, n: int, temperature: float,
     return gen.generate(_model, prefix, n, temperature=temperature, top_k=top_k or None, seed=seed)
 
 
-ctx = shared.context()
-shared.view_params("gen.")
+ctx = context()
+view_params("gen.")
 st.title("Generate")
 
-default_prefix = (ctx.text or shared.DEFAULT_TEXT)[:60]
-shared.url_default("gen_prefix", "gen.prefix", default_prefix, lambda s: s[:PREFIX_MAX])
-shared.url_default("gen_temp", "gen.temp", 1.0, float, lambda v: math.isfinite(v) and 0.0 <= v <= 3.0)
-shared.url_default("gen_len", "gen.len", 200, int, lambda v: 1 <= v <= MAX_LENGTH)
-shared.url_default("gen_topk", "gen.topk", 0, int, lambda v: 0 <= v <= ctx.model.config.vocab_size)
-shared.url_default("gen_seed", "gen.seed", 0, int, lambda v: 0 <= v < 2**31)
-shared.keep_int("gen_len", 1, MAX_LENGTH, 200)
-shared.keep_int("gen_topk", 0, ctx.model.config.vocab_size, 0)
-shared.keep_int("gen_seed", 0, 2**31 - 1, 0)
+default_prefix = (ctx.text or DEFAULT_TEXT)[:60]
+url_default("gen_prefix", "gen.prefix", default_prefix, lambda s: s[:PREFIX_MAX])
+url_default("gen_temp", "gen.temp", 1.0, float, lambda v: math.isfinite(v) and 0.0 <= v <= 3.0)
+url_default("gen_len", "gen.len", 200, int, lambda v: 1 <= v <= MAX_LENGTH)
+url_default("gen_topk", "gen.topk", 0, int, lambda v: 0 <= v <= ctx.model.config.vocab_size)
+url_default("gen_seed", "gen.seed", 0, int, lambda v: 0 <= v < 2**31)
+keep_int("gen_len", 1, MAX_LENGTH, 200)
+keep_int("gen_topk", 0, ctx.model.config.vocab_size, 0)
+keep_int("gen_seed", 0, 2**31 - 1, 0)
 
 with st.container(key="gen-knobs"):   # the knobs are the lesson here: visible in lecture mode too
     prefix = st.text_input("Prefix", key="gen_prefix", max_chars=PREFIX_MAX,
@@ -49,7 +52,7 @@ with st.container(key="gen-knobs"):   # the knobs are the lesson here: visible i
     seed = c4.number_input("Seed", 0, 2**31 - 1, key="gen_seed")
 for param, value in (("gen.prefix", prefix), ("gen.temp", temperature), ("gen.len", length),
                      ("gen.topk", top_k), ("gen.seed", seed)):
-    shared.url_set(param, value)
+    url_set(param, value)
 
 try:
     result = cached_generation(ctx.fingerprint, prefix, int(length), float(temperature), int(top_k),
@@ -63,7 +66,7 @@ if result.unknown_prefix_positions:
                "model's vocabulary and were read as <unk>.")
 if result.prefix != prefix:
     st.caption("The prefix went through the model's preprocessing first; it read: "
-               + shared.md(repr(result.prefix[:200])))
+               + md(repr(result.prefix[:200])))
 
 probs = list(result.probs)
 chars = list(result.prefix) + list(result.generated)
@@ -83,6 +86,6 @@ if probs:
     c2.metric("Mean P", f"{sum(probs) / len(probs):.3f}")
     c3.metric("Surprisal of the sample", f"{nll:.3f} nats/char",
               help="Mean −log P of the generated characters under the plain softmax.")
-    shared.show_chart(generation_figure(result.generated, probs, result.sample_probs,
+    show_chart(generation_figure(result.generated, probs, result.sample_probs,
                                         font_size=ctx.font_size), ctx, key="gen_probs")
 st.caption(f"Seed {result.seed}: the same prefix, temperature, top-k and seed give the same text.")

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import shared
+from app_pages.ui.charts import controls, show_chart
+from app_pages.ui.context import context
+from app_pages.ui.text import MAX_PAGE_CHARS, notices
+from app_pages.ui.url import url_default, url_set, view_params
 from rnnviz import CheckpointError, TextError
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
 
 #: Characters analysed by default / at most (the first N of the sidebar text).
 DEFAULT_LEN = 200
-MAX_LEN = shared.MAX_PAGE_CHARS
+MAX_LEN = MAX_PAGE_CHARS
 #: The Jacobian chain goes back at most this many steps (its cost is linear in it).
 CHAIN_MAX_BACK = 400
 #: The page's gradient-map budget (multiply–adds): a quarter of the library cap, to stay interactive.
@@ -22,8 +25,8 @@ ACTIVATIONS = {"as trained": None, "tanh": "tanh", "relu": "relu"}
 LOSS_LABELS = {"last": "cross-entropy at the last step", "step": "cross-entropy at step s",
                "sum": "sum over all steps"}
 
-ctx = shared.context()
-shared.view_params("gr.")
+ctx = context()
+view_params("gr.")
 
 
 def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float) -> G.WhatIf:
@@ -79,24 +82,24 @@ st.markdown(
     "state, against how far back it lies; the spectrum of W_hh beside it; and what-if knobs that "
     "act on a copy of the model.")
 
-if shared.notices(ctx):
+if notices(ctx):
     model = ctx.model
     cfg = model.config
     vanilla = cfg.cell.startswith("rnn")
     text_all = ctx.trace.text if ctx.trace is not None else ctx.text
     # ------------------------------------------------------------------ knobs (URL-backed)
-    shared.url_default("g_len", "gr.len", DEFAULT_LEN, _int(2, MAX_LEN))
-    shared.url_default("g_loss", "gr.loss", "last", str, lambda v: v in G.LOSSES)
-    shared.url_default("g_step", "gr.step", 0, _int(0, MAX_LEN))
-    shared.url_default("g_scale", "gr.scale", 1.0, _float(0.05, 5.0))
-    shared.url_default("g_act", "gr.act", "as trained", str, lambda v: v in ACTIVATIONS)
-    shared.url_default("g_trunc", "gr.trunc", 0, _int(0, MAX_LEN))
-    shared.url_default("g_clip", "gr.clip", 0.0, _float(0.0, 1e6))
-    shared.url_default("g_clipv", "gr.clipv", 0.0, _float(0.0, 1e6))
-    shared.url_default("g_layer", "gr.layer", cfg.num_layers - 1, _int(0, cfg.num_layers - 1))
+    url_default("g_len", "gr.len", DEFAULT_LEN, _int(2, MAX_LEN))
+    url_default("g_loss", "gr.loss", "last", str, lambda v: v in G.LOSSES)
+    url_default("g_step", "gr.step", 0, _int(0, MAX_LEN))
+    url_default("g_scale", "gr.scale", 1.0, _float(0.05, 5.0))
+    url_default("g_act", "gr.act", "as trained", str, lambda v: v in ACTIVATIONS)
+    url_default("g_trunc", "gr.trunc", 0, _int(0, MAX_LEN))
+    url_default("g_clip", "gr.clip", 0.0, _float(0.0, 1e6))
+    url_default("g_clipv", "gr.clipv", 0.0, _float(0.0, 1e6))
+    url_default("g_layer", "gr.layer", cfg.num_layers - 1, _int(0, cfg.num_layers - 1))
     if st.session_state["g_layer"] >= cfg.num_layers:   # another checkpoint was picked
         st.session_state["g_layer"] = cfg.num_layers - 1
-    with shared.controls("gradients"):
+    with controls("gradients"):
         c1, c2, c3 = st.columns(3)
         with c1:
             n_chars = st.number_input("Characters analysed (the first N of the text)", 2, MAX_LEN,
@@ -126,7 +129,7 @@ if shared.notices(ctx):
     for key, value in (("len", n_chars), ("loss", loss), ("step", step), ("scale", scale),
                        ("act", act), ("trunc", trunc), ("clip", clip), ("clipv", clipv),
                        ("layer", layer)):
-        shared.url_set(f"gr.{key}", value)
+        url_set(f"gr.{key}", value)
     knobs = (float(scale), ACTIVATIONS[act] if vanilla else None, int(trunc), float(clip), float(clipv))
     if len(text_all) > n_chars:
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")
@@ -143,14 +146,14 @@ if shared.notices(ctx):
             st.caption("What-if (on a copy of the model): " + ", ".join(active))
         left, right = st.columns([3, 2])
         with left:
-            shared.show_chart(PG.norm_curve_figure(nc), ctx, key="g_curve", filename="rnnviz-gradient-norms")
+            show_chart(PG.norm_curve_figure(nc), ctx, key="g_curve", filename="rnnviz-gradient-norms")
         with right:
             blocks = list(sp.blocks[layer])
             block = sp.main
             if len(blocks) > 1:
                 block = st.selectbox("W_hh block", blocks, index=blocks.index(sp.main), key="g_block")
-            shared.show_chart(PG.eigenvalue_figure(sp, layer, block), ctx, key="g_eig", text_independent=True)
-            shared.show_chart(PG.singular_values_figure(sp, layer, block), ctx, key="g_sv",
+            show_chart(PG.eigenvalue_figure(sp, layer, block), ctx, key="g_eig", text_independent=True)
+            show_chart(PG.singular_values_figure(sp, layer, block), ctx, key="g_sv",
                              text_independent=True)
         st.markdown("**Reading.** " + G.reading(nc, sp))
         if nc.clip is not None:
@@ -169,7 +172,7 @@ if shared.notices(ctx):
         except G.GradientError as err:
             st.info(str(err))
         else:
-            shared.show_chart(PG.jacobian_chain_figure(ch), ctx, key="g_chain")
+            show_chart(PG.jacobian_chain_figure(ch), ctx, key="g_chain")
 
         st.subheader("Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖")
         st.caption("Each row is one loss ℓ_t (the prediction made at step t), each column one hidden "
@@ -183,4 +186,4 @@ if shared.notices(ctx):
         else:
             if gm.message:
                 st.info(gm.message)
-            shared.show_chart(PG.gradient_map_figure(gm, int(layer)), ctx, key="g_map")
+            show_chart(PG.gradient_map_figure(gm, int(layer)), ctx, key="g_map")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import shared
+from app_pages.ui.charts import controls, show_chart, window_start
+from app_pages.ui.context import context
+from app_pages.ui.text import notices
+from app_pages.ui.url import keep_choice, url_default, url_set, view_params
 from rnnviz import views
 from rnnviz.plots import states as splots
 from rnnviz.plots import text as tplots
@@ -25,10 +28,10 @@ def overview(fingerprint: str, text: str, name: str, _values):
     return means.numpy(), edges
 
 
-ctx = shared.context()
-shared.view_params("hs.")
+ctx = context()
+view_params("hs.")
 st.title("Hidden states")
-if not shared.notices(ctx):
+if not notices(ctx):
     st.stop()
 
 tr = ctx.trace
@@ -42,18 +45,18 @@ if cfg.cell in ("lstm", "gru"):
 max_w = views.max_window(H)
 widths = [w for w in WIDTHS if w <= max_w] or [max_w]
 
-shared.url_default("hs_layer", "hs.layer", 0, int, lambda v: 0 <= v < L)
-shared.url_default("hs_kind", "hs.what", "h", str, lambda v: v in kinds)
-shared.url_default("hs_order", "hs.order", "trained", str, lambda v: v in views.ORDERINGS)
-shared.url_default("hs_width", "hs.win", widths[0], int, lambda v: v in widths)
+url_default("hs_layer", "hs.layer", 0, int, lambda v: 0 <= v < L)
+url_default("hs_kind", "hs.what", "h", str, lambda v: v in kinds)
+url_default("hs_order", "hs.order", "trained", str, lambda v: v in views.ORDERINGS)
+url_default("hs_width", "hs.win", widths[0], int, lambda v: v in widths)
 ORDER_LABELS = {"trained": "as trained", "variance": "by variance",
                 "clustered": "clustered (similar units together)"}
-shared.keep_choice("hs_layer", list(range(L)), 0)
-shared.keep_choice("hs_kind", list(kinds), "h", kinds.get)
-shared.keep_choice("hs_order", list(views.ORDERINGS), "trained", ORDER_LABELS.get)
-shared.keep_choice("hs_width", widths, widths[0])
+keep_choice("hs_layer", list(range(L)), 0)
+keep_choice("hs_kind", list(kinds), "h", kinds.get)
+keep_choice("hs_order", list(views.ORDERINGS), "trained", ORDER_LABELS.get)
+keep_choice("hs_width", widths, widths[0])
 
-with shared.controls("hs"):
+with controls("hs"):
     c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
     layer = c1.selectbox("Layer", list(range(L)), key="hs_layer", disabled=L == 1)
     kind = c2.radio("Show", list(kinds), format_func=kinds.get, key="hs_kind", horizontal=True)
@@ -64,13 +67,13 @@ with shared.controls("hs"):
                                  help="Characters shown at full resolution; the strip above shows all.")
     else:
         width = st.session_state["hs_width"]
-shared.url_set("hs.layer", layer)
-shared.url_set("hs.what", kind)
-shared.url_set("hs.order", order_method)
-shared.url_set("hs.win", width)
+url_set("hs.layer", layer)
+url_set("hs.what", kind)
+url_set("hs.order", order_method)
+url_set("hs.win", width)
 
 width = min(width, T)
-start, stop = shared.window_start("hs", T, width)
+start, stop = window_start("hs", T, width)
 chars = tr.chars[start:stop]
 
 h_name = f"layer{layer}.h"
@@ -85,13 +88,13 @@ if kind in ("h", "c"):
     if T > width:
         means, edges = overview(ctx.fingerprint, ctx.text, name, values)
         rows = views.overview_units(order, values)
-        shared.show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
+        show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
                                                   zmax=zmax, name=symbol, font_size=ctx.font_size),
                           ctx, key="hs_overview", filename=f"rnnviz-{name}-overview")
     fig = splots.state_heatmap(values[start:stop], chars, start=start, units=order, name=symbol,
                                zmax=zmax, font_size=ctx.font_size,
                                title=f"{kinds[kind]} of layer {layer}: {H} units × steps {start}–{stop - 1}")
-    shared.show_chart(fig, ctx, key="hs_heatmap", filename=f"rnnviz-{name}")
+    show_chart(fig, ctx, key="hs_heatmap", filename=f"rnnviz-{name}")
     st.caption(f"Colour: {symbol} from −{zmax:.3g} (blue) through 0 (white) to +{zmax:.3g} (red); "
                "hover a cell for step, character, unit and value.")
 else:
@@ -104,7 +107,7 @@ else:
     st.dataframe([{"gate": r["gate"], "fraction < 0.1": f"{r['< 0.1']:.1%}",
                    "fraction > 0.9": f"{r['> 0.9']:.1%}", "saturated": f"{r['saturated']:.1%}",
                    "mean": f"{r['mean']:.3f}"} for r in sat_rows], hide_index=True)
-    shared.show_chart(splots.saturation_figure(sat_rows, lows, highs, font_size=ctx.font_size),
+    show_chart(splots.saturation_figure(sat_rows, lows, highs, font_size=ctx.font_size),
                       ctx, key="hs_saturation", filename=f"rnnviz-layer{layer}-saturation")
     for row in sat_rows:
         g = row["gate"]
@@ -112,20 +115,20 @@ else:
                                    name=g.upper(), gate=True, font_size=ctx.font_size,
                                    title=f"gate {g.upper()}_t of layer {layer} (0 closed … 1 open), "
                                          f"steps {start}–{stop - 1}")
-        shared.show_chart(fig, ctx, key=f"hs_gate_{g}", filename=f"rnnviz-{row['name']}")
+        show_chart(fig, ctx, key=f"hs_gate_{g}", filename=f"rnnviz-{row['name']}")
 
 # ----------------------------------------------------------------- one unit over the text
 st.subheader("One unit over the text")
 unit_src = tr[base_name] if kind in ("h", "c") else tr[h_name]
 var = views.unit_variance(unit_src)
 default_unit = int(var.argmax()) if H else 0
-shared.url_default("hs_unit", "hs.unit", default_unit, int, lambda v: 0 <= v < H)
-shared.keep_choice("hs_unit", list(range(H)), default_unit, lambda u: f"u{u}")
-with shared.controls("hs-unit"):
+url_default("hs_unit", "hs.unit", default_unit, int, lambda v: 0 <= v < H)
+keep_choice("hs_unit", list(range(H)), default_unit, lambda u: f"u{u}")
+with controls("hs-unit"):
     unit = st.selectbox("Unit (listed in the current order)", order, key="hs_unit",
                         format_func=lambda u: f"u{u}",
                         help="Default: the unit with the largest variance over the text.")
-shared.url_set("hs.unit", unit)
+url_set("hs.unit", unit)
 sym = "C" if kind == "c" else "H"
 vals = unit_src[:, unit]
 lo, hi = (0, T) if T <= TEXT_MAX else views.window_bounds(T, (start + stop) // 2 - TEXT_MAX // 2, TEXT_MAX)

@@ -7,19 +7,17 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from app_pages import shared
+from app_pages.ui.cache import get_model
+from app_pages.ui.charts import controls, show_chart
+from app_pages.ui.context import context
+from app_pages.ui.text import md, notices
+from app_pages.ui.url import url_default, url_set, view_params
 from rnnviz import lesson as L
 from rnnviz.plots import lesson as PL
 from rnnviz.plots.common import display_char
 
-ctx = shared.context()
-shared.view_params("lesson.")
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>$~:")
-
-
-def _md(text: str) -> str:
-    """Backslash-escape markdown (and $…$ LaTeX) specials in user/model text shown in markdown."""
-    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
+ctx = context()
+view_params("lesson.")
 
 
 def _int_in(lo: int, hi: int):
@@ -41,13 +39,13 @@ def bigram(text: str) -> L.BigramResult:
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def forgetting(model_key: str, text: str, position: int, char: str, threshold: float,
                relative: bool) -> L.Forgetting:
-    return L.counterfactual_forgetting(shared.get_model(model_key), text, position, char,
+    return L.counterfactual_forgetting(get_model(model_key), text, position, char,
                                        threshold, relative)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def gradient_presets(model_key: str, text: str) -> list[dict]:
-    return L.measure_gradient_presets(shared.get_model(model_key), text)
+    return L.measure_gradient_presets(get_model(model_key), text)
 
 
 def _row(t: torch.Tensor, digits: int = 3) -> str:
@@ -55,7 +53,7 @@ def _row(t: torch.Tensor, digits: int = 3) -> str:
 
 
 def _forgetting_demo() -> None:
-    if not shared.notices(ctx):
+    if not notices(ctx):
         return
     seen = ctx.trace.text
     if len(seen) < 2:
@@ -63,24 +61,24 @@ def _forgetting_demo() -> None:
         st.info(f"The counterfactual needs a text of at least 2 characters{extra}: type more in the sidebar.")
         return
     top = len(seen) - 2
-    shared.url_default("l_cfpos", "lesson.pos", 0, int, _int_in(0, top))
+    url_default("l_cfpos", "lesson.pos", 0, int, _int_in(0, top))
     if st.session_state.get("l_cfpos", 0) > top:
         st.session_state["l_cfpos"] = 0
-    shared.url_default("l_cfchar", "lesson.char", "a" if seen[0] != "a" else "e", str, lambda v: len(v) == 1)
-    with shared.controls("lesson-forget"):
+    url_default("l_cfchar", "lesson.char", "a" if seen[0] != "a" else "e", str, lambda v: len(v) == 1)
+    with controls("lesson-forget"):
         c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
         if top > 0:
             pos = c1.slider("position of the edited character", 0, top, key="l_cfpos")
         else:
             pos = 0
             c1.caption("Editing the first character (the text has 2 characters).")
-        new = c2.text_input(f"replace “{_md(display_char(seen[pos]))}” by", max_chars=1, key="l_cfchar")
+        new = c2.text_input(f"replace “{md(display_char(seen[pos]))}” by", max_chars=1, key="l_cfchar")
         thr = c3.number_input("threshold", min_value=1e-6, max_value=10.0, value=0.01, format="%.4f",
                               key="l_cfthr")
         rel = c4.checkbox("relative to ‖H_t‖", value=True, key="l_cfrel")
-    shared.url_set("lesson.pos", pos)
+    url_set("lesson.pos", pos)
     if new:
-        shared.url_set("lesson.char", new)
+        url_set("lesson.char", new)
     if not new:
         st.info("Type one replacement character.")
         return
@@ -98,7 +96,7 @@ def _forgetting_demo() -> None:
         st.warning("The replacement character is not in this model's vocabulary: it is read as ⟨unk⟩.")
     if ctx.trace.preprocessed:
         st.caption("Positions refer to the text as this model reads it (after its preprocessing).")
-    shared.show_chart(PL.forgetting_figure(fg), ctx, "lesson_forget")
+    show_chart(PL.forgetting_figure(fg), ctx, "lesson_forget")
     st.caption("The distance is over all layers' H_t (LSTM: the hidden h, not the cell c). "
                "‘Forgotten’ = the first step from which the difference stays below the threshold "
                "until the end of the text. A plain RNN typically forgets within a few dozen "
@@ -128,19 +126,19 @@ with tab_a:
         "the seed example: $H_t = \\phi(X_t W_{xh} + H_{t-1} W_{hh} + b_h)$ and "
         "$O_t = \\phi(H_t W_{hq} + b_q)$, with $H_0 = 0$.")
     acts, presets = list(L.ACTIVATIONS), list(L.TOY_PRESETS)
-    shared.url_default("l_act", "lesson.act", "relu", str, lambda v: v in acts)
-    shared.url_default("l_preset", "lesson.toy", "dead", str, lambda v: v in presets)
-    with shared.controls("lesson-toy"):
+    url_default("l_act", "lesson.act", "relu", str, lambda v: v in acts)
+    url_default("l_preset", "lesson.toy", "dead", str, lambda v: v in presets)
+    with controls("lesson-toy"):
         c1, c2 = st.columns(2)
         act = c1.radio("Activation φ", acts, format_func={"relu": "ReLU", "tanh": "tanh"}.get,
                        horizontal=True, key="l_act")
         preset = c2.radio("Example weights", presets, horizontal=True, key="l_preset",
                           format_func={"dead": "dead (W_xh < 0)", "alive": "alive (mixed signs)"}.get)
-    shared.url_set("lesson.act", act)
-    shared.url_set("lesson.toy", preset)
+    url_set("lesson.act", act)
+    url_set("lesson.toy", preset)
     base = L.TOY_PRESETS[preset]
     values = {}
-    with shared.controls("lesson-toy-values"), st.expander("Edit the values (X, W_xh, W_hh, b_h, W_hq, b_q)"):
+    with controls("lesson-toy-values"), st.expander("Edit the values (X, W_xh, W_hh, b_h, W_hq, b_q)"):
         cols = st.columns(3)
         for k, (name, shape) in enumerate(L.TOY_SHAPES.items()):
             with cols[k % 3]:
@@ -160,7 +158,7 @@ with tab_a:
                  r"\underbrace{b_h}_{1\times2} = \underbrace{A_t}_{1\times2} \;\to\; "
                  r"H_t = \phi(A_t) \;\to\; \underbrace{H_t}_{1\times2}\,\underbrace{W_{hq}}_{2\times3} + "
                  r"\underbrace{b_q}_{1\times3} = \underbrace{Z_t}_{1\times3} \;\to\; O_t = \phi(Z_t)")
-        shared.show_chart(PL.toy_figure(res), ctx, "lesson_toy", text_independent=True)
+        show_chart(PL.toy_figure(res), ctx, "lesson_toy", text_independent=True)
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("H all zero", "yes" if res.H_all_zero else "no")
         m2.metric("O all zero", "yes" if res.O_all_zero else "no")
@@ -190,16 +188,16 @@ with tab_b:
         "words — but through different numbers of $W_{hh}$ multiplications:")
     st.latex(r"O_3 = \phi\big(X_3 W_{xh} + \phi\big(X_2 W_{xh} + \phi(X_1 W_{xh} + b_h)\,W_{hh} + b_h\big)"
              r"\,W_{hh} + b_h\big)\,W_{hq} + b_q")
-    shared.url_default("l_wh", "lesson.h", 4, int, _int_in(2, 16))
-    shared.url_default("l_ws", "lesson.steps", 100, int, lambda v: 0 <= v <= 400 and v % 10 == 0)
-    shared.url_default("l_wseed", "lesson.seed", 0, int, _int_in(0, 999))
-    with shared.controls("lesson-words"):
+    url_default("l_wh", "lesson.h", 4, int, _int_in(2, 16))
+    url_default("l_ws", "lesson.steps", 100, int, lambda v: 0 <= v <= 400 and v % 10 == 0)
+    url_default("l_wseed", "lesson.seed", 0, int, _int_in(0, 999))
+    with controls("lesson-words"):
         c1, c2, c3 = st.columns(3)
         hidden = c1.slider("hidden units h", 2, 16, key="l_wh")
         steps = c2.slider("training steps (0 = untrained)", 0, 400, step=10, key="l_ws")
         seed = int(c3.number_input("seed", 0, 999, key="l_wseed"))
     for k, v in (("lesson.h", hidden), ("lesson.steps", steps), ("lesson.seed", seed)):
-        shared.url_set(k, v)
+        url_set(k, v)
     with st.spinner("Training the word RNN…"):
         wa = word_attribution(hidden, seed, steps)
     rows = [{"t": t + 1, "word": w, "X_t (1×5)": _row(torch.nn.functional.one_hot(torch.tensor(t + 1), 5), 0),
@@ -209,10 +207,10 @@ with tab_b:
     c1, c2 = st.columns([2, 3])
     with c1:
         st.markdown(f"**softmax(O₃)** — P(by | the time machine) = **{wa.P_3[4]:.3f}**")
-        shared.show_chart(PL.word_probs_figure(wa), ctx, "lesson_word_probs", text_independent=True)
+        show_chart(PL.word_probs_figure(wa), ctx, "lesson_word_probs", text_independent=True)
     with c2:
         st.markdown("**Attribution of the score O₃[by] to each earlier word** (measured)")
-        shared.show_chart(PL.word_attribution_figure(wa), ctx, "lesson_word_attr", text_independent=True)
+        show_chart(PL.word_attribution_figure(wa), ctx, "lesson_word_attr", text_independent=True)
     top = max(range(3), key=lambda t: wa.grad_norm[t])
     ratio = wa.grad_norm[top] / max(wa.grad_norm[0], 1e-12)
     st.markdown(
@@ -238,7 +236,7 @@ with tab_c:
     c2.metric("W_hq", f"{info['W_hq'][0]}×{info['W_hq'][1]}")
     c3.metric("b_q", f"1×{info['b_q'][0]}")
     c4.metric("output-layer parameters", f"{info['output_parameters']:,}")
-    tokens = " ".join(_md(display_char(t)) for t in info["tokens"])
+    tokens = " ".join(md(display_char(t)) for t in info["tokens"])
     st.caption(f"Preprocessing '{info['preprocessing']}'. Vocabulary (⟨unk⟩ first, then by frequency): "
                f"{tokens}" + (" — d2l cleaning leaves 26 letters + space + ⟨unk⟩ = 28."
                              if info["preprocessing"] == "d2l" else ""))
@@ -253,7 +251,7 @@ with tab_c:
              r"H_t = X_t \text{ (one-hot of the character } i \text{ just read)}")
     st.latex(r"(W_{hq})_{ij} = \log \hat P(j \mid i),\; b_q = 0 \;\Rightarrow\; "
              r"\mathrm{softmax}(O_t)_j = \frac{\hat P(j\mid i)}{\sum_k \hat P(k\mid i)} = \hat P(j \mid i)")
-    with shared.controls("lesson-bigram"):
+    with controls("lesson-bigram"):
         btext = st.text_area("Text to count bigrams in (defaults to the sidebar text)",
                              value=ctx.text[:L.MAX_BIGRAM_CHARS],
                              key="l_bigram_text", height=80, max_chars=L.MAX_BIGRAM_CHARS)
@@ -271,7 +269,7 @@ with tab_c:
                    "(exp underflows to exactly 0); a character never followed by anything (e.g. the last one) "
                    "gets a uniform row. The error is float32 rounding. The catch: this is "
                    "exact only on the text it was counted on, and remembers just one character.")
-        shared.show_chart(PL.bigram_figure(bg), ctx, "lesson_bigram")
+        show_chart(PL.bigram_figure(bg), ctx, "lesson_bigram")
 
     # --- 3 -------------------------------------------------------------------------------
     st.markdown("#### 3 · What happens to gradients over long chains?")

@@ -6,7 +6,10 @@ import math
 
 import streamlit as st
 
-from app_pages import shared
+from app_pages.ui.charts import controls, show_chart, window_start
+from app_pages.ui.context import context
+from app_pages.ui.text import md, notices
+from app_pages.ui.url import keep_choice, keep_int, parse_bool, url_default, url_set, view_params
 from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import text as tplots
@@ -15,10 +18,10 @@ from rnnviz.plots.common import SEQUENTIAL, display_char
 WIDTHS = (20, 40, 60, 100, 200)
 TEXT_MAX = 2_000
 
-ctx = shared.context()
-shared.view_params("pr.")
+ctx = context()
+view_params("pr.")
 st.title("Predictions")
-if not shared.notices(ctx):
+if not notices(ctx):
     st.stop()
 
 tr = ctx.trace
@@ -40,7 +43,7 @@ c4.metric("Unknown characters", f"{summary['unknown']}",
 
 unknown = views.unknown_chars(tr)
 if unknown:
-    shown = ", ".join(f"step {t}: {shared.md(repr(display_char(ch)))}" for t, ch in unknown[:20])
+    shown = ", ".join(f"step {t}: {md(repr(display_char(ch)))}" for t, ch in unknown[:20])
     more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
     st.warning(f"{len(unknown)} character(s) are not in the model's vocabulary and were read as "
                f"<unk> (underlined in red below): {shown}{more}.")
@@ -70,48 +73,48 @@ st.html(tplots.colored_text_html(
             "hover a character for its probability" + (f"; first {TEXT_MAX:,} characters" if T > TEXT_MAX else "")))
 
 # ----------------------------------------------------------------- window controls
-shared.url_default("pr_k", "pr.k", 5, int, lambda v: 1 <= v <= 10)
-shared.url_default("pr_width", "pr.win", 40, int, lambda v: v in WIDTHS)
-shared.url_default("pr_log", "pr.log", False, shared.parse_bool)
-shared.keep_int("pr_k", 1, min(10, len(tokens)), 5)
-shared.keep_choice("pr_width", list(WIDTHS), 40)
-with shared.controls("pr"):
+url_default("pr_k", "pr.k", 5, int, lambda v: 1 <= v <= 10)
+url_default("pr_width", "pr.win", 40, int, lambda v: v in WIDTHS)
+url_default("pr_log", "pr.log", False, parse_bool)
+keep_int("pr_k", 1, min(10, len(tokens)), 5)
+keep_choice("pr_width", list(WIDTHS), 40)
+with controls("pr"):
     c1, c2, c3 = st.columns([1, 2, 1])
     k = c1.number_input("Top k", 1, min(10, len(tokens)), key="pr_k")
     width = c2.select_slider("Window (characters)", WIDTHS, key="pr_width")
     log = c3.toggle("log scale", key="pr_log", help="Colour the heatmap by log₁₀ P (shows the small ones).")
-shared.url_set("pr.k", k)
-shared.url_set("pr.win", width)
-shared.url_set("pr.log", int(log))
+url_set("pr.k", k)
+url_set("pr.win", width)
+url_set("pr.log", int(log))
 width = min(width, T)
-start, stop = shared.window_start("pr", T, width)
+start, stop = window_start("pr", T, width)
 chars = tr.chars[start:stop]
 next_chars = [tr.chars[t + 1] if t + 1 < T else None for t in range(start, stop)]
 next_ids = [int(tr.ids[t + 1]) if t + 1 < T else None for t in range(start, stop)]
 
 # ----------------------------------------------------------------- Karpathy's top-k table
 top_chars, top_probs, _ = views.topk(tr.probs[start:stop], tokens, int(k))
-shared.show_chart(pplots.topk_figure(chars, top_chars, top_probs, start=start, next_chars=next_chars,
+show_chart(pplots.topk_figure(chars, top_chars, top_probs, start=start, next_chars=next_chars,
                                      font_size=ctx.font_size), ctx, key="pr_topk")
 
 # ----------------------------------------------------------------- probability heatmap
-shared.show_chart(pplots.probability_heatmap(tr.probs[start:stop], tokens, chars, start=start, log=log,
+show_chart(pplots.probability_heatmap(tr.probs[start:stop], tokens, chars, start=start, log=log,
                                              next_ids=next_ids, font_size=ctx.font_size),
                   ctx, key="pr_heatmap")
 
 # ----------------------------------------------------------------- one step
 st.subheader("One step")
-shared.url_default("pr_step", "pr.step", start, int, lambda v: 0 <= v < T)
-shared.keep_int("pr_step", 0, T - 1, 0)
-with shared.controls("pr-step"):
+url_default("pr_step", "pr.step", start, int, lambda v: 0 <= v < T)
+keep_int("pr_step", 0, T - 1, 0)
+with controls("pr-step"):
     if T > 1:
         step = st.slider("Step t (after reading the character at t)", 0, T - 1, key="pr_step")
     else:
         step = 0
-shared.url_set("pr.step", step)
+url_set("pr.step", step)
 nid = int(tr.ids[step + 1]) if step + 1 < T else None
 what = (f"P(next | …{display_char(tr.chars[step])!r}) at step {step}"
         + (f"; the next character was {display_char(tr.chars[step + 1])!r} "
            f"(P = {float(tr.probs[step, nid]):.4f})" if nid is not None else "; last step"))
-shared.show_chart(pplots.step_distribution(tr.probs[step], tokens, next_id=nid, title=what,
+show_chart(pplots.step_distribution(tr.probs[step], tokens, next_id=nid, title=what,
                                            font_size=ctx.font_size), ctx, key="pr_step_bar")

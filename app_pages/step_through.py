@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import shared
+from app_pages.ui.charts import controls, show_chart
+from app_pages.ui.context import context
+from app_pages.ui.text import md, notices
+from app_pages.ui.url import keep_choice, keep_int, url_default, url_set, view_params
 from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import stepthrough as stplots
@@ -25,10 +28,10 @@ EQUATIONS = {
 }
 OUTPUT = r"O_t = H_t W_{hq} + b_q \qquad P(x_{t+1} \mid x_{\le t}) = \mathrm{softmax}(O_t)"
 
-ctx = shared.context()
-shared.view_params("st.")
+ctx = context()
+view_params("st.")
 st.title("Step-through")
-if not shared.notices(ctx):
+if not notices(ctx):
     st.stop()
 
 tr = ctx.trace
@@ -37,17 +40,17 @@ cfg = model.config
 T, H, L = len(tr), cfg.hidden_size, cfg.num_layers
 tokens = list(tr.tokens)
 
-shared.url_default("st_t", "st.t", 0, int, lambda v: 0 <= v < T)
-shared.url_default("st_layer", "st.layer", 0, int, lambda v: 0 <= v < L)
-shared.keep_int("st_t", 0, T - 1, 0)
-shared.keep_choice("st_layer", list(range(L)), 0)
+url_default("st_t", "st.t", 0, int, lambda v: 0 <= v < T)
+url_default("st_layer", "st.layer", 0, int, lambda v: 0 <= v < L)
+keep_int("st_t", 0, T - 1, 0)
+keep_choice("st_layer", list(range(L)), 0)
 
 c1, c2 = st.columns([1, 4])
-with c1, shared.controls("st"):
+with c1, controls("st"):
     layer = st.selectbox("Layer", list(range(L)), key="st_layer", disabled=L == 1)
 with c2, st.container(key="stepper-play"):   # stays visible in lecture mode: it is the lesson
     playing = st.toggle("▶ Play (advance one step per second)", key="st_play", disabled=T < 2)
-shared.url_set("st.layer", layer)
+url_set("st.layer", layer)
 
 for line in EQUATIONS[cfg.cell]:
     st.latex(line)
@@ -61,17 +64,17 @@ if layer > 0:
 
 def render_step() -> None:
     if playing and T > 1:
-        st.session_state["st_t"] = (shared.keep_int("st_t", 0, T - 1, 0) + 1) % T
+        st.session_state["st_t"] = (keep_int("st_t", 0, T - 1, 0) + 1) % T
     with st.container(key="stepper"):        # visible in lecture mode too
         if T > 1:
             t = st.slider("Step t", 0, T - 1, key="st_t")
         else:
             t = 0
-    shared.url_set("st.t", t)
+    url_set("st.t", t)
     ch = tr.chars[t]
     prev = ("the start (H₋₁ = 0)" if t == 0
-            else f"step {t - 1} ({shared.md(repr(display_char(tr.chars[t - 1])))})")
-    st.markdown(f"**Step {t}**: the network reads {shared.md(repr(display_char(ch)))} "
+            else f"step {t - 1} ({md(repr(display_char(tr.chars[t - 1])))})")
+    st.markdown(f"**Step {t}**: the network reads {md(repr(display_char(ch)))} "
                 f"{'(unknown: read as <unk>) ' if t in tr.unknown_positions else ''}after {prev}.")
     terms = views.step_terms(model, tr, layer, t)
     h_t = terms["H_t"]
@@ -80,16 +83,16 @@ def render_step() -> None:
     with left:
         if layer == 0:
             x = model.one_hot(tr.ids[t:t + 1])[0]
-            shared.show_chart(stplots.onehot_figure(x, tokens, font_size=ctx.font_size,
+            show_chart(stplots.onehot_figure(x, tokens, font_size=ctx.font_size,
                                                     title=f"X_t: one-hot of {display_char(ch)!r} "
                                                           f"(1 × {len(tokens)})"),
                               ctx, key="st_onehot")
         else:
-            shared.show_chart(stplots.vector_figure(tr[f"layer{layer - 1}.h"][t], font_size=ctx.font_size,
+            show_chart(stplots.vector_figure(tr[f"layer{layer - 1}.h"][t], font_size=ctx.font_size,
                                                     title=f"Input: H_t of layer {layer - 1}"),
                               ctx, key="st_input")
         which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
-        shared.show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size,
+        show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size,
                                                title=f"Every term at step {t}, layer {layer}"),
                           ctx, key="st_terms")
         st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right.")
@@ -99,11 +102,11 @@ def render_step() -> None:
     with right:
         out = views.step_output(model, tr, t)
         nid = int(tr.ids[t + 1]) if t + 1 < T else None
-        shared.show_chart(pplots.step_distribution(out["softmax"], tokens, next_id=nid, top=15,
+        show_chart(pplots.step_distribution(out["softmax"], tokens, next_id=nid, top=15,
                                                    title="softmax(O_t): P(next character)",
                                                    font_size=ctx.font_size), ctx, key="st_softmax")
         if nid is not None:
-            st.caption(f"The next character was {shared.md(repr(display_char(tr.chars[t + 1])))} (red), "
+            st.caption(f"The next character was {md(repr(display_char(tr.chars[t + 1])))} (red), "
                        f"P = {float(out['softmax'][nid]):.4f}.")
         top = views.top_predictions(out["softmax"], 10)
         st.dataframe({"next": [pplots.token_labels(tokens)[i] for i in top],

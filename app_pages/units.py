@@ -9,7 +9,11 @@ import hashlib
 import streamlit as st
 import torch
 
-from app_pages import shared
+from app_pages.ui.charts import controls, show_chart
+from app_pages.ui.context import context
+from app_pages.ui.startup import start_warmup
+from app_pages.ui.text import MAX_URL_TEXT, notices
+from app_pages.ui.url import parse_bool, url_default, url_set, view_params
 from rnnviz import TextError, Trace
 from rnnviz import features as F
 from rnnviz import units as U
@@ -22,12 +26,12 @@ USER_SAMPLE_MAX = 40_000
 EXCERPT = 400
 ERRORS = (U.UnitsError, F.FeatureError, TextError)
 
-ctx = shared.context()
-shared.view_params("units.")
+ctx = context()
+view_params("units.")
 st.title("Units")
 st.caption("Find what single hidden units track, test a hypothesis on a span, edit the text and "
            "watch how long the network remembers, silence a unit, and see the state move in 2-D.")
-if not shared.notices(ctx):
+if not notices(ctx):
     st.stop()
 
 model = ctx.model
@@ -79,9 +83,9 @@ def state_options() -> list[str]:
 # =========================================================================== the sample
 def get_index() -> U.UnitIndex | None:
     """The index for the chosen sample (built on first use; a notice instead of an error)."""
-    shared.url_default("u_src", "units.src", "corpus", str, lambda v: v in ("corpus", "typed", "own"))
-    shared.url_default("u_n", "units.n", U.SAMPLE_CHARS, int, lambda v: v in SAMPLE_SIZES)
-    with shared.controls("u-sample"), st.expander("Sample the units are measured on", expanded=False):
+    url_default("u_src", "units.src", "corpus", str, lambda v: v in ("corpus", "typed", "own"))
+    url_default("u_n", "units.n", U.SAMPLE_CHARS, int, lambda v: v in SAMPLE_SIZES)
+    with controls("u-sample"), st.expander("Sample the units are measured on", expanded=False):
         c1, c2 = st.columns([2, 1])
         src = c1.radio("Sample", ("corpus", "typed", "own"), horizontal=True, key="u_src",
                        format_func={"corpus": "training corpus (held-out part)",
@@ -92,8 +96,8 @@ def get_index() -> U.UnitIndex | None:
         if src == "own":
             own = st.text_area("Sample text", key="u_own", height=120,
                                help=f"At most {USER_SAMPLE_MAX:,} characters are used.")[:USER_SAMPLE_MAX]
-    shared.url_set("units.src", src)
-    shared.url_set("units.n", n)
+    url_set("units.src", src)
+    url_set("units.n", n)
     try:
         if src == "corpus":
             with st.spinner("Loading the training corpus…"):
@@ -107,7 +111,7 @@ def get_index() -> U.UnitIndex | None:
             return None
         with st.spinner("Indexing the sample (one trace; computed once per checkpoint)…"):
             # the backend's shared, byte-bounded index cache (rnnviz.units.INDEXES), which the
-            # server's start-up warm-up (shared.start_warmup) fills for the shipped checkpoints
+            # server's start-up warm-up (start_warmup) fills for the shipped checkpoints
             index = U.get_index(model, text, max_chars=n, source=source, fingerprint=fp)
     except ERRORS as err:
         st.info(f"{err} Pick another sample above.")
@@ -118,9 +122,9 @@ def get_index() -> U.UnitIndex | None:
 
 
 # =========================================================================== tabs
-shared.url_default("u_tab", "units.tab", TABS[0], str, lambda v: v in TABS)
+url_default("u_tab", "units.tab", TABS[0], str, lambda v: v in TABS)
 tabs = st.tabs(list(TABS), key="u_tab", on_change="rerun")
-shared.url_set("units.tab", st.session_state.get("u_tab", TABS[0]))
+url_set("units.tab", st.session_state.get("u_tab", TABS[0]))
 
 
 def is_open(k: int) -> bool:
@@ -135,11 +139,11 @@ def unit_finder() -> None:
     if index is None:
         return
     names = list(F.FEATURE_NAMES) + [REGEX]
-    shared.url_default("u_feat", "units.feat", "vowel", str, lambda v: v in names)
-    shared.url_default("u_regex", "units.re", r"th\w*", str, lambda v: len(v) <= F.MAX_PATTERN_CHARS)
-    shared.url_default("u_by", "units.by", "auc", str, lambda v: v in ("auc", "r"))
-    shared.url_default("u_top", "units.top", 10, int, lambda v: 3 <= v <= 30)
-    with shared.controls("u-finder"):
+    url_default("u_feat", "units.feat", "vowel", str, lambda v: v in names)
+    url_default("u_regex", "units.re", r"th\w*", str, lambda v: len(v) <= F.MAX_PATTERN_CHARS)
+    url_default("u_by", "units.by", "auc", str, lambda v: v in ("auc", "r"))
+    url_default("u_top", "units.top", 10, int, lambda v: 3 <= v <= 30)
+    with controls("u-finder"):
         c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
         feat = c1.selectbox("Feature", names, key="u_feat",
                             format_func=lambda n: n if n == REGEX else f"{n} — {F.FEATURES[n].description}")
@@ -147,10 +151,10 @@ def unit_finder() -> None:
                                 disabled=feat != REGEX, max_chars=F.MAX_PATTERN_CHARS)
         by = c3.radio("Rank by", ("auc", "r"), key="u_by", format_func={"auc": "AUC", "r": "|r|"}.get)
         top = c4.number_input("Top", 3, 30, key="u_top")
-    shared.url_set("units.feat", feat)
-    shared.url_set("units.re", pattern)
-    shared.url_set("units.by", by)
-    shared.url_set("units.top", top)
+    url_set("units.feat", feat)
+    url_set("units.re", pattern)
+    url_set("units.by", by)
+    url_set("units.top", top)
     name = f"{F.REGEX_PREFIX}{pattern}" if feat == REGEX else feat
     try:
         res = ranking(fp, index.key + digest(index.text), name, by, int(top), index)
@@ -160,7 +164,7 @@ def unit_finder() -> None:
     st.caption(f"Ranked all {index.num_units:,} units in {res.seconds * 1000:.0f} ms. AUC: how well "
                f"“activation ≥ θ” separates {res.label_rule} from the rest, over every θ (0.5 = "
                "chance, 1 = perfect, 0 = perfect but inverted).")
-    shared.show_chart(uplots.ranked_units_figure(res, font_size=ctx.font_size), ctx, key="u_rank")
+    show_chart(uplots.ranked_units_figure(res, font_size=ctx.font_size), ctx, key="u_rank")
     st.dataframe(uplots.ranked_units_rows(res), hide_index=True, width="stretch")
     # the top units as coloured text: on the sidebar text, and on the sample where the feature is on
     st.subheader("The top units as coloured text")
@@ -179,54 +183,27 @@ def unit_finder() -> None:
         st.html(uplots.unit_text_html(chars_s, acts, s.unit.name, font_size=ctx.font_size + 2,
                                       caption=f"{s.unit.name} (r = {s.r:+.3f}, AUC = {s.auc:.3f}) on the same "
                                               "sample excerpt; blue negative, red positive"))
-        typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:shared.MAX_URL_TEXT]
+        typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:MAX_URL_TEXT]
         st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.name, font_size=ctx.font_size + 2,
                                       caption=f"{s.unit.name} on the sidebar text"))
 
 
 # --------------------------------------------------------------------------- hypothesis
 def hypothesis() -> None:
+    """The Hypothesis tab: the units on inside a span of the text and off around it, and their matches."""
     index = get_index()
     if index is None:
         return
     if T < 2:
         st.info("Type at least two characters to select a span.")
         return
-    shared.url_default("u_how", "units.how", "slider", str, lambda v: v in ("slider", "find"))
-    shared.url_default("u_find", "units.find", "time", str, lambda v: len(v) <= 200)
-    shared.url_default("u_a", "units.a", min(4, T - 1), int, lambda v: 0 <= v < T)
-    shared.url_default("u_b", "units.b", min(8, T), int, lambda v: 0 < v <= T)
-    shared.url_default("u_auto", "units.auto", True, shared.parse_bool)
-    shared.url_default("u_thr", "units.thr", 0.3, float, lambda v: 0.0 <= v <= 1.0)
-    shared.url_default("u_frac", "units.frac", 1.0, float, lambda v: 0.5 <= v <= 1.0)
-    a0, b0 = int(st.session_state["u_a"]), int(st.session_state["u_b"])
-    a0, b0 = min(a0, T - 1), min(max(b0, a0 + 1), T)
-    with shared.controls("u-hyp"):
-        how = st.radio("Select the span by", ("slider", "find"), horizontal=True, key="u_how",
-                       format_func={"slider": "start / end sliders", "find": "finding a piece of text"}.get)
-        if how == "slider":
-            a, b = st.slider("Span [start, end) of the sidebar text (steps)", 0, T, (a0, b0), key="u_span")
-        else:
-            needle = st.text_input("Text to find (its first occurrence is the span)", key="u_find",
-                                   max_chars=200)
-            pos = tr.text.find(needle) if needle else -1
-            if pos < 0:
-                st.info("That text does not occur in the sidebar text (as the model reads it"
-                        + (", after its preprocessing" if tr.preprocessed else "") + ").")
-                return
-            a, b = pos, pos + len(needle)
-        c1, c2, c3 = st.columns(3)
-        auto = c1.toggle("Automatic threshold", key="u_auto",
-                         help="θ on the scale activation / max|activation over the sample|: the value "
-                              "that the most units separate at (on inside, off around); see rnnviz.units.")
-        thr = c2.slider("Threshold θ", 0.0, 1.0, step=0.01, key="u_thr", disabled=auto)
-        frac = c3.slider("Matches need this fraction of the units on", 0.5, 1.0, step=0.05, key="u_frac")
-    shared.url_set("units.how", how)
-    shared.url_set("units.a", a)
-    shared.url_set("units.b", b)
-    shared.url_set("units.auto", int(auto))
-    shared.url_set("units.thr", thr)
-    shared.url_set("units.frac", frac)
+    _hypothesis_defaults()
+    chosen = _hypothesis_controls()
+    if chosen is None:
+        return
+    how, a, b, auto, thr, frac = chosen
+    for param, value in (("how", how), ("a", a), ("b", b), ("auto", int(auto)), ("thr", thr), ("frac", frac)):
+        url_set(f"units.{param}", value)
     if b <= a:
         st.info("The span is empty: move the end slider past the start.")
         return
@@ -235,7 +212,61 @@ def hypothesis() -> None:
     except ERRORS as err:
         st.info(str(err))
         return
-    st.html(uplots.span_text_html(tr.chars[:shared.MAX_URL_TEXT], a, b, hyp.around, font_size=ctx.font_size + 2))
+    _show_hypothesis(index, hyp, a, b, auto, frac)
+
+
+def _hypothesis_defaults() -> None:
+    """Seed the Hypothesis tab's widgets from the URL (``units.how``, ``.find``, ``.a``, ``.b``,
+    ``.auto``, ``.thr``, ``.frac``)."""
+    url_default("u_how", "units.how", "slider", str, lambda v: v in ("slider", "find"))
+    url_default("u_find", "units.find", "time", str, lambda v: len(v) <= 200)
+    url_default("u_a", "units.a", min(4, T - 1), int, lambda v: 0 <= v < T)
+    url_default("u_b", "units.b", min(8, T), int, lambda v: 0 < v <= T)
+    url_default("u_auto", "units.auto", True, parse_bool)
+    url_default("u_thr", "units.thr", 0.3, float, lambda v: 0.0 <= v <= 1.0)
+    url_default("u_frac", "units.frac", 1.0, float, lambda v: 0.5 <= v <= 1.0)
+
+
+def _hypothesis_controls() -> tuple[str, int, int, bool, float, float] | None:
+    """The span picker and threshold controls: (how, a, b, auto, θ, fraction), or None when the
+    text to find does not occur (a message says so)."""
+    a0, b0 = int(st.session_state["u_a"]), int(st.session_state["u_b"])
+    a0, b0 = min(a0, T - 1), min(max(b0, a0 + 1), T)
+    with controls("u-hyp"):
+        how = st.radio("Select the span by", ("slider", "find"), horizontal=True, key="u_how",
+                       format_func={"slider": "start / end sliders", "find": "finding a piece of text"}.get)
+        if how == "slider":
+            a, b = st.slider("Span [start, end) of the sidebar text (steps)", 0, T, (a0, b0), key="u_span")
+        else:
+            span = _find_span()
+            if span is None:
+                return None
+            a, b = span
+        c1, c2, c3 = st.columns(3)
+        auto = c1.toggle("Automatic threshold", key="u_auto",
+                         help="θ on the scale activation / max|activation over the sample|: the value "
+                              "that the most units separate at (on inside, off around); see rnnviz.units.")
+        thr = c2.slider("Threshold θ", 0.0, 1.0, step=0.01, key="u_thr", disabled=auto)
+        frac = c3.slider("Matches need this fraction of the units on", 0.5, 1.0, step=0.05, key="u_frac")
+    return how, a, b, auto, thr, frac
+
+
+def _find_span() -> tuple[int, int] | None:
+    """The span [a, b) of the first occurrence of the typed text, or None (with a message)."""
+    needle = st.text_input("Text to find (its first occurrence is the span)", key="u_find",
+                           max_chars=200)
+    pos = tr.text.find(needle) if needle else -1
+    if pos < 0:
+        st.info("That text does not occur in the sidebar text (as the model reads it"
+                + (", after its preprocessing" if tr.preprocessed else "") + ").")
+        return None
+    return pos, pos + len(needle)
+
+
+def _show_hypothesis(index: U.UnitIndex, hyp: U.Hypothesis, a: int, b: int, auto: bool,
+                     frac: float) -> None:
+    """The span on the text, the units selected for it, and where else they switch on together."""
+    st.html(uplots.span_text_html(tr.chars[:MAX_URL_TEXT], a, b, hyp.around, font_size=ctx.font_size + 2))
     if hyp.threshold is None:
         st.info("No unit is on throughout this span and off around it at any threshold ≥ 0. Try a "
                 "shorter span, or one that differs more from its neighbours.")
@@ -259,20 +290,20 @@ def hypothesis() -> None:
 # --------------------------------------------------------------------------- counterfactual
 def counterfactual_tab() -> None:
     text = tr.text
-    shared.url_default("u_es", "units.es", 0, int, lambda v: 0 <= v < T)
-    shared.url_default("u_ee", "units.ee", min(1, T), int, lambda v: 0 <= v <= T)
-    shared.url_default("u_rep", "units.rep", "x" if text[:1] != "x" else "y", str, lambda v: len(v) <= 200)
+    url_default("u_es", "units.es", 0, int, lambda v: 0 <= v < T)
+    url_default("u_ee", "units.ee", min(1, T), int, lambda v: 0 <= v <= T)
+    url_default("u_rep", "units.rep", "x" if text[:1] != "x" else "y", str, lambda v: len(v) <= 200)
     es0 = min(int(st.session_state["u_es"]), T)
     ee0 = min(max(int(st.session_state["u_ee"]), es0), T)
-    with shared.controls("u-cf"):
+    with controls("u-cf"):
         c1, c2 = st.columns([3, 1])
         es, ee = c1.slider("Characters to replace [start, end) (start = end inserts)", 0, T, (es0, ee0),
                            key="u_edit")
         rep = c2.text_input("Replace with", key="u_rep", max_chars=200,
                             help="Empty deletes the selected characters.")
-    shared.url_set("units.es", es)
-    shared.url_set("units.ee", ee)
-    shared.url_set("units.rep", rep)
+    url_set("units.es", es)
+    url_set("units.ee", ee)
+    url_set("units.rep", rep)
     try:
         cf = cached_counterfactual(ctx.model_key, fp, text, es, ee, rep, model)
     except ERRORS as err:
@@ -288,7 +319,7 @@ def counterfactual_tab() -> None:
         return
     if rep == text[es:ee]:
         st.caption("The edit changes nothing, so every difference below is exactly 0.")
-    shared.show_chart(uplots.counterfactual_figure(cf, font_size=ctx.font_size), ctx, key="u_cf")
+    show_chart(uplots.counterfactual_figure(cf, font_size=ctx.font_size), ctx, key="u_cf")
     cols = st.columns(len(cf.delta) + 1)
     for col, name in zip(cols, list(cf.delta) + ["kl"]):
         m = cf.memory(name, 1e-2)
@@ -301,12 +332,12 @@ def counterfactual_tab() -> None:
 # --------------------------------------------------------------------------- ablation
 def ablation_tab() -> None:
     kinds = U.unit_kinds(model)
-    shared.url_default("u_layer", "units.layer", 0, int, lambda v: 0 <= v < cfg.num_layers)
-    shared.url_default("u_kind", "units.kind", "h", str, lambda v: v in kinds)
-    shared.url_default("u_unit", "units.unit", 0, int, lambda v: 0 <= v < cfg.hidden_size)
-    shared.url_default("u_mode", "units.mode", "zero", str, lambda v: v in ("zero", "clamp"))
-    shared.url_default("u_val", "units.val", 1.0, float, lambda v: -100.0 <= v <= 100.0)
-    with shared.controls("u-abl"):
+    url_default("u_layer", "units.layer", 0, int, lambda v: 0 <= v < cfg.num_layers)
+    url_default("u_kind", "units.kind", "h", str, lambda v: v in kinds)
+    url_default("u_unit", "units.unit", 0, int, lambda v: 0 <= v < cfg.hidden_size)
+    url_default("u_mode", "units.mode", "zero", str, lambda v: v in ("zero", "clamp"))
+    url_default("u_val", "units.val", 1.0, float, lambda v: -100.0 <= v <= 100.0)
+    with controls("u-abl"):
         c1, c2, c3, c4, c5 = st.columns(5)
         layer = c1.selectbox("Layer", list(range(cfg.num_layers)), key="u_layer")
         kind = c2.selectbox("State", kinds, key="u_kind",
@@ -315,7 +346,7 @@ def ablation_tab() -> None:
         mode = c4.radio("Force to", ("zero", "clamp"), key="u_mode", horizontal=True)
         value = c5.number_input("Clamp value", -100.0, 100.0, step=0.1, key="u_val", disabled=mode == "zero")
     for key, v in (("layer", layer), ("kind", kind), ("unit", unit), ("mode", mode), ("val", value)):
-        shared.url_set(f"units.{key}", v)
+        url_set(f"units.{key}", v)
     try:
         ab = cached_ablation(ctx.model_key, fp, tr.text, int(layer), int(unit), kind, mode, float(value), model)
     except ERRORS as err:
@@ -330,7 +361,7 @@ def ablation_tab() -> None:
     start, width = 0, min(200, T)
     if T > width:
         start = st.slider("Window start (step)", 0, T - width, 0, key="u_abl_start")
-    shared.show_chart(uplots.ablation_figure(ab, start, width, font_size=ctx.font_size), ctx, key="u_abl")
+    show_chart(uplots.ablation_figure(ab, start, width, font_size=ctx.font_size), ctx, key="u_abl")
     worst = torch.argsort(ab.kl, descending=True)[:10].tolist()
     st.write("Steps where the prediction moved most")
     st.dataframe(uplots.ablation_rows(ab, sorted(worst)), hide_index=True, width="stretch")
@@ -340,11 +371,11 @@ def ablation_tab() -> None:
 def projection_tab() -> None:
     options = state_options()
     default = f"layer{cfg.num_layers - 1}.h"
-    shared.url_default("u_pca", "units.pca", [default], lambda raw: [s for s in raw.split(",") if s],
+    url_default("u_pca", "units.pca", [default], lambda raw: [s for s in raw.split(",") if s],
                        lambda v: bool(v) and all(s in options for s in v))
-    with shared.controls("u-pca"):
+    with controls("u-pca"):
         names = st.multiselect("States to project (concatenated)", options, key="u_pca")
-    shared.url_set("units.pca", ",".join(names))
+    url_set("units.pca", ",".join(names))
     if not names:
         st.info("Pick at least one state.")
         return
@@ -356,7 +387,7 @@ def projection_tab() -> None:
     ev = proj.explained.tolist()
     st.caption(f"PC1 and PC2 explain {100 * sum(ev):.1f}% of the variance of {', '.join(names)} over "
                f"the {T} steps (PCA by SVD of the centred trajectory).")
-    shared.show_chart(uplots.pca_figure(proj, tr.chars, font_size=ctx.font_size), ctx, key="u_pca_fig")
+    show_chart(uplots.pca_figure(proj, tr.chars, font_size=ctx.font_size), ctx, key="u_pca_fig")
 
 
 for k, render in enumerate((unit_finder, hypothesis, counterfactual_tab, ablation_tab, projection_tab)):

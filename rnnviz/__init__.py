@@ -5,16 +5,18 @@ Pure Python + PyTorch (no Streamlit). Main entry points::
     model = rnnviz.load_model("timemachine-lstm")     # shipped name or path to .safetensors
     tr = rnnviz.trace(model, "the time machine by h. g. wells")
     tr["layer0.h"], tr.probs, tr.surprisal, tr.perplexity
+    model = rnnviz.from_torch(my_lstm, my_linear, tokens)  # bring your own nn.LSTM/GRU/RNN
 """
 
 from .checkpoint import (CheckpointError, CheckpointInfo, list_checkpoints, load_model,
                          load_model_bytes, save_checkpoint)
+from .convert import ConversionError, from_torch
 from .model import CELLS, CharRNN, ModelConfig, build_model
 from .trace import MAX_TRACE_CHARS, TextError, Trace, trace
 from .vocab import UNK, Vocab, d2l_clean, preprocess
 
 __all__ = [
-    "CELLS", "CharRNN", "CheckpointError", "CheckpointInfo", "MAX_TRACE_CHARS", "ModelConfig",
-    "TextError", "Trace", "UNK", "Vocab", "build_model", "d2l_clean", "list_checkpoints",
-    "load_model", "load_model_bytes", "preprocess", "save_checkpoint", "trace",
+    "CELLS", "CharRNN", "CheckpointError", "CheckpointInfo", "ConversionError", "MAX_TRACE_CHARS",
+    "ModelConfig", "TextError", "Trace", "UNK", "Vocab", "build_model", "d2l_clean", "from_torch",
+    "list_checkpoints", "load_model", "load_model_bytes", "preprocess", "save_checkpoint", "trace",
 ]

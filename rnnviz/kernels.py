@@ -6,9 +6,9 @@ memory-bound, and MKL runs it on one core (~80–110 µs a step on our CPUs). A 
 split it over two cores: handing work to a second thread costs more than it saves (measured). Here
 the whole loop runs in one compiled function; each step's product is split by rows into
 ``threads`` blocks (one parallel region per step, ~4 µs to launch), which brings the backward pass
-to the speed of the fused oneDNN forward. See ``python -m rnnviz.bench_gradients``.
+to the speed of the fused oneDNN forward. See ``python -m tools.bench_gradients``.
 
-The maths is exactly that of ``rnnviz.gradients._backward_layer_torch`` (row-vector convention,
+The maths is exactly that of ``rnnviz.gradients.backward._backward_layer_torch`` (row-vector convention,
 same inputs, same outputs); only the summation order inside a dot product differs. The kernels are
 compiled with ``fastmath={"reassoc", "contract"}`` and nothing more, so inf and nan propagate
 exactly as in the torch loop (overflow is reported, not optimised away).

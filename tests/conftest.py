@@ -10,7 +10,7 @@ import torch
 
 import rnnviz
 from rnnviz import CELLS, ModelConfig, Vocab, build_model
-from rnnviz.serve import CHROMIUM, CHROMIUM_ARGS, AppServer, free_port  # noqa: F401 (re-exported)
+from tools.serve import CHROMIUM, CHROMIUM_ARGS, AppServer, free_port  # noqa: F401 (re-exported)
 
 # The app's start-up warm-up (building every shipped checkpoint's unit index in a background
 # thread) would compete with the many app starts of the suite; tests that need it call it directly.
@@ -37,7 +37,7 @@ def any_model(request):
 
 
 class StreamlitServer(AppServer):
-    """The app on 127.0.0.1 at a free port, one torch thread (see rnnviz.serve.AppServer)."""
+    """The app on 127.0.0.1 at a free port, one torch thread (see tools.serve.AppServer)."""
 
     def __init__(self, env: dict | None = None):
         super().__init__(REPO / "app.py", {"OMP_NUM_THREADS": "1", **(env or {})}, timeout=60)

@@ -114,8 +114,8 @@ def test_bad_url_values_fall_back_and_short_text_is_explained(app):
 
 def test_the_shared_model_is_never_mutated(app, ckpt_dir):
     at = _open(app, ckpt="timemachine-rnn", gr_scale="3.0", gr_act="relu", gr_trunc="2", gr_clip="0.5")
-    from app_pages import shared
-    cached = shared.shipped_model("timemachine-rnn")
+    from app_pages.ui import cache
+    cached = cache.shipped_model("timemachine-rnn")
     fresh = rnnviz.load_model(ckpt_dir / "timemachine-rnn.safetensors")
     assert cached.config.cell == "rnn_tanh"
     for (k, a), (_, b) in zip(cached.state_dict().items(), fresh.state_dict().items()):

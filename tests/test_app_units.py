@@ -93,13 +93,13 @@ def test_counterfactual_identical_edit(app_env):
 
 def test_ablation_tab_leaves_the_model_alone(app_env):
     import rnnviz
-    from app_pages import shared
+    from app_pages.ui import cache
 
     at = run_tab("Ablation", {"units.kind": "c", "units.mode": "clamp", "units.val": "2.5",
                               "units.unit": "3"})
     assert any(m.label == "Mean Δ surprisal" for m in at.metric)
     assert at.dataframe
-    model = shared.shipped_model("timemachine-lstm")
+    model = cache.shipped_model("timemachine-lstm")
     fresh = rnnviz.load_model(app_env / "timemachine-lstm.safetensors")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
 

@@ -1,5 +1,5 @@
 """Smoke test of the gradient benchmark (no timing assertions: speed is reported by
-``python -m rnnviz.bench_gradients``, not asserted here). It must run, time every row it promises
+``python -m tools.bench_gradients``, not asserted here). It must run, time every row it promises
 and leave the environment as it found it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import os
 
 from rnnviz import kernels
-from rnnviz.bench_gradients import bench_gradients
+from tools.bench_gradients import bench_gradients
 
 
 def test_norm_curve_rows_run_and_restore_the_kernel_switch(monkeypatch):

@@ -11,7 +11,7 @@ import re
 import pytest
 
 import rnnviz
-from rnnviz.bench_page import PAINT_JS, WAIT_JS, digest
+from tools.bench_page import PAINT_JS, WAIT_JS, digest
 
 from .conftest import REPO, StreamlitServer, tiny_model
 

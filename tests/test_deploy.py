@@ -11,6 +11,8 @@ import subprocess
 import pytest
 import yaml
 
+from tools import replicas
+
 from .conftest import REPO
 
 DEPLOY = REPO / "deploy"
@@ -127,20 +129,10 @@ def test_k8s_deployment_probes_resources_and_sticky_ingress():
     assert backend["name"] == svc["metadata"]["name"]
 
 
-def replicas_module():
-    """tools/replicas.py (a script, not a package module), imported by path."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("rnnviz_replicas", REPO / "tools" / "replicas.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_local_balancer_config_is_the_deploy_config(tmp_path):
     """tools/replicas.py runs deploy/haproxy.cfg itself: only addresses, socket and servers change."""
-    rep = replicas_module()
     template = (DEPLOY / "haproxy.cfg").read_text()
-    local = rep.haproxy_config(template, [("r1", 18501), ("r2", 18502)], 18080, 18404, tmp_path / "s.sock")
+    local = replicas.haproxy_config(template, [("r1", 18501), ("r2", 18502)], 18080, 18404, tmp_path / "s.sock")
     got, want = haproxy_sections(local), haproxy_sections(template)
     assert not any(k.startswith("resolvers") for k in got)
     assert got["defaults"] == want["defaults"] and got["global"][:2] == want["global"][:2]
@@ -149,7 +141,7 @@ def test_local_balancer_config_is_the_deploy_config(tmp_path):
     assert [d for d in got["backend rnnviz"] if not d.startswith("server ")] == \
         [d for d in want["backend rnnviz"] if not d.startswith("server-template ")]
     assert got["frontend web"][0] == "bind 127.0.0.1:18080"
-    control = haproxy_sections(rep.haproxy_config(template, [("r1", 1)], 2, 3, tmp_path / "s", affinity=False))
+    control = haproxy_sections(replicas.haproxy_config(template, [("r1", 1)], 2, 3, tmp_path / "s", affinity=False))
     assert not any(d.startswith("cookie ") for d in control["backend rnnviz"])
     if shutil.which("haproxy"):
         (tmp_path / "local.cfg").write_text(local)
@@ -166,7 +158,7 @@ def test_balancer_log_counts_websockets_uploads_and_cookie_routing(tmp_path):
         '"PUT /_stcore/upload_file/84257bf7/4e6d4e2f HTTP/1.1"\n'
         '127.0.0.1:3 [02/Dec/2026:11:05:04.000] web rnnviz/r2 0/0/0/5/5 200 10 - - --DI 4/4/3/2/0 0/0 '
         '"GET /_stcore/health HTTP/1.1"\n')
-    got = replicas_module().haproxy_log_summary(log)
+    got = replicas.haproxy_log_summary(log)
     assert got["by_server"] == {"r1": {"requests": 1, "websockets": 1, "uploads": 0},
                                 "r2": {"requests": 2, "websockets": 0, "uploads": 1}}
     assert got["cookie_flags"] == {"valid": 1, "none": 1, "other": 1}

@@ -140,7 +140,7 @@ def test_empty_text_shows_a_message_not_a_chart(app):
 
 
 def test_long_paste_is_capped_with_a_visible_notice(app):
-    from app_pages.shared import MAX_PAGE_CHARS
+    from app_pages.ui.text import MAX_PAGE_CHARS
 
     text = TEXTS["paste-100k"]
     app.text_area(key="text").set_value(text)
@@ -154,8 +154,8 @@ def test_long_paste_is_capped_with_a_visible_notice(app):
         assert ctx.trace is not None and "".join(ctx.trace.chars) == text[:MAX_PAGE_CHARS]
         noticed[page] = any("100,000 characters" in w.value and f"{MAX_PAGE_CHARS:,}" in w.value
                             for w in app.warning)
-    # Every page that shows the trace (i.e. calls shared.notices) shows the notice.
-    uses_notices = [p for p in PAGES if "shared.notices(" in (REPO / p).read_text(encoding="utf-8")]
+    # Every page that shows the trace (i.e. calls app_pages.ui.text.notices) shows the notice.
+    uses_notices = [p for p in PAGES if "notices(ctx)" in (REPO / p).read_text(encoding="utf-8")]
     assert len(uses_notices) >= 2
     missing = [p for p in uses_notices if not noticed[p]]
     assert not missing, f"no truncation notice on {missing}"

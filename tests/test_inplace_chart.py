@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from rnnviz.serve import CHROMIUM, CHROMIUM_ARGS, AppServer
-
-from .conftest import REPO
+from .conftest import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="no Chromium")

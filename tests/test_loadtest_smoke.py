@@ -1,4 +1,4 @@
-"""Smoke version of scripts/loadtest.py (issue 7): 3 browser sessions × 20 s against a real server on
+"""Smoke version of tools/loadtest.py (issue 7): 3 browser sessions × 20 s against a real server on
 127.0.0.1, with uploads. The full run (20 sessions × 2 min) is in docs/RELIABILITY.md."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .conftest import REPO
 def test_three_sessions_twenty_seconds(tmp_path):
     ckpts = hostile.write_tiny_checkpoints(tmp_path / "ckpts")
     out = tmp_path / "load.json"
-    cmd = [sys.executable, str(REPO / "scripts" / "loadtest.py"), "--sessions", "3", "--duration", "20",
+    cmd = [sys.executable, str(REPO / "tools" / "loadtest.py"), "--sessions", "3", "--duration", "20",
            "--ramp", "2", "--uploaders", "2", "--cache-texts", "60", "--cache-chars", "300",
            "--checkpoint-dir", str(ckpts), "--json", str(out)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=REPO)

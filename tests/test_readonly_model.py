@@ -159,7 +159,7 @@ def test_shared_models_are_bit_identical_after_every_view_and_knob(monkeypatch, 
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from app_pages import shared
+    from app_pages.ui import cache
 
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
     st.cache_data.clear()
@@ -167,7 +167,7 @@ def test_shared_models_are_bit_identical_after_every_view_and_knob(monkeypatch, 
     names = [i.name for i in rnnviz.list_checkpoints(ckpt_dir)]
     assert len(names) == 3
     # The very objects the app shares between sessions (cache_resource), loaded before any view.
-    models = {n: shared.shipped_model(n) for n in names}
+    models = {n: cache.shipped_model(n) for n in names}
     before = {n: _fingerprint(m) for n, m in models.items()}
     on_disk = {n: _fingerprint(rnnviz.load_model(ckpt_dir / f"{n}.safetensors"))[0] for n in names}
     assert {n: f[0] for n, f in before.items()} == on_disk
@@ -186,7 +186,7 @@ def test_shared_models_are_bit_identical_after_every_view_and_knob(monkeypatch, 
                 at.switch_page(page).run()
                 assert not at.exception, (ckpt, page, [e.value[:500] for e in at.exception])
         # The app still hands out the same objects (not reloaded copies that hide a mutation).
-        assert shared.shipped_model(ckpt) is models[ckpt]
+        assert cache.shipped_model(ckpt) is models[ckpt]
 
     after = {n: _fingerprint(m) for n, m in models.items()}
     for n in names:
@@ -194,13 +194,13 @@ def test_shared_models_are_bit_identical_after_every_view_and_knob(monkeypatch, 
         changed = {k: (before[n][1][k], v) for k, v in after[n][1].items() if v != before[n][1][k]}
         assert not changed, f"{n}: modified in place (and maybe restored): {changed}"
         assert not models[n].training and not any(p.requires_grad for p in models[n].parameters())
-    # The traces the app shares between sessions (shared.trace_store, no copy per hit) are untouched
+    # The traces the app shares between sessions (cache.trace_store, no copy per hit) are untouched
     # too: bit-identical to a fresh trace. Their tensors are inference tensors (rnnviz.trace runs
     # under torch.inference_mode), which torch refuses to modify in place outside inference mode.
-    shared_traces = [(k, tr) for k, tr in shared.trace_store().snapshot() if k[0] in names]
+    shared_traces = [(k, tr) for k, tr in cache.trace_store().snapshot() if k[0] in names]
     assert len(shared_traces) >= 3
     for (key, _, text), tr in shared_traces:
-        fresh = rnnviz.trace(shared.shipped_model(key), text)
+        fresh = rnnviz.trace(cache.shipped_model(key), text)
         assert tr.names() == fresh.names()
         for name in fresh.names():
             a, b = tr[name], fresh[name]

@@ -14,8 +14,9 @@ from safetensors.torch import load_file
 
 import rnnviz
 from rnnviz import corpora
-from rnnviz.train import (TrainConfig, build_parser, build_vocab, curves_path, epoch_batches,
+from rnnviz.train import (TrainConfig, Trainer, build_parser, build_vocab, curves_path, epoch_batches,
                           evaluate_loss, parse_config, split_text, state_path, train)
+from rnnviz.train_data import step_seed
 
 WORDS = ["the", "time", "machine", "traveller", "said", "and", "we", "all", "of", "a", "fourth",
          "dimension", "space", "is", "it", "not", "so", "that", "he", "was"]
@@ -163,6 +164,70 @@ def test_resume_equals_uninterrupted_run(tmp_path, partition, optimizer):
     for (k, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
         assert torch.equal(a, b), k
     assert rnnviz.load_model(tmp_path / "resumed.safetensors").provenance["total_steps"] == 20
+
+
+def _reference_latest_weights(cfg: TrainConfig, text: str) -> dict[str, torch.Tensor]:
+    """The documented procedure as a plain loop (sequential partition, Adam, no lr decay): the
+    weights after cfg.max_steps steps."""
+    train_text, _ = split_text(text, cfg.val_fraction)
+    vocab = build_vocab(text, cfg.min_count)
+    config = rnnviz.ModelConfig(cfg.cell, cfg.hidden, cfg.layers, tuple(vocab.tokens), dropout=cfg.dropout)
+    model = rnnviz.build_model(config, seed=cfg.seed).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ids, step, epoch = vocab.encode(train_text).ids, 0, 0
+    while step < cfg.max_steps:
+        carry = None                                   # zero state at each epoch start
+        for X, Y in epoch_batches(ids, cfg.batch_size, cfg.num_steps, "sequential", cfg.seed, epoch):
+            if step == cfg.max_steps:
+                break
+            torch.manual_seed(step_seed(cfg.seed, step))          # dropout masks of this step
+            logits, carry = model(X, carry)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip, foreach=True)
+            opt.step()
+            carry = [(h.detach(), None if c is None else c.detach()) for h, c in carry]
+            step += 1
+        epoch += 1
+    return model.state_dict()
+
+
+def test_training_is_the_documented_procedure_bit_for_bit(tmp_path):
+    """(text, config, seed) fix the weights exactly: the latest weights the run writes to its
+    .trainstate equal a plain loop's (two layers, dropout, three epochs of carried state)."""
+    text = synthetic_text(600)
+    cfg = tiny_cfg(tmp_path, layers=2, dropout=0.2, max_steps=45, eval_every=20)
+    train(cfg, text)
+    latest = load_file(str(state_path(cfg.out)))
+    reference = _reference_latest_weights(cfg, text)
+    assert len(latest) > len(reference)                # + optimiser moments and carried state
+    for k, v in reference.items():
+        assert torch.equal(latest[f"model.{k}"], v), k
+
+
+def test_trainer_step_by_step_equals_one_run(tmp_path):
+    text = synthetic_text(1500)
+    kw = dict(dropout=0.2, layers=2, lr_decay=0.5, eval_every=5, max_steps=20, out="")
+    model, history = train(tiny_cfg(tmp_path, **kw), text)
+
+    tr = Trainer(tiny_cfg(tmp_path, **kw), text)
+    torch.manual_seed(99)
+    rng = torch.get_rng_state()
+    state = tr.run(steps=7)
+    assert state is tr.state and (state.step, state.stopped, len(state.val_losses)) == (7, "", 1)
+    assert math.isfinite(tr.step()) and tr.state.step == 8
+    assert torch.equal(rng, torch.get_rng_state())            # the caller's RNG is untouched
+    assert tr.run().stopped == "max steps" and tr.state.step == 20
+    assert tr.run(steps=5).step == 20                          # the limit still holds
+    assert tr.state.val_losses == history.val_losses and len(tr.state.train_losses) == 4
+    best = tr.checkpoint(tmp_path / "best.safetensors")
+    assert rnnviz.load_model(best).provenance["val_loss"] == tr.state.best_val
+    assert tr.state.best_val == pytest.approx(min(history.val_losses), abs=1e-6)
+    stepped_model, stepped_history = tr.finish()
+    assert stepped_model is tr.model and stepped_history.val_losses == history.val_losses
+    for (k, a), b in zip(model.state_dict().items(), stepped_model.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 # ------------------------------------------------------------------------------- CLI

@@ -14,6 +14,7 @@ from rnnviz import ModelConfig, Vocab, build_model
 from rnnviz import features as F
 from rnnviz import units as U
 from tests.conftest import REPO, tiny_model
+from tools.units_report import report
 
 ALPHABET = "ab(c)[d]{e} io\nxyz"
 
@@ -139,7 +140,8 @@ def test_index_cache_is_bounded_and_builds_each_index_once(monkeypatch):
     model = hand_built()
     built = []
     real = U.build_index
-    monkeypatch.setattr(U, "build_index", lambda *a, **k: built.append(1) or real(*a, **k))
+    # get_index calls build_index from its own module, rnnviz.units.index
+    monkeypatch.setattr(U.index, "build_index", lambda *a, **k: built.append(1) or real(*a, **k))
     first = U.get_index(model, sample_text(100, seed=0))
     assert U.get_index(model, sample_text(100, seed=0)) is first and len(built) == 1
     for i in range(1, U.INDEX_CACHE_ENTRIES + 2):
@@ -182,7 +184,7 @@ def test_prebuilt_indexes_are_the_ones_the_units_view_uses(tmp_path, monkeypatch
 def test_corpus_sample_is_the_tail_from_a_line_start(tmp_path, monkeypatch):
     (tmp_path / "tiny.txt").write_text("line one\nline two\nline three\n", encoding="utf-8")
     monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
-    monkeypatch.setattr(U, "_load_corpus_text",
+    monkeypatch.setattr(U.sample, "_load_corpus_text",
                         lambda name: ((tmp_path / "tiny.txt").read_text(), "tiny"))
     text, desc = U.corpus_sample("tiny.txt", max_chars=15)
     assert text == "line three\n" and "last" in desc
@@ -372,7 +374,7 @@ def test_pca_matches_svd_of_centred_data():
 
 def test_report_without_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
-    md = U.report()
+    md = report()
     assert "No shipped checkpoint" in md
 
 
@@ -411,7 +413,7 @@ def test_figures_build():
 def test_report_on_a_tiny_checkpoint(tmp_path, monkeypatch):
     _tiny_corpus_checkpoint(tmp_path, monkeypatch, "tiny-lstm")
     U.INDEXES.clear()
-    md = U.report(max_chars=1500)
+    md = report(max_chars=1500)
     U.INDEXES.clear()
     assert "## tiny-lstm" in md and "held-out validation part" in md
     assert "| bracket_depth |" in md and "Memory of a one-letter substitution" in md

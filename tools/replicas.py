@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -55,20 +54,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def load_script() -> Path:
-    """The load script (tools/loadtest.py, or scripts/loadtest.py before the move)."""
-    for path in (REPO / "tools" / "loadtest.py", REPO / "scripts" / "loadtest.py"):
-        if path.is_file():
-            return path
-    raise SystemExit("loadtest.py not found under tools/ or scripts/")
+LOAD_SCRIPT = REPO / "tools" / "loadtest.py"
 
 
 def import_loadtest():
     """The load script as a module: its server starter, RSS sampler and percentiles are reused."""
-    spec = importlib.util.spec_from_file_location("rnnviz_loadtest", load_script())
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    sys.path.insert(0, str(REPO))
+    from tools import loadtest
+    return loadtest
 
 
 def haproxy_config(template: str, servers: list[tuple[str, int]], bind_port: int, stats_port: int,
@@ -193,7 +186,7 @@ def run_load(url: str, workdir: Path, run_logs: list[Path], checkpoint_dir: Path
              load_args: list[str]) -> dict:
     """The load script against ``url``; its JSON summary."""
     out = workdir / "load.json"
-    cmd = [sys.executable, str(load_script()), "--url", url, "--cookie", COOKIE, "--json", str(out)]
+    cmd = [sys.executable, str(LOAD_SCRIPT), "--url", url, "--cookie", COOKIE, "--json", str(out)]
     cmd += [a for log in run_logs for a in ("--run-log", str(log))]
     if checkpoint_dir:
         cmd += ["--checkpoint-dir", str(checkpoint_dir)]

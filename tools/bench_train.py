@@ -8,7 +8,7 @@ Both see the same (T, B) batches. Timing alternates short blocks of ours and the
 keeps the fastest block of each (robust to other processes on a shared machine).
 
 ``ratio`` = reference_s / ours_s = our chars/s ÷ reference chars/s; target ≥ 0.9, so rows carry
-``"higher_is_better": True`` (rnnviz.bench's other rows are time ratios, lower is better).
+``"higher_is_better": True`` (tools.bench's other rows are time ratios, lower is better).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import ModelConfig, build_model
-from .train import train_step
+from rnnviz.model import ModelConfig, build_model
+from rnnviz.train import train_step
 
 TARGET = 0.9
 _CASES_FULL = [("lstm", 256, 1, 64, 64), ("gru", 256, 1, 64, 64), ("lstm", 256, 2, 32, 64)]

@@ -1,20 +1,20 @@
 """Page benchmark (not a test): from committing a new text to every chart rendered, in headless
 Chromium, median of N.
 
-    python -m rnnviz.bench_page                  # 1,000 chars × 256 units and 5,000 chars, 5 runs
-    python -m rnnviz.bench_page --repeats 3 --no-reference
+    python -m tools.bench_page                  # 1,000 chars × 256 units and 5,000 chars, 5 runs
+    python -m tools.bench_page --repeats 3 --no-reference
 
 What is timed: the sidebar text area gets a new text (a different one each run, so no cache is
 hit), Ctrl+Enter commits it, and the clock stops when the Streamlit run is over and every Plotly
 chart on the page shows the new text (each chart's ``layout.meta.rnnviz`` carries a digest of the
-text, see ``app_pages/shared.show_chart``) and has been painted. The model is a randomly
+text, see ``app_pages/ui/charts.show_chart``) and has been painted. The model is a randomly
 initialised 1-layer LSTM with 256 units (the shipped size) saved to a temporary checkpoint folder.
 
 Reference: the naive page, one full-resolution Plotly heatmap of every unit × every character
 (no window, no overview), driven the same way on the same server machine in the same run.
 
 ``page_rows()`` returns rows ``{"name", "ours_s", "reference_s", "ratio", "target"}`` for
-``rnnviz/bench.py`` (``bench_page(quick)`` is its entry point): per size one row with the absolute
+``tools/bench.py`` (``bench_page(quick)`` is its entry point): per size one row with the absolute
 target in seconds (reference None, the naive time as ``naive_s``) and one row against the naive
 page (target: ratio ≤ 1); plus the floor. It needs Debian's Chromium and Playwright.
 """
@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
+from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 MODEL_KEY = "timemachine-lstm"
 TARGETS = {1_000: 1.0, 5_000: 3.0}
 _WORDS = ("the time traveller as we shall call him for now was explaining "
@@ -65,7 +65,7 @@ WAIT_JS = """([digest, minCharts]) => {
   if (w && /Running|Stop/.test(w.innerText)) return false;
   const els = [...document.querySelectorAll('.js-plotly-plot')];
   if (els.length < minCharts) return false;
-  // text_independent charts (app_pages/shared.show_chart) are kept across text commits; at least one
+  // text_independent charts (app_pages/ui/charts.show_chart) are kept across text commits; at least one
   // chart must carry the new text's digest.
   const ok = e => e._fullLayout && e.layout && e.layout.meta && e.querySelector('.main-svg')
                   && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true);
@@ -75,7 +75,7 @@ PAINT_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationF
 
 
 def digest(text: str, model_key: str = MODEL_KEY) -> str:
-    """The digest the page puts in every chart's ``layout.meta.rnnviz`` (see shared.sidebar)."""
+    """The digest the page puts in every chart's ``layout.meta.rnnviz`` (see app_pages/ui/sidebar.py)."""
     return hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
@@ -182,7 +182,7 @@ def page_rows(sizes=(1_000, 5_000), repeats: int = 5, reference: bool = True,
 
 
 def bench_page(quick: bool = False) -> list[dict]:
-    """Entry point for ``python -m rnnviz.bench --page`` (quick: 1,000 chars only, 3 runs)."""
+    """Entry point for ``python -m tools.bench --page`` (quick: 1,000 chars only, 3 runs)."""
     return page_rows(sizes=(1_000,) if quick else (1_000, 5_000), repeats=3 if quick else 5)
 
 

@@ -1,4 +1,4 @@
-"""Benchmark rows for :mod:`rnnviz.gradients` (imported and printed by ``python -m rnnviz.bench``).
+"""Benchmark rows for :mod:`rnnviz.gradients` (imported and printed by ``python -m tools.bench``).
 
 Rows (full sizes; ``quick`` shrinks them):
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from . import kernels
-from .bench import fused_reference, interleaved, median_time, random_text
-from .gradients import gradient_map, jacobian_chain, norm_curve
-from .model import ModelConfig, build_model
-from .trace import trace
+from rnnviz import kernels
+from tools.bench import fused_reference, interleaved, median_time, random_text
+from rnnviz.gradients import gradient_map, jacobian_chain, norm_curve
+from rnnviz.model import ModelConfig, build_model
+from rnnviz.trace import trace
 
 TOKENS = ("<unk>", *"abcdefghijklmnopqrstuvwxyz ")
 

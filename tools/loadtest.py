@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Load and isolation test of the rnnviz page (issue 7). Not a pytest test: run it by hand.
 
-    python scripts/loadtest.py                          # 20 sessions × 120 s, then 500-text cache check
-    python scripts/loadtest.py --sessions 3 --duration 20 --cache-texts 0     # smoke run
-    python scripts/loadtest.py --url http://127.0.0.1:8080 --cookie SERVERID   # an app already running
+    python tools/loadtest.py                          # 20 sessions × 120 s, then 500-text cache check
+    python tools/loadtest.py --sessions 3 --duration 20 --cache-texts 0     # smoke run
+    python tools/loadtest.py --url http://127.0.0.1:8080 --cookie SERVERID   # an app already running
                                     # (behind a load balancer: tools/replicas.py does this for you)
 
 What it does, all on 127.0.0.1 and bounded in time (it stops by itself):
@@ -15,7 +15,7 @@ What it does, all on 127.0.0.1 and bounded in time (it stops by itself):
    sessions spread over the shipped checkpoints. Each session, until the deadline: commits a new
    text (Ctrl+Enter) containing its own unique token, or switches to a random view; then waits
    until the script run is over and every Plotly chart carries the digest of the new text
-   (``layout.meta.rnnviz``, set by ``app_pages/shared.show_chart``). That wait is the *update
+   (``layout.meta.rnnviz``, set by ``app_pages/ui/charts.show_chart``). That wait is the *update
    latency* (p50/p95 reported separately for text commits and view switches).
 3. Counts errors: exception elements (``stException``), browser console errors, page errors, and
    updates that did not finish within ``--update-timeout``.
@@ -23,7 +23,7 @@ What it does, all on 127.0.0.1 and bounded in time (it stops by itself):
    sessions upload their own checkpoint, and at the end every session opens its checkpoint list:
    an upload must appear only in its uploader's list.
 5. Cache bound: in a fresh interpreter, traces ``--cache-texts`` distinct texts through the app's
-   own cached function (``app_pages.shared.cached_trace``, the same byte-bounded store as the
+   own cached function (``app_pages.ui.cache.cached_trace``, the same byte-bounded store as the
    server) and reports RSS as it goes; lists every ``st.cache_data``/``st.cache_resource`` in
    app_pages/ with its ``max_entries``/``ttl``.
 
@@ -49,7 +49,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from rnnviz.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402  (after the path fix)
+from tools.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402  (after the path fix)
 WORDS = ("the time traveller as we shall call him for now was explaining "
          "a curious idea to us his dark eyes were bright and his face was eager as the lamp burned low and the small machine of brass and crystal glittered on the table between our glasses").split()
 
@@ -76,12 +76,12 @@ MARK_OLD_JS = "() => document.querySelectorAll('.js-plotly-plot').forEach(e => {
 
 # --------------------------------------------------------------------------- server and memory
 class Server(AppServer):
-    """The app (rnnviz.serve.AppServer) with its output in ``log_path``; optional checkpoint dir."""
+    """The app (tools.serve.AppServer) with its output in ``log_path``; optional checkpoint dir."""
 
     def __init__(self, checkpoint_dir: Path | None, log_path: Path, run_log: Path | None = None):
         self.log = open(log_path, "wb")
         env = {"RNNVIZ_CHECKPOINT_DIR": str(checkpoint_dir)} if checkpoint_dir else {}
-        if run_log is not None:   # the app appends one line per script run (app_pages/shared.py)
+        if run_log is not None:   # the app appends one line per script run (app_pages/ui/startup.py)
             env["RNNVIZ_RUN_LOG"] = str(run_log)
         super().__init__(REPO / "app.py", env, log=self.log)
 
@@ -203,7 +203,7 @@ class RssSampler(threading.Thread):
 
 # --------------------------------------------------------------------------- sessions
 def digest(model_key: str, text: str, max_chars: int) -> str:
-    """The digest ``app_pages/shared.sidebar`` puts on every chart (model key + traced text)."""
+    """The digest ``app_pages/ui/sidebar.sidebar`` puts on every chart (model key + traced text)."""
     text = text[:max_chars]
     return hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -436,7 +436,7 @@ import json, os, random, sys, time
 P = json.loads(sys.argv[1])
 sys.path.insert(0, P["repo"])
 import streamlit as st
-from app_pages import shared
+from app_pages.ui import cache
 from rnnviz.checkpoint import checkpoint_dir
 
 def rss():
@@ -447,13 +447,13 @@ def rss():
 words, N, LENGTH = P["words"], P["n"], P["length"]
 rng = random.Random(0)
 key = P["model"]
-shared.shipped_model(key)
+cache.shipped_model(key)
 base = rss()
 series = []
 for i in range(N):
     body = " ".join(rng.choice(words) for _ in range(LENGTH // 4))
     text = (f"{i} " + body)[:LENGTH]
-    shared.cached_trace(key, text)
+    cache.cached_trace(key, text)
     if (i + 1) % 50 == 0:
         series.append([i + 1, round(rss(), 1)])
 print(json.dumps({"base_mb": round(base, 1), "series": series, "final_mb": round(rss(), 1)}))
@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(int(args.ramp + args.duration + 2400))   # hard stop, whatever happens
 
     sys.path.insert(0, str(REPO))
-    from app_pages.shared import MAX_PAGE_CHARS
+    from app_pages.ui.text import MAX_PAGE_CHARS
 
     if args.checkpoint_dir:
         os.environ["RNNVIZ_CHECKPOINT_DIR"] = str(args.checkpoint_dir)

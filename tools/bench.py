@@ -1,8 +1,8 @@
 """Benchmarks: every row times one of our operations against a reference measured in the same run.
 
-    python -m rnnviz.bench                 # all rows (trace, gradients, training; page if --page)
-    python -m rnnviz.bench --only trace    # one group
-    python -m rnnviz.bench --quick         # smaller sizes, fewer repeats (a smoke run)
+    python -m tools.bench                 # all rows (trace, gradients, training; page if --page)
+    python -m tools.bench --only trace    # one group
+    python -m tools.bench --quick         # smaller sizes, fewer repeats (a smoke run)
 
 Each row: ``name``, ``ours_s`` (median seconds), ``reference_s`` (median seconds of the reference,
 or None for an absolute target), ``ratio`` = ours / reference, and ``target`` (the ratio, or seconds
@@ -20,8 +20,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .model import CELLS, ModelConfig, build_model
-from .trace import trace
+from rnnviz.model import CELLS, ModelConfig, build_model
+from rnnviz.trace import trace
 
 Row = dict
 
@@ -102,9 +102,9 @@ def bench_trace(quick: bool = False) -> list[Row]:
 def _optional(group: str, quick: bool) -> list[Row]:
     """Rows contributed by other modules (each owns its benchmark)."""
     import importlib
-    module_name, fn_name = {"gradients": ("rnnviz.bench_gradients", "bench_gradients"),
-                            "training": ("rnnviz.bench_train", "bench_training"),
-                            "page": ("rnnviz.bench_page", "bench_page")}[group]
+    module_name, fn_name = {"gradients": ("tools.bench_gradients", "bench_gradients"),
+                            "training": ("tools.bench_train", "bench_training"),
+                            "page": ("tools.bench_page", "bench_page")}[group]
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:

@@ -1,0 +1,62 @@
+"""Chart decoration (``show_chart``) and the containers and window slider of a view's controls."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages.ui.context import Context
+from app_pages.ui.url import keep_int, url_default, url_set
+from rnnviz import views
+
+
+def controls(name: str):
+    """A container for a view's controls; lecture mode hides it (CSS on its ``st-key-`` class)."""
+    return st.container(key=f"controls-{name}")
+
+
+def window_start(prefix: str, T: int, width: int) -> tuple[int, int]:
+    """The "Window start (step)" slider of a view whose charts show ``width`` of ``T`` steps.
+
+    prefix: the view's URL prefix without the dot (``"hs"``, ``"pr"``); the start lives in the URL
+    as ``<prefix>.start``. Returns (start, stop) clamped by ``views.window_bounds``.
+    """
+    start = 0
+    if T > width:
+        key = f"{prefix}_start"
+        url_default(key, f"{prefix}.start", 0, int, lambda v: v >= 0)
+        keep_int(key, 0, T - width, 0)
+        with controls(f"{prefix}-window"):
+            start = st.slider("Window start (step)", 0, T - width, key=key)
+        url_set(f"{prefix}.start", start)
+    return views.window_bounds(T, start, width)
+
+
+def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
+               text_independent: bool = False) -> None:
+    """st.plotly_chart with the modebar always visible (its camera button downloads a PNG),
+    lecture-mode fonts, and ``layout.meta`` naming the text (the page benchmark waits on it).
+
+    text_independent: the chart does not depend on the typed text (e.g. the W_hh spectrum). Its
+    meta then says so instead of carrying the text's digest, so its spec, and with it Streamlit's
+    element id, stays the same across text commits and the browser keeps the drawn chart instead
+    of drawing it again (0.2–0.3 CPU-s per chart in headless Chromium)."""
+    if ctx.lecture:
+        fig.update_layout(font=dict(size=ctx.font_size))
+    # Titles on the left, under the modebar (always shown, top right), so the two never overlap.
+    if fig.layout.title.text:
+        top = (fig.layout.margin.t if fig.layout.margin.t is not None else 40) + 36
+        fig.update_layout(title=dict(x=0.0, xanchor="left", xref="paper", y=1.0, yref="container",
+                                     yanchor="top", pad=dict(t=38)), margin=dict(t=max(top, 78)))
+    fig.update_layout(meta={"chart": key, "text_independent": True} if text_independent
+                      else {"rnnviz": ctx.digest, "chart": key})
+    # Browser cost: on a linear/log axis Plotly's default ticklabeloverflow ("hide past div") measures
+    # every tick label against the page (one forced layout each); with 80 per-character ticks that
+    # was 0.15-0.2 CPU-s per chart in headless Chromium, per update. "allow" skips it; a label
+    # past the chart's edge is then clipped by the chart instead of hidden (category axes
+    # already default to "allow").
+    fig.update_xaxes(ticklabeloverflow="allow")
+    fig.update_yaxes(ticklabeloverflow="allow")
+    config = {"displayModeBar": True, "displaylogo": False,
+              "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",
+                                       "scale": 2}}
+    st.plotly_chart(fig, key=key, config=config, theme=None)

@@ -1,0 +1,46 @@
+"""The user's text: its defaults and limits, Markdown escaping for showing it, and the notices a
+view shows about it (cut, cleaned, too long for the link, untraceable)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages.ui.context import Context
+
+DEFAULT_TEXT = "the time machine by h. g. wells"
+#: Longest text the page traces (characters). Longer pastes are cut, with a visible notice.
+MAX_PAGE_CHARS = 5_000
+#: Characters of the text kept in the URL (longer texts: the link holds the first ones).
+MAX_URL_TEXT = 2_000
+PRESETS = {
+    "The Time Machine (title)": DEFAULT_TEXT,
+    "Time traveller": "the time traveller as we shall call him for now was explaining",
+    "Shakespeare": "KING:\nGood morrow, friends; what news from the northern camp?",
+    "Python": "def f(x):\n    return [x * (x + 1) for x in range(10)]\n",
+}
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>$~:")
+
+
+def md(text: str) -> str:
+    """Backslash-escape markdown (and $…$ LaTeX) specials of user text shown through st.markdown,
+    st.caption, st.warning… (Streamlit never renders raw HTML there; this keeps the text literal)."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
+
+
+def notices(ctx: Context) -> bool:
+    """Show the text notices; return False when there is nothing to plot."""
+    if ctx.truncated_from:
+        st.warning(f"The text has {ctx.truncated_from:,} characters; the page traces the first "
+                   f"{MAX_PAGE_CHARS:,}.")
+    if ctx.error:
+        st.info(ctx.error)
+        return False
+    trace = ctx.trace
+    if trace is not None and trace.preprocessed:
+        st.caption(f"This model was trained on {ctx.model.config.preprocessing}-cleaned text, so your "
+                   "text was cleaned the same way before it was read (see Predictions for the "
+                   "cleaned text).")
+    if len(ctx.text) > MAX_URL_TEXT:
+        st.caption(f"The page link holds the first {MAX_URL_TEXT:,} characters of the text.")
+    return True

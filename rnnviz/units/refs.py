@@ -1,0 +1,68 @@
+"""Units and their column order: :class:`UnitRef`, :func:`unit_refs`, :func:`activation_matrix`,
+the weights' fingerprint, and :class:`UnitsError` (see :mod:`rnnviz.units`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..model import CharRNN
+from ..trace import Trace
+
+
+class UnitsError(ValueError):
+    """A unit query cannot be answered (bad span, constant feature, …); the message says why."""
+
+
+@dataclass(frozen=True, order=True)
+class UnitRef:
+    """One hidden unit: ``layer``, ``kind`` ("h" or "c") and index ``unit``."""
+
+    layer: int
+    kind: str
+    unit: int
+
+    @property
+    def name(self) -> str:
+        return f"layer{self.layer}.{self.kind}[{self.unit}]"
+
+    @property
+    def tensor_name(self) -> str:
+        """The trace name of the (T, h) tensor holding this unit, e.g. ``layer0.c``."""
+        return f"layer{self.layer}.{self.kind}"
+
+    @property
+    def label(self) -> str:
+        return f"L{self.layer} {self.kind}[{self.unit}]"
+
+
+def unit_kinds(model: CharRNN) -> tuple[str, ...]:
+    return ("h", "c") if model.config.cell == "lstm" else ("h",)
+
+
+def unit_refs(model: CharRNN) -> list[UnitRef]:
+    """Every unit of the model, in column order: per layer, h[0…h-1] then (LSTM) c[0…h-1]."""
+    H = model.config.hidden_size
+    return [UnitRef(layer, kind, j) for layer in range(model.config.num_layers)
+            for kind in unit_kinds(model) for j in range(H)]
+
+
+def activation_matrix(tr: Trace, units: list[UnitRef] | None = None) -> Tensor:
+    """(T, U) activations of ``units`` (default: all h and c of every layer, in column order)."""
+    if units is None:
+        kinds = ("h", "c") if tr.cell == "lstm" else ("h",)
+        return torch.cat([tr[f"layer{l}.{k}"] for l in range(tr.num_layers) for k in kinds], dim=1)
+    return torch.stack([tr[u.tensor_name][:, u.unit] for u in units], dim=1)
+
+
+def model_fingerprint(model: CharRNN) -> str:
+    """A short sha256 of the config and every parameter's bytes (identifies a checkpoint's weights)."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,87 @@
+"""The corpus sample units are measured on: the held-out tail of the training corpus
+(:func:`training_sample`) or the tail of any corpus (:func:`corpus_sample`); see :mod:`rnnviz.units`."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ..model import CharRNN
+from ..vocab import preprocess
+from .refs import UnitsError
+
+#: Characters of corpus sample indexed per checkpoint (the last ones of the corpus).
+SAMPLE_CHARS = 20_000
+
+
+def _load_corpus_text(name: str, python_max_chars: int | None = None) -> tuple[str, str]:
+    """(full text, where it came from) for a corpus name from provenance. Raises UnitsError."""
+    stem = name[:-4] if name.endswith(".txt") else name
+    try:
+        from .. import corpora  # a colleague's module; a small local loader stands in when absent
+    except ImportError:
+        corpora = None
+    if corpora is not None:
+        try:
+            c = (corpora.load_corpus(stem, python_max_chars=python_max_chars) if python_max_chars
+                 else corpora.load_corpus(stem))
+        except (OSError, ValueError) as err:
+            raise UnitsError(f"The training corpus {name!r} is not available: {err}") from None
+        return c.text, c.source
+    path = Path(__file__).resolve().parents[3] / "shared" / "corpora" / f"{stem}.txt"
+    if not path.is_file():
+        raise UnitsError(f"The training corpus {name!r} is not available (looked for {path}).")
+    return path.read_text(encoding="utf-8"), str(path)
+
+
+def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS) -> tuple[str, str]:
+    """The model's own held-out text where its provenance says how it was split.
+
+    With ``provenance["val_fraction"]`` = v (rnnviz.train validates on the last v of the
+    *preprocessed* corpus), the sample is the last ``max_chars`` characters of that validation part
+    (from its first line start when it has newlines); otherwise :func:`corpus_sample`. The text is
+    returned already preprocessed. Raises UnitsError when the corpus is unknown or missing.
+    """
+    prov = getattr(model, "provenance", None) or {}
+    name = prov.get("corpus")
+    if not name or not isinstance(name, str):
+        raise UnitsError("The checkpoint does not name its training corpus; provide a text instead.")
+    vf = prov.get("val_fraction")
+    if not isinstance(vf, (int, float)) or not 0 < vf < 1:
+        text, desc = corpus_sample(name, max_chars)
+        return preprocess(text, model.config.preprocessing), desc
+    tc = prov.get("train_config") if isinstance(prov.get("train_config"), dict) else {}
+    pmax = tc.get("python_max_chars") if isinstance(tc.get("python_max_chars"), int) else None
+    full, _ = _load_corpus_text(name, pmax)
+    prepared = preprocess(full, model.config.preprocessing)
+    want = prov.get("corpus_sha256")
+    same = not isinstance(want, str) or want == hashlib.sha256(full.encode("utf-8")).hexdigest()
+    val_start = int(len(prepared) * (1 - vf))
+    start = max(val_start, len(prepared) - max_chars)
+    if start > val_start:
+        nl = prepared.find("\n", start, start + 1000)
+        if nl != -1 and nl + 1 < len(prepared):
+            start = nl + 1
+    sample = prepared[start:]
+    return sample, (f"{name}: last {len(sample):,} characters of the held-out validation part "
+                    f"(last {vf:g} of the {model.config.preprocessing}-preprocessed corpus, "
+                    f"{len(prepared) - val_start:,} characters)"
+                    + ("" if same else "; NOTE: this corpus differs from the training one "
+                       "(sha256 mismatch), so the split is approximate"))
+
+
+def corpus_sample(name: str, max_chars: int = SAMPLE_CHARS) -> tuple[str, str]:
+    """The last ``max_chars`` characters of corpus ``name``, from the first line start in them.
+
+    Returns (sample text, a one-line description). Raises UnitsError when the corpus is missing.
+    """
+    full, source = _load_corpus_text(name)
+    if max_chars <= 0:
+        raise UnitsError("The sample size must be positive.")
+    start = max(0, len(full) - max_chars)
+    if start > 0:
+        nl = full.find("\n", start, start + 1000)
+        if nl != -1 and nl + 1 < len(full):
+            start = nl + 1
+    sample = full[start:]
+    return sample, f"{name}: last {len(sample):,} of {len(full):,} characters (from {start:,})"

@@ -1,0 +1,1 @@
+"""Developer tooling: benchmarks, servers, load scripts and doc generators (not part of the rnnviz package)."""
