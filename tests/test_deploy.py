@@ -77,6 +77,9 @@ def test_compose_runs_replicas_behind_haproxy():
     assert "haproxy" in lb["image"]
     assert "./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in lb["volumes"]
     assert lb["depends_on"]["app"]["condition"] == "service_healthy"
+    # The corpora (Units view) are mounted read-only where the image looks for them.
+    assert any(v.endswith(":/corpora:ro") for v in app["volumes"])
+    assert "RNNVIZ_CORPORA=/corpora" in (DEPLOY / "Dockerfile").read_text()
     cfg = haproxy_sections((DEPLOY / "haproxy.cfg").read_text())
     binds = [d.split()[1] for d in cfg["frontend web"] if d.startswith("bind ")]
     assert any(p.split(":")[0] == b.rsplit(":", 1)[1] for b in binds for p in lb["ports"])
@@ -117,6 +120,9 @@ def test_k8s_deployment_probes_resources_and_sticky_ingress():
         assert app[probe]["httpGet"] == {"path": HEALTH, "port": 8501}, probe
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(app["resources"][kind]), kind
+    mounts = {m["name"]: m for m in app["volumeMounts"]}
+    assert mounts["corpora"]["mountPath"] == "/corpora" and mounts["corpora"]["readOnly"] is True
+    assert "corpora" in {v["name"] for v in pod["volumes"]}
     assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
     assert svc["spec"]["ports"][0]["targetPort"] == 8501
     ann = ing["metadata"]["annotations"]
