@@ -39,15 +39,16 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     """A Plotly chart with the modebar always visible (its camera button downloads a PNG),
     lecture-mode fonts, and ``layout.meta`` naming the text (the page benchmark waits on it).
 
-    Charts that change with the text are drawn in place (``plotly_chart_inplace``): the browser
-    keeps the chart under ``key`` and updates it with Plotly.react instead of drawing a new one
-    (st.plotly_chart's element id follows its spec, so every new figure was a new chart), and the
-    user's zoom survives a new text. ``RNNVIZ_INPLACE_CHARTS=0`` goes back to st.plotly_chart.
+    Charts are drawn in place (``plotly_chart_inplace``): the browser keeps the chart under
+    ``key`` and updates it with Plotly.react instead of drawing a new one (st.plotly_chart's
+    element id follows its spec, so every new figure was a new chart), and the user's zoom survives
+    a new text. ``RNNVIZ_INPLACE_CHARTS=0`` goes back to st.plotly_chart.
 
     text_independent: the chart does not depend on the typed text (e.g. the W_hh spectrum). Its
-    meta then says so instead of carrying the text's digest, so its spec, and with it Streamlit's
-    element id, stays the same across text commits and the browser keeps the drawn chart instead
-    of drawing it again (0.2–0.3 CPU-s per chart in headless Chromium); it stays a st.plotly_chart."""
+    meta then says so instead of carrying the text's digest, so its figure stays the same across
+    text commits and the browser keeps the drawn chart instead of drawing it again (0.2–0.3 CPU-s
+    per chart in headless Chromium): the in-place chart skips a figure it already shows, and
+    st.plotly_chart keeps an element whose spec (its id) did not change."""
     if ctx.lecture:
         fig.update_layout(font=dict(size=ctx.font_size))
     # Titles on the left, under the modebar (always shown, top right), so the two never overlap.
@@ -67,7 +68,7 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     config = {"displayModeBar": True, "displaylogo": False,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",
                                        "scale": 2}}
-    if text_independent or not inplace_charts():
+    if not inplace_charts():
         st.plotly_chart(fig, key=key, config=config, theme=None)
     else:
         plotly_chart_inplace(fig, key=key, config=config)

@@ -8,7 +8,7 @@
 // data: {spec: the figure as JSON text (fig.to_json()), config: Plotly config, plotly: URL of
 // plotly.min.js served by this Streamlit server from the installed plotly package}.
 
-const charts = new WeakMap(); // parentElement -> {div, seq, drawn}
+const charts = new WeakMap(); // parentElement -> {div, seq, drawn, ident, cleanup}
 
 // Streamlit's Python side gives figures its "streamlit" Plotly template, whose colours are
 // placeholders (#000001...) that st.plotly_chart's frontend replaces. For theme=None it puts in
@@ -69,9 +69,15 @@ export default function (component) {
     chart = { div, seq: 0, drawn: false };
     charts.set(parentElement, chart);
   }
-  const seq = ++chart.seq;
   if (!data || !data.spec) return undefined;
   const theme = themeOf(parentElement);
+  // Streamlit calls again with the same figure on other reruns (a widget elsewhere moved, a theme
+  // switch): nothing to draw then, and the chart is not redrawn (a chart that does not depend on
+  // the text is drawn once per page visit).
+  const ident = theme.bg + "\u0000" + data.spec + "\u0000" + JSON.stringify(data.config || {});
+  if (ident === chart.ident) return chart.cleanup;
+  chart.ident = ident;
+  const seq = ++chart.seq;
   const fig = JSON.parse(replacePlaceholders(data.spec, theme));
   const layout = fig.layout || {};
   // Keep user interaction (zoom, pan, legend clicks) across updates unless the figure sets its own.
@@ -86,9 +92,10 @@ export default function (component) {
     chart.drawn = true;
     return draw(chart.div, { data: fig.data || [], layout, frames: fig.frames, config });
   }).catch((err) => console.error("rnnviz chart:", err));
-  return () => {
+  chart.cleanup = () => {
     // Unmounted by Streamlit (view switch, chart no longer shown): free Plotly's listeners.
     charts.delete(parentElement);
     if (window.Plotly && chart.drawn) window.Plotly.purge(chart.div);
   };
+  return chart.cleanup;
 }
