@@ -24,6 +24,19 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL_TEXT = "hello world, the time machine by h. g. wells\n"
 
 
+def chart_specs(at) -> list[dict]:
+    """Every Plotly figure on an AppTest page, in page order: st.plotly_chart elements and the charts
+    drawn in place (app_pages/ui/plotly_component: the figure travels as the component's data)."""
+    import json
+    out = []
+    for el in at.main:
+        if el.type == "plotly_chart":
+            out.append(json.loads(el.proto.spec))
+        elif el.type == "bidi_component" and el.proto.component_name == "rnnviz_plotly_inplace":
+            out.append(json.loads(json.loads(el.proto.json)["spec"]))
+    return out
+
+
 def tiny_model(cell: str, layers: int = 1, hidden: int = 8, text: str = SMALL_TEXT, seed: int = 0):
     """A small randomly initialised model (float32, eval mode)."""
     cfg = ModelConfig(cell, hidden, layers, tuple(Vocab.from_text(text).tokens))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
 import rnnviz
 
-from .conftest import REPO, SMALL_TEXT, tiny_model
+from .conftest import REPO, SMALL_TEXT, chart_specs, tiny_model
 
 TIMEOUT = 90
 PAGE = "app_pages/gradients.py"
@@ -42,7 +40,7 @@ def _open(at: AppTest, **query) -> AppTest:
 
 
 def _charts(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return chart_specs(at)
 
 
 def _markdown(at: AppTest) -> str:

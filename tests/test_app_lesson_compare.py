@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 import rnnviz
 from rnnviz import ModelConfig, Vocab, build_model, d2l_clean
 
-from .conftest import REPO, SMALL_TEXT, tiny_model
+from .conftest import REPO, SMALL_TEXT, chart_specs, tiny_model
 
 TIMEOUT = 60
 
@@ -45,8 +45,7 @@ def _open(at: AppTest, page: str, **query) -> AppTest:
 
 
 def _plotly(at: AppTest) -> list[dict]:
-    import json
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return chart_specs(at)
 
 
 def _metrics(at: AppTest) -> dict[str, str]:

@@ -3,8 +3,6 @@ shared sidebar: URL state, lecture mode, export, model card, bad input. No brows
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import streamlit as st
@@ -13,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 import rnnviz
 from rnnviz import ModelConfig, Vocab, build_model, views
 
-from .conftest import REPO, tiny_model
+from .conftest import REPO, chart_specs, tiny_model
 from .test_plots_states import decode
 
 TIMEOUT = 120
@@ -56,7 +54,7 @@ def open_view(at: AppTest, page: str | None = None, **query) -> AppTest:
 
 
 def charts(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return chart_specs(at)
 
 
 def html_bodies(at: AppTest) -> list[str]:
@@ -254,7 +252,7 @@ def test_empty_text_is_a_message_not_a_trace(app, page):
     at.text_area(key="text").set_value("").run()
     assert not at.exception
     assert any("empty" in i.value for i in at.info)
-    assert not at.get("plotly_chart")
+    assert not chart_specs(at)
 
 
 @pytest.mark.parametrize("page", [None, "app_pages/predictions.py", "app_pages/step_through.py"])
@@ -264,7 +262,7 @@ def test_huge_paste_is_capped_with_a_notice(app, page):
     assert not at.exception
     assert any("8,000 characters" in w.value and "first 5,000" in w.value for w in at.warning)
     assert len(at.query_params["text"]) == 2000
-    assert at.get("plotly_chart")
+    assert chart_specs(at)
 
 
 @pytest.mark.parametrize("page", [None, "app_pages/predictions.py", "app_pages/step_through.py",

@@ -16,7 +16,7 @@ from rnnviz import MAX_TRACE_CHARS, TextError
 from rnnviz.plots.common import display_char
 
 from . import hostile
-from .conftest import REPO, tiny_model
+from .conftest import REPO, chart_specs, tiny_model
 
 TEXTS = hostile.HOSTILE_TEXTS
 PAGES = hostile.app_page_paths(REPO / "app.py")
@@ -184,8 +184,6 @@ def test_whh_times_5_over_5000_steps_shows_inf_nan_and_the_page_keeps_working(ap
     Gradients view says so in its charts' titles and its reading — never a stack trace, never a
     silently shortened curve — and every other view still renders. Bounded cells (tanh, GRU, LSTM)
     need not overflow; for them every value a chart plots must be finite unless its title says not."""
-    import json
-
     tokens = tuple(rnnviz.Vocab.from_text("hello world, the time machine by h. g. wells\n").tokens)
     boom = rnnviz.build_model(rnnviz.ModelConfig("rnn_relu", 8, 1, tokens), seed=0)
     with torch.no_grad():
@@ -203,7 +201,7 @@ def test_whh_times_5_over_5000_steps_shows_inf_nan_and_the_page_keeps_working(ap
     assert not at.exception and not at.error, [e.value[:300] for e in list(at.exception) + list(at.error)]
     assert at.number_input(key="g_len").value == 5000 and at.slider(key="g_scale").value == 5.0
     assert at.selectbox(key="ckpt").value == ckpt
-    charts = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    charts = chart_specs(at)
     titles = " ".join(c["layout"]["title"]["text"] for c in charts)
     prose = "\n".join(m.value for m in at.markdown)
     if ckpt == "overflow-relu":

@@ -3,6 +3,8 @@
 
     python tools/loadtest.py                          # 20 sessions × 120 s, then 500-text cache check
     python tools/loadtest.py --sessions 3 --duration 20 --cache-texts 0     # smoke run
+    python tools/loadtest.py --url http://127.0.0.1:8080 --cookie SERVERID   # an app already running
+                                    # (behind a load balancer: tools/replicas.py does this for you)
 
 What it does, all on 127.0.0.1 and bounded in time (it stops by itself):
 
@@ -86,6 +88,27 @@ class Server(AppServer):
     def stop(self) -> None:
         super().stop()
         self.log.close()
+
+
+class ExternalServer:
+    """An app already running at ``url`` (``--url``, e.g. replicas behind a load balancer): not
+    started or stopped here, and its memory and CPU are the caller's to measure."""
+
+    proc = None
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+
+    def alive(self) -> bool:
+        import urllib.request
+        try:
+            with urllib.request.urlopen(self.url + "/_stcore/health", timeout=10) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        pass
 
 
 def rss_mb(pid: int) -> float:
@@ -206,6 +229,15 @@ class Stats:
         self.actions = 0
         self.load_started = self.load_ended = 0.0
         self.cpu_programs: dict[str, float] = {}
+        self.cookies: dict[int, set[str]] = {}    # --cookie: the values each session was given
+
+
+async def note_cookie(ctx, sid: int, name: str | None, stats: Stats) -> None:
+    """Record the value of cookie ``name`` (a load balancer's affinity cookie) this session holds."""
+    if name:
+        for c in await ctx.cookies():
+            if c["name"] == name:
+                stats.cookies.setdefault(sid, set()).add(c["value"])
 
 
 async def wait_update(page, dg: str, text_param: str | None, timeout_s: float,
@@ -268,6 +300,7 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
         await page.goto(f"{url}/?ckpt={model_key}&text={token}", timeout=120_000)
         await page.wait_for_selector("[data-testid='stSidebar'] textarea", timeout=120_000)
         await wait_update(page, digest(model_key, text, max_chars), text, 120)
+        await note_cookie(ctx, sid, args.cookie, stats)
         area = page.locator("[data-testid='stSidebar'] [data-testid='stTextArea'] textarea")
         if upload is not None:
             await page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(upload))
@@ -322,6 +355,7 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
                 stats.timeouts.append(f"session {sid} {kind} update > {args.update_timeout:.0f} s")
             stats.actions += 1
             await check_page(page, sid, tokens, stats, f"after {kind} #{n}")
+            await note_cookie(ctx, sid, args.cookie, stats)
             await asyncio.sleep(rng.uniform(*args.think))
         # Isolation of uploads: this session's checkpoint list holds only its own upload (if any).
         try:
@@ -355,7 +389,7 @@ def make_uploads(n: int, out_dir: Path, base: str) -> list[Path]:
     return paths
 
 
-async def run_sessions(server: Server, args, model_keys: list[str], views: list[str],
+async def run_sessions(server: Server | ExternalServer, args, model_keys: list[str], views: list[str],
                        uploads: list[Path], max_chars: int) -> Stats:
     from playwright.async_api import async_playwright
 
@@ -496,6 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-texts", type=int, default=500, help="distinct texts for the cache check (0: skip)")
     ap.add_argument("--cache-chars", type=int, default=1000, help="characters per cache-check text")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    ap.add_argument("--url", default=None,
+                    help="drive the app already running at this URL (e.g. a load balancer) instead "
+                         "of starting one; server RSS/CPU are then not measured here")
+    ap.add_argument("--run-log", type=Path, action="append", default=[], metavar="PATH",
+                    help="with --url: the app's RNNVIZ_RUN_LOG file(s) to read script-run times from")
+    ap.add_argument("--cookie", default=None, metavar="NAME",
+                    help="report the values of this cookie each session held (an affinity cookie)")
     args = ap.parse_args(argv)
     args.sessions = max(0, min(args.sessions, 100))   # 0: only the cache check
     args.duration = max(1.0, min(args.duration, 1800.0))
@@ -520,14 +561,20 @@ def main(argv: list[str] | None = None) -> int:
                                              args.checkpoint_dir)
         return _finish(summary, args, bad=0)
     uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0])
-    server = Server(args.checkpoint_dir, tmp / "server.log", run_log=tmp / "runs.log")
-    sampler = RssSampler(server.proc.pid)
-    sampler.start()
+    if args.url:
+        server, run_logs = ExternalServer(args.url), args.run_log
+    else:
+        server, run_logs = Server(args.checkpoint_dir, tmp / "server.log", run_log=tmp / "runs.log"), [tmp / "runs.log"]
+    pid = server.proc.pid if server.proc else os.getpid()   # external: the figures are not the app's
+    summary["url"] = server.url if args.url else None
+    sampler = RssSampler(pid)
+    if server.proc:
+        sampler.start()
     t0 = time.monotonic()
     try:
         time.sleep(1.0)
         summary["rss_start_mb"] = round(sampler.last(), 1)
-        cpu0, wall0 = cpu_seconds(server.proc.pid), time.monotonic()
+        cpu0, wall0 = cpu_seconds(pid), time.monotonic()
         programs0 = cpu_by_program()
         stats = asyncio.run(run_sessions(server, args, model_keys, views, uploads, MAX_PAGE_CHARS))
         # processes that ended (the browsers, after closing) are gone from /proc: take the peak
@@ -536,14 +583,16 @@ def main(argv: list[str] | None = None) -> int:
              if v - programs0.get(k, 0.0) >= 1.0), key=lambda kv: -kv[1]))
         summary["server_alive"] = server.alive()
         # How much of the 2 cores the server itself used (the rest: browsers, other processes).
-        summary["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - cpu0, 1)
-        summary["server_cpu_share"] = round(summary["server_cpu_s"] / max(1e-9, time.monotonic() - wall0), 2)
+        summary["server_cpu_s"] = round(cpu_seconds(pid) - cpu0, 1) if server.proc else None
+        if server.proc:
+            summary["server_cpu_share"] = round(summary["server_cpu_s"] / max(1e-9, time.monotonic() - wall0), 2)
         try:
             summary["loadavg_end"] = os.getloadavg()[0]
         except OSError:
             pass
     finally:
-        sampler.stop()
+        if server.proc:
+            sampler.stop()
         server.stop()
     peak, peak_tree = sampler.peak()
     summary.update({
@@ -569,10 +618,17 @@ def main(argv: list[str] | None = None) -> int:
         "rss_series": [[round(t, 1), round(m, 1)] for t, m, _ in sampler.samples[::20]],
         "updates": sorted(stats.updates),   # [start s into the load, session, kind, latency s]
     })
+    if not server.proc:     # an external app's memory is measured by whoever started it
+        summary.update(rss_start_mb=None, rss_peak_mb=None, rss_peak_tree_mb=None, rss_end_mb=None,
+                       rss_series=[])
+    if args.cookie:
+        summary["cookie"] = args.cookie
+        summary["cookie_values_per_session"] = {str(k): sorted(v) for k, v in sorted(stats.cookies.items())}
     # The server's own time per update: wall time of each script run during the load period
     # (logged by the app itself), apart from what the browsers add on the same cores.
     offset = time.time() - time.monotonic()
-    runs = script_runs(tmp / "runs.log", stats.load_started + offset, stats.load_ended + offset)
+    runs = [r for log in run_logs
+            for r in script_runs(log, stats.load_started + offset, stats.load_ended + offset)]
     summary.update({"server_runs": len(runs), "server_run_p50_s": pct(runs, 50),
                     "server_run_p95_s": pct(runs, 95),
                     "server_run_max_s": round(max(runs), 3) if runs else None})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from app_pages.ui.context import Context
+from app_pages.ui.plotly_component import plotly_chart_inplace
 from app_pages.ui.url import sync, use
 from rnnviz import views
 
@@ -35,13 +38,19 @@ def window_start(prefix: str, T: int, width: int) -> tuple[int, int]:
 
 def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
                text_independent: bool = False) -> None:
-    """st.plotly_chart with the modebar always visible (its camera button downloads a PNG),
+    """A Plotly chart with the modebar always visible (its camera button downloads a PNG),
     lecture-mode fonts, and ``layout.meta`` naming the text (the page benchmark waits on it).
 
+    Charts are drawn in place (``plotly_chart_inplace``): the browser keeps the chart under
+    ``key`` and updates it with Plotly.react instead of drawing a new one (st.plotly_chart's
+    element id follows its spec, so every new figure was a new chart), and the user's zoom survives
+    a new text. ``RNNVIZ_INPLACE_CHARTS=0`` goes back to st.plotly_chart.
+
     text_independent: the chart does not depend on the typed text (e.g. the W_hh spectrum). Its
-    meta then says so instead of carrying the text's digest, so its spec, and with it Streamlit's
-    element id, stays the same across text commits and the browser keeps the drawn chart instead
-    of drawing it again (0.2–0.3 CPU-s per chart in headless Chromium)."""
+    meta then says so instead of carrying the text's digest, so its figure stays the same across
+    text commits and the browser keeps the drawn chart instead of drawing it again (0.2–0.3 CPU-s
+    per chart in headless Chromium): the in-place chart skips a figure it already shows, and
+    st.plotly_chart keeps an element whose spec (its id) did not change."""
     if ctx.lecture:
         fig.update_layout(font=dict(size=ctx.font_size))
     # Titles on the left, under the modebar (always shown, top right), so the two never overlap.
@@ -61,4 +70,12 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     config = {"displayModeBar": True, "displaylogo": False,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",
                                        "scale": 2}}
-    st.plotly_chart(fig, key=key, config=config, theme=None)
+    if not inplace_charts():
+        st.plotly_chart(fig, key=key, config=config, theme=None)
+    else:
+        plotly_chart_inplace(fig, key=key, config=config)
+
+
+def inplace_charts() -> bool:
+    """Whether charts that change with the text update in place (off: ``RNNVIZ_INPLACE_CHARTS=0``)."""
+    return os.environ.get("RNNVIZ_INPLACE_CHARTS", "1") != "0"

@@ -1,0 +1,61 @@
+"""Plotly charts that update in place: one keyed Streamlit Components v2 element per chart.
+
+``st.plotly_chart`` derives a chart's element id from its spec, so every new figure unmounts the
+drawn chart and draws a new one from scratch (0.2–0.3 CPU-s per chart in headless Chromium).
+:func:`plotly_chart_inplace` takes the same figure and keeps one component mounted under its
+``key``; new figures reach the browser as data, and ``plotly_inplace.js`` (beside this file) hands
+them to ``Plotly.react`` on the same ``<div>``, with ``layout.uirevision`` kept constant so zoom and
+pan survive an update.
+
+Plotly.js itself is the ``plotly.min.js`` of the installed ``plotly`` package, served by this
+Streamlit server (no CDN): the package's asset folder is declared as a v1 component path, which
+makes Streamlit serve its files under ``/component/<name>/``. The script is loaded once per page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import plotly
+import plotly.io
+import streamlit as st
+from streamlit.components.v1 import declare_component
+
+_HERE = Path(__file__).resolve().parent
+#: The installed plotly package's own Plotly.js bundle (matches the figures plotly.py writes).
+PLOTLY_ASSETS = Path(plotly.__file__).resolve().parent / "package_data"
+PLOTLY_JS = "plotly.min.js"
+
+_CSS = ".rnnviz-inplace { width: 100%; }"
+_chart = st.components.v2.component(
+    "rnnviz_plotly_inplace",
+    js=(_HERE / "plotly_inplace.js").read_text(encoding="utf-8"),
+    css=_CSS,
+    # Plotly.js puts its styles (modebar, hover labels) in the page's <head>: the chart must live in
+    # the page's DOM, not a shadow root. This also keeps `.js-plotly-plot` visible to page scripts.
+    isolate_styles=False,
+)
+
+
+def plotly_js_url() -> str:
+    """The URL path of ``plotly.min.js`` on this server (registers the asset folder; needs a
+    script run, like every Streamlit element)."""
+    assets = declare_component("plotly_assets", path=str(PLOTLY_ASSETS))
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{'/' + base if base else ''}/component/{assets.name}/{PLOTLY_JS}"
+
+
+def plotly_chart_inplace(fig: Any, key: str, config: dict | None = None) -> None:
+    """Show a Plotly figure like ``st.plotly_chart(fig, key=key, config=config, theme=None)``,
+    but keep the drawn chart and update it in place when a later run passes a new figure.
+
+    fig: a ``plotly.graph_objects.Figure`` or a figure dict; key: the chart's
+    identity on the page (required: it is what keeps the component mounted across runs);
+    config: Plotly's config (modebar, image export, ...). The figure is not modified; unless it
+    sets ``layout.uirevision`` itself, the browser keeps the user's zoom and pan across updates.
+    """
+    if not key:
+        raise ValueError("plotly_chart_inplace needs a key: it is the chart's identity across runs")
+    data = {"spec": plotly.io.to_json(fig, validate=False), "config": dict(config or {}), "plotly": plotly_js_url()}
+    _chart(key=key, data=data, width="stretch", height="content")

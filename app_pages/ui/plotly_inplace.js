@@ -1,0 +1,101 @@
+// A Plotly chart that stays mounted and is updated in place (Streamlit Components v2).
+//
+// Streamlit calls this default export on mount and again, with the same parentElement, every time
+// the Python side sends new data. The first call draws with Plotly.newPlot; later calls hand the
+// new figure to Plotly.react on the same <div>, which diffs it against what is drawn: no remount,
+// no new DOM node, and (layout.uirevision kept constant) the user's zoom and pan survive.
+//
+// data: {spec: the figure as JSON text (fig.to_json()), config: Plotly config, plotly: URL of
+// plotly.min.js served by this Streamlit server from the installed plotly package}.
+
+const charts = new WeakMap(); // parentElement -> {div, seq, drawn, ident, cleanup}
+
+// Streamlit's Python side gives figures its "streamlit" Plotly template, whose colours are
+// placeholders (#000001...) that st.plotly_chart's frontend replaces. For theme=None it puts in
+// Plotly's own colours (colorway, plasma, PiYG) and a few theme colours and leaves the rest of the
+// layout to Plotly's defaults; we do the same, so a chart looks as under st.plotly_chart(theme=None)
+// (tests/test_inplace_chart.py compares the two).
+const PLOTLY_COLORS = [
+  // categorical #000001-#000010
+  "#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52",
+  // sequential #000011-#000020
+  "#0d0887", "#46039f", "#7201a8", "#9c179e", "#bd3786", "#d8576b", "#ed7953", "#fb9f3a", "#fdca26", "#f0f921",
+  // diverging #000021-#000031
+  "#8e0152", "#c51b7d", "#de77ae", "#f1b6da", "#fde0ef", "#f7f7f7", "#e6f5d0", "#b8e186", "#7fbc41", "#4d9221", "#276419",
+];
+
+function themeOf(el) {
+  // Components v2 sets the app theme as --st-* CSS variables on the component's container.
+  const css = getComputedStyle(el);
+  const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+  const bg = v("--st-background-color", "#ffffff");
+  const dark = /^#([0-9a-f]{2})/i.test(bg) && parseInt(bg.slice(1, 3), 16) < 0x80;
+  return {
+    bg, dark, green: v("--st-green-color", "#21c354"), red: v("--st-red-color", "#ff2b2b"), blue: v("--st-blue-color", "#1c83e1"),
+  };
+}
+
+function replacePlaceholders(spec, t) {
+  // Theme colours used only by the template's waterfall/candlestick/table defaults (#000032-#000040).
+  const go = [t.green, t.red, t.blue, t.dark ? "#31333F" : "#e6eaf1", t.dark ? "#e6eaf1" : "#808495",
+              t.dark ? "#fafafa" : "#262730", t.bg, t.dark ? "#fafafa0d" : "#31333f0d", t.bg];
+  const colors = PLOTLY_COLORS.concat(go);
+  return spec.replace(/#0000([0-3][0-9]|40)\b/g, (m, n) => colors[Number(n) - 1] || m);
+}
+
+function loadPlotly(url) {
+  // One <script> per page, shared by every chart; Plotly stays loaded across view switches.
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!window.__rnnvizPlotly) {
+    window.__rnnvizPlotly = new Promise((resolve, reject) => {
+      const s = document.createElement("script");
+      s.src = url;
+      s.async = true;
+      s.onload = () => (window.Plotly ? resolve(window.Plotly) : reject(new Error("plotly.min.js did not define Plotly")));
+      s.onerror = () => { window.__rnnvizPlotly = undefined; reject(new Error("could not load " + url)); };
+      document.head.appendChild(s);
+    });
+  }
+  return window.__rnnvizPlotly;
+}
+
+export default function (component) {
+  const { data, parentElement } = component;
+  let chart = charts.get(parentElement);
+  if (!chart) {
+    const div = document.createElement("div");
+    div.className = "rnnviz-inplace";
+    parentElement.appendChild(div);
+    chart = { div, seq: 0, drawn: false };
+    charts.set(parentElement, chart);
+  }
+  if (!data || !data.spec) return undefined;
+  const theme = themeOf(parentElement);
+  // Streamlit calls again with the same figure on other reruns (a widget elsewhere moved, a theme
+  // switch): nothing to draw then, and the chart is not redrawn (a chart that does not depend on
+  // the text is drawn once per page visit).
+  const ident = theme.bg + "\u0000" + data.spec + "\u0000" + JSON.stringify(data.config || {});
+  if (ident === chart.ident) return chart.cleanup;
+  chart.ident = ident;
+  const seq = ++chart.seq;
+  const fig = JSON.parse(replacePlaceholders(data.spec, theme));
+  const layout = fig.layout || {};
+  // Keep user interaction (zoom, pan, legend clicks) across updates unless the figure sets its own.
+  if (layout.uirevision === undefined) layout.uirevision = "rnnviz";
+  // As st.plotly_chart: no selection tools (nothing reads selections). Never the "Share chart"
+  // button of Plotly.js 4, which uploads the chart to Plotly's cloud.
+  const config = Object.assign({ responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] },
+                               data.config || {}, { showSendToCloud: false });
+  loadPlotly(data.plotly).then((Plotly) => {
+    if (seq !== chart.seq) return; // a newer figure arrived while Plotly was loading
+    const draw = chart.drawn ? Plotly.react : Plotly.newPlot;
+    chart.drawn = true;
+    return draw(chart.div, { data: fig.data || [], layout, frames: fig.frames, config });
+  }).catch((err) => console.error("rnnviz chart:", err));
+  chart.cleanup = () => {
+    // Unmounted by Streamlit (view switch, chart no longer shown): free Plotly's listeners.
+    charts.delete(parentElement);
+    if (window.Plotly && chart.drawn) window.Plotly.purge(chart.div);
+  };
+  return chart.cleanup;
+}
