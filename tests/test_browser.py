@@ -73,8 +73,10 @@ def test_type_text_hover_heatmap_value_and_screenshot(server, tall_page):
         .find(e => e.layout.meta.chart === 'hs_heatmap').data[0].x""")
     assert len(labels) == len(TEXT) and "3:␣" in labels and "17:⏎" in labels
 
+    rows = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .find(e => e.layout.meta.chart === 'hs_heatmap').data[0].y""")   # unit labels, view's order
     for step, unit in ((4, 3), (17, 15)):
-        x, y = cell_position(page, "hs_heatmap", step, unit)
+        x, y = cell_position(page, "hs_heatmap", step, rows.index(f"u{unit}"))
         page.mouse.move(x, y)
         label = page.locator(".hoverlayer .hovertext").first
         label.wait_for(timeout=10_000)
