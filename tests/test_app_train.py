@@ -4,7 +4,6 @@ queue and bad-text messages. No browser."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import rnnviz
 
-from .conftest import REPO, tiny_model
+from .conftest import REPO, chart_specs, tiny_model
 
 TIMEOUT = 120
 TEXT = ("the time traveller (for so it will be convenient to speak of him) was expounding a "
@@ -82,8 +81,7 @@ def step_of(at: AppTest) -> int:
 
 
 def chart(at: AppTest, key: str) -> dict:
-    for el in at.get("plotly_chart"):
-        spec = json.loads(el.proto.spec)
+    for spec in chart_specs(at):
         if spec["layout"].get("meta", {}).get("chart") == key:
             return spec
     raise AssertionError(f"no chart {key}")

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
+from .conftest import REPO, AppServer
 
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="no Chromium")
 
 CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(e => ({
   inplace: e.classList.contains('rnnviz-inplace'), chart: e.layout.meta.chart, n: e.layout.meta.n,
@@ -39,36 +38,34 @@ def zoom_line_chart(page) -> None:
     page.mouse.up()
 
 
-def test_update_in_place_keeps_node_and_zoom(server, tmp_path):
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 1400})
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            scripts: list[str] = []
-            page.on("request", lambda r: scripts.append(r.url) if "plotly" in r.url else None)
-            page.goto(server.url + "/?ref=1")
-            page.wait_for_function(READY, arg=0, timeout=60_000)
-            before = page.evaluate(CHARTS)
-            assert [c["inplace"] for c in before] == [True, True, False, False]
-            # Same look as st.plotly_chart(theme=None): colours, fonts, backgrounds, colorscales.
-            assert before[0]["look"] == before[2]["look"] and before[1]["look"] == before[3]["look"]
-            # Plotly.js from this server (the installed plotly package), nowhere else.
-            assert any(u.startswith(server.url + "/component/") and u.endswith("/plotly.min.js") for u in scripts)
-            assert all(u.startswith(server.url) for u in scripts), scripts
-            zoom_line_chart(page)
-            page.wait_for_function("() => document.querySelector('.rnnviz-inplace')._fullLayout.xaxis.autorange === false")
-            zoomed = page.evaluate(CHARTS)[0]["xrange"]
-            page.evaluate("() => document.querySelectorAll('.js-plotly-plot').forEach((e, i) => { e.__mark = 'node' + i; })")
-            page.screenshot(path=str(tmp_path / "before.png"), full_page=True)
-            page.get_by_role("button", name="next").click()
-            page.wait_for_function(READY, arg=1, timeout=60_000)
-            after = page.evaluate(CHARTS)
-            page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
-        finally:
-            browser.close()
+def test_update_in_place_keeps_node_and_zoom(server, tmp_path, browser):
+    page = browser.new_page(viewport={"width": 1100, "height": 1400})
+    try:
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        scripts: list[str] = []
+        page.on("request", lambda r: scripts.append(r.url) if "plotly" in r.url else None)
+        page.goto(server.url + "/?ref=1")
+        page.wait_for_function(READY, arg=0, timeout=60_000)
+        before = page.evaluate(CHARTS)
+        assert [c["inplace"] for c in before] == [True, True, False, False]
+        # Same look as st.plotly_chart(theme=None): colours, fonts, backgrounds, colorscales.
+        assert before[0]["look"] == before[2]["look"] and before[1]["look"] == before[3]["look"]
+        # Plotly.js from this server (the installed plotly package), nowhere else.
+        assert any(u.startswith(server.url + "/component/") and u.endswith("/plotly.min.js") for u in scripts)
+        assert all(u.startswith(server.url) for u in scripts), scripts
+        zoom_line_chart(page)
+        page.wait_for_function("() => document.querySelector('.rnnviz-inplace')._fullLayout.xaxis.autorange === false")
+        zoomed = page.evaluate(CHARTS)[0]["xrange"]
+        page.evaluate("() => document.querySelectorAll('.js-plotly-plot').forEach((e, i) => { e.__mark = 'node' + i; })")
+        page.screenshot(path=str(tmp_path / "before.png"), full_page=True)
+        page.get_by_role("button", name="next").click()
+        page.wait_for_function(READY, arg=1, timeout=60_000)
+        after = page.evaluate(CHARTS)
+        page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
+    finally:
+        page.close()
     # In place: the same DOM nodes, new data; st.plotly_chart's charts were drawn anew.
     assert [c["mark"] for c in after] == ["node0", "node1", None, None]
     assert after[0]["y"] != before[0]["y"] and after[0]["n"] == 1

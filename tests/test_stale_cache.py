@@ -6,7 +6,6 @@ sessions rerun; what they show must equal what a fresh server shows for B, and d
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -17,7 +16,7 @@ import rnnviz
 from rnnviz import units as U
 from rnnviz.ref import model_ref
 
-from .conftest import REPO, tiny_model
+from .conftest import REPO, chart_specs, tiny_model
 
 CORPUS = ("the time traveller (as we shall call him for now) was explaining "
           "a curious idea to us. his dark eyes were bright and eager.\n") * 40
@@ -81,7 +80,7 @@ def _run(at: AppTest) -> AppTest:
 
 def shown(at: AppTest) -> dict:
     """The numbers a view shows: its charts' data, metrics, tables and coloured-text HTML."""
-    return {"charts": [json.loads(el.proto.spec)["data"] for el in at.get("plotly_chart")],
+    return {"charts": [spec["data"] for spec in chart_specs(at)],
             "metrics": [(m.label, m.value) for m in at.metric],
             "tables": [df.value.to_json() for df in at.dataframe],
             "html": [el.proto.body for el in at.get("html") if "<style>" not in el.proto.body]}

@@ -44,7 +44,7 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     Charts are drawn in place (``plotly_chart_inplace``): the browser keeps the chart under
     ``key`` and updates it with Plotly.react instead of drawing a new one (st.plotly_chart's
     element id follows its spec, so every new figure was a new chart), and the user's zoom survives
-    a new text. ``RNNVIZ_INPLACE_CHARTS=0`` goes back to st.plotly_chart.
+    a new text, when ``RNNVIZ_INPLACE_CHARTS=1`` (off by default, see inplace_charts).
 
     text_independent: the chart does not depend on the typed text (e.g. the W_hh spectrum). Its
     meta then says so instead of carrying the text's digest, so its figure stays the same across
@@ -77,5 +77,6 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
 
 
 def inplace_charts() -> bool:
-    """Whether charts that change with the text update in place (off: ``RNNVIZ_INPLACE_CHARTS=0``)."""
-    return os.environ.get("RNNVIZ_INPLACE_CHARTS", "1") != "0"
+    """Whether charts update in place (``RNNVIZ_INPLACE_CHARTS=1``; off by default until the slower
+    view switches seen with it in multi-session load runs are understood, see issue 14)."""
+    return os.environ.get("RNNVIZ_INPLACE_CHARTS", "0") == "1"
