@@ -39,10 +39,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))          # run as a script, too
+from tools.serve import wait_healthy  # noqa: E402
+
 HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
 COOKIE = "SERVERID"
 
@@ -148,14 +150,8 @@ class Balancer:
         self.log = open(workdir / "haproxy.log", "wb")
         self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:      # ready when a health-checked replica answers through it
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
+        if wait_healthy(self.url, 60):     # ready when a health-checked replica answers through it
+            return
         self.stop()
         raise RuntimeError("haproxy did not pass requests to a replica within 60 s")
 

@@ -27,6 +27,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+
+def wait_healthy(url: str, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+    """Poll ``url``/_stcore/health until it answers 200 (True), ``timeout`` seconds pass or ``proc``
+    exits (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
 class AppServer:
     """``streamlit run <script>`` on 127.0.0.1 at a free port, ready (health check) on return.
 
@@ -44,16 +60,8 @@ class AppServer:
         out = log if log is not None else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
                                      stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
+        if wait_healthy(self.url, timeout, self.proc):
+            return
         self.stop()
         raise RuntimeError(f"streamlit did not start within {timeout:.0f} s")
 
