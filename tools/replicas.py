@@ -43,7 +43,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))          # run as a script, too
-from tools.serve import wait_healthy  # noqa: E402
+from tools.serve import stop_process, wait_healthy  # noqa: E402
 
 HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
 COOKIE = "SERVERID"
@@ -156,11 +156,7 @@ class Balancer:
         raise RuntimeError("haproxy did not pass requests to a replica within 60 s")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.log.close()
 
 

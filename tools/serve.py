@@ -28,6 +28,15 @@ def free_port() -> int:
 
 
 
+
+def stop_process(proc: subprocess.Popen, grace: float = 10) -> None:
+    """Terminate ``proc``; kill it if it has not exited after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
 def wait_healthy(url: str, timeout: float, proc: subprocess.Popen | None = None) -> bool:
     """Poll ``url``/_stcore/health until it answers 200 (True), ``timeout`` seconds pass or ``proc``
     exits (False)."""
@@ -69,8 +78,4 @@ class AppServer:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
