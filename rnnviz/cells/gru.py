@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..deadline import check
 from .. import kernels
-from .base import CellSpec, hidden_part, keep
+from .base import CellSpec, hidden_part, input_rows, keep
 from .jacobian import LayerJacobian, arr, diag_sum
 
 GATES = ("r", "z", "n")                       # row order of the blocks in PyTorch's weights
@@ -39,7 +39,7 @@ def recover(layer: nn.GRU, inp: Tensor, ids: Tensor | None, out: Tensor, h0: Ten
     H = out.shape[1]
     w_ih, w_hh = layer.weight_ih_l0, layer.weight_hh_l0
     h_prev = torch.cat([h0[None], out[:-1]], dim=0)          # (T, h): H_{t-1}
-    x_part = (w_ih.T[ids] if ids is not None else inp @ w_ih.T) + layer.bias_ih_l0
+    x_part = input_rows(w_ih, layer.bias_ih_l0, ids, inp)
     h_part = torch.addmm(layer.bias_hh_l0, h_prev, w_hh.T)   # (T, 3h)
     xr, xz, xn = x_part.split(H, dim=1)
     hr, hz, hn_ = h_part.split(H, dim=1)

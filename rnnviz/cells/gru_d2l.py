@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..deadline import check
-from .base import CellSpec, keep
+from .base import CellSpec, input_rows, keep
 from .gru import GATES, NAMES
 from .jacobian import LayerJacobian
 
@@ -69,7 +69,7 @@ def recover(layer: D2LGRU, inp: Tensor, ids: Tensor | None, out: Tensor, h0: Ten
     H = out.shape[1]
     w_ih, w_hh = layer.weight_ih_l0, layer.weight_hh_l0
     h_prev = torch.cat([h0[None], out[:-1]], dim=0)
-    x_part = (w_ih.T[ids] if ids is not None else inp @ w_ih.T) + layer.bias_ih_l0
+    x_part = input_rows(w_ih, layer.bias_ih_l0, ids, inp)
     rz = torch.sigmoid(torch.addmm(x_part[:, :2 * H], h_prev, w_hh[:2 * H].T))
     r, z = rz[:, :H], rz[:, H:]
     cand = torch.tanh(torch.addmm(x_part[:, 2 * H:], r * h_prev, w_hh[2 * H:].T))
