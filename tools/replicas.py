@@ -43,7 +43,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))          # run as a script, too
-from tools.serve import stop_process, wait_healthy  # noqa: E402
+from tools.load_report import server_errors  # noqa: E402
+from tools.procstats import RssSampler, cpu_seconds  # noqa: E402
+from tools.serve import AppServer, stop_process, wait_healthy  # noqa: E402
 
 HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
 COOKIE = "SERVERID"
@@ -57,13 +59,6 @@ def free_port() -> int:
 
 
 LOAD_SCRIPT = REPO / "tools" / "loadtest.py"
-
-
-def import_loadtest():
-    """The load script as a module: its server starter, RSS sampler and percentiles are reused."""
-    sys.path.insert(0, str(REPO))
-    from tools import loadtest
-    return loadtest
 
 
 def haproxy_config(template: str, servers: list[tuple[str, int]], bind_port: int, stats_port: int,
@@ -160,14 +155,15 @@ class Balancer:
         self.log.close()
 
 
-def start_replicas(lt, k: int, workdir: Path, checkpoint_dir: Path | None) -> list:
-    """K app processes (loadtest's Server: its output in a log file), started concurrently."""
+def start_replicas(k: int, workdir: Path, checkpoint_dir: Path | None) -> list:
+    """K app processes (tools.serve.AppServer, each with its output in a log file), started
+    concurrently."""
     def one(i: int):
         env = {"RNNVIZ_RUN_LOG": str(workdir / f"runs-r{i}.log")}
         if checkpoint_dir:
             env["RNNVIZ_CHECKPOINT_DIR"] = str(checkpoint_dir)
         log = open(workdir / f"replica-r{i}.log", "wb")
-        server = lt.AppServer(lt.REPO / "app.py", env, log=log, timeout=180)
+        server = AppServer(REPO / "app.py", env, log=log, timeout=180)
         server.log, server.name = log, f"r{i}"
         return server
     with concurrent.futures.ThreadPoolExecutor(k) as pool:
@@ -188,23 +184,23 @@ def run_load(url: str, workdir: Path, run_logs: list[Path], checkpoint_dir: Path
     return json.loads(out.read_text())
 
 
-def measure(lt, k: int, args, load_args: list[str]) -> dict:
+def measure(k: int, args, load_args: list[str]) -> dict:
     """Replicas, balancer and load for one K; the summary of that run."""
     workdir = Path(tempfile.mkdtemp(prefix=f"rnnviz-replicas-k{k}-"))
-    replicas = start_replicas(lt, k, workdir, args.checkpoint_dir)
+    replicas = start_replicas(k, workdir, args.checkpoint_dir)
     balancer = samplers = None
     try:
         port, stats_port, sock = free_port(), free_port(), workdir / "haproxy.sock"
         cfg = haproxy_config(HAPROXY_CFG.read_text(), [(r.name, r.port) for r in replicas], port,
                              stats_port, sock, affinity=args.affinity)
         balancer = Balancer(cfg, workdir, port, sock)
-        samplers = [lt.RssSampler(r.proc.pid) for r in replicas]
+        samplers = [RssSampler(r.proc.pid) for r in replicas]
         for s in samplers:
             s.start()
-        cpu0 = [lt.cpu_seconds(r.proc.pid) for r in replicas]
+        cpu0 = [cpu_seconds(r.proc.pid) for r in replicas]
         load = run_load(balancer.url, workdir, [workdir / f"runs-{r.name}.log" for r in replicas],
                         args.checkpoint_dir, load_args)
-        cpu = [round(lt.cpu_seconds(r.proc.pid) - c, 1) for r, c in zip(replicas, cpu0)]
+        cpu = [round(cpu_seconds(r.proc.pid) - c, 1) for r, c in zip(replicas, cpu0)]
         rows = {row["svname"]: row for row in haproxy_stats(sock) if row["pxname"] == "rnnviz"}
         time.sleep(0.5)         # closed websockets are logged when they end
         alive = [r.alive() for r in replicas]
@@ -221,7 +217,7 @@ def measure(lt, k: int, args, load_args: list[str]) -> dict:
                     "cpu_s": c, "alive": a, "haproxy_status": rows.get(r.name, {}).get("status"),
                     "haproxy_requests": int(rows.get(r.name, {}).get("stot") or 0),
                     **logged["by_server"].get(r.name, {"websockets": 0, "uploads": 0}),
-                    "server_errors": lt.server_errors(workdir / f"replica-{r.name}.log")}
+                    "server_errors": server_errors(workdir / f"replica-{r.name}.log")}
                    for r, s, c, a in zip(replicas, samplers, cpu, alive)]
     return summarize(k, load, per_replica, logged["cookie_flags"], workdir)
 
@@ -272,9 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("haproxy") is None:
         print("haproxy is not installed: on Debian run `apt-get install -y haproxy` (as root).", file=sys.stderr)
         return 2
-    lt = import_loadtest()
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    runs = [measure(lt, k, args, load_args) for k in args.replicas]
+    runs = [measure(k, args, load_args) for k in args.replicas]
     summary = {"command": "python tools/replicas.py " + " ".join(argv), "started": started,
                "host": os.uname().nodename, "cpus": os.cpu_count(), "affinity": args.affinity, "runs": runs}
     text = json.dumps(summary, indent=1, ensure_ascii=False)
