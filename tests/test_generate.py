@@ -87,8 +87,7 @@ def test_bad_arguments_are_refused(model):
 
 def test_shipped_model_greedy_matches_reference_when_present():
     infos = rnnviz.list_checkpoints()
-    if not infos:
-        pytest.skip("no shipped checkpoints yet")
+    assert infos, "the shipped checkpoints/ folder is empty"
     m = rnnviz.load_model(infos[0].name)
     g = generate(m, "time traveller ", 8, temperature=0)
     assert g.text == independent_greedy(m, g.prefix, 8)

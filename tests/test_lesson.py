@@ -193,7 +193,7 @@ def test_counterfactual_never_forgotten_and_bad_input():
 
 # ---------------------------------------------------------------------------- (c3) gradients
 def test_gradient_presets_are_measured_with_the_gradients_module():
-    G = pytest.importorskip("rnnviz.gradients")
+    import rnnviz.gradients as G
     m = tiny_model("rnn_tanh")
     before = {k: v.clone() for k, v in m.state_dict().items()}
     rows = L.measure_gradient_presets(m, SMALL_TEXT * 2, max_chars=60)
