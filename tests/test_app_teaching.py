@@ -50,6 +50,8 @@ def test_lecture_mode_keeps_navigation_and_scopes_the_big_fonts(app):
     at = open_view(app, lecture="1", text="the time machine by h. g. wells\n" * 5)
     kept = _kept_in_lecture(at)
     assert {"hs_order", "hs_unit", "hs_width", "hs_layer"} <= kept, kept
+    # the teacher still picks the model and types the text in front of the class; the uploader hides
+    assert {"ckpt", "preset", "text"} <= kept and "ckpt_upload" not in kept, kept
     css = "\n".join(b for b in style_bodies(at) if "st-key-controls" in b)
     assert '[class*="st-key-controls"] { display: none' in css and "nav-" not in css
     # Body text is enlarged only in st.markdown blocks; metric values and slider values get their own

@@ -64,9 +64,13 @@ def sidebar(page: str = "") -> Context:
         lecture = _lecture_toggle()
         options, uploads, default = _checkpoint_options()
         note = _page_default(page, options)
-        with controls("sidebar"):
+        # What a teacher changes in front of the class (the model, the text) stays in lecture mode;
+        # the uploader is a setting and hides with the others.
+        with controls("sidebar-model", navigation=True):
             model_key = _checkpoint_picker(options, uploads, default)
+        with controls("sidebar-upload"):
             _upload()
+        with controls("sidebar-text", navigation=True):
             text = _text_input()
     _sync_url(model_key, text, lecture)
     ctx = _build_context(model_key, text, lecture)
