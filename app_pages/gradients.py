@@ -134,7 +134,8 @@ if notices(ctx):
             st.caption("What-if (on a copy of the model): " + ", ".join(active))
         left, right = st.columns([3, 2])
         with left:
-            show_chart(PG.norm_curve_figure(nc), ctx, key="g_curve", filename="rnnviz-gradient-norms")
+            show_chart(PG.norm_curve_figure(nc), ctx, key="g_curve", filename="rnnviz-gradient-norms",
+                       width=0.6)
         with right:
             if sp is None:
                 st.info(sp_error)
@@ -143,9 +144,10 @@ if notices(ctx):
                 block = sp.main
                 if len(blocks) > 1:
                     block = st.selectbox("W_hh block", blocks, index=blocks.index(sp.main), key="g_block")
-                show_chart(PG.eigenvalue_figure(sp, layer, block), ctx, key="g_eig", text_independent=True)
+                show_chart(PG.eigenvalue_figure(sp, layer, block), ctx, key="g_eig", text_independent=True,
+                           width=0.4)
                 show_chart(PG.singular_values_figure(sp, layer, block), ctx, key="g_sv",
-                           text_independent=True)
+                           text_independent=True, width=0.4)
         st.markdown("**Reading.** " + G.reading(nc, sp))
         if nc.clip is not None:
             m1, m2, m3 = st.columns(3)

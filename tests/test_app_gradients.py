@@ -76,7 +76,7 @@ def test_url_knobs_reproduce_the_view(app):
     md = _markdown(at)
     assert "Truncated BPTT (k = 4)" in md and "clipping" in md
     curve = _charts(at)[0]
-    assert "step s = 10" in curve["layout"]["title"]["text"]
+    assert "step s = 10" in curve["layout"]["title"]["text"].replace("<br>", " ")
     # changing a knob writes it back into the URL
     at.slider(key="g_scale").set_value(2.0).run()
     assert not at.exception
@@ -129,3 +129,22 @@ def test_lesson_preset_links_open_the_what_if(app):
     at = _open(app, ckpt="timemachine-rnn")
     assert at.slider(key="g_scale").value == float(params["gr.scale"])
     assert any(f"W_hh × {float(params['gr.scale']):g}" in c.value for c in at.caption)
+
+
+def _title_lines(text: str) -> list[str]:
+    import re
+    return [re.sub(r"</?sup>", "", line) for line in text.split("<br>")]
+
+
+def test_titles_in_narrow_columns_wrap_instead_of_being_cut(app):
+    """Plotly cuts a long title at the chart's edge: in the [3, 2] columns, and more so with lecture
+    mode's larger type, titles are wrapped at spaces (every word kept), the chart growing to fit."""
+    wide = _charts(_open(app))
+    lecture = _charts(_open(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT), lecture="1"))
+    for normal, big in zip(wide, lecture):
+        words = " ".join(_title_lines(normal["layout"]["title"]["text"])).split()
+        assert " ".join(_title_lines(big["layout"]["title"]["text"])).split() == words
+    eig = next(c for c in lecture if "Eigenvalues" in c["layout"]["title"]["text"])
+    lines = _title_lines(eig["layout"]["title"]["text"])
+    assert len(lines) >= 3 and max(len(l) for l in lines) <= 40, lines
+    assert eig["layout"]["margin"]["t"] >= 38 + 18 * 1.4 * len(lines) * 0.9

@@ -117,3 +117,20 @@ def test_spectrum_figures(cell):
     assert f"{sp.radius(1):.3g}" in fig.layout.title.text
     sv = PG.singular_values_figure(sp, 0)
     np.testing.assert_allclose(sv.data[0].y, sp.blocks[0][sp.main].singular_values.numpy())
+
+
+def test_wrap_title_keeps_every_word_and_line_width():
+    from rnnviz.plots.common import wrap_title
+    title = ("Gradient norm vs distance from the loss at the last character"
+             "<br><sup>clipped at θ = 1.0; truncated after 20 steps back in time</sup>")
+    out = wrap_title(title, 24)
+    lines = out.split("<br>")
+    mains = [l for l in lines if not l.startswith("<sup>")]
+    subs = [l[5:-6] for l in lines if l.startswith("<sup>")]
+    assert all(len(l) <= 24 for l in mains) and all(len(l) <= int(24 / 0.7) for l in subs)
+    assert all(l.endswith("</sup>") for l in lines if l.startswith("<sup>"))
+    assert " ".join(mains).split() == "Gradient norm vs distance from the loss at the last character".split()
+    assert " ".join(subs).split() == "clipped at θ = 1.0; truncated after 20 steps back in time".split()
+    assert wrap_title("short", 24) == "short" and wrap_title("", 10) == ""
+    assert wrap_title("averyveryverylongwordwithoutspaces", 5) == "averyveryverylongwordwithoutspaces"
+    assert "<br>" not in wrap_title("at step s = 10", 10).split("s")[-1]   # "s = 10" is never split

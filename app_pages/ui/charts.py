@@ -10,6 +10,7 @@ from app_pages.ui.context import Context
 from app_pages.ui.plotly_component import plotly_chart_inplace
 from app_pages.ui.url import sync, use
 from rnnviz import views
+from rnnviz.plots.common import wrap_title
 
 
 def controls(name: str, navigation: bool = False):
@@ -36,8 +37,16 @@ def window_start(prefix: str, T: int, width: int) -> tuple[int, int]:
     return views.window_bounds(T, start, width)
 
 
+#: Width (px) a full-width chart is assumed to have when its title is wrapped: the main column of
+#: a 1,000 px wide window with the sidebar open (wider windows wrap a little early, never cut).
+MAIN_WIDTH_PX = 560
+#: Modebar: zoom box, pan, reset axes and the camera (PNG). Zoom in/out and autoscale went: in a
+#: narrow column the full bar wrapped onto a second row over the chart's title.
+MODEBAR_REMOVE = ["zoomIn2d", "zoomOut2d", "autoScale2d", "lasso2d", "select2d"]
+
+
 def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
-               text_independent: bool = False) -> None:
+               text_independent: bool = False, width: float = 1.0) -> None:
     """A Plotly chart with the modebar always visible (its camera button downloads a PNG),
     lecture-mode fonts, and ``layout.meta`` naming the text (the page benchmark waits on it).
 
@@ -50,14 +59,13 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     meta then says so instead of carrying the text's digest, so its figure stays the same across
     text commits and the browser keeps the drawn chart instead of drawing it again (0.2–0.3 CPU-s
     per chart in headless Chromium): the in-place chart skips a figure it already shows, and
-    st.plotly_chart keeps an element whose spec (its id) did not change."""
+    st.plotly_chart keeps an element whose spec (its id) did not change.
+
+    width: the chart's share of the main column (e.g. 0.4 in the right one of ``st.columns([3, 2])``);
+    its title is wrapped to fit (see _place_title)."""
     if ctx.lecture:
         fig.update_layout(font=dict(size=ctx.font_size))
-    # Titles on the left, under the modebar (always shown, top right), so the two never overlap.
-    if fig.layout.title.text:
-        top = (fig.layout.margin.t if fig.layout.margin.t is not None else 40) + 36
-        fig.update_layout(title=dict(x=0.0, xanchor="left", xref="paper", y=1.0, yref="container",
-                                     yanchor="top", pad=dict(t=38)), margin=dict(t=max(top, 78)))
+    _place_title(fig, ctx.font_size, width)
     fig.update_layout(meta={"chart": key, "text_independent": True} if text_independent
                       else {"rnnviz": ctx.digest, "chart": key})
     # Browser cost: on a linear/log axis Plotly's default ticklabeloverflow ("hide past div") measures
@@ -67,13 +75,36 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     # already default to "allow").
     fig.update_xaxes(ticklabeloverflow="allow")
     fig.update_yaxes(ticklabeloverflow="allow")
-    config = {"displayModeBar": True, "displaylogo": False,
+    config = {"displayModeBar": True, "displaylogo": False, "modeBarButtonsToRemove": MODEBAR_REMOVE,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",
                                        "scale": 2}}
     if not inplace_charts():
         st.plotly_chart(fig, key=key, config=config, theme=None)
     else:
         plotly_chart_inplace(fig, key=key, config=config)
+
+
+def _place_title(fig, font_size: int, width: float) -> None:
+    """Titles at the chart's left edge, under the modebar (always shown, top right), so the two
+    never overlap;
+    wrapped to the chart's width (Plotly cuts a long title at the edge), the top margin and the
+    height growing by one line per added line. Plotly's title font is 1.4× the layout font."""
+    if not fig.layout.title.text:
+        return
+    title_px = 1.4 * font_size
+    chars = max(16, int((width * MAIN_WIDTH_PX - 24) / (0.52 * title_px)))
+    wrapped = wrap_title(fig.layout.title.text, chars)
+    extra = int((wrapped.count("<br>") - fig.layout.title.text.count("<br>")) * 1.3 * title_px)
+    # Plotly lifts a title of several lines by ~0.7 of its font size above its yanchor="top"
+    # position (measured in Chromium): push it down as much, so it stays clear of the modebar.
+    lift = int(0.75 * title_px) if "<br>" in wrapped else 0
+    top = (fig.layout.margin.t if fig.layout.margin.t is not None else 40) + 36 + extra + lift
+    fig.update_layout(title=dict(text=wrapped, x=0.0, xanchor="left", xref="container", y=1.0,
+                                 yref="container", yanchor="top", pad=dict(t=38 + lift, l=12)),
+                      margin=dict(t=max(top, 78)))
+    extra += lift
+    if extra:
+        fig.update_layout(height=(fig.layout.height or 450) + extra)
 
 
 def inplace_charts() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import textwrap
 
 #: Symbols that make invisible characters visible on axes and in coloured text.
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
@@ -54,3 +55,20 @@ def step_labels(chars: list[str]) -> list[str]:
 def escape(text: str) -> str:
     """HTML-escape user text for any place that renders HTML (hover labels, coloured text)."""
     return html.escape(text, quote=True)
+
+
+def wrap_title(title: str, width: int) -> str:
+    """Wrap a Plotly title so no line is longer than ``width`` characters: each ``<br>``-separated
+    line breaks at spaces; a whole-line ``<sup>…</sup>`` subtitle (drawn at ~70 % size) gets
+    ``width / 0.7``; ``a = b`` is never split. Plotly never wraps a title itself: a long one is cut
+    at the chart's edge."""
+    lines = []
+    for line in title.split("<br>"):
+        sup = line.startswith("<sup>") and line.endswith("</sup>")
+        body = line[len("<sup>"):-len("</sup>")] if sup else line
+        body = body.replace(" = ", "\u00a0=\u00a0")      # "s = 10" stays on one line
+        parts = textwrap.wrap(body, int(width / 0.7) if sup else width, break_long_words=False,
+                              break_on_hyphens=False) or [body]
+        parts = [p.replace("\u00a0=\u00a0", " = ") for p in parts]
+        lines += [f"<sup>{p}</sup>" for p in parts] if sup else parts
+    return "<br>".join(lines)
