@@ -27,6 +27,8 @@ import threading
 
 import numpy as np
 
+from .deadline import check
+
 try:  # numba is a listed requirement; the torch loop covers a machine without it
     import numba
     from numba import njit, prange
@@ -86,18 +88,18 @@ if numba is not None:
                 out[j] += _dot(WT[j], v)
 
     @_jit(fastmath=_FAST)
-    def _rnn(WT, dH, D, da, last, cut, blocks):  # pragma: no cover - compiled
+    def _rnn(WT, dH, D, da, last, stop, cut, blocks):  # pragma: no cover - compiled
         h = dH.shape[1]
-        for t in range(last, -1, -1):
+        for t in range(last, stop - 1, -1):
             for j in range(h):
                 da[t, j] = dH[t, j] * D[t, j]
             if t > 0 and not cut[t]:
                 _accumulate(WT, da[t], dH[t - 1], blocks)
 
     @_jit(fastmath=_FAST)
-    def _gru(WT, dH, Qh, z, dpart, last, cut, blocks):  # pragma: no cover - compiled
+    def _gru(WT, dH, Qh, z, dpart, last, stop, cut, blocks):  # pragma: no cover - compiled
         h = dH.shape[1]
-        for t in range(last, -1, -1):
+        for t in range(last, stop - 1, -1):
             for g in range(3):
                 for j in range(h):
                     dpart[t, g * h + j] = Qh[t, g, j] * dH[t, j]
@@ -107,10 +109,9 @@ if numba is not None:
                 _accumulate(WT, dpart[t], dH[t - 1], blocks)
 
     @_jit(fastmath=_FAST)
-    def _lstm(WT, dH, K, P, f, dC, da, last, cut, blocks):  # pragma: no cover - compiled
+    def _lstm(WT, dH, K, P, f, dC, da, carry, last, stop, cut, blocks):  # pragma: no cover - compiled
         h = dH.shape[1]
-        carry = np.zeros(h, dtype=dH.dtype)
-        for t in range(last, -1, -1):
+        for t in range(last, stop - 1, -1):
             for j in range(h):
                 dc = carry[j] + dH[t, j] * K[t, j]
                 dC[t, j] = dc
@@ -162,12 +163,27 @@ def _start_threads() -> None:
     _STARTED = True
 
 
-def _run(kernel, threads: int, *args) -> None:
-    with _LOCK:
-        _start_threads()
-        blocks = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
-        numba.set_num_threads(blocks)
-        kernel(*args, blocks)
+#: Multiply–adds per kernel call: a backward pass runs in chunks of steps of about this much work
+#: (~10–30 ms), with a deadline check (rnnviz.deadline) between them, since compiled code cannot
+#: look at the deadline itself.
+CHUNK_MACS = 50_000_000
+
+
+def _run(kernel, threads: int, arrays: tuple, last: int, cut: np.ndarray, macs_per_step: int) -> None:
+    """Run ``kernel(*arrays, hi, lo, cut, blocks)`` over steps last … 0, newest first, in chunks
+    [lo, hi] of about CHUNK_MACS work, checking the deadline between chunks."""
+    steps = max(1, CHUNK_MACS // max(1, macs_per_step))
+    hi = last
+    while hi >= 0:
+        lo = max(0, hi - steps + 1)
+        with _LOCK:
+            _start_threads()
+            blocks = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+            numba.set_num_threads(blocks)
+            kernel(*arrays, hi, lo, cut, blocks)
+        hi = lo - 1
+        if hi >= 0:
+            check()
 
 
 def rnn_backward(WT: np.ndarray, dH: np.ndarray, D: np.ndarray, da: np.ndarray, last: int,
@@ -175,21 +191,22 @@ def rnn_backward(WT: np.ndarray, dH: np.ndarray, D: np.ndarray, da: np.ndarray, 
     """In place: dH (T, h) holds the external adjoints and receives the total ones; da (T, h), zeros,
     receives dH_t ⊙ φ'(pre_t). WT = W_hh^T (h, h), D (T, h) = φ'(pre), cut (T,) bool: step t does
     not pass its adjoint to t−1 (truncation). Steps after ``last`` are left alone."""
-    _run(_rnn, threads, WT, dH, D, da, last, cut)
+    _run(_rnn, threads, (WT, dH, D, da), last, cut, WT.size)
 
 
 def gru_backward(WT: np.ndarray, dH: np.ndarray, Qh: np.ndarray, z: np.ndarray, dpart: np.ndarray,
                  last: int, cut: np.ndarray, threads: int) -> None:
     """In place, GRU: WT (h, 3h), Qh (T, 3, h), z (T, h); dpart (T, 3h), zeros, receives the adjoints
     of [h W_hr, h W_hz, h W_hn + b_hn]. dH as in :func:`rnn_backward`."""
-    _run(_gru, threads, WT, dH, Qh, z, dpart, last, cut)
+    _run(_gru, threads, (WT, dH, Qh, z, dpart), last, cut, WT.size)
 
 
 def lstm_backward(WT: np.ndarray, dH: np.ndarray, K: np.ndarray, P: np.ndarray, f: np.ndarray,
                   dC: np.ndarray, da: np.ndarray, last: int, cut: np.ndarray, threads: int) -> None:
     """In place, LSTM: WT (h, 4h), K (T, h), P (T, 4, h), f (T, h); dC (T, h) receives the total
     adjoints of C_t and da (T, 4h), zeros, the pre-activation adjoints (torch order i, f, g, o)."""
-    _run(_lstm, threads, WT, dH, K, P, f, dC, da, last, cut)
+    carry = np.zeros(dH.shape[1], dtype=dH.dtype)      # dC_{t+1} ⊙ F_{t+1}, across chunks
+    _run(_lstm, threads, (WT, dH, K, P, f, dC, da, carry), last, cut, WT.size)
 
 
 def cell_scan(i: np.ndarray, f: np.ndarray, g: np.ndarray, c0: np.ndarray, c: np.ndarray) -> None:

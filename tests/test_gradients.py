@@ -530,3 +530,34 @@ def test_compiled_backward_split_over_threads_matches_autograd(cell, monkeypatch
     ref = cell_reference(model, TEXT, nc.loss_steps)
     for l in range(2):
         torch.testing.assert_close(nc.grads_h[l], ref[l][: nc.loss_step + 1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", KERNEL_CELLS)
+@pytest.mark.parametrize("truncate", [None, 3])
+def test_compiled_backward_in_chunks_matches_autograd(cell, truncate, monkeypatch):
+    """The compiled backward runs in chunks of steps with a deadline check between them
+    (kernels.CHUNK_MACS); chunks of a step or two (the LSTM's carried dC_{t+1} ⊙ F_{t+1} crossing
+    every boundary, truncation cuts falling inside and on them) give the per-step autograd numbers."""
+    monkeypatch.setenv("RNNVIZ_KERNELS", "1")
+    model = tiny_model(cell, 2, hidden=7)
+    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    monkeypatch.setattr(kernels, "CHUNK_MACS", 2 * G * 7 * 7)          # two steps per call
+    nc = norm_curve(model, TEXT, loss="sum", dtype=F64, keep_grads=True, whatif=WhatIf(truncate=truncate))
+    last = nc.loss_step
+    cuts = {t for t in range(last, 0, -1) if truncate and (last - t + 1) % truncate == 0}
+    gh, _ = textbook_grads(model, TEXT, nc.loss_steps, cuts)
+    for l in range(2):
+        torch.testing.assert_close(nc.grads_h[l], gh[l][: last + 1], rtol=1e-9, atol=1e-11)
+
+
+def test_a_compiled_backward_past_its_deadline_is_stopped(monkeypatch):
+    """Compiled code cannot see the deadline: it is checked between chunks, so a backward pass that
+    runs past it stops with Overtime instead of running on."""
+    from rnnviz.deadline import Overtime, deadline
+    monkeypatch.setenv("RNNVIZ_KERNELS", "1")
+    monkeypatch.setattr(kernels, "CHUNK_MACS", 1)                       # one step per call
+    model = tiny_model("lstm", 1, hidden=7)
+    norm_curve(model, TEXT, loss="sum", dtype=F64)                      # compiled and loaded
+    with pytest.raises(Overtime) as stopped, deadline(-1.0):
+        norm_curve(model, TEXT, loss="sum", dtype=F64)
+    assert any(entry.path.name == "kernels.py" for entry in stopped.traceback)    # stopped in there
