@@ -7,25 +7,20 @@ scales to the server's default (rnnviz.cost.REQUEST_SECONDS)."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 import streamlit as st
-import torch
-from safetensors.torch import save as st_save
 from streamlit.testing.v1 import AppTest
 
 import rnnviz
-from rnnviz import CharRNN, ModelConfig, Vocab, build_model, cost
+from rnnviz import ModelConfig, build_model, cost
 from rnnviz import units as U
-from rnnviz.checkpoint import MAX_CHECKPOINT_BYTES, SCHEMA
-from rnnviz.model import MAX_HIDDEN
+from tools.heavy import TOKENS, largest_hidden, save_f16
 
 from .conftest import REPO, tiny_model
 
 BUDGET = 0.3
-TOKENS = tuple(Vocab.from_text("the time machine by h. g. wells").tokens)
 #: One cell per model at 1 layer, and the LSTM (the costliest cell per unit) at 8 layers.
 MODELS = [("rnn_tanh", 1), ("rnn_relu", 1), ("gru", 1), ("lstm", 1), ("lstm", 8)]
 PAGES = [("app_pages/hidden_states.py", {}), ("app_pages/predictions.py", {}),
@@ -34,30 +29,6 @@ PAGES = [("app_pages/hidden_states.py", {}), ("app_pages/predictions.py", {}),
          ("app_pages/units.py", {"units.tab": "Ablation"}), ("app_pages/lesson.py", {}),
          ("app_pages/generate.py", {})]
 NOTES = ("Reduced because", "Not computed", "stopped after")
-
-
-def file_bytes(cfg: ModelConfig) -> int:
-    """Bytes of a float16 checkpoint of ``cfg`` (tensors only; the header adds a few kB)."""
-    with torch.device("meta"):
-        return 2 * sum(t.numel() for t in CharRNN(cfg).state_dict().values())
-
-
-def largest_hidden(cell: str, layers: int) -> int:
-    """The largest h ≤ MAX_HIDDEN whose float16 checkpoint the parser accepts (file size cap)."""
-    lo, hi = 1, MAX_HIDDEN
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if file_bytes(ModelConfig(cell, mid, layers, TOKENS)) <= MAX_CHECKPOINT_BYTES - 2**16:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def save_f16(model: CharRNN, path) -> None:
-    meta = {"schema": SCHEMA, "config": model.config.to_dict(), "provenance": {"corpus": "none"}}
-    tensors = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
-    path.write_bytes(st_save(tensors, metadata={"format": "pt", "rnnviz": json.dumps(meta)}))
 
 
 @pytest.fixture
