@@ -94,9 +94,9 @@ def sample_text(n: int, seed: int) -> str:
 def make_checkpoints(folder: Path, hidden: int = 256) -> None:
     import torch
 
-    from .checkpoint import save_checkpoint
-    from .model import ModelConfig, build_model
-    from .vocab import Vocab
+    from rnnviz.checkpoint import save_checkpoint
+    from rnnviz.model import ModelConfig, build_model
+    from rnnviz.vocab import Vocab
 
     tokens = Vocab.from_text("abcdefghijklmnopqrstuvwxyz .,;:'!?\n").tokens
     model = build_model(ModelConfig("lstm", hidden, 1, tuple(tokens)), seed=0)
