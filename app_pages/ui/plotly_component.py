@@ -27,11 +27,11 @@ _HERE = Path(__file__).resolve().parent
 PLOTLY_ASSETS = Path(plotly.__file__).resolve().parent / "package_data"
 PLOTLY_JS = "plotly.min.js"
 
-_CSS = ".rnnviz-inplace { width: 100%; }"
 _chart = st.components.v2.component(
     "rnnviz_plotly_inplace",
     js=(_HERE / "plotly_inplace.js").read_text(encoding="utf-8"),
-    css=_CSS,
+    # No css: it would be one more <style> element in the page per chart mounted (the JS styles its
+    # elements itself).
     # Plotly.js puts its styles (modebar, hover labels) in the page's <head>: the chart must live in
     # the page's DOM, not a shadow root. This also keeps `.js-plotly-plot` visible to page scripts.
     isolate_styles=False,
@@ -54,6 +54,8 @@ def plotly_chart_inplace(fig: Any, key: str, config: dict | None = None) -> None
     identity on the page (required: it is what keeps the component mounted across runs);
     config: Plotly's config (modebar, image export, ...). The figure is not modified; unless it
     sets ``layout.uirevision`` itself, the browser keeps the user's zoom and pan across updates.
+    The modebar gains a fullscreen button (st.plotly_chart has one in its element toolbar): the
+    chart is laid over the whole window until the button is pressed again or Escape.
     """
     if not key:
         raise ValueError("plotly_chart_inplace needs a key: it is the chart's identity across runs")
