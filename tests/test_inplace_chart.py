@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import REPO, AppServer
+from .conftest import REPO, AppServer, chart_specs
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -19,6 +19,30 @@ CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(e => ({
   xrange: e._fullLayout.xaxis.range.slice(), autorange: e._fullLayout.xaxis.autorange}))"""
 READY = """n => { const els = [...document.querySelectorAll('.js-plotly-plot')];
   return els.length === 4 && els.every(e => e.layout && e.layout.meta.n === n && e.querySelector('.main-svg')); }"""
+
+
+def test_figure_travels_as_bytes_and_reads_back():
+    """The component's data are bytes (no JSON-in-JSON): the figure's JSON and the config come back
+    as given, and the data carry the figure's JSON text unescaped."""
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "tests" / "inplace_app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    from app_pages.ui.plotly_component import read_payload
+    protos = [el.proto for el in at.main if el.type == "bidi_component"]
+    assert [p.WhichOneof("data") for p in protos] == ["bytes", "bytes"]
+    head, spec = read_payload(protos[0].bytes)
+    assert head["config"] == {"displaylogo": False, "displayModeBar": True}
+    assert head["plotly"].startswith("/component/") and head["plotly"].endswith("/plotly.min.js")
+    assert b'"meta":{"n":0,"chart":"line"}' in protos[0].bytes  # not escaped into a JSON string
+    line, heat = chart_specs(at)  # as the app built them (tests/inplace_app.py, n = 0)
+    assert line["layout"]["meta"] == {"n": 0, "chart": "line"} and line["layout"]["height"] == 340
+    assert list(line["data"][0]["y"]) == [((i * 3) % 11) - 5 for i in range(40)]
+    assert heat["layout"]["meta"] == {"n": 0, "chart": "heat"}
+    assert json.loads(spec) == line
 
 
 @pytest.fixture(scope="module")

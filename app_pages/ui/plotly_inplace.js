@@ -5,8 +5,9 @@
 // new figure to Plotly.react on the same <div>, which diffs it against what is drawn: no remount,
 // no new DOM node, and (layout.uirevision kept constant) the user's zoom and pan survive.
 //
-// data: {spec: the figure as JSON text (fig.to_json()), config: Plotly config, plotly: URL of
-// plotly.min.js served by this Streamlit server from the installed plotly package}.
+// data: bytes (plotly_component.payload): one line of JSON {config: Plotly config, plotly: URL of
+// plotly.min.js served by this Streamlit server from the installed plotly package}, a newline, then
+// the figure as JSON text (plotly.io.to_json).
 //
 // Styles are set on the elements themselves: a component's `css` would put one more <style> element
 // into the page (the chart lives in the page's DOM) for every chart mounted, and each restyles the
@@ -45,6 +46,16 @@ function replacePlaceholders(spec, t) {
               t.dark ? "#fafafa" : "#262730", t.bg, t.dark ? "#fafafa0d" : "#31333f0d", t.bg];
   const colors = PLOTLY_COLORS.concat(go);
   return spec.replace(/#0000([0-3][0-9]|40)\b/g, (m, n) => colors[Number(n) - 1] || m);
+}
+
+const UTF8 = new TextDecoder();
+
+function readData(data) {
+  // -> {config, plotly, spec}, or null when there is no figure.
+  if (!data || !data.byteLength) return null;
+  const text = UTF8.decode(data);
+  const cut = text.indexOf("\n");
+  return cut < 0 ? null : Object.assign(JSON.parse(text.slice(0, cut)), { spec: text.slice(cut + 1) });
 }
 
 function loadPlotly(url) {
@@ -117,12 +128,13 @@ function newChart(parentElement) {
 }
 
 export default function (component) {
-  const { data, parentElement } = component;
+  const { parentElement } = component;
   let chart = charts.get(parentElement);
   if (!chart) {
     chart = newChart(parentElement);
     charts.set(parentElement, chart);
   }
+  const data = readData(component.data);
   if (!data || !data.spec) return undefined;
   const theme = themeOf(parentElement);
   chart.bg = theme.bg;
