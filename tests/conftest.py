@@ -33,7 +33,8 @@ def chart_specs(at) -> list[dict]:
         if el.type == "plotly_chart":
             out.append(json.loads(el.proto.spec))
         elif el.type == "bidi_component" and el.proto.component_name == "rnnviz_plotly_inplace":
-            out.append(json.loads(json.loads(el.proto.json)["spec"]))
+            from app_pages.ui.plotly_component import read_payload
+            out.append(json.loads(read_payload(el.proto.bytes)[1]))
     return out
 
 

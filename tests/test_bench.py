@@ -21,3 +21,26 @@ def test_norm_curve_rows_run_and_restore_the_kernel_switch(monkeypatch):
     for r in rows:
         assert r["ours_s"] > 0 and r["reference_s"] > 0 and math.isfinite(r["ratio"])
     assert "RNNVIZ_KERNELS" not in os.environ and kernels.enabled()
+
+
+def test_page_view_rows_are_medians_of_inplace_against_plotly():
+    from tools.bench_page_views import TEXT_CPU_TARGET_S, TEXT_TIME_TARGET_S, medians, view_rows
+
+    # (seconds, browser CPU-s, server CPU-s) per update; medians by hand: in-place text 0.8 s, 0.5 CPU-s
+    results = {("predictions", "inplace", "text"): [(0.8, 0.5, 0.2), (0.7, 0.6, 0.2), (2.0, 0.4, 0.3)],
+               ("predictions", "plotly", "text"): [(1.0, 1.0, 0.2), (1.2, 0.9, 0.2), (0.9, 1.1, 0.2)],
+               ("predictions", "inplace", "switch"): [(1.5, 2.0, 0.1)],
+               ("predictions", "plotly", "switch"): [(1.0, 1.0, 0.1)]}
+    assert medians(results)[("predictions", "inplace", "text")] == (0.8, 0.5, 0.2, 3)
+    rows = {r["name"]: r for r in view_rows(results, 1_000, 256)}
+    assert len(rows) == 6
+    time_vs = next(r for n, r in rows.items() if n.startswith("page predictions text: seconds, in-place /"))
+    assert (time_vs["ours_s"], time_vs["reference_s"], time_vs["target"]) == (0.8, 1.0, 1.0)
+    assert math.isclose(time_vs["ratio"], 0.8)
+    cpu_abs = next(r for n, r in rows.items() if n.startswith("page predictions text: browser CPU-s, in-place, issue"))
+    assert (cpu_abs["ours_s"], cpu_abs["reference_s"], cpu_abs["target"]) == (0.5, None, TEXT_CPU_TARGET_S)
+    time_abs = next(r for n, r in rows.items() if n.startswith("page predictions text: seconds, in-place, issue"))
+    assert time_abs["target"] == TEXT_TIME_TARGET_S
+    switch_cpu = next(r for n, r in rows.items() if n.startswith("page predictions switch: browser CPU-s"))
+    assert switch_cpu["ratio"] == 2.0  # a view switch has no absolute target, only the comparison
+    assert not any(n.startswith("page predictions switch") and "issue" in n for n in rows)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import REPO, AppServer
+from .conftest import REPO, AppServer, chart_specs
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -19,6 +19,30 @@ CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(e => ({
   xrange: e._fullLayout.xaxis.range.slice(), autorange: e._fullLayout.xaxis.autorange}))"""
 READY = """n => { const els = [...document.querySelectorAll('.js-plotly-plot')];
   return els.length === 4 && els.every(e => e.layout && e.layout.meta.n === n && e.querySelector('.main-svg')); }"""
+
+
+def test_figure_travels_as_bytes_and_reads_back():
+    """The component's data are bytes (no JSON-in-JSON): the figure's JSON and the config come back
+    as given, and the data carry the figure's JSON text unescaped."""
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "tests" / "inplace_app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    from app_pages.ui.plotly_component import read_payload
+    protos = [el.proto for el in at.main if el.type == "bidi_component"]
+    assert [p.WhichOneof("data") for p in protos] == ["bytes", "bytes"]
+    head, spec = read_payload(protos[0].bytes)
+    assert head["config"] == {"displaylogo": False, "displayModeBar": True}
+    assert head["plotly"].startswith("/component/") and head["plotly"].endswith("/plotly.min.js")
+    assert b'"meta":{"n":0,"chart":"line"}' in protos[0].bytes  # not escaped into a JSON string
+    line, heat = chart_specs(at)  # as the app built them (tests/inplace_app.py, n = 0)
+    assert line["layout"]["meta"] == {"n": 0, "chart": "line"} and line["layout"]["height"] == 340
+    assert list(line["data"][0]["y"]) == [((i * 3) % 11) - 5 for i in range(40)]
+    assert heat["layout"]["meta"] == {"n": 0, "chart": "heat"}
+    assert json.loads(spec) == line
 
 
 @pytest.fixture(scope="module")
@@ -72,4 +96,62 @@ def test_update_in_place_keeps_node_and_zoom(server, tmp_path, browser):
     # The user's zoom survived the update (uirevision); the reference chart was not zoomed.
     assert after[0]["autorange"] is False and after[0]["xrange"] == pytest.approx(zoomed)
     assert before[0]["xrange"] != pytest.approx(zoomed)
+    assert not errors, errors
+
+
+FULL = """() => { const gd = document.querySelector('.rnnviz-inplace'); const r = gd.getBoundingClientRect();
+  const hit = document.elementFromPoint(innerWidth - 30, innerHeight - 30);  // below the chart in the page
+  return {left: r.left, top: r.top, w: r.width, h: r.height, width: gd._fullLayout.width,
+          height: gd._fullLayout.height, n: gd.layout.meta.n, covers: gd.contains(hit),
+          full: gd.parentElement.classList.contains('rnnviz-fullscreen'), vw: innerWidth, vh: innerHeight}; }"""
+FULLSCREEN_BUTTON = '.modebar-btn[data-title="Fullscreen (Esc to leave)"]'
+
+
+def wait_height(page, height: float) -> dict:
+    """Wait until the in-place line chart is drawn ``height`` px high and as wide as its element
+    (Plotly.Plots.resize follows the element's width after a 100 ms debounce)."""
+    page.wait_for_function(f"""() => {{ const gd = document.querySelector('.rnnviz-inplace');
+        return gd._fullLayout.height === {height} && gd._fullLayout.width === gd.clientWidth; }}""",
+                           timeout=30_000)
+    return page.evaluate(FULL)
+
+
+def test_fullscreen_button_lays_the_chart_over_the_window(server, browser):
+    page = browser.new_page(viewport={"width": 1000, "height": 760})
+    try:
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/?ref=1")
+        page.wait_for_function(READY, arg=0, timeout=60_000)
+        before = page.evaluate(FULL)
+        button = page.locator(".rnnviz-inplace").first.locator(FULLSCREEN_BUTTON)
+        # st.plotly_chart's charts have no such button (their fullscreen is Streamlit's toolbar).
+        assert page.locator(FULLSCREEN_BUTTON).count() == 2
+        button.click()
+        pad = 16
+        full = wait_height(page, 760 - 2 * pad)
+        # A figure update while in fullscreen (the page's button is under the chart: click it from JS).
+        page.evaluate("() => [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'next').click()")
+        page.wait_for_function(READY, arg=1, timeout=60_000)
+        updated = page.evaluate(FULL)
+        page.keyboard.press("Escape")
+        back = wait_height(page, 340)
+        button.click()
+        again = wait_height(page, 760 - 2 * pad)
+        button.click()
+        toggled = wait_height(page, 340)
+    finally:
+        page.close()
+    assert not before["full"] and not before["covers"] and before["height"] == 340
+    # Fullscreen: the chart fills the window less the padding, drawn at that size, over the page.
+    assert full["full"] and full["covers"]
+    assert (full["left"], full["top"]) == (pad, pad)
+    assert full["vw"] - 2 * pad - 20 <= full["w"] <= full["vw"] - 2 * pad and full["width"] == full["w"]
+    assert full["h"] == pytest.approx(760 - 2 * pad, abs=1) and full["width"] > before["width"]
+    assert updated["n"] == 1 and updated["full"] and updated["height"] == 760 - 2 * pad
+    # Escape and the button again put it back at the figure's own size, in the page.
+    for b in (back, toggled):
+        assert not b["full"] and not b["covers"] and b["height"] == 340 and b["width"] == before["width"]
+    assert again["full"] and again["height"] == 760 - 2 * pad
     assert not errors, errors

@@ -1,6 +1,6 @@
 """Benchmarks: every row times one of our operations against a reference measured in the same run.
 
-    python -m tools.bench                 # all rows (trace, gradients, training; page if --page)
+    python -m tools.bench                 # all rows (trace, gradients, training; page, page-views if --page)
     python -m tools.bench --only trace    # one group
     python -m tools.bench --quick         # smaller sizes, fewer repeats (a smoke run)
 
@@ -107,7 +107,8 @@ def _optional(group: str, quick: bool) -> list[Row]:
     import importlib
     module_name, fn_name = {"gradients": ("tools.bench_gradients", "bench_gradients"),
                             "training": ("tools.bench_train", "bench_training"),
-                            "page": ("tools.bench_page", "bench_page")}[group]
+                            "page": ("tools.bench_page", "bench_page"),
+                            "page-views": ("tools.bench_page_views", "bench_page_views")}[group]
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
@@ -116,7 +117,7 @@ def _optional(group: str, quick: bool) -> list[Row]:
     return getattr(module, fn_name)(quick=quick)
 
 
-GROUPS = ("trace", "gradients", "training", "page")
+GROUPS = ("trace", "gradients", "training", "page", "page-views")
 
 
 def format_rows(rows: list[Row]) -> str:
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    groups = args.only or [g for g in GROUPS if g != "page" or args.page]
+    groups = args.only or [g for g in GROUPS if not g.startswith("page") or args.page]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rows: list[Row] = []
     for group in groups:

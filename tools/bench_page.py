@@ -3,6 +3,9 @@ Chromium, median of N.
 
     python -m tools.bench_page                  # 1,000 chars × 256 units and 5,000 chars, 5 runs
     python -m tools.bench_page --repeats 3 --no-reference
+    python -m tools.bench_page --views hidden-states predictions gradients --modes plotly inplace
+                                                # per view: st.plotly_chart vs in-place charts,
+                                                # text commits and view switches (bench_page_views)
 
 What is timed: the sidebar text area gets a new text (a different one each run, so no cache is
 hit), Ctrl+Enter commits it, and the clock stops when the Streamlit run is over and every Plotly
@@ -94,9 +97,9 @@ def sample_text(n: int, seed: int) -> str:
 def make_checkpoints(folder: Path, hidden: int = 256) -> None:
     import torch
 
-    from .checkpoint import save_checkpoint
-    from .model import ModelConfig, build_model
-    from .vocab import Vocab
+    from rnnviz.checkpoint import save_checkpoint
+    from rnnviz.model import ModelConfig, build_model
+    from rnnviz.vocab import Vocab
 
     tokens = Vocab.from_text("abcdefghijklmnopqrstuvwxyz .,;:'!?\n").tokens
     model = build_model(ModelConfig("lstm", hidden, 1, tuple(tokens)), seed=0)
@@ -193,7 +196,13 @@ def main(argv=None) -> int:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--no-reference", action="store_true", help="skip the naive page")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--views", nargs="+", metavar="VIEW",
+                    help="per-view mode (tools/bench_page_views.py): hidden-states, predictions, gradients")
+    ap.add_argument("--modes", nargs="+", default=["plotly", "inplace"], choices=["plotly", "inplace"])
+    ap.add_argument("--chars", type=int, default=1_000, help="text length in the per-view mode")
     args = ap.parse_args(argv)
+    if args.views:
+        return views_main(args)
     rows = page_rows(tuple(args.sizes), args.repeats, not args.no_reference, args.hidden, verbose=True)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -211,6 +220,30 @@ def main(argv=None) -> int:
             else:
                 ok = "OK" if r["ours_s"] <= r["target"] else "OVER"
                 print(f"{r['name']}: {r['ours_s']:.2f} s (target ≤ {r['target']:.1f} s, {ok})")
+    return 0
+
+
+def views_main(args) -> int:
+    """``--views``: per view and mode, text commits and view switches (tools/bench_page_views.py)."""
+    from tools import bench_page_views as bv
+    from tools.bench import format_rows
+
+    unknown = [v for v in args.views if v not in bv.VIEWS]
+    if unknown:
+        print(f"unknown view(s) {unknown}; choose from {list(bv.VIEWS)}", file=sys.stderr)
+        return 2
+    load0 = os.getloadavg()
+    results, idle = bv.run_views(args.views, args.modes, args.repeats, args.chars, args.hidden, verbose=True)
+    rows = bv.view_rows(results, args.chars, args.hidden)
+    if args.json:
+        print(json.dumps({"rows": rows, "idle_cpu_per_s": idle,
+                          "samples": {" ".join(k): v for k, v in results.items()}}, indent=2))
+        return 0
+    load1 = os.getloadavg()
+    print(f"load average (1, 5, 15 min): at the start {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
+          f"at the end {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f} on {os.cpu_count()} cores")
+    print(bv.table(results, idle))
+    print(format_rows(rows))
     return 0
 
 

@@ -5,10 +5,15 @@
 // new figure to Plotly.react on the same <div>, which diffs it against what is drawn: no remount,
 // no new DOM node, and (layout.uirevision kept constant) the user's zoom and pan survive.
 //
-// data: {spec: the figure as JSON text (fig.to_json()), config: Plotly config, plotly: URL of
-// plotly.min.js served by this Streamlit server from the installed plotly package}.
+// data: bytes (plotly_component.payload): one line of JSON {config: Plotly config, plotly: URL of
+// plotly.min.js served by this Streamlit server from the installed plotly package}, a newline, then
+// the figure as JSON text (plotly.io.to_json).
+//
+// Styles are set on the elements themselves: a component's `css` would put one more <style> element
+// into the page (the chart lives in the page's DOM) for every chart mounted, and each restyles the
+// whole page.
 
-const charts = new WeakMap(); // parentElement -> {div, seq, drawn, ident, cleanup}
+const charts = new WeakMap(); // parentElement -> {box, div, seq, drawn, ident, cleanup, full, ...}
 
 // Streamlit's Python side gives figures its "streamlit" Plotly template, whose colours are
 // placeholders (#000001...) that st.plotly_chart's frontend replaces. For theme=None it puts in
@@ -43,6 +48,16 @@ function replacePlaceholders(spec, t) {
   return spec.replace(/#0000([0-3][0-9]|40)\b/g, (m, n) => colors[Number(n) - 1] || m);
 }
 
+const UTF8 = new TextDecoder();
+
+function readData(data) {
+  // -> {config, plotly, spec}, or null when there is no figure.
+  if (!data || !data.byteLength) return null;
+  const text = UTF8.decode(data);
+  const cut = text.indexOf("\n");
+  return cut < 0 ? null : Object.assign(JSON.parse(text.slice(0, cut)), { spec: text.slice(cut + 1) });
+}
+
 function loadPlotly(url) {
   // One <script> per page, shared by every chart; Plotly stays loaded across view switches.
   if (window.Plotly) return Promise.resolve(window.Plotly);
@@ -59,18 +74,70 @@ function loadPlotly(url) {
   return window.__rnnvizPlotly;
 }
 
+// Fullscreen, as st.plotly_chart's element toolbar offers: a modebar button lays the chart over the
+// whole window (fixed, on the page's background) and redraws it at that size; the button again or
+// Escape puts it back. Updates that arrive meanwhile are drawn at the fullscreen size.
+const FULLSCREEN_ICON = {
+  width: 1000, height: 1000,
+  path: "M0 0H400V130H130V400H0Z M600 0H1000V400H870V130H600Z M0 600H130V870H400V1000H0Z M1000 600V1000H600V870H870V600Z",
+};
+const FULLSCREEN_PAD = 16; // px around the chart in fullscreen
+const FULLSCREEN_STYLE = { position: "fixed", inset: "0", zIndex: "1000100", padding: FULLSCREEN_PAD + "px",
+                           boxSizing: "border-box", overflow: "auto" };
+
+function sized(chart) {
+  // The chart's figure as drawn: in fullscreen, both sizes given (Plotly.relayout of one size alone
+  // would freeze the other, and Plots.resize skips a chart whose layout sets both). Always a copy of
+  // the layout: Plotly keeps the object it is given, and Plots.resize deletes its width and height.
+  const { figure } = chart;
+  const size = chart.full ? { width: chart.div.clientWidth, height: Math.max(200, innerHeight - 2 * FULLSCREEN_PAD) } : {};
+  return Object.assign({}, figure, { layout: Object.assign({}, figure.layout, size) });
+}
+
+function setFullscreen(chart, on) {
+  const Plotly = window.Plotly;
+  if (!Plotly || !chart.drawn || chart.full === on) return;
+  chart.full = on;
+  for (const [k, v] of Object.entries(FULLSCREEN_STYLE)) chart.box.style[k] = on ? v : "";
+  chart.box.style.background = on ? chart.bg : "";
+  chart.box.classList.toggle("rnnviz-fullscreen", on);
+  const listen = on ? addEventListener : removeEventListener;
+  listen("keydown", chart.onKey);
+  listen("resize", chart.onResize);
+  // Back in the page: the figure's own layout, then the width follows the element again (autosize).
+  Plotly.react(chart.div, sized(chart))
+    .then(() => (on ? null : Plotly.Plots.resize(chart.div)))
+    .catch((err) => console.error("rnnviz chart:", err));
+}
+
+function newChart(parentElement) {
+  const box = document.createElement("div"); // the chart's frame: what fullscreen lays over the page
+  const div = document.createElement("div");
+  div.className = "rnnviz-inplace";
+  box.style.width = div.style.width = "100%";
+  box.appendChild(div);
+  parentElement.appendChild(box);
+  const chart = { box, div, seq: 0, drawn: false, full: false };
+  chart.onKey = (ev) => { if (ev.key === "Escape") setFullscreen(chart, false); };
+  chart.onResize = () => { if (chart.full && window.Plotly) window.Plotly.react(chart.div, sized(chart)); };
+  // One object for the chart's life: Plotly.react redraws from scratch when its config changes, and
+  // a new click function would be a change.
+  chart.fullscreenButton = { name: "rnnviz-fullscreen", title: "Fullscreen (Esc to leave)", icon: FULLSCREEN_ICON,
+                             click: () => setFullscreen(chart, !chart.full) };
+  return chart;
+}
+
 export default function (component) {
-  const { data, parentElement } = component;
+  const { parentElement } = component;
   let chart = charts.get(parentElement);
   if (!chart) {
-    const div = document.createElement("div");
-    div.className = "rnnviz-inplace";
-    parentElement.appendChild(div);
-    chart = { div, seq: 0, drawn: false };
+    chart = newChart(parentElement);
     charts.set(parentElement, chart);
   }
+  const data = readData(component.data);
   if (!data || !data.spec) return undefined;
   const theme = themeOf(parentElement);
+  chart.bg = theme.bg;
   // Streamlit calls again with the same figure on other reruns (a widget elsewhere moved, a theme
   // switch): nothing to draw then, and the chart is not redrawn (a chart that does not depend on
   // the text is drawn once per page visit).
@@ -84,17 +151,22 @@ export default function (component) {
   if (layout.uirevision === undefined) layout.uirevision = "rnnviz";
   // As st.plotly_chart: no selection tools (nothing reads selections). Never the "Share chart"
   // button of Plotly.js 4, which uploads the chart to Plotly's cloud.
-  const config = Object.assign({ responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] },
-                               data.config || {}, { showSendToCloud: false });
+  const given = data.config || {};
+  const config = Object.assign({ responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] }, given,
+                               { showSendToCloud: false,
+                                 modeBarButtonsToAdd: (given.modeBarButtonsToAdd || []).concat([chart.fullscreenButton]) });
   loadPlotly(data.plotly).then((Plotly) => {
     if (seq !== chart.seq) return; // a newer figure arrived while Plotly was loading
     const draw = chart.drawn ? Plotly.react : Plotly.newPlot;
     chart.drawn = true;
-    return draw(chart.div, { data: fig.data || [], layout, frames: fig.frames, config });
+    chart.figure = { data: fig.data || [], layout, frames: fig.frames, config };
+    return draw(chart.div, sized(chart));
   }).catch((err) => console.error("rnnviz chart:", err));
   chart.cleanup = () => {
     // Unmounted by Streamlit (view switch, chart no longer shown): free Plotly's listeners.
     charts.delete(parentElement);
+    removeEventListener("keydown", chart.onKey);
+    removeEventListener("resize", chart.onResize);
     if (window.Plotly && chart.drawn) window.Plotly.purge(chart.div);
   };
   return chart.cleanup;

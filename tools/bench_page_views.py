@@ -1,0 +1,315 @@
+"""Per-view page benchmark: charts drawn by ``st.plotly_chart`` ("plotly") against charts updated in
+place ("inplace", ``RNNVIZ_INPLACE_CHARTS=1``), one session per mode, in the same run.
+
+    python -m tools.bench_page --views hidden-states predictions gradients --modes plotly inplace --repeats 5
+
+Two app servers on the same temporary random 256-unit LSTM checkpoint (tools.bench_page), one per
+mode, each driven by its own headless Chromium (tools.serve.CHROMIUM), step by step in lockstep
+(the order of the two alternates), so both see the same load. Per view, every repeat:
+
+* ``switch``: click the view's link in the sidebar nav (from the previous view);
+* ``text``: a new text of ``--chars`` characters, committed with Ctrl+Enter in the sidebar text
+  area.
+
+The clock stops when a script run has started and ended since the action, the view's path is
+shown, none of the old view's charts is left, and every chart element on the page holds a drawn
+chart that carries the text's digest, painted (see READY_JS: the load test's wait, which looks only
+at the status widget and at the charts present, passes right after a view switch's click, before
+any new chart exists). Each update also records the CPU seconds (user + system, /proc) of that
+browser's processes and of its app server, from just before the action until the page is idle after
+the paint (``requestIdleCallback``). The first round (each view's first visit) is a warm-up and is
+not counted; it also learns how many charts each view shows, which later waits require.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools.bench_page import PAINT_JS, digest, sample_text
+from tools.procstats import cpu_seconds, descendants
+from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
+
+#: view name -> its URL path (app.py's url_path; the default page is the root).
+VIEWS = {"hidden-states": "", "predictions": "predictions", "gradients": "gradients"}
+MODES = {"plotly": "0", "inplace": "1"}
+KINDS = ("text", "switch")
+#: The issue's targets for a text update at 1,000 chars × 256 units (issue 14).
+TEXT_CPU_TARGET_S, TEXT_TIME_TARGET_S = 0.35, 1.0
+TIMEOUT_MS = 180_000
+#: How often the page is asked whether it is ready. Not "raf": polling on every animation frame makes
+#: the page draw frames all along (0.1-0.25 CPU-s per second here), which would count as the update's.
+POLL_MS = 50
+IDLE_S = 3.0
+
+# Ready: a script run has happened since ARM_JS (the app root's data-test-script-state changed) and is
+# over, the view's path is shown, no old chart is left, and every chart element (st.plotly_chart's,
+# or the in-place component's) holds a drawn chart that carries the text's digest. Waiting on the
+# status widget and on the charts present is not enough: right after a click neither the widget nor
+# any of the new view's charts is there yet (tools/loadtest.py's WAIT_JS passes then).
+READY_JS = """([digest, minCharts, viewPath]) => {
+  const norm = p => p.replace(/\\/$/, '');
+  if (viewPath !== null && norm(location.pathname) !== norm(viewPath)) return false;
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!window.__rnnvizRun || app.dataset.testScriptState !== 'notRunning') return false;
+  if (document.querySelector('[data-testid="stSkeleton"]')) return false;
+  const boxes = [...document.querySelectorAll('[data-testid="stPlotlyChart"], [data-testid="stBidiComponentRegular"]')];
+  const charts = boxes.map(b => b.matches('.js-plotly-plot') ? b : b.querySelector('.js-plotly-plot'));
+  if (charts.length < minCharts || document.querySelector('.js-plotly-plot.rnnviz-old')) return false;
+  const ok = e => e && e._fullLayout && e.layout && e.layout.meta && e.querySelector('.main-svg')
+                  && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true);
+  return charts.every(ok) && charts.some(e => e.layout.meta.rnnviz === digest);
+}"""
+# Before an action: note when the next script run starts (any change of the app's script state).
+ARM_JS = """() => {
+  window.__rnnvizRun = false;
+  if (window.__rnnvizObs) window.__rnnvizObs.disconnect();
+  window.__rnnvizObs = new MutationObserver(() => { window.__rnnvizRun = true; });
+  window.__rnnvizObs.observe(document.querySelector('[data-testid="stApp"]'),
+                             {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+# Flag the charts on the page and click the nav link to ``path`` (one round trip, then the clock).
+SWITCH_JS = """path => {
+  document.querySelectorAll('.js-plotly-plot').forEach(e => e.classList.add('rnnviz-old'));
+  const norm = p => p.replace(/\\/$/, '');
+  const a = [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
+      .find(a => norm(new URL(a.href).pathname) === norm(path));
+  if (!a) return false;
+  a.click();
+  return true;
+}"""
+IDLE_JS = "() => new Promise(r => requestIdleCallback(() => r(true), {timeout: 3000}))"
+STATE_JS = """() => ({path: location.pathname, status: (document.querySelector(
+  '[data-testid="stStatusWidget"]') || {}).innerText, errors: [...document.querySelectorAll(
+  '[data-testid="stException"], [data-testid="stAlert"]')].map(e => e.innerText.slice(0, 200)),
+  run: window.__rnnvizRun, state: document.querySelector('[data-testid="stApp"]').dataset.testScriptState,
+  charts: [...document.querySelectorAll('.js-plotly-plot')].map(e => [e.classList.contains('rnnviz-old'),
+  e.layout && e.layout.meta])})"""
+COUNT_JS = "() => document.querySelectorAll('.js-plotly-plot').length"
+
+
+def chromium_pids() -> set[int]:
+    """Live processes whose program is Chromium (any browser on this machine)."""
+    out = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as fh:
+                    if fh.read().strip().startswith("chrom"):
+                        out.add(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+def parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+@dataclass
+class Session:
+    """One mode: its app server, its own Chromium (so its CPU can be read apart) and one page."""
+
+    mode: str
+    server: AppServer
+    browser: object = None
+    roots: list[int] = field(default_factory=list)
+    page: object = None
+    view: str | None = None
+    last_text: str = ""
+    min_charts: dict = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+
+    def launch(self, pw) -> None:
+        before = chromium_pids()
+        self.browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        new = chromium_pids() - before
+        self.roots = sorted(p for p in new if parent(p) not in new)
+        context = self.browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.page = context.new_page()
+        self.page.on("request", lambda r: self.requests.append(r.url))
+
+    def cpu(self) -> float:
+        """CPU seconds of this browser's processes so far (live ones and the children they reaped)."""
+        pids = set(self.roots)
+        for r in self.roots:
+            pids.update(descendants(r))
+        return sum(cpu_seconds(p) for p in pids)
+
+    def open(self, view: str) -> None:
+        self.page.goto(f"{self.server.url}/{VIEWS[view]}")
+        self.page.wait_for_selector("textarea", timeout=TIMEOUT_MS)
+        self.view = view
+
+    def timed(self, act, dg: str, view: str, path: str | None) -> tuple[float, float, float]:
+        """Run ``act``; seconds until the view is ready and painted, and the CPU seconds of the
+        browser and of the app server until the page is idle after that."""
+        page = self.page
+        page.evaluate(ARM_JS)
+        c0, s0 = self.cpu(), cpu_seconds(self.server.proc.pid)
+        t0 = time.perf_counter()
+        act()
+        try:
+            page.wait_for_function(READY_JS, arg=[dg, self.min_charts.get(view, 1), path],
+                                   timeout=TIMEOUT_MS, polling=POLL_MS)
+        except Exception as err:
+            raise RuntimeError(f"{self.mode} {view}: not ready: {page.evaluate(STATE_JS)}") from err
+        page.evaluate(PAINT_JS)
+        elapsed = time.perf_counter() - t0
+        page.evaluate(IDLE_JS)
+        return elapsed, self.cpu() - c0, cpu_seconds(self.server.proc.pid) - s0
+
+    def commit(self, text: str) -> tuple[float, float, float]:
+        area = self.page.locator("textarea").first
+        area.fill(text)
+        return self.timed(lambda: area.press("Control+Enter"), digest(text), self.view, None)
+
+    def switch(self, view: str, text: str) -> tuple[float, float, float]:
+        path = "/" + VIEWS[view]
+
+        def click():
+            if not self.page.evaluate(SWITCH_JS, path):
+                raise RuntimeError(f"no link to {path!r} in the sidebar nav")
+        out = self.timed(click, digest(text), view, path)
+        self.view = view
+        return out
+
+    def learn(self, text: str) -> None:
+        """After a view's first visit: let late charts arrive, then remember how many it shows."""
+        time.sleep(1.5)
+        self.page.wait_for_function(READY_JS, arg=[digest(text), 1, None], timeout=TIMEOUT_MS)
+        self.min_charts[self.view] = self.page.evaluate(COUNT_JS)
+
+    def close(self) -> None:
+        if self.browser is not None:
+            self.browser.close()
+        self.server.stop()
+
+
+def step(sessions: list[Session], view: str, text: str, rnd: int, results: dict) -> None:
+    """Every session (order alternating by round): switch to ``view`` if elsewhere, commit ``text``."""
+    order = sessions if rnd % 2 == 0 else sessions[::-1]
+    for kind in KINDS[::-1]:
+        for s in order:
+            if kind == "switch":
+                if s.view == view:
+                    continue
+                got = s.switch(view, s.last_text)
+            else:
+                got = s.commit(text)
+                s.last_text = text
+            if rnd == 0:
+                s.learn(s.last_text)
+            else:
+                results.setdefault((view, s.mode, kind), []).append(got)
+
+
+def idle_cpu(sessions: list[Session], seconds: float = IDLE_S) -> dict:
+    """{mode: the browser's CPU seconds per second with the page shown and nothing done}."""
+    time.sleep(2.0)  # let the last update's after-work (GC, late frames) pass
+    before = {s.mode: s.cpu() for s in sessions}
+    time.sleep(seconds)
+    return {s.mode: (s.cpu() - before[s.mode]) / seconds for s in sessions}
+
+
+def report(results: dict, view: str) -> str:
+    return f"{view}: " + ", ".join(f"{m} {k} {v[-1][0]:.2f} s {v[-1][1]:.2f} CPU-s"
+                                   for (vw, m, k), v in results.items() if vw == view)
+
+
+def run_views(views, modes, repeats: int = 5, n_chars: int = 1_000, hidden: int = 256,
+              verbose: bool = False) -> tuple[dict, dict]:
+    """({(view, mode, kind): [(seconds, browser CPU-s, server CPU-s), ...]}, {mode: idle browser
+    CPU-s per second}) (see the module docstring)."""
+    from playwright.sync_api import sync_playwright
+
+    from tools.bench_page import make_checkpoints
+
+    results: dict = {}
+    sessions: list[Session] = []
+    with tempfile.TemporaryDirectory(prefix="rnnviz-benchviews-") as tmp:
+        make_checkpoints(Path(tmp), hidden)
+        try:
+            with sync_playwright() as pw:
+                for mode in modes:
+                    env = {"RNNVIZ_CHECKPOINT_DIR": tmp, "RNNVIZ_INPLACE_CHARTS": MODES[mode]}
+                    sessions.append(Session(mode, AppServer(REPO / "app.py", env)))
+                    sessions[-1].launch(pw)
+                    sessions[-1].open(views[0])
+                seed = random.Random(14).randrange(10**6)
+                idle = {}
+                for rnd in range(repeats + 1):
+                    for i, view in enumerate(views):
+                        step(sessions, view, sample_text(n_chars, seed + 100 * rnd + i), rnd, results)
+                        if verbose and rnd:
+                            print(f"round {rnd} {report(results, view)}", file=sys.stderr)
+                    if rnd == 0:  # warmed up: what an idle page costs, for scale
+                        idle = idle_cpu(sessions)
+                for s in sessions:
+                    s.close()
+                    s.browser = None
+        finally:
+            for s in sessions:
+                if s.server.alive():
+                    s.server.stop()
+    return results, idle
+
+
+def medians(results: dict) -> dict:
+    """{(view, mode, kind): (median seconds, median browser CPU-s, median server CPU-s, n)}."""
+    return {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) + (len(v),)
+            for k, v in results.items()}
+
+
+def table(results: dict, idle: dict | None = None) -> str:
+    """Medians per view, kind and mode (in-place / st.plotly_chart ratios beside the in-place rows)."""
+    med = medians(results)
+    lines = [f"{'view':<14} {'kind':<7} {'mode':<8} {'n':>2} {'time s':>7} {'browser CPU-s':>14} "
+             f"{'server CPU-s':>13}  in-place/plotly (time, browser CPU)"]
+    for (view, mode, kind), (t, c, sc, n) in sorted(med.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
+        ref = med.get((view, "plotly", kind))
+        vs = f"  ×{t / ref[0]:.2f}, ×{c / ref[1]:.2f}" if mode == "inplace" and ref and ref[0] and ref[1] else ""
+        lines.append(f"{view:<14} {kind:<7} {mode:<8} {n:>2} {t:>7.2f} {c:>14.2f} {sc:>13.2f}{vs}")
+    if idle:
+        lines.append("idle page, browser CPU-s per second (included in the figures above): "
+                     + ", ".join(f"{m} {v:.3f}" for m, v in idle.items()))
+    return "\n".join(lines)
+
+
+def view_rows(results: dict, n_chars: int = 1_000, hidden: int = 256) -> list[dict]:
+    """Rows for tools/bench.py: per view and kind, in-place against st.plotly_chart (ratio, target
+    ≤ 1) for the time and the browser's CPU; per view, the in-place text update against the issue's
+    absolute targets."""
+    med = medians(results)
+    rows = []
+    size = f"{n_chars:,} chars × {hidden}"
+    for (view, mode, kind), (t, c, _, _) in sorted(med.items()):
+        if mode != "inplace":
+            continue
+        ref = med.get((view, "plotly", kind))
+        for metric, ours, i in (("seconds", t, 0), ("browser CPU-s", c, 1)):
+            label = f"page {view} {kind}: {metric}, in-place"
+            if ref is not None:
+                rows.append({"name": f"{label} / st.plotly_chart ({size})", "ours_s": ours,
+                             "reference_s": ref[i], "ratio": ours / ref[i] if ref[i] else None,
+                             "target": 1.0})
+            if kind == "text":
+                rows.append({"name": f"{label}, issue 14 target ({size})", "ours_s": ours, "reference_s": None,
+                             "ratio": None, "target": TEXT_TIME_TARGET_S if i == 0 else TEXT_CPU_TARGET_S})
+    return rows
+
+
+def bench_page_views(quick: bool = False) -> list[dict]:
+    """Entry point for ``python -m tools.bench --page`` (group "page-views"; quick: 2 rounds)."""
+    results, _ = run_views(list(VIEWS), list(MODES), repeats=2 if quick else 5)
+    return view_rows(results)
