@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tools.heavy import largest_checkpoint  # noqa: E402
 from tools.load_report import pct  # noqa: E402
-from tools.load_session import WORDS, digest, wait_update  # noqa: E402
+from tools.load_session import WORDS, arm, digest, wait_update  # noqa: E402
 from tools.procstats import cpu_seconds  # noqa: E402
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
 
@@ -69,9 +69,10 @@ async def neighbour(browser, url: str, max_chars: int, phases: Phases, rng: rand
             n += 1
             text = f"{' '.join(rng.choice(WORDS) for _ in range(rng.randint(4, 12)))} {n}"
             await area.fill(text)
+            await arm(page)
             t0 = time.monotonic()
             await area.press("Control+Enter")
-            await wait_update(page, digest("timemachine-lstm", text, max_chars), text, 120)
+            await wait_update(page, digest("timemachine-lstm", text, max_chars), text, 120, armed=True)
             if n > Phases.WARM_UPDATES:
                 out.append((t0, time.monotonic() - t0))
             elif n == Phases.WARM_UPDATES:

@@ -25,23 +25,34 @@ from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO
 WORDS = ("the time traveller as we shall call him for now was explaining "
          "a curious idea to us his dark eyes were bright and his face was eager as the lamp burned low and the small machine of brass and crystal glittered on the table between our glasses").split()
 
-#: Run over (no "Running"/"Stop" in the status widget), every chart shows ``digest`` or is marked
-#: text_independent, and after a view switch the new view's path with none of the old charts left.
-WAIT_JS = """([digest, textParam, viewPath]) => {
+#: The page shows the update: after an action (``armed``: ARM_JS ran just before it) a script run
+#: has started and is over (the app root's ``data-test-script-state``; the status widget alone
+#: passes right after a view switch's click, before the run starts); the link's text and the view's
+#: path are the new ones; no chart flagged by MARK_OLD_JS is left; and every chart element
+#: (st.plotly_chart's, or the in-place component's) holds a drawn chart that carries ``digest`` or
+#: is marked text_independent (e.g. the W_hh spectrum, kept across text commits).
+WAIT_JS = """([digest, textParam, viewPath, armed]) => {
   if (textParam !== null && new URLSearchParams(location.search).get('text') !== textParam) return false;
   const norm = p => p.replace(/\\/$/, '');
-  // After a view switch: the new view's path, and none of the old view's charts left (MARK_OLD_JS
-  // flagged the charts on the page before the click; they carry the same digest as the new ones).
   if (viewPath !== null && norm(location.pathname) !== norm(viewPath)) return false;
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.dataset.testScriptState !== 'notRunning' || (armed && !window.__rnnvizRun)) return false;
   const w = document.querySelector('[data-testid="stStatusWidget"]');
   if (w && /Running|Stop/.test(w.innerText)) return false;
   if (document.querySelector('[data-testid="stSkeleton"]')) return false;
-  const els = [...document.querySelectorAll('.js-plotly-plot')];
-  if (viewPath !== null && els.some(e => e.__rnnvizOld)) return false;
-  // Charts marked text_independent (e.g. the W_hh spectrum) keep their drawing across text
-  // commits; every other chart must carry the new text's digest.
-  return els.every(e => e.layout && e.layout.meta && e.querySelector('.main-svg')
-                        && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true));
+  if ([...document.querySelectorAll('.js-plotly-plot')].some(e => e.__rnnvizOld)) return false;
+  const boxes = [...document.querySelectorAll('[data-testid="stPlotlyChart"], [data-testid="stBidiComponentRegular"]')];
+  const charts = boxes.map(b => b.matches('.js-plotly-plot') ? b : b.querySelector('.js-plotly-plot'));
+  return charts.every(e => e && e.layout && e.layout.meta && e.querySelector('.main-svg')
+                           && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true));
+}"""
+#: Before an action: note when the next script run starts (any change of the app's script state).
+ARM_JS = """() => {
+  window.__rnnvizRun = false;
+  if (window.__rnnvizObs) window.__rnnvizObs.disconnect();
+  window.__rnnvizObs = new MutationObserver(() => { window.__rnnvizRun = true; });
+  window.__rnnvizObs.observe(document.querySelector('[data-testid="stApp"]'),
+                             {attributes: true, attributeFilter: ['data-test-script-state']});
 }"""
 MARK_OLD_JS = "() => document.querySelectorAll('.js-plotly-plot').forEach(e => { e.__rnnvizOld = true; })"
 
@@ -84,10 +95,16 @@ async def note_cookie(ctx, sid: int, name: str | None, stats: Stats) -> None:
                 stats.cookies.setdefault(sid, set()).add(c["value"])
 
 
+async def arm(page) -> None:
+    """Call right before an action whose update :func:`wait_update` (``armed=True``) waits for."""
+    await page.evaluate(ARM_JS)
+
+
 async def wait_update(page, dg: str, text_param: str | None, timeout_s: float,
-                      view_path: str | None = None) -> None:
-    await page.wait_for_function(WAIT_JS, arg=[dg, text_param, view_path], timeout=timeout_s * 1000,
-                                 polling=100)
+                      view_path: str | None = None, armed: bool = False) -> None:
+    """Until the page shows the update (WAIT_JS); ``armed``: a script run since :func:`arm`."""
+    await page.wait_for_function(WAIT_JS, arg=[dg, text_param, view_path, armed],
+                                 timeout=timeout_s * 1000, polling=100)
 
 
 async def check_page(page, sid: int, tokens: list[str], stats: Stats, what: str) -> None:
@@ -170,6 +187,7 @@ class SessionRun:
         words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
         self.text = f"{words} {self.token} {n} {words}"
         await self.area.fill(self.text)
+        await arm(self.page)
         t0 = time.monotonic()
         await self.area.press("Control+Enter")
         return t0, "text", self.text, None
@@ -185,6 +203,7 @@ class SessionRun:
         choices = [i for i, p in enumerate(others) if p.rstrip("/") != here] or [0]
         k = self.rng.choice(choices)
         await page.evaluate(MARK_OLD_JS)
+        await arm(page)
         t0 = time.monotonic()
         view_path = others[k] if others else None
         try:
@@ -200,7 +219,7 @@ class SessionRun:
         t0, kind, param, view_path = step
         args, stats = self.args, self.stats
         try:
-            await wait_update(self.page, self.digest(), param, args.update_timeout, view_path)
+            await wait_update(self.page, self.digest(), param, args.update_timeout, view_path, armed=True)
             dt = time.monotonic() - t0
             (stats.text_latency if kind == "text" else stats.view_latency).append(dt)
             stats.updates.append((round(t0 - (clock.deadline - clock.duration), 2), self.sid, kind, round(dt, 3)))
