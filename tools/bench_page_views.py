@@ -67,12 +67,14 @@ READY_JS = """([digest, minCharts, viewPath]) => {
   return charts.every(ok) && charts.some(e => e.layout.meta.rnnviz === digest);
 }"""
 # Before an action: note when the next script run starts (any change of the app's script state).
+# The whole body is observed: on a view switch the app root can be a new element (observing the old
+# one missed the run in load tests).
 ARM_JS = """() => {
   window.__rnnvizRun = false;
   if (window.__rnnvizObs) window.__rnnvizObs.disconnect();
   window.__rnnvizObs = new MutationObserver(() => { window.__rnnvizRun = true; });
-  window.__rnnvizObs.observe(document.querySelector('[data-testid="stApp"]'),
-                             {attributes: true, attributeFilter: ['data-test-script-state']});
+  window.__rnnvizObs.observe(document.body, {attributes: true, subtree: true,
+                                             attributeFilter: ['data-test-script-state']});
 }"""
 # Flag the charts on the page and click the nav link to ``path`` (one round trip, then the clock).
 SWITCH_JS = """path => {

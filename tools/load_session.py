@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from tools.procstats import cpu_by_program
+from tools.bench_page_views import ARM_JS  # a script run since the action
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO
 
 WORDS = ("the time traveller as we shall call him for now was explaining "
@@ -36,7 +37,11 @@ WAIT_JS = """([digest, textParam, viewPath, armed]) => {
   const norm = p => p.replace(/\\/$/, '');
   if (viewPath !== null && norm(location.pathname) !== norm(viewPath)) return false;
   const app = document.querySelector('[data-testid="stApp"]');
-  if (!app || app.dataset.testScriptState !== 'notRunning' || (armed && !window.__rnnvizRun)) return false;
+  if (!app || app.dataset.testScriptState !== 'notRunning') return false;
+  // A run since the action: the app's end-of-run marker (app_pages/ui/startup.log_script_run,
+  // with RNNVIZ_RUN_LOG) shows a newer count; without it, the script-state attribute changed.
+  const marker = document.querySelector('[data-rnnviz-run]');
+  if (armed && !(marker ? Number(marker.dataset.rnnvizRun) > window.__rnnvizRunsBefore : window.__rnnvizRun)) return false;
   const w = document.querySelector('[data-testid="stStatusWidget"]');
   if (w && /Running|Stop/.test(w.innerText)) return false;
   if (document.querySelector('[data-testid="stSkeleton"]')) return false;
@@ -46,14 +51,11 @@ WAIT_JS = """([digest, textParam, viewPath, armed]) => {
   return charts.every(e => e && e.layout && e.layout.meta && e.querySelector('.main-svg')
                            && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true));
 }"""
-#: Before an action: note when the next script run starts (any change of the app's script state).
-ARM_JS = """() => {
-  window.__rnnvizRun = false;
-  if (window.__rnnvizObs) window.__rnnvizObs.disconnect();
-  window.__rnnvizObs = new MutationObserver(() => { window.__rnnvizRun = true; });
-  window.__rnnvizObs.observe(document.querySelector('[data-testid="stApp"]'),
-                             {attributes: true, attributeFilter: ['data-test-script-state']});
-}"""
+#: What the page shows when an update did not finish (for the timeout's message).
+STATE_JS = """() => ({path: location.pathname, run: window.__rnnvizRun, before: window.__rnnvizRunsBefore,
+  marker: (document.querySelector('[data-rnnviz-run]') || {dataset: {}}).dataset.rnnvizRun,
+  state: (document.querySelector('[data-testid="stApp"]') || {dataset: {}}).dataset.testScriptState,
+  charts: [...document.querySelectorAll('.js-plotly-plot')].map(e => JSON.stringify((e.layout || {}).meta))})"""
 MARK_OLD_JS = "() => document.querySelectorAll('.js-plotly-plot').forEach(e => { e.__rnnvizOld = true; })"
 
 
@@ -98,6 +100,8 @@ async def note_cookie(ctx, sid: int, name: str | None, stats: Stats) -> None:
 async def arm(page) -> None:
     """Call right before an action whose update :func:`wait_update` (``armed=True``) waits for."""
     await page.evaluate(ARM_JS)
+    await page.evaluate("() => { const m = document.querySelector('[data-rnnviz-run]'); "
+                        "window.__rnnvizRunsBefore = m ? Number(m.dataset.rnnvizRun) : 0; }")
 
 
 async def wait_update(page, dg: str, text_param: str | None, timeout_s: float,
@@ -226,7 +230,9 @@ class SessionRun:
             if kind == "text":
                 stats.texts.add(self.text)
         except Exception:
-            stats.timeouts.append(f"session {self.sid} {kind} update > {args.update_timeout:.0f} s")
+            seen = await self.page.evaluate(STATE_JS)
+            stats.timeouts.append(f"session {self.sid} {kind} update > {args.update_timeout:.0f} s "
+                                  f"(to {view_path or param!r:.60}; page: {seen})")
         stats.actions += 1
         await check_page(self.page, self.sid, self.tokens, stats, f"after {kind} #{n}")
         await note_cookie(self.ctx, self.sid, args.cookie, stats)

@@ -4,9 +4,12 @@ collector, start the warm-up thread, and (optionally) log each script run's time
 from __future__ import annotations
 
 import gc
+import html
 import os
 import threading
 import time
+
+import streamlit as st
 
 _STARTUP_FROZEN = False
 
@@ -63,3 +66,8 @@ def log_script_run(page: str, started: float) -> None:
         return
     with _RUN_LOG_LOCK, open(path, "a", encoding="utf-8") as fh:
         fh.write(f"{time.time():.3f} {time.perf_counter() - started:.4f} {page}\n")
+    # The last element of the run, for the load test's wait: this session's run count and view.
+    # Its new count in the page means the whole run has reached the browser (the script-state
+    # attribute can skip a short run in a busy browser). Hidden; only with RNNVIZ_RUN_LOG.
+    n = st.session_state["_rnnviz_runs"] = st.session_state.get("_rnnviz_runs", 0) + 1
+    st.html(f'<div hidden data-rnnviz-run="{n}" data-rnnviz-view="{html.escape(page)}"></div>')
