@@ -53,7 +53,7 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     Charts are drawn in place (``plotly_chart_inplace``): the browser keeps the chart under
     ``key`` and updates it with Plotly.react instead of drawing a new one (st.plotly_chart's
     element id follows its spec, so every new figure was a new chart), and the user's zoom survives
-    a new text, when ``RNNVIZ_INPLACE_CHARTS=1`` (off by default, see inplace_charts).
+    a new text (``RNNVIZ_INPLACE_CHARTS=0`` turns it off, see inplace_charts).
 
     text_independent: the chart does not depend on the typed text (e.g. the W_hh spectrum). Its
     meta then says so instead of carrying the text's digest, so its figure stays the same across
@@ -108,6 +108,8 @@ def _place_title(fig, font_size: int, width: float) -> None:
 
 
 def inplace_charts() -> bool:
-    """Whether charts update in place (``RNNVIZ_INPLACE_CHARTS=1``; off by default until the slower
-    view switches seen with it in multi-session load runs are understood, see issue 14)."""
-    return os.environ.get("RNNVIZ_INPLACE_CHARTS", "0") == "1"
+    """Whether charts update in place (default; ``RNNVIZ_INPLACE_CHARTS=0``: st.plotly_chart). The
+    page benchmark per view (tools/bench_page_views.py) measured 10–27 % less Chromium CPU and
+    2–32 % less time per update with them on one session; the slower view switches once seen in
+    load runs came from the load test's wait, which did not wait for the new view's charts."""
+    return os.environ.get("RNNVIZ_INPLACE_CHARTS", "1") != "0"
