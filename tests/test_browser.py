@@ -67,6 +67,11 @@ def test_type_text_hover_heatmap_value_and_screenshot(server, tall_page):
     commit_text(page, TEXT)
     trace = rnnviz.trace(model, TEXT)
     assert page.locator("h1").first.inner_text() == "Hidden states"
+    # one drawn chart per chart element (an in-place chart remounted while Plotly.js was still
+    # loading once drew into its old, detached copy as well: two charts in one element)
+    assert page.evaluate("""() => [...document.querySelectorAll('[data-testid="stBidiComponentRegular"],'
+        + '[data-testid="stPlotlyChart"]')].every(b => b.querySelectorAll('.js-plotly-plot').length
+        + (b.matches('.js-plotly-plot') ? 1 : 0) === 1)""")
 
     # the heatmap has one column per typed character, whitespace shown as symbols
     labels = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]

@@ -156,18 +156,23 @@ export default function (component) {
                                { showSendToCloud: false,
                                  modeBarButtonsToAdd: (given.modeBarButtonsToAdd || []).concat([chart.fullscreenButton]) });
   loadPlotly(data.plotly).then((Plotly) => {
-    if (seq !== chart.seq) return; // a newer figure arrived while Plotly was loading
+    // A newer figure arrived while Plotly was loading, or the chart was unmounted meanwhile (a
+    // remount into the same element starts a new chart: drawing here too left two charts in it).
+    if (seq !== chart.seq || chart.dead) return;
     const draw = chart.drawn ? Plotly.react : Plotly.newPlot;
     chart.drawn = true;
     chart.figure = { data: fig.data || [], layout, frames: fig.frames, config };
     return draw(chart.div, sized(chart));
   }).catch((err) => console.error("rnnviz chart:", err));
   chart.cleanup = () => {
-    // Unmounted by Streamlit (view switch, chart no longer shown): free Plotly's listeners.
-    charts.delete(parentElement);
+    // Unmounted by Streamlit (view switch, chart no longer shown): free Plotly's listeners and take
+    // the chart out of the element, which Streamlit may mount the component into again.
+    if (charts.get(parentElement) === chart) charts.delete(parentElement);
+    chart.dead = true;
     removeEventListener("keydown", chart.onKey);
     removeEventListener("resize", chart.onResize);
     if (window.Plotly && chart.drawn) window.Plotly.purge(chart.div);
+    chart.box.remove();
   };
   return chart.cleanup;
 }
