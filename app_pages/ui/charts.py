@@ -86,25 +86,23 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
 
 def _place_title(fig, font_size: int, width: float) -> None:
     """Titles at the chart's left edge, under the modebar (always shown, top right), so the two
-    never overlap;
-    wrapped to the chart's width (Plotly cuts a long title at the edge), the top margin and the
-    height growing by one line per added line. Plotly's title font is 1.4× the layout font."""
+    never overlap; wrapped to the chart's width (Plotly cuts a long title at the edge), the top
+    margin and the height growing with the added lines. Plotly's title font is 1.4× the layout's."""
     if not fig.layout.title.text:
         return
     title_px = 1.4 * font_size
     chars = max(16, int((width * MAIN_WIDTH_PX - 24) / (0.52 * title_px)))
     wrapped = wrap_title(fig.layout.title.text, chars)
-    extra = int((wrapped.count("<br>") - fig.layout.title.text.count("<br>")) * 1.3 * title_px)
+    added = int((wrapped.count("<br>") - fig.layout.title.text.count("<br>")) * 1.3 * title_px)
     # Plotly lifts a title of several lines by ~0.7 of its font size above its yanchor="top"
     # position (measured in Chromium): push it down as much, so it stays clear of the modebar.
     lift = int(0.75 * title_px) if "<br>" in wrapped else 0
-    top = (fig.layout.margin.t if fig.layout.margin.t is not None else 40) + 36 + extra + lift
+    top = (fig.layout.margin.t if fig.layout.margin.t is not None else 40) + 36 + added + lift
     fig.update_layout(title=dict(text=wrapped, x=0.0, xanchor="left", xref="container", y=1.0,
                                  yref="container", yanchor="top", pad=dict(t=38 + lift, l=12)),
                       margin=dict(t=max(top, 78)))
-    extra += lift
-    if extra:
-        fig.update_layout(height=(fig.layout.height or 450) + extra)
+    if added + lift:
+        fig.update_layout(height=(fig.layout.height or 450) + added + lift)
 
 
 def inplace_charts() -> bool:

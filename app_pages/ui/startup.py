@@ -60,7 +60,8 @@ _RUN_LOG_LOCK = threading.Lock()
 def log_script_run(page: str, started: float) -> None:
     """If RNNVIZ_RUN_LOG names a file, append "<unix time> <seconds> <page>" for this script run
     (started: time.perf_counter() at the top of app.py). tools/loadtest.py reads it to report the
-    server's own time per update apart from the browsers'. Off by default."""
+    server's own time per update apart from the browsers'. Off by default. With it, the run also
+    ends with a hidden marker element (this session's run count), which the load scripts wait for."""
     path = os.environ.get("RNNVIZ_RUN_LOG")
     if not path:
         return

@@ -30,7 +30,7 @@ def keep(term: str, value: Tensor) -> Tensor:
 
 def input_part(layer: nn.Module, inp: Tensor) -> Tensor:
     """X W_ih^T + b_ih for inputs (T, d) → (T, G·h), in the cell's PyTorch gate order."""
-    return torch.addmm(layer.bias_ih_l0, inp, layer.weight_ih_l0.T)
+    return input_rows(layer.weight_ih_l0, layer.bias_ih_l0, None, inp)
 
 
 def input_rows(w_ih: Tensor, bias: Tensor, ids: Tensor | None, inp: Tensor) -> Tensor:
