@@ -8,13 +8,13 @@ import math
 import streamlit as st
 
 from app_pages.ui.charts import show_chart
+from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
 from app_pages.ui.text import DEFAULT_TEXT, md
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
 from rnnviz import cost
 from rnnviz import generate as gen
-from rnnviz.plots import text as tplots
 from rnnviz.plots.common import PROBABILITY
 from rnnviz.plots.generate import generation_figure
 from rnnviz.ref import ModelRef
@@ -76,11 +76,11 @@ values = [None] * len(result.prefix) + probs
 tips = [f"prefix character {t}" for t in range(len(result.prefix))]
 tips += [f"generated {i}: {c!r}, P = {p:.4f} (sampled with P = {sp:.4f})"
          for i, (c, p, sp) in enumerate(zip(result.generated, probs, result.sample_probs))]
-st.html(tplots.colored_text_html(
+colored_text(
     chars, values, vmin=0.0, vmax=1.0, scale=PROBABILITY, tooltips=tips, font_size=ctx.font_size + 3,
     caption="Prefix (uncoloured) and the continuation, each generated character coloured by the "
             "probability the model gave it (temperature 1): dark = unlikely, yellow = likely. "
-            "Hover a character for its numbers."))
+            "Hover a character for its numbers.", key="gen_text")
 if probs:
     nll = -sum(math.log(max(p, 1e-300)) for p in probs) / len(probs)
     c1, c2, c3 = st.columns(3)

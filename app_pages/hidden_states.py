@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.ui.charts import controls, show_chart, window_start
+from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import states as splots
-from rnnviz.plots import text as tplots
 from rnnviz.ref import ModelRef
 from rnnviz.units.names import name_units
 
@@ -141,8 +141,8 @@ lo, hi = (0, T) if T <= TEXT_MAX else views.window_bounds(T, (start + stop) // 2
 m = splots.symmetric_range(vals)
 values = [float(v) for v in vals[lo:hi]]
 tips = [f"t={lo + i} {v:+.4f}" for i, v in enumerate(values)]
-st.html(tplots.colored_text_html(
+colored_text(
     tr.chars[lo:hi], values, vmin=-m, vmax=m, tooltips=tips, font_size=ctx.font_size + 3,
     marked=[t - lo for t in tr.unknown_positions if lo <= t < hi],
     caption=f"Layer {layer}, unit {unit} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red); hover a character for its step and value"
-            + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else "")))
+            + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else ""), key="hs_text")

@@ -7,12 +7,12 @@ import math
 import streamlit as st
 
 from app_pages.ui.charts import controls, show_chart, window_start
+from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
 from app_pages.ui.text import md, notices
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import predictions as pplots
-from rnnviz.plots import text as tplots
 from rnnviz.plots.common import SURPRISAL, display_char
 
 WIDTHS = (20, 40, 60, 100, 200)
@@ -66,11 +66,11 @@ for t in range(lo, hi):
         tips.append(f"step 0: {ch!r} (first character: nothing predicted it)")
     else:
         tips.append(f"step {t}: {ch!r} had P = {pnext[t - 1]:.4f}, surprisal {sur[t]:.3f} nats")
-st.html(tplots.colored_text_html(
+colored_text(
     tr.chars[lo:hi], sur[lo:hi], vmin=0.0, vmax=smax, scale=SURPRISAL, tooltips=tips,
     marked=[t for t in tr.unknown_positions if lo <= t < hi], font_size=ctx.font_size + 3,
     caption=f"Surprisal −log P(character | everything before), 0 (white: expected) … {smax:.2f} nats (dark red: surprising); "
-            "hover a character for its probability" + (f"; first {TEXT_MAX:,} characters" if T > TEXT_MAX else "")))
+            "hover a character for its probability" + (f"; first {TEXT_MAX:,} characters" if T > TEXT_MAX else ""), key="pr_text")
 
 # ----------------------------------------------------------------- window controls
 use("pr.k", "pr.win", "pr.log", k_max=min(10, len(tokens)), widths=list(WIDTHS))

@@ -38,6 +38,14 @@ def chart_specs(at) -> list[dict]:
     return out
 
 
+def colored_texts(at) -> list[dict]:
+    """The data of every coloured-text block on an AppTest page, in page order
+    (app_pages/ui/colored_text: rnnviz.plots.text.colored_text_data plus its ``sig``)."""
+    import json
+    return [json.loads(el.proto.json) for el in at.main
+            if el.type == "bidi_component" and el.proto.component_name == "rnnviz_colored_text"]
+
+
 def tiny_model(cell: str, layers: int = 1, hidden: int = 8, text: str = SMALL_TEXT, seed: int = 0):
     """A small randomly initialised model (float32, eval mode)."""
     cfg = ModelConfig(cell, hidden, layers, tuple(Vocab.from_text(text).tokens))

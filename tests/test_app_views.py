@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 import rnnviz
 from rnnviz import ModelConfig, Vocab, build_model, views
 
-from .conftest import REPO, chart_specs, tiny_model
+from .conftest import REPO, chart_specs, colored_texts, tiny_model
 from .test_plots_states import decode
 
 TIMEOUT = 120
@@ -94,8 +94,7 @@ def test_hidden_states_default_heatmap_is_the_trace(app, ckpt_dir):
     assert rows == views.unit_order(tr["layer0.h"], "pattern")
     assert np.allclose(decode(heat["z"]), tr["layer0.h"].numpy().T[rows], atol=1e-6)
     assert at.query_params["hs.what"] == "h" and at.query_params["hs.layer"] == "0"
-    body = html_bodies(at)[-1]
-    assert body.count("<span") == len(text)                  # the unit's coloured text
+    assert len(colored_texts(at)[-1]["chars"]) == len(text)  # the unit's coloured text
     assert figs[0]["layout"]["meta"]["chart"] == "hs_heatmap"
 
 
@@ -144,9 +143,9 @@ def test_hidden_states_unit_pick_colours_the_text(app, ckpt_dir):
     text = "ab<b>cd"
     at = open_view(app, text=text, hs__unit="3")
     assert at.selectbox(key="hs_unit").value == 3
-    body = html_bodies(at)[-1]
-    assert ">&lt;</span>" in body and ">&gt;</span>" in body and "<b>" not in body
-    assert "unit 3" in body
+    shown = colored_texts(at)[-1]
+    assert shown["chars"] == list(text)                      # characters travel as text, not HTML
+    assert "unit 3" in shown["caption"]
 
 
 # --------------------------------------------------------------------------- predictions
@@ -166,8 +165,7 @@ def test_predictions_numbers_tables_and_unknowns(app, ckpt_dir):
     assert len(topk["data"][0]["x"]) == len(text) and topk["data"][0]["y"] == [f"#{i}" for i in range(1, 6)]
     assert np.allclose(decode(heat["data"][0]["z"]), tr.probs.numpy().T, atol=1e-6)
     assert np.isclose(max(decode(bar["data"][0]["y"])), float(tr.probs[0].max()), atol=1e-6)
-    body = html_bodies(at)[0]
-    assert body.count("underline wavy red") == 2             # the <unk> characters
+    assert colored_texts(at)[0]["marked"] == [6, 7]          # the <unk> characters, underlined
 
 
 def test_predictions_step_from_url_and_d2l_note(app):
@@ -233,8 +231,9 @@ def test_generate_is_seeded_and_shows_probabilities(app, ckpt_dir):
     ref = generate(model, "the time", 30, temperature=0.8, top_k=None, seed=7)
     bar = charts(at)[0]["data"][0]
     assert np.allclose(decode(bar["y"]), ref.probs, atol=1e-6)
-    body = html_bodies(at)[0]
-    assert body.count("<span") == len("the time") + 30
+    shown = colored_texts(at)[0]
+    assert len(shown["chars"]) == len("the time") + 30
+    assert shown["bg"][:8] == [""] * 8 and all(shown["bg"][8:])   # the prefix is left uncoloured
     assert {m.label: m.value for m in at.metric}["Generated characters"] == "30"
 
 

@@ -70,7 +70,8 @@ def test_type_text_hover_heatmap_value_and_screenshot(server, tall_page):
     # one drawn chart per chart element (an in-place chart remounted while Plotly.js was still
     # loading once drew into its old, detached copy as well: two charts in one element)
     assert page.evaluate("""() => [...document.querySelectorAll('[data-testid="stBidiComponentRegular"],'
-        + '[data-testid="stPlotlyChart"]')].every(b => b.querySelectorAll('.js-plotly-plot').length
+        + '[data-testid="stPlotlyChart"]')].filter(b => !b.querySelector('.rnnviz-text'))
+        .every(b => b.querySelectorAll('.js-plotly-plot').length
         + (b.matches('.js-plotly-plot') ? 1 : 0) === 1)""")
 
     # the heatmap has one column per typed character, whitespace shown as symbols

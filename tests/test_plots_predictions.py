@@ -193,3 +193,20 @@ def test_trace_frame_columns_and_values():
     assert wide["P(a)"].to_numpy() == pytest.approx(tr.probs[:, tr.tokens.index("a")].numpy())
     csv = df.to_csv(index=False)
     assert csv.splitlines()[0].startswith("step,char,id,unknown")
+
+
+def test_colored_text_data_colours_every_character_as_color_of():
+    chars = list("a b\nc<")
+    values = [-1.0, 0.0, 1.0, None, 0.5, float("nan")]
+    d = tplots.colored_text_data(chars, values, vmin=-1, vmax=1, tooltips=[str(i) for i in range(6)],
+                                 marked=[5, 9, -1], font_size=17, caption="cap")
+    assert d["chars"] == ["a", " ", "b", "⏎\n", "c", "<"]          # text stays text: no escaping here
+    rgb = [tplots.color_of(v, -1, 1, tplots.DIVERGING) for v in values]
+    assert d["bg"] == ["" if c is None else "#%02x%02x%02x" % c for c in rgb]
+    assert d["bg"][3] == d["bg"][5] == "" and d["bg"][1] == "#f7f7f7"   # missing → uncoloured; 0 → white
+    # white text exactly where the background is dark (luma ≤ 140)
+    assert d["light"] == [i for i, c in enumerate(rgb) if c and 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] <= 140]
+    assert d["light"] and d["marked"] == [5]                          # out-of-range marks dropped
+    assert d["tips"] == ["0", "1", "2", "3", "4", "5"] and d["font_size"] == 17 and d["caption"] == "cap"
+    with pytest.raises(ValueError):
+        tplots.colored_text_data(list("ab"), [0.0, 1.0], vmin=0, vmax=1, tooltips=["x"])

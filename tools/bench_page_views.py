@@ -59,7 +59,9 @@ READY_JS = """([digest, minCharts, viewPath]) => {
   const app = document.querySelector('[data-testid="stApp"]');
   if (!window.__rnnvizRun || app.dataset.testScriptState !== 'notRunning') return false;
   if (document.querySelector('[data-testid="stSkeleton"]')) return false;
-  const boxes = [...document.querySelectorAll('[data-testid="stPlotlyChart"], [data-testid="stBidiComponentRegular"]')];
+  // Chart elements: st.plotly_chart's, and every component element except the coloured text's.
+  const boxes = [...document.querySelectorAll('[data-testid="stPlotlyChart"], [data-testid="stBidiComponentRegular"]')]
+      .filter(b => !b.querySelector('.rnnviz-text'));
   const charts = boxes.map(b => b.matches('.js-plotly-plot') ? b : b.querySelector('.js-plotly-plot'));
   if (charts.length < minCharts || document.querySelector('.js-plotly-plot.rnnviz-old')) return false;
   const ok = e => e && e._fullLayout && e.layout && e.layout.meta && e.querySelector('.main-svg')

@@ -46,7 +46,9 @@ WAIT_JS = """([digest, textParam, viewPath, armed]) => {
   if (w && /Running|Stop/.test(w.innerText)) return false;
   if (document.querySelector('[data-testid="stSkeleton"]')) return false;
   if ([...document.querySelectorAll('.js-plotly-plot')].some(e => e.__rnnvizOld)) return false;
-  const boxes = [...document.querySelectorAll('[data-testid="stPlotlyChart"], [data-testid="stBidiComponentRegular"]')];
+  // Chart elements: st.plotly_chart's, and every component element except the coloured text's.
+  const boxes = [...document.querySelectorAll('[data-testid="stPlotlyChart"], [data-testid="stBidiComponentRegular"]')]
+      .filter(b => !b.querySelector('.rnnviz-text'));
   const charts = boxes.map(b => b.matches('.js-plotly-plot') ? b : b.querySelector('.js-plotly-plot'));
   return charts.every(e => e && e.layout && e.layout.meta && e.querySelector('.main-svg')
                            && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true));

@@ -16,6 +16,11 @@ import plotly.colors as pcolors
 from .common import DIVERGING, SEQUENTIAL, display_char, escape
 
 _LUT_SIZE = 101
+#: The coloured text's box and its caption (the in-place component, app_pages/ui/colored_text.js,
+#: sets the same styles).
+TEXT_STYLE = ("font-family:ui-monospace,Menlo,Consolas,monospace;line-height:1.7;white-space:pre-wrap;"
+              "word-break:break-all;padding:6px;border:1px solid #ddd;border-radius:4px;")
+CAPTION_STYLE = "font-family:sans-serif;font-size:12px;color:#666;margin-bottom:4px"
 
 
 @lru_cache(maxsize=8)
@@ -50,38 +55,57 @@ def _dark(rgb: tuple[int, int, int]) -> bool:
     return 0.299 * r + 0.587 * g + 0.114 * b <= 140
 
 
-def colored_text_html(chars: Sequence[str], values: Sequence[float | None], *, vmin: float,
+def colored_text_data(chars: Sequence[str], values: Sequence[float | None], *, vmin: float,
                       vmax: float, scale: str = DIVERGING, tooltips: Sequence[str] | None = None,
-                      marked: Sequence[int] = (), font_size: int = 15, caption: str = "") -> str:
-    """HTML of ``chars`` with each character's background coloured by ``values[t]``.
+                      marked: Sequence[int] = (), font_size: int = 15, caption: str = "") -> dict:
+    """Plain data of ``chars`` with each character's background coloured by ``values[t]``: what
+    :func:`colored_text_html` writes as HTML and the page's in-place text component draws.
 
     vmin/vmax: the colour range (for a diverging scale use −m, m so 0 is white). tooltips: optional
     hover text per character. marked: steps drawn with a red underline (e.g. ``<unk>`` characters).
-    Missing values (None) are left uncoloured. Every character and tooltip is HTML-escaped.
+    Missing values (None) are left uncoloured. Returns ``{"chars": [shown text per character: a
+    space stays a space, a newline is "⏎\\n", others display_char], "bg": ["#rrggbb" or "" per
+    character], "light": [steps with white text on a dark background], "marked": [steps],
+    "tips": [hover text] or None, "font_size": int, "caption": str}``; user text stays plain text
+    (the consumer escapes it or sets it as text).
     """
     if len(values) != len(chars):
         raise ValueError(f"{len(chars)} characters but {len(values)} values")
-    marked = set(marked)
-    parts = [f'<div class="rnnviz-text" style="font-family:ui-monospace,Menlo,Consolas,monospace;'
-             f'font-size:{int(font_size)}px;line-height:1.7;white-space:pre-wrap;'
-             f'word-break:break-all;padding:6px;border:1px solid #ddd;border-radius:4px">']
-    if caption:
-        parts.append(f'<div style="font-family:sans-serif;font-size:12px;color:#666;'
-                     f'margin-bottom:4px">{escape(caption)}</div>')
+    if tooltips is not None and len(tooltips) != len(chars):
+        raise ValueError(f"{len(chars)} characters but {len(tooltips)} tooltips")
+    shown, bg, light = [], [], []
     for t, (ch, v) in enumerate(zip(chars, values)):
+        shown.append(" " if ch == " " else "⏎\n" if ch == "\n" else display_char(ch))
         rgb = color_of(v, vmin, vmax, scale)
-        style = "" if rgb is None else "background:#%02x%02x%02x;" % rgb + ("color:#fff;" if _dark(rgb) else "")
-        if t in marked:
+        bg.append("" if rgb is None else "#%02x%02x%02x" % rgb)
+        if rgb is not None and _dark(rgb):
+            light.append(t)
+    n = len(shown)
+    return {"chars": shown, "bg": bg, "light": light,
+            "marked": sorted({int(t) for t in marked if 0 <= int(t) < n}),
+            "tips": None if tooltips is None else [str(x) for x in tooltips],
+            "font_size": int(font_size), "caption": str(caption)}
+
+
+def colored_text_html(chars: Sequence[str], values: Sequence[float | None], *, vmin: float,
+                      vmax: float, scale: str = DIVERGING, tooltips: Sequence[str] | None = None,
+                      marked: Sequence[int] = (), font_size: int = 15, caption: str = "") -> str:
+    """HTML of :func:`colored_text_data` (same arguments): a ``<div class="rnnviz-text">`` of one
+    ``<span>`` per character. Every character and tooltip is HTML-escaped."""
+    d = colored_text_data(chars, values, vmin=vmin, vmax=vmax, scale=scale, tooltips=tooltips,
+                          marked=marked, font_size=font_size, caption=caption)
+    light, marked_ = set(d["light"]), set(d["marked"])
+    parts = [f'<div class="rnnviz-text" style="{TEXT_STYLE}font-size:{d["font_size"]}px">']
+    if caption:
+        parts.append(f'<div style="{CAPTION_STYLE}">{escape(caption)}</div>')
+    for t, shown in enumerate(d["chars"]):
+        style = (f"background:{d['bg'][t]};" if d["bg"][t] else "") + ("color:#fff;" if t in light else "")
+        if t in marked_:
             style += "text-decoration:underline wavy red;"
-        if ch == " ":
-            shown = " "
-        elif ch == "\n":
-            shown = "⏎"
-        else:
-            shown = display_char(ch)
-        tip = f' title="{escape(tooltips[t])}"' if tooltips is not None else ""
-        parts.append(f'<span style="{style}"{tip}>{escape(shown)}</span>')
-        if ch == "\n":
+        tip = f' title="{escape(d["tips"][t])}"' if d["tips"] is not None else ""
+        newline = shown.endswith("\n")
+        parts.append(f'<span style="{style}"{tip}>{escape(shown.removesuffix(chr(10)))}</span>')
+        if newline:
             parts.append("<br>")
     parts.append("</div>")
     return "".join(parts)
@@ -96,4 +120,4 @@ def legend_html(vmin: float, vmax: float, scale: str = DIVERGING, label: str = "
             f'<span>{escape(label)}</span></div>')
 
 
-__all__ = ["colored_text_html", "color_of", "legend_html", "DIVERGING", "SEQUENTIAL"]
+__all__ = ["colored_text_data", "colored_text_html", "color_of", "legend_html", "DIVERGING", "SEQUENTIAL"]
