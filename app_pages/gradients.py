@@ -10,7 +10,7 @@ from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
 from app_pages.ui.url import sync, use, view_params
-from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
+from app_pages.ui.work import LIMITS, limit_message, prefetch, reduced, run_heavy
 from rnnviz import CheckpointError, TextError, cost
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
@@ -62,6 +62,12 @@ def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, _model) -> G.G
     return run_heavy(G.gradient_map, _model, text, whatif=_knobs(*knobs), max_macs=max_macs)
 
 
+def chain_call(text: str, layer: int, knobs: tuple, model) -> tuple[cost.Plan, tuple]:
+    """The Jacobian chain's plan and the arguments of its cached call (raises cost's LIMITS)."""
+    plan = cost.fit("chain", model.config, min(len(text), CHAIN_MAX_BACK + 1), what="Jacobian chain")
+    return plan, (ctx.ref, text, int(layer), knobs, max(plan.steps - 1, 1), model)
+
+
 st.title("Gradients across long backprop chains")
 st.markdown(
     "Backpropagation through time multiplies one Jacobian per step, "
@@ -109,6 +115,10 @@ if notices(ctx):
     if len(text_all) > n_chars:
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")
 
+    try:   # the chain is the longest computation: start it now, beside the curve and the map
+        prefetch(chain, *chain_call(text, layer, knobs, model)[1])
+    except LIMITS:
+        pass                         # refused: said where the chain is drawn
     try:
         nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve")
         nc_text = text[:nc_plan.steps]
@@ -160,9 +170,9 @@ if notices(ctx):
                    "(largest singular value) and Frobenius norm, with the fitted per-step factor. "
                    "Truncation and clipping do not change the dynamics, so they do not apply here.")
         try:
-            ch_plan = cost.fit("chain", cfg, min(T, CHAIN_MAX_BACK + 1), what="Jacobian chain")
+            ch_plan, args = chain_call(text, layer, knobs, model)
             with st.spinner("Multiplying Jacobians…"):
-                ch = chain(ctx.ref, text, int(layer), knobs, max(ch_plan.steps - 1, 1), model)
+                ch = chain(*args)
         except G.GradientError as err:
             st.info(str(err))
         except LIMITS as err:

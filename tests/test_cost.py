@@ -98,3 +98,49 @@ def test_run_heavy_stops_an_overrunning_request_and_keeps_serving(monkeypatch):
     assert work.run_heavy(torch.add, torch.ones(2), 1).tolist() == [2.0, 2.0]
     with pytest.raises(ZeroDivisionError):                  # a bug is never hidden
         work.run_heavy(lambda: 1 / 0)
+
+
+def _prefetch_script(log_path: str, fail: bool) -> None:
+    import time
+
+    import streamlit as st
+
+    from app_pages.ui.work import prefetch
+
+    @st.cache_data(show_spinner=False)
+    def slow(x: int) -> int:
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write("computed\n")
+        time.sleep(0.5)
+        if fail:
+            raise ValueError("refused")
+        return 2 * x
+
+    t0 = time.perf_counter()
+    prefetch(slow, 21)
+    time.sleep(0.4)                       # the page draws something else meanwhile
+    try:
+        st.write(f"value {slow(21)} after {time.perf_counter() - t0:.2f} s")
+    except ValueError as err:
+        st.write(f"error {err}")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_prefetch_overlaps_and_computes_once(tmp_path, fail):
+    """A prefetched cached call runs beside the script; the script's own call waits for it and reads
+    its value (computed once). A failed prefetch is not kept: the script's call computes again and
+    gets the error itself."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_data.clear()            # the two cases' functions share a cache key (same source, args)
+    log = tmp_path / "calls.log"
+    at = AppTest.from_function(_prefetch_script, args=(str(log), fail), default_timeout=30).run()
+    assert not at.exception
+    shown = at.markdown[0].value
+    calls = log.read_text().count("computed")
+    if fail:
+        assert shown == "error refused" and calls == 2
+    else:
+        assert shown.startswith("value 42 after ") and calls == 1
+        assert float(shown.split()[3]) < 0.85          # overlapped: 0.5 s, not 0.4 + 0.5 s

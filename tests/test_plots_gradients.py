@@ -87,6 +87,17 @@ def test_gradient_map_figure_blank_above_diagonal_and_escaped_labels():
     labels = list(hm.x) + list(hm.y)
     assert not any("<b>" in l for l in labels) and any("&lt;" in l for l in labels)
     assert any("⏎" in l for l in labels) and any("␣" in l for l in labels)
+    # every cell finite: no per-cell notes travel to the page, and the hover asks for none
+    assert hm.text is None and "%{text}" not in hm.hovertemplate
+    # the log₁₀ values as float32, equal to the map's own (every cell at or below the diagonal)
+    G = gm.maps[0].double().numpy()
+    up = gm.upstream.numpy()
+    assert np.asarray(hm.z).dtype == np.float32
+    assert np.allclose(z[up], np.log10(G[up]), rtol=1e-6, atol=1e-6)
+    # exact zeros (truncation) get their note in the hover
+    cut = PG.gradient_map_figure(gradient_map(model, text, whatif=WhatIf(truncate=2)))
+    notes = np.asarray(cut.data[0].text, dtype=object)
+    assert "%{text}" in cut.data[0].hovertemplate and (notes == " — actually exactly 0 (bottom colour)").any()
 
 
 def test_gradient_map_figure_pools_large_maps():

@@ -7,11 +7,13 @@ model (``rnnviz.cost``) decides beforehand how much a request may do; :func:`red
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from rnnviz import cost
 from rnnviz.deadline import Overtime, deadline
@@ -38,6 +40,25 @@ def run_heavy(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except FutureTimeout:
         future.cancel()                 # still queued: never starts; running: stops at its next check
         raise Overtime(seconds) from None
+
+
+def prefetch(cached: Callable[..., Any], *args: Any) -> None:
+    """Start ``cached(*args)`` (an ``st.cache_data`` function of this page) in a background thread,
+    so that it runs while the script computes and draws what comes before it; the script's own call
+    later, with the same arguments, waits for that computation (Streamlit computes a cache key once:
+    a second caller waits on its lock) and reads its value. Errors are not kept: the script's call
+    then computes again and shows its message. The work itself still goes through run_heavy's pool
+    and deadline, so this adds no CPU, only overlap (Gradients: the Jacobian chain beside the norm
+    curve and the gradient map)."""
+    def job() -> None:
+        try:
+            cached(*args)
+        except BaseException:               # noqa: BLE001 — the script's own call reports errors;
+            pass                            # a stop or rerun of the session ends the thread
+
+    thread = threading.Thread(target=job, name="rnnviz-prefetch", daemon=True)
+    add_script_run_ctx(thread, get_script_run_ctx())
+    thread.start()
 
 
 def reduced(*plans: cost.Plan | None) -> None:
