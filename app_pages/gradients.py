@@ -68,6 +68,21 @@ def chain_call(text: str, layer: int, knobs: tuple, model) -> tuple[cost.Plan, t
     return plan, (ctx.ref, text, int(layer), knobs, max(plan.steps - 1, 1), model)
 
 
+def map_call(text: str, knobs: tuple, model) -> tuple[cost.Plan, tuple]:
+    """The gradient map's plan and the arguments of its cached call (raises cost's LIMITS)."""
+    plan = cost.fit("gmap", model.config, len(text), what="gradient map")
+    return plan, (ctx.ref, text[:plan.steps], knobs, min(MAP_PAGE_MACS, cost.gmap_max_macs(plan)), model)
+
+
+def start(call, cached, *args) -> None:
+    """prefetch ``cached`` with the arguments ``call(*args)`` plans (a refused plan is said where
+    its chart is drawn)."""
+    try:
+        prefetch(cached, *call(*args)[1])
+    except LIMITS:
+        pass
+
+
 st.title("Gradients across long backprop chains")
 st.markdown(
     "Backpropagation through time multiplies one Jacobian per step, "
@@ -115,10 +130,8 @@ if notices(ctx):
     if len(text_all) > n_chars:
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")
 
-    try:   # the chain is the longest computation: start it now, beside the curve and the map
-        prefetch(chain, *chain_call(text, layer, knobs, model)[1])
-    except LIMITS:
-        pass                         # refused: said where the chain is drawn
+    # The chain is the longest computation: it starts now, beside the curve (the pool runs two).
+    start(chain_call, chain, text, layer, knobs, model)
     try:
         nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve")
         nc_text = text[:nc_plan.steps]
@@ -130,6 +143,7 @@ if notices(ctx):
     except LIMITS as err:
         st.warning(limit_message("gradient norm curve", err))
     else:
+        start(map_call, gmap, text, knobs, model)     # in the curve's place, while its figures are drawn
         reduced(nc_plan)
         sp, sp_error = None, None
         try:
@@ -186,10 +200,9 @@ if notices(ctx):
                    "state H_k: how much each earlier step influences each later loss. Truncation "
                    "applies per row.")
         try:
-            gm_plan = cost.fit("gmap", cfg, T, what="gradient map")
+            gm_plan, args = map_call(text, knobs, model)
             with st.spinner("Backpropagating every loss at once…"):
-                gm = gmap(ctx.ref, text[:gm_plan.steps], knobs,
-                          min(MAP_PAGE_MACS, cost.gmap_max_macs(gm_plan)), model)
+                gm = gmap(*args)
         except G.GradientError as err:
             st.info(str(err))
         except LIMITS as err:
