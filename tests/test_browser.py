@@ -11,7 +11,8 @@ import re
 import pytest
 
 import rnnviz
-from tools.bench_page import PAINT_JS, WAIT_JS, digest
+from tools.bench_page import digest
+from tools.page_js import PAINT_JS, UPDATE_JS, update_arg
 
 from .conftest import REPO, StreamlitServer, tiny_model
 
@@ -43,7 +44,7 @@ def commit_text(page, text: str, min_charts: int = 1) -> None:
     area = page.get_by_label("Text", exact=True)
     area.fill(text)
     area.press("Control+Enter")
-    page.wait_for_function(WAIT_JS, arg=[digest(text), min_charts], timeout=TIMEOUT, polling=100)
+    page.wait_for_function(UPDATE_JS, arg=update_arg(digest(text), min_charts), timeout=TIMEOUT, polling=100)
     page.evaluate(PAINT_JS)
 
 
@@ -107,13 +108,13 @@ def test_predictions_and_step_through_render(server, tall_page):
     page = tall_page
     page.goto(srv.url + "/predictions?text=" + "hello%20world%2C%20hello%20time")
     page.wait_for_selector("h1", timeout=TIMEOUT)
-    page.wait_for_function(WAIT_JS, arg=[digest("hello world, hello time"), 3], timeout=TIMEOUT, polling=100)
+    page.wait_for_function(UPDATE_JS, arg=update_arg(digest("hello world, hello time"), 3), timeout=TIMEOUT, polling=100)
     page.evaluate(PAINT_JS)
     assert page.get_by_text("Perplexity").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "browser-predictions.png"))
     page.goto(srv.url + "/step?text=hello%20world&st.t=4")
     page.wait_for_selector("h1", timeout=TIMEOUT)
-    page.wait_for_function(WAIT_JS, arg=[digest("hello world"), 3], timeout=TIMEOUT, polling=100)
+    page.wait_for_function(UPDATE_JS, arg=update_arg(digest("hello world"), 3), timeout=TIMEOUT, polling=100)
     page.evaluate(PAINT_JS)
     assert "Step 4" in page.locator("[data-testid='stMarkdownContainer']").all_inner_texts().__str__()
     page.screenshot(path=str(ARTIFACTS / "browser-step-through.png"))

@@ -13,6 +13,7 @@ import pytest
 
 import rnnviz
 from app_pages.ui.params import VIEWS, keys_of
+from tools.page_js import RUN_OVER_JS
 
 from .conftest import REPO, StreamlitServer, tiny_model
 from .test_url_fuzz import BAD, STRUCTURE, TEXT
@@ -23,11 +24,6 @@ PATHS = {m.group(1): (re.findall(r'url_path="([^"]*)"', m.group(2)) or [""])[0]
 #: Bad values for a real URL: 100 kB strings are left to the AppTest tier (Streamlit drops a
 #: query string over its limit whole, which that tier checks), the rest are all tried.
 KINDS = [k for k in BAD if k != "long"]
-DONE_JS = """() => {
-  const w = document.querySelector('[data-testid="stStatusWidget"]');
-  if (w && /Running|Stop/.test(w.innerText)) return false;
-  return !!document.querySelector('h1') && !document.querySelector('[data-testid="stSkeleton"]');
-}"""
 PAGE_S = 60          # generous: the suite may share the 2 cores with other work
 
 
@@ -59,7 +55,7 @@ def open_and_wait(page, url: str) -> float:
     page.goto(url, timeout=PAGE_S * 1000)
     page.wait_for_selector("h1", timeout=PAGE_S * 1000)
     page.wait_for_timeout(300)                     # let the first script run start
-    page.wait_for_function(DONE_JS, timeout=PAGE_S * 1000, polling=200)
+    page.wait_for_function(RUN_OVER_JS, arg="h1", timeout=PAGE_S * 1000, polling=200)
     return time.monotonic() - t0
 
 

@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tools.page_js import PAINT_JS, UPDATE_JS, update_arg
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 MODEL_KEY = "timemachine-lstm"
 TARGETS = {1_000: 1.0, 5_000: 3.0}
@@ -63,18 +64,6 @@ if text:
     st.plotly_chart(fig, theme=None)
 '''
 
-WAIT_JS = """([digest, minCharts]) => {
-  const w = document.querySelector('[data-testid="stStatusWidget"]');
-  if (w && /Running|Stop/.test(w.innerText)) return false;
-  const els = [...document.querySelectorAll('.js-plotly-plot')];
-  if (els.length < minCharts) return false;
-  // text_independent charts (app_pages/ui/charts.show_chart) are kept across text commits; at least one
-  // chart must carry the new text's digest.
-  const ok = e => e._fullLayout && e.layout && e.layout.meta && e.querySelector('.main-svg')
-                  && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true);
-  return els.every(ok) && els.some(e => e.layout.meta.rnnviz === digest);
-}"""
-PAINT_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
 
 def digest(text: str, model_key: str = MODEL_KEY) -> str:
@@ -123,7 +112,7 @@ def time_commits(browser, url: str, n_chars: int, repeats: int, min_charts: int,
             area.fill(text)
             start = time.perf_counter()
             area.press("Control+Enter")
-            page.wait_for_function(WAIT_JS, arg=[digest(text), min_charts], timeout=120_000,
+            page.wait_for_function(UPDATE_JS, arg=update_arg(digest(text), min_charts), timeout=120_000,
                                    polling="raf")
             page.evaluate(PAINT_JS)
             elapsed = time.perf_counter() - start
@@ -198,7 +187,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--views", nargs="+", metavar="VIEW",
                     help="per-view mode (tools/bench_page_views.py): hidden-states, predictions, gradients")
-    ap.add_argument("--modes", nargs="+", default=["plotly", "inplace"], choices=["plotly", "inplace"])
+    ap.add_argument("--modes", nargs="+", default=["plotly", "inplace"], choices=["plotly", "inplace", "bare"],
+                    help="bare: a bare Streamlit page (a text area and one chart), the floor under rnnviz")
     ap.add_argument("--chars", type=int, default=1_000, help="text length in the per-view mode")
     args = ap.parse_args(argv)
     if args.views:

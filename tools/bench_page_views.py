@@ -13,7 +13,7 @@ mode, each driven by its own headless Chromium (tools.serve.CHROMIUM), step by s
 
 The clock stops when a script run has started and ended since the action, the view's path is
 shown, none of the old view's charts is left, and every chart element on the page holds a drawn
-chart that carries the text's digest, painted (see READY_JS: the load test's wait, which looks only
+chart that carries the text's digest, painted (tools.page_js.UPDATE_JS: a wait that looks only
 at the status widget and at the charts present, passes right after a view switch's click, before
 any new chart exists). Each update also records the CPU seconds (user + system, /proc) of that
 browser's processes and of its app server, from just before the action until the page is idle after
@@ -32,13 +32,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.bench_page import PAINT_JS, digest, sample_text
+from tools.bench_page import MODEL_KEY, digest, sample_text
+from tools.page_js import ARM_JS, IDLE_JS, PAINT_JS, STATE_JS, UPDATE_JS, update_arg
 from tools.procstats import cpu_seconds, descendants
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 
 #: view name -> its URL path (app.py's url_path; the default page is the root).
 VIEWS = {"hidden-states": "", "predictions": "predictions", "gradients": "gradients"}
-MODES = {"plotly": "0", "inplace": "1"}
+#: mode -> RNNVIZ_INPLACE_CHARTS. "bare": not rnnviz but the floor under it, a bare Streamlit page
+#: (BARE_APP: the sidebar text area and one small in-place chart), driven the same way (text only).
+MODES = {"plotly": "0", "inplace": "1", "bare": "1"}
 KINDS = ("text", "switch")
 #: The issue's targets for a text update at 1,000 chars × 256 units (issue 14).
 TEXT_CPU_TARGET_S, TEXT_TIME_TARGET_S = 0.35, 1.0
@@ -48,36 +51,21 @@ TIMEOUT_MS = 180_000
 POLL_MS = 50
 IDLE_S = 3.0
 
-# Ready: a script run has happened since ARM_JS (the app root's data-test-script-state changed) and is
-# over, the view's path is shown, no old chart is left, and every chart element (st.plotly_chart's,
-# or the in-place component's) holds a drawn chart that carries the text's digest. Waiting on the
-# status widget and on the charts present is not enough: right after a click neither the widget nor
-# any of the new view's charts is there yet (tools/loadtest.py's WAIT_JS passes then).
-READY_JS = """([digest, minCharts, viewPath]) => {
-  const norm = p => p.replace(/\\/$/, '');
-  if (viewPath !== null && norm(location.pathname) !== norm(viewPath)) return false;
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!window.__rnnvizRun || app.dataset.testScriptState !== 'notRunning') return false;
-  if (document.querySelector('[data-testid="stSkeleton"]')) return false;
-  // Chart elements: st.plotly_chart's, and every component element except the coloured text's.
-  const boxes = [...document.querySelectorAll('[data-testid="stPlotlyChart"], [data-testid="stBidiComponentRegular"]')]
-      .filter(b => !b.querySelector('.rnnviz-text'));
-  const charts = boxes.map(b => b.matches('.js-plotly-plot') ? b : b.querySelector('.js-plotly-plot'));
-  if (charts.length < minCharts || document.querySelector('.js-plotly-plot.rnnviz-old')) return false;
-  const ok = e => e && e._fullLayout && e.layout && e.layout.meta && e.querySelector('.main-svg')
-                  && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true);
-  return charts.every(ok) && charts.some(e => e.layout.meta.rnnviz === digest);
-}"""
-# Before an action: note when the next script run starts (any change of the app's script state).
-# The whole body is observed: on a view switch the app root can be a new element (observing the old
-# one missed the run in load tests).
-ARM_JS = """() => {
-  window.__rnnvizRun = false;
-  if (window.__rnnvizObs) window.__rnnvizObs.disconnect();
-  window.__rnnvizObs = new MutationObserver(() => { window.__rnnvizRun = true; });
-  window.__rnnvizObs.observe(document.body, {attributes: true, subtree: true,
-                                             attributeFilter: ['data-test-script-state']});
-}"""
+BARE_APP = '''
+import hashlib, sys
+sys.path.insert(0, {repo!r})
+import plotly.graph_objects as go
+import streamlit as st
+from app_pages.ui.plotly_component import plotly_chart_inplace
+
+st.set_page_config(layout="wide")
+text = st.sidebar.text_area("Text", key="text")
+digest = hashlib.sha256(f"{key}\\0{{text}}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+st.caption(f"{{len(text)}} characters")
+fig = go.Figure(go.Scatter(x=[0, 1], y=[0, len(text)]), layout=dict(meta={{"rnnviz": digest}}))
+plotly_chart_inplace(fig, key="chart")
+'''
+
 # Flag the charts on the page and click the nav link to ``path`` (one round trip, then the clock).
 SWITCH_JS = """path => {
   document.querySelectorAll('.js-plotly-plot').forEach(e => e.classList.add('rnnviz-old'));
@@ -88,13 +76,6 @@ SWITCH_JS = """path => {
   a.click();
   return true;
 }"""
-IDLE_JS = "() => new Promise(r => requestIdleCallback(() => r(true), {timeout: 3000}))"
-STATE_JS = """() => ({path: location.pathname, status: (document.querySelector(
-  '[data-testid="stStatusWidget"]') || {}).innerText, errors: [...document.querySelectorAll(
-  '[data-testid="stException"], [data-testid="stAlert"]')].map(e => e.innerText.slice(0, 200)),
-  run: window.__rnnvizRun, state: document.querySelector('[data-testid="stApp"]').dataset.testScriptState,
-  charts: [...document.querySelectorAll('.js-plotly-plot')].map(e => [e.classList.contains('rnnviz-old'),
-  e.layout && e.layout.meta])})"""
 COUNT_JS = "() => document.querySelectorAll('.js-plotly-plot').length"
 
 
@@ -151,7 +132,7 @@ class Session:
         return sum(cpu_seconds(p) for p in pids)
 
     def open(self, view: str) -> None:
-        self.page.goto(f"{self.server.url}/{VIEWS[view]}")
+        self.page.goto(f"{self.server.url}/{'' if self.mode == 'bare' else VIEWS[view]}")
         self.page.wait_for_selector("textarea", timeout=TIMEOUT_MS)
         self.view = view
 
@@ -164,7 +145,7 @@ class Session:
         t0 = time.perf_counter()
         act()
         try:
-            page.wait_for_function(READY_JS, arg=[dg, self.min_charts.get(view, 1), path],
+            page.wait_for_function(UPDATE_JS, arg=update_arg(dg, self.min_charts.get(view, 1), path, armed=True),
                                    timeout=TIMEOUT_MS, polling=POLL_MS)
         except Exception as err:
             raise RuntimeError(f"{self.mode} {view}: not ready: {page.evaluate(STATE_JS)}") from err
@@ -191,7 +172,7 @@ class Session:
     def learn(self, text: str) -> None:
         """After a view's first visit: let late charts arrive, then remember how many it shows."""
         time.sleep(1.5)
-        self.page.wait_for_function(READY_JS, arg=[digest(text), 1, None], timeout=TIMEOUT_MS)
+        self.page.wait_for_function(UPDATE_JS, arg=update_arg(digest(text), 1), timeout=TIMEOUT_MS)
         self.min_charts[self.view] = self.page.evaluate(COUNT_JS)
 
     def close(self) -> None:
@@ -200,13 +181,22 @@ class Session:
         self.server.stop()
 
 
+def app_script(mode: str, folder: Path) -> Path:
+    """The app a mode's server runs: rnnviz's, or (``bare``) BARE_APP written into ``folder``."""
+    if mode != "bare":
+        return REPO / "app.py"
+    script = folder / "bare_app.py"
+    script.write_text(BARE_APP.format(repo=str(REPO), key=MODEL_KEY), encoding="utf-8")
+    return script
+
+
 def step(sessions: list[Session], view: str, text: str, rnd: int, results: dict) -> None:
     """Every session (order alternating by round): switch to ``view`` if elsewhere, commit ``text``."""
     order = sessions if rnd % 2 == 0 else sessions[::-1]
     for kind in KINDS[::-1]:
         for s in order:
             if kind == "switch":
-                if s.view == view:
+                if s.view == view or s.mode == "bare":      # the bare page has no views
                     continue
                 got = s.switch(view, s.last_text)
             else:
@@ -247,7 +237,7 @@ def run_views(views, modes, repeats: int = 5, n_chars: int = 1_000, hidden: int 
             with sync_playwright() as pw:
                 for mode in modes:
                     env = {"RNNVIZ_CHECKPOINT_DIR": tmp, "RNNVIZ_INPLACE_CHARTS": MODES[mode]}
-                    sessions.append(Session(mode, AppServer(REPO / "app.py", env)))
+                    sessions.append(Session(mode, AppServer(app_script(mode, Path(tmp)), env)))
                     sessions[-1].launch(pw)
                     sessions[-1].open(views[0])
                 seed = random.Random(14).randrange(10**6)

@@ -34,13 +34,10 @@ from tools.heavy import largest_checkpoint  # noqa: E402
 from tools.load_report import pct  # noqa: E402
 from tools.load_session import WORDS, arm, digest, wait_update  # noqa: E402
 from tools.procstats import cpu_seconds  # noqa: E402
+from tools.page_js import RUN_OVER_JS  # noqa: E402
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
 
 NOTES = ("Reduced because", "Not computed", "stopped after")
-DONE_JS = """() => {
-  const w = document.querySelector('[data-testid="stStatusWidget"]');
-  return !(w && /Running|Stop/.test(w.innerText)) && !document.querySelector('[data-testid="stSkeleton"]');
-}"""
 
 
 class Phases:
@@ -96,7 +93,7 @@ async def hostile(browser, url: str, upload: Path, until: float, max_chars: int,
         t0 = time.monotonic()
         await page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(upload))
         await page.locator("[data-testid='stAlertContentSuccess']").wait_for(timeout=300_000)
-        await page.wait_for_function(DONE_JS, timeout=300_000, polling=200)
+        await page.wait_for_function(RUN_OVER_JS, timeout=300_000, polling=200)
         report["upload_s"] = round(time.monotonic() - t0, 2)
         links = page.locator("[data-testid='stSidebarNav'] a")
         names = await links.all_inner_texts()
@@ -107,7 +104,7 @@ async def hostile(browser, url: str, upload: Path, until: float, max_chars: int,
             t0 = time.monotonic()
             await links.nth((k - 1) % len(names)).click()
             await page.wait_for_timeout(300)
-            await page.wait_for_function(DONE_JS, timeout=300_000, polling=200)
+            await page.wait_for_function(RUN_OVER_JS, timeout=300_000, polling=200)
             body = await page.evaluate("() => document.body.innerText")
             seen = sorted({m for m in NOTES if m in body})
             errors = await page.locator("[data-testid='stException']").count()

@@ -1,8 +1,7 @@
 """One load-test browser session, driven through Playwright (used by tools/loadtest.py).
 
-Holds the page-side checks (``WAIT_JS``: run over and every chart redrawn for the new text;
-``MARK_OLD_JS``: flag the charts before a view switch), the counters (``Stats``), the start signal
-(``Clock``), the chart digest and per-session tokens, and the session itself, split into its steps:
+Holds the counters (``Stats``), the start signal (``Clock``), the chart digest and per-session
+tokens, and the session itself, split into its steps (the page checks are tools/page_js's):
 ``SessionRun.setup`` (first page, optional upload), ``commit_text`` / ``switch_view`` (one action
 each), ``finish_action`` (wait for the update, time it, check the page) and ``check_uploads`` (the
 final upload-isolation check). ``run_sessions`` starts N of them in one Chromium; ``make_uploads``
@@ -20,45 +19,12 @@ import time
 from pathlib import Path
 
 from tools.procstats import cpu_by_program
-from tools.bench_page_views import ARM_JS  # a script run since the action
+from tools.page_js import ARM_JS, MARK_OLD_JS, STATE_JS, UPDATE_JS, update_arg
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO
 
 WORDS = ("the time traveller as we shall call him for now was explaining "
          "a curious idea to us his dark eyes were bright and his face was eager as the lamp burned low and the small machine of brass and crystal glittered on the table between our glasses").split()
 
-#: The page shows the update: after an action (``armed``: ARM_JS ran just before it) a script run
-#: has started and is over (the app root's ``data-test-script-state``; the status widget alone
-#: passes right after a view switch's click, before the run starts); the link's text and the view's
-#: path are the new ones; no chart flagged by MARK_OLD_JS is left; and every chart element
-#: (st.plotly_chart's, or the in-place component's) holds a drawn chart that carries ``digest`` or
-#: is marked text_independent (e.g. the W_hh spectrum, kept across text commits).
-WAIT_JS = """([digest, textParam, viewPath, armed]) => {
-  if (textParam !== null && new URLSearchParams(location.search).get('text') !== textParam) return false;
-  const norm = p => p.replace(/\\/$/, '');
-  if (viewPath !== null && norm(location.pathname) !== norm(viewPath)) return false;
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!app || app.dataset.testScriptState !== 'notRunning') return false;
-  // A run since the action: the app's end-of-run marker (app_pages/ui/startup.log_script_run,
-  // with RNNVIZ_RUN_LOG) shows a newer count; without it, the script-state attribute changed.
-  const marker = document.querySelector('[data-rnnviz-run]');
-  if (armed && !(marker ? Number(marker.dataset.rnnvizRun) > window.__rnnvizRunsBefore : window.__rnnvizRun)) return false;
-  const w = document.querySelector('[data-testid="stStatusWidget"]');
-  if (w && /Running|Stop/.test(w.innerText)) return false;
-  if (document.querySelector('[data-testid="stSkeleton"]')) return false;
-  if ([...document.querySelectorAll('.js-plotly-plot')].some(e => e.__rnnvizOld)) return false;
-  // Chart elements: st.plotly_chart's, and every component element except the coloured text's.
-  const boxes = [...document.querySelectorAll('[data-testid="stPlotlyChart"], [data-testid="stBidiComponentRegular"]')]
-      .filter(b => !b.querySelector('.rnnviz-text'));
-  const charts = boxes.map(b => b.matches('.js-plotly-plot') ? b : b.querySelector('.js-plotly-plot'));
-  return charts.every(e => e && e.layout && e.layout.meta && e.querySelector('.main-svg')
-                           && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true));
-}"""
-#: What the page shows when an update did not finish (for the timeout's message).
-STATE_JS = """() => ({path: location.pathname, run: window.__rnnvizRun, before: window.__rnnvizRunsBefore,
-  marker: (document.querySelector('[data-rnnviz-run]') || {dataset: {}}).dataset.rnnvizRun,
-  state: (document.querySelector('[data-testid="stApp"]') || {dataset: {}}).dataset.testScriptState,
-  charts: [...document.querySelectorAll('.js-plotly-plot')].map(e => JSON.stringify((e.layout || {}).meta))})"""
-MARK_OLD_JS = "() => document.querySelectorAll('.js-plotly-plot').forEach(e => { e.__rnnvizOld = true; })"
 
 
 def digest(model_key: str, text: str, max_chars: int) -> str:
@@ -102,14 +68,12 @@ async def note_cookie(ctx, sid: int, name: str | None, stats: Stats) -> None:
 async def arm(page) -> None:
     """Call right before an action whose update :func:`wait_update` (``armed=True``) waits for."""
     await page.evaluate(ARM_JS)
-    await page.evaluate("() => { const m = document.querySelector('[data-rnnviz-run]'); "
-                        "window.__rnnvizRunsBefore = m ? Number(m.dataset.rnnvizRun) : 0; }")
 
 
 async def wait_update(page, dg: str, text_param: str | None, timeout_s: float,
                       view_path: str | None = None, armed: bool = False) -> None:
-    """Until the page shows the update (WAIT_JS); ``armed``: a script run since :func:`arm`."""
-    await page.wait_for_function(WAIT_JS, arg=[dg, text_param, view_path, armed],
+    """Until the page shows the update (UPDATE_JS); ``armed``: a script run since :func:`arm`."""
+    await page.wait_for_function(UPDATE_JS, arg=update_arg(dg, 0, view_path, text_param, armed),
                                  timeout=timeout_s * 1000, polling=100)
 
 
