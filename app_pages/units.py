@@ -127,7 +127,9 @@ def unit_finder() -> None:
     st.caption(f"Ranked all {index.num_units:,} units in {res.seconds * 1000:.0f} ms. AUC: how well "
                f"“activation ≥ θ” separates {res.label_rule} from the rest, over every θ (0.5 = "
                "chance, 1 = perfect, 0 = perfect but inverted).")
-    show_chart(uplots.ranked_units_figure(res, font_size=ctx.font_size), ctx, key="u_rank")
+    # ranked on the corpus's index, not on the sidebar text: kept across text commits
+    show_chart(uplots.ranked_units_figure(res, font_size=ctx.font_size), ctx, key="u_rank",
+               text_independent=True)
     st.dataframe(uplots.ranked_units_rows(res), hide_index=True, width="stretch")
     # the top units as coloured text: on the sidebar text, and on the sample where the feature is on
     st.subheader("The top units as coloured text")

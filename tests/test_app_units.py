@@ -8,7 +8,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from rnnviz import save_checkpoint
-from tests.conftest import REPO, tiny_model
+from tests.conftest import REPO, chart_specs, tiny_model
 
 CORPUS = ("the time traveller (as we shall call him for now) was explaining "
           "a curious idea to us. his dark eyes were bright and eager.\n") * 40
@@ -56,6 +56,9 @@ def test_unit_finder_renders(app_env):
     assert at.dataframe, "ranked units table"
     assert "Ranked all" in texts(at)
     assert "held-out" in texts(at)
+    # ranked on the corpus, not the sidebar text: the chart says so, so a text commit keeps it
+    rank = [f for f in chart_specs(at) if f["layout"]["meta"].get("chart") == "u_rank"]
+    assert rank and rank[0]["layout"]["meta"] == {"chart": "u_rank", "text_independent": True}
 
 
 def test_unit_finder_bad_regex_is_a_message(app_env):
