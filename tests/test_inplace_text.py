@@ -18,6 +18,9 @@ BOXES = """() => [...document.querySelectorAll('.rnnviz-text')].map(root => {
           first: spans.length ? (spans[0].__mark || null) : null, text: root.innerText,
           n: spans.length, imgs: root.querySelectorAll('img, script').length,
           caption: root.firstElementChild.innerText, size: getComputedStyle(root).fontSize,
+          look: [root, root.firstElementChild].map(e => { const c = getComputedStyle(e);
+            return [c.fontFamily, c.fontSize, c.lineHeight, c.whiteSpace, c.wordBreak, c.padding,
+                    c.borderTop, c.color, c.marginBottom]; }),
           spans: spans.map(s => { const c = getComputedStyle(s);
             return [s.textContent.replace('\\n', ''), c.backgroundColor, c.color, c.textDecorationLine,
                     c.textDecorationStyle, s.title]; })};
@@ -63,6 +66,8 @@ def test_text_updates_in_place_and_matches_the_html(server, browser):
         assert ours["spans"] == ref["spans"]
         assert ours["text"] == ref["text"] and ours["caption"] == ref["caption"] == f"update {n} <b>not bold</b>"
         assert ours["size"] == ref["size"] == "15px"
+        assert ours["look"] == ref["look"]                   # box and caption styled alike
+        assert ours["look"][1][4] == "normal"                # the caption wraps at words
         # Kept mounted: the root and the first span are the nodes of the previous update.
         assert (ours["mark"], ours["first"]) == ((None, None) if n == 0 else ("root", "span0"))
     # User text stayed text: shown literally, no element made from it, nothing ran.

@@ -7,26 +7,21 @@
 //
 // data (rnnviz.plots.text.colored_text_data, plus "sig"): {chars: [shown text per character],
 // bg: ["#rrggbb" or ""], light: [steps with white text], marked: [steps underlined in red],
-// tips: [hover text] or null, font_size, caption, sig: a digest of the rest}.
+// tips: [hover text] or null, font_size, caption, styles: {text, caption} CSS of the box and its
+// caption, sig: a digest of the rest}.
 
-const boxes = new WeakMap(); // parentElement -> {root, caption, body, spans, sig}
+const boxes = new WeakMap(); // parentElement -> {root, caption, body, spans, sig, look}
 
-// Same as rnnviz.plots.text.TEXT_STYLE and CAPTION_STYLE.
-const TEXT_STYLE = "font-family:ui-monospace,Menlo,Consolas,monospace;line-height:1.7;white-space:pre-wrap;" +
-                   "word-break:break-all;padding:6px;border:1px solid #ddd;border-radius:4px;";
-const CAPTION_STYLE = "font-family:sans-serif;font-size:12px;color:#666;margin-bottom:4px";
 const COLOUR = /^#[0-9a-f]{6}$/i;
 
 function newBox(parentElement) {
   const root = document.createElement("div");
   root.className = "rnnviz-text";             // lecture mode enlarges it (sidebar.LECTURE_CSS)
-  root.style.cssText = TEXT_STYLE;
   const caption = document.createElement("div");
-  caption.style.cssText = CAPTION_STYLE;
   const body = document.createElement("div");
   root.append(caption, body);
   parentElement.appendChild(root);
-  return { root, caption, body, spans: [], sig: null };
+  return { root, caption, body, spans: [], sig: null, look: null };
 }
 
 function resize(box, n) {
@@ -56,6 +51,14 @@ function paint(box, data) {
     s.style.textDecoration = marked.has(i) ? "underline wavy red" : "";
     if (tips) s.title = String(tips[i] ?? "");
     else s.removeAttribute("title");
+  }
+  // The box's and the caption's styles: rnnviz.plots.text.TEXT_STYLE and CAPTION_STYLE.
+  const styles = data.styles || {};
+  const look = (styles.text || "") + "\u0000" + (styles.caption || "");
+  if (box.look !== look) {
+    box.look = look;
+    box.root.style.cssText = styles.text || "";
+    box.caption.style.cssText = styles.caption || "";
   }
   box.caption.textContent = data.caption || "";
   box.caption.style.display = data.caption ? "" : "none";

@@ -42,6 +42,7 @@ def colored_text(chars: Sequence[str], values: Sequence[float | None], *, key: s
         st.html(tplots.colored_text_html(chars, values, **kwargs))
         return
     data = tplots.colored_text_data(chars, values, **kwargs)
+    data["styles"] = {"text": tplots.TEXT_STYLE, "caption": tplots.CAPTION_STYLE}
     data["sig"] = hashlib.sha256(json.dumps(data, ensure_ascii=False).encode("utf-8", "surrogatepass")
                                  ).hexdigest()[:16]
     _text(key=key, data=data, width="stretch", height="content")

@@ -16,11 +16,11 @@ import plotly.colors as pcolors
 from .common import DIVERGING, SEQUENTIAL, display_char, escape
 
 _LUT_SIZE = 101
-#: The coloured text's box and its caption (the in-place component, app_pages/ui/colored_text.js,
-#: sets the same styles).
+#: The coloured text's box and its caption (app_pages/ui/colored_text sends them to its component).
 TEXT_STYLE = ("font-family:ui-monospace,Menlo,Consolas,monospace;line-height:1.7;white-space:pre-wrap;"
               "word-break:break-all;padding:6px;border:1px solid #ddd;border-radius:4px;")
-CAPTION_STYLE = "font-family:sans-serif;font-size:12px;color:#666;margin-bottom:4px"
+CAPTION_STYLE = ("font-family:sans-serif;font-size:12px;color:#666;margin-bottom:4px;"
+                 "word-break:normal;white-space:normal")   # the box breaks text anywhere, not the caption
 
 
 @lru_cache(maxsize=8)
