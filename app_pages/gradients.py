@@ -130,11 +130,11 @@ if notices(ctx):
     if len(text_all) > n_chars:
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")
 
-    # The chain is the longest computation: it starts now, beside the curve (the pool runs two).
-    start(chain_call, chain, text, layer, knobs, model)
     try:
         nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve")
         nc_text = text[:nc_plan.steps]
+        # The chain is the longest computation: it starts now, beside the curve (the pool runs two).
+        start(chain_call, chain, text, layer, knobs, model)
         with st.spinner("Backpropagating through time…"):
             nc = curve(ctx.ref, nc_text, loss, min(int(step), max(len(nc_text) - 2, 0))
                        if loss == "step" else None, knobs, model)
