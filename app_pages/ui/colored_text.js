@@ -45,12 +45,19 @@ function paint(box, data) {
     const s = box.spans[i];
     const text = String(chars[i]);
     if (s.textContent !== text) s.textContent = text;
+    // Styles are compared with what this span was last given (the browser reads colours back as
+    // rgb(), so comparing with s.style would always differ); unchanged ones are not touched.
     const bg = COLOUR.test(data.bg[i] || "") ? data.bg[i] : "";
-    if (s.style.background !== bg) s.style.background = bg;
-    s.style.color = light.has(i) ? "#fff" : "";
-    s.style.textDecoration = marked.has(i) ? "underline wavy red" : "";
-    if (tips) s.title = String(tips[i] ?? "");
-    else s.removeAttribute("title");
+    const look = bg + (light.has(i) ? " light" : "") + (marked.has(i) ? " marked" : "");
+    if (s.__look !== look) {
+      s.__look = look;
+      s.style.background = bg;
+      s.style.color = light.has(i) ? "#fff" : "";
+      s.style.textDecoration = marked.has(i) ? "underline wavy red" : "";
+    }
+    const tip = tips ? String(tips[i] ?? "") : null;
+    if (tip === null) s.removeAttribute("title");
+    else if (s.title !== tip) s.title = tip;
   }
   // The box's and the caption's styles: rnnviz.plots.text.TEXT_STYLE and CAPTION_STYLE.
   const styles = data.styles || {};

@@ -96,8 +96,8 @@ def colored_text_html(chars: Sequence[str], values: Sequence[float | None], *, v
                           marked=marked, font_size=font_size, caption=caption)
     light, marked_ = set(d["light"]), set(d["marked"])
     parts = [f'<div class="rnnviz-text" style="{TEXT_STYLE}font-size:{d["font_size"]}px">']
-    if caption:
-        parts.append(f'<div style="{CAPTION_STYLE}">{escape(caption)}</div>')
+    if d["caption"]:
+        parts.append(f'<div style="{CAPTION_STYLE}">{escape(d["caption"])}</div>')
     for t, shown in enumerate(d["chars"]):
         style = (f"background:{d['bg'][t]};" if d["bg"][t] else "") + ("color:#fff;" if t in light else "")
         if t in marked_:
