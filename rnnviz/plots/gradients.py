@@ -228,8 +228,10 @@ def _spectral_gap(chain: JacobianChain) -> str:
 
 def _method_note(fig: go.Figure, method: str) -> go.Figure:
     """How the norms were computed ("block Krylov Rayleigh–Ritz …"): jargon for a tooltip, not the
-    title: a small "ⓘ how computed" note in the corner whose hover says it."""
-    fig.add_annotation(text="ⓘ how computed", hovertext=escape(method), showarrow=False,
+    title: a small "ℹ how computed" note in the corner whose hover says it. ℹ (U+2139), not ⓘ:
+    Debian's default fonts (DejaVu) have it, as do Windows' and macOS's symbol fonts; ⓘ drew as
+    an empty box in headless Chromium."""
+    fig.add_annotation(text="ℹ how computed", hovertext=escape(method), showarrow=False,
                        xref="paper", yref="paper", x=1.0, y=1.0, xanchor="right", yanchor="bottom",
                        font=dict(size=11, color="#555"))
     return fig
