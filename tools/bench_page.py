@@ -5,7 +5,8 @@ Chromium, median of N.
     python -m tools.bench_page --repeats 3 --no-reference
     python -m tools.bench_page --views hidden-states predictions gradients --modes plotly inplace
                                                 # per view: st.plotly_chart vs in-place charts,
-                                                # text commits and view switches (bench_page_views)
+                                                # text commits, view switches and
+                                                # reruns with nothing changed (bench_page_views)
 
 What is timed: the sidebar text area gets a new text (a different one each run, so no cache is
 hit), Ctrl+Enter commits it, and the clock stops when the Streamlit run is over and every Plotly
@@ -214,7 +215,7 @@ def main(argv=None) -> int:
 
 
 def views_main(args) -> int:
-    """``--views``: per view and mode, text commits and view switches (tools/bench_page_views.py)."""
+    """``--views``: per view and mode, text commits, view switches and reruns (tools/bench_page_views.py)."""
     from tools import bench_page_views as bv
     from tools.bench import format_rows
 

@@ -9,7 +9,10 @@ mode, each driven by its own headless Chromium (tools.serve.CHROMIUM), step by s
 
 * ``switch``: click the view's link in the sidebar nav (from the previous view);
 * ``text``: a new text of ``--chars`` characters, committed with Ctrl+Enter in the sidebar text
-  area.
+  area;
+* ``rerun``: right after, the same page run again with nothing changed (Streamlit's "R" shortcut):
+  what any script run costs this page when no chart, text or widget has anything new to show (the
+  floor under ``text``; with in-place charts the charts receive identical data).
 
 The clock stops when a script run has started and ended since the action, the view's path is
 shown, none of the old view's charts is left, and every chart element on the page holds a drawn
@@ -42,7 +45,8 @@ VIEWS = {"hidden-states": "", "predictions": "predictions", "gradients": "gradie
 #: mode -> RNNVIZ_INPLACE_CHARTS. "bare": not rnnviz but the floor under it, a bare Streamlit page
 #: (BARE_APP: the sidebar text area and one small in-place chart), driven the same way (text only).
 MODES = {"plotly": "0", "inplace": "1", "bare": "1"}
-KINDS = ("text", "switch")
+#: In the order they are done each round: back to front (switch to the view, commit, rerun).
+KINDS = ("rerun", "text", "switch")
 #: The issue's targets for a text update at 1,000 chars × 256 units (issue 14).
 TEXT_CPU_TARGET_S, TEXT_TIME_TARGET_S = 0.35, 1.0
 TIMEOUT_MS = 180_000
@@ -169,6 +173,20 @@ class Session:
         self.view = view
         return out
 
+    def rerun(self, text: str) -> tuple[float, float, float]:
+        """Run the page again with nothing changed ("R" with the focus on the page, not a widget);
+        the clock waits for the run to have started, since every chart already carries the digest."""
+        page = self.page
+
+        def press():
+            page.evaluate("() => document.activeElement && document.activeElement.blur()")
+            page.keyboard.press("r")
+            try:
+                page.wait_for_function("() => window.__rnnvizRun === true", timeout=30_000, polling=POLL_MS)
+            except Exception as err:
+                raise RuntimeError(f"{self.mode} {self.view}: 'R' started no run: {page.evaluate(STATE_JS)}") from err
+        return self.timed(press, digest(text), self.view, None)
+
     def learn(self, text: str) -> None:
         """After a view's first visit: let late charts arrive, then remember how many it shows."""
         time.sleep(1.5)
@@ -199,6 +217,10 @@ def step(sessions: list[Session], view: str, text: str, rnd: int, results: dict)
                 if s.view == view or s.mode == "bare":      # the bare page has no views
                     continue
                 got = s.switch(view, s.last_text)
+            elif kind == "rerun":
+                if rnd == 0:
+                    continue
+                got = s.rerun(s.last_text)
             else:
                 got = s.commit(text)
                 s.last_text = text
