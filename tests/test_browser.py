@@ -12,7 +12,7 @@ import pytest
 
 import rnnviz
 from tools.bench_page import digest
-from tools.page_js import PAINT_JS, UPDATE_JS, update_arg
+from tools.page_js import PAINT_JS, SETTLED_JS, UPDATE_JS, update_arg
 
 from .conftest import REPO, StreamlitServer, tiny_model
 
@@ -165,13 +165,9 @@ def test_text_independent_charts_are_kept_across_text_commits(server, tall_page)
 
 
 def wait_idle(page, selector: str) -> None:
-    """Wait until ``selector`` is on the page and the script run is over."""
+    """Wait until ``selector`` is on the page, the script run is over and nothing stale is left."""
     page.wait_for_selector(selector, timeout=TIMEOUT)
-    page.wait_for_function("""() => {
-        const w = document.querySelector('[data-testid="stStatusWidget"]');
-        return !(w && /Running|Stop/.test(w.innerText))
-            && !document.querySelector('[data-stale="true"]');
-    }""", timeout=3 * TIMEOUT, polling=200)
+    page.wait_for_function(SETTLED_JS, timeout=3 * TIMEOUT, polling=200)
     page.evaluate(PAINT_JS)
 
 

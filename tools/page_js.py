@@ -6,7 +6,8 @@
   are the new ones, no chart flagged by :data:`MARK_OLD_JS` is left, and every chart element holds a
   drawn chart that carries the text's digest (``layout.meta.rnnviz``, app_pages/ui/charts.show_chart)
   or is marked text_independent.
-* :data:`RUN_OVER_JS`: only that no script run is under way (status widget idle, no skeleton).
+* :data:`RUN_OVER_JS`: only that no script run is under way (status widget idle, no skeleton);
+  :data:`SETTLED_JS`: that, and no stale element of the previous run left.
 * :data:`PAINT_JS` / :data:`IDLE_JS`: the next painted frame / the next idle moment.
 * :data:`STATE_JS`: what the page shows, for a timeout's message.
 """
@@ -66,6 +67,9 @@ UPDATE_JS = """({digest, minCharts, viewPath, textParam, armed}) => {
 
 #: No script run under way; with a selector argument, also an element matching it is shown.
 RUN_OVER_JS = "(selector) => {" + _RUN_OVER + "\n  return !selector || !!document.querySelector(selector);\n}"
+#: No script run under way and no element of the previous run still dimmed as stale (a run's
+#: elements replace the old ones as they arrive; the last stale ones go when the run is over).
+SETTLED_JS = "() => {" + _RUN_OVER + "\n  return !document.querySelector('[data-stale=\"true\"]');\n}"
 PAINT_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 IDLE_JS = "() => new Promise(r => requestIdleCallback(() => r(true), {timeout: 3000}))"
 #: What the page shows when an update did not finish (for the timeout's message).
