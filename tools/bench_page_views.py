@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.bench_page import MODEL_KEY, digest, sample_text
-from tools.page_js import ARM_JS, IDLE_JS, PAINT_JS, STATE_JS, UPDATE_JS, update_arg
+from tools.page_js import ARM_JS, IDLE_JS, PAINT_JS, RUN_STARTED_JS, STATE_JS, UPDATE_JS, update_arg
 from tools.procstats import cpu_seconds, descendants
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 
@@ -182,7 +182,7 @@ class Session:
             page.evaluate("() => document.activeElement && document.activeElement.blur()")
             page.keyboard.press("r")
             try:
-                page.wait_for_function("() => window.__rnnvizRun === true", timeout=30_000, polling=POLL_MS)
+                page.wait_for_function(RUN_STARTED_JS, timeout=30_000, polling=POLL_MS)
             except Exception as err:
                 raise RuntimeError(f"{self.mode} {self.view}: 'R' started no run: {page.evaluate(STATE_JS)}") from err
         return self.timed(press, digest(text), self.view, None)

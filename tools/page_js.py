@@ -6,6 +6,7 @@
   are the new ones, no chart flagged by :data:`MARK_OLD_JS` is left, and every chart element holds a
   drawn chart that carries the text's digest (``layout.meta.rnnviz``, app_pages/ui/charts.show_chart)
   or is marked text_independent.
+* :data:`RUN_STARTED_JS`: a script run has started since :data:`ARM_JS`.
 * :data:`RUN_OVER_JS`: only that no script run is under way (status widget idle, no skeleton);
   :data:`SETTLED_JS`: that, and no stale element of the previous run left.
 * :data:`PAINT_JS` / :data:`IDLE_JS`: the next painted frame / the next idle moment.
@@ -32,6 +33,10 @@ ARM_JS = """() => {
   const m = document.querySelector('[data-rnnviz-run]');
   window.__rnnvizRunsBefore = m ? Number(m.dataset.rnnvizRun) : 0;
 }"""
+
+#: After ARM_JS: a script run has started since (a run that changes nothing on the page, where
+#: UPDATE_JS's chart checks pass before the run begins).
+RUN_STARTED_JS = "() => window.__rnnvizRun === true"
 
 #: Flag the charts on the page as old (before a view switch: UPDATE_JS waits until none is left).
 MARK_OLD_JS = "() => document.querySelectorAll('.js-plotly-plot').forEach(e => e.classList.add('rnnviz-old'))"
