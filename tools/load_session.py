@@ -269,6 +269,30 @@ def make_uploads(n: int, out_dir: Path, base: str) -> list[Path]:
     return paths
 
 
+
+async def run_clocked(args, stats: Stats, start) -> None:
+    """Start ``args.sessions`` coroutines ``start(i, clock)`` over ``args.ramp`` s, run the load
+    clock (every session connected, or 180 s), wait for them all; record the load period, the CPU
+    by program and any session that crashed into ``stats``."""
+    clock = Clock(args.sessions, args.duration)
+    tasks = []
+    for i in range(args.sessions):
+        tasks.append(asyncio.create_task(start(i, clock)))
+        await asyncio.sleep(args.ramp / max(1, args.sessions))
+    # Sessions that are not connected 180 s after the ramp do not hold the others back.
+    try:
+        await asyncio.wait_for(clock.go.wait(), timeout=180)
+    except asyncio.TimeoutError:
+        clock.start()
+    stats.load_started = time.monotonic()
+    done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True),
+                                  timeout=args.duration + 300)
+    stats.load_ended = time.monotonic()
+    stats.cpu_programs = cpu_by_program()     # before the browsers close and vanish
+    for i, res in enumerate(done):
+        if isinstance(res, BaseException):
+            stats.timeouts.append(f"session {i} crashed: {type(res).__name__}: {str(res)[:200]}")
+
 async def run_sessions(server, args, model_keys: list[str], views: list[str],
                        uploads: list[Path], max_chars: int) -> Stats:
     """``args.sessions`` sessions against ``server.url`` (tools/loadtest.py's Server or
@@ -288,27 +312,11 @@ async def run_sessions(server, args, model_keys: list[str], views: list[str],
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         try:
-            clock = Clock(args.sessions, args.duration)
-            tasks = []
-            for i in range(args.sessions):
+            def start(i: int, clock: Clock):
                 up = uploads[i] if i < len(uploads) else None
-                tasks.append(asyncio.create_task(session(
-                    i, browser, server.url, model_keys[i % len(model_keys)], tokens, views, up,
-                    clock, args, stats, max_chars)))
-                await asyncio.sleep(args.ramp / max(1, args.sessions))
-            # Sessions that are not connected 180 s after the ramp do not hold the others back.
-            try:
-                await asyncio.wait_for(clock.go.wait(), timeout=180)
-            except asyncio.TimeoutError:
-                clock.start()
-            stats.load_started = time.monotonic()
-            done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True),
-                                          timeout=args.duration + 300)
-            stats.load_ended = time.monotonic()
-            stats.cpu_programs = cpu_by_program()     # before the browsers close and vanish
-            for i, res in enumerate(done):
-                if isinstance(res, BaseException):
-                    stats.timeouts.append(f"session {i} crashed: {type(res).__name__}: {str(res)[:200]}")
+                return session(i, browser, server.url, model_keys[i % len(model_keys)], tokens,
+                               views, up, clock, args, stats, max_chars)
+            await run_clocked(args, stats, start)
         finally:
             await browser.close()
     return stats

@@ -5,6 +5,8 @@
     python tools/loadtest.py --sessions 3 --duration 20 --cache-texts 0     # smoke run
     python tools/loadtest.py --url http://127.0.0.1:8080 --cookie SERVERID   # an app already running
                                     # (behind a load balancer: tools/replicas.py does this for you)
+    python tools/loadtest.py --client protocol --think 15 30 --cache-texts 0   # no browsers: the
+                                    # server's side alone (tools/load_protocol.py)
 
 What it does, all on 127.0.0.1 and bounded in time (it stops by itself):
 
@@ -52,6 +54,7 @@ sys.path.insert(0, str(REPO))
 from tools.load_cache import cache_bounds, cache_check  # noqa: E402
 from tools.load_report import (error_count, finish, load_figures, server_errors,  # noqa: E402
                                server_run_figures)
+from tools.load_protocol import run_sessions as run_protocol_sessions  # noqa: E402
 from tools.load_session import Stats, make_uploads, run_sessions  # noqa: E402
 from tools.procstats import RssSampler, cpu_by_program, cpu_seconds  # noqa: E402
 from tools.serve import AppServer  # noqa: E402
@@ -105,6 +108,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "(default); --no-stagger: all sessions act at once when the load starts")
     ap.add_argument("--think", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"),
                     help="pause between a session's actions, uniform in [MIN, MAX] s")
+    ap.add_argument("--client", choices=("browser", "protocol"), default="browser",
+                    help="browser: Chromium sessions (default); protocol: Streamlit's websocket "
+                         "protocol without a browser (tools/load_protocol.py): the server's side of "
+                         "each update alone, as when the students' browsers run on their laptops "
+                         "(no uploads)")
     ap.add_argument("--browser-nice", type=int, default=0, metavar="N",
                     help="run the browsers under `nice -n N` (e.g. 19) so the server is served first, "
                          "as if the browsers were on other machines (default 0: equal priority)")
@@ -126,8 +134,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.sessions = max(0, min(args.sessions, 100))   # 0: only the cache check
     args.duration = max(1.0, min(args.duration, 1800.0))
-    args.sessions = max(0, min(args.sessions, 100))   # 0: only the cache check
-    args.duration = max(1.0, min(args.duration, 1800.0))
+    if args.client == "protocol":
+        args.uploaders = 0                             # the protocol sessions upload nothing
     return args
 
 
@@ -147,7 +155,8 @@ def drive(server: Server | ExternalServer, sampler: RssSampler, out: dict, args,
     out["rss_start_mb"] = round(sampler.last(), 1)
     cpu0, wall0 = cpu_seconds(pid), time.monotonic()
     programs0 = cpu_by_program()
-    stats = asyncio.run(run_sessions(server, args, model_keys, views, uploads, max_chars))
+    sessions = run_sessions if args.client == "browser" else run_protocol_sessions
+    stats = asyncio.run(sessions(server, args, model_keys, views, uploads, max_chars))
     # processes that ended (the browsers, after closing) are gone from /proc: take the peak
     out["cpu_by_program_s"] = dict(sorted(
         ((k, round(v - programs0.get(k, 0.0), 1)) for k, v in stats.cpu_programs.items()
@@ -207,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"sessions": args.sessions, "duration_s": args.duration, "ramp_s": args.ramp,
                      "views": views, "models": model_keys, "host": os.uname().nodename,
                      "cpus": os.cpu_count(), "think_s": list(args.think), "stagger": args.stagger,
+                     "client": args.client,
                      "browser_nice": args.browser_nice}
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-load-"))
     summary["cache_bounds"] = cache_bounds()

@@ -1,0 +1,102 @@
+"""The load test's browserless client (tools/st_protocol.py, tools/load_protocol.py, issue 14):
+Streamlit's websocket protocol against a real server, and the checks it makes on every update."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+from streamlit.proto.BidiComponent_pb2 import BidiComponent
+from streamlit.proto.Markdown_pb2 import Markdown
+
+from app_pages.ui.text import MAX_PAGE_CHARS
+from tools.load_protocol import ProtocolRun
+from tools.load_session import Stats, digest, token_for
+from tools.serve import AppServer
+from tools.st_protocol import FINISHED_OK, ProtocolSession, Run
+
+from . import hostile
+from .conftest import REPO
+
+
+def test_a_session_drives_the_app_like_a_browser(tmp_path):
+    """A text commit and a view switch, as the browser asks for them: the new text's charts come
+    back (their digest), the other view's title, and the server's own URL state stays consistent."""
+    ckpts = hostile.write_tiny_checkpoints(tmp_path / "ckpts")
+    server = AppServer(REPO / "app.py", {"RNNVIZ_CHECKPOINT_DIR": str(ckpts)})
+
+    async def drive():
+        s = ProtocolSession(server.url, timeout=120)
+        await s.connect()
+        try:
+            first = await s.run(query="ckpt=timemachine-gru&text=hello")
+            area = first.widget_id("text_area")
+            text = "the time machine by h. g. wells"
+            commit = await s.run(widgets={area: text})
+            view = await s.run(page="gradients")
+            return first, commit, view, set(s.pages)
+        finally:
+            await s.close()
+
+    try:
+        first, commit, view, pages = asyncio.run(drive())
+    finally:
+        server.stop()
+    for run in (first, commit, view):
+        assert run.status == FINISHED_OK and not run.exceptions, run.exceptions
+        assert run.seconds > 0
+    assert first.widget_id("text_area") is not None
+    assert {"predictions", "gradients", "train"} <= pages
+    mark = digest("timemachine-gru", "the time machine by h. g. wells", MAX_PAGE_CHARS).encode()
+    old = digest("timemachine-gru", "hello", MAX_PAGE_CHARS).encode()
+    charts = [p for p in commit.payloads() if b'"rnnviz"' in p]
+    assert charts and all(mark in p and old not in p for p in charts)
+    titles = [el.body for kind, el in view.elements if kind == "heading"]
+    assert any(t.startswith("Gradients") for t in titles), titles
+
+
+def _run(*elements) -> Run:
+    return Run(elements=list(elements), status=FINISHED_OK, seconds=0.1)
+
+
+def test_the_checks_catch_a_stale_chart_and_another_sessions_token():
+    tokens = [token_for(i) for i in range(3)]
+    stats = Stats()
+    args = SimpleNamespace(cookie=None, update_timeout=10)
+    run = ProtocolRun(1, "http://127.0.0.1:1", "timemachine-gru", tokens, [], args, stats, MAX_PAGE_CHARS)
+    run.text = f"some text {tokens[1]}"
+    own = digest("timemachine-gru", run.text, MAX_PAGE_CHARS)
+    chart = BidiComponent(id="c", component_name="x", bytes=f'{{"layout": {{"meta": {{"rnnviz": "{own}"}}}}}}'.encode())
+    run.check(_run(("bidi_component", chart), ("markdown", Markdown(body=run.text))), "clean")
+    assert not (stats.timeouts or stats.leaks or stats.exceptions)
+
+    stale = BidiComponent(id="c", component_name="x", bytes=b'{"layout": {"meta": {"rnnviz": "0123"}}}')
+    run.check(_run(("bidi_component", stale)), "stale")
+    assert len(stats.timeouts) == 1 and "not of this session's text" in stats.timeouts[0]
+    run.check(_run(("markdown", Markdown(body=f"text of {tokens[2]}"))), "leak")
+    assert stats.leaks == ["session 1 saw token of session 2 (leak)"]
+    failed = Run(elements=[], status=None, exceptions=["ValueError: boom"])
+    run.check(failed, "failed")
+    assert stats.exceptions == ["session 1 failed: ValueError: boom"] and len(stats.timeouts) == 2
+
+
+def test_loadtest_with_the_protocol_client(tmp_path):
+    """tools/loadtest.py --client protocol: 2 sessions × 10 s, every update one script run."""
+    ckpts = hostile.write_tiny_checkpoints(tmp_path / "ckpts")
+    out = tmp_path / "load.json"
+    cmd = [sys.executable, str(REPO / "tools" / "loadtest.py"), "--client", "protocol",
+           "--sessions", "2", "--duration", "10", "--ramp", "1", "--think", "0.2", "0.5",
+           "--cache-texts", "0", "--checkpoint-dir", str(ckpts), "--json", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.exists(), run.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["client"] == "protocol" and r["uploaders"] == 0
+    assert r["text_updates"] >= 2 and r["view_switches"] >= 1, r
+    assert r["exceptions"] == r["timeouts"] == r["token_leaks"] == 0, r["details"]
+    assert r["server_runs"] >= r["actions"] > 0
+    assert 0 < r["text_p50_s"] <= r["text_max_s"]
+    assert "chromium" not in " ".join(r["cpu_by_program_s"]).lower()
+    assert run.returncode == 0, run.stdout[-2000:]
