@@ -22,7 +22,8 @@ import urllib.request
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
-from tools.load_session import WORDS, Clock, Stats, digest, run_clocked, token_for
+from tools.load_session import (WORDS, Clock, Stats, digest, run_clocked, start_together,
+                                 token_for)
 from tools.st_protocol import FINISHED_OK, ProtocolSession, Run
 
 
@@ -98,10 +99,7 @@ async def session(run: ProtocolRun, clock: Clock) -> None:
     stats, args = run.stats, run.args
     try:
         await run.setup()
-        clock.ready()
-        await clock.go.wait()
-        if args.stagger:
-            await asyncio.sleep(run.rng.uniform(0, args.think[1]))
+        await start_together(clock, args, run.rng)
         n = 0
         while time.monotonic() < clock.deadline:
             n += 1

@@ -217,6 +217,16 @@ class SessionRun:
             stats.upload_failures.append(f"session {sid}: could not read checkpoint list: {err}")
 
 
+
+async def start_together(clock: Clock, args, rng: random.Random) -> None:
+    """Report ready, wait for the load clock, then (``args.stagger``) a random phase within one
+    think interval, so 20 sessions do not all act in the same instant when the load period starts
+    (that burst is what --no-stagger measures)."""
+    clock.ready()
+    await clock.go.wait()
+    if args.stagger:
+        await asyncio.sleep(rng.uniform(0, args.think[1]))
+
 async def session(sid: int, browser, url: str, model_key: str, tokens: list[str], views: list[str],
                   upload: Path | None, clock: Clock, args, stats: Stats, max_chars: int) -> None:
     """One browser context until the deadline: 65 % text commits, 35 % view switches, a think
@@ -229,12 +239,7 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
     run = SessionRun(sid, ctx, page, model_key, tokens, args, stats, max_chars)
     try:
         await run.setup(url, upload)
-        clock.ready()
-        await clock.go.wait()
-        if args.stagger:
-            # A random phase within one think interval, so 20 sessions do not all act in the same
-            # instant when the load period starts (that burst is what --no-stagger measures).
-            await asyncio.sleep(run.rng.uniform(0, args.think[1]))
+        await start_together(clock, args, run.rng)
         n = 0
         while time.monotonic() < clock.deadline:
             n += 1
