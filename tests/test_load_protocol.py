@@ -100,3 +100,24 @@ def test_loadtest_with_the_protocol_client(tmp_path):
     assert 0 < r["text_p50_s"] <= r["text_max_s"]
     assert "chromium" not in " ".join(r["cpu_by_program_s"]).lower()
     assert run.returncode == 0, run.stdout[-2000:]
+
+
+def test_sampler_reads_back_the_cpu_of_a_window():
+    """The replicas run's per-replica CPU over the load period comes from this window reading: it
+    must match the process's own CPU clock over the same window."""
+    import os
+    import time
+
+    from tools.procstats import RssSampler
+
+    sampler = RssSampler(os.getpid(), every=0.05)
+    sampler.start()
+    time.sleep(0.2)
+    start, c0 = time.time(), time.process_time()
+    while time.process_time() - c0 < 0.6:
+        pass                                     # burn 0.6 s of this process's CPU
+    used, end = time.process_time() - c0, time.time()
+    time.sleep(0.2)
+    sampler.stop()
+    assert abs(sampler.cpu_between(start, end) - used) < 0.25
+    assert sampler.cpu_between(end + 5, end + 6) is None

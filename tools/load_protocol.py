@@ -22,7 +22,7 @@ import urllib.request
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
-from tools.load_session import (WORDS, Clock, Stats, digest, run_clocked, start_together,
+from tools.load_session import (Clock, Stats, digest, new_text, run_clocked, start_together,
                                  token_for)
 from tools.st_protocol import FINISHED_OK, ProtocolSession, Run
 
@@ -68,8 +68,7 @@ class ProtocolRun:
         """One action: commit a new text holding this session's token, or show another view."""
         rng = self.rng
         if rng.random() < 0.65:
-            words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
-            self.text = f"{words} {self.token} {n} {words}"
+            self.text = new_text(rng, self.token, n, self.args.text_chars)
             return "text", await self.session.run(widgets={self.text_area: self.text})
         others = [v for v in ["", *self.views] if v != self.view]
         self.view = rng.choice(others)

@@ -26,6 +26,8 @@ def load_figures(stats, sampler, uploaders: int, t0: float) -> dict:
     return {
         "wall_s": round(time.monotonic() - t0, 1),
         "load_period_s": round(stats.load_ended - stats.load_started, 1),
+        "load_period_unix": [round(t + time.time() - time.monotonic(), 2)
+                             for t in (stats.load_started, stats.load_ended)],
         "actions": stats.actions,
         "text_updates": len(stats.text_latency), "view_switches": len(stats.view_latency),
         "distinct_texts": len(stats.texts),

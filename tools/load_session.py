@@ -33,6 +33,16 @@ def digest(model_key: str, text: str, max_chars: int) -> str:
     return hashlib.sha256(f"{model_key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+def new_text(rng: random.Random, token: str, n: int, min_chars: int = 0) -> str:
+    """Action ``n``'s new text: 3–12 random words either side of ``token``, then more words until
+    it has ``min_chars`` characters (``--text-chars``: students pasting a paragraph)."""
+    words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
+    text = f"{words} {token} {n} {words}"
+    while len(text) < min_chars:
+        text += " " + rng.choice(WORDS)
+    return text
+
+
 def token_for(i: int) -> str:
     """A unique, letters-only token (d2l models keep letters), unlikely to occur by chance."""
     return "zq" + chr(97 + (i // 26) % 26) + chr(97 + i % 26) + "xj"
@@ -153,9 +163,7 @@ class SessionRun:
 
     async def commit_text(self, n: int) -> tuple[float, str, str | None, str | None]:
         """Type a new text holding this session's token and commit it (Ctrl+Enter)."""
-        rng = self.rng
-        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
-        self.text = f"{words} {self.token} {n} {words}"
+        self.text = new_text(self.rng, self.token, n, self.args.text_chars)
         await self.area.fill(self.text)
         await arm(self.page)
         t0 = time.monotonic()

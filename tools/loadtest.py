@@ -116,6 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--browser-nice", type=int, default=0, metavar="N",
                     help="run the browsers under `nice -n N` (e.g. 19) so the server is served first, "
                          "as if the browsers were on other machines (default 0: equal priority)")
+    ap.add_argument("--text-chars", type=int, default=0, metavar="N",
+                    help="pad every committed text to at least N characters (default: 40-150)")
     ap.add_argument("--update-timeout", type=float, default=60, help="an update slower than this is an error")
     ap.add_argument("--uploaders", type=int, default=2, help="sessions that upload their own checkpoint")
     ap.add_argument("--checkpoint-dir", type=Path, default=None, help="default: the shipped checkpoints/")
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"sessions": args.sessions, "duration_s": args.duration, "ramp_s": args.ramp,
                      "views": views, "models": model_keys, "host": os.uname().nodename,
                      "cpus": os.cpu_count(), "think_s": list(args.think), "stagger": args.stagger,
-                     "client": args.client,
+                     "client": args.client, "text_chars": args.text_chars,
                      "browser_nice": args.browser_nice}
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-load-"))
     summary["cache_bounds"] = cache_bounds()

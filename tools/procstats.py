@@ -72,10 +72,14 @@ def descendants(pid: int) -> list[int]:
 
 
 class RssSampler(threading.Thread):
+    """Every ``every`` s: the process's RSS and its tree's (``samples``), and its CPU seconds by
+    unix time (``cpu``), so the CPU of any window of the run can be read back (``cpu_between``)."""
+
     def __init__(self, pid: int, every: float = 0.5):
         super().__init__(daemon=True)
         self.pid, self.every = pid, every
         self.samples: list[tuple[float, float, float]] = []  # (t, server MiB, tree MiB)
+        self.cpu: list[tuple[float, float]] = []              # (unix time, CPU seconds)
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -84,7 +88,14 @@ class RssSampler(threading.Thread):
             main = rss_mb(self.pid)
             tree = main + sum(rss_mb(k) for k in descendants(self.pid))
             self.samples.append((time.monotonic() - t0, main, tree))
+            self.cpu.append((time.time(), cpu_seconds(self.pid)))
             self._halt.wait(self.every)
+
+    def cpu_between(self, start: float, end: float) -> float | None:
+        """CPU seconds the process used between two unix times (the samples nearest inside them);
+        None without two samples in the window."""
+        inside = [c for t, c in self.cpu if start <= t <= end]
+        return inside[-1] - inside[0] if len(inside) >= 2 else None
 
     def stop(self) -> None:
         self._halt.set()

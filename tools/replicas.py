@@ -214,12 +214,26 @@ def measure(k: int, args, load_args: list[str]) -> dict:
             r.log.close()
     logged = haproxy_log_summary(workdir / "haproxy.log")
     per_replica = [{"name": r.name, "rss_peak_mb": round(s.peak()[0], 1), "rss_end_mb": round(s.last(), 1),
-                    "cpu_s": c, "alive": a, "haproxy_status": rows.get(r.name, {}).get("status"),
+                    "cpu_s": c, "load_period_cpu_s": period_cpu(s, load), "alive": a, "haproxy_status": rows.get(r.name, {}).get("status"),
                     "haproxy_requests": int(rows.get(r.name, {}).get("stot") or 0),
                     **logged["by_server"].get(r.name, {"websockets": 0, "uploads": 0}),
                     "server_errors": server_errors(workdir / f"replica-{r.name}.log")}
                    for r, s, c, a in zip(replicas, samplers, cpu, alive)]
     return summarize(k, load, per_replica, logged["cookie_flags"], workdir)
+
+
+def period_cpu(sampler: RssSampler, load: dict) -> float | None:
+    """A replica's CPU seconds over the load period alone (every session connected, first page
+    loads and start-up warm-up mostly behind), from the sampler's CPU series."""
+    window = load.get("load_period_unix")
+    cpu = sampler.cpu_between(*window) if window else None
+    return None if cpu is None else round(cpu, 1)
+
+
+def steady_cpu_per_update(per_replica: list[dict], updates: int) -> float | None:
+    """All replicas' CPU over the load period per timed update (None if a replica has no figure)."""
+    cpus = [r["load_period_cpu_s"] for r in per_replica]
+    return None if None in cpus else round(sum(cpus) / max(1, updates), 3)
 
 
 def summarize(k: int, load: dict, per_replica: list[dict], cookie_flags: dict, workdir: Path) -> dict:
@@ -241,6 +255,7 @@ def summarize(k: int, load: dict, per_replica: list[dict], cookie_flags: dict, w
         "leaks": load["token_leaks"] + load["upload_leaks"],
         "uploaders": load["uploaders"], "upload_failures": load["upload_failures"],
         "replica_cpu_s_per_update": round(sum(r["cpu_s"] for r in per_replica) / max(1, updates), 3),
+        "load_period_cpu_s_per_update": steady_cpu_per_update(per_replica, updates),
         "per_replica": per_replica,
         "stickiness": {
             "sessions_with_cookie": len(cookies),
