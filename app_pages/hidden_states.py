@@ -60,7 +60,7 @@ use("hs.layer", "hs.what", "hs.order", "hs.win", L=L, kinds=kinds, widths=widths
     orders={o: ORDER_LABELS.get(o, o) for o in views.ORDERINGS})
 
 with controls("hs", navigation=True):
-    c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
+    c1, c2, c3, c4 = st.columns([1, 2, 3, 2])
     layer = c1.selectbox("Layer", list(range(L)), key="hs_layer", disabled=L == 1)
     kind = c2.radio("Show", list(kinds), format_func=kinds.get, key="hs_kind", horizontal=True)
     order_method = c3.selectbox("Unit order", views.ORDERINGS, key="hs_order",
