@@ -44,3 +44,34 @@ def test_page_view_rows_are_medians_of_inplace_against_plotly():
     switch_cpu = next(r for n, r in rows.items() if n.startswith("page predictions switch: browser CPU-s"))
     assert switch_cpu["ratio"] == 2.0  # a view switch has no absolute target, only the comparison
     assert not any(n.startswith("page predictions switch") and "issue" in n for n in rows)
+
+
+def test_pin_tree_moves_every_thread_of_a_process_and_its_children():
+    """The page benchmark's --pin (server on one core, browser on another) rests on this: every
+    thread of the process and of its child, already running, ends up on the core asked for."""
+    import subprocess
+    import sys
+    import time
+
+    from tools.procstats import descendants, pin_tree
+
+    core = max(os.sched_getaffinity(0))
+    code = ("import subprocess, sys, threading, time; "
+            "threading.Thread(target=time.sleep, args=(30,), daemon=True).start(); "
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not descendants(proc.pid):
+            time.sleep(0.05)
+        pids = [proc.pid, *descendants(proc.pid)]
+        assert len(pids) == 2
+        pin_tree(proc.pid, {core})
+        tasks = [(p, t) for p in pids for t in os.listdir(f"/proc/{p}/task")]
+        assert len(tasks) >= 3                       # main thread, its thread, the child
+        assert all(os.sched_getaffinity(int(t)) == {core} for _, t in tasks)
+    finally:
+        for p in [*descendants(proc.pid)]:
+            os.kill(p, 9)
+        proc.kill()
+        proc.wait()

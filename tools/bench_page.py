@@ -191,6 +191,9 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", nargs="+", default=["plotly", "inplace"], choices=["plotly", "inplace", "bare"],
                     help="bare: a bare Streamlit page (a text area and one chart), the floor under rnnviz")
     ap.add_argument("--chars", type=int, default=1_000, help="text length in the per-view mode")
+    ap.add_argument("--pin", action="store_true",
+                    help="per-view mode: app servers on core 0, browsers on core 1 (a one-core "
+                         "replica, the student's browser on its own machine)")
     args = ap.parse_args(argv)
     if args.views:
         return views_main(args)
@@ -224,7 +227,11 @@ def views_main(args) -> int:
         print(f"unknown view(s) {unknown}; choose from {list(bv.VIEWS)}", file=sys.stderr)
         return 2
     load0 = os.getloadavg()
-    results, idle = bv.run_views(args.views, args.modes, args.repeats, args.chars, args.hidden, verbose=True)
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        print("--pin needs two cores", file=sys.stderr)
+        return 2
+    results, idle = bv.run_views(args.views, args.modes, args.repeats, args.chars, args.hidden,
+                                 verbose=True, pin=args.pin)
     rows = bv.view_rows(results, args.chars, args.hidden)
     if args.json:
         print(json.dumps({"rows": rows, "idle_cpu_per_s": idle,

@@ -22,6 +22,10 @@ any new chart exists). Each update also records the CPU seconds (user + system, 
 browser's processes and of its app server, from just before the action until the page is idle after
 the paint (``requestIdleCallback``). The first round (each view's first visit) is a warm-up and is
 not counted; it also learns how many charts each view shows, which later waits require.
+
+``--pin`` puts every app server on one core and the browsers (and this driver) on another, as a
+one-core replica serving a student whose browser runs on a laptop of its own; without it, server
+and browser share both cores of this box and each slows the other (every figure goes up).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pathlib import Path
 
 from tools.bench_page import MODEL_KEY, digest, sample_text
 from tools.page_js import ARM_JS, IDLE_JS, PAINT_JS, RUN_STARTED_JS, STATE_JS, UPDATE_JS, update_arg
-from tools.procstats import cpu_seconds, descendants
+from tools.procstats import cpu_seconds, descendants, pin_tree
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 
 #: view name -> its URL path (app.py's url_path; the default page is the root).
@@ -54,6 +58,8 @@ TIMEOUT_MS = 180_000
 #: the page draw frames all along (0.1-0.25 CPU-s per second here), which would count as the update's.
 POLL_MS = 50
 IDLE_S = 3.0
+#: The cores this process may use, as it started (``--pin`` takes the first two).
+CORES = sorted(os.sched_getaffinity(0))
 
 BARE_APP = '''
 import hashlib, sys
@@ -138,6 +144,7 @@ class Session:
     def open(self, view: str) -> None:
         self.page.goto(f"{self.server.url}/{'' if self.mode == 'bare' else VIEWS[view]}")
         self.page.wait_for_selector("textarea", timeout=TIMEOUT_MS)
+
         self.view = view
 
     def timed(self, act, dg: str, view: str, path: str | None) -> tuple[float, float, float]:
@@ -156,7 +163,9 @@ class Session:
         page.evaluate(PAINT_JS)
         elapsed = time.perf_counter() - t0
         page.evaluate(IDLE_JS)
-        return elapsed, self.cpu() - c0, cpu_seconds(self.server.proc.pid) - s0
+        # CPU clocks tick in 1/CLK_TCK s: rounded to that, 0.35 is 0.35 (not 0.35000000000000003,
+        # which the ≤ 0.35 target would call a miss)
+        return (elapsed, round(self.cpu() - c0, 2), round(cpu_seconds(self.server.proc.pid) - s0, 2))
 
     def commit(self, text: str) -> tuple[float, float, float]:
         area = self.page.locator("textarea").first
@@ -208,8 +217,23 @@ def app_script(mode: str, folder: Path) -> Path:
     return script
 
 
-def step(sessions: list[Session], view: str, text: str, rnd: int, results: dict) -> None:
-    """Every session (order alternating by round): switch to ``view`` if elsewhere, commit ``text``."""
+def pin_cores(sessions: list[Session]) -> None:
+    """``--pin``: every app server on core 0, the browsers and this driver on core 1 — a one-core
+    replica with the student's browser on a machine of its own. Done again after every action, so
+    renderer processes a browser started meanwhile are on core 1 too."""
+    server_core, browser_core = CORES[:2]
+    pin_tree(os.getpid(), {browser_core})      # the driver, Playwright's node, and (for now) the servers
+    for s in sessions:
+        for root in s.roots:
+            pin_tree(root, {browser_core})
+    for s in sessions:
+        pin_tree(s.server.proc.pid, {server_core})
+
+
+def step(sessions: list[Session], view: str, text: str, rnd: int, results: dict,
+         pin: bool = False) -> None:
+    """Every session (order alternating by round): switch to ``view`` if elsewhere, commit ``text``
+    (``pin``: re-pin the cores after every action, see :func:`pin_cores`)."""
     order = sessions if rnd % 2 == 0 else sessions[::-1]
     for kind in KINDS[::-1]:
         for s in order:
@@ -228,6 +252,8 @@ def step(sessions: list[Session], view: str, text: str, rnd: int, results: dict)
                 s.learn(s.last_text)
             else:
                 results.setdefault((view, s.mode, kind), []).append(got)
+            if pin:
+                pin_cores(sessions)
 
 
 def idle_cpu(sessions: list[Session], seconds: float = IDLE_S) -> dict:
@@ -244,9 +270,9 @@ def report(results: dict, view: str) -> str:
 
 
 def run_views(views, modes, repeats: int = 5, n_chars: int = 1_000, hidden: int = 256,
-              verbose: bool = False) -> tuple[dict, dict]:
+              verbose: bool = False, pin: bool = False) -> tuple[dict, dict]:
     """({(view, mode, kind): [(seconds, browser CPU-s, server CPU-s), ...]}, {mode: idle browser
-    CPU-s per second}) (see the module docstring)."""
+    CPU-s per second}) (see the module docstring; ``pin``: :func:`pin_cores`)."""
     from playwright.sync_api import sync_playwright
 
     from tools.bench_page import make_checkpoints
@@ -262,11 +288,14 @@ def run_views(views, modes, repeats: int = 5, n_chars: int = 1_000, hidden: int 
                     sessions.append(Session(mode, AppServer(app_script(mode, Path(tmp)), env)))
                     sessions[-1].launch(pw)
                     sessions[-1].open(views[0])
+                if pin:
+                    pin_cores(sessions)
                 seed = random.Random(14).randrange(10**6)
                 idle = {}
                 for rnd in range(repeats + 1):
                     for i, view in enumerate(views):
-                        step(sessions, view, sample_text(n_chars, seed + 100 * rnd + i), rnd, results)
+                        step(sessions, view, sample_text(n_chars, seed + 100 * rnd + i), rnd, results,
+                             pin)
                         if verbose and rnd:
                             print(f"round {rnd} {report(results, view)}", file=sys.stderr)
                     if rnd == 0:  # warmed up: what an idle page costs, for scale

@@ -71,6 +71,21 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def pin_tree(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` and of its descendants onto ``cpus`` (threads and processes they
+    start later inherit it). Processes that end meanwhile are skipped."""
+    for p in [pid, *descendants(pid)]:
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                os.sched_setaffinity(int(task), cpus)
+            except OSError:
+                pass
+
+
 class RssSampler(threading.Thread):
     """Every ``every`` s: the process's RSS and its tree's (``samples``), and its CPU seconds by
     unix time (``cpu``), so the CPU of any window of the run can be read back (``cpu_between``)."""
