@@ -110,6 +110,31 @@ def test_loadtest_with_the_protocol_client(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:]
 
 
+def test_loadtest_stay_keeps_every_session_on_one_view(tmp_path):
+    """--stay gradients: only text commits, all on Gradients (its charts checked each time);
+    --stay is refused with the browser client and for a view the app does not have."""
+    ckpts = hostile.write_tiny_checkpoints(tmp_path / "ckpts")
+    out = tmp_path / "load.json"
+    base = [sys.executable, str(REPO / "tools" / "loadtest.py"), "--cache-texts", "0",
+            "--checkpoint-dir", str(ckpts)]
+    cmd = base + ["--client", "protocol", "--stay", "gradients", "--sessions", "1", "--duration", "8",
+                  "--ramp", "1", "--think", "0.2", "0.5", "--text-chars", "300", "--json", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.exists(), run.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["stay"] == "gradients" and r["text_chars"] == 300
+    assert r["view_switches"] == 0 and r["text_updates"] >= 2, r
+    assert r["exceptions"] == r["timeouts"] == r["token_leaks"] == 0, r["details"]
+    assert set(r["server_runs_by_page"]) == {"Gradients"}, r["server_runs_by_page"]
+    assert run.returncode == 0
+    refused = subprocess.run(base + ["--stay", "gradients", "--sessions", "1"], capture_output=True,
+                             text=True, timeout=60, cwd=REPO)
+    assert refused.returncode == 2 and "--stay needs --client protocol" in refused.stderr
+    unknown = subprocess.run(base + ["--client", "protocol", "--stay", "nowhere", "--sessions", "1"],
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert unknown.returncode == 2 and "no view 'nowhere'" in unknown.stderr
+
+
 def test_sampler_reads_back_the_cpu_of_a_window():
     """The replicas run's per-replica CPU over the load period comes from this window reading: it
     must match what another process says it used in that window (its own CPU clock)."""

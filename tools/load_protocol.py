@@ -63,11 +63,14 @@ class ProtocolRun:
         if self.text_area is None:
             raise RuntimeError(f"session {self.sid}: the first page has no text area")
         self.check(run, "first page")
+        if self.args.stay:                   # --stay: this view for the whole run
+            self.view = self.args.stay
+            self.check(await self.session.run(page=self.view), f"opening {self.view}")
 
     async def act(self, n: int) -> tuple[str, Run]:
         """One action: commit a new text holding this session's token, or show another view."""
         rng = self.rng
-        if rng.random() < 0.65:
+        if self.args.stay or rng.random() < 0.65:
             self.text = new_text(rng, self.token, n, self.args.text_chars)
             return "text", await self.session.run(widgets={self.text_area: self.text})
         others = [v for v in ["", *self.views] if v != self.view]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 
@@ -54,21 +55,24 @@ def server_run_figures(run_logs: list[Path], stats) -> dict:
     """The server's own time per update: wall time of each script run during the load period
     (logged by the app itself), apart from what the browsers add on the same cores."""
     offset = time.time() - time.monotonic()
-    runs = [r for log in run_logs
-            for r in script_runs(log, stats.load_started + offset, stats.load_ended + offset)]
+    logged = [r for log in run_logs
+              for r in script_runs(log, stats.load_started + offset, stats.load_ended + offset)]
+    runs = [seconds for seconds, _ in logged]
     return {"server_runs": len(runs), "server_run_p50_s": pct(runs, 50),
             "server_run_p95_s": pct(runs, 95),
-            "server_run_max_s": round(max(runs), 3) if runs else None}
+            "server_run_max_s": round(max(runs), 3) if runs else None,
+            "server_runs_by_page": dict(Counter(page for _, page in logged).most_common())}
 
 
-def script_runs(log: Path, start: float, end: float) -> list[float]:
-    """Durations (s) of the app's script runs that finished between ``start`` and ``end`` (unix)."""
+def script_runs(log: Path, start: float, end: float) -> list[tuple[float, str]]:
+    """(duration s, page title) of the app's script runs that finished between ``start`` and
+    ``end`` (unix)."""
     out = []
     try:
         for line in log.read_text(encoding="utf-8").splitlines():
-            stamp, seconds, *_ = line.split(" ", 2)
+            stamp, seconds, *page = line.split(" ", 2)
             if start <= float(stamp) <= end:
-                out.append(float(seconds))
+                out.append((float(seconds), page[0] if page else ""))
     except (OSError, ValueError):
         pass
     return out

@@ -116,6 +116,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--browser-nice", type=int, default=0, metavar="N",
                     help="run the browsers under `nice -n N` (e.g. 19) so the server is served first, "
                          "as if the browsers were on other machines (default 0: equal priority)")
+    ap.add_argument("--stay", default=None, metavar="VIEW",
+                    help="protocol client: every session opens this view (its URL path, e.g. "
+                         "gradients) and only commits texts there: one view's cost under load")
     ap.add_argument("--text-chars", type=int, default=0, metavar="N",
                     help="pad every committed text to at least N characters (default: 40-150)")
     ap.add_argument("--update-timeout", type=float, default=60, help="an update slower than this is an error")
@@ -138,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.duration = max(1.0, min(args.duration, 1800.0))
     if args.client == "protocol":
         args.uploaders = 0                             # the protocol sessions upload nothing
+    elif args.stay:
+        ap.error("--stay needs --client protocol")
     return args
 
 
@@ -214,11 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["RNNVIZ_CHECKPOINT_DIR"] = str(args.checkpoint_dir)
     app_src = (REPO / "app.py").read_text(encoding="utf-8")
     views = re.findall(r'url_path="([^"]+)"', app_src)   # the sessions click the sidebar's links
+    if args.stay is not None and args.stay not in views:
+        print(f"--stay: no view {args.stay!r}; choose from {views}", file=sys.stderr)
+        return 2
     model_keys = [m for m in args.models.split(",") if m]
     summary: dict = {"sessions": args.sessions, "duration_s": args.duration, "ramp_s": args.ramp,
                      "views": views, "models": model_keys, "host": os.uname().nodename,
                      "cpus": os.cpu_count(), "think_s": list(args.think), "stagger": args.stagger,
-                     "client": args.client, "text_chars": args.text_chars,
+                     "client": args.client, "text_chars": args.text_chars, "stay": args.stay,
                      "browser_nice": args.browser_nice}
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-load-"))
     summary["cache_bounds"] = cache_bounds()
