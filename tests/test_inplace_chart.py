@@ -155,3 +155,54 @@ def test_fullscreen_button_lays_the_chart_over_the_window(server, browser):
         assert not b["full"] and not b["covers"] and b["height"] == 340 and b["width"] == before["width"]
     assert again["full"] and again["height"] == 760 - 2 * pad
     assert not errors, errors
+
+
+SIGHT = """() => [...document.querySelectorAll('[data-testid="stBidiComponentRegular"]')].map(b => {
+  const w = b.querySelector('[data-rnnviz-pending]'), gd = b.querySelector('.rnnviz-inplace');
+  const drawn = gd.classList.contains('js-plotly-plot') && gd.layout ? gd : null;
+  return {pending: w ? JSON.parse(w.dataset.rnnvizPending) : null, drawn: drawn ? drawn.layout.meta : null,
+          mark: drawn ? drawn.__mark || null : null, z0: drawn && drawn.data[0].z ? Array.from(drawn.data[0].z[0]).slice(0, 6) : null,
+          top: b.getBoundingClientRect().top, height: b.getBoundingClientRect().height}; })"""
+
+
+def test_charts_out_of_sight_wait_until_scrolled_to(server, browser):
+    """A chart below the window is not drawn on arrival: its frame keeps the figure (and says which,
+    data-rnnviz-pending) at the chart's height, and draws it when scrolled into sight — the newest
+    figure, on the same DOM node, so a text update costs only the charts the user sees."""
+    page = browser.new_page(viewport={"width": 1000, "height": 420})
+    try:
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url)
+        page.wait_for_function("() => { const e = document.querySelector('.js-plotly-plot');"
+                               " return e && e.layout.meta.n === 0 && !!e.querySelector('.main-svg'); }",
+                               timeout=60_000)
+        line, heat = page.evaluate(SIGHT)
+        assert line["drawn"] == {"n": 0, "chart": "line"} and line["pending"] is None
+        assert heat["top"] > 420 and heat["drawn"] is None and heat["pending"] == {"n": 0, "chart": "heat"}
+        assert heat["height"] == pytest.approx(260, abs=2)          # the chart's height, kept for it
+        page.get_by_role("button", name="next").click()
+        page.wait_for_function("() => document.querySelector('.rnnviz-inplace').layout.meta.n === 1")
+        line, heat = page.evaluate(SIGHT)
+        assert heat["drawn"] is None and heat["pending"] == {"n": 1, "chart": "heat"}
+        page.locator("[data-rnnviz-pending]").scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 2", timeout=30_000)
+        heat = page.evaluate(SIGHT)[1]
+        assert heat["pending"] is None and heat["drawn"] == {"n": 1, "chart": "heat"}
+        assert heat["z0"] == [1] * 6                               # row 0 of update 1's z
+        page.evaluate("() => { document.querySelectorAll('.js-plotly-plot')[1].__mark = 'heat'; }")
+        # Out of sight again: the next figure waits; the drawn chart stays as it was until seen.
+        page.evaluate("() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
+        page.wait_for_function(f"() => ({SIGHT})()[1].top > 420")
+        page.get_by_role("button", name="next").click()
+        page.wait_for_function("() => document.querySelector('.rnnviz-inplace').layout.meta.n === 2")
+        heat = page.evaluate(SIGHT)[1]
+        assert heat["drawn"]["n"] == 1 and heat["pending"] == {"n": 2, "chart": "heat"}
+        page.locator("[data-rnnviz-pending]").scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot')[1].layout.meta.n === 2",
+                               timeout=30_000)
+        heat = page.evaluate(SIGHT)[1]
+        assert heat["mark"] == "heat" and heat["pending"] is None and heat["z0"] == [2] * 6
+    finally:
+        page.close()
+    assert not errors, errors

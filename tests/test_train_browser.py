@@ -12,8 +12,14 @@ from .test_app_train import TEXT
 
 ARTIFACTS = REPO / "artifacts"
 TIMEOUT = 180_000
-LOSS_POINTS_JS = """(n) => [...document.querySelectorAll('.js-plotly-plot')].some(
-    e => e.layout && e.layout.meta && e.layout.meta.chart === 'train-loss' && e.data[0].x.length >= n)"""
+# The loss chart may start below the window: in-place charts are drawn when in sight, so it is
+# scrolled to, as a user watching the run would (app_pages/ui/plotly_inplace.js).
+LOSS_POINTS_JS = """(n) => {
+  const waiting = [...document.querySelectorAll('[data-rnnviz-pending]')]
+      .find(e => (JSON.parse(e.dataset.rnnvizPending) || {}).chart === 'train-loss');
+  if (waiting) waiting.scrollIntoView();
+  return [...document.querySelectorAll('.js-plotly-plot')].some(
+    e => e.layout && e.layout.meta && e.layout.meta.chart === 'train-loss' && e.data[0].x.length >= n); }"""
 
 
 @pytest.fixture(scope="module")

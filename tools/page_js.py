@@ -5,7 +5,8 @@
   whether the page shows the update: a script run since the action is over, the view and the link
   are the new ones, no chart flagged by :data:`MARK_OLD_JS` is left, and every chart element holds a
   drawn chart that carries the text's digest (``layout.meta.rnnviz``, app_pages/ui/charts.show_chart)
-  or is marked text_independent.
+  or is marked text_independent; a chart out of sight may instead keep such a figure for when it is
+  scrolled to (in-place charts draw only what is in sight).
 * :data:`RUN_STARTED_JS`: a script run has started since :data:`ARM_JS`.
 * :data:`RUN_OVER_JS`: only that no script run is under way (status widget idle, no skeleton);
   :data:`SETTLED_JS`: that, and no stale element of the previous run left.
@@ -55,12 +56,18 @@ UPDATE_JS = """({digest, minCharts, viewPath, textParam, armed}) => {
   if (document.querySelector('.js-plotly-plot.rnnviz-old')) return false;
   const boxes = [...document.querySelectorAll('[data-testid="stPlotlyChart"], [data-testid="stBidiComponentRegular"]')]
       .filter(b => !b.querySelector('.rnnviz-text'));
-  const charts = boxes.map(b => b.matches('.js-plotly-plot') ? b : b.querySelector('.js-plotly-plot'));
-  if (charts.length < minCharts) return false;
-  const shows = e => e && e._fullLayout && e.layout && e.layout.meta && e.querySelector('.main-svg')
-                     && (e.layout.meta.rnnviz === digest || e.layout.meta.text_independent === true);
-  if (!charts.every(shows)) return false;
-  const carried = charts.some(e => e.layout.meta.rnnviz === digest);
+  // What each chart shows: a drawn chart's layout.meta, or the meta of the figure a chart out of
+  // sight keeps for when it is scrolled to (data-rnnviz-pending, app_pages/ui/plotly_inplace.js).
+  const shown = b => {
+    const w = b.querySelector('[data-rnnviz-pending]');
+    if (w) return JSON.parse(w.dataset.rnnvizPending) || {};
+    const e = b.matches('.js-plotly-plot') ? b : b.querySelector('.js-plotly-plot');
+    return e && e._fullLayout && e.layout && e.layout.meta && e.querySelector('.main-svg') ? e.layout.meta : null;
+  };
+  const metas = boxes.map(shown);
+  if (metas.length < minCharts) return false;
+  if (!metas.every(m => m && (m.rnnviz === digest || m.text_independent === true))) return false;
+  const carried = metas.some(m => m.rnnviz === digest);
   if (minCharts > 0 && !carried) return false;
   // A run since ARM_JS: the end-of-run marker shows a newer count; without it, the script state
   // changed, or the charts are new ones (no old one left) carrying the digest. (A run of a bare page

@@ -64,14 +64,17 @@ def plotly_chart_inplace(fig: Any, key: str, config: dict | None = None) -> None
 
 
 def payload(fig: Any, config: dict | None = None) -> bytes:
-    """The component's data: one line of JSON (``config``, ``plotly``: the Plotly.js URL), a newline,
-    then the figure's JSON (``plotly.io.to_json``), UTF-8.
+    """The component's data: one line of JSON (``config``; ``plotly``: the Plotly.js URL; the layout's
+    ``meta`` and ``height``, which the page reads without parsing a figure it does not draw yet), a
+    newline, then the figure's JSON (``plotly.io.to_json``), UTF-8.
 
     Bytes rather than a dict holding the figure's JSON as a string: Streamlit JSON-encodes a dict
     twice per chart (the data, and its identity digest), escaping every quote of the figure (6 ms
     per heatmap of 256 × 333 on the server, 1.7× what st.plotly_chart spends), and the page then
     parses the figure twice; bytes travel as they are and are hashed once."""
-    head = json.dumps({"config": dict(config or {}), "plotly": plotly_js_url()})
+    layout = fig.layout if hasattr(fig, "layout") else fig.get("layout") or {}
+    meta, height = (layout.meta, layout.height) if hasattr(layout, "meta") else (layout.get("meta"), layout.get("height"))
+    head = json.dumps({"config": dict(config or {}), "plotly": plotly_js_url(), "meta": meta, "height": height})
     return (head + "\n" + plotly.io.to_json(fig, validate=False)).encode("utf-8")
 
 
