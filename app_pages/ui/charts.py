@@ -53,7 +53,8 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     Charts are drawn in place (``plotly_chart_inplace``): the browser keeps the chart under
     ``key`` and updates it with Plotly.react instead of drawing a new one (st.plotly_chart's
     element id follows its spec, so every new figure was a new chart), and the user's zoom survives
-    a new text (``RNNVIZ_INPLACE_CHARTS=0`` turns it off, see inplace_charts).
+    a new text (``RNNVIZ_INPLACE_CHARTS=0`` turns it off, see inplace_charts). A chart out of sight
+    is drawn when it is scrolled to, so a text update costs the browser only the charts in view.
 
     text_independent: the chart does not depend on the typed text (e.g. the W_hh spectrum). Its
     meta then says so instead of carrying the text's digest, so its figure stays the same across

@@ -5,7 +5,9 @@ drawn chart and draws a new one from scratch (0.2–0.3 CPU-s per chart in headl
 :func:`plotly_chart_inplace` takes the same figure and keeps one component mounted under its
 ``key``; new figures reach the browser as data, and ``plotly_inplace.js`` (beside this file) hands
 them to ``Plotly.react`` on the same ``<div>``, with ``layout.uirevision`` kept constant so zoom and
-pan survive an update.
+pan survive an update. A chart out of sight (below the window, in a hidden tab) keeps its newest
+figure unparsed and draws it when it is scrolled into sight: an update costs the browser only the
+charts the user sees (the frame says which figure waits: ``data-rnnviz-pending``, the layout's meta).
 
 Plotly.js itself is the ``plotly.min.js`` of the installed ``plotly`` package, served by this
 Streamlit server (no CDN): the package's asset folder is declared as a v1 component path, which
