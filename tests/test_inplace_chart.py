@@ -182,7 +182,8 @@ def test_charts_out_of_sight_wait_until_scrolled_to(server, browser):
         assert heat["top"] > 420 and heat["drawn"] is None and heat["pending"] == {"n": 0, "chart": "heat"}
         assert heat["height"] == pytest.approx(260, abs=2)          # the chart's height, kept for it
         page.get_by_role("button", name="next").click()
-        page.wait_for_function("() => document.querySelector('.rnnviz-inplace').layout.meta.n === 1")
+        both_sent = "n => {{ const [line, heat] = ({})(); return (line.drawn || {{}}).n === n && (heat.pending || {{}}).n === n; }}"
+        page.wait_for_function(both_sent.format(SIGHT), arg=1, timeout=30_000)
         line, heat = page.evaluate(SIGHT)
         assert heat["drawn"] is None and heat["pending"] == {"n": 1, "chart": "heat"}
         page.locator("[data-rnnviz-pending]").scroll_into_view_if_needed()
@@ -195,7 +196,7 @@ def test_charts_out_of_sight_wait_until_scrolled_to(server, browser):
         page.evaluate("() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
         page.wait_for_function(f"() => ({SIGHT})()[1].top > 420")
         page.get_by_role("button", name="next").click()
-        page.wait_for_function("() => document.querySelector('.rnnviz-inplace').layout.meta.n === 2")
+        page.wait_for_function(both_sent.format(SIGHT), arg=2, timeout=30_000)
         heat = page.evaluate(SIGHT)[1]
         assert heat["drawn"]["n"] == 1 and heat["pending"] == {"n": 2, "chart": "heat"}
         page.locator("[data-rnnviz-pending]").scroll_into_view_if_needed()
