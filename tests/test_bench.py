@@ -75,3 +75,29 @@ def test_pin_tree_moves_every_thread_of_a_process_and_its_children():
             os.kill(p, 9)
         proc.kill()
         proc.wait()
+
+
+def test_replica_cpus_pin_the_replicas_and_move_the_driver_off_them():
+    """tools/replicas.py --replica-cpus: the replicas' threads on the CPUs asked for; the driver (and
+    so the balancer and load clients it starts next) on the others, or on all when none is left;
+    a run gives the driver its CPUs back (measure's finally)."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from tools.replicas import pin_cpus
+
+    every = os.sched_getaffinity(0)
+    core = max(every)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pin_cpus([SimpleNamespace(proc=proc)], {core}, every)
+        assert os.sched_getaffinity(proc.pid) == {core}
+        assert os.sched_getaffinity(0) == ((every - {core}) or every)
+        child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+                               capture_output=True, text=True, check=True)
+        assert child.stdout.strip() == str(sorted((every - {core}) or every))
+    finally:
+        os.sched_setaffinity(0, every)
+        proc.kill()
+        proc.wait()

@@ -83,12 +83,13 @@ def test_the_checks_catch_a_stale_chart_and_another_sessions_token():
 
     stale = BidiComponent(id="c", component_name="x", bytes=b'{"layout": {"meta": {"rnnviz": "0123"}}}')
     run.check(_run(("bidi_component", stale)), "stale")
-    assert len(stats.timeouts) == 1 and "not of this session's text" in stats.timeouts[0]
+    assert len(stats.stale_charts) == 1 and "not of this session's text" in stats.stale_charts[0]
+    assert not stats.timeouts
     run.check(_run(("markdown", Markdown(body=f"text of {tokens[2]}"))), "leak")
     assert stats.leaks == ["session 1 saw token of session 2 (leak)"]
     failed = Run(elements=[], status=None, exceptions=["ValueError: boom"])
     run.check(failed, "failed")
-    assert stats.exceptions == ["session 1 failed: ValueError: boom"] and len(stats.timeouts) == 2
+    assert stats.exceptions == ["session 1 failed: ValueError: boom"] and len(stats.timeouts) == 1
 
 
 def test_loadtest_with_the_protocol_client(tmp_path):
@@ -110,15 +111,27 @@ def test_loadtest_with_the_protocol_client(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:]
 
 
+def test_next_round_skips_a_round_missed_while_waiting():
+    """--burst rounds start every PERIOD s from the load's start: the next round after the one a
+    session acted in, or (its update outlasted that round's start) the first one still ahead."""
+    from tools.load_session import next_round_at
+
+    assert next_round_at(100.0, 30.0, acted_at=101.5, now=104.0) == 130.0     # acted in round 0
+    assert next_round_at(100.0, 30.0, acted_at=131.0, now=133.0) == 160.0     # round 1 -> round 2
+    assert next_round_at(100.0, 30.0, acted_at=101.5, now=135.0) == 160.0     # round 1 missed
+    assert next_round_at(100.0, 30.0, acted_at=100.0, now=100.2) == 130.0     # at the very start
+
+
 def test_loadtest_stay_keeps_every_session_on_one_view(tmp_path):
-    """--stay gradients: only text commits, all on Gradients (its charts checked each time);
-    --stay is refused with the browser client and for a view the app does not have."""
+    """--stay gradients: only text commits, all on Gradients (its charts checked each time), here in
+    --burst rounds: every action starts within SPREAD s of a round's start, once per session per
+    round; --stay is refused with the browser client and for a view the app does not have."""
     ckpts = hostile.write_tiny_checkpoints(tmp_path / "ckpts")
     out = tmp_path / "load.json"
     base = [sys.executable, str(REPO / "tools" / "loadtest.py"), "--cache-texts", "0",
             "--checkpoint-dir", str(ckpts)]
-    cmd = base + ["--client", "protocol", "--stay", "gradients", "--sessions", "1", "--duration", "8",
-                  "--ramp", "1", "--think", "0.2", "0.5", "--text-chars", "300", "--json", str(out)]
+    cmd = base + ["--client", "protocol", "--stay", "gradients", "--sessions", "2", "--duration", "9",
+                  "--ramp", "1", "--burst", "3", "0.5", "--text-chars", "300", "--json", str(out)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.exists(), run.stderr[-3000:]
     r = json.loads(out.read_text())
@@ -126,6 +139,10 @@ def test_loadtest_stay_keeps_every_session_on_one_view(tmp_path):
     assert r["view_switches"] == 0 and r["text_updates"] >= 2, r
     assert r["exceptions"] == r["timeouts"] == r["token_leaks"] == 0, r["details"]
     assert set(r["server_runs_by_page"]) == {"Gradients"}, r["server_runs_by_page"]
+    assert r["burst_s"] == [3.0, 0.5]
+    rounds = [(int(start // 3), sid) for start, sid, _, _ in r["updates"]]
+    assert all(start % 3 < 0.5 + 0.15 for start, *_ in r["updates"]), r["updates"]
+    assert len(rounds) == len(set(rounds)) and len({k for k, _ in rounds}) >= 2, r["updates"]
     assert run.returncode == 0
     refused = subprocess.run(base + ["--stay", "gradients", "--sessions", "1"], capture_output=True,
                              text=True, timeout=60, cwd=REPO)

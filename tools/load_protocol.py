@@ -22,8 +22,8 @@ import urllib.request
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
-from tools.load_session import (Clock, Stats, digest, new_text, run_clocked, start_together,
-                                 token_for)
+from tools.load_session import (Clock, Stats, digest, new_text, pause, run_clocked,
+                                 start_together, token_for)
 from tools.st_protocol import FINISHED_OK, ProtocolSession, Run
 
 
@@ -88,8 +88,8 @@ class ProtocolRun:
         charts = [p for p in run.payloads() if b'"rnnviz"' in p]
         stale = [p for p in charts if mark not in p]
         if stale:
-            stats.timeouts.append(f"session {sid} {what}: {len(stale)} of {len(charts)} charts "
-                                  "not of this session's text")
+            stats.stale_charts.append(f"session {sid} {what}: {len(stale)} of {len(charts)} charts "
+                                      "not of this session's text")
         sent = b"".join(el.SerializeToString() for _, el in run.elements)
         for j, tok in enumerate(self.tokens):
             if j != sid and tok.encode() in sent:
@@ -118,7 +118,7 @@ async def session(run: ProtocolRun, clock: Clock) -> None:
                 stats.texts.add(run.text)
             stats.actions += 1
             run.check(result, f"after {kind} #{n}")
-            await asyncio.sleep(run.rng.uniform(*args.think))
+            await pause(clock, args, run.rng, t0)
     finally:
         if run.session is not None:
             await run.session.close()

@@ -38,12 +38,14 @@ def load_figures(stats, sampler, uploaders: int, t0: float) -> dict:
         "all_p95_s": pct(stats.text_latency + stats.view_latency, 95),
         "exceptions": len(stats.exceptions), "console_errors": len(stats.console_errors),
         "page_errors": len(stats.page_errors), "timeouts": len(stats.timeouts),
+        "stale_charts": len(stats.stale_charts),
         "token_leaks": len(stats.leaks), "upload_leaks": len(stats.upload_leaks),
         "upload_failures": len(stats.upload_failures), "uploaders": uploaders,
         "rss_peak_mb": round(peak, 1), "rss_peak_tree_mb": round(peak_tree, 1),
         "rss_end_mb": round(sampler.last(), 1),
         "details": {"exceptions": stats.exceptions[:10], "console_errors": stats.console_errors[:10],
                     "page_errors": stats.page_errors[:10], "timeouts": stats.timeouts[:10],
+                    "stale_charts": stats.stale_charts[:10],
                     "leaks": (stats.leaks + stats.upload_leaks)[:10],
                     "upload_failures": stats.upload_failures[:10]},
         "rss_series": [[round(t, 1), round(m, 1)] for t, m, _ in sampler.samples[::20]],
@@ -101,8 +103,10 @@ def server_errors(log: Path, limit: int = 10) -> list[str]:
     return [f"{n}× {e}" for e, n in list(counts.items())[:limit]]
 
 def error_count(summary: dict) -> int:
-    """Exceptions, page errors, timeouts, leaks, failed uploads, and 1 if the server died."""
-    return (summary["exceptions"] + summary["page_errors"] + summary["timeouts"] + summary["token_leaks"]
+    """Exceptions, page errors, timeouts, stale charts, leaks, failed uploads, and 1 if the server
+    died."""
+    return (summary["exceptions"] + summary["page_errors"] + summary["timeouts"] + summary["stale_charts"]
+            + summary["token_leaks"]
             + summary["upload_leaks"] + summary["upload_failures"] + (0 if summary["server_alive"] else 1))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 import sys
 import tempfile
@@ -58,6 +59,7 @@ class Stats:
         self.page_errors: list[str] = []
         self.timeouts: list[str] = []
         self.leaks: list[str] = []
+        self.stale_charts: list[str] = []     # protocol client: a chart not of the session's text
         self.upload_leaks: list[str] = []
         self.upload_failures: list[str] = []
         self.texts: set[str] = set()
@@ -115,6 +117,7 @@ class Clock:
         self.waiting, self.duration = sessions, duration
         self.go = asyncio.Event()
         self.deadline = float("inf")
+        self.started = 0.0
 
     def ready(self) -> None:
         self.waiting -= 1
@@ -123,7 +126,8 @@ class Clock:
 
     def start(self) -> None:
         if not self.go.is_set():
-            self.deadline = time.monotonic() + self.duration
+            self.started = time.monotonic()
+            self.deadline = self.started + self.duration
             self.go.set()
 
 
@@ -229,11 +233,35 @@ class SessionRun:
 async def start_together(clock: Clock, args, rng: random.Random) -> None:
     """Report ready, wait for the load clock, then (``args.stagger``) a random phase within one
     think interval, so 20 sessions do not all act in the same instant when the load period starts
-    (that burst is what --no-stagger measures)."""
+    (that burst is what --no-stagger measures); with ``args.burst``, this session's moment in the
+    first round."""
     clock.ready()
     await clock.go.wait()
-    if args.stagger:
+    if args.burst:
+        await asyncio.sleep(rng.uniform(0, args.burst[1]))
+    elif args.stagger:
         await asyncio.sleep(rng.uniform(0, args.think[1]))
+
+
+def next_round_at(started: float, period: float, acted_at: float, now: float) -> float:
+    """``--burst``: when the round after the one a session acted in (at ``acted_at``) starts;
+    rounds start every ``period`` s from ``started``. A round that began while the session's update
+    was still running (before ``now``) is missed: the next one after ``now`` is taken instead."""
+    k = math.floor((acted_at - started) / period) + 1
+    return started + max(k, math.ceil((now - started) / period)) * period
+
+
+async def pause(clock: Clock, args, rng: random.Random, acted_at: float) -> None:
+    """After an action: a think pause (uniform in ``args.think``), or with ``args.burst`` (PERIOD,
+    SPREAD) until this session's moment in the next round — every session acts once per round, at a
+    random moment within SPREAD s of its start (a class told "now type your name")."""
+    if not args.burst:
+        await asyncio.sleep(rng.uniform(*args.think))
+        return
+    period, spread = args.burst
+    now = time.monotonic()
+    at = next_round_at(clock.started, period, acted_at, now) + rng.uniform(0, spread)
+    await asyncio.sleep(max(0.0, at - now))
 
 async def session(sid: int, browser, url: str, model_key: str, tokens: list[str], views: list[str],
                   upload: Path | None, clock: Clock, args, stats: Stats, max_chars: int) -> None:
@@ -251,6 +279,7 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
         n = 0
         while time.monotonic() < clock.deadline:
             n += 1
+            acted_at = time.monotonic()
             if run.rng.random() < 0.65:
                 step = await run.commit_text(n)
             else:
@@ -258,7 +287,7 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
             if step is None:
                 continue
             await run.finish_action(step, n, clock)
-            await asyncio.sleep(run.rng.uniform(*args.think))
+            await pause(clock, args, run.rng, acted_at)
         await run.check_uploads(upload)
     finally:
         await ctx.close()

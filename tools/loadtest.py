@@ -7,6 +7,8 @@
                                     # (behind a load balancer: tools/replicas.py does this for you)
     python tools/loadtest.py --client protocol --think 15 30 --cache-texts 0   # no browsers: the
                                     # server's side alone (tools/load_protocol.py)
+    python tools/loadtest.py --client protocol --sessions 40 --burst 30 3 --cache-texts 0
+                                    # rounds: every 30 s all 40 act within 3 s ("now type")
 
 What it does, all on 127.0.0.1 and bounded in time (it stops by itself):
 
@@ -108,6 +110,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "(default); --no-stagger: all sessions act at once when the load starts")
     ap.add_argument("--think", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"),
                     help="pause between a session's actions, uniform in [MIN, MAX] s")
+    ap.add_argument("--burst", type=float, nargs=2, default=None, metavar=("PERIOD", "SPREAD"),
+                    help="act in rounds instead of after a think pause: every PERIOD s all sessions "
+                         "act once, each within SPREAD s of the round's start (a class told \"now "
+                         "type\"); an update that outlasts its round skips the next")
     ap.add_argument("--client", choices=("browser", "protocol"), default="browser",
                     help="browser: Chromium sessions (default); protocol: Streamlit's websocket "
                          "protocol without a browser (tools/load_protocol.py): the server's side of "
@@ -226,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"sessions": args.sessions, "duration_s": args.duration, "ramp_s": args.ramp,
                      "views": views, "models": model_keys, "host": os.uname().nodename,
                      "cpus": os.cpu_count(), "think_s": list(args.think), "stagger": args.stagger,
+                     "burst_s": list(args.burst) if args.burst else None,
                      "client": args.client, "text_chars": args.text_chars, "stay": args.stay,
                      "browser_nice": args.browser_nice}
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-load-"))

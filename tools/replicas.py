@@ -22,6 +22,8 @@ For each K in ``--replicas`` (one after the other, each from a cold start):
    holding the session: the load script checks each uploader finds its checkpoint on later reruns).
 
 ``--no-affinity`` drops the cookie line: a control run that shows what stickiness is for.
+``--replica-cpus 0`` runs every replica on core 0 and the balancer and load clients on the other
+cores: a replica of the sizing rule's one core, its clients elsewhere.
 Prints a JSON summary (``--json PATH`` writes it too); exit status 1 if any K had errors or leaks.
 """
 
@@ -44,7 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))          # run as a script, too
 from tools.load_report import server_errors  # noqa: E402
-from tools.procstats import RssSampler, cpu_seconds  # noqa: E402
+from tools.procstats import RssSampler, cpu_seconds, pin_tree  # noqa: E402
 from tools.serve import AppServer, stop_process, wait_healthy  # noqa: E402
 
 HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
@@ -187,9 +189,12 @@ def run_load(url: str, workdir: Path, run_logs: list[Path], checkpoint_dir: Path
 def measure(k: int, args, load_args: list[str]) -> dict:
     """Replicas, balancer and load for one K; the summary of that run."""
     workdir = Path(tempfile.mkdtemp(prefix=f"rnnviz-replicas-k{k}-"))
+    every_cpu = os.sched_getaffinity(0)
     replicas = start_replicas(k, workdir, args.checkpoint_dir)
     balancer = samplers = None
     try:
+        if args.replica_cpus:
+            pin_cpus(replicas, set(args.replica_cpus), every_cpu)
         port, stats_port, sock = free_port(), free_port(), workdir / "haproxy.sock"
         cfg = haproxy_config(HAPROXY_CFG.read_text(), [(r.name, r.port) for r in replicas], port,
                              stats_port, sock, affinity=args.affinity)
@@ -205,6 +210,7 @@ def measure(k: int, args, load_args: list[str]) -> dict:
         time.sleep(0.5)         # closed websockets are logged when they end
         alive = [r.alive() for r in replicas]
     finally:
+        os.sched_setaffinity(0, every_cpu)
         for s in samplers or []:
             s.stop()
         if balancer:
@@ -220,6 +226,15 @@ def measure(k: int, args, load_args: list[str]) -> dict:
                     "server_errors": server_errors(workdir / f"replica-{r.name}.log")}
                    for r, s, c, a in zip(replicas, samplers, cpu, alive)]
     return summarize(k, load, per_replica, logged["cookie_flags"], workdir)
+
+
+def pin_cpus(replicas: list, cpus: set[int], every_cpu: set[int]) -> None:
+    """``--replica-cpus``: every thread of every replica on ``cpus``; this driver, and so the
+    balancer and the load script it starts next, on the other CPUs (all of them if none is left).
+    Threads a replica starts later inherit its CPUs."""
+    for r in replicas:
+        pin_tree(r.proc.pid, cpus)
+    os.sched_setaffinity(0, (every_cpu - cpus) or every_cpu)
 
 
 def period_cpu(sampler: RssSampler, load: dict) -> float | None:
@@ -242,7 +257,8 @@ def summarize(k: int, load: dict, per_replica: list[dict], cookie_flags: dict, w
     loads and uploads included) over the updates it timed."""
     cookies = load.get("cookie_values_per_session", {})
     updates = load["text_updates"] + load["view_switches"]
-    errors = (load["exceptions"] + load["page_errors"] + load["timeouts"] + load["upload_failures"]
+    errors = (load["exceptions"] + load["page_errors"] + load["timeouts"] + load.get("stale_charts", 0)
+              + load["upload_failures"]
               + sum(not r["alive"] for r in per_replica))
     return {
         "replicas": k, "workdir": str(workdir), "sessions": load["sessions"],
@@ -278,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-dir", type=Path, default=None, help="default: the shipped checkpoints/")
     ap.add_argument("--affinity", action=argparse.BooleanOptionalAction, default=True,
                     help="cookie session affinity (default); --no-affinity: a control run without it")
+    ap.add_argument("--replica-cpus", type=int, nargs="+", default=None, metavar="CPU",
+                    help="run the replicas on these CPUs only, the balancer and load clients on the "
+                         "others (e.g. 0: one-core replicas)")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary here")
     args = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if shutil.which("haproxy") is None:
@@ -286,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     runs = [measure(k, args, load_args) for k in args.replicas]
     summary = {"command": "python tools/replicas.py " + " ".join(argv), "started": started,
-               "host": os.uname().nodename, "cpus": os.cpu_count(), "affinity": args.affinity, "runs": runs}
+               "host": os.uname().nodename, "cpus": os.cpu_count(), "affinity": args.affinity,
+               "replica_cpus": args.replica_cpus, "runs": runs}
     text = json.dumps(summary, indent=1, ensure_ascii=False)
     print(text)
     if args.json:
