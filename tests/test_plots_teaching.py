@@ -139,3 +139,22 @@ def test_pattern_order_puts_units_with_one_time_course_together():
     runs = sum(1 for i in range(1, 9) if groups[i] != groups[i - 1]) + 1
     assert runs == 3, order                                          # three bands, none split
     assert views.unit_order(v, "pattern") == order                   # deterministic
+
+
+def test_pattern_order_matches_the_svd_of_the_standardised_states():
+    """The two leading loadings come from an eigendecomposition of zᵀz: the order is the one the
+    SVD's first two right singular vectors give (computed here with torch.linalg.svd)."""
+    import math
+
+    import torch
+
+    from rnnviz import views
+    torch.manual_seed(3)
+    v = torch.tanh(torch.randn(300, 40).cumsum(0) * 0.1)
+    z = v.double()
+    z = (z - z.mean(0)) / z.std(0, unbiased=False)
+    vt = torch.linalg.svd(z, full_matrices=False)[2]
+    pc1, pc2 = (p if float(p[p.abs().argmax()]) > 0 else -p for p in (vt[0], vt[1]))
+    srt, idx = torch.sort(torch.atan2(pc2, pc1))
+    cut = (int(torch.argmax(torch.diff(torch.cat([srt, srt[:1] + 2 * math.pi])))) + 1) % 40
+    assert views.unit_order(v, "pattern") == [int(i) for i in torch.cat([idx[cut:], idx[:cut]])]
