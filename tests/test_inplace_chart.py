@@ -37,6 +37,8 @@ def test_figure_travels_as_bytes_and_reads_back():
     head, spec = read_payload(protos[0].bytes)
     assert head["config"] == {"displaylogo": False, "displayModeBar": True}
     assert head["plotly"].startswith("/component/") and head["plotly"].endswith("/plotly.min.js")
+    # What a chart out of sight says it waits with, read without parsing the figure.
+    assert head["meta"] == {"n": 0, "chart": "line"} and head["height"] == 340
     assert b'"meta":{"n":0,"chart":"line"}' in protos[0].bytes  # not escaped into a JSON string
     line, heat = chart_specs(at)  # as the app built them (tests/inplace_app.py, n = 0)
     assert line["layout"]["meta"] == {"n": 0, "chart": "line"} and line["layout"]["height"] == 340
