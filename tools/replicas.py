@@ -257,7 +257,7 @@ def summarize(k: int, load: dict, per_replica: list[dict], cookie_flags: dict, w
     loads and uploads included) over the updates it timed."""
     cookies = load.get("cookie_values_per_session", {})
     updates = load["text_updates"] + load["view_switches"]
-    errors = (load["exceptions"] + load["page_errors"] + load["timeouts"] + load.get("stale_charts", 0)
+    errors = (load["exceptions"] + load["page_errors"] + load["timeouts"] + load["stale_charts"]
               + load["upload_failures"]
               + sum(not r["alive"] for r in per_replica))
     return {

@@ -16,11 +16,10 @@
 const charts = new WeakMap(); // parentElement -> {box, div, seq, drawn, ident, cleanup, full, ...}
 
 // Charts out of sight wait: a figure that arrives for a chart scrolled out of the window (or in a
-// hidden tab) is kept and drawn when the chart comes within MARGIN of the window, so a text update
+// hidden tab) is kept and drawn when any of the chart comes into the window, so a text update
 // costs the browser only the charts in view (the Gradients view's map and chain, below the fold,
 // were 0.29 of its 0.5 Chromium CPU-s per update). Until then the chart's frame carries the waiting
 // figure's layout.meta as data-rnnviz-pending (JSON), for page scripts that check what a chart shows.
-const MARGIN = "0px";
 const sight = new IntersectionObserver((entries) => {
   for (const entry of entries) {
     const chart = entry.target.__rnnvizChart;
@@ -28,7 +27,7 @@ const sight = new IntersectionObserver((entries) => {
     chart.inSight = entry.isIntersecting;
     if (chart.inSight && chart.waiting) draw(chart);
   }
-}, { rootMargin: MARGIN });
+});
 
 // Streamlit's Python side gives figures its "streamlit" Plotly template, whose colours are
 // placeholders (#000001...) that st.plotly_chart's frontend replaces. For theme=None it puts in
