@@ -172,3 +172,20 @@ def test_sampler_reads_back_the_cpu_of_a_window():
     sampler.stop()
     assert abs(sampler.cpu_between(start, end) - used) < 0.2
     assert sampler.cpu_between(end + 5, end + 6) is None
+
+
+def test_niced_browsers_run_low_in_their_own_session():
+    """--browser-nice: Playwright starts the browser in a session of its own, which the kernel's
+    autogroup scheduling treats as a group with a fair share of the CPUs whatever its nice; the
+    launcher lowers both the process's nice and (where the kernel has autogroups) its group's."""
+    from tools.load_session import niced
+
+    probe = """if True:
+        import os
+        group = open("/proc/self/autogroup").read() if os.path.exists("/proc/self/autogroup") else ""
+        print(os.getpriority(os.PRIO_PROCESS, 0), os.getsid(0) == os.getpid(), repr(group))"""
+    out = subprocess.run([niced(sys.executable, 19), "-c", probe], capture_output=True, text=True,
+                         timeout=60, start_new_session=True).stdout.split(" ", 2)
+    assert out[0] == "19" and out[1] == "True", out
+    group = eval(out[2])
+    assert group == "" or group.rstrip().endswith("nice 19"), group

@@ -335,6 +335,23 @@ async def run_clocked(args, stats: Stats, start) -> None:
         if isinstance(res, BaseException):
             stats.timeouts.append(f"session {i} crashed: {type(res).__name__}: {str(res)[:200]}")
 
+def niced(exe: str, nice: int) -> str:
+    """A launcher (a temporary shell script) that runs ``exe`` at CPU priority ``nice``: the
+    browsers get what the servers leave, as they would on the students' own machines.
+
+    Playwright starts the browser in a session of its own (``setsid``), and with the kernel's
+    autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``) a session is a group that
+    gets a fair share of the CPUs whatever its processes' nice values: ``nice -n 19`` alone left the
+    browsers one of two cores (and Chromium, run as root, sets some of its threads' nice back to 0
+    or below). So the launcher also sets its group's nice (``/proc/self/autogroup``, where the
+    kernel has it)."""
+    wrapper = Path(tempfile.mkdtemp(prefix="rnnviz-nice-")) / Path(exe).name
+    wrapper.write_text(f'#!/bin/sh\n(echo {int(nice)} > /proc/self/autogroup) 2>/dev/null\n'
+                       f'exec nice -n {int(nice)} "{exe}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 async def run_sessions(server, args, model_keys: list[str], views: list[str],
                        uploads: list[Path], max_chars: int) -> Stats:
     """``args.sessions`` sessions against ``server.url`` (tools/loadtest.py's Server or
@@ -343,14 +360,7 @@ async def run_sessions(server, args, model_keys: list[str], views: list[str],
 
     stats = Stats()
     tokens = [token_for(i) for i in range(args.sessions)]
-    exe = CHROMIUM
-    if args.browser_nice:
-        # Browsers at a lower CPU priority: the server gets the cores first, as it would on its own
-        # machine with the students' browsers elsewhere (the browsers still run, on what is left).
-        wrapper = Path(tempfile.mkdtemp(prefix="rnnviz-nice-")) / "chromium"
-        wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(args.browser_nice)} "{CHROMIUM}" "$@"\n')
-        wrapper.chmod(0o755)
-        exe = str(wrapper)
+    exe = niced(CHROMIUM, args.browser_nice) if args.browser_nice else CHROMIUM
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         try:

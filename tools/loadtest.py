@@ -120,8 +120,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "each update alone, as when the students' browsers run on their laptops "
                          "(no uploads)")
     ap.add_argument("--browser-nice", type=int, default=0, metavar="N",
-                    help="run the browsers under `nice -n N` (e.g. 19) so the server is served first, "
-                         "as if the browsers were on other machines (default 0: equal priority)")
+                    help="run the browsers at CPU priority N (e.g. 19; their process and their session's "
+                         "autogroup) so the server is served first, as if the browsers were on "
+                         "other machines (default 0: equal priority)")
     ap.add_argument("--stay", default=None, metavar="VIEW",
                     help="protocol client: every session opens this view (its URL path, e.g. "
                          "gradients) and only commits texts there: one view's cost under load")
