@@ -1,7 +1,10 @@
 """Per-view page benchmark: charts drawn by ``st.plotly_chart`` ("plotly") against charts updated in
-place ("inplace", ``RNNVIZ_INPLACE_CHARTS=1``), one session per mode, in the same run.
+place ("inplace", ``RNNVIZ_INPLACE_CHARTS=1``), one session per mode, in the same run; "unbatched"
+is the in-place app with Streamlit's own message flushing (``RNNVIZ_MESSAGE_BATCH_MS=0``,
+app_pages/ui/batching.py), the reference for what batching a run's elements saves.
 
     python -m tools.bench_page --views hidden-states predictions gradients --modes plotly inplace --repeats 5
+    python -m tools.bench_page --views hidden-states predictions gradients --modes unbatched inplace --pin
 
 Two app servers on the same temporary random 256-unit LSTM checkpoint (tools.bench_page), one per
 mode, each driven by its own headless Chromium (tools.serve.CHROMIUM), step by step in lockstep
@@ -46,9 +49,13 @@ from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 
 #: view name -> its URL path (app.py's url_path; the default page is the root).
 VIEWS = {"hidden-states": "", "predictions": "predictions", "gradients": "gradients"}
-#: mode -> RNNVIZ_INPLACE_CHARTS. "bare": not rnnviz but the floor under it, a bare Streamlit page
-#: (BARE_APP: the sidebar text area and one small in-place chart), driven the same way (text only).
-MODES = {"plotly": "0", "inplace": "1", "bare": "1"}
+#: mode -> the app server's environment. "bare": not rnnviz but the floor under it, a bare Streamlit
+#: page (BARE_APP: the sidebar text area and one small in-place chart), driven the same way (text only).
+MODES = {"plotly": {"RNNVIZ_INPLACE_CHARTS": "0"}, "inplace": {"RNNVIZ_INPLACE_CHARTS": "1"},
+         "unbatched": {"RNNVIZ_INPLACE_CHARTS": "1", "RNNVIZ_MESSAGE_BATCH_MS": "0"},
+         "bare": {"RNNVIZ_INPLACE_CHARTS": "1"}}
+#: The reference each in-place row is compared with, where the run has it.
+REFERENCES = ("plotly", "unbatched")
 #: In the order they are done each round: back to front (switch to the view, commit, rerun).
 KINDS = ("rerun", "text", "switch")
 #: The issue's targets for a text update at 1,000 chars × 256 units (issue 14).
@@ -284,7 +291,7 @@ def run_views(views, modes, repeats: int = 5, n_chars: int = 1_000, hidden: int 
         try:
             with sync_playwright() as pw:
                 for mode in modes:
-                    env = {"RNNVIZ_CHECKPOINT_DIR": tmp, "RNNVIZ_INPLACE_CHARTS": MODES[mode]}
+                    env = {"RNNVIZ_CHECKPOINT_DIR": tmp, **MODES[mode]}
                     sessions.append(Session(mode, AppServer(app_script(mode, Path(tmp)), env)))
                     sessions[-1].launch(pw)
                     sessions[-1].open(views[0])
@@ -317,37 +324,45 @@ def medians(results: dict) -> dict:
 
 
 def table(results: dict, idle: dict | None = None) -> str:
-    """Medians per view, kind and mode (in-place / st.plotly_chart ratios beside the in-place rows)."""
+    """Medians per view, kind and mode (beside the in-place rows: their ratios to each reference
+    mode the run has, time and browser CPU)."""
     med = medians(results)
-    lines = [f"{'view':<14} {'kind':<7} {'mode':<8} {'n':>2} {'time s':>7} {'browser CPU-s':>14} "
-             f"{'server CPU-s':>13}  in-place/plotly (time, browser CPU)"]
+    lines = [f"{'view':<14} {'kind':<7} {'mode':<9} {'n':>2} {'time s':>7} {'browser CPU-s':>14} "
+             f"{'server CPU-s':>13}  in-place / reference (time, browser CPU)"]
     for (view, mode, kind), (t, c, sc, n) in sorted(med.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
-        ref = med.get((view, "plotly", kind))
-        vs = f"  ×{t / ref[0]:.2f}, ×{c / ref[1]:.2f}" if mode == "inplace" and ref and ref[0] and ref[1] else ""
-        lines.append(f"{view:<14} {kind:<7} {mode:<8} {n:>2} {t:>7.2f} {c:>14.2f} {sc:>13.2f}{vs}")
+        vs = ""
+        for name in REFERENCES if mode == "inplace" else ():
+            ref = med.get((view, name, kind))
+            if ref and ref[0] and ref[1]:
+                vs += f"  /{name} ×{t / ref[0]:.2f}, ×{c / ref[1]:.2f}"
+        lines.append(f"{view:<14} {kind:<7} {mode:<9} {n:>2} {t:>7.2f} {c:>14.2f} {sc:>13.2f}{vs}")
     if idle:
         lines.append("idle page, browser CPU-s per second (included in the figures above): "
                      + ", ".join(f"{m} {v:.3f}" for m, v in idle.items()))
     return "\n".join(lines)
 
 
+REFERENCE_NAMES = {"plotly": "st.plotly_chart", "unbatched": "unbatched"}
+
+
 def view_rows(results: dict, n_chars: int = 1_000, hidden: int = 256) -> list[dict]:
-    """Rows for tools/bench.py: per view and kind, in-place against st.plotly_chart (ratio, target
-    ≤ 1) for the time and the browser's CPU; per view, the in-place text update against the issue's
-    absolute targets."""
+    """Rows for tools/bench.py: per view and kind, in-place against each reference mode of the run
+    (st.plotly_chart; unbatched messages) — ratio, target ≤ 1 — for the time and the browser's CPU;
+    per view, the in-place text update against the issue's absolute targets."""
     med = medians(results)
     rows = []
     size = f"{n_chars:,} chars × {hidden}"
     for (view, mode, kind), (t, c, _, _) in sorted(med.items()):
         if mode != "inplace":
             continue
-        ref = med.get((view, "plotly", kind))
         for metric, ours, i in (("seconds", t, 0), ("browser CPU-s", c, 1)):
             label = f"page {view} {kind}: {metric}, in-place"
-            if ref is not None:
-                rows.append({"name": f"{label} / st.plotly_chart ({size})", "ours_s": ours,
-                             "reference_s": ref[i], "ratio": ours / ref[i] if ref[i] else None,
-                             "target": 1.0})
+            for name in REFERENCES:
+                ref = med.get((view, name, kind))
+                if ref is not None:
+                    rows.append({"name": f"{label} / {REFERENCE_NAMES[name]} ({size})", "ours_s": ours,
+                                 "reference_s": ref[i], "ratio": ours / ref[i] if ref[i] else None,
+                                 "target": 1.0})
             if kind == "text":
                 rows.append({"name": f"{label}, issue 14 target ({size})", "ours_s": ours, "reference_s": None,
                              "ratio": None, "target": TEXT_TIME_TARGET_S if i == 0 else TEXT_CPU_TARGET_S})
@@ -356,5 +371,5 @@ def view_rows(results: dict, n_chars: int = 1_000, hidden: int = 256) -> list[di
 
 def bench_page_views(quick: bool = False) -> list[dict]:
     """Entry point for ``python -m tools.bench --page`` (group "page-views"; quick: 2 rounds)."""
-    results, _ = run_views(list(VIEWS), list(MODES), repeats=2 if quick else 5)
+    results, _ = run_views(list(VIEWS), ["plotly", "inplace", "unbatched"], repeats=2 if quick else 5)
     return view_rows(results)
