@@ -12,7 +12,7 @@ import streamlit as st  # noqa: E402
 
 from app_pages.ui.batching import batch_script_messages  # noqa: E402
 
-batch_script_messages(float(os.environ.get("RNNVIZ_MESSAGE_BATCH_MS") or 200) / 1000)
+batch_script_messages(float(os.environ["RNNVIZ_MESSAGE_BATCH_MS"]) / 1000)
 st.button("again", key="again")   # a click reruns the script
 run = st.session_state["run"] = st.session_state.get("run", 0) + 1
 for i in range(12):
