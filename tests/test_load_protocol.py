@@ -178,6 +178,8 @@ def test_niced_browsers_run_low_in_their_own_session():
     """--browser-nice: Playwright starts the browser in a session of its own, which the kernel's
     autogroup scheduling treats as a group with a fair share of the CPUs whatever its nice; the
     launcher lowers both the process's nice and (where the kernel has autogroups) its group's."""
+    import ast
+
     from tools.load_session import niced
 
     probe = """if True:
@@ -187,5 +189,5 @@ def test_niced_browsers_run_low_in_their_own_session():
     out = subprocess.run([niced(sys.executable, 19), "-c", probe], capture_output=True, text=True,
                          timeout=60, start_new_session=True).stdout.split(" ", 2)
     assert out[0] == "19" and out[1] == "True", out
-    group = eval(out[2])
+    group = ast.literal_eval(out[2])
     assert group == "" or group.rstrip().endswith("nice 19"), group

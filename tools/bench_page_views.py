@@ -54,8 +54,8 @@ VIEWS = {"hidden-states": "", "predictions": "predictions", "gradients": "gradie
 MODES = {"plotly": {"RNNVIZ_INPLACE_CHARTS": "0"}, "inplace": {"RNNVIZ_INPLACE_CHARTS": "1"},
          "unbatched": {"RNNVIZ_INPLACE_CHARTS": "1", "RNNVIZ_MESSAGE_BATCH_MS": "0"},
          "bare": {"RNNVIZ_INPLACE_CHARTS": "1"}}
-#: The reference each in-place row is compared with, where the run has it.
-REFERENCES = ("plotly", "unbatched")
+#: The modes each in-place row is compared with, where the run has them (mode -> name in the rows).
+REFERENCES = {"plotly": "st.plotly_chart", "unbatched": "unbatched"}
 #: In the order they are done each round: back to front (switch to the view, commit, rerun).
 KINDS = ("rerun", "text", "switch")
 #: The issue's targets for a text update at 1,000 chars × 256 units (issue 14).
@@ -342,9 +342,6 @@ def table(results: dict, idle: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-REFERENCE_NAMES = {"plotly": "st.plotly_chart", "unbatched": "unbatched"}
-
-
 def view_rows(results: dict, n_chars: int = 1_000, hidden: int = 256) -> list[dict]:
     """Rows for tools/bench.py: per view and kind, in-place against each reference mode of the run
     (st.plotly_chart; unbatched messages) — ratio, target ≤ 1 — for the time and the browser's CPU;
@@ -360,7 +357,7 @@ def view_rows(results: dict, n_chars: int = 1_000, hidden: int = 256) -> list[di
             for name in REFERENCES:
                 ref = med.get((view, name, kind))
                 if ref is not None:
-                    rows.append({"name": f"{label} / {REFERENCE_NAMES[name]} ({size})", "ours_s": ours,
+                    rows.append({"name": f"{label} / {REFERENCES[name]} ({size})", "ours_s": ours,
                                  "reference_s": ref[i], "ratio": ours / ref[i] if ref[i] else None,
                                  "target": 1.0})
             if kind == "text":
@@ -371,5 +368,5 @@ def view_rows(results: dict, n_chars: int = 1_000, hidden: int = 256) -> list[di
 
 def bench_page_views(quick: bool = False) -> list[dict]:
     """Entry point for ``python -m tools.bench --page`` (group "page-views"; quick: 2 rounds)."""
-    results, _ = run_views(list(VIEWS), ["plotly", "inplace", "unbatched"], repeats=2 if quick else 5)
+    results, _ = run_views(list(VIEWS), ["inplace", *REFERENCES], repeats=2 if quick else 5)
     return view_rows(results)

@@ -335,6 +335,7 @@ async def run_clocked(args, stats: Stats, start) -> None:
         if isinstance(res, BaseException):
             stats.timeouts.append(f"session {i} crashed: {type(res).__name__}: {str(res)[:200]}")
 
+
 def niced(exe: str, nice: int) -> str:
     """A launcher (a temporary shell script) that runs ``exe`` at CPU priority ``nice``: the
     browsers get what the servers leave, as they would on the students' own machines.

@@ -13,9 +13,9 @@ computation after an element does not hold it back). Nothing is dropped or reord
 
 Measured (``python -m tools.bench_page --views … --modes unbatched inplace [--pin]``, README): with
 the app's 60 ms window, 5–19 % less browser CPU per text commit on Hidden states, Predictions and
-Gradients (×0.81–0.95), reruns ×0.81–1.13, the time to redrawn charts within ±11 %: a modest gain. A longer window saves less, not more, where the browser has a
-core of its own: it then waits for the whole run instead of drawing the first elements meanwhile
-(200 ms: the same CPU, 0.2 s later).
+Gradients (×0.81–0.95), reruns ×0.81–1.13, the time to redrawn charts within ±11 %: a modest gain.
+A longer window saves less, not more, where the browser has a core of its own: it then waits for
+the whole run instead of drawing the first elements meanwhile (200 ms: the same CPU, 0.2 s later).
 
 It uses two private names of Streamlit (``AppSession.flush_browser_queue``, ``AppSession._state``);
 where they are missing it changes nothing and says so (``tests/test_batching.py`` fails then).
