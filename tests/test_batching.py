@@ -1,7 +1,8 @@
 """A running script's elements reach the browser in a few batches (app_pages/ui/batching.py), in a
-real browser on tests/batch_app.py: twelve captions written 50 ms apart arrive in at most four
-moments with the 0.2 s window (and still before the run is over: a long run shows its progress),
-in many without it; none is lost or out of order."""
+real browser on tests/batch_app.py: twelve captions written 50 ms apart arrive in a few moments
+with a 0.2 s window (three here; at most five asserted, for a slower machine), and still before
+the run is over (a long run shows its progress); in many without it (11–12 here, at least seven
+asserted); none is lost or out of order."""
 
 from __future__ import annotations
 
@@ -53,10 +54,10 @@ def run_twice(browser, window_ms: int) -> list[float]:
 def test_a_runs_elements_arrive_in_a_few_batches(browser):
     batched = run_twice(browser, 200)
     assert batched == sorted(batched)                       # in order
-    assert moments(batched) <= 4, batched                   # 0.6 s of captions in ≤ 4 batches
+    assert moments(batched) <= 5, batched                   # 0.6 s of captions: 3 batches here
     assert batched[-1] - batched[0] >= 150, batched         # the first went before the run ended
     unbatched = run_twice(browser, 0)
-    assert moments(unbatched) >= 6, unbatched               # Streamlit alone: nearly one per caption
+    assert moments(unbatched) >= 7, unbatched               # Streamlit alone: 11–12 here
 
 
 def test_batching_is_installed_on_this_streamlit():
