@@ -22,7 +22,7 @@ freeze_startup_objects()
 start_warmup()
 # A run's elements reach the browser in batches of up to 60 ms, not one burst per element: the
 # browser re-renders once per burst (app_pages/ui/batching.py). RNNVIZ_MESSAGE_BATCH_MS=0: off.
-batch_script_messages(float(os.environ.get("RNNVIZ_MESSAGE_BATCH_MS") or 60) / 1000)
+batch_script_messages()
 
 PAGES = [
     st.Page("app_pages/hidden_states.py", title="Hidden states", default=True),

@@ -25,20 +25,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 _LOG = logging.getLogger(__name__)
-#: The installed window in seconds (None: not installed).
-_WINDOW: float | None = None
+#: The window when RNNVIZ_MESSAGE_BATCH_MS does not set one (milliseconds; 0 = Streamlit's flushing).
+DEFAULT_WINDOW_MS = 60
+_INSTALLED = False
 
 
-def batch_script_messages(window_s: float) -> bool:
-    """Hold a running script's messages for up to ``window_s`` seconds (≤ 0: leave Streamlit's
-    flushing as it is). Idempotent (app.py calls it on every run; the first call decides).
-    Returns True when batching is in place."""
-    global _WINDOW
-    if _WINDOW is not None:
+def batch_script_messages(window_s: float | None = None) -> bool:
+    """Hold a running script's messages for up to ``window_s`` seconds (None: RNNVIZ_MESSAGE_BATCH_MS
+    / 1000, default DEFAULT_WINDOW_MS; ≤ 0: leave Streamlit's flushing as it is). Idempotent (app.py
+    calls it on every run; the first call decides). Returns True when batching is in place."""
+    global _INSTALLED
+    if _INSTALLED:
         return True
+    if window_s is None:
+        window_s = float(os.environ.get("RNNVIZ_MESSAGE_BATCH_MS") or DEFAULT_WINDOW_MS) / 1000
     if window_s <= 0:
         return False
     try:
@@ -68,5 +72,5 @@ def batch_script_messages(window_s: float) -> bool:
         return original(session)
 
     AppSession.flush_browser_queue = flush_browser_queue
-    _WINDOW = window_s
+    _INSTALLED = True
     return True
