@@ -7,6 +7,8 @@ import pytest
 
 import rnnviz
 
+from tools.page_js import ARM_JS, SETTLED_JS
+
 from .conftest import REPO, StreamlitServer, tiny_model
 from .test_app_train import TEXT
 
@@ -27,15 +29,32 @@ def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("train_browser_ckpts")
     rnnviz.save_checkpoint(tiny_model("lstm", 1, 8, text=TEXT), d / "timemachine-lstm.safetensors",
                            {"corpus": "test"})
-    srv = StreamlitServer(env={"RNNVIZ_CHECKPOINT_DIR": str(d)})
+    # the run log makes every script run end with a marker of this session's run count (committed)
+    srv = StreamlitServer(env={"RNNVIZ_CHECKPOINT_DIR": str(d), "RNNVIZ_RUN_LOG": str(d / "runs.log")})
     yield srv
     srv.stop()
 
 
+#: After ARM_JS: a script run has ended since (its end-of-run marker shows a newer count; the
+#: script-state attribute can miss a short run whose messages arrive together).
+RUN_ENDED_JS = """() => { const m = document.querySelector('[data-rnnviz-run]');
+  return !!m && Number(m.dataset.rnnvizRun) > window.__rnnvizRunsBefore; }"""
+
+
+def committed(page, act) -> None:
+    """Do ``act`` (an edit that reruns the script) and wait until its run is over. Typed into while
+    an earlier run was still drawing, a number input once kept the run's old value under CPU
+    contention (about 1 run in 6 with a busy core), so each edit waits for the last one's run."""
+    page.evaluate(ARM_JS)
+    act()
+    page.wait_for_function(RUN_ENDED_JS, timeout=TIMEOUT, polling=50)
+    page.wait_for_function(SETTLED_JS, timeout=TIMEOUT, polling=100)
+
+
 def set_number(page, label: str, value: int) -> None:
     box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
+    committed(page, lambda: (box.fill(str(value)), box.press("Enter")))
+    assert box.input_value() == str(value)
 
 
 def test_train_stop_and_open_in_views(server, page):
@@ -44,7 +63,7 @@ def test_train_stop_and_open_in_views(server, page):
     page.get_by_text("Paste a text", exact=True).click()
     area = page.get_by_label("Text to train on", exact=True)
     area.fill(TEXT)
-    area.press("Control+Enter")
+    committed(page, lambda: area.press("Control+Enter"))
     page.get_by_text("Train / validation").wait_for(timeout=TIMEOUT)
     set_number(page, "Sequence length T", 8)
     set_number(page, "Batch size B", 4)
