@@ -7,7 +7,7 @@ import pytest
 
 import rnnviz
 
-from tools.page_js import ARM_JS, SETTLED_JS
+from tools.page_js import ARM_JS, RUN_ENDED_JS, SETTLED_JS
 
 from .conftest import REPO, StreamlitServer, tiny_model
 from .test_app_train import TEXT
@@ -33,12 +33,6 @@ def server(tmp_path_factory):
     srv = StreamlitServer(env={"RNNVIZ_CHECKPOINT_DIR": str(d), "RNNVIZ_RUN_LOG": str(d / "runs.log")})
     yield srv
     srv.stop()
-
-
-#: After ARM_JS: a script run has ended since (its end-of-run marker shows a newer count; the
-#: script-state attribute can miss a short run whose messages arrive together).
-RUN_ENDED_JS = """() => { const m = document.querySelector('[data-rnnviz-run]');
-  return !!m && Number(m.dataset.rnnvizRun) > window.__rnnvizRunsBefore; }"""
 
 
 def committed(page, act) -> None:

@@ -7,7 +7,8 @@
   drawn chart that carries the text's digest (``layout.meta.rnnviz``, app_pages/ui/charts.show_chart)
   or is marked text_independent; a chart out of sight may instead keep such a figure for when it is
   scrolled to (in-place charts draw only what is in sight).
-* :data:`RUN_STARTED_JS`: a script run has started since :data:`ARM_JS`.
+* :data:`RUN_STARTED_JS`: a script run has started since :data:`ARM_JS`; :data:`RUN_ENDED_JS`: one has
+  ended since (with the app's end-of-run marker, ``RNNVIZ_RUN_LOG``).
 * :data:`RUN_OVER_JS`: only that no script run is under way (status widget idle, no skeleton);
   :data:`SETTLED_JS`: that, and no stale element of the previous run left.
 * :data:`PAINT_JS` / :data:`IDLE_JS`: the next painted frame / the next idle moment.
@@ -38,6 +39,12 @@ ARM_JS = """() => {
 #: After ARM_JS: a script run has started since (a run that changes nothing on the page, where
 #: UPDATE_JS's chart checks pass before the run begins).
 RUN_STARTED_JS = "() => window.__rnnvizRun === true"
+
+#: After ARM_JS, on an app run with RNNVIZ_RUN_LOG: a whole script run has reached the page since
+#: (its end-of-run marker shows a newer count). The script-state attribute that RUN_STARTED_JS
+#: watches can miss a short run whose messages arrive together (app_pages/ui/batching).
+RUN_ENDED_JS = """() => { const m = document.querySelector('[data-rnnviz-run]');
+  return !!m && Number(m.dataset.rnnvizRun) > window.__rnnvizRunsBefore; }"""
 
 #: Flag the charts on the page as old (before a view switch: UPDATE_JS waits until none is left).
 MARK_OLD_JS = "() => document.querySelectorAll('.js-plotly-plot').forEach(e => e.classList.add('rnnviz-old'))"
