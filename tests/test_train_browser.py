@@ -37,8 +37,8 @@ def server(tmp_path_factory):
 
 def committed(page, act) -> None:
     """Do ``act`` (an edit that reruns the script) and wait until its run is over. Typed into while
-    an earlier run was still drawing, a number input once kept the run's old value under CPU
-    contention (about 1 run in 6 with a busy core), so each edit waits for the last one's run."""
+    an earlier run was still drawing, the numbers were sometimes not applied under CPU contention
+    (1 test run in 3-5 with a busy core), so each edit waits for the last one's run."""
     page.evaluate(ARM_JS)
     act()
     page.wait_for_function(RUN_ENDED_JS, timeout=TIMEOUT, polling=50)
