@@ -212,8 +212,9 @@ with tab_b:
     st.markdown(
         f"Measured: O₃[by] is most sensitive to **{wa.words[top]}** (‖∂O₃[by]/∂X_t‖ = "
         f"{wa.grad_norm[top]:.3g}), {ratio:.3g}× more than to **the** ({wa.grad_norm[0]:.3g}). "
-        "Replacing a word by the zero vector (ablation) changes O₃[by] by "
-        + ", ".join(f"{d:+.3f} ({w})" for w, d in zip(wa.words, wa.ablation)) + ". "
+        "Replacing a word by the zero vector (ablation, X_t = 0) "
+        + "; ".join(L.ablation_effects(wa)) + " — the ablation bars show the contribution "
+        "O₃[by] − O₃[by](X_t = 0), so a positive bar means zeroing the word lowers the score. "
         "Earlier words reach O₃ only through repeated multiplication by W_hh and φ′, which is "
         "why their influence tends to be smaller — try untrained weights, more units or another seed.")
 

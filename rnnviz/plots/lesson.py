@@ -52,7 +52,7 @@ def word_attribution_figure(attr: WordAttribution) -> go.Figure:
     words = [escape(w) for w in attr.words]
     series = [("‖∂O₃[by]/∂Xₜ‖ (sensitivity)", attr.grad_norm),
               ("gradient × input", attr.grad_x_input),
-              ("ablation: O₃[by] − O₃[by] with Xₜ = 0", attr.ablation)]
+              ("ablation: O₃[by] − O₃[by](Xₜ = 0)", attr.ablation)]
     fig = go.Figure()
     for name, values in series:
         fig.add_trace(go.Bar(x=words, y=values, name=name, texttemplate="%{y:.3f}",
