@@ -9,6 +9,7 @@ import torch
 
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
+from app_pages.ui.lecture import explanation
 from app_pages.ui.text import md, model_note, notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
@@ -103,10 +104,11 @@ def _forgetting_demo() -> None:
 
 st.title("Lesson §6.3 — Recurrent neural networks")
 model_note(ctx)
-st.markdown(
-    "An RNN keeps a **hidden state** $H_t$ that summarises everything read so far. At every step it "
-    "mixes the new input $X_t$ with the previous state $H_{t-1}$, then scores the next token from $H_t$. "
-    "In the book's notation (one row vector per step, weights multiplied on the right):")
+with explanation("lesson"):
+    st.markdown(
+        "An RNN keeps a **hidden state** $H_t$ that summarises everything read so far. At every step it "
+        "mixes the new input $X_t$ with the previous state $H_{t-1}$, then scores the next token from $H_t$. "
+        "In the book's notation (one row vector per step, weights multiplied on the right):")
 st.latex(r"H_t = \phi(X_t W_{xh} + H_{t-1} W_{hh} + b_h), \qquad O_t = H_t W_{hq} + b_q, "
          r"\qquad P(x_{t+1} \mid x_{\le t}) = \mathrm{softmax}(O_t)")
 st.caption("Shapes: $X_t$ 1×d · $W_{xh}$ d×h · $H_t$ 1×h · $W_{hh}$ h×h · $b_h$ 1×h · $W_{hq}$ h×q · "
