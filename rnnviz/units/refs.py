@@ -12,6 +12,7 @@ from ..cells import spec
 from ..model import CharRNN
 from ..ref import model_ref
 from ..trace import Trace
+from .names import unit_name
 
 
 class UnitsError(ValueError):
@@ -37,7 +38,8 @@ class UnitRef:
 
     @property
     def label(self) -> str:
-        return f"L{self.layer} {self.kind}[{self.unit}]"
+        """The unit's name on the page (:func:`rnnviz.units.names.unit_name`)."""
+        return unit_name(self.layer, self.kind, self.unit)
 
 
 def unit_kinds(model: CharRNN) -> tuple[str, ...]:
