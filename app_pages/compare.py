@@ -11,7 +11,8 @@ from app_pages.ui.context import context
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
-from rnnviz import CheckpointError, TextError, cost
+from rnnviz import CheckpointError, TextError
+from rnnviz.serving import cost
 from rnnviz import compare as C
 from rnnviz.plots import compare as PC
 from rnnviz.ref import ModelRef

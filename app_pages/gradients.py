@@ -11,7 +11,8 @@ from app_pages.ui.context import context
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, prefetch, reduced, run_heavy
-from rnnviz import CheckpointError, TextError, cost
+from rnnviz import CheckpointError, TextError
+from rnnviz.serving import cost
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
 from rnnviz.ref import ModelRef

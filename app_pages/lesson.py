@@ -12,7 +12,7 @@ from app_pages.ui.context import context
 from app_pages.ui.text import md, model_note, notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
-from rnnviz import cost
+from rnnviz.serving import cost
 from rnnviz import lesson as L
 from rnnviz.plots import lesson as PL
 from rnnviz.plots.common import display_char

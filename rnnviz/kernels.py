@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-from .deadline import check
+from .serving.deadline import check
 
 try:  # numba is a listed requirement; the torch loop covers a machine without it
     import numba
@@ -164,7 +164,7 @@ def _start_threads() -> None:
 
 
 #: Multiply–adds per kernel call: a backward pass runs in chunks of steps of about this much work
-#: (~10–30 ms), with a deadline check (rnnviz.deadline) between them, since compiled code cannot
+#: (~10–30 ms), with a deadline check (rnnviz.serving.deadline) between them, since compiled code cannot
 #: look at the deadline itself.
 CHUNK_MACS = 50_000_000
 

@@ -553,7 +553,7 @@ def test_compiled_backward_in_chunks_matches_autograd(cell, truncate, monkeypatc
 def test_a_compiled_backward_past_its_deadline_is_stopped(monkeypatch):
     """Compiled code cannot see the deadline: it is checked between chunks, so a backward pass that
     runs past it stops with Overtime instead of running on."""
-    from rnnviz.deadline import Overtime, deadline
+    from rnnviz.serving.deadline import Overtime, deadline
     monkeypatch.setenv("RNNVIZ_KERNELS", "1")
     monkeypatch.setattr(kernels, "CHUNK_MACS", 1)                       # one step per call
     model = tiny_model("lstm", 1, hidden=7)

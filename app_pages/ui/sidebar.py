@@ -15,7 +15,8 @@ from app_pages.ui.context import Context
 from app_pages.ui.text import MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
 from app_pages.ui.url import new_run, url_drop, url_set, use
 from app_pages.ui.work import LIMITS, limit_message
-from rnnviz import CharRNN, CheckpointError, TextError, cost, views
+from rnnviz import CharRNN, CheckpointError, TextError, views
+from rnnviz.serving import cost
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
 #: Views (url_path) that open on another model until the user picks one: model, and the one line

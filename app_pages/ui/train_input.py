@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from rnnviz.corpora import PYTHON_CORPUS, CorpusNotFound, load_corpus, python_stdlib_corpus
-from rnnviz.train_data import build_vocab, split_text
-from rnnviz.train_limits import TrainLimits, TrainRefused, check_text, decode_text
+from rnnviz.training.data import build_vocab, split_text
+from rnnviz.training.limits import TrainLimits, TrainRefused, check_text, decode_text
 
 #: Shipped corpora: name → (label, preprocessing).
 CORPORA = {"timemachine": ("The Time Machine (d2l cleaning)", "d2l"),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..deadline import check
+from ..serving.deadline import check
 from .base import CellSpec, input_rows, keep
 from .gru import GATES, NAMES
 from .jacobian import LayerJacobian

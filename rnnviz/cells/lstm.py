@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..deadline import check
+from ..serving.deadline import check
 from .. import kernels
 from .base import CellSpec, hidden_part, input_rows, keep, linear_recurrence
 from .jacobian import LayerJacobian, arr, diag_sum

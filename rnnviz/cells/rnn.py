@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..deadline import check
+from ..serving.deadline import check
 from .. import kernels
 from .base import CellSpec, keep, hidden_part
 from .jacobian import LayerJacobian, arr
