@@ -15,6 +15,7 @@ from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.unit_sample import SOURCES, sample_index
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, reduced, run_heavy
+from app_pages.ui.settings import settings
 from rnnviz import TextError, Trace
 from rnnviz.serving import cost
 from rnnviz import features as F
@@ -271,7 +272,7 @@ def counterfactual_tab() -> None:
     st.session_state["u_es"], st.session_state["u_ee"] = es, ee
     sync("units.es", "units.ee", "units.rep")
     try:
-        plan = cost.fit("forward2", cfg, T, what="counterfactual")
+        plan = cost.fit("forward2", cfg, T, what="counterfactual", request_seconds=settings().request_seconds)
         cf = cached_counterfactual(ctx.ref, text[:max(plan.steps, ee)], es, ee, rep, model)
     except ERRORS as err:
         st.info(str(err))
@@ -311,7 +312,7 @@ def ablation_tab() -> None:
         value = c5.number_input("Clamp value", -100.0, 100.0, step=0.1, key="u_val", disabled=mode == "zero")
     sync(*ABLATION_KEYS)
     try:
-        plan = cost.fit("forward2", cfg, T, what="ablation")
+        plan = cost.fit("forward2", cfg, T, what="ablation", request_seconds=settings().request_seconds)
         ab = cached_ablation(ctx.ref, tr.text[:plan.steps], int(layer), int(unit), kind, mode,
                              float(value), model)
     except ERRORS as err:

@@ -170,7 +170,8 @@ def test_prebuilt_indexes_are_the_ones_the_units_view_uses(tmp_path, monkeypatch
 
     _tiny_corpus_checkpoint(tmp_path, monkeypatch, "timemachine-lstm")
     U.INDEXES.clear()
-    assert U.prebuild_indexes(max_chars=U.SAMPLE_CHARS) == ["timemachine-lstm"]
+    assert U.prebuild_indexes(max_chars=U.SAMPLE_CHARS, checkpoint_dir=tmp_path / "ck",
+                              corpora_dir=tmp_path) == ["timemachine-lstm"]
     assert len(U.INDEXES) == 1
     misses = U.INDEXES.misses
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
@@ -183,10 +184,7 @@ def test_prebuilt_indexes_are_the_ones_the_units_view_uses(tmp_path, monkeypatch
 
 def test_corpus_sample_is_the_tail_from_a_line_start(tmp_path, monkeypatch):
     (tmp_path / "tiny.txt").write_text("line one\nline two\nline three\n", encoding="utf-8")
-    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
-    monkeypatch.setattr(U.sample, "_load_corpus_text",
-                        lambda name: ((tmp_path / "tiny.txt").read_text(), "tiny"))
-    text, desc = U.corpus_sample("tiny.txt", max_chars=15)
+    text, desc = U.corpus_sample("tiny.txt", max_chars=15, corpora_dir=tmp_path)
     assert text == "line three\n" and "last" in desc
 
 
@@ -372,9 +370,8 @@ def test_pca_matches_svd_of_centred_data():
         U.project_trace(tr, ["layer7.h"])
 
 
-def test_report_without_checkpoints(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
-    md = report()
+def test_report_without_checkpoints(tmp_path):
+    md = report(checkpoint_dir=tmp_path)
     assert "No shipped checkpoint" in md
 
 
@@ -413,7 +410,7 @@ def test_figures_build():
 def test_report_on_a_tiny_checkpoint(tmp_path, monkeypatch):
     _tiny_corpus_checkpoint(tmp_path, monkeypatch, "tiny-lstm")
     U.INDEXES.clear()
-    md = report(max_chars=1500)
+    md = report(max_chars=1500, corpora_dir=tmp_path, checkpoint_dir=tmp_path / "ck")
     U.INDEXES.clear()
     assert "## tiny-lstm" in md and "held-out validation part" in md
     assert "| bracket_depth |" in md and "Memory of a one-letter substitution" in md

@@ -222,8 +222,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from app_pages.ui.text import MAX_PAGE_CHARS
 
-    if args.checkpoint_dir:
-        os.environ["RNNVIZ_CHECKPOINT_DIR"] = str(args.checkpoint_dir)
     app_src = (REPO / "app.py").read_text(encoding="utf-8")
     views = re.findall(r'url_path="([^"]+)"', app_src)   # the sessions click the sidebar's links
     if args.stay is not None and args.stay not in views:
@@ -242,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],
                                              args.checkpoint_dir)
         return finish(summary, args.json, bad=0)
-    uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0])
+    uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0], args.checkpoint_dir)
     summary.update(run_load(args, model_keys, views, uploads, tmp, MAX_PAGE_CHARS))
     if args.cache_texts > 0:
         summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],
