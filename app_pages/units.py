@@ -22,6 +22,7 @@ from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.plots import units as uplots
 from rnnviz.ref import ModelRef
+from rnnviz.names import act_name
 
 TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
 REGEX = "regular expression…"
@@ -71,7 +72,7 @@ def digest(text: str) -> str:
 
 
 def state_options() -> list[str]:
-    return [f"layer{l}.{k}" for l in range(cfg.num_layers) for k in U.unit_kinds(model)]
+    return [act_name(l, k) for l in range(cfg.num_layers) for k in U.unit_kinds(model)]
 
 
 # =========================================================================== the sample
@@ -338,7 +339,7 @@ def ablation_tab() -> None:
 # --------------------------------------------------------------------------- projection
 def projection_tab() -> None:
     options = state_options()
-    default = f"layer{cfg.num_layers - 1}.h"
+    default = act_name(cfg.num_layers - 1, "h")
     use("units.pca", states=options, default=[default])
     with controls("u-pca"):
         names = st.multiselect("States to project (concatenated)", options, key="u_pca")

@@ -25,6 +25,7 @@ from ..generate import generate
 from ..trace import trace
 from .config import TrainConfig
 from .trainer import Trainer
+from ..names import act_name
 
 QUEUED, RUNNING, PAUSED, DONE = "queued", "running", "paused", "done"
 FAILED, CANCELLED = "failed", "cancelled"
@@ -198,7 +199,7 @@ class TrainingRun:
                 probe = trace(model, self.probe_text, gates=False)
         finally:
             model.train()
-        h = probe[f"layer{model.config.num_layers - 1}.h"].detach().cpu().numpy().copy()
+        h = probe[act_name(model.config.num_layers - 1, "h")].detach().cpu().numpy().copy()
         with self.lock:
             self.snap.samples.append((tr.state.step, sample.text))
             self.snap.probe_chars, self.snap.probe_h = list(probe.chars), h
