@@ -8,8 +8,8 @@ maths (one step, gate recovery) lives in :mod:`rnnviz.cells`.
 
 Hooks (TransformerLens-style): ``trace(model, text, hooks={"layer0.h": fn})`` calls
 ``fn(value, t)`` with each step's activation (h,) of that name; returning a tensor (h,) replaces it
-for everything downstream. A layer with a hook runs step by step (``cells.STEPS``), the others stay
-fused, so a trace without hooks is exactly the fused fast path. Hook names: :func:`hook_names`.
+for everything downstream. A layer with a hook runs step by step (the cell spec's ``step``), the
+others stay fused, so a trace without hooks is exactly the fused fast path. Hook names: :func:`hook_names`.
 
 Names captured (T = number of characters, h = hidden size, |V| = vocabulary size):
 
@@ -41,7 +41,6 @@ from torch import Tensor
 
 from .cells import input_part
 from .cells.params import run_layer
-from .cells import linear_recurrence  # noqa: F401 (re-exported: rnnviz.trace.linear_recurrence)
 from .serving.deadline import check
 from .model import CharRNN, State
 from .vocab import preprocess

@@ -193,8 +193,9 @@ def test_auto_threshold_rule():
     lo = torch.tensor([0.0, 0.5, 2.0, -3.0], dtype=torch.float64)
     hi = torch.tensor([1.0, 1.5, 3.0, -1.0], dtype=torch.float64)
     # (0.5, 1] is inside two intervals: the most; its middle is 0.75
-    assert U._auto_threshold(lo, hi) == pytest.approx(0.75)
-    assert U._auto_threshold(torch.tensor([1.0]), torch.tensor([0.5])) is None
+    from rnnviz.units.hypothesis import _auto_threshold
+    assert _auto_threshold(lo, hi) == pytest.approx(0.75)
+    assert _auto_threshold(torch.tensor([1.0]), torch.tensor([0.5])) is None
 
 
 def test_hypothesis_finds_the_depth_unit_and_matches():

@@ -110,9 +110,3 @@ VIEWS = {"": "app_pages/hidden_states.py", "hs.": "app_pages/hidden_states.py",
          "gen.": "app_pages/generate.py", "gr.": "app_pages/gradients.py",
          "cmp.": "app_pages/compare.py", "units.": "app_pages/units.py", "lesson.": "app_pages/lesson.py"}
 
-
-def keys_of(prefix: str) -> list[str]:
-    """The URL keys of the view with this prefix ("" : the sidebar's)."""
-    if prefix:
-        return [k for k in PARAMS if k.startswith(prefix)]
-    return [k for k in PARAMS if "." not in k]
