@@ -17,6 +17,7 @@ Every problem raises :class:`CheckpointError` with a message a user can act on.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -29,6 +30,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .model import CharRNN, ModelConfig
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "rnnviz.checkpoint/1"
 #: Where shipped checkpoints live by default (the repository's checkpoints/ folder); every function
@@ -235,6 +238,7 @@ def load_model_bytes(data: bytes, name: str = "uploaded") -> CharRNN:
     try:
         tensors = st_load(data)
     except Exception as err:  # safetensors' own checks: report, never crash
+        log.info("checkpoint refused by safetensors: %s", err)
         raise CheckpointError(f"{DAMAGED}: safetensors refused it ({err}).") from None
     for key, tensor in tensors.items():
         if not torch.isfinite(tensor).all():

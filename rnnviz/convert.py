@@ -20,6 +20,7 @@ import argparse
 import datetime as _dt
 import hashlib
 import io
+import logging
 import re
 import sys
 import warnings
@@ -33,6 +34,8 @@ from .cells import SPECS
 from .model import MAX_HIDDEN, MAX_LAYERS, CharRNN, ModelConfig
 from .tokens_file import TokensFileError, read_tokens
 from .vocab import PREPROCESSING, UNK, Vocab
+
+log = logging.getLogger(__name__)
 
 #: Module names a state_dict's output layer may have (``head.weight``, ``fc.bias``, ...).
 HEAD_PREFIXES = ("head.", "linear.", "fc.", "output.", "out.", "decoder.", "dense.", "proj.")
@@ -197,6 +200,7 @@ def load_state_dict_bytes(data: bytes, name: str = "state_dict") -> dict[str, Te
             sd = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as err:  # UnpicklingError for pickles with code, RuntimeError for junk
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        log.info("state_dict refused by torch.load(weights_only=True): %s", first)
         raise ConversionError(
             f"{name} is not a plain state_dict: torch.load(weights_only=True) refused it ({first}). "
             "Nothing in the file was executed. Save one with torch.save(model.state_dict(), path).") from None
