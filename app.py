@@ -8,7 +8,6 @@ _started = time.perf_counter()
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app_pages.ui.batching import batch_script_messages  # noqa: E402
 from app_pages.ui.sidebar import sidebar  # noqa: E402
 from app_pages.ui.startup import freeze_startup_objects, log_script_run, start_warmup  # noqa: E402
 from app_pages.ui.trained import leave_training  # noqa: E402
@@ -20,9 +19,6 @@ torch.set_num_threads(int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
 freeze_startup_objects()
 start_warmup()
-# A run's elements reach the browser in batches of up to 60 ms, not one burst per element: the
-# browser re-renders once per burst (app_pages/ui/batching.py). RNNVIZ_MESSAGE_BATCH_MS=0: off.
-batch_script_messages()
 
 PAGES = [
     st.Page("app_pages/hidden_states.py", title="Hidden states", default=True),

@@ -44,12 +44,6 @@ def test_page_view_rows_are_medians_of_inplace_against_plotly():
     switch_cpu = next(r for n, r in rows.items() if n.startswith("page predictions switch: browser CPU-s"))
     assert switch_cpu["ratio"] == 2.0  # a view switch has no absolute target, only the comparison
     assert not any(n.startswith("page predictions switch") and "issue" in n for n in rows)
-    # With the unbatched app in the run too, each in-place row is also compared with it.
-    results[("predictions", "unbatched", "text")] = [(0.9, 1.0, 0.2), (1.0, 0.8, 0.2), (1.1, 0.6, 0.2)]
-    rows = {r["name"]: r for r in view_rows(results, 1_000, 256)}
-    assert len(rows) == 8
-    cpu_vs = rows["page predictions text: browser CPU-s, in-place / unbatched (1,000 chars × 256)"]
-    assert (cpu_vs["ours_s"], cpu_vs["reference_s"]) == (0.5, 0.8) and math.isclose(cpu_vs["ratio"], 0.625)
 
 
 def test_pin_tree_moves_every_thread_of_a_process_and_its_children():

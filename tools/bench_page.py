@@ -189,9 +189,8 @@ def main(argv=None) -> int:
     ap.add_argument("--views", nargs="+", metavar="VIEW",
                     help="per-view mode (tools/bench_page_views.py): hidden-states, predictions, gradients")
     ap.add_argument("--modes", nargs="+", default=["plotly", "inplace"],
-                    choices=["plotly", "inplace", "unbatched", "bare"],
-                    help="unbatched: in-place charts with Streamlit's own message flushing; bare: a "
-                         "bare Streamlit page (a text area and one chart), the floor under rnnviz")
+                    choices=["plotly", "inplace", "bare"],
+                    help="bare: a bare Streamlit page (a text area and one chart), the floor under rnnviz")
     ap.add_argument("--chars", type=int, default=1_000, help="text length in the per-view mode")
     ap.add_argument("--pin", action="store_true",
                     help="per-view mode: app servers on core 0, browsers on core 1 (a one-core "

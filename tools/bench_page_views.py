@@ -1,10 +1,7 @@
 """Per-view page benchmark: charts drawn by ``st.plotly_chart`` ("plotly") against charts updated in
-place ("inplace", ``RNNVIZ_INPLACE_CHARTS=1``), one session per mode, in the same run; "unbatched"
-is the in-place app with Streamlit's own message flushing (``RNNVIZ_MESSAGE_BATCH_MS=0``,
-app_pages/ui/batching.py), the reference for what batching a run's elements saves.
+place ("inplace", ``RNNVIZ_INPLACE_CHARTS=1``), one session per mode, in the same run.
 
     python -m tools.bench_page --views hidden-states predictions gradients --modes plotly inplace --repeats 5
-    python -m tools.bench_page --views hidden-states predictions gradients --modes unbatched inplace --pin
 
 Two app servers on the same temporary random 256-unit LSTM checkpoint (tools.bench_page), one per
 mode, each driven by its own headless Chromium (tools.serve.CHROMIUM), step by step in lockstep
@@ -52,10 +49,9 @@ VIEWS = {"hidden-states": "", "predictions": "predictions", "gradients": "gradie
 #: mode -> the app server's environment. "bare": not rnnviz but the floor under it, a bare Streamlit
 #: page (BARE_APP: the sidebar text area and one small in-place chart), driven the same way (text only).
 MODES = {"plotly": {"RNNVIZ_INPLACE_CHARTS": "0"}, "inplace": {"RNNVIZ_INPLACE_CHARTS": "1"},
-         "unbatched": {"RNNVIZ_INPLACE_CHARTS": "1", "RNNVIZ_MESSAGE_BATCH_MS": "0"},
          "bare": {"RNNVIZ_INPLACE_CHARTS": "1"}}
 #: The modes each in-place row is compared with, where the run has them (mode -> name in the rows).
-REFERENCES = {"plotly": "st.plotly_chart", "unbatched": "unbatched"}
+REFERENCES = {"plotly": "st.plotly_chart"}
 #: In the order they are done each round: back to front (switch to the view, commit, rerun).
 KINDS = ("rerun", "text", "switch")
 #: The issue's targets for a text update at 1,000 chars × 256 units (issue 14).
@@ -344,7 +340,7 @@ def table(results: dict, idle: dict | None = None) -> str:
 
 def view_rows(results: dict, n_chars: int = 1_000, hidden: int = 256) -> list[dict]:
     """Rows for tools/bench.py: per view and kind, in-place against each reference mode of the run
-    (st.plotly_chart; unbatched messages) — ratio, target ≤ 1 — for the time and the browser's CPU;
+    (st.plotly_chart) — ratio, target ≤ 1 — for the time and the browser's CPU;
     per view, the in-place text update against the issue's absolute targets."""
     med = medians(results)
     rows = []
