@@ -23,14 +23,14 @@ def test_norm_curve_rows_run_and_restore_the_kernel_switch(monkeypatch):
     assert "RNNVIZ_KERNELS" not in os.environ and kernels.enabled()
 
 
-def test_page_view_rows_are_medians_of_inplace_against_plotly():
+def test_page_view_rows_are_medians_of_inplace_against_the_baseline():
     from tools.bench_page_views import TEXT_CPU_TARGET_S, TEXT_TIME_TARGET_S, medians, view_rows
 
     # (seconds, browser CPU-s, server CPU-s) per update; medians by hand: in-place text 0.8 s, 0.5 CPU-s
     results = {("predictions", "inplace", "text"): [(0.8, 0.5, 0.2), (0.7, 0.6, 0.2), (2.0, 0.4, 0.3)],
-               ("predictions", "plotly", "text"): [(1.0, 1.0, 0.2), (1.2, 0.9, 0.2), (0.9, 1.1, 0.2)],
+               ("predictions", "baseline", "text"): [(1.0, 1.0, 0.2), (1.2, 0.9, 0.2), (0.9, 1.1, 0.2)],
                ("predictions", "inplace", "switch"): [(1.5, 2.0, 0.1)],
-               ("predictions", "plotly", "switch"): [(1.0, 1.0, 0.1)]}
+               ("predictions", "baseline", "switch"): [(1.0, 1.0, 0.1)]}
     assert medians(results)[("predictions", "inplace", "text")] == (0.8, 0.5, 0.2, 3)
     rows = {r["name"]: r for r in view_rows(results, 1_000, 256)}
     assert len(rows) == 6
