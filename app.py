@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 _started = time.perf_counter()
 
@@ -9,7 +10,8 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from app_pages.ui.sidebar import sidebar  # noqa: E402
-from app_pages.ui.startup import freeze_startup_objects, log_script_run, start_warmup  # noqa: E402
+from app_pages.ui.startup import (  # noqa: E402
+    freeze_startup_objects, log_script_run, serve_plotly_js, start_warmup)
 from app_pages.ui.trained import leave_training  # noqa: E402
 
 # One intra-op thread: the app's work is many tiny sequential matmuls (one per character), and on a
@@ -19,6 +21,7 @@ torch.set_num_threads(int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
 freeze_startup_objects()
 start_warmup()
+serve_plotly_js(Path(__file__).parent)
 
 PAGES = [
     st.Page("app_pages/hidden_states.py", title="Hidden states", default=True),

@@ -70,9 +70,11 @@ import hashlib, sys
 sys.path.insert(0, {repo!r})
 import plotly.graph_objects as go
 import streamlit as st
-from app_pages.ui.plotly_component import plotly_chart_inplace
+from pathlib import Path
+from app_pages.ui.plotly_component import install_plotly_js, plotly_chart_inplace
 
 st.set_page_config(layout="wide")
+install_plotly_js(Path(__file__).parent)
 text = st.sidebar.text_area("Text", key="text")
 digest = hashlib.sha256(f"{key}\\0{{text}}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 st.caption(f"{{len(text)}} characters")
