@@ -18,7 +18,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import rnnviz
-from app_pages.ui.params import PARAMS, VIEWS
+from app_pages.ui.params import PAGE_OF_PREFIX, PARAMS
 from app_pages.ui.url import Multi, Text, from_link
 
 from .conftest import REPO, tiny_model
@@ -122,9 +122,9 @@ def seen_limits(monkeypatch) -> dict[str, dict]:
     return seen
 
 
-@pytest.mark.parametrize("prefix", list(VIEWS))
+@pytest.mark.parametrize("prefix", list(PAGE_OF_PREFIX))
 def test_every_key_of_the_view_survives_every_bad_value(app, seen_limits, prefix):
-    page, keys = VIEWS[prefix], url_keys(prefix)
+    page, keys = PAGE_OF_PREFIX[prefix], url_keys(prefix)
     fuzzed = [k for k in keys if k not in STRUCTURE]
     base = {} if not prefix else {"text": TEXT}
     read: set[str] = set()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from app_pages.ui.lecture import hidden
 from app_pages.ui.settings import settings
 from rnnviz.corpora import PYTHON_CORPUS, CorpusNotFound, load_corpus, python_stdlib_corpus
 from rnnviz.training.data import build_vocab, split_text
@@ -54,7 +55,8 @@ def _from_paste() -> TrainText | None:
 
 
 def _from_upload(limits: TrainLimits) -> TrainText | None:
-    up = st.file_uploader("A UTF-8 plain text file", type=["txt"], key="tr_upload")
+    with hidden("upload", "train"):
+        up = st.file_uploader("A UTF-8 plain text file", type=["txt"], key="tr_upload")
     if up is None:
         st.info("Upload a .txt file to train on it.")
         return None

@@ -118,4 +118,6 @@ SPEC = CellSpec(
            r"\tilde H_t = \tanh\big(X_t W_{xh} + b_h + R_t \odot (H_{t-1} W_{hh} + b_{hh})\big)",
            r"H_t = Z_t \odot H_{t-1} + (1 - Z_t) \odot \tilde H_t"),
     note="GRU in PyTorch's form (what this model computes): R_t multiplies H_{t-1} W_hh + b_hh "
-         "after the product; the book puts R_t ⊙ H_{t-1} inside it and has no b_hh.")
+         "after the product; the book puts R_t ⊙ H_{t-1} inside it and has no b_hh.", order=2)
+#: The cells of this module (rnnviz.cells collects every module's SPECS).
+SPECS = (SPEC,)

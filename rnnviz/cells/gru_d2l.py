@@ -154,4 +154,7 @@ SPEC = CellSpec(
     latex=(r"R_t = \sigma(X_t W_{xr} + H_{t-1} W_{hr} + b_r) \qquad Z_t = \sigma(X_t W_{xz} + H_{t-1} W_{hz} + b_z)",
            r"\tilde H_t = \tanh\big(X_t W_{xh} + (R_t \odot H_{t-1}) W_{hh} + b_h\big)",
            r"H_t = Z_t \odot H_{t-1} + (1 - Z_t) \odot \tilde H_t"),
-    note="The book's own GRU (d2l §10.2), exactly: R_t ⊙ H_{t-1} is multiplied by W_hh, one bias per gate.")
+    note="The book's own GRU (d2l §10.2), exactly: R_t ⊙ H_{t-1} is multiplied by W_hh, one bias per gate.",
+    order=4)
+#: The cells of this module (rnnviz.cells collects every module's SPECS).
+SPECS = (SPEC,)

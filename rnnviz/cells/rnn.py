@@ -62,7 +62,7 @@ class RNNJacobian(LayerJacobian):
         return ext, nxt, None
 
 
-def _spec(cell: str) -> CellSpec:
+def _spec(cell: str, order: int) -> CellSpec:
     phi = _PHI[cell]
     return CellSpec(
         name=cell, title=f"RNN ({cell[4:]})", gates=("h",), names={"h": ("W_xh", "W_hh", "b_h")},
@@ -72,8 +72,10 @@ def _spec(cell: str) -> CellSpec:
         step_terms=_step_terms(phi), torch_class=nn.RNN, torch_kwargs={"nonlinearity": cell[4:]},
         spectrum_blocks=("W_hh",), main_block="W_hh",
         derivative_note="tanh′ ≤ 1" if cell == "rnn_tanh" else "ReLU′ is 0 or 1",
-        latex=(r"H_t = \%s(X_t W_{xh} + H_{t-1} W_{hh} + b_h)" % ("tanh" if cell == "rnn_tanh" else "mathrm{ReLU}"),))
+        latex=(r"H_t = \%s(X_t W_{xh} + H_{t-1} W_{hh} + b_h)" % ("tanh" if cell == "rnn_tanh" else "mathrm{ReLU}"),), order=order)
 
 
-RNN_TANH = _spec("rnn_tanh")
-RNN_RELU = _spec("rnn_relu")
+RNN_TANH = _spec("rnn_tanh", 0)
+RNN_RELU = _spec("rnn_relu", 1)
+#: The cells of this module (rnnviz.cells collects every module's SPECS).
+SPECS = (RNN_TANH, RNN_RELU)
