@@ -28,29 +28,16 @@ PAGE_CHECKPOINTS = {
 }
 
 #: Lecture mode: larger type for a projector; settings and explanations (``controls(name)``) hidden,
-#: navigation (``controls(name, navigation=True)``: window, order, unit, step) kept. Body text is
-#: enlarged only in st.markdown blocks: metric values and slider labels hold Markdown too, and the
-#: body rule made metric values as small as their labels and slider values overlap their thumbs.
+#: navigation (``controls(name, navigation=True)``: window, order, unit, step) kept. Only public
+#: hooks: Streamlit sizes its text, widgets and metrics in rem, so one root font size scales them all
+#: together (labels, values and thumbs keep their proportions); the ``st-key-…`` classes of keyed
+#: containers; plain HTML tags; and our own elements (``.rnnviz-text``).
 LECTURE_CSS = """
 <style>
-html { font-size: 20px; }
+html { font-size: 22px; }
 [class*="st-key-controls"] { display: none !important; }
-.stMarkdown [data-testid="stMarkdownContainer"] p, .stMarkdown [data-testid="stMarkdownContainer"] li { font-size: 1.25rem; }
-[data-testid="stMetricValue"], [data-testid="stMetricValue"] p { font-size: 2.6rem !important; line-height: 1.2; }
-[data-testid="stSliderThumbValue"] p, [data-testid="stSliderTickBar"] p { font-size: 0.8rem !important; }
-[data-testid="stSlider"] { padding-top: 0.4rem; }
-h1 { font-size: 2.6rem !important; }
+h1 { font-size: 2.4rem !important; }
 .rnnviz-text { font-size: 22px !important; }
-</style>
-"""
-
-#: While a script run is under way Streamlit dims the previous run's elements (``data-stale``) with a
-#: 1 s opacity fade that starts after 0.5 s. In headless, software-rendered Chromium the fade repaints
-#: the page every frame for that second, on every update that takes over 0.5 s (all of them under
-#: load). Keep the dimming and its 0.5 s delay, drop the animation: one repaint instead of ~60.
-STALE_CSS = """
-<style>
-.stElementContainer[data-stale="true"] { transition-duration: 0s !important; }
 </style>
 """
 
@@ -90,7 +77,6 @@ def _lecture_toggle() -> bool:
     lecture = st.toggle("Lecture mode", key="lecture",
                         help="Enlarge fonts for a projector and hide settings and explanations; the controls that "
                               "move through the text (window, order, unit, step) stay.")
-    st.html(STALE_CSS)
     if lecture:
         st.html(LECTURE_CSS)
     return lecture
