@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from app_pages.ui.params import VIEWS
 from app_pages.ui.sidebar import sidebar
 from app_pages.ui.startup import (
     freeze_startup_objects, serve_plotly_js, start_warmup)
@@ -20,17 +21,9 @@ freeze_startup_objects()
 start_warmup()
 serve_plotly_js(Path(__file__).parent)
 
-PAGES = [
-    st.Page("app_pages/hidden_states.py", title="Hidden states", default=True),
-    st.Page("app_pages/predictions.py", title="Predictions", url_path="predictions"),
-    st.Page("app_pages/gradients.py", title="Gradients", url_path="gradients"),
-    st.Page("app_pages/step_through.py", title="Step-through", url_path="step"),
-    st.Page("app_pages/compare.py", title="Compare", url_path="compare"),
-    st.Page("app_pages/units.py", title="Units", url_path="units"),
-    st.Page("app_pages/lesson.py", title="Lesson §6.3", url_path="lesson"),
-    st.Page("app_pages/generate.py", title="Generate", url_path="generate"),
-    st.Page("app_pages/train.py", title="Train", url_path="train"),
-]
+# Every view is declared once, in app_pages/ui/params.py (VIEWS).
+PAGES = [st.Page(v.page, title=v.title, default=True) if v.default else
+         st.Page(v.page, title=v.title, url_path=v.url_path) for v in VIEWS]
 
 page = st.navigation(PAGES)
 if page.url_path != "train":

@@ -8,10 +8,12 @@ import streamlit as st
 
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
+from app_pages.ui.lecture import explanation
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, cached_heavy, limit_message, prefetch, reduced
-from rnnviz import CheckpointError, TextError, cost
+from rnnviz import CheckpointError, TextError
+from rnnviz.serving import cost
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
 from rnnviz.ref import ModelRef
@@ -84,12 +86,13 @@ def start(call, cached, *args) -> None:
 
 
 st.title("Gradients across long backprop chains")
-st.markdown(
-    "Backpropagation through time multiplies one Jacobian per step, "
-    "∂H_t/∂H_{t−1} = diag(φ′(X_t W_xh + H_{t−1} W_hh + b_h)) W_hhᵀ for the vanilla RNN. "
-    "Below: the norm ‖∂L/∂H_t‖ of the *total* derivative of a loss with respect to every hidden "
-    "state, against how far back it lies; the spectrum of W_hh beside it; and what-if knobs that "
-    "act on a copy of the model.")
+with explanation("gradients"):
+    st.markdown(
+        "Backpropagation through time multiplies one Jacobian per step, "
+        "∂H_t/∂H_{t−1} = diag(φ′(X_t W_xh + H_{t−1} W_hh + b_h)) W_hhᵀ for the vanilla RNN. "
+        "Below: the norm ‖∂L/∂H_t‖ of the *total* derivative of a loss with respect to every hidden "
+        "state, against how far back it lies; the spectrum of W_hh beside it; and what-if knobs that "
+        "act on a copy of the model.")
 
 if notices(ctx):
     model = ctx.model

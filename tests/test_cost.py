@@ -1,4 +1,4 @@
-"""The cost model (rnnviz.cost), cooperative deadlines (rnnviz.deadline) and the heavy-work pool
+"""The cost model (rnnviz.serving.cost), cooperative deadlines (rnnviz.serving.deadline) and the heavy-work pool
 (app_pages.ui.work): shipped models are never thinned at the page defaults, the largest model the
 parser accepts is thinned or refused within the budget, and long loops stop at their deadline."""
 
@@ -10,11 +10,12 @@ import pytest
 import torch
 
 import rnnviz
-from rnnviz import CELLS, ModelConfig, Vocab, cost
+from rnnviz import CELLS, ModelConfig, Vocab
+from rnnviz.serving import cost
 from rnnviz import generate as gen
 from rnnviz import gradients as G
 from rnnviz import units as U
-from rnnviz.deadline import Overtime, check, deadline
+from rnnviz.serving.deadline import Overtime, check, deadline
 from rnnviz.model import MAX_HIDDEN, MAX_LAYERS
 
 from .conftest import tiny_model

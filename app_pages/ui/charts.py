@@ -12,10 +12,9 @@ from rnnviz.plots.common import wrap_title
 
 
 def controls(name: str, navigation: bool = False):
-    """A container for a view's controls. Lecture mode hides settings and explanations (CSS on the
-    ``st-key-controls-…`` class) but keeps navigation (``navigation=True``: which window, order,
-    unit, step or layer is shown; key ``nav-…``), so a teacher can move through the text while
-    projecting."""
+    """A container for a view's controls (key ``controls-…``, or ``nav-…`` with ``navigation=True``:
+    which window, order, unit or step is shown). Both stay in lecture mode, enlarged: the knobs are
+    the demonstration (app_pages/ui/lecture.py hides only explanations, uploads and exports)."""
     return st.container(key=f"nav-{name}" if navigation else f"controls-{name}")
 
 

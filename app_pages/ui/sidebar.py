@@ -12,10 +12,12 @@ from app_pages.ui.cache import (UPLOAD_PREFIX, cached_trace, get_model, get_ref,
                                 uploaded_model)
 from app_pages.ui.charts import controls
 from app_pages.ui.context import Context
+from app_pages.ui.lecture import LECTURE_CSS, hidden
 from app_pages.ui.text import MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
 from app_pages.ui.url import new_run, url_drop, url_set, use
 from app_pages.ui.work import LIMITS, limit_message
-from rnnviz import CharRNN, CheckpointError, TextError, cost, views
+from rnnviz import CharRNN, CheckpointError, TextError, views
+from rnnviz.serving import cost
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
 #: Views (url_path) that open on another model until the user picks one: model, and the one line
@@ -26,20 +28,6 @@ PAGE_CHECKPOINTS = {
     "step": ("timemachine-rnn", "Opened on timemachine-rnn, the plain RNN of §6.3 (fewest terms "
                                 "per step). Pick another model in the sidebar."),
 }
-
-#: Lecture mode: larger type for a projector; settings and explanations (``controls(name)``) hidden,
-#: navigation (``controls(name, navigation=True)``: window, order, unit, step) kept. Only public
-#: hooks: Streamlit sizes its text, widgets and metrics in rem, so one root font size scales them all
-#: together (labels, values and thumbs keep their proportions); the ``st-key-…`` classes of keyed
-#: containers; plain HTML tags; and our own elements (``.rnnviz-text``).
-LECTURE_CSS = """
-<style>
-html { font-size: 22px; }
-[class*="st-key-controls"] { display: none !important; }
-h1 { font-size: 2.4rem !important; }
-.rnnviz-text { font-size: 22px !important; }
-</style>
-"""
 
 
 def sidebar(page: str = "") -> Context:
@@ -55,7 +43,7 @@ def sidebar(page: str = "") -> Context:
         # the uploader is a setting and hides with the others.
         with controls("sidebar-model", navigation=True):
             model_key = _checkpoint_picker(options, uploads, default)
-        with controls("sidebar-upload"):
+        with hidden("upload", "sidebar"):
             _upload()
         with controls("sidebar-text", navigation=True):
             text = _text_input()
@@ -65,7 +53,7 @@ def sidebar(page: str = "") -> Context:
     with st.sidebar:
         model_card(ctx.model)
         if ctx.trace is not None:
-            with controls("export"):
+            with hidden("export", "sidebar"):
                 export(ctx)
     st.session_state["rnnviz_ctx"] = ctx
     return ctx
@@ -75,8 +63,8 @@ def _lecture_toggle() -> bool:
     """The lecture-mode toggle (URL ``lecture``) and the page CSS it and every page need."""
     use("lecture")
     lecture = st.toggle("Lecture mode", key="lecture",
-                        help="Enlarge fonts for a projector and hide settings and explanations; the controls that "
-                              "move through the text (window, order, unit, step) stay.")
+                        help="Enlarge fonts and controls for a projector; explanations, uploads and exports "
+                              "are hidden, every knob of a demonstration stays.")
     if lecture:
         st.html(LECTURE_CSS)
     return lecture

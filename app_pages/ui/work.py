@@ -1,8 +1,8 @@
 """Heavy work off the script thread, with a deadline: :func:`run_heavy` runs a backend call in a
-small bounded pool under ``rnnviz.deadline`` (the backend's long loops stop themselves with
+small bounded pool under ``rnnviz.serving.deadline`` (the backend's long loops stop themselves with
 ``Overtime`` once it passes) and waits at most that long, so one hostile request cannot hold a
 script thread, and at most POOL_WORKERS heavy computations run at once on the server. The cost
-model (``rnnviz.cost``) decides beforehand how much a request may do; :func:`reduced` shows its
+model (``rnnviz.serving.cost``) decides beforehand how much a request may do; :func:`reduced` shows its
 "Reduced because …" note. :func:`cached_heavy` keeps such results for every session in a small
 byte-bounded store; :func:`prefetch` starts one in the background, in a bounded pool of plain
 threads (no Streamlit call runs there), so that the script's own call later reads the result."""
@@ -17,9 +17,9 @@ from typing import Any, Callable, Hashable
 
 import streamlit as st
 
-from rnnviz import cost
-from rnnviz.cache import ByteLRU
-from rnnviz.deadline import Overtime, deadline
+from rnnviz.serving import cost
+from rnnviz.serving.cache import ByteLRU
+from rnnviz.serving.deadline import Overtime, deadline
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _job(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> A
 
 
 def run_heavy(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``rnnviz.cost.deadline_seconds()``
+    """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``rnnviz.serving.cost.deadline_seconds()``
     (raises Overtime). Exceptions of ``fn`` propagate unchanged."""
     seconds = cost.deadline_seconds()
     future = _POOL.submit(_job, fn, seconds, args, kwargs)
