@@ -11,8 +11,10 @@ from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
 from app_pages.ui.url import sync, use, view_params
-from app_pages.ui.work import LIMITS, limit_message, prefetch, reduced, run_heavy
-from rnnviz import CheckpointError, TextError, cost
+from app_pages.ui.settings import settings
+from app_pages.ui.work import LIMITS, cached_heavy, limit_message, prefetch, reduced
+from rnnviz import CheckpointError, TextError
+from rnnviz.serving import cost
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
 from rnnviz.ref import ModelRef
@@ -40,38 +42,40 @@ def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float)
                     clip_norm=float(clip) or None, clip_value=float(clipv) or None)
 
 
-@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, _model) -> G.NormCurve:
+# The four computations, shared by every session (app_pages.ui.work.cached_heavy: keyed by the
+# ModelRef and the arguments, never the model; read-only).
+def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, model) -> G.NormCurve:
     """‖∂L/∂H_t‖ in float64 (so a vanishing gradient shows its size instead of underflowing)."""
     import torch
-    return run_heavy(G.norm_curve, _model, text, loss=loss, step=step, whatif=_knobs(*knobs),
-                     dtype=torch.float64)
+    return cached_heavy(G.norm_curve, (ref, text, loss, step, knobs), model, text, loss=loss, step=step,
+                        whatif=_knobs(*knobs), dtype=torch.float64)
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def spectrum(ref: ModelRef, knobs: tuple, _model) -> G.Spectrum:
-    return run_heavy(G.whh_spectrum, _model, _knobs(*knobs))
+def spectrum(ref: ModelRef, knobs: tuple, model) -> G.Spectrum:
+    return cached_heavy(G.whh_spectrum, (ref, knobs), model, _knobs(*knobs))
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, _model) -> G.JacobianChain:
-    return run_heavy(G.jacobian_chain, _model, text, layer=layer, whatif=_knobs(*knobs), max_distance=back)
+def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model) -> G.JacobianChain:
+    return cached_heavy(G.jacobian_chain, (ref, text, layer, knobs, back), model, text, layer=layer,
+                        whatif=_knobs(*knobs), max_distance=back)
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, _model) -> G.GradientMap:
-    return run_heavy(G.gradient_map, _model, text, whatif=_knobs(*knobs), max_macs=max_macs)
+def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, model) -> G.GradientMap:
+    return cached_heavy(G.gradient_map, (ref, text, knobs, max_macs), model, text,
+                        whatif=_knobs(*knobs), max_macs=max_macs)
 
 
 def chain_call(text: str, layer: int, knobs: tuple, model) -> tuple[cost.Plan, tuple]:
     """The Jacobian chain's plan and the arguments of its cached call (raises cost's LIMITS)."""
-    plan = cost.fit("chain", model.config, min(len(text), CHAIN_MAX_BACK + 1), what="Jacobian chain")
+    plan = cost.fit("chain", model.config, min(len(text), CHAIN_MAX_BACK + 1), what="Jacobian chain",
+                    request_seconds=settings().request_seconds)
     return plan, (ctx.ref, text, int(layer), knobs, max(plan.steps - 1, 1), model)
 
 
 def map_call(text: str, knobs: tuple, model) -> tuple[cost.Plan, tuple]:
     """The gradient map's plan and the arguments of its cached call (raises cost's LIMITS)."""
-    plan = cost.fit("gmap", model.config, len(text), what="gradient map")
+    plan = cost.fit("gmap", model.config, len(text), what="gradient map",
+                    request_seconds=settings().request_seconds)
     return plan, (ctx.ref, text[:plan.steps], knobs, min(MAP_PAGE_MACS, cost.gmap_max_macs(plan)), model)
 
 
@@ -133,7 +137,8 @@ if notices(ctx):
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")
 
     try:
-        nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve")
+        nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve",
+                           request_seconds=settings().request_seconds)
         nc_text = text[:nc_plan.steps]
         # The chain is the longest computation: it starts now, beside the curve (the pool runs two).
         start(chain_call, chain, text, layer, knobs, model)
@@ -149,7 +154,8 @@ if notices(ctx):
         reduced(nc_plan)
         sp, sp_error = None, None
         try:
-            cost.fit("spectrum", cfg, 1, what="spectrum of W_hh (eigen- and singular values)")
+            cost.fit("spectrum", cfg, 1, what="spectrum of W_hh (eigen- and singular values)",
+                     request_seconds=settings().request_seconds)
             sp = spectrum(ctx.ref, knobs, model)
         except G.GradientError as err:
             sp_error = str(err)

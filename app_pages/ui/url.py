@@ -27,16 +27,12 @@ from typing import Any
 
 import streamlit as st
 
-#: Query-parameter prefixes of the views (a view drops the other views' keys from the URL).
-VIEW_PREFIXES = ("hs.", "pr.", "st.", "gen.", "gr.", "cmp.", "units.", "lesson.")
 #: A link's non-text value longer than this is refused unread.
 MAX_RAW = 64
 _INT = re.compile(r"[+-]?\d{1,15}(\.0*)?")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 #: Session-state key of the copies that carry a view's settings across navigation.
 _KEPT = "_url_kept"
-#: Session-state key of the limits each key was last checked against (the URL fuzz test reads it).
-_LIMITS = "_url_limits"
 #: Session-state key of this run's slot for the "Ignored from the link" line.
 _NOTES = "_url_notes"
 IGNORED = "Ignored from the link (the default is used instead): "
@@ -267,7 +263,6 @@ def use(*names: str, **limits: Any) -> None:
     link's, else the default — and name on the page every value of the link that was ignored."""
     from app_pages.ui.params import PARAMS
     kept = st.session_state.setdefault(_KEPT, {})
-    st.session_state.setdefault(_LIMITS, {}).update(dict.fromkeys(names, limits))
     ignored = []
     for name in names:
         param = PARAMS[name]
@@ -340,6 +335,8 @@ def url_drop(param: str) -> None:
 def view_params(prefix: str) -> None:
     """Drop the URL keys of other views (a copied link then only holds this view's state); at
     the top of the view, a slot for the line that names ignored values."""
+    from app_pages.ui.params import VIEW_PREFIXES   # here: params imports this module
+
     for key in list(st.query_params.keys()):
         if key.startswith(VIEW_PREFIXES) and not key.startswith(prefix):
             del st.query_params[key]

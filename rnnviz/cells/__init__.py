@@ -2,7 +2,9 @@
 branching on the cell's name.
 
 Cells: ``rnn_tanh``, ``rnn_relu`` (:mod:`.rnn`), ``gru`` (PyTorch's form, :mod:`.gru`), ``lstm``
-(:mod:`.lstm`), ``gru_d2l`` (the book's GRU, :mod:`.gru_d2l`). A spec gives the textbook names,
+(:mod:`.lstm`), ``gru_d2l`` (the book's GRU, :mod:`.gru_d2l`). Every module of this package that
+defines ``SPECS`` (a tuple of :class:`CellSpec`) is a cell module: a new cell is a new file here,
+nothing else in the package is edited (docs/ARCHITECTURE.md, "A new cell"). A spec gives the textbook names,
 PyTorch gate order, one step with named terms, gate recovery from a fused forward, the layer
 module, the backward coefficients (:mod:`.jacobian`) and what the step-through view shows.
 Textbook parameter names ↔ PyTorch tensors: :mod:`.params`.
@@ -10,19 +12,33 @@ Textbook parameter names ↔ PyTorch tensors: :mod:`.params`.
 Term names (the suffixes of trace names ``layer{l}.<term>``): ``h`` (H_t), ``c`` (LSTM C_t),
 ``gates.i/f/o`` (LSTM), ``gates.r/z`` (GRU), ``candidate`` (LSTM C̃_t, GRU H̃_t).
 
-Kept for older imports: :data:`STEPS`, :data:`TERMS`, :data:`RECOVER` (cell name → the spec's
-step / terms / recover), :func:`input_part`, :func:`has_cell_state`, :func:`linear_recurrence`.
+Shared helpers: :func:`input_part` (a layer's input products for all steps) and
+:func:`linear_recurrence` (the elementwise scan of the LSTM's memory cell).
 """
 
 from __future__ import annotations
 
-from . import gru, gru_d2l, lstm, rnn
+import importlib
+import pkgutil
+
 from .base import CellSpec, Edit, StepFn, input_part, keep, linear_recurrence
 from .jacobian import LayerJacobian
 
+
+def _collect() -> dict[str, CellSpec]:
+    """The specs of every cell module of this package, ordered by ``CellSpec.order`` (then name)."""
+    found: list[CellSpec] = []
+    for info in pkgutil.iter_modules(__path__):
+        found += getattr(importlib.import_module(f"{__name__}.{info.name}"), "SPECS", ())
+    names = [s.name for s in found]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise RuntimeError(f"cell names declared twice in rnnviz/cells: {dup}")
+    return {s.name: s for s in sorted(found, key=lambda s: (s.order, s.name))}
+
+
 #: Cell name → its spec, in the order pages list them.
-SPECS: dict[str, CellSpec] = {s.name: s for s in (rnn.RNN_TANH, rnn.RNN_RELU, gru.SPEC, lstm.SPEC,
-                                                   gru_d2l.SPEC)}
+SPECS: dict[str, CellSpec] = _collect()
 #: Every cell name a ModelConfig accepts.
 CELLS: tuple[str, ...] = tuple(SPECS)
 
@@ -35,14 +51,5 @@ def spec(cell: str) -> CellSpec:
         raise ValueError(f"unknown cell {cell!r}; expected one of {CELLS}") from None
 
 
-def has_cell_state(cell: str) -> bool:
-    """Whether the cell carries a memory cell C_t besides H_t (the LSTM)."""
-    return spec(cell).has_cell_state
-
-
-STEPS = {name: s.step for name, s in SPECS.items()}
-TERMS = {name: s.terms for name, s in SPECS.items()}
-RECOVER = {name: s.recover for name, s in SPECS.items()}
-
-__all__ = ["CELLS", "CellSpec", "Edit", "LayerJacobian", "RECOVER", "SPECS", "STEPS", "StepFn", "TERMS",
-           "has_cell_state", "input_part", "keep", "linear_recurrence", "spec"]
+__all__ = ["CELLS", "CellSpec", "Edit", "LayerJacobian", "SPECS", "StepFn", "input_part", "keep",
+           "linear_recurrence", "spec"]

@@ -68,7 +68,8 @@ class CellSpec:
         None when there is nothing to recover (plain RNN).
     make_layer: ``make_layer(d, h)`` → the one-layer module that runs a whole sequence,
         ``layer(inp (T, [B,] d), hx) → (out, hn)`` with nn.RNN/GRU/LSTM's conventions.
-    jacobian: the class holding a layer's backward coefficients (see rnnviz.cells.jac_*).
+    jacobian: the class holding a layer's backward coefficients (a subclass of
+        :class:`rnnviz.cells.jacobian.LayerJacobian`, in the cell's module).
     torch_class / torch_kwargs: the multi-layer PyTorch module whose state_dicts rnnviz.convert
         reads; None for a cell PyTorch does not have.
     gate_view: the gates pages show (trace names ``gates.<g>``), in display order.
@@ -77,6 +78,7 @@ class CellSpec:
     spectrum_blocks / main_block: the hidden-to-hidden blocks the spectrum view offers.
     derivative_note: what bounds φ′ (plain RNNs, for the gradient page's reading).
     latex / note: the cell's equations as LaTeX lines and a caption, for the step-through page.
+    order: where pages list the cell (ascending; ties by name).
     """
 
     name: str
@@ -100,6 +102,7 @@ class CellSpec:
     derivative_note: str = ""
     latex: tuple[str, ...] = ()
     note: str = ""
+    order: int = 100
 
     @property
     def has_cell_state(self) -> bool:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..cells import CELLS, spec
 from ..model import CharRNN, ModelConfig, build_model
-from ..threads import one_thread
+from ..serving.threads import one_thread
 from ..trace import trace as run_trace
 from ..vocab import UNK
 

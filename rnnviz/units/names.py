@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..features import FEATURE_NAMES, features
+from ..names import parse_act_name
 
 def unit_name(layer: int, kind: str, unit: int) -> str:
     """The one name of a unit on every view: ``"L0 h[203]"`` (layer, state, index).
@@ -30,8 +31,8 @@ def unit_name(layer: int, kind: str, unit: int) -> str:
 
 def state_of(name: str) -> tuple[int, str]:
     """(layer, state) of a trace name: ``"layer1.c"`` → (1, "c"), ``"layer0.gates.f"`` → (0, "f")."""
-    head, _, kind = name.partition(".")
-    return int(head.removeprefix("layer")), kind.rsplit(".", 1)[-1]
+    layer, state = parse_act_name(name)
+    return layer, state.rsplit(".", 1)[-1]
 
 
 def pretty(feature: str) -> str:
