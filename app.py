@@ -9,7 +9,7 @@ from app_pages.ui.params import VIEWS
 from app_pages.ui.sidebar import sidebar
 from app_pages.ui.startup import (
     freeze_startup_objects, serve_plotly_js, start_warmup)
-from app_pages.ui.trained import leave_training
+from app_pages.ui.trained import keep_training
 
 # One intra-op thread: the app's work is many tiny sequential matmuls (one per character), and on a
 # small shared machine a second spinning thread makes a trace up to 10× slower, never faster.
@@ -26,6 +26,6 @@ PAGES = [st.Page(v.page, title=v.title, default=True) if v.default else
 
 page = st.navigation(PAGES)
 if page.url_path != "train":
-    leave_training()     # a session that shows another view lets go of its training run
+    keep_training()      # the Train run belongs to the session: it goes on, its settings stay
 sidebar(page.url_path)
 page.run()

@@ -56,6 +56,29 @@ def register_trained(data: bytes, label: str, slot: int) -> str:
     return key
 
 
+#: The Train view's settings (widget keys) kept while the session shows other views: Streamlit
+#: forgets a widget's value on a run that does not draw it. Buttons and the uploader cannot be set.
+TRAIN_SETTINGS = ("tr_source", "tr_corpus", "tr_paste", "tr_cell", "tr_hidden", "tr_layers", "tr_seed",
+                  "tr_T", "tr_B", "tr_lr", "tr_clip", "tr_by", "tr_steps", "tr_secs", "tr_ppl",
+                  "tr_prefix")
+LAST_KEY = "train_last"
+
+
+def keep_training() -> None:
+    """On every view but Train: the run belongs to the session, not the view. Its settings stay,
+    the run goes on (this run of the script is its heartbeat) and its newest snapshot is kept, so
+    coming back to Train shows the run — still going, or finished — with its curves and samples."""
+    for key in TRAIN_SETTINGS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]      # kept though no widget draws it
+    run_id = st.session_state.get(RUN_KEY)
+    if run_id is None:
+        return
+    snap = training_pool().snapshot(run_id, session_id())
+    if snap is not None:
+        st.session_state[LAST_KEY] = snap
+
+
 def leave_training() -> None:
     """Let go of this session's run (called when the session shows another view)."""
     st.session_state.pop("train_last", None)

@@ -1,0 +1,33 @@
+"""#28 item 3: the Train run belongs to the session, not the view. Start a run, visit two other
+views, come back: the run is there (it went on), with its curves, samples and settings."""
+
+from __future__ import annotations
+
+from .test_app_train import TEXT, TINY, chart, ckpt_dir, new_session, ok, paste, poll, samples, step_of  # noqa: F401
+
+
+def test_leaving_train_keeps_the_run_its_panel_and_settings(new_session):
+    at = new_session()
+    paste(at, TEXT, **TINY)
+    at.button(key="tr_train").click().run()
+    ok(at)
+    poll(at, lambda a: step_of(a) >= 5)
+    left_at = step_of(at)
+    for page in ("app_pages/hidden_states.py", "app_pages/gradients.py"):
+        at.switch_page(page)
+        at.run()
+        ok(at)
+        assert at.session_state["train_run"] is not None          # not let go of
+    at.switch_page("app_pages/train.py")
+    at.run()
+    ok(at)
+    # the settings are the ones the run was started with
+    assert at.text_area(key="tr_paste").value == TEXT
+    assert at.select_slider(key="tr_hidden").value == TINY["tr_hidden"]
+    assert at.number_input(key="tr_T").value == TINY["tr_T"] and at.number_input(key="tr_B").value == TINY["tr_B"]
+    assert not [w.value for w in at.warning if "Session State" in str(w.value)]
+    # the run went on while the class looked at other views, and its panel is back
+    poll(at, lambda a: step_of(a) > left_at and samples(a).count("step") >= 1)
+    assert chart(at, "train-loss")["data"][0]["x"]
+    at.button(key="tr_stop").click().run()
+    ok(at)
