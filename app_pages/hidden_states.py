@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
+from app_pages.ui.pin import pin_button, pinned
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
@@ -77,6 +78,7 @@ width = min(width, T)
 start, stop = window_start("hs", T, width)
 chars = tr.chars[start:stop]
 
+pin = pinned(ctx.model)
 h_name = act_name(layer, "h")
 base_name = h_name if kind == "gates" else act_name(layer, kind)
 order = unit_order(ctx.ref, ctx.text, base_name, order_method, tr[base_name])
@@ -92,7 +94,9 @@ if kind in ("h", "c"):
         show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
                                                   zmax=zmax, name=symbol, font_size=ctx.font_size),
                           ctx, key="hs_overview", filename=f"rnnviz-{name}-overview")
-    named = named_units(ctx.ref, ctx.text, name, values, tr.text)
+    named = dict(named_units(ctx.ref, ctx.text, name, values, tr.text))
+    if pin is not None and pin[:2] == (layer, kind):          # the pinned unit, highlighted
+        named[pin[2]] = "📌 pinned" + (f" · {named[pin[2]]}" if pin[2] in named else "")
     fig = splots.state_heatmap(values[start:stop], chars, start=start, units=order, name=symbol,
                                zmax=zmax, font_size=ctx.font_size, named=named, layer=layer, kind=kind,
                                title=f"{kinds[kind]} of layer {layer}: {H} units × steps {start}–{stop - 1}")
@@ -126,16 +130,19 @@ st.subheader("One unit over the text")
 unit_src = tr[base_name] if kind in ("h", "c") else tr[h_name]
 var = views.unit_variance(unit_src)
 default_unit = int(var.argmax()) if H else 0
+sym_kind = kind if kind in ("h", "c") else "h"
+if pin is not None and pin[:2] == (layer, sym_kind):
+    default_unit = pin[2]                              # a pinned unit opens here
 # Until the user picks a unit, follow the default (the largest-variance unit of *this* text).
 if st.session_state.get("hs_unit") == st.session_state.get("_hs_unit_auto", default_unit):
     st.session_state["hs_unit"] = default_unit
 st.session_state["_hs_unit_auto"] = default_unit
-sym_kind = kind if kind in ("h", "c") else "h"
 use("hs.unit", H=H, unit=default_unit, layer=layer, kind=sym_kind)
 with controls("hs-unit", navigation=True):
     unit = st.selectbox("Unit (listed in the current order)", order, key="hs_unit",
                         format_func=lambda u: unit_name(layer, sym_kind, u),
-                        help="Default: the unit with the largest variance over the text.")
+                        help="Default: the pinned unit, else the one with the largest variance over the text.")
+    pin_button((layer, sym_kind, unit), pin, key="hs_pin")
 sync("hs.unit")
 sym = "C" if kind == "c" else "H"
 vals = unit_src[:, unit]

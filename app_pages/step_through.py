@@ -6,12 +6,14 @@ import streamlit as st
 
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
+from app_pages.ui.pin import pinned
 from app_pages.ui.text import md, notices
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import stepthrough as stplots
 from rnnviz.plots.common import display_char
+from rnnviz.units.names import unit_name
 from rnnviz.names import act_name
 
 #: Hidden sizes up to this are shown in full; larger ones show the units with the largest |H_t|.
@@ -43,6 +45,7 @@ T, H, L = len(tr), cfg.hidden_size, cfg.num_layers
 tokens = list(tr.tokens)
 
 use("st.t", "st.layer", T=T, L=L)
+pin = pinned(model)
 
 c1, c2 = st.columns([1, 4])
 with c1, controls("st", navigation=True):
@@ -81,7 +84,8 @@ def render_step() -> None:
                 f"{'(unknown: read as <unk>) ' if t in tr.unknown_positions else ''}after {prev}.")
     terms = views.step_terms(model, tr, layer, t)
     h_t = terms["H_t"]
-    units = views.top_units(h_t, FULL_UNITS)
+    units = views.pinned_first(views.top_units(h_t, FULL_UNITS),
+                               pin[2] if pin is not None and pin[:2] == (layer, "h") else None, FULL_UNITS)
     left, right = st.columns([3, 2])
     with left:
         if layer == 0:
@@ -95,6 +99,8 @@ def render_step() -> None:
                                                     title=f"Input: H_t of layer {layer - 1}"),
                               ctx, key="st_input")
         which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
+        if pin is not None and pin[:2] == (layer, "h"):
+            which += f"; the pinned unit {unit_name(*pin)} first"
         show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size, layer=layer,
                                                title=f"Every term at step {t}, layer {layer}"),
                           ctx, key="st_terms")

@@ -265,6 +265,13 @@ def top_units(vector: Tensor, n: int) -> list[int]:
     return sorted(idx, key=lambda u: (-abs(float(vector[u])), u))
 
 
+def pinned_first(units: list[int], pinned: int | None, n: int) -> list[int]:
+    """``units`` with ``pinned`` moved (or added) to the front, at most ``n`` in all."""
+    if pinned is None:
+        return list(units)[:n]
+    return ([pinned] + [u for u in units if u != pinned])[:n]
+
+
 def top_predictions(probs: Tensor, n: int) -> list[int]:
     """Ids of the n most likely entries of a (|V|,) distribution, most likely first."""
     n = max(1, min(int(n), probs.numel()))
