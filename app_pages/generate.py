@@ -40,8 +40,11 @@ use("gen.prefix", "gen.temp", "gen.len", "gen.topk", "gen.seed", prefix=default_
     V=ctx.model.config.vocab_size)
 
 with st.container(key="gen-knobs"):   # the knobs are the lesson here: visible in lecture mode too
-    prefix = st.text_input("Prefix", key="gen_prefix", max_chars=PREFIX_MAX,
-                           help="What the model reads first (warm-up); it then continues it.")
+    # A text area, not a one-line input: a prefix may hold newlines (a poem, code), which
+    # st.text_input drops (#28).
+    prefix = st.text_area("Prefix", key="gen_prefix", max_chars=PREFIX_MAX, height=68,
+                          help="What the model reads first (warm-up); it then continues it. "
+                               "Ctrl+Enter applies it.")
     c1, c2, c3, c4 = st.columns(4)
     temperature = c1.slider("Temperature", 0.0, 3.0, step=0.05, key="gen_temp",
                             help="0 = always the most likely character; 1 = the model's distribution; "

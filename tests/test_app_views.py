@@ -239,9 +239,20 @@ def test_generate_is_seeded_and_shows_probabilities(app, ckpt_dir):
 
 def test_generate_rejects_empty_prefix_without_trace(app):
     at = open_view(app, "app_pages/generate.py")
-    at.text_input(key="gen_prefix").set_value("").run()
+    at.text_area(key="gen_prefix").set_value("").run()
     assert not at.exception
     assert any("Cannot generate" in i.value for i in at.info)
+
+
+def test_generate_prefix_keeps_its_newlines(app):
+    """#28: the prefix is read as typed, newlines included (st.text_input dropped them)."""
+    at = open_view(app, "app_pages/generate.py")
+    at.text_area(key="gen_prefix").set_value("ab\ncd").run()
+    assert not at.exception
+    shown = colored_texts(at)[-1]
+    chars = shown["chars"][:5]
+    assert chars[:2] == ["a", "b"] and chars[2].endswith("\n") and chars[3:] == ["c", "d"]  # "⏎" + the newline
+    assert at.query_params["gen.prefix"] in ("ab\ncd", ["ab\ncd"])
 
 
 # --------------------------------------------------------------------------- bad input, sidebar

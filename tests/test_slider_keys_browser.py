@@ -57,7 +57,8 @@ def _settle(page) -> None:
 def _healthy(page, errors: list[str], where: str) -> None:
     body = page.inner_text("body")
     assert "Connection error" not in body and "ForwardMsg" not in body, where
-    assert page.locator('[data-testid="stException"]').count() == 0, where
+    exc = page.locator('[data-testid="stException"]')
+    assert exc.count() == 0, (where, exc.first.inner_text()[:600] if exc.count() else "")
     assert not errors, (where, errors)
 
 
