@@ -96,7 +96,7 @@ if kind in ("h", "c"):
                           ctx, key="hs_overview", filename=f"rnnviz-{name}-overview")
     named = dict(named_units(ctx.ref, ctx.text, name, values, tr.text))
     if pin is not None and pin[:2] == (layer, kind):          # the pinned unit, highlighted
-        named[pin[2]] = "📌 pinned" + (f" · {named[pin[2]]}" if pin[2] in named else "")
+        named[pin[2]] = "★ pinned" + (f" · {named[pin[2]]}" if pin[2] in named else "")
     fig = splots.state_heatmap(values[start:stop], chars, start=start, units=order, name=symbol,
                                zmax=zmax, font_size=ctx.font_size, named=named, layer=layer, kind=kind,
                                title=f"{kinds[kind]} of layer {layer}: {H} units × steps {start}–{stop - 1}")

@@ -29,7 +29,7 @@ def test_pin_in_hidden_states_is_followed_by_step_through(app):
     index = int(pinned.split("[")[1].rstrip("]"))
     assert at.selectbox(key="hs_unit").value == index
     heat = _chart(at, "hs_heatmap")
-    assert any("📌 pinned" in t and pinned in t for t in heat["layout"]["yaxis"]["ticktext"])
+    assert any("★ pinned" in t and pinned in t for t in heat["layout"]["yaxis"]["ticktext"])
     at.switch_page("app_pages/step_through.py")
     at.run()
     assert not at.exception

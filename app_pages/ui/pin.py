@@ -66,11 +66,11 @@ def _set(name: str | None) -> None:
 
 
 def pin_button(unit: tuple[int, str, int], current: tuple[int, str, int] | None, key: str) -> None:
-    """A "📌 Pin L0 h[3]" button (or "Unpin" when that unit is the pinned one)."""
+    """A "★ Pin L0 h[3]" button (or "Unpin" when that unit is the pinned one)."""
     name = unit_name(*unit)
     if current == unit:
         st.button(f"Unpin {name}", key=key, on_click=_set, args=(None,))
     else:
-        st.button(f"📌 Pin {name}", key=key, on_click=_set, args=(name,),
+        st.button(f"★ Pin {name}", key=key, on_click=_set, args=(name,),
                   help="Follow this unit on every view: highlighted in Hidden states, first in "
                        "Step-through (kept in the link as unit=…).")

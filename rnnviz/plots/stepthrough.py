@@ -38,7 +38,7 @@ def terms_figure(terms: dict, units: Sequence[int], *, title: str = "", font_siz
     fig.update_layout(height=int(min(960, 170 + 24 * len(units))), font=dict(size=font_size),
                       margin=dict(l=60, r=20, t=40 if title else 10, b=10), title=dict(text=title),
                       xaxis=dict(type="category", side="bottom", tickangle=-30, automargin=True),
-                      yaxis=dict(type="category", autorange="reversed", dtick=1))
+                      yaxis=dict(type="category", autorange="reversed", dtick=1, automargin=True))
     return fig
 
 
