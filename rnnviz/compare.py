@@ -209,13 +209,16 @@ def _table(runs: list[ModelRun], surprisal: np.ndarray, common: np.ndarray) -> p
         d, s = r.describe, r.summary
         c = float(np.mean(surprisal[k, common])) if n_common else math.nan
         val = r.provenance.get("val_loss")
+        # The measurements first, the model's description after: on a projector or a narrow
+        # window the table scrolls sideways, and perplexity must not be what scrolls away (#28).
         rows.append({
-            "checkpoint": r.name, "cell": d["cell"], "layers": d["layers"], "H": d["hidden_size"],
+            "checkpoint": r.name, "cell": d["cell"], "perplexity": s["perplexity"],
+            "cross-entropy (nats/char)": s["cross_entropy"], "bits/char": s["bits_per_char"],
+            "bits/char (common)": c / math.log(2) if n_common else math.nan,
+            "layers": d["layers"], "H": d["hidden_size"],
             "|V|": d["vocab_size"], "parameters": d["parameters"], "preprocessing": d["preprocessing"],
             "chars read": int(s["characters"]), "unknown": int(s["unknown"]),
-            "cross-entropy (nats/char)": s["cross_entropy"], "bits/char": s["bits_per_char"],
-            "perplexity": s["perplexity"], "common positions": n_common,
-            "bits/char (common)": c / math.log(2) if n_common else math.nan,
+            "common positions": n_common,
             "val loss (training)": float(val) if isinstance(val, (int, float)) else math.nan,
         })
     return pd.DataFrame(rows)

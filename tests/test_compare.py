@@ -44,6 +44,8 @@ def test_same_preprocessing_surprisal_is_the_trace():
         np.testing.assert_allclose(cmp.surprisal[k, 1:], s, rtol=1e-6)
     assert cmp.common.sum() == len(text) - 1
     assert list(cmp.table["checkpoint"]) == ["a", "b"]
+    # #28: the measurements come first, so a narrow table never scrolls perplexity out of sight
+    assert list(cmp.table.columns)[:4] == ["checkpoint", "cell", "perplexity", "cross-entropy (nats/char)"]
     ce = rnnviz.trace(a, text).cross_entropy
     assert cmp.table.loc[0, "cross-entropy (nats/char)"] == pytest.approx(ce)
     assert cmp.table.loc[0, "bits/char (common)"] == pytest.approx(ce / math.log(2), rel=1e-6)
