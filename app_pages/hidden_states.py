@@ -55,6 +55,8 @@ if ctx.model.spec.gate_view:
 max_w = views.max_window(H)
 widths = [w for w in WIDTHS if w <= max_w] or [max_w]
 
+ROWS = {"all": "all units", "top": f"top {views.READABLE_ROWS} by variance",
+        "named": "named and pinned units"}
 ORDER_LABELS = {"trained": "as trained", "variance": "by variance",
                 "clustered": "clustered (similar units together)",
                 "pattern": "by pattern (bands of similar time courses)"}
@@ -67,6 +69,11 @@ with controls("hs", navigation=True):
     kind = c2.radio("Show", list(kinds), format_func=kinds.get, key="hs_kind", horizontal=True)
     order_method = c3.selectbox("Unit order", views.ORDERINGS, key="hs_order",
                                 format_func=ORDER_LABELS.get)
+    # Readable from the back row: lecture mode opens on 32 labelled rows (#28).
+    rows_mode = c3.selectbox("Rows", list(ROWS), format_func=ROWS.get, key="hs_rows",
+                             index=1 if ctx.lecture else 0,
+                             help="All units, the 32 that vary most over the text, or only the units "
+                                  "named after a feature and the pinned one.")
     if T > widths[0]:
         width = c4.select_slider("Window (characters)", widths, key="hs_width",
                                  help="Characters shown at full resolution; the strip above shows all.")
@@ -97,9 +104,12 @@ if kind in ("h", "c"):
     named = dict(named_units(ctx.ref, ctx.text, name, values, tr.text))
     if pin is not None and pin[:2] == (layer, kind):          # the pinned unit, highlighted
         named[pin[2]] = "★ pinned" + (f" · {named[pin[2]]}" if pin[2] in named else "")
-    fig = splots.state_heatmap(values[start:stop], chars, start=start, units=order, name=symbol,
+    shown = views.heatmap_rows(order, rows_mode, views.unit_variance(values),
+                               ([pin[2]] if pin is not None and pin[:2] == (layer, kind) else []) + list(named))
+    what = f"{H} units" if len(shown) == H else f"{len(shown)} of {H} units ({ROWS[rows_mode]})"
+    fig = splots.state_heatmap(values[start:stop], chars, start=start, units=shown, name=symbol,
                                zmax=zmax, font_size=ctx.font_size, named=named, layer=layer, kind=kind,
-                               title=f"{kinds[kind]} of layer {layer}: {H} units × steps {start}–{stop - 1}")
+                               title=f"{kinds[kind]} of layer {layer}: {what} × steps {start}–{stop - 1}")
     show_chart(fig, ctx, key="hs_heatmap", filename=f"rnnviz-{name}")
     st.caption(f"Colour: {symbol} from −{zmax:.3g} (blue) through 0 (white) to +{zmax:.3g} (red); "
                "hover a cell for step, character, unit and value."

@@ -265,6 +265,25 @@ def top_units(vector: Tensor, n: int) -> list[int]:
     return sorted(idx, key=lambda u: (-abs(float(vector[u])), u))
 
 
+#: Rows of a readable heatmap (lecture mode's default): every one labelled on a projector.
+READABLE_ROWS = 32
+
+
+def heatmap_rows(order: list[int], mode: str, variance: Tensor, named: list[int],
+                 n: int = READABLE_ROWS) -> list[int]:
+    """The units a state heatmap shows, in ``order``: ``"all"``; ``"top"``: the ``n`` of largest
+    variance over the text; ``"named"``: the named and pinned units ``named`` (the top ``n`` when
+    there are none). Named units are always kept in "top"."""
+    if mode == "all":
+        return list(order)
+    keep = [u for u in named if 0 <= u < variance.numel()][:n]
+    if mode == "top" or not keep:
+        top = [int(u) for u in variance.topk(min(n, variance.numel())).indices]
+        keep = keep + [u for u in top if u not in keep][: max(0, n - len(keep))]
+    wanted = set(keep)
+    return [u for u in order if u in wanted]
+
+
 def pinned_first(units: list[int], pinned: int | None, n: int) -> list[int]:
     """``units`` with ``pinned`` moved (or added) to the front, at most ``n`` in all."""
     if pinned is None:

@@ -43,3 +43,19 @@ def test_a_link_to_a_missing_unit_is_dropped_with_a_note(app):
     at = open_view(app, text="the time machine", unit="L9 h[0]")
     assert "unit" not in at.query_params
     assert any("not a unit of this model" in c.value for c in at.caption)
+
+
+def test_lecture_mode_opens_hidden_states_on_32_labelled_rows(app):
+    import torch
+    from rnnviz import views
+    order = list(range(256))[::-1]
+    var = torch.arange(256, dtype=torch.float64)
+    rows = views.heatmap_rows(order, "top", var, [3])
+    assert len(rows) == 32 and 3 in rows and rows == [u for u in order if u in set(rows)]
+    assert views.heatmap_rows(order, "named", var, [7, 3]) == [7, 3]
+    assert views.heatmap_rows(order, "all", var, []) == order
+    at = open_view(app, text="the time machine by h g wells " * 3, lecture="1")
+    assert at.selectbox(key="hs_rows").value == "top"
+    heat = _chart(at, "hs_heatmap")
+    y = heat["data"][0]["y"]
+    assert len(y) <= 32 and len(heat["layout"]["yaxis"]["tickvals"]) == len(y)    # every row labelled
