@@ -110,8 +110,10 @@ def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequen
                            hovertemplate=hover, colorbar=dict(thickness=12, title=dict(text=name)))
     fig = go.Figure(trace)
     rows = len(units)
-    if height is None:  # about 18 px per unit for small layers, ~600 px of rows for large ones
-        height = int(120 + rows * max(2.3, min(18.0, 600 / max(1, rows))))
+    if height is None:  # ~18 px per unit for small layers (1.4 × the font: lecture mode's larger
+        # labels get taller rows), ~600 px of rows for large ones
+        per_row = max(18.0, 1.4 * font_size)
+        height = int(120 + rows * max(2.3, min(per_row, max(600.0, 32 * per_row) / max(1, rows))))
     xaxis = char_axis(chars, x, font_size)
     xaxis["title"] = dict(text="character read at step t" + (" (hover for the step)" if len(chars) <= ALL_LABELS_MAX else ""))
     yaxis = unit_axis(units, named, font_size, layer, kind)
