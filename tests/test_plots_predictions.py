@@ -49,6 +49,11 @@ def test_topk_table_matches_torch_topk(gru):
     for x, y in zip(boxes["x"], boxes["y"]):
         t, r = int(x.split(":")[0]), int(y[1:]) - 1
         assert chars[r][t] == tr.chars[t + 1]
+    # #28: each cell shows its guess and the guess's probability, not only on hover
+    from rnnviz.plots.common import display_char
+    for r in range(3):
+        for t in (0, len(tr) - 1):
+            assert heat["text"][r][t] == f"{display_char(chars[r][t])}<br>{float(probs[r, t]):.2f}"
 
 
 def test_probability_heatmap_is_vocab_by_steps(gru):

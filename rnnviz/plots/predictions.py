@@ -27,6 +27,10 @@ def token_labels(tokens: Sequence[str]) -> list[str]:
     return [s if seen[s] == 1 else f"{s} #{i}" for i, s in enumerate(shown)]
 
 
+#: Windows up to this many characters show each guess's probability in its cell.
+NUMBERS_MAX = 60
+
+
 def topk_figure(chars: Sequence[str], top_chars: Sequence[Sequence[str]], top_probs, *, start: int = 0,
                 next_chars: Sequence[str | None] | None = None, font_size: int = 12) -> go.Figure:
     """Karpathy's figure: the text along the top, under each character the k most likely next
@@ -36,12 +40,17 @@ def topk_figure(chars: Sequence[str], top_chars: Sequence[Sequence[str]], top_pr
     k, W = p.shape
     x = window_labels(chars, start)
     y = [f"#{r + 1}" for r in range(k)]
-    text = [[display_char(top_chars[r][t]) for t in range(W)] for r in range(k)]
+    # Each guess with its probability under it (#28: the numbers were only in the hover, which a
+    # class cannot see); over a wide window the cells are too narrow for them.
+    numbers = W <= NUMBERS_MAX
+    text = [[display_char(top_chars[r][t]) + (f"<br>{p[r, t]:.2f}" if numbers else "") for t in range(W)]
+            for r in range(k)]
+    guess = [[display_char(top_chars[r][t]) for t in range(W)] for r in range(k)]
     fig = go.Figure(go.Heatmap(
-        z=p, x=x, y=y, text=text, texttemplate="%{text}", textfont=dict(size=font_size),
+        z=p, x=x, y=y, text=text, customdata=guess, texttemplate="%{text}", textfont=dict(size=font_size),
         colorscale=PROBABILITY, zmin=0.0, zmax=1.0, xgap=1, ygap=1,
         colorbar=dict(thickness=12, title=dict(text="P")),
-        hovertemplate="after %{x}<br>guess %{y}: %{text}<br>P = %{z:.4f}<extra></extra>"))
+        hovertemplate="after %{x}<br>guess %{y}: %{customdata}<br>P = %{z:.4f}<extra></extra>"))
     if next_chars is not None:
         xs, ys = [], []
         for t in range(W):
@@ -54,7 +63,7 @@ def topk_figure(chars: Sequence[str], top_chars: Sequence[Sequence[str]], top_pr
                         marker=dict(symbol="square-open", size=max(10, font_size + 6),
                                     color="#d62728", line=dict(width=2)))
     fig.update_layout(
-        height=120 + 28 * k, font=dict(size=font_size), showlegend=False,
+        height=120 + k * (int(2.6 * font_size) + 8 if numbers else 28), font=dict(size=font_size), showlegend=False,
         margin=dict(l=40, r=20, t=30 + 2 * font_size, b=10),   # room for the characters on top
         title=dict(text="Top guesses for the next character (red box: the character that came next)"),
         xaxis=dict(char_axis(chars, x, font_size), side="top"),
