@@ -125,3 +125,21 @@ def test_ordinals_and_the_relu_sentence():
         ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "102nd"]
     src = inspect.getsource(gmap) + inspect.getsource(reading)
     assert "{stride}th" not in src and '"ReLU′ is 0 or 1"' not in src
+
+
+def test_hidden_states_does_not_silently_keep_the_lessons_rnn(app):
+    """#28: Hidden states opened on the LSTM, switched to the RNN after a visit to Lesson."""
+    at = open_view(app, text="hello world")                                  # Hidden states: the LSTM
+    assert at.selectbox(key="ckpt").value == "timemachine-lstm"
+    at.switch_page("app_pages/lesson.py").run()
+    assert at.selectbox(key="ckpt").value == "timemachine-rnn"
+    for key in list(at.query_params):            # the navigation clears the URL (not a Lesson link)
+        del at.query_params[key]
+    at.switch_page("app_pages/hidden_states.py").run()
+    assert not at.exception
+    assert at.selectbox(key="ckpt").value == "timemachine-lstm"
+    # a link from the Lesson that names its model stays on it
+    at.switch_page("app_pages/lesson.py").run()
+    at.query_params["ckpt"] = "timemachine-rnn"
+    at.switch_page("app_pages/gradients.py").run()
+    assert at.selectbox(key="ckpt").value == "timemachine-rnn"

@@ -104,6 +104,9 @@ def _missing_link_notice() -> None:
                    f"showing {fallback} instead.")
 
 
+_BEFORE = "_ckpt_before_page_default"
+
+
 def _page_default(page: str, options: list[str]) -> str:
     """Until the user picks a model (in the picker, by an upload, or by a link naming one), the
     views in PAGE_CHECKPOINTS switch to their own model (the others keep the current one, so the
@@ -112,11 +115,22 @@ def _page_default(page: str, options: list[str]) -> str:
         st.session_state["_ckpt_picked"] = True          # a link that names a model
     if str(st.session_state.get("ckpt", "")).startswith(UPLOAD_PREFIX):
         st.session_state["_ckpt_picked"] = True          # an upload was selected
-    if st.session_state.get("_ckpt_picked") or page not in PAGE_CHECKPOINTS:
+    if st.session_state.get("_ckpt_picked"):
+        return ""
+    if page not in PAGE_CHECKPOINTS:
+        # Back on a view of its own (the navigation clears the URL; a Lesson link names its model
+        # and stays on it): the model the session had before a view switched to its own, so Hidden
+        # states never silently shows the Lesson's RNN (#28).
+        before = st.session_state.get(_BEFORE)
+        if before is not None and "ckpt" not in st.query_params and before in options:
+            st.session_state["ckpt"] = before
+            del st.session_state[_BEFORE]
         return ""
     model, note = PAGE_CHECKPOINTS[page]
     if model not in options:
         return ""
+    if st.session_state.get("ckpt", DEFAULT_CHECKPOINT) != model:
+        st.session_state.setdefault(_BEFORE, st.session_state.get("ckpt", DEFAULT_CHECKPOINT))
     st.session_state["ckpt"] = model
     return note
 
