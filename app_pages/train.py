@@ -186,6 +186,8 @@ st.markdown("Train a character-level RNN on a text of your choice and watch it l
             "by autograd and stochastic gradient descent (Adam), truncated BPTT over T characters.")
 got = text_input(training_pool().limits)
 cfg = knobs(got)
+if got is not None and (fit_note := training_pool().fit_text(got.text, cfg)[1]):
+    st.info(fit_note)          # said before the click: a short text trains with a smaller B and T
 rid = st.session_state.get(RUN_KEY)
 snap = current(rid) if rid is not None else None
 buttons(got, cfg, snap)

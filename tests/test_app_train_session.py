@@ -31,3 +31,14 @@ def test_leaving_train_keeps_the_run_its_panel_and_settings(new_session):
     assert chart(at, "train-loss")["data"][0]["x"]
     at.button(key="tr_stop").click().run()
     ok(at)
+
+
+def test_a_short_paragraph_trains_at_the_defaults_and_the_page_says_so_before_the_click(new_session):
+    at = new_session()
+    paste(at, TEXT[:2000])                              # defaults: B = 32, T = 64
+    assert any("it trains with B = 16, T = 64" in i.value for i in at.info)
+    at.button(key="tr_train").click().run()
+    ok(at)
+    assert not [e.value for e in at.error if "too short" in e.value]
+    assert at.session_state["train_run"] is not None
+    at.button(key="tr_stop").click().run()

@@ -172,8 +172,8 @@ def test_bad_files_and_caps():
     pool = TrainingPool(workers=1)
     with pytest.raises(TrainRefused, match="parameters; this server caps models"):
         pool.submit("a", TEXT, cfg(cell="lstm", hidden=4096, layers=2))
-    with pytest.raises(TrainRefused, match="too short for batch size 64"):
-        pool.submit("a", TEXT, cfg(batch_size=64, num_steps=64))
+    with pytest.raises(TrainRefused, match="give at least 200"):   # too short for any B × T (#28: fit_text)
+        pool.submit("a", "ab", cfg(batch_size=64, num_steps=64))
     full = TrainingPool(workers=1, max_runs=1, sample_every=1000)
     full.submit("a", TEXT, cfg(max_steps=100_000))
     with pytest.raises(TrainRefused, match="cap"):
@@ -200,3 +200,17 @@ def test_a_failed_run_is_logged_with_its_traceback_and_the_page_message_says_wha
     assert f"training run {rid} failed" in record.getMessage() and record.exc_info[0] is type(error)
     pool.release(rid, "a")
     assert pool.close()
+
+
+def test_a_paragraph_trains_at_the_default_batch_and_length():
+    """#28: the defaults (B = 32, T = 64) refused a 2,000-character paragraph; now B shrinks."""
+    pool = TrainingPool(workers=1, sample_every=1000)
+    text = TEXT[:2000]
+    fitted, note = pool.fit_text(text, cfg(batch_size=32, num_steps=64))
+    assert (fitted.batch_size, fitted.num_steps) == (16, 64) and "B = 16, T = 64" in note
+    rid = pool.submit("a", text, cfg(batch_size=32, num_steps=64, max_steps=2))
+    snap = pool.snapshot(rid, "a")
+    assert snap is not None and snap.config["batch_size"] == 16
+    pool.release(rid, "a")
+    assert pool.fit_text(TEXT * 20, cfg(batch_size=32, num_steps=64))[1] is None
+    assert pool.close(60)

@@ -30,6 +30,7 @@ from typing import Callable
 from ..corpora import sha256_text
 from .config import TrainConfig
 from .data import split_text
+from .fit_text import fit_to_text, needed_chars
 from .limits import TrainLimits, TrainRefused, check_model_size, check_text
 from .trainer import Trainer
 from .run import CANCELLED, DONE, FAILED, PAUSED, QUEUED, Snapshot, TrainingRun
@@ -88,6 +89,20 @@ class TrainingPool:
                                f"for batch size {cfg.batch_size} × sequence length {cfg.num_steps}; "
                                f"give at least {need:,} characters or lower them.")
 
+    def fit_text(self, text: str, cfg: TrainConfig) -> tuple[TrainConfig, str | None]:
+        """``cfg`` with batch size and sequence length halved until the text's training part holds a
+        minibatch (:func:`rnnviz.training.fit_text.fit_to_text`), and the note saying so (None:
+        unchanged). A text that nothing fits is left to :meth:`validate` to refuse."""
+        try:
+            clean = check_text(text, cfg.preprocessing, self.limits)
+        except TrainRefused:
+            return cfg, None
+        train, _ = split_text(clean, cfg.val_fraction)
+        b, t, note = fit_to_text(len(train), cfg.batch_size, cfg.num_steps)
+        if note is None or needed_chars(b, t) > len(train):
+            return cfg, None
+        return TrainConfig(**{**cfg.to_dict(), "batch_size": b, "num_steps": t}), note
+
     def capped(self, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, str]]:
         """``cfg`` with the wall-time cap applied, and the message shown when the cap ends the run."""
         cap_min = self.limits.max_seconds / 60
@@ -99,7 +114,9 @@ class TrainingPool:
 
     def submit(self, session: str, text: str, cfg: TrainConfig, extra_provenance: dict | None = None) -> int:
         """Hold the run of (text, cfg): join the identical one if it exists, else queue a new one.
-        Raises TrainRefused (caps, bad text, server full)."""
+        Raises TrainRefused (caps, bad text, server full). A short text trains with a smaller
+        batch and sequence length (:meth:`fit_text`)."""
+        cfg, _ = self.fit_text(text, cfg)
         self.validate(text, cfg)
         cfg, messages = self.capped(cfg)
         key = run_key(text, cfg)
