@@ -131,7 +131,8 @@ def curves(snap: Snapshot, clip: float) -> None:
                                          f"(first {len(units)} units)", font_size=ctx.font_size)
         show_chart(fig, ctx, "train-probe", text_independent=True)
     st.markdown("**Samples from a fixed prefix** (temperature 0.6, same seed each time)")
-    st.code("\n".join(f"step {s:>6} │ {t!r}"[:200] for s, t in snap.samples[-8:]), language=None)
+    # Whole samples, wrapped (#28: lines cut at 200 characters showed only the memorised opening).
+    st.code("\n".join(f"step {s:>6} │ {t!r}" for s, t in snap.samples[-8:]), language=None, wrap_lines=True)
 
 
 def current(run_id: int) -> Snapshot | None:

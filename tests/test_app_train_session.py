@@ -42,3 +42,13 @@ def test_a_short_paragraph_trains_at_the_defaults_and_the_page_says_so_before_th
     assert not [e.value for e in at.error if "too short" in e.value]
     assert at.session_state["train_run"] is not None
     at.button(key="tr_stop").click().run()
+
+
+def test_samples_are_shown_whole(new_session):
+    at = new_session()
+    paste(at, TEXT, **TINY)
+    at.button(key="tr_train").click().run()
+    poll(at, lambda a: samples(a).count("step") >= 1)
+    code = at.code[-1]
+    assert code.proto.wrap_lines and all(len(line) > 0 for line in samples(at).splitlines())
+    at.button(key="tr_stop").click().run()
