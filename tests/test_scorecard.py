@@ -13,6 +13,7 @@ from rnnviz.model import ModelConfig, build_model
 from rnnviz.trace import trace
 from rnnviz.units import ScorecardError, scorecard
 from rnnviz.units.scorecard import COLUMNS
+from rnnviz.units.scorecard_cache import load_controls, write_controls
 
 LETTERS = "abcdefgh "
 TOKENS = ("<unk>", "(", ")", *LETTERS)
@@ -143,6 +144,31 @@ def test_deterministic_for_a_seed_and_cache_reproduces():
     assert a.attrs["controls"] == c.attrs["controls"]
     d = scorecard(model, text, ["paren_depth"], **{**kw, "seed": 10})
     assert a.attrs["controls"]["control_seeds"] != d.attrs["controls"]["control_seeds"]
+
+
+def test_sidecar_round_trip_and_stale_cache(tmp_path):
+    model = hand_model()
+    text = paren_text(800, seed=6)
+    kw = dict(min_shift=50, controls=2, draws=3, seed=9, max_causal=0)
+    a = scorecard(model, text, ["paren_depth", "vowel"], **kw)
+    ckpt = tmp_path / "hand.safetensors"
+    assert write_controls(a.attrs["controls"], ckpt, "test").name == "hand.scorecard.json"
+    stored = load_controls(ckpt)
+    assert scorecard(model, text, ["vowel"], cache=stored, **kw).equals(
+        scorecard(model, text, ["vowel"], **kw))
+    # another text: the stored controls do not apply and are recomputed, not reused
+    other = paren_text(800, seed=8)
+    assert scorecard(model, other, ["vowel"], cache=stored, **kw).attrs["controls"] == \
+        scorecard(model, other, ["vowel"], **kw).attrs["controls"]
+    assert load_controls(tmp_path / "missing.safetensors") is None
+
+
+def test_test_units_are_ablated_beyond_max_causal(hand):
+    model, text, _ = hand
+    df = scorecard(model, text, {"inside": inside(text)}, min_shift=50, seed=3, max_causal=0,
+                   test_units=["layer0.h[0]"])
+    assert df.causal_tested.tolist() == [True] + [False] * (H - 1)
+    assert df.verdict[0] == "causal"
 
 
 @pytest.mark.parametrize("text, features, match", [

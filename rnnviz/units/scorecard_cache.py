@@ -1,0 +1,63 @@
+"""Scorecard controls shipped beside a checkpoint, so a scorecard on its held-out slice is fast.
+
+The random-init control (untrained models traced and ranked) and the random-draw ablations are the
+slow, feature-independent-of-the-model-being-asked parts of :func:`rnnviz.units.scorecard`. For a
+shipped checkpoint they are computed once on its **scorecard slice** (:func:`scorecard_sample`:
+the last :data:`SCORECARD_CHARS` characters of its held-out validation part, after its
+preprocessing, from a line start; :func:`rnnviz.units.training_sample`) for every built-in feature,
+and stored in ``<dir>/<stem>.scorecard.json`` next to ``<stem>.safetensors`` (:func:`controls_path`).
+
+The file is the ``attrs["controls"]`` dict of that scorecard (settings: weights' fingerprint, the
+slice's sha256 and length, controls, draws, seed, min_shift, scope; per feature: its kind,
+random_init_p95 and the random draws' selective effects) plus ``"sample"`` (where the slice came
+from). :func:`rnnviz.units.scorecard` uses it only when every setting matches, so a stale or
+foreign file is ignored, never wrong. ``python -m tools.scorecard_report`` writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..model import CharRNN
+from .sample import training_sample
+
+log = logging.getLogger(__name__)
+
+#: Characters of held-out text a shipped checkpoint's scorecard is computed on.
+SCORECARD_CHARS = 6_000
+#: Units ablated per feature on the page (largest effect first among those beating the controls).
+PAGE_MAX_CAUSAL = 3
+
+
+def controls_path(checkpoint: str | os.PathLike) -> Path:
+    """``<dir>/<stem>.scorecard.json`` for ``<dir>/<stem>.safetensors``."""
+    p = Path(checkpoint)
+    return p.with_name(p.name.removesuffix(".safetensors") + ".scorecard.json")
+
+
+def scorecard_sample(model: CharRNN, full_text: str | None = None) -> tuple[str, str]:
+    """(the scorecard slice, where it came from); see the module docstring. Raises UnitsError /
+    CorpusMissing as :func:`rnnviz.units.training_sample` does."""
+    return training_sample(model, SCORECARD_CHARS, full_text=full_text)
+
+
+def write_controls(controls: dict, checkpoint: str | os.PathLike, source: str = "") -> Path:
+    """Write a scorecard's ``attrs["controls"]`` (and the slice's ``source``) beside ``checkpoint``."""
+    path = controls_path(checkpoint)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**controls, "sample": source}, separators=(",", ":")) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load_controls(checkpoint: str | os.PathLike) -> dict | None:
+    """The stored controls of ``checkpoint``, or None when there is no readable file (whether they
+    fit a model and text is :func:`rnnviz.units.scorecard`'s check)."""
+    try:
+        data = json.loads(controls_path(checkpoint).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
