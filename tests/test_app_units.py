@@ -129,3 +129,13 @@ def test_shrinking_text_and_switching_model_keep_widgets_valid(app_env):
     at.sidebar.selectbox[0].set_value("tiny-gru").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(m.label == "Mean Δ surprisal" for m in at.metric)
+
+
+def test_unit_finder_leads_with_the_verdict(app_env):
+    at = run_tab("Unit finder", {"units.feat": "whitespace"})
+    shown = texts(at)
+    assert "Verdict: which units pass the controls" in shown
+    assert "correlational" in shown and "at chance level" in shown
+    heads = [h.value for h in at.subheader]
+    assert heads.index("Verdict: which units pass the controls") < heads.index("Unit finder: ranked by correlation")
+    assert len(at.dataframe) >= 2, "verdict table and ranked units"
