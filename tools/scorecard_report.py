@@ -24,16 +24,14 @@ import pandas as pd
 import torch
 
 from rnnviz import features as F
-from rnnviz.baseline import fit_ngrams
+from rnnviz.baseline import model_baseline
 from rnnviz.checkpoint import list_checkpoints, load_model, resolve_checkpoint
 from rnnviz.model import CharRNN
 from rnnviz.trace import trace
 from rnnviz.units import SAMPLE_CHARS, UnitsError, get_index, rank_units, scorecard, training_sample
-from rnnviz.corpora import load_corpus
 from rnnviz.units.sample import held_out_sample
 from rnnviz.units.scorecard import ALPHA, MIN_DELTA, Z_CAUSAL
 from rnnviz.units.scorecard_cache import SCORECARD_CHARS, scorecard_sample, write_controls
-from rnnviz.vocab import preprocess
 
 #: Units ablated per feature (largest effect first among those that beat the controls).
 MAX_CAUSAL = 3
@@ -54,25 +52,17 @@ def claimed_units(model: CharRNN) -> dict[str, str]:
 
 def baseline_rows(model: CharRNN) -> tuple[list[str], dict[str, float]]:
     """Markdown rows and figures: held-out nats/char of the RNN and of n-grams n = 1 … 5."""
-    prov = model.provenance
-    pmax = (prov.get("train_config") or {}).get("python_max_chars")
-    corpus = load_corpus(prov["corpus"].removesuffix(".txt"), **({"python_max_chars": pmax} if pmax else {}))
-    prepared = preprocess(corpus.text, model.config.preprocessing)
-    held, val_start = held_out_sample(prepared, float(prov["val_fraction"]), SAMPLE_CHARS)
     t0 = time.perf_counter()
-    grams = fit_ngrams(prepared[:val_start])
-    figures = {f"{n}-gram": grams[n].nats_per_char(held) for n in grams}
+    base = model_baseline(model)
+    held, _ = held_out_sample(base.held_out, 1.0, SAMPLE_CHARS)
+    figures = {f"{n}-gram": base.models[n].nats_per_char(held) for n in base.models}
     figures["RNN"] = float(trace(model, held, preprocess_text=False, gates=False).surprisal.double().mean())
     rows = [f"Held-out nats/char on the last {len(held):,} characters of the validation part (n-grams: "
-            f"interpolated Kneser–Ney fitted on the {val_start:,}-character training split, "
-            f"{time.perf_counter() - t0:.0f} s):", "",
+            f"interpolated Kneser–Ney fitted on the last {base.train_chars:,} characters of the training "
+            f"split, {time.perf_counter() - t0:.0f} s):", "",
             "| model | " + " | ".join(figures) + " |", "|---|" + "---|" * len(figures),
             "| nats/char | " + " | ".join(f"{v:.3f}" for v in figures.values()) + " |", ""]
     return rows, figures
-
-
-def _fmt(x: float, spec: str = ".3f") -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
 def _p(p: float) -> str:

@@ -24,14 +24,16 @@ from app_pages.ui.work import LIMITS, limit_message, run_heavy
 from rnnviz import TextError
 from rnnviz import features as F
 from rnnviz import units as U
+from rnnviz.baseline import Baseline, BaselineError, model_baseline
 from rnnviz.checkpoint import CheckpointError, resolve_checkpoint
+from rnnviz.plots import units as uplots
 from rnnviz.ref import ModelRef
 from rnnviz.units.scorecard_cache import PAGE_MAX_CAUSAL, load_controls, scorecard_sample
 
 log = logging.getLogger(__name__)
 
 #: Characters of the held-out slice a scorecard without cached controls runs on.
-COLD_CHARS = 2_000
+COLD_CHARS = 1_000
 ERRORS = (U.UnitsError, F.FeatureError, TextError)
 VERDICT_ORDER = {"causal": 0, "correlational": 1, "chance": 2}
 
@@ -94,3 +96,37 @@ def verdict_panel(ctx: Context, feature: str) -> None:
                "loss where the feature is on more than elsewhere, by z ≥ 2 against random units. "
                "The unit finder below ranks by correlation alone.")
     st.dataframe(verdict_rows(df), hide_index=True, width="stretch")
+
+
+@st.cache_resource(max_entries=2, show_spinner="Fitting n-gram models on the training split (once per model)…")
+def fitted_baseline(ref: ModelRef, _model) -> Baseline:
+    """The n-gram baseline of a model (rnnviz.baseline.model_baseline), shared by every session."""
+    return model_baseline(_model)
+
+
+def baseline_card(ctx: Context) -> None:
+    """Held-out style nats/char of n-grams n = 1 … 5 and the RNN on the typed text, and the
+    per-character RNN − 5-gram surprisal as coloured text."""
+    tr = ctx.trace
+    st.subheader("Baseline: what the last few characters alone predict")
+    if tr is None or len(tr) < 2:
+        st.info("Type at least two characters to compare the RNN with n-gram models.")
+        return
+    try:
+        base = fitted_baseline(ctx.ref, ctx.model)
+    except BaselineError as err:
+        st.info(f"No n-gram baseline for this model: {err}")
+        return
+    rnn = tr.surprisal.double().numpy()
+    five = base.models[max(base.models)].surprisal(tr.text)
+    rows = [{"model": f"{n}-gram", "nats/char on this text": float(m.surprisal(tr.text).mean())}
+            for n, m in base.models.items()]
+    rows.append({"model": f"RNN ({ctx.model.config.cell})", "nats/char on this text": float(rnn.mean())})
+    st.caption(f"Interpolated Kneser–Ney n-grams fitted on {base.source}; every model predicts "
+               f"characters 2 … {len(tr)} of the text. Lower is better.")
+    st.dataframe(pd.DataFrame(rows).round(3), hide_index=True)
+    diff = (rnn - five).tolist()
+    st.html(uplots.unit_text_html(tr.chars[1:], diff, "RNN − 5-gram surprisal (nats)", font_size=ctx.font_size + 2,
+                                  caption="Each character coloured by the RNN's surprisal minus the 5-gram's: "
+                                          "blue where the RNN predicts it better (the recurrence pays), red "
+                                          "where the 5-gram does."))
