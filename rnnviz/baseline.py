@@ -35,7 +35,7 @@ MAX_ORDER = 5
 #: The name of the vocabulary slot shared by every character not seen in training.
 UNK = "<unk>"
 #: :func:`model_baseline` fits on at most this many characters (the end of the training split).
-MAX_TRAIN_CHARS = 1_000_000
+MAX_TRAIN_CHARS = 2_000_000
 
 
 class BaselineError(ValueError):
