@@ -1,7 +1,7 @@
-"""Benchmark rows for :func:`rnnviz.units.scorecard` (``python -m tools.bench --only scorecard``, not in
-the default groups: minutes; or
-``python -m tools.bench_scorecard``): the scorecard of one built-in feature on a shipped checkpoint's
-held-out scorecard slice, as the Units page runs it (at most PAGE_MAX_CAUSAL units ablated),
+"""Benchmark rows for :func:`rnnviz.units.scorecard`: ``python -m tools.bench --only scorecard`` (not
+in the default groups: it takes minutes) or ``python -m tools.bench_scorecard``. The scorecard of one
+built-in feature on a shipped checkpoint's held-out scorecard slice, as the Units page runs it (at
+most PAGE_MAX_CAUSAL units ablated),
 
 * cold: the random-init control models and the 20 random ablations computed in the call;
 * with cached controls: the checkpoint's ``<name>.scorecard.json`` sidecar (target ≤ 10 s on the

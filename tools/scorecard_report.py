@@ -182,13 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     names = args.names or [i.name for i in list_checkpoints()]
     body, summaries = [], {}
-    for name in names:
+    for name in names:      # the file is rewritten after every checkpoint: a long run keeps its progress
         lines, summaries[name] = section(name, write=not args.no_write)
         body += lines
-    text = "\n".join(header() + summary_table(summaries) + body) + "\n"
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-    else:
+        text = "\n".join(header() + summary_table(summaries) + body) + "\n"
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+    if not args.out:
         print(text)
     return 0
 
