@@ -13,7 +13,7 @@ Corpus sample (:func:`corpus_sample`)
     ``python-stdlib``; loaded by :mod:`rnnviz.corpora`, never copied into the repository). The
     sample is its **last** :data:`SAMPLE_CHARS` (20,000) characters, started at the first line
     boundary inside that window, after the model's preprocessing. When the provenance records
-    ``val_fraction`` (rnnviz.train holds out the last fraction of the preprocessed corpus), the
+    ``val_fraction`` (rnnviz.training holds out the last fraction of the preprocessed corpus), the
     sample is further kept inside that held-out part (:func:`training_sample`), so the units are
     measured on text the model did not train on. A user may give any text instead. The index further caps the sample so that N·U ≤ :data:`MAX_INDEX_ELEMENTS`
     (memory: two float32 (N, U) matrices).
