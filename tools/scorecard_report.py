@@ -31,7 +31,7 @@ from rnnviz.trace import trace
 from rnnviz.units import SAMPLE_CHARS, UnitsError, get_index, rank_units, scorecard, training_sample
 from rnnviz.units.sample import held_out_sample
 from rnnviz.units.scorecard import ALPHA, MIN_DELTA, Z_CAUSAL
-from rnnviz.units.scorecard_cache import SCORECARD_CHARS, scorecard_sample, write_controls
+from rnnviz.units.scorecard_cache import SCORECARD_CHARS, load_controls, scorecard_sample, write_controls
 
 #: Units ablated per feature (largest effect first among those that beat the controls).
 MAX_CAUSAL = 3
@@ -63,6 +63,10 @@ def baseline_rows(model: CharRNN) -> tuple[list[str], dict[str, float]]:
             "| model | " + " | ".join(figures) + " |", "|---|" + "---|" * len(figures),
             "| nats/char | " + " | ".join(f"{v:.3f}" for v in figures.values()) + " |", ""]
     return rows, figures
+
+
+def _fmt(x: float, spec: str = ".3f") -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
 def _p(p: float) -> str:
@@ -117,7 +121,8 @@ def section(name: str, write: bool = True) -> tuple[list[str], dict]:
         return lines + [f"Not measured: {err}", ""], {}
     feats = measurable_features(sample)
     t0 = time.perf_counter()
-    df = scorecard(model, sample, feats, max_causal=MAX_CAUSAL, test_units=sorted(set(claims.values())))
+    df = scorecard(model, sample, feats, max_causal=MAX_CAUSAL, test_units=sorted(set(claims.values())),
+                   cache=load_controls(resolve_checkpoint(name)))   # used only when it matches exactly
     seconds = time.perf_counter() - t0
     if write:
         write_controls(df.attrs["controls"], resolve_checkpoint(name), source)
