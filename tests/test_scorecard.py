@@ -183,3 +183,16 @@ def test_bad_inputs(text, features, match):
     with pytest.raises(ScorecardError, match=match) as err:
         scorecard(hand_model(), text, features, min_shift=50)
     assert isinstance(err.value, ValueError)
+
+
+def test_report_tables_show_the_verdicts(hand):
+    from tools.scorecard_report import feature_table, summary_table
+
+    _, _, df = hand
+    rows = feature_table(df, {"inside": "layer0.h[0]"})
+    assert rows[2].startswith("| inside | inside = 1 |") and "**causal**" in rows[2]
+    assert any(r.startswith("| inside | layer0.h[0] | AUC 1.000") for r in rows)
+    table = summary_table({"hand": {"units": H, "features": 1, "causal": 1, "correlational": 2,
+                                    "causal_units": ["layer0.h[0] (inside)"],
+                                    "nats": {"1-gram": 2.0, "5-gram": 1.2, "RNN": 1.1}}})
+    assert table[2] == "| hand | 24 × 1 | 1 | 2 | layer0.h[0] (inside) | 1.100 | 1.200 | 5-gram 1.200 |"
