@@ -139,3 +139,18 @@ def test_unit_finder_leads_with_the_verdict(app_env):
     heads = [h.value for h in at.subheader]
     assert heads.index("Verdict: which units pass the controls") < heads.index("Unit finder: ranked by correlation")
     assert len(at.dataframe) >= 2, "verdict table and ranked units"
+
+
+def test_verdict_uses_the_shipped_controls(app_env):
+    from rnnviz.checkpoint import load_model
+    from rnnviz.units import scorecard
+    from rnnviz.units.scorecard_cache import scorecard_sample, write_controls
+
+    model = load_model(app_env / "timemachine-lstm.safetensors")
+    sample, source = scorecard_sample(model)
+    df = scorecard(model, sample, ["whitespace"], max_causal=0)
+    write_controls(df.attrs["controls"], app_env / "timemachine-lstm.safetensors", source)
+    from app_pages.ui.scorecard import feature_scorecard
+    feature_scorecard.clear()      # the process-wide cache may hold the cold result of another test
+    at = run_tab("Unit finder", {"units.feat": "whitespace"})
+    assert "controls from the checkpoint’s sidecar" in texts(at)

@@ -53,7 +53,8 @@ def feature_scorecard(ref: ModelRef, model_key: str, feature: str, _model) -> tu
     sample, source = scorecard_sample(_model)
     cache = _controls(model_key)
     feats = (cache or {}).get("features") or {}
-    warm = cache is not None and feature in feats and cache.get("chars") == len(sample)
+    warm = (cache is not None and feature in feats and cache.get("chars") == len(sample)
+            and cache.get("fingerprint") == ref.digest)
     text = sample if warm else sample[:COLD_CHARS]
     df = run_heavy(U.scorecard, _model, text, [feature], max_causal=PAGE_MAX_CAUSAL,
                    cache=cache if warm else None)
