@@ -155,10 +155,12 @@ class Baseline:
     source: str
 
 
-def model_baseline(model, max_order: int = MAX_ORDER, max_train_chars: int = MAX_TRAIN_CHARS) -> Baseline:
+def model_baseline(model, max_order: int = MAX_ORDER, max_train_chars: int = MAX_TRAIN_CHARS,
+                   corpora_dir=None) -> Baseline:
     """Fit n-grams on the training split of ``model``'s corpus, as rnnviz.train split it: the corpus
     named in its provenance, after the model's preprocessing, all but the last ``val_fraction``
     (the held-out part); at most the last ``max_train_chars`` characters of that split (memory).
+    ``corpora_dir``: the folder of the corpora (default: rnnviz.corpora's).
     Raises BaselineError when the provenance names no corpus or split, or the corpus is missing."""
     from .corpora import load_corpus
     from .vocab import preprocess
@@ -170,7 +172,8 @@ def model_baseline(model, max_order: int = MAX_ORDER, max_train_chars: int = MAX
     tc = prov.get("train_config") if isinstance(prov.get("train_config"), dict) else {}
     pmax = tc.get("python_max_chars")
     try:
-        corpus = load_corpus(name.removesuffix(".txt"), **({"python_max_chars": pmax} if isinstance(pmax, int) else {}))
+        corpus = load_corpus(name.removesuffix(".txt"), folder=corpora_dir,
+                             **({"python_max_chars": pmax} if isinstance(pmax, int) else {}))
     except (OSError, ValueError) as err:
         raise BaselineError(f"The training corpus {name!r} is not available: {err}") from None
     prepared = preprocess(corpus.text, model.config.preprocessing)

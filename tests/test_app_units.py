@@ -147,7 +147,7 @@ def test_verdict_uses_the_shipped_controls(app_env):
     from rnnviz.units.scorecard_cache import scorecard_sample, write_controls
 
     model = load_model(app_env / "timemachine-lstm.safetensors")
-    sample, source = scorecard_sample(model)
+    sample, source = scorecard_sample(model, corpora_dir=app_env.parent / "corpora")
     df = scorecard(model, sample, ["whitespace"], max_causal=0)
     write_controls(df.attrs["controls"], app_env / "timemachine-lstm.safetensors", source)
     from app_pages.ui.scorecard import feature_scorecard

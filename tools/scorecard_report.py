@@ -17,6 +17,7 @@ on the training split) on the unit index's held-out sample.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -25,7 +26,8 @@ import torch
 
 from rnnviz import features as F
 from rnnviz.baseline import model_baseline
-from rnnviz.checkpoint import list_checkpoints, load_model, resolve_checkpoint
+from rnnviz.checkpoint import CHECKPOINT_DIR, list_checkpoints, load_model, resolve_checkpoint
+from rnnviz.corpora import CORPORA_DIR
 from rnnviz.model import CharRNN
 from rnnviz.trace import trace
 from rnnviz.units import SAMPLE_CHARS, UnitsError, get_index, rank_units, scorecard, training_sample
@@ -37,10 +39,10 @@ from rnnviz.units.scorecard_cache import SCORECARD_CHARS, load_controls, scoreca
 MAX_CAUSAL = 3
 
 
-def claimed_units(model: CharRNN) -> dict[str, str]:
+def claimed_units(model: CharRNN, corpora_dir: Path | None = None) -> dict[str, str]:
     """Feature → the unit the unit finder ranks first by |AUC − ½| on the index sample (the claim
     the earlier report made), for every built-in feature it can rank."""
-    index = get_index(model, max_chars=SAMPLE_CHARS)
+    index = get_index(model, max_chars=SAMPLE_CHARS, corpora_dir=corpora_dir)
     out = {}
     for name in F.FEATURE_NAMES:
         try:
@@ -50,10 +52,10 @@ def claimed_units(model: CharRNN) -> dict[str, str]:
     return out
 
 
-def baseline_rows(model: CharRNN) -> tuple[list[str], dict[str, float]]:
+def baseline_rows(model: CharRNN, corpora_dir: Path | None = None) -> tuple[list[str], dict[str, float]]:
     """Markdown rows and figures: held-out nats/char of the RNN and of n-grams n = 1 … 5."""
     t0 = time.perf_counter()
-    base = model_baseline(model)
+    base = model_baseline(model, corpora_dir=corpora_dir)
     held, _ = held_out_sample(base.held_out, 1.0, SAMPLE_CHARS)
     figures = {f"{n}-gram": base.models[n].nats_per_char(held) for n in base.models}
     figures["RNN"] = float(trace(model, held, preprocess_text=False, gates=False).surprisal.double().mean())
@@ -109,23 +111,25 @@ def measurable_features(sample: str) -> list[str]:
             and ("\n" in sample or f not in lines_only)]
 
 
-def section(name: str, write: bool = True) -> tuple[list[str], dict]:
+def section(name: str, write: bool = True, corpora_dir: Path | None = None,
+            checkpoint_dir: Path | None = None) -> tuple[list[str], dict]:
     """The markdown of one checkpoint's scorecard and baseline (and its sidecar when ``write``);
-    returns (lines, summary figures)."""
-    model = load_model(name)
+    returns (lines, summary figures). Folders: default rnnviz.corpora's and rnnviz.checkpoint's."""
+    model = load_model(name, checkpoint_dir)
+    path = resolve_checkpoint(name, checkpoint_dir)
     lines = [f"### {name}: scorecard", ""]
     try:
-        sample, source = scorecard_sample(model)
-        claims = claimed_units(model)
+        sample, source = scorecard_sample(model, corpora_dir=corpora_dir)
+        claims = claimed_units(model, corpora_dir)
     except UnitsError as err:
         return lines + [f"Not measured: {err}", ""], {}
     feats = measurable_features(sample)
     t0 = time.perf_counter()
     df = scorecard(model, sample, feats, max_causal=MAX_CAUSAL, test_units=sorted(set(claims.values())),
-                   cache=load_controls(resolve_checkpoint(name)))   # used only when it matches exactly
+                   cache=load_controls(path))   # used only when it matches exactly
     seconds = time.perf_counter() - t0
     if write:
-        write_controls(df.attrs["controls"], resolve_checkpoint(name), source)
+        write_controls(df.attrs["controls"], path, source)
     c = df.attrs["controls"]
     counts = df.verdict.value_counts()
     summary = {"units": int(df.groupby(["layer", "state", "unit"]).ngroups), "features": len(feats),
@@ -140,7 +144,7 @@ def section(name: str, write: bool = True) -> tuple[list[str], dict]:
               f"{int(counts.get('chance', 0))} chance. Causal: "
               + (", ".join(summary["causal_units"]) or "none") + ".", ""]
     lines += feature_table(df, {k: v for k, v in claims.items() if k in feats})
-    rows, figures = baseline_rows(model)
+    rows, figures = baseline_rows(model, corpora_dir)
     summary["nats"] = figures
     return lines + rows, summary
 
@@ -182,13 +186,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.scorecard_report", description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="write the markdown here instead of stdout")
     ap.add_argument("--no-write", action="store_true", help="do not write the controls sidecars")
+    ap.add_argument("--corpora", type=Path, default=os.environ.get("RNNVIZ_CORPORA") or CORPORA_DIR,
+                    help="folder of the training corpora (default: $RNNVIZ_CORPORA or ../shared/corpora)")
+    ap.add_argument("--checkpoints", type=Path, default=os.environ.get("RNNVIZ_CHECKPOINT_DIR") or CHECKPOINT_DIR,
+                    help="folder of the checkpoints (default: $RNNVIZ_CHECKPOINT_DIR or checkpoints/)")
     ap.add_argument("names", nargs="*", help="checkpoint names (default: all shipped)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    names = args.names or [i.name for i in list_checkpoints()]
+    names = args.names or [i.name for i in list_checkpoints(args.checkpoints)]
     body, summaries = [], {}
     for name in names:      # the file is rewritten after every checkpoint: a long run keeps its progress
-        lines, summaries[name] = section(name, write=not args.no_write)
+        lines, summaries[name] = section(name, write=not args.no_write, corpora_dir=args.corpora,
+                                         checkpoint_dir=args.checkpoints)
         body += lines
         text = "\n".join(header() + summary_table(summaries) + body) + "\n"
         if args.out:

@@ -24,6 +24,7 @@ import torch
 
 from rnnviz import features as F
 from rnnviz.checkpoint import list_checkpoints, load_model
+from rnnviz.corpora import CORPORA_DIR
 from rnnviz.model import CharRNN
 from rnnviz.serving.threads import one_thread
 from rnnviz.trace import trace
@@ -171,9 +172,10 @@ def _memory_section(checkpoint: str, model: CharRNN, index: UnitIndex, highlight
     return lines
 
 
-def _checkpoint_section(checkpoint: str, max_chars: int, top: int, highlights: list[str]) -> list[str]:
+def _checkpoint_section(checkpoint: str, max_chars: int, top: int, highlights: list[str],
+                        corpora_dir: Path | None = None, checkpoint_dir: Path | None = None) -> list[str]:
     """Everything measured on one shipped checkpoint (appends its highlights)."""
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, checkpoint_dir)
     corpus = (getattr(model, "provenance", {}) or {}).get("corpus")
     c = model.config
     lines = [f"## {checkpoint}", "",
@@ -181,7 +183,7 @@ def _checkpoint_section(checkpoint: str, max_chars: int, top: int, highlights: l
              f"preprocessing `{c.preprocessing}`, corpus `{corpus}`, "
              f"val loss {model.provenance.get('val_loss', '—')}.", ""]
     try:
-        index = get_index(model, max_chars=max_chars)
+        index = get_index(model, max_chars=max_chars, corpora_dir=corpora_dir)
     except UnitsError as err:
         return lines + [f"Not measured: {err}", ""]
     lines += [f"Index: {index.source}; N = {len(index):,} steps × U = {index.num_units:,} units, "
@@ -195,23 +197,26 @@ def _checkpoint_section(checkpoint: str, max_chars: int, top: int, highlights: l
     return lines + _memory_section(checkpoint, model, index, highlights)
 
 
-def _trust(infos, write: bool) -> list[str]:
+def _trust(infos, write: bool, corpora_dir: Path | None, checkpoint_dir: Path | None) -> list[str]:
     """The scorecard section (:mod:`tools.scorecard_report`) of every checkpoint, summary first."""
     from tools import scorecard_report as SR
 
     body, summaries = [], {}
     for info in infos:
-        lines, summaries[info.name] = SR.section(info.name, write=write)
+        lines, summaries[info.name] = SR.section(info.name, write=write, corpora_dir=corpora_dir,
+                                                 checkpoint_dir=checkpoint_dir)
         body += lines
     return SR.header() + SR.summary_table(summaries) + body
 
 
 def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: int = 3,
+           corpora_dir: Path | None = None, checkpoint_dir: Path | None = None,
            scorecard: bool = True, write_controls: bool = True) -> str:
-    """Measure every shipped checkpoint (or ``names``) and return the markdown of docs/UNITS.md:
-    the trust scorecard (and each checkpoint's controls sidecar when ``write_controls``), then the
-    unit finder's highlights and per-checkpoint details."""
-    infos = list_checkpoints()
+    """Measure every shipped checkpoint (of ``checkpoint_dir``; or ``names``) on its corpus (from
+    ``corpora_dir``) and return the markdown of docs/UNITS.md: the trust scorecard (and each
+    checkpoint's controls sidecar when ``write_controls``), then the unit finder's highlights and
+    per-checkpoint details."""
+    infos = list_checkpoints(checkpoint_dir)
     if names:
         infos = [i for i in infos if i.name in names]
     header = _header(max_chars)
@@ -220,13 +225,13 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
     lines: list[str] = []
     highlights: list[str] = []
     for info in infos:
-        lines += _checkpoint_section(info.name, max_chars, top, highlights)
+        lines += _checkpoint_section(info.name, max_chars, top, highlights, corpora_dir, checkpoint_dir)
     if highlights:
         header += ["### Highlights (correlation only)", "",
                    f"Selected by the script: the best unit of a feature when its AUC ≥ {HIGHLIGHT_AUC} "
                    f"(or ≤ {1 - HIGHLIGHT_AUC:.1f}) or its |r| ≥ {HIGHLIGHT_R}; and the memory medians.",
                    "", *highlights, ""]
-    trust = _trust(infos, write_controls) if scorecard and infos else []
+    trust = _trust(infos, write_controls, corpora_dir, checkpoint_dir) if scorecard and infos else []
     return "\n".join(header[:7] + trust + ["## Unit finder (correlation only; see the scorecard above)", ""]
                      + header[7:] + lines) + "\n"
 
@@ -237,11 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.units_report", description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="write the report here instead of stdout")
     ap.add_argument("--chars", type=int, default=SAMPLE_CHARS, help="sample size (characters)")
+    ap.add_argument("--corpora", type=Path, default=os.environ.get("RNNVIZ_CORPORA") or CORPORA_DIR,
+                    help="folder of the training corpora (default: $RNNVIZ_CORPORA or ../shared/corpora)")
     ap.add_argument("--no-scorecard", action="store_true", help="leave out the trust scorecard (slow)")
     ap.add_argument("names", nargs="*", help="checkpoint names (default: all shipped)")
     args = ap.parse_args(argv)
     with one_thread():   # the report is many small sequential ops: see rnnviz.serving.threads.one_thread
-        md = report(args.names or None, args.chars, scorecard=not args.no_scorecard)
+        md = report(args.names or None, args.chars, corpora_dir=args.corpora, scorecard=not args.no_scorecard)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(md, encoding="utf-8")

@@ -20,6 +20,7 @@ import streamlit as st
 
 from app_pages.ui.cache import UPLOAD_PREFIX
 from app_pages.ui.context import Context
+from app_pages.ui.settings import settings
 from app_pages.ui.work import LIMITS, limit_message, run_heavy
 from rnnviz import TextError
 from rnnviz import features as F
@@ -42,7 +43,7 @@ def _controls(model_key: str) -> dict | None:
     if model_key.startswith(UPLOAD_PREFIX):
         return None
     try:
-        return load_controls(resolve_checkpoint(model_key))
+        return load_controls(resolve_checkpoint(model_key, settings().checkpoint_dir))
     except CheckpointError:
         return None
 
@@ -50,7 +51,7 @@ def _controls(model_key: str) -> dict | None:
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def feature_scorecard(ref: ModelRef, model_key: str, feature: str, _model) -> tuple[pd.DataFrame, str]:
     """(the scorecard of ``feature``, how it was computed) on the model's held-out slice."""
-    sample, source = scorecard_sample(_model)
+    sample, source = scorecard_sample(_model, corpora_dir=settings().corpora_dir)
     cache = _controls(model_key)
     feats = (cache or {}).get("features") or {}
     warm = (cache is not None and feature in feats and cache.get("chars") == len(sample)
@@ -102,7 +103,7 @@ def verdict_panel(ctx: Context, feature: str) -> None:
 @st.cache_resource(max_entries=2, show_spinner="Fitting n-gram models on the training split (once per model)…")
 def fitted_baseline(ref: ModelRef, _model) -> Baseline:
     """The n-gram baseline of a model (rnnviz.baseline.model_baseline), shared by every session."""
-    return model_baseline(_model)
+    return model_baseline(_model, corpora_dir=settings().corpora_dir)
 
 
 def baseline_card(ctx: Context) -> None:

@@ -38,10 +38,12 @@ def controls_path(checkpoint: str | os.PathLike) -> Path:
     return p.with_name(p.name.removesuffix(".safetensors") + ".scorecard.json")
 
 
-def scorecard_sample(model: CharRNN, full_text: str | None = None) -> tuple[str, str]:
-    """(the scorecard slice, where it came from); see the module docstring. Raises UnitsError /
-    CorpusMissing as :func:`rnnviz.units.training_sample` does."""
-    return training_sample(model, SCORECARD_CHARS, full_text=full_text)
+def scorecard_sample(model: CharRNN, full_text: str | None = None,
+                     corpora_dir: str | os.PathLike | None = None) -> tuple[str, str]:
+    """(the scorecard slice, where it came from); see the module docstring. ``corpora_dir``: where
+    the corpus is (default: rnnviz.corpora's). Raises UnitsError / CorpusMissing as
+    :func:`rnnviz.units.training_sample` does."""
+    return training_sample(model, SCORECARD_CHARS, full_text=full_text, corpora_dir=corpora_dir)
 
 
 def write_controls(controls: dict, checkpoint: str | os.PathLike, source: str = "") -> Path:
