@@ -196,3 +196,12 @@ def test_report_tables_show_the_verdicts(hand):
                                     "causal_units": ["layer0.h[0] (inside)"],
                                     "nats": {"1-gram": 2.0, "5-gram": 1.2, "RNN": 1.1}}})
     assert table[2] == "| hand | 24 × 1 | 1 | 2 | layer0.h[0] (inside) | 1.100 | 1.200 | 5-gram 1.200 |"
+
+
+def test_where_a_graded_feature_counts_as_on():
+    from rnnviz.units.scorecard import _make_feature
+
+    assert _make_feature("x", [0, 1, 2, 3, 4]).active.tolist() == [False, False, False, True, True]
+    assert _make_feature("x", [0, 0, 0, 1, 2]).active.tolist() == [False, False, False, True, True]
+    assert _make_feature("x", [0, 5, 5, 5, 5]).active.tolist() == [False, True, True, True, True]
+    assert _make_feature("x", [0, 1, 1, 0]).kind == "auc"

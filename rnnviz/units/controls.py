@@ -57,7 +57,7 @@ _BLOCK = 128
 class Feature:
     """One feature over the text. values (T,) float64; kind "auc" (binary) or "r" (graded);
     active (T,) bool: where the feature is on (binary: value > ½; graded: value > its median, or
-    > its minimum when the median is the minimum); rule: that rule in words."""
+    = its maximum when the median is the maximum); rule: that rule in words."""
 
     name: str
     values: Tensor

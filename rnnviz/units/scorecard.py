@@ -101,6 +101,8 @@ def _make_feature(name: str, values, binary: bool | None = None) -> K.Feature:
     if binary:
         return K.Feature(name, v, "auc", v > 0.5, f"{name} = 1")
     med = float(v.median())
+    if med == float(v.max()):           # most values at the top: "on" is the top
+        return K.Feature(name, v, "r", v >= med, f"{name} = {med:g} (its maximum)")
     if med > float(v.min()):
         return K.Feature(name, v, "r", v > med, f"{name} > {med:g} (its median)")
     return K.Feature(name, v, "r", v > med, f"{name} > {med:g} (its minimum)")
