@@ -33,7 +33,8 @@ from rnnviz.trace import trace
 from rnnviz.units import SAMPLE_CHARS, UnitsError, get_index, rank_units, scorecard, training_sample
 from rnnviz.units.sample import held_out_sample
 from rnnviz.units.scorecard import ALPHA, MIN_DELTA, Z_CAUSAL
-from rnnviz.units.scorecard_cache import SCORECARD_CHARS, load_controls, scorecard_sample, write_controls
+from rnnviz.units.scorecard_cache import (SCORECARD_CHARS, load_controls, scorecard_sample, verdicts_of,
+                                          write_controls)
 
 #: Units ablated per feature (largest effect first among those that beat the controls).
 MAX_CAUSAL = 3
@@ -129,7 +130,7 @@ def section(name: str, write: bool = True, corpora_dir: Path | None = None,
                    cache=load_controls(path))   # used only when it matches exactly
     seconds = time.perf_counter() - t0
     if write:
-        write_controls(df.attrs["controls"], path, source)
+        write_controls(df.attrs["controls"], path, source, verdicts_of(df))
     c = df.attrs["controls"]
     counts = df.verdict.value_counts()
     summary = {"units": int(df.groupby(["layer", "state", "unit"]).ngroups), "features": len(feats),

@@ -132,3 +132,31 @@ def baseline_card(ctx: Context) -> None:
                                   caption="Each character coloured by the RNN's surprisal minus the 5-gram's: "
                                           "blue where the RNN predicts it better (the recurrence pays), red "
                                           "where the 5-gram does."))
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def shipped_verdicts(ref: ModelRef, model_key: str) -> dict | None:
+    """Feature → {unit name: verdict} from a shipped checkpoint's sidecar made from these weights
+    (None for uploads, a missing sidecar, or one made from other weights)."""
+    cache = _controls(model_key)
+    if not cache or cache.get("fingerprint") != ref.digest or not isinstance(cache.get("verdicts"), dict):
+        return None
+    return cache["verdicts"]
+
+
+def checked_names(ctx: Context, tensor_name: str, named: dict[int, str]) -> tuple[dict[int, str], str]:
+    """The Hidden states view's named units (unit → feature label, rnnviz.units.names) kept only
+    where that (unit, feature) beats the controls in the checkpoint's scorecard, the verdict added
+    to the label; and the caption's sentence saying so (or that they were not checked)."""
+    verdicts = shipped_verdicts(ctx.ref, ctx.model_key)
+    if verdicts is None:
+        return named, (" Not checked against controls (this model has no scorecard): the Units view's "
+                       "verdict says which to trust.")
+    kept = {}
+    for j, label in named.items():
+        feature = label.removesuffix(" (low)").replace(" ", "_")
+        verdict = verdicts.get(feature, {}).get(f"{tensor_name}[{j}]")
+        if verdict:
+            kept[j] = f"{label} · {verdict}"
+    return kept, (" Named only where the scorecard on held-out text calls the unit causal or correlational "
+                  "for that feature (the Units view's verdict).")

@@ -10,7 +10,7 @@ and stored in ``<dir>/<stem>.scorecard.json`` next to ``<stem>.safetensors`` (:f
 The file is the ``attrs["controls"]`` dict of that scorecard (settings: weights' fingerprint, the
 slice's sha256 and length, controls, draws, seed, min_shift, scope; per feature: its kind,
 random_init_p95 and the random draws' selective effects) plus ``"sample"`` (where the slice came
-from). :func:`rnnviz.units.scorecard` uses it only when every setting matches, so a stale or
+from) and ``"verdicts"`` (feature → {unit: verdict} of the pairs that beat the controls). :func:`rnnviz.units.scorecard` uses it only when every setting matches, so a stale or
 foreign file is ignored, never wrong. ``python -m tools.scorecard_report`` writes them.
 """
 
@@ -46,11 +46,22 @@ def scorecard_sample(model: CharRNN, full_text: str | None = None,
     return training_sample(model, SCORECARD_CHARS, full_text=full_text, corpora_dir=corpora_dir)
 
 
-def write_controls(controls: dict, checkpoint: str | os.PathLike, source: str = "") -> Path:
-    """Write a scorecard's ``attrs["controls"]`` (and the slice's ``source``) beside ``checkpoint``."""
+def verdicts_of(df) -> dict[str, dict[str, str]]:
+    """Feature → {unit name: verdict} of a scorecard's pairs that beat the controls."""
+    out: dict[str, dict[str, str]] = {}
+    for r in df[df.verdict != "chance"].itertuples():
+        out.setdefault(r.feature, {})[f"layer{r.layer}.{r.state}[{r.unit}]"] = r.verdict
+    return out
+
+
+def write_controls(controls: dict, checkpoint: str | os.PathLike, source: str = "",
+                   verdicts: dict | None = None) -> Path:
+    """Write a scorecard's ``attrs["controls"]`` (the slice's ``source``, and ``verdicts`` from
+    :func:`verdicts_of`, which the Hidden states view names units by) beside ``checkpoint``."""
     path = controls_path(checkpoint)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({**controls, "sample": source}, separators=(",", ":")) + "\n", encoding="utf-8")
+    data = {**controls, "sample": source, "verdicts": verdicts or {}}
+    tmp.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 
