@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import save_checkpoint
+from .convert_guard import REFUSED_CODE, ArchiveError, check_archive
 from .cells import SPECS
 from .model import MAX_HIDDEN, MAX_LAYERS, CharRNN, ModelConfig
 from .tokens_file import TokensFileError, read_tokens
@@ -190,16 +191,22 @@ def _now() -> str:
 
 # --------------------------------------------------------------------------- state_dict → modules
 def load_state_dict_bytes(data: bytes, name: str = "state_dict") -> dict[str, Tensor]:
-    """``torch.load(weights_only=True)`` of the bytes, then check it is a plain dict of tensors."""
+    """Check the archive's declared sizes (:func:`check_archive`: nothing built, nothing run), then
+    ``torch.load(weights_only=True)`` the bytes and check it is a plain dict of tensors."""
+    try:
+        check_archive(data, name)
+    except ArchiveError as err:
+        raise ConversionError(f"{name}: {err}") from None
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 4": noise next to our own message
             warnings.simplefilter("ignore", UserWarning)
             sd = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-    except Exception as err:  # UnpicklingError for pickles with code, RuntimeError for junk
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    except Exception as err:  # what check_archive let through: junk torch cannot parse
+        # torch's own text ends in advice to turn weights_only off; it is not shown.
         raise ConversionError(
-            f"{name} is not a plain state_dict: torch.load(weights_only=True) refused it ({first}). "
-            "Nothing in the file was executed. Save one with torch.save(model.state_dict(), path).") from None
+            f"{name} is not a plain state_dict: torch.load(weights_only=True) refused it "
+            f"({type(err).__name__}). {REFUSED_CODE} "
+            "Save one with torch.save(model.state_dict(), path).") from None
     if not isinstance(sd, dict):
         raise ConversionError(f"{name} holds a {type(sd).__name__}, not a state_dict; save "
                               "model.state_dict() (a dict of tensors).")

@@ -3,7 +3,7 @@ every view: each view finishes within its time budget and says what the cost mod
 ("Reduced because …") or refused ("Not computed …") instead of running for minutes.
 
 The budget is cut to RNNVIZ_REQUEST_SECONDS = 0.3 s here so the test stays short; the same code
-scales to the server's default (rnnviz.cost.REQUEST_SECONDS)."""
+scales to the server's default (rnnviz.serving.cost.REQUEST_SECONDS)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import rnnviz
-from rnnviz import ModelConfig, build_model, cost
+from rnnviz import ModelConfig, build_model
+from rnnviz.serving import cost
 from rnnviz import units as U
 from app_pages.ui.params import VIEWS
 from tools.heavy import TOKENS, largest_hidden, save_f16

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..deadline import check
+from ..serving.deadline import check
 from .base import CellSpec, input_rows, keep
 from .gru import GATES, NAMES
 from .jacobian import LayerJacobian
@@ -118,14 +118,15 @@ class D2LGRUJacobian(LayerJacobian):
         prev = torch.addcmul(dH * (self.z[t] * scale), g, self.r[t]).add_(drz @ self.w_hh[:2 * h])
         return torch.cat([drz, dn], dim=-1), prev
 
-    def backward_torch(self, E, last, cuts):
+    def backward_steps(self, E, last, cut):
+        """A torch loop (two products a step; no compiled kernel for the book's GRU)."""
         dH = E.clone()
         T, h = E.shape
         da = torch.zeros(T, 3 * h, dtype=E.dtype)
         for t in range(last, -1, -1):
             check()
             da[t], prev = self._adjoint(t, dH[t])
-            if t > 0 and t not in cuts:
+            if t > 0 and not cut[t]:
                 dH[t - 1] += prev
         return {"dH": dH, "da": da}
 
