@@ -99,6 +99,10 @@ def outside(tmp_path_factory) -> Path:
     if found.returncode != 0:
         pytest.fail(f"`import rnnviz` fails outside the repository with {sys.executable}: run "
                     f"`python3 -m pip install -e .` in {REPO} first (README, command 1).\n{found.stderr[-500:]}")
+    where = Path(found.stdout.strip()).resolve()
+    if REPO not in where.parents:
+        pytest.fail(f"`import rnnviz` outside the repository finds {where}, not this checkout: run "
+                    f"`python3 -m pip install -e .` in {REPO}.")
     return folder
 
 
@@ -196,3 +200,21 @@ def test_the_installed_versions_are_within_the_pins():
             if not req.specifier.contains(have.split("+")[0], prereleases=True):
                 outside.append(f"{req} (installed {have})")
     assert not outside, f"installed versions outside the pins: {outside}"
+
+
+def test_the_code_states_contracts_not_a_diary():
+    """Dated figures live in git history and docs/BENCHMARKS.md, not in the code's docstrings."""
+    diary = re.compile(r"\b20\d\d-\d\d-\d\d\b|\bcommit [0-9a-f]{7,}\b")
+    found = [f"{p.relative_to(REPO)}:{i}" for folder in ("rnnviz", "app_pages", "tools")
+             for p in sorted((REPO / folder).rglob("*.py"))
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if diary.search(line)]
+    found += [f"{p.relative_to(REPO)}" for p in DOCS if p.name != "RELIABILITY.md" and
+              diary.search(p.read_text(encoding="utf-8"))]
+    assert not found, f"dated measurements or commit hashes: {found}"
+
+
+def test_the_readme_reads_in_five_minutes():
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 150, f"README.md has {len(lines)} lines; details belong in docs/"
+    links = re.findall(r"\]\(((?:docs/)[^)#]+)\)", "\n".join(lines))
+    assert all((REPO / link).exists() for link in links), [link for link in links if not (REPO / link).exists()]
