@@ -218,3 +218,13 @@ def test_the_readme_reads_in_five_minutes():
     assert len(lines) <= 150, f"README.md has {len(lines)} lines; details belong in docs/"
     links = re.findall(r"\]\(((?:docs/)[^)#]+)\)", "\n".join(lines))
     assert all((REPO / link).exists() for link in links), [link for link in links if not (REPO / link).exists()]
+
+
+def test_the_operator_switches_are_one_table():
+    """Every RNNVIZ_* name the code reads is a row of docs/OPERATIONS.md's table, and there are at most five."""
+    rows = re.findall(r"^\| `(RNNVIZ_\w+)` \|", (REPO / "docs/OPERATIONS.md").read_text(encoding="utf-8"), re.M)
+    used = {name for folder in ("rnnviz", "app_pages", "tools") for p in (REPO / folder).rglob("*.py")
+            for name in re.findall(r"\bRNNVIZ_[A-Z_]*[A-Z]\b", p.read_text(encoding="utf-8"))}
+    used |= set(re.findall(r"\bRNNVIZ_[A-Z_]*[A-Z]\b", (REPO / "app.py").read_text(encoding="utf-8")))
+    assert len(rows) == len(set(rows)) <= 5, rows
+    assert used <= set(rows), f"switches the code reads that docs/OPERATIONS.md does not list: {used - set(rows)}"
