@@ -1,6 +1,5 @@
 """rnnviz — Streamlit front end. A router: the sidebar is shared, each view lives in app_pages/."""
 
-import os
 from pathlib import Path
 
 import streamlit as st
@@ -14,7 +13,7 @@ from app_pages.ui.trained import leave_training
 
 # One intra-op thread: the app's work is many tiny sequential matmuls (one per character), and on a
 # small shared machine a second spinning thread makes a trace up to 10× slower, never faster.
-torch.set_num_threads(int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
 freeze_startup_objects()

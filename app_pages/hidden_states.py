@@ -13,6 +13,7 @@ from rnnviz import views
 from rnnviz.plots import states as splots
 from rnnviz.ref import ModelRef
 from rnnviz.units.names import name_units
+from rnnviz.names import act_name
 
 WIDTHS = (60, 120, 250, 500, 1000)
 #: Coloured text: the whole text up to this many characters, else this many around the window.
@@ -76,8 +77,8 @@ width = min(width, T)
 start, stop = window_start("hs", T, width)
 chars = tr.chars[start:stop]
 
-h_name = f"layer{layer}.h"
-base_name = h_name if kind == "gates" else f"layer{layer}.{kind}"
+h_name = act_name(layer, "h")
+base_name = h_name if kind == "gates" else act_name(layer, kind)
 order = unit_order(ctx.ref, ctx.text, base_name, order_method, tr[base_name])
 
 if kind in ("h", "c"):

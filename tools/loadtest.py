@@ -220,8 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     from app_pages.ui.params import VIEWS
     from app_pages.ui.text import MAX_PAGE_CHARS
 
-    if args.checkpoint_dir:
-        os.environ["RNNVIZ_CHECKPOINT_DIR"] = str(args.checkpoint_dir)
     views = [v.url_path for v in VIEWS if v.url_path]   # the sessions click the sidebar's links
     if args.stay is not None and args.stay not in views:
         print(f"--stay: no view {args.stay!r}; choose from {views}", file=sys.stderr)
@@ -239,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],
                                              args.checkpoint_dir)
         return finish(summary, args.json, bad=0)
-    uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0])
+    uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0], args.checkpoint_dir)
     summary.update(run_load(args, model_keys, views, uploads, tmp, MAX_PAGE_CHARS))
     if args.cache_texts > 0:
         summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],

@@ -16,6 +16,7 @@ from app_pages.ui.lecture import LECTURE_CSS, hidden
 from app_pages.ui.text import MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
 from app_pages.ui.url import new_run, url_drop, url_set, use
 from app_pages.ui.work import LIMITS, limit_message
+from app_pages.ui.settings import settings
 from rnnviz import CharRNN, CheckpointError, TextError, views
 from rnnviz.serving import cost
 
@@ -211,7 +212,8 @@ def _build_context(model_key: str, text: str, lecture: bool) -> Context:
         text = text[:MAX_PAGE_CHARS]
     trace, error, plan = None, None, None
     try:
-        plan = cost.fit("trace", model.config, len(text), what="trace")
+        plan = cost.fit("trace", model.config, len(text), what="trace",
+                        request_seconds=settings().request_seconds)
         text = text[:plan.steps]
         trace = cached_trace(ref, model, text)
     except TextError as err:

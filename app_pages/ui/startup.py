@@ -6,12 +6,14 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 
 import streamlit as st
 
 from app_pages.ui.plotly_component import install_plotly_js
+from app_pages.ui.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +52,27 @@ def serve_plotly_js(app_folder: str | Path) -> None:
 _WARMUP_STARTED = False
 
 
-def start_warmup() -> None:
-    """Once per process, unless RNNVIZ_WARMUP=0, in a background thread: compile (or load from
-    numba's disk cache) the gradient kernels, so the first Gradients view does not wait for the
-    compiler, then build the shipped checkpoints' default unit indexes
-    (rnnviz.units.prebuild_indexes), so the first visit to Units does not stall a class for
-    3–20 s per checkpoint. The tests turn it off (tests/conftest.py)."""
+#: The script argument that skips the warm-up: ``streamlit run app.py -- --no-warmup``.
+NO_WARMUP = "--no-warmup"
+
+
+def start_warmup(argv: list[str] | None = None) -> None:
+    """Once per process, unless the script's arguments (``argv``, default ``sys.argv[1:]``) hold
+    ``--no-warmup``, in a background thread: compile (or load from numba's disk cache) the gradient
+    kernels, so the first Gradients view does not wait for the compiler, then build the shipped
+    checkpoints' default unit indexes (rnnviz.units.prebuild_indexes), so the first visit to Units
+    does not stall a class for 3–20 s per checkpoint. The tests' servers skip it."""
     global _WARMUP_STARTED
-    if _WARMUP_STARTED or os.environ.get("RNNVIZ_WARMUP", "1") == "0":
+    if _WARMUP_STARTED or NO_WARMUP in (sys.argv[1:] if argv is None else argv):
         return
     _WARMUP_STARTED = True
     from rnnviz import kernels, units
 
+    s = settings()
+
     def warm_up() -> None:
         kernels.warm_up()          # compile or load the gradient kernels (first run on a machine: ~10 s)
-        units.prebuild_indexes()
+        units.prebuild_indexes(checkpoint_dir=s.checkpoint_dir, corpora_dir=s.corpora_dir)
 
     threading.Thread(target=warm_up, name="rnnviz-warmup", daemon=True).start()
 
