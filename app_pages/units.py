@@ -152,8 +152,8 @@ def unit_finder() -> None:
                                   caption=f"The feature itself on the sample, steps {start}–{start + win}"))
     for s in res.top[:show]:
         acts = index.activations(s.unit, start, start + win).tolist()
-        st.html(uplots.unit_text_html(chars_s, acts, s.unit.name, font_size=ctx.font_size + 2,
-                                      caption=f"{s.unit.name} (r = {s.r:+.3f}, AUC = {s.auc:.3f}) on the same "
+        st.html(uplots.unit_text_html(chars_s, acts, s.unit.label, font_size=ctx.font_size + 2,
+                                      caption=f"{s.unit.label} (r = {s.r:+.3f}, AUC = {s.auc:.3f}) on the same "
                                               "sample excerpt; blue negative, red positive"))
         on_sidebar_text(s)
 
@@ -161,8 +161,8 @@ def unit_finder() -> None:
 def on_sidebar_text(s: U.UnitScore, note: str = "") -> None:
     """One unit's activations as coloured sidebar text."""
     typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:MAX_URL_TEXT]
-    st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.name, font_size=ctx.font_size + 2,
-                                  caption=f"{s.unit.name}{note} on the sidebar text"))
+    st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.label, font_size=ctx.font_size + 2,
+                                  caption=f"{s.unit.label}{note} on the sidebar text"))
 
 
 # --------------------------------------------------------------------------- hypothesis
@@ -250,7 +250,7 @@ def _show_hypothesis(index: U.UnitIndex, hyp: U.Hypothesis, a: int, b: int, auto
     if not hyp.units:
         st.info("None at this threshold: switch on the automatic threshold or move θ.")
         return
-    st.dataframe([{"unit": s.unit.name, "on when": "high" if s.sign > 0 else "low",
+    st.dataframe([{"unit": s.unit.label, "on when": "high" if s.sign > 0 else "low",
                    "min inside": round(s.inside_min, 3), "max around": round(s.around_max, 3)}
                   for s in hyp.units[:50]], hide_index=True, width="stretch")
     matches, total = U.find_matches(index, hyp, min_fraction=frac, top=25)

@@ -67,6 +67,7 @@ class Stats:
         self.load_started = self.load_ended = 0.0
         self.cpu_programs: dict[str, float] = {}
         self.cookies: dict[int, set[str]] = {}    # --cookie: the values each session was given
+        self.runs_by_view: dict[str, int] = {}    # protocol client: finished script runs per view
 
 
 async def note_cookie(ctx, sid: int, name: str | None, stats: Stats) -> None:

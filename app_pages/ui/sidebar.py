@@ -30,16 +30,6 @@ PAGE_CHECKPOINTS = {
                                 "per step). Pick another model in the sidebar."),
 }
 
-#: While a script run is under way Streamlit dims the previous run's elements (``data-stale``) with a
-#: 1 s opacity fade that starts after 0.5 s. In headless, software-rendered Chromium the fade repaints
-#: the page every frame for that second, on every update that takes over 0.5 s (all of them under
-#: load). Keep the dimming and its 0.5 s delay, drop the animation: one repaint instead of ~60.
-STALE_CSS = """
-<style>
-.stElementContainer[data-stale="true"] { transition-duration: 0s !important; }
-</style>
-"""
-
 
 def sidebar(page: str = "") -> Context:
     """Render the sidebar (lecture toggle, checkpoint picker, upload, text, model card, export)
@@ -76,7 +66,6 @@ def _lecture_toggle() -> bool:
     lecture = st.toggle("Lecture mode", key="lecture",
                         help="Enlarge fonts and controls for a projector; explanations, uploads and exports "
                               "are hidden, every knob of a demonstration stays.")
-    st.html(STALE_CSS)
     if lecture:
         st.html(LECTURE_CSS)
     return lecture

@@ -1,16 +1,13 @@
 """Once-per-process start-up work of the app: freeze the import-time objects out of the garbage
-collector, start the warm-up thread, put Plotly.js where Streamlit serves it, and (optionally) log
-each script run's time."""
+collector, start the warm-up thread, and put Plotly.js where Streamlit serves it."""
 
 from __future__ import annotations
 
 import gc
-import html
 import logging
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import streamlit as st
@@ -79,22 +76,3 @@ def start_warmup(argv: list[str] | None = None) -> None:
 
     threading.Thread(target=warm_up, name="rnnviz-warmup", daemon=True).start()
 
-
-_RUN_LOG_LOCK = threading.Lock()
-
-
-def log_script_run(page: str, started: float) -> None:
-    """If RNNVIZ_RUN_LOG names a file, append "<unix time> <seconds> <page>" for this script run
-    (started: time.perf_counter() at the top of app.py). tools/loadtest.py reads it to report the
-    server's own time per update apart from the browsers'. Off by default. With it, the run also
-    ends with a hidden marker element (this session's run count), which the load scripts wait for."""
-    path = os.environ.get("RNNVIZ_RUN_LOG")
-    if not path:
-        return
-    with _RUN_LOG_LOCK, open(path, "a", encoding="utf-8") as fh:
-        fh.write(f"{time.time():.3f} {time.perf_counter() - started:.4f} {page}\n")
-    # The last element of the run, for the load test's wait: this session's run count and view.
-    # Its new count in the page means the whole run has reached the browser (the script-state
-    # attribute can skip a short run in a busy browser). Hidden; only with RNNVIZ_RUN_LOG.
-    n = st.session_state["_rnnviz_runs"] = st.session_state.get("_rnnviz_runs", 0) + 1
-    st.html(f'<div hidden data-rnnviz-run="{n}" data-rnnviz-view="{html.escape(page)}"></div>')
