@@ -68,3 +68,12 @@ def test_the_library_and_the_app_read_no_other_switch():
         named |= set(re.findall(r"RNNVIZ_[A-Z_]+", path.read_text(encoding="utf-8")))
     legacy = {"RNNVIZ_RUN_LOG"}   # helper "ui" removes it with the hidden end-of-run marker
     assert named - legacy <= SWITCHES, named - legacy
+
+
+def test_a_bad_switch_stops_the_app_with_its_message(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("RNNVIZ_TRAIN_WORKERS", "many")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    [err] = at.error
+    assert "misconfigured" in err.value and "RNNVIZ_TRAIN_WORKERS='many'" in err.value
