@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
+from app_pages.ui.scorecard import checked_names
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
@@ -92,7 +93,7 @@ if kind in ("h", "c"):
         show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
                                                   zmax=zmax, name=symbol, font_size=ctx.font_size),
                           ctx, key="hs_overview", filename=f"rnnviz-{name}-overview")
-    named = named_units(ctx.ref, ctx.text, name, values, tr.text)
+    named, checked = checked_names(ctx, name, named_units(ctx.ref, ctx.text, name, values, tr.text))
     fig = splots.state_heatmap(values[start:stop], chars, start=start, units=order, name=symbol,
                                zmax=zmax, font_size=ctx.font_size, named=named, layer=layer, kind=kind,
                                title=f"{kinds[kind]} of layer {layer}: {H} units × steps {start}–{stop - 1}")
@@ -100,7 +101,7 @@ if kind in ("h", "c"):
     st.caption(f"Colour: {symbol} from −{zmax:.3g} (blue) through 0 (white) to +{zmax:.3g} (red); "
                "hover a cell for step, character, unit and value."
                + (" Bold units follow a feature of this text (the largest correlation with it; "
-                  "the Units view ranks them on the training corpus)." if named else ""))
+                  "the Units view ranks them on the training corpus)." + checked if named else ""))
 else:
     sat_rows = views.saturation_table(tr, layer)
     lows, highs = {}, {}

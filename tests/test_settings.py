@@ -66,8 +66,7 @@ def test_the_library_and_the_app_read_no_other_switch():
     named = set()
     for path in [REPO / "app.py", *sorted((REPO / "app_pages").rglob("*.py")), *sorted((REPO / "rnnviz").rglob("*.py"))]:
         named |= set(re.findall(r"RNNVIZ_[A-Z_]+", path.read_text(encoding="utf-8")))
-    legacy = {"RNNVIZ_RUN_LOG"}   # helper "ui" removes it with the hidden end-of-run marker
-    assert named - legacy <= SWITCHES, named - legacy
+    assert named <= SWITCHES, named - SWITCHES
 
 
 def test_a_bad_switch_stops_the_app_with_its_message(monkeypatch):
