@@ -67,3 +67,12 @@ def test_the_library_and_the_app_read_no_other_switch():
     for path in [REPO / "app.py", *sorted((REPO / "app_pages").rglob("*.py")), *sorted((REPO / "rnnviz").rglob("*.py"))]:
         named |= set(re.findall(r"RNNVIZ_[A-Z_]+", path.read_text(encoding="utf-8")))
     assert named <= SWITCHES, named - SWITCHES
+
+
+def test_a_bad_switch_stops_the_app_with_its_message(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("RNNVIZ_TRAIN_WORKERS", "many")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    [err] = at.error
+    assert "misconfigured" in err.value and "RNNVIZ_TRAIN_WORKERS='many'" in err.value
