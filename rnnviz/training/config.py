@@ -46,6 +46,8 @@ class TrainConfig:
     seed: int = _opt("random seed", default=0)
     device: str = _opt("device", ("auto", "cpu", "cuda"), default="auto")
     threads: int = _opt("torch CPU threads (0: torch's default)", default=0)
+    timeline: int = _opt("keep this many log-spaced weight snapshots (2..24, 0: none) in "
+                         "<out>.timeline, see rnnviz.timeline", default=16)
     resume: str = _opt("resume from this checkpoint (and its .trainstate)", default="")
     progress: bool = _opt("show a tqdm progress bar", default=True)
 
