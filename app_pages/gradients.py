@@ -85,6 +85,14 @@ def start(call, cached, *args) -> None:
         pass
 
 
+def depth_section(nc: G.NormCurve) -> None:
+    """Multi-layer models: the layer × distance map of the same norms, and depth versus time."""
+    flow = G.depth_flow_from_curve(nc)
+    st.subheader("Depth and time: ‖∂L/∂H_t‖ of every layer")
+    show_chart(PG.depth_flow_figure(flow), ctx, key="g_depth", filename="rnnviz-gradient-depth")
+    st.markdown("**Depth versus time.** " + G.depth_reading(flow))
+
+
 st.title("Gradients across long backprop chains")
 with explanation("gradients"):
     st.markdown(
@@ -181,6 +189,8 @@ if notices(ctx):
             m1.metric("‖g‖ before clipping", f"{nc.clip.grad_norm:.4g}")
             m2.metric("‖g‖ after clipping", f"{nc.clip.grad_norm_after:.4g}")
             m3.metric("entries clipped (±c)", f"{100 * nc.clip.fraction_clipped:.2f} %")
+        if cfg.num_layers > 1:
+            depth_section(nc)
 
         st.subheader("Jacobian chain ‖∂H_T/∂H_t‖")
         st.caption(f"Layer {layer}, T = the last step, up to {CHAIN_MAX_BACK} steps back. Spectral norm "

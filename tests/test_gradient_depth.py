@@ -61,3 +61,12 @@ def test_from_curve_reuses_a_norm_curve():
         assert flow.time_fits[l] is curve.fits[f"layer{l}.h"]
     single = depth_flow(tiny_model("gru", 1), TEXT)
     assert single.depth_factors.numel() == 0 and not math.isnan(single.norms[0, 0].item())
+
+
+def test_depth_reading_compares_depth_with_time():
+    from rnnviz.gradients import depth_reading
+    flow = depth_flow(tiny_model("rnn_tanh", 3), TEXT)
+    text = depth_reading(flow, horizon=10)
+    assert f"× {flow.time_factors[-1]:.3g} in the top layer" in text
+    assert "2 layer boundaries" in text and "10 steps back" in text
+    assert "on average" not in depth_reading(depth_flow(tiny_model("gru", 1), TEXT))

@@ -46,7 +46,7 @@ counts), :mod:`.fit` (per-step rate fits), :mod:`.terms` (per-layer Jacobian ter
 from .backward import LOSSES
 from .chain import CHAIN_CHUNK_STEPS, EXACT_SVD_MAX_H, JacobianChain, jacobian_chain
 from .clip import ClipReport
-from .depth import DepthFlow, depth_flow, depth_flow_from_curve
+from .depth import DepthFlow, depth_flow, depth_flow_from_curve, depth_reading
 from .errors import GradientError
 from .fit import RateFit, fit_rate
 from .gmap import MAP_MAX_MACS, MAP_MAX_ROWS, MAP_MAX_STEPS, GradientMap, gradient_map, plan_map_rows
@@ -61,6 +61,6 @@ __all__ = [
     "CHAIN_CHUNK_STEPS", "EXACT_SVD_MAX_H", "LOSSES", "MAIN_BLOCK", "MAP_MAX_MACS", "MAP_MAX_ROWS",
     "MAP_MAX_STEPS", "NO_WHATIF", "BlockSpectrum", "ClipReport", "DepthFlow", "GradientError", "GradientMap",
     "JacobianChain", "NonFinite", "NormCurve", "RateFit", "Spectrum", "WhatIf", "apply_whatif",
-    "depth_flow", "depth_flow_from_curve", "fit_rate", "forward_nonfinite", "gradient_map", "jacobian_chain", "norm_curve",
+    "depth_flow", "depth_flow_from_curve", "depth_reading", "fit_rate", "forward_nonfinite", "gradient_map", "jacobian_chain", "norm_curve",
     "parameter_gradients", "plan_map_rows", "reading", "whh_spectrum",
 ]

@@ -90,3 +90,38 @@ def depth_flow(model: CharRNN, text: str | Trace, *, loss: str = "last", step: i
     """‖∂L/∂H_t^(l)‖ for every layer and step as a :class:`DepthFlow` (arguments, cost and errors
     as :func:`norm_curve`, whose result this rearranges)."""
     return depth_flow_from_curve(norm_curve(model, text, loss=loss, step=step, whatif=whatif, dtype=dtype))
+
+
+def _x(f: float) -> str:
+    return f"× {f:.3g}" if math.isfinite(f) else "an unknown factor"
+
+
+def depth_reading(flow: DepthFlow, horizon: int = 20) -> str:
+    """Plain-language sentences comparing depth and time for ``flow`` (no markup): the fitted
+    per-step factor of the top and bottom layers, the mean per-layer factor, and what ``horizon``
+    steps back in time do compared with going down through every layer."""
+    top, bottom = flow.time_factors[-1], flow.time_factors[0]
+    L = flow.num_layers
+    text = ("Every step back in time multiplies the gradient by one more Jacobian of the recurrence "
+            "(∂H_t/∂H_{t−1}); every layer down, at the same step, by one Jacobian between layers "
+            f"(∂H_t^(l+1)/∂H_t^(l)). Here one step back changes ‖∂L/∂H‖ by {_x(top)} in the top "
+            f"layer")
+    text += f" and {_x(bottom)} in layer 0." if L > 1 else "."
+    if L < 2:
+        return text
+    finite = flow.depth_factors[torch.isfinite(flow.depth_factors) & (flow.depth_factors > 0)]
+    if finite.numel() == 0:
+        return text
+    per_layer = float(torch.exp(torch.log(finite).mean()))
+    all_layers = per_layer ** (L - 1)
+    text += f" One layer down changes it by {_x(per_layer)} on average."
+    if math.isfinite(top) and top > 0:
+        in_time = top ** horizon
+        text += (f" But a network has only {L - 1} layer boundar{'y' if L == 2 else 'ies'} "
+                 f"({_x(all_layers)} through all of them), while a text has as many steps as "
+                 f"characters: {horizon} steps back already give {_x(in_time)}.")
+        if abs(math.log(max(all_layers, 1e-300))) > abs(math.log(max(in_time, 1e-300))):
+            text += f" Here depth changes the gradient more than {horizon} steps of time do."
+        else:
+            text += " So over long texts, time, not depth, decides whether a gradient vanishes or explodes."
+    return text
