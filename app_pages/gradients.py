@@ -10,6 +10,7 @@ from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
+from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, cached_heavy, limit_message, prefetch, reduced
 from rnnviz import CheckpointError, TextError
@@ -102,6 +103,7 @@ with explanation("gradients"):
         "state, against how far back it lies; the spectrum of W_hh beside it; and what-if knobs that "
         "act on a copy of the model.")
 
+ctx = training_step(ctx, "gr")          # a checkpoint with a training timeline: the model at a step
 if notices(ctx):
     model = ctx.model
     cfg = model.config
@@ -225,3 +227,4 @@ if notices(ctx):
             if gm.message:
                 st.info(gm.message)
             show_chart(PG.gradient_map_figure(gm, int(layer)), ctx, key="g_map")
+play_next("gr")

@@ -8,6 +8,7 @@ from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
 from app_pages.ui.text import notices
+from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import states as splots
@@ -39,6 +40,7 @@ def overview(ref: ModelRef, text: str, name: str, _values):
 ctx = context()
 view_params("hs.")
 st.title("Hidden states")
+ctx = training_step(ctx, "hs")          # a checkpoint with a training timeline: the model at a step
 if not notices(ctx):
     st.stop()
 
@@ -146,3 +148,4 @@ colored_text(
     marked=[t - lo for t in tr.unknown_positions if lo <= t < hi],
     caption=f"Layer {layer}, unit {unit} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red); hover a character for its step and value"
             + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else ""), key="hs_text")
+play_next("hs")

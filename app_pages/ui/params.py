@@ -79,6 +79,7 @@ _DECLARED: tuple[Param, ...] = (
     Choice("hs.order", "hs_order", "pattern", choices=lim("orders")),
     Choice("hs.win", "hs_width", lambda m: m["widths"][0], choices=lim("widths")),
     Int("hs.start", "hs_start", 0, lo=0, hi=lim("last_start")),
+    Choice("hs.tstep", "hs_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),  # training step
     Choice("hs.unit", "hs_unit", lim("unit"), choices=lambda m: {u: f"u{u}" for u in range(m["H"])}),
     # Predictions
     Int("pr.k", "pr_k", 5, lo=1, hi=lim("k_max")),
@@ -105,6 +106,7 @@ _DECLARED: tuple[Param, ...] = (
     Float("gr.clip", "g_clip", 0.0, lo=0.0, hi=1e6),
     Float("gr.clipv", "g_clipv", 0.0, lo=0.0, hi=1e6),
     Choice("gr.layer", "g_layer", lim("L", 1), choices=_range("L")),
+    Choice("gr.tstep", "gr_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),
     # Compare
     Multi("cmp.models", "c_models", lim("default"), choices=lim("available"), max_items=3),
     Choice("cmp.state", "c_state", "top", choices=lim("layers")),
