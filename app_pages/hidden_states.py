@@ -12,6 +12,7 @@ from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import states as splots
+from rnnviz.plots.layers import Block, stacked_layers_figure
 from rnnviz.ref import ModelRef
 from rnnviz.units.names import name_units
 
@@ -121,6 +122,17 @@ else:
                                    title=f"gate {g.upper()}_t of layer {layer} (0 closed … 1 open), "
                                          f"steps {start}–{stop - 1}")
         show_chart(fig, ctx, key=f"hs_gate_{g}", filename=f"rnnviz-{row['name']}")
+
+if L > 1 and kind in ("h", "c"):
+    st.subheader("All layers on one time axis")
+    kinds_all = ("h", "c") if ctx.model.has_cell_state else ("h",)
+    blocks = [Block(f"layer {l} · {k.upper()}_t", tr[f"layer{l}.{k}"][start:stop],
+                    unit_order(ctx.ref, ctx.text, f"layer{l}.{k}", order_method, tr[f"layer{l}.{k}"]),
+                    k.upper()) for l in reversed(range(L)) for k in kinds_all]
+    show_chart(stacked_layers_figure(blocks, chars, start=start, font_size=ctx.font_size), ctx,
+               key="hs_layers", filename="rnnviz-all-layers")
+    st.caption("Top layer on top. Each block has its own colour range (±its largest |value|, shown "
+               "on hover) and its units in the chosen order; the columns are the same characters.")
 
 # ----------------------------------------------------------------- one unit over the text
 st.subheader("One unit over the text")

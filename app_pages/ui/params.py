@@ -89,7 +89,8 @@ _DECLARED: tuple[Param, ...] = (
     Int("pr.step", "pr_step", lim("start"), lo=0, hi=lim("T", 1)),
     # Step-through
     Int("st.t", "st_t", 0, lo=0, hi=lim("T", 1)),
-    Choice("st.layer", "st_layer", 0, choices=_range("L")),
+    # a layer, or "all": every layer at the step (multi-layer models)
+    Choice("st.layer", "st_layer", 0, choices=lambda m: [*range(m["L"])] + (["all"] if m["L"] > 1 else [])),
     # Generate
     Text("gen.prefix", "gen_prefix", lim("prefix"), max_len=500),
     Float("gen.temp", "gen_temp", 1.0, lo=0.0, hi=3.0, step=0.05),
