@@ -15,6 +15,7 @@ from rnnviz.plots import states as splots
 from rnnviz.plots.layers import Block, stacked_layers_figure
 from rnnviz.ref import ModelRef
 from rnnviz.units.names import name_units
+from rnnviz.names import act_name
 
 WIDTHS = (60, 120, 250, 500, 1000)
 #: Coloured text: the whole text up to this many characters, else this many around the window.
@@ -79,8 +80,8 @@ width = min(width, T)
 start, stop = window_start("hs", T, width)
 chars = tr.chars[start:stop]
 
-h_name = f"layer{layer}.h"
-base_name = h_name if kind == "gates" else f"layer{layer}.{kind}"
+h_name = act_name(layer, "h")
+base_name = h_name if kind == "gates" else act_name(layer, kind)
 order = unit_order(ctx.ref, ctx.text, base_name, order_method, tr[base_name])
 
 if kind in ("h", "c"):
@@ -126,8 +127,8 @@ else:
 if L > 1 and kind in ("h", "c"):
     st.subheader("All layers on one time axis")
     kinds_all = ("h", "c") if ctx.model.has_cell_state else ("h",)
-    blocks = [Block(f"layer {l} · {k.upper()}_t", tr[f"layer{l}.{k}"][start:stop],
-                    unit_order(ctx.ref, ctx.text, f"layer{l}.{k}", order_method, tr[f"layer{l}.{k}"]),
+    blocks = [Block(f"layer {l} · {k.upper()}_t", tr[act_name(l, k)][start:stop],
+                    unit_order(ctx.ref, ctx.text, act_name(l, k), order_method, tr[act_name(l, k)]),
                     k.upper()) for l in reversed(range(L)) for k in kinds_all]
     show_chart(stacked_layers_figure(blocks, chars, start=start, font_size=ctx.font_size), ctx,
                key="hs_layers", filename="rnnviz-all-layers")

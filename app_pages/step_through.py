@@ -12,6 +12,7 @@ from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import stepthrough as stplots
 from rnnviz.plots.common import display_char
+from rnnviz.names import act_name
 
 #: Hidden sizes up to this are shown in full; larger ones show the units with the largest |H_t|.
 FULL_UNITS = 16
@@ -87,13 +88,13 @@ def layer_terms(lay: int, t: int, suffix: str) -> None:
                                          title=f"X_t: one-hot of {display_char(ch)!r} (1 × {len(tokens)})"),
                    ctx, key="st_onehot" + suffix)
     else:
-        show_chart(stplots.vector_figure(tr[f"layer{lay - 1}.h"][t], font_size=ctx.font_size,
+        show_chart(stplots.vector_figure(tr[act_name(lay - 1, "h")][t], font_size=ctx.font_size,
                                          title=f"Input: H_t of layer {lay - 1}"), ctx, key="st_input" + suffix)
     which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
     show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size,
                                     title=f"Every term at step {t}, layer {lay}"), ctx, key="st_terms" + suffix)
     st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right.")
-    err = float((h_t - tr[f"layer{lay}.h"][t]).abs().max())
+    err = float((h_t - tr[act_name(lay, "h")][t]).abs().max())
     st.caption(f"H_t recomputed from the equation with model.textbook_params({lay}) matches "
                f"the traced H_t to {err:.1e}.")
 

@@ -173,14 +173,15 @@ def _snapshot(checkpoint: CharRNN, state: dict | None, step: int, loss) -> Snaps
     return Snapshot(step, model)
 
 
-def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
-    """(checkpoint path, timeline path) for a shipped name, a checkpoint path or a timeline path."""
+def _resolve(name_or_path: str | os.PathLike, directory: str | os.PathLike | None) -> tuple[Path, Path]:
+    """(checkpoint path, timeline path) for a shipped name (looked up in ``directory``, see
+    :func:`rnnviz.checkpoint.resolve_checkpoint`), a checkpoint path or a timeline path."""
     s = os.fspath(name_or_path)
     if s.endswith(SUFFIX):
         tl = Path(s)
         ckpt = tl.with_name(tl.name.removesuffix(SUFFIX) + ".safetensors")
     else:
-        ckpt = resolve_checkpoint(name_or_path)
+        ckpt = resolve_checkpoint(name_or_path, directory)
         tl = timeline_path(ckpt)
     if not tl.is_file():
         raise CheckpointError(f"No training timeline beside {ckpt.name}: retrain it with --timeline "
@@ -190,22 +191,26 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
     return ckpt, tl
 
 
-def has_timeline(name_or_path: str | os.PathLike) -> bool:
+def has_timeline(name_or_path: str | os.PathLike, directory: str | os.PathLike | None = None) -> bool:
     """Whether a timeline file sits beside this checkpoint (not validated)."""
     try:
-        _resolve(name_or_path)
+        _resolve(name_or_path, directory)
     except CheckpointError:
         return False
     return True
 
 
-def load_timeline(name_or_path: str | os.PathLike) -> list[Snapshot]:
+def load_timeline(name_or_path: str | os.PathLike,
+                  directory: str | os.PathLike | None = None) -> list[Snapshot]:
     """The training timeline of a checkpoint: a list of ``(step, model)`` (:class:`Snapshot`) in
     training order, the last being the checkpoint itself. ``name_or_path``: a shipped name, a
-    checkpoint path (``x.safetensors``) or the timeline's path (``x.timeline``). Every model is in
+    checkpoint path (``x.safetensors``) or the timeline's path (``x.timeline``); ``directory``: where
+    shipped names are looked up (default: the repository's ``checkpoints/``). Every model is in
     eval mode, float32, ``requires_grad`` off. Raises CheckpointError on any problem."""
-    ckpt_path, tl_path = _resolve(name_or_path)
+    ckpt_path, tl_path = _resolve(name_or_path, directory)
     checkpoint = load_model(ckpt_path)
+    if directory is not None and ckpt_path.parent.resolve() == Path(directory).resolve():
+        checkpoint.name = ckpt_path.stem
     meta, tensors = parse_timeline(_read_bytes(tl_path), checkpoint)
     final = checkpoint.state_dict()
     steps, losses = meta["steps"], meta["val_losses"]

@@ -198,3 +198,11 @@ def test_a_replaced_checkpoint_makes_its_old_timeline_refused(tmp_path):
     save_checkpoint(other, ckpt, {"steps": 9})
     with pytest.raises(CheckpointError, match="other weights"):
         rnnviz.load_timeline(ckpt)
+
+
+def test_a_shipped_name_is_looked_up_in_the_given_folder(tmp_path):
+    model, snaps, ckpt = _small(tmp_path)
+    save_timeline(model, snaps, timeline_path(ckpt))
+    loaded = rnnviz.load_timeline("m", tmp_path)
+    assert [s for s, _ in loaded] == [0, 1, 3, 9] and loaded[0].model.name == "m"
+    assert rnnviz.has_timeline("m", tmp_path) and not rnnviz.has_timeline("m")

@@ -21,6 +21,7 @@ import streamlit as st
 
 from app_pages.ui.cache import UPLOAD_PREFIX, cached_trace
 from app_pages.ui.context import Context
+from app_pages.ui.settings import settings
 from app_pages.ui.url import sync, use
 from app_pages.ui.work import LIMITS
 from rnnviz import CheckpointError, TextError
@@ -36,7 +37,7 @@ def _timeline_file(model_key: str):
     if model_key.startswith(UPLOAD_PREFIX):
         return None
     try:
-        path = timeline_path(resolve_checkpoint(model_key))
+        path = timeline_path(resolve_checkpoint(model_key, settings().checkpoint_dir))
         stat = path.stat()
     except (CheckpointError, OSError):
         return None
@@ -45,7 +46,7 @@ def _timeline_file(model_key: str):
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _snapshots(ref: ModelRef, stamp: tuple) -> list[Snapshot]:
-    snaps = load_timeline(stamp[0])
+    snaps = load_timeline(stamp[0], settings().checkpoint_dir)
     for step, model in snaps:
         model_ref(model, f"{ref.name}@{step}")     # the content hash, once per snapshot
     return snaps

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app_pages.ui.lecture import hidden
-
+from app_pages.ui.settings import settings
 from rnnviz.corpora import PYTHON_CORPUS, CorpusNotFound, load_corpus, python_stdlib_corpus
 from rnnviz.training.data import build_vocab, split_text
 from rnnviz.training.limits import TrainLimits, TrainRefused, check_text, decode_text
@@ -35,7 +35,7 @@ def _corpus_text(name: str) -> str:
     """A shipped corpus, loaded once per server (read-only, shared)."""
     if name == PYTHON_CORPUS:
         return python_stdlib_corpus(PYTHON_CHARS).text
-    return load_corpus(name).text
+    return load_corpus(name, folder=settings().corpora_dir).text
 
 
 def _from_corpus() -> TrainText | None:
@@ -54,13 +54,13 @@ def _from_paste() -> TrainText | None:
     return TrainText(text, "pasted text", "none")
 
 
-def _from_upload() -> TrainText | None:
+def _from_upload(limits: TrainLimits) -> TrainText | None:
     with hidden("upload", "train"):
         up = st.file_uploader("A UTF-8 plain text file", type=["txt"], key="tr_upload")
     if up is None:
         st.info("Upload a .txt file to train on it.")
         return None
-    text = decode_text(up.getvalue(), TrainLimits.from_env())
+    text = decode_text(up.getvalue(), limits)
     return TrainText(text, up.name.removesuffix(".txt") or "upload", "none")
 
 
@@ -69,7 +69,8 @@ def text_input(limits: TrainLimits) -> TrainText | None:
     nothing trainable."""
     source = st.radio("Text", SOURCES, key="tr_source", horizontal=True)
     try:
-        got = {SOURCES[0]: _from_corpus, SOURCES[1]: _from_paste, SOURCES[2]: _from_upload}[source]()
+        got = {SOURCES[0]: _from_corpus, SOURCES[1]: _from_paste,
+               SOURCES[2]: lambda: _from_upload(limits)}[source]()
         if got is None:
             return None
         clean = check_text(got.text, got.preprocessing, limits)

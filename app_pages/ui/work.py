@@ -17,6 +17,7 @@ from typing import Any, Callable, Hashable
 
 import streamlit as st
 
+from app_pages.ui.settings import settings
 from rnnviz.serving import cost
 from rnnviz.serving.cache import ByteLRU
 from rnnviz.serving.deadline import Overtime, deadline
@@ -45,7 +46,7 @@ def _job(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> A
 def run_heavy(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``rnnviz.serving.cost.deadline_seconds()``
     (raises Overtime). Exceptions of ``fn`` propagate unchanged."""
-    seconds = cost.deadline_seconds()
+    seconds = cost.deadline_seconds(request_seconds=settings().request_seconds)
     future = _POOL.submit(_job, fn, seconds, args, kwargs)
     try:
         return future.result(timeout=seconds + 1.0)

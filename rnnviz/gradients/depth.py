@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..model import CharRNN
+from ..names import act_name
 from ..trace import Trace
 from .fit import RateFit
 from .norm_curve import NormCurve, norm_curve
@@ -76,7 +77,7 @@ def depth_flow_from_curve(curve: NormCurve) -> DepthFlow:
     """The :class:`DepthFlow` of an already computed norm curve (no new computation)."""
     norms = torch.stack([h.flip(0) for h in curve.h_norms])            # time order → distance order
     c_norms = torch.stack([c.flip(0) for c in curve.c_norms]) if curve.c_norms is not None else None
-    fits = [curve.fits[f"layer{l}.h"] for l in range(curve.num_layers)]
+    fits = [curve.fits[act_name(l, "h")] for l in range(curve.num_layers)]
     depth = torch.tensor([_depth_factor(norms[l], norms[l + 1]) for l in range(curve.num_layers - 1)],
                          dtype=torch.float64)
     return DepthFlow(norms=norms, c_norms=c_norms, chars=list(curve.chars), time_fits=fits,
