@@ -206,3 +206,20 @@ def test_a_shipped_name_is_looked_up_in_the_given_folder(tmp_path):
     loaded = rnnviz.load_timeline("m", tmp_path)
     assert [s for s, _ in loaded] == [0, 1, 3, 9] and loaded[0].model.name == "m"
     assert rnnviz.has_timeline("m", tmp_path) and not rnnviz.has_timeline("m")
+
+
+def test_a_resumed_run_keeps_the_early_snapshots(tmp_path):
+    text = synthetic_text(1500)
+    first = tiny_cfg(tmp_path, max_steps=20, eval_every=10, timeline=8)
+    trainer = Trainer(first, text)
+    trainer.run()
+    trainer.finish()
+    early = [s for s, _ in rnnviz.load_timeline(first.out)]
+    second = tiny_cfg(tmp_path, max_steps=40, eval_every=10, timeline=8, resume=first.out,
+                      out=str(tmp_path / "resumed.safetensors"))
+    trainer = Trainer(second, text)
+    trainer.run()
+    trainer.finish()
+    steps = [s for s, _ in rnnviz.load_timeline(second.out)]
+    assert steps[0] == 0 and 1 in steps and steps[-1] == rnnviz.load_model(second.out).provenance["steps"]
+    assert len(steps) == 8 and set(steps[:3]) <= set(early)

@@ -78,6 +78,25 @@ class TimelineRecorder:
             self.kept[step] = {k: v.detach().to("cpu", torch.float16, copy=True)
                                for k, v in model.state_dict().items()}
 
+    def resume_from(self, checkpoint: str | Path, before: int) -> int:
+        """Keep the snapshots (steps < ``before``) of the timeline beside a resumed ``checkpoint``,
+        so a resumed run's timeline still starts at step 0 (they were stored as int8 deltas: they
+        are quantised once more when written). Returns how many were taken (0 when there is no
+        timeline or it is refused, which is logged)."""
+        from ..checkpoint import CheckpointError
+        from ..timeline import load_timeline
+        if not timeline_path(checkpoint).is_file():
+            return 0
+        try:
+            snaps = load_timeline(checkpoint)
+        except CheckpointError:
+            log.exception("resume: the timeline beside %s is refused; the new one starts now", checkpoint)
+            return 0
+        taken = [(s, m) for s, m in snaps if s < before]
+        for step, model in taken:
+            self.kept[step] = {k: v.to(torch.float16) for k, v in model.state_dict().items()}
+        return len(taken)
+
     def selection(self, best_step: int) -> list[int]:
         """The kept steps that go into the timeline before the checkpoint at ``best_step``."""
         before = [s for s in self.kept if s < best_step]

@@ -119,9 +119,11 @@ class Trainer:
             self._setup()
         self.history = History(rows=self.state.history)
         self.timeline: TimelineRecorder | None = None    # weight snapshots (cfg.timeline > 0)
-        if cfg.timeline:
+        if cfg.timeline and self.out is not None:        # written beside the checkpoint only
             planned = cfg.max_steps or len(self._epoch_batches(0)) * cfg.max_epochs
             self.timeline = TimelineRecorder(planned, cfg.timeline)
+            if cfg.resume:
+                self.timeline.resume_from(cfg.resume, self.state.step)
             self.timeline.observe(self.state.step, self.model)
 
     def _setup(self) -> None:
