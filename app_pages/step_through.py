@@ -88,10 +88,10 @@ def layer_terms(lay: int, t: int, suffix: str) -> None:
                                          title=f"X_t: one-hot of {display_char(ch)!r} (1 × {len(tokens)})"),
                    ctx, key="st_onehot" + suffix)
     else:
-        show_chart(stplots.vector_figure(tr[act_name(lay - 1, "h")][t], font_size=ctx.font_size,
+        show_chart(stplots.vector_figure(tr[act_name(lay - 1, "h")][t], font_size=ctx.font_size, layer=lay - 1,
                                          title=f"Input: H_t of layer {lay - 1}"), ctx, key="st_input" + suffix)
     which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
-    show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size,
+    show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size, layer=lay,
                                     title=f"Every term at step {t}, layer {lay}"), ctx, key="st_terms" + suffix)
     st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right.")
     err = float((h_t - tr[act_name(lay, "h")][t]).abs().max())
