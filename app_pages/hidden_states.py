@@ -130,7 +130,7 @@ if L > 1 and kind in ("h", "c"):
     kinds_all = ("h", "c") if ctx.model.has_cell_state else ("h",)
     blocks = [Block(f"layer {l} · {k.upper()}_t", tr[act_name(l, k)][start:stop],
                     unit_order(ctx.ref, ctx.text, act_name(l, k), order_method, tr[act_name(l, k)]),
-                    k.upper()) for l in reversed(range(L)) for k in kinds_all]
+                    k.upper(), l, k) for l in reversed(range(L)) for k in kinds_all]
     show_chart(stacked_layers_figure(blocks, chars, start=start, font_size=ctx.font_size), ctx,
                key="hs_layers", filename="rnnviz-all-layers")
     st.caption("Top layer on top. Each block has its own colour range (±its largest |value|, shown "

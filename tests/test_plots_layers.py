@@ -28,3 +28,11 @@ def test_a_block_of_the_wrong_length_is_refused():
     tr = rnnviz.trace(tiny_model("gru", 2), SMALL_TEXT)
     with pytest.raises(ValueError, match="layer 1"):
         stacked_layers_figure([Block("layer 1", tr["layer1.h"][:4])], tr.chars[:5])
+
+
+def test_units_carry_their_one_name():
+    from rnnviz.units.names import unit_name
+    tr = rnnviz.trace(tiny_model("lstm", 2, hidden=4), SMALL_TEXT)
+    fig = stacked_layers_figure([Block("layer 1 · C_t", tr["layer1.c"][:6], [3, 0], "C", 1, "c")],
+                                tr.chars[:6])
+    assert list(fig.data[0].y) == [unit_name(1, "c", 3), unit_name(1, "c", 0)]

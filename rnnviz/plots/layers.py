@@ -24,12 +24,15 @@ BLOCK_MIN_PX, BLOCK_MAX_PX, FRAME_PX = 90, 260, 140
 @dataclass
 class Block:
     """One state of one layer: ``label`` (e.g. "layer 1 · H_t"), ``values`` (W, h) over the window,
-    ``units`` (row order, top to bottom; None: 0 … h − 1), ``symbol`` (H or C, for the hover)."""
+    ``units`` (row order, top to bottom; None: 0 … h − 1), ``symbol`` (H or C, for the hover),
+    ``layer`` and ``kind`` ("h" / "c": the units' names, :func:`rnnviz.units.names.unit_name`)."""
 
     label: str
     values: object
     units: Sequence[int] | None = None
     symbol: str = "H"
+    layer: int = 0
+    kind: str = "h"
 
 
 def stacked_layers_figure(blocks: Sequence[Block], chars: Sequence[str], *, start: int = 0,
@@ -52,7 +55,7 @@ def stacked_layers_figure(blocks: Sequence[Block], chars: Sequence[str], *, star
         units = list(range(a.shape[1])) if b.units is None else list(b.units)
         m = symmetric_range(a)
         fig.add_trace(go.Heatmap(
-            z=np.ascontiguousarray(a[:, units].T), x=x, y=unit_labels(units), colorscale=DIVERGING,
+            z=np.ascontiguousarray(a[:, units].T), x=x, y=unit_labels(units, b.layer, b.kind), colorscale=DIVERGING,
             zmid=0.0, zmin=-m, zmax=m, showscale=False, name=b.label,
             hovertemplate=f"{b.label}<br>step:char %{{x}}<br>unit %{{y}}<br>{b.symbol} = %{{z:.4f}}"
                           f" (colour range ±{m:.3g})<extra></extra>"), row=row, col=1)
