@@ -8,9 +8,10 @@ distance-back array and summarises each direction by a factor:
 
 * ``time_factors[l]``: the fitted per-step factor of layer l (:func:`fit_rate`, distances ≥ 1, the
   same fit as the norm curve's "layer{l}.h");
-* ``depth_factors[l]`` (l < L − 1): the geometric mean over distances of
-  ‖∂L/∂H^(l)‖ / ‖∂L/∂H^(l+1)‖ — how much the gradient changes per layer going down, at equal
-  distance (finite, non-zero pairs only; nan when none).
+* ``depth_factors[l]`` (l < L − 1): ‖∂L/∂H^(l)‖ / ‖∂L/∂H^(l+1)‖ at distance 0, the loss step,
+  where the gradient has come *only* down through the layers (no step back in time yet), so the
+  ratio is one layer's Jacobian alone (nan when either norm is 0 or not finite). At larger
+  distances the ratio also holds the layers' different time factors, so it is not a depth measure.
 """
 
 from __future__ import annotations
@@ -67,10 +68,9 @@ class DepthFlow:
 
 
 def _depth_factor(lower: Tensor, upper: Tensor) -> float:
-    ok = torch.isfinite(lower) & torch.isfinite(upper) & (lower > 0) & (upper > 0)
-    if not bool(ok.any()):
-        return math.nan
-    return float(torch.exp((torch.log(lower[ok]) - torch.log(upper[ok])).mean()))
+    """lower[0] / upper[0] (distance 0) when both are finite and non-zero, else nan."""
+    a, b = float(lower[0]), float(upper[0])
+    return a / b if math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0 else math.nan
 
 
 def depth_flow_from_curve(curve: NormCurve) -> DepthFlow:
@@ -113,9 +113,10 @@ def depth_reading(flow: DepthFlow, horizon: int = 20) -> str:
     finite = flow.depth_factors[torch.isfinite(flow.depth_factors) & (flow.depth_factors > 0)]
     if finite.numel() == 0:
         return text
-    per_layer = float(torch.exp(torch.log(finite).mean()))
-    all_layers = per_layer ** (L - 1)
-    text += f" One layer down changes it by {_x(per_layer)} on average."
+    all_layers = float(torch.prod(finite))
+    per_layer = all_layers ** (1 / finite.numel())
+    text += (f" At the loss step, where the gradient has only come down through the layers, one "
+             f"layer down changes it by {_x(per_layer)} on average.")
     if math.isfinite(top) and top > 0:
         in_time = top ** horizon
         text += (f" But a network has only {L - 1} layer boundar{'y' if L == 2 else 'ies'} "

@@ -32,7 +32,7 @@ def depth_notes(flow: DepthFlow) -> list[str]:
     notes = [f"per step back in time: {time}"]
     if flow.num_layers > 1:
         depth = ", ".join(f"{l + 1}→{l} {_factor(float(f))}" for l, f in enumerate(flow.depth_factors))
-        notes.append(f"per layer down (same step): {depth}")
+        notes.append(f"per layer down (at the loss step): {depth}")
     return notes
 
 
