@@ -87,3 +87,18 @@ def test_play_runs_to_the_last_step(app, timeline_dir):
     assert not at.exception
     assert at.select_slider(key="hs_tstep").value == steps[-1]
     assert at.button(key="hs_tplaybtn")                           # ▶ Play is back
+
+
+def test_a_model_without_timeline_then_one_with_opens_at_the_last_step(timeline_dir, tmp_path, monkeypatch):
+    from .conftest import tiny_model
+    import shutil
+    for f in timeline_dir[0].iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    rnnviz.save_checkpoint(tiny_model("gru", 1, 8), tmp_path / "timemachine-gru.safetensors", {"corpus": "t"})
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
+    at = _open(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT), "app_pages/hidden_states.py",
+               ckpt="timemachine-gru")
+    assert not any("Training step" in c for c in _captions(at).splitlines())
+    at.selectbox(key="ckpt").set_value("timemachine-lstm").run()
+    assert not at.exception
+    assert at.select_slider(key="hs_tstep").value == timeline_dir[1][-1]

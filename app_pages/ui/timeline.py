@@ -30,6 +30,8 @@ from rnnviz.timeline import Snapshot, load_timeline, timeline_path
 from rnnviz.checkpoint import resolve_checkpoint
 
 log = logging.getLogger(__name__)
+#: The training-step key's only value on a model without a timeline.
+NO_STEP = -1
 
 
 def _timeline_file(model_key: str):
@@ -111,7 +113,8 @@ def training_step(ctx: Context, prefix: str) -> Context:
     without a timeline is named as ignored)."""
     snaps = _load(ctx)
     if not snaps or len(snaps) < 2:
-        use(f"{prefix}.tstep", tsteps=[0])
+        # -1 (never a step): a model with a timeline opened next starts at its last step, not 0
+        use(f"{prefix}.tstep", tsteps=[NO_STEP])
         return ctx
     steps = [s for s, _ in snaps]
     step = _controls(prefix, steps)
