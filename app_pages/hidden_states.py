@@ -9,9 +9,11 @@ from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
 from app_pages.ui.scorecard import checked_names
 from app_pages.ui.text import notices
+from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import states as splots
+from rnnviz.plots.layers import Block, stacked_layers_figure
 from rnnviz.ref import ModelRef
 from rnnviz.names import act_name
 from rnnviz.units.names import name_units, unit_name
@@ -41,6 +43,7 @@ def overview(ref: ModelRef, text: str, name: str, _values):
 ctx = context()
 view_params("hs.")
 st.title("Hidden states")
+ctx = training_step(ctx, "hs")          # a checkpoint with a training timeline: the model at a step
 if not notices(ctx):
     st.stop()
 
@@ -122,6 +125,17 @@ else:
                                          f"steps {start}–{stop - 1}")
         show_chart(fig, ctx, key=f"hs_gate_{g}", filename=f"rnnviz-{row['name']}")
 
+if L > 1 and kind in ("h", "c"):
+    st.subheader("All layers on one time axis")
+    kinds_all = ("h", "c") if ctx.model.has_cell_state else ("h",)
+    blocks = [Block(f"layer {l} · {k.upper()}_t", tr[act_name(l, k)][start:stop],
+                    unit_order(ctx.ref, ctx.text, act_name(l, k), order_method, tr[act_name(l, k)]),
+                    k.upper(), l, k) for l in reversed(range(L)) for k in kinds_all]
+    show_chart(stacked_layers_figure(blocks, chars, start=start, font_size=ctx.font_size), ctx,
+               key="hs_layers", filename="rnnviz-all-layers")
+    st.caption("Top layer on top. Each block has its own colour range (±its largest |value|, shown "
+               "on hover) and its units in the chosen order; the columns are the same characters.")
+
 # ----------------------------------------------------------------- one unit over the text
 st.subheader("One unit over the text")
 unit_src = tr[base_name] if kind in ("h", "c") else tr[h_name]
@@ -149,3 +163,4 @@ colored_text(
     marked=[t - lo for t in tr.unknown_positions if lo <= t < hi],
     caption=f"{unit_name(layer, sym_kind, unit)} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red); hover a character for its step and value"
             + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else ""), key="hs_text")
+play_next("hs")

@@ -56,7 +56,9 @@ Outputs
 -------
 ``--out X.safetensors`` (best weights + config + provenance, via :func:`rnnviz.save_checkpoint`),
 ``X.curves.csv`` (one row per evaluation: step, epoch, chars, seconds, lr, train_loss, val_loss),
-``X.trainstate`` (for ``--resume``; not shipped) and, from the command line, ``X.units.json`` (the
+``X.trainstate`` (for ``--resume``; not shipped), ``X.timeline`` (``--timeline N``, default 16:
+N weight snapshots spaced logarithmically from step 0 to the checkpoint's step, with their held-out
+losses; :mod:`rnnviz.timeline`, ``rnnviz.load_timeline``) and, from the command line, ``X.units.json`` (the
 unit finder's per-unit statistics on the held-out sample, :mod:`rnnviz.units.stats`, so the Units
 view ranks units without the corpus).
 

@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .data import (build_vocab, epoch_batches, load_training_text, split_text, step_seed,
                          text_corpus)
 from .evaluate import VAL_STREAMS, evaluate_loss
+from .timeline import TimelineRecorder
 from .state import (Carry, History, TrainState, curves_path, load_trainstate,
                           save_trainstate, state_path, write_curves)
 from ..vocab import preprocess
@@ -95,6 +96,8 @@ class Trainer:
     ``state`` (:class:`TrainState`) every counter and the evaluation history; ``best_weights`` the
     state dict with the lowest validation loss so far (None before the first evaluation).
     ``text`` (the raw training text) overrides cfg.text / cfg.corpus; so does ``corpus``.
+    ``timeline`` (cfg.timeline > 0) records log-spaced weight snapshots; :meth:`finish` writes them
+    beside the checkpoint (``<out>.timeline``, :mod:`rnnviz.training.timeline`).
     Every method leaves the caller's global RNG untouched; wall clock counts only inside
     :meth:`run`, :meth:`step` and :meth:`finish`.
     """
@@ -115,6 +118,13 @@ class Trainer:
         with self._rng():
             self._setup()
         self.history = History(rows=self.state.history)
+        self.timeline: TimelineRecorder | None = None    # weight snapshots (cfg.timeline > 0)
+        if cfg.timeline and self.out is not None:        # written beside the checkpoint only
+            planned = cfg.max_steps or len(self._epoch_batches(0)) * cfg.max_epochs
+            self.timeline = TimelineRecorder(planned, cfg.timeline)
+            if cfg.resume:
+                self.timeline.resume_from(cfg.resume, self.state.step)
+            self.timeline.observe(self.state.step, self.model)
 
     def _setup(self) -> None:
         cfg = self.cfg
@@ -251,6 +261,8 @@ class Trainer:
         s.loss_n += 1
         s.step += 1
         s.batch += 1
+        if self.timeline is not None:
+            self.timeline.observe(s.step, self.model)
         s.chars += cfg.batch_size * cfg.num_steps
         if self._bar is not None:
             left = cfg.max_minutes - self.elapsed() / 60 if cfg.max_minutes > 0 else None
@@ -337,6 +349,14 @@ class Trainer:
             "stopped": s.stopped,
         }
 
+    def _write_timeline(self) -> None:
+        """``<out>.timeline`` (rnnviz.timeline) ending at the checkpoint just written."""
+        if self.timeline is None or self.out is None:
+            return
+        final = self.best_model().cpu()
+        final.provenance = self.provenance()
+        self.timeline.write(final, self.out, self.val_ids)
+
     def finish(self) -> tuple[CharRNN, History]:
         """End the run: evaluate the last weights if steps followed the last evaluation, write the
         .trainstate (latest weights, for --resume), load the best weights into ``model`` (eval
@@ -353,6 +373,7 @@ class Trainer:
         if self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
             self.checkpoint()
+            self._write_timeline()
         self.history.summary = {k: v for k, v in self.provenance().items() if k != "train_config"}
         self.model.eval()
         return self.model, self.history
