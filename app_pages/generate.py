@@ -66,6 +66,9 @@ reduced(plan)
 if result.unknown_prefix_positions:
     st.warning(f"{len(result.unknown_prefix_positions)} character(s) of the prefix are not in the "
                "model's vocabulary and were read as <unk>.")
+if result.overflow_step is not None:
+    st.warning(f"The model's output overflowed (inf/NaN) at step t = {result.overflow_step}; "
+               f"generation stopped there after {len(result.generated)} character(s).")
 if result.prefix != prefix:
     st.caption("The prefix went through the model's preprocessing first; it read: "
                + md(repr(result.prefix[:200])))

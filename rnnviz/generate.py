@@ -8,7 +8,8 @@ the limit temperature → 0; ties go to the lowest id, as ``torch.argmax``.
 The model is never changed: no ``.train()`` / ``.eval()`` call, no gradient; the layers are run
 directly without dropout whatever mode the model is in. Randomness comes from a local
 ``torch.Generator`` seeded with ``seed`` (a fresh random seed when None), never the global RNG.
-``<unk>`` (id 0) is never sampled.
+``<unk>`` (id 0) is never sampled. A model whose output overflows (inf/NaN logits: an exploding
+state, output weights near float32's limit) stops generating there; ``overflow_step`` says where.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Generation:
     top_k: int | None
     seed: int | None
     unknown_prefix_positions: tuple[int, ...] = field(default_factory=tuple)
+    #: The step (position in ``text``) whose output was inf/NaN, where generation stopped; None if none.
+    overflow_step: int | None = None
 
     @property
     def text(self) -> str:
@@ -97,8 +100,12 @@ def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_
         state = model.zero_state()
         logits, state = _step(model, encoded.ids.to(dev), state)
         last = logits[-1]
-        for _ in range(n):
+        overflow = None
+        for i in range(n):
             check()
+            if not bool(torch.isfinite(last).all()):
+                overflow = len(encoded.ids) - 1 + i
+                break
             logp = torch.log_softmax(last.double().cpu(), dim=-1)
             logp[0] = -math.inf  # never emit <unk>
             if temperature == 0:
@@ -119,4 +126,5 @@ def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_
             last = logits[-1]
     return Generation(prefix=prefix, generated=model.vocab.decode(out_ids), ids=tuple(out_ids),
                       probs=tuple(probs), sample_probs=tuple(sprobs), temperature=float(temperature),
-                      top_k=top_k, seed=seed, unknown_prefix_positions=encoded.unknown_positions)
+                      top_k=top_k, seed=seed, unknown_prefix_positions=encoded.unknown_positions,
+                      overflow_step=overflow)
