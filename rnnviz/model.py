@@ -37,6 +37,8 @@ GRU candidate's b_hh cannot merge (R_t multiplies it) and is shown as its own ``
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass
 
 import torch
@@ -211,12 +213,36 @@ class CharRNN(nn.Module):
                 "parameters": self.num_parameters()}
 
 
-def build_model(config: ModelConfig, seed: int | None = None) -> CharRNN:
-    """A freshly initialised model in eval mode (PyTorch's default init, optionally seeded)."""
-    if seed is not None:
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            model = CharRNN(config)
-    else:
+def empty_model(config: ModelConfig) -> CharRNN:
+    """A model with uninitialised weights (built on the meta device, then given CPU memory): no
+    random draw, no initialisation cost. For loading weights into, or reading shapes from."""
+    with torch.device("meta"):
         model = CharRNN(config)
+    return model.to_empty(device="cpu")
+
+
+def init_parameters(model: CharRNN, generator: torch.Generator) -> None:
+    """PyTorch's default initialisation drawn from ``generator`` only (never the global RNG).
+
+    Every recurrent parameter uniform in ±1/√h (as nn.RNN/GRU/LSTM and D2LGRU), the output layer as
+    nn.Linear (kaiming-uniform with a = √5, bias ±1/√h), in the modules' construction order: the
+    same numbers ``torch.manual_seed(s); CharRNN(config)`` gives, for a generator seeded with s.
+    """
+    bound = 1.0 / math.sqrt(model.config.hidden_size)
+    with torch.no_grad():
+        for layer in model.layers:
+            for p in layer.parameters():
+                nn.init.uniform_(p, -bound, bound, generator=generator)
+        nn.init.kaiming_uniform_(model.output.weight, a=math.sqrt(5), generator=generator)
+        nn.init.uniform_(model.output.bias, -bound, bound, generator=generator)
+
+
+def build_model(config: ModelConfig, seed: int | None = None) -> CharRNN:
+    """A freshly initialised model in eval mode (PyTorch's default init from its own generator,
+    seeded with ``seed``, or a fresh random seed when None). No global random state is read or
+    changed, so a neighbour reseeding torch's RNG cannot change the weights."""
+    if seed is None:
+        seed = int.from_bytes(os.urandom(7), "little")
+    model = empty_model(config)
+    init_parameters(model, torch.Generator().manual_seed(int(seed)))
     return model.eval()
