@@ -2,15 +2,17 @@
 
 import os
 import time
+from pathlib import Path
 
 _started = time.perf_counter()
 
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
-from app_pages.ui.batching import batch_script_messages  # noqa: E402
+from app_pages.ui.params import VIEWS  # noqa: E402
 from app_pages.ui.sidebar import sidebar  # noqa: E402
-from app_pages.ui.startup import freeze_startup_objects, log_script_run, start_warmup  # noqa: E402
+from app_pages.ui.startup import (  # noqa: E402
+    freeze_startup_objects, log_script_run, serve_plotly_js, start_warmup)
 from app_pages.ui.trained import leave_training  # noqa: E402
 
 # One intra-op thread: the app's work is many tiny sequential matmuls (one per character), and on a
@@ -20,21 +22,11 @@ torch.set_num_threads(int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
 freeze_startup_objects()
 start_warmup()
-# A run's elements reach the browser in batches of up to 60 ms, not one burst per element: the
-# browser re-renders once per burst (app_pages/ui/batching.py). RNNVIZ_MESSAGE_BATCH_MS=0: off.
-batch_script_messages()
+serve_plotly_js(Path(__file__).parent)
 
-PAGES = [
-    st.Page("app_pages/hidden_states.py", title="Hidden states", default=True),
-    st.Page("app_pages/predictions.py", title="Predictions", url_path="predictions"),
-    st.Page("app_pages/gradients.py", title="Gradients", url_path="gradients"),
-    st.Page("app_pages/step_through.py", title="Step-through", url_path="step"),
-    st.Page("app_pages/compare.py", title="Compare", url_path="compare"),
-    st.Page("app_pages/units.py", title="Units", url_path="units"),
-    st.Page("app_pages/lesson.py", title="Lesson §6.3", url_path="lesson"),
-    st.Page("app_pages/generate.py", title="Generate", url_path="generate"),
-    st.Page("app_pages/train.py", title="Train", url_path="train"),
-]
+# Every view is declared once, in app_pages/ui/params.py (VIEWS).
+PAGES = [st.Page(v.page, title=v.title, default=True) if v.default else
+         st.Page(v.page, title=v.title, url_path=v.url_path) for v in VIEWS]
 
 page = st.navigation(PAGES)
 if page.url_path != "train":

@@ -8,10 +8,12 @@ import streamlit as st
 from app_pages.ui.cache import cached_trace, get_model, get_ref, shipped_names
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
+from app_pages.ui.lecture import explanation
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
-from rnnviz import CheckpointError, TextError, cost
+from rnnviz import CheckpointError, TextError
+from rnnviz.serving import cost
 from rnnviz import compare as C
 from rnnviz.plots import compare as PC
 from rnnviz.ref import ModelRef
@@ -51,9 +53,10 @@ def _models_of(names: list[str]) -> tuple[tuple[ModelRef, ...], tuple[str, ...],
 
 
 st.title("Compare checkpoints")
-st.markdown("The same text through two or three models side by side: hidden states H_t, the "
-            "surprisal −log P(next char) of every character, and a summary. Typical question: how "
-            "do a plain RNN, a GRU and an LSTM trained on the same corpus read the same sentence?")
+with explanation("compare"):
+    st.markdown("The same text through two or three models side by side: hidden states H_t, the "
+                "surprisal −log P(next char) of every character, and a summary. Typical question: how "
+                "do a plain RNN, a GRU and an LSTM trained on the same corpus read the same sentence?")
 
 uploads = st.session_state.get("upload_names", {})
 available = shipped_names() + list(uploads)

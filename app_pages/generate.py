@@ -13,7 +13,7 @@ from app_pages.ui.context import context
 from app_pages.ui.text import DEFAULT_TEXT, md
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
-from rnnviz import cost
+from rnnviz.serving import cost
 from rnnviz import generate as gen
 from rnnviz.plots.common import PROBABILITY
 from rnnviz.plots.generate import generation_figure

@@ -8,10 +8,12 @@ import streamlit as st
 
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
+from app_pages.ui.lecture import explanation
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
 from app_pages.ui.url import sync, use, view_params
-from app_pages.ui.work import LIMITS, limit_message, prefetch, reduced, run_heavy
-from rnnviz import CheckpointError, TextError, cost
+from app_pages.ui.work import LIMITS, cached_heavy, limit_message, prefetch, reduced
+from rnnviz import CheckpointError, TextError
+from rnnviz.serving import cost
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
 from rnnviz.ref import ModelRef
@@ -39,27 +41,27 @@ def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float)
                     clip_norm=float(clip) or None, clip_value=float(clipv) or None)
 
 
-@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, _model) -> G.NormCurve:
+# The four computations, shared by every session (app_pages.ui.work.cached_heavy: keyed by the
+# ModelRef and the arguments, never the model; read-only).
+def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, model) -> G.NormCurve:
     """‖∂L/∂H_t‖ in float64 (so a vanishing gradient shows its size instead of underflowing)."""
     import torch
-    return run_heavy(G.norm_curve, _model, text, loss=loss, step=step, whatif=_knobs(*knobs),
-                     dtype=torch.float64)
+    return cached_heavy(G.norm_curve, (ref, text, loss, step, knobs), model, text, loss=loss, step=step,
+                        whatif=_knobs(*knobs), dtype=torch.float64)
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def spectrum(ref: ModelRef, knobs: tuple, _model) -> G.Spectrum:
-    return run_heavy(G.whh_spectrum, _model, _knobs(*knobs))
+def spectrum(ref: ModelRef, knobs: tuple, model) -> G.Spectrum:
+    return cached_heavy(G.whh_spectrum, (ref, knobs), model, _knobs(*knobs))
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, _model) -> G.JacobianChain:
-    return run_heavy(G.jacobian_chain, _model, text, layer=layer, whatif=_knobs(*knobs), max_distance=back)
+def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model) -> G.JacobianChain:
+    return cached_heavy(G.jacobian_chain, (ref, text, layer, knobs, back), model, text, layer=layer,
+                        whatif=_knobs(*knobs), max_distance=back)
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, _model) -> G.GradientMap:
-    return run_heavy(G.gradient_map, _model, text, whatif=_knobs(*knobs), max_macs=max_macs)
+def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, model) -> G.GradientMap:
+    return cached_heavy(G.gradient_map, (ref, text, knobs, max_macs), model, text,
+                        whatif=_knobs(*knobs), max_macs=max_macs)
 
 
 def chain_call(text: str, layer: int, knobs: tuple, model) -> tuple[cost.Plan, tuple]:
@@ -84,12 +86,13 @@ def start(call, cached, *args) -> None:
 
 
 st.title("Gradients across long backprop chains")
-st.markdown(
-    "Backpropagation through time multiplies one Jacobian per step, "
-    "∂H_t/∂H_{t−1} = diag(φ′(X_t W_xh + H_{t−1} W_hh + b_h)) W_hhᵀ for the vanilla RNN. "
-    "Below: the norm ‖∂L/∂H_t‖ of the *total* derivative of a loss with respect to every hidden "
-    "state, against how far back it lies; the spectrum of W_hh beside it; and what-if knobs that "
-    "act on a copy of the model.")
+with explanation("gradients"):
+    st.markdown(
+        "Backpropagation through time multiplies one Jacobian per step, "
+        "∂H_t/∂H_{t−1} = diag(φ′(X_t W_xh + H_{t−1} W_hh + b_h)) W_hhᵀ for the vanilla RNN. "
+        "Below: the norm ‖∂L/∂H_t‖ of the *total* derivative of a loss with respect to every hidden "
+        "state, against how far back it lies; the spectrum of W_hh beside it; and what-if knobs that "
+        "act on a copy of the model.")
 
 if notices(ctx):
     model = ctx.model

@@ -9,10 +9,11 @@ import torch
 
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
+from app_pages.ui.lecture import explanation
 from app_pages.ui.text import md, model_note, notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
-from rnnviz import cost
+from rnnviz.serving import cost
 from rnnviz import lesson as L
 from rnnviz.plots import lesson as PL
 from rnnviz.plots.common import display_char
@@ -103,10 +104,11 @@ def _forgetting_demo() -> None:
 
 st.title("Lesson §6.3 — Recurrent neural networks")
 model_note(ctx)
-st.markdown(
-    "An RNN keeps a **hidden state** $H_t$ that summarises everything read so far. At every step it "
-    "mixes the new input $X_t$ with the previous state $H_{t-1}$, then scores the next token from $H_t$. "
-    "In the book's notation (one row vector per step, weights multiplied on the right):")
+with explanation("lesson"):
+    st.markdown(
+        "An RNN keeps a **hidden state** $H_t$ that summarises everything read so far. At every step it "
+        "mixes the new input $X_t$ with the previous state $H_{t-1}$, then scores the next token from $H_t$. "
+        "In the book's notation (one row vector per step, weights multiplied on the right):")
 st.latex(r"H_t = \phi(X_t W_{xh} + H_{t-1} W_{hh} + b_h), \qquad O_t = H_t W_{hq} + b_q, "
          r"\qquad P(x_{t+1} \mid x_{\le t}) = \mathrm{softmax}(O_t)")
 st.caption("Shapes: $X_t$ 1×d · $W_{xh}$ d×h · $H_t$ 1×h · $W_{hh}$ h×h · $b_h$ 1×h · $W_{hq}$ h×q · "
@@ -212,8 +214,9 @@ with tab_b:
     st.markdown(
         f"Measured: O₃[by] is most sensitive to **{wa.words[top]}** (‖∂O₃[by]/∂X_t‖ = "
         f"{wa.grad_norm[top]:.3g}), {ratio:.3g}× more than to **the** ({wa.grad_norm[0]:.3g}). "
-        "Replacing a word by the zero vector (ablation) changes O₃[by] by "
-        + ", ".join(f"{d:+.3f} ({w})" for w, d in zip(wa.words, wa.ablation)) + ". "
+        "Replacing a word by the zero vector (ablation, X_t = 0) "
+        + "; ".join(L.ablation_effects(wa)) + " — the ablation bars show the contribution "
+        "O₃[by] − O₃[by](X_t = 0), so a positive bar means zeroing the word lowers the score. "
         "Earlier words reach O₃ only through repeated multiplication by W_hh and φ′, which is "
         "why their influence tends to be smaller — try untrained weights, more units or another seed.")
 

@@ -1,6 +1,6 @@
 """Train: watch a char-RNN learn a text of your choice, then explore it in every view.
 
-The run trains off the script thread in the server's bounded pool (rnnviz.training_pool); this page
+The run trains off the script thread in the server's bounded pool (rnnviz.training.pool); this page
 submits it, polls its snapshot from a fragment, and registers the result as a checkpoint of this
 session (app_pages.ui.trained)."""
 
@@ -15,10 +15,10 @@ from app_pages.ui.trained import RUN_KEY, leave_training, register_trained, sess
 from rnnviz import CELLS
 from rnnviz.plots import states as splots
 from rnnviz.plots import training as tplots
-from rnnviz.train_config import TrainConfig
-from rnnviz.train_limits import TrainRefused
-from rnnviz.training_pool import run_config
-from rnnviz.training_run import DONE, PAUSED, QUEUED, RUNNING, Snapshot
+from rnnviz.training.config import TrainConfig
+from rnnviz.training.limits import TrainRefused
+from rnnviz.training.pool import run_config
+from rnnviz.training.run import DONE, PAUSED, QUEUED, RUNNING, Snapshot
 
 REFRESH_S = 1.0
 LR_CHOICES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)

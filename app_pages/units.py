@@ -15,7 +15,8 @@ from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.unit_sample import SOURCES, sample_index
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, reduced, run_heavy
-from rnnviz import TextError, Trace, cost
+from rnnviz import TextError, Trace
+from rnnviz.serving import cost
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.plots import units as uplots

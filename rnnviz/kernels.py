@@ -8,32 +8,27 @@ the whole loop runs in one compiled function; each step's product is split by ro
 ``threads`` blocks (one parallel region per step, ~4 µs to launch), which brings the backward pass
 to the speed of the fused oneDNN forward. See ``python -m tools.bench_gradients``.
 
-The maths is exactly that of ``rnnviz.gradients.backward._backward_layer_torch`` (row-vector convention,
-same inputs, same outputs); only the summation order inside a dot product differs. The kernels are
-compiled with ``fastmath={"reassoc", "contract"}`` and nothing more, so inf and nan propagate
-exactly as in the torch loop (overflow is reported, not optimised away).
+These loops are the only backward recurrences of the product for the RNN, GRU and LSTM (the
+tests compare them with autograd and with a plain torch loop, ``tests/reference.py``); only the
+summation order inside a dot product differs from that loop. The kernels are compiled with
+``fastmath={"reassoc", "contract"}`` and nothing more, so inf and nan propagate as in plain
+arithmetic (overflow is reported, not optimised away). numba is a hard requirement.
 
-Optional: if numba is missing, or RNNVIZ_KERNELS=0, :func:`enabled` is False and the torch loop
-runs instead. Calls are serialised by a lock (a shared server runs sessions in threads; two
-kernels at once would only fight over the same cores), and compiled code is cached on disk
-(``cache=True``), so only the first run on a machine pays the 2–5 s compile per cell and dtype.
+Calls are serialised by a lock (a shared server runs sessions in threads; two kernels at once
+would only fight over the same cores), and compiled code is cached on disk (``cache=True``), so
+only the first run on a machine pays the 2–5 s compile per cell and dtype.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 
+import numba
 import numpy as np
+from numba import njit, prange
 
-from .deadline import check
-
-try:  # numba is a listed requirement; the torch loop covers a machine without it
-    import numba
-    from numba import njit, prange
-except ImportError:  # pragma: no cover - exercised by RNNVIZ_KERNELS=0 in the tests instead
-    numba = None
+from .serving.deadline import check
 
 _LOCK = threading.Lock()
 #: Compile flags: reassociation (vectorised dot products) and FMA contraction; no nnan/ninf.
@@ -52,109 +47,88 @@ def _jit(**options):
     return decorate
 
 
-def enabled() -> bool:
-    """True if the compiled kernels can be used (numba importable and not turned off)."""
-    return numba is not None and os.environ.get("RNNVIZ_KERNELS", "1") != "0"
+@_jit(fastmath=_FAST, inline="always")
+def _dot(row, v):  # pragma: no cover - compiled
+    s = row[0] * v[0]
+    for k in range(1, row.shape[0]):
+        s += row[k] * v[k]
+    return s
 
+@_jit(fastmath=_FAST, parallel=True)
+def _accumulate(WT, v, out, blocks):  # pragma: no cover - compiled
+    """out += WT @ v, the rows of WT (h, n) split into ``blocks`` contiguous blocks."""
+    h = WT.shape[0]
+    for b in prange(blocks):
+        for j in range(b * h // blocks, (b + 1) * h // blocks):
+            out[j] += _dot(WT[j], v)
 
-@contextlib.contextmanager
-def disabled():
-    """Within the block, rnnviz.gradients uses its torch loop (RNNVIZ_KERNELS=0), e.g. to time it."""
-    saved = os.environ.get("RNNVIZ_KERNELS")
-    os.environ["RNNVIZ_KERNELS"] = "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["RNNVIZ_KERNELS"]
-        else:
-            os.environ["RNNVIZ_KERNELS"] = saved
-
-
-if numba is not None:
-    @_jit(fastmath=_FAST, inline="always")
-    def _dot(row, v):  # pragma: no cover - compiled
-        s = row[0] * v[0]
-        for k in range(1, row.shape[0]):
-            s += row[k] * v[k]
-        return s
-
-    @_jit(fastmath=_FAST, parallel=True)
-    def _accumulate(WT, v, out, blocks):  # pragma: no cover - compiled
-        """out += WT @ v, the rows of WT (h, n) split into ``blocks`` contiguous blocks."""
-        h = WT.shape[0]
-        for b in prange(blocks):
-            for j in range(b * h // blocks, (b + 1) * h // blocks):
-                out[j] += _dot(WT[j], v)
-
-    @_jit(fastmath=_FAST)
-    def _rnn(WT, dH, D, da, last, stop, cut, blocks):  # pragma: no cover - compiled
-        h = dH.shape[1]
-        for t in range(last, stop - 1, -1):
-            for j in range(h):
-                da[t, j] = dH[t, j] * D[t, j]
-            if t > 0 and not cut[t]:
-                _accumulate(WT, da[t], dH[t - 1], blocks)
-
-    @_jit(fastmath=_FAST)
-    def _gru(WT, dH, Qh, z, dpart, last, stop, cut, blocks):  # pragma: no cover - compiled
-        h = dH.shape[1]
-        for t in range(last, stop - 1, -1):
-            for g in range(3):
-                for j in range(h):
-                    dpart[t, g * h + j] = Qh[t, g, j] * dH[t, j]
-            if t > 0 and not cut[t]:
-                for j in range(h):
-                    dH[t - 1, j] += dH[t, j] * z[t, j]
-                _accumulate(WT, dpart[t], dH[t - 1], blocks)
-
-    @_jit(fastmath=_FAST)
-    def _lstm(WT, dH, K, P, f, dC, da, carry, last, stop, cut, blocks):  # pragma: no cover - compiled
-        h = dH.shape[1]
-        for t in range(last, stop - 1, -1):
-            for j in range(h):
-                dc = carry[j] + dH[t, j] * K[t, j]
-                dC[t, j] = dc
-                da[t, j] = P[t, 0, j] * dc
-                da[t, h + j] = P[t, 1, j] * dc
-                da[t, 2 * h + j] = P[t, 2, j] * dc
-                da[t, 3 * h + j] = P[t, 3, j] * dH[t, j]
-            if t > 0 and not cut[t]:
-                _accumulate(WT, da[t], dH[t - 1], blocks)
-                for j in range(h):
-                    carry[j] = dC[t, j] * f[t, j]
-            else:
-                carry[:] = 0
-
-
-    @_jit(fastmath=_FAST)
-    def _cell_scan(i, f, g, c0, c):  # pragma: no cover - compiled
-        T, h = c.shape
+@_jit(fastmath=_FAST)
+def _rnn(WT, dH, D, da, last, stop, cut, blocks):  # pragma: no cover - compiled
+    h = dH.shape[1]
+    for t in range(last, stop - 1, -1):
         for j in range(h):
-            c[0, j] = f[0, j] * c0[j] + i[0, j] * g[0, j]
-        for t in range(1, T):
+            da[t, j] = dH[t, j] * D[t, j]
+        if t > 0 and not cut[t]:
+            _accumulate(WT, da[t], dH[t - 1], blocks)
+
+@_jit(fastmath=_FAST)
+def _gru(WT, dH, Qh, z, dpart, last, stop, cut, blocks):  # pragma: no cover - compiled
+    h = dH.shape[1]
+    for t in range(last, stop - 1, -1):
+        for g in range(3):
             for j in range(h):
-                c[t, j] = f[t, j] * c[t - 1, j] + i[t, j] * g[t, j]
+                dpart[t, g * h + j] = Qh[t, g, j] * dH[t, j]
+        if t > 0 and not cut[t]:
+            for j in range(h):
+                dH[t - 1, j] += dH[t, j] * z[t, j]
+            _accumulate(WT, dpart[t], dH[t - 1], blocks)
+
+@_jit(fastmath=_FAST)
+def _lstm(WT, dH, K, P, f, dC, da, carry, last, stop, cut, blocks):  # pragma: no cover - compiled
+    h = dH.shape[1]
+    for t in range(last, stop - 1, -1):
+        for j in range(h):
+            dc = carry[j] + dH[t, j] * K[t, j]
+            dC[t, j] = dc
+            da[t, j] = P[t, 0, j] * dc
+            da[t, h + j] = P[t, 1, j] * dc
+            da[t, 2 * h + j] = P[t, 2, j] * dc
+            da[t, 3 * h + j] = P[t, 3, j] * dH[t, j]
+        if t > 0 and not cut[t]:
+            _accumulate(WT, da[t], dH[t - 1], blocks)
+            for j in range(h):
+                carry[j] = dC[t, j] * f[t, j]
+        else:
+            carry[:] = 0
+
+
+@_jit(fastmath=_FAST)
+def _cell_scan(i, f, g, c0, c):  # pragma: no cover - compiled
+    T, h = c.shape
+    for j in range(h):
+        c[0, j] = f[0, j] * c0[j] + i[0, j] * g[0, j]
+    for t in range(1, T):
+        for j in range(h):
+            c[t, j] = f[t, j] * c[t - 1, j] + i[t, j] * g[t, j]
 
 
 _STARTED = False
 
 
 def _start_threads() -> None:
-    """Start numba's thread pool (through numba's internal ``_launch_threads``) with passive waiting. Its OpenMP layer is a second OpenMP runtime
+    """Start numba's thread pool with passive waiting. Its OpenMP layer is a second OpenMP runtime
     beside torch's; by default idle OpenMP workers spin for a while after each parallel region,
-    and spinning numba workers on our two cores starved torch's oneDNN LSTM (one barrier per step)
-    by up to 25× right after a kernel ran. libgomp reads OMP_WAIT_POLICY once, when it is loaded,
-    which for numba's runtime is here (torch's was loaded, unaffected, at ``import torch``)."""
+    and spinning numba workers starved torch's oneDNN LSTM (one barrier per step) right after a
+    kernel ran. libgomp reads OMP_WAIT_POLICY once, when it is loaded, which for numba's runtime
+    is its first parallel call — here, through the public ``numba.get_num_threads`` (torch's
+    runtime was loaded, unaffected, at ``import torch``). The variable is set for that call only."""
     global _STARTED
     if _STARTED:
         return
-    from numba.np.ufunc import parallel
-
     saved = os.environ.get("OMP_WAIT_POLICY")
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
-        parallel._launch_threads()
+        numba.get_num_threads()     # launches the thread pool (numba's documented threading API)
     finally:
         if saved is None:
             del os.environ["OMP_WAIT_POLICY"]
@@ -164,7 +138,7 @@ def _start_threads() -> None:
 
 
 #: Multiply–adds per kernel call: a backward pass runs in chunks of steps of about this much work
-#: (~10–30 ms), with a deadline check (rnnviz.deadline) between them, since compiled code cannot
+#: (~10–30 ms), with a deadline check (rnnviz.serving.deadline) between them, since compiled code cannot
 #: look at the deadline itself.
 CHUNK_MACS = 50_000_000
 
@@ -219,8 +193,6 @@ def cell_scan(i: np.ndarray, f: np.ndarray, g: np.ndarray, c0: np.ndarray, c: np
 def warm_up() -> None:
     """Compile (or load from the disk cache) every kernel for float32 and float64 on tiny inputs,
     so a first Gradients view does not wait for the compiler."""
-    if not enabled():
-        return
     T, h = 3, 2
     for dt in (np.float32, np.float64):
         z = lambda *shape: np.zeros(shape, dtype=dt)  # noqa: E731

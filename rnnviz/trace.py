@@ -42,7 +42,7 @@ from torch import Tensor
 from .cells import input_part
 from .cells.params import run_layer
 from .cells import linear_recurrence  # noqa: F401 (re-exported: rnnviz.trace.linear_recurrence)
-from .deadline import check
+from .serving.deadline import check
 from .model import CharRNN, State
 from .vocab import preprocess
 

@@ -24,6 +24,14 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL_TEXT = "hello world, the time machine by h. g. wells\n"
 
 
+def read_payload(data: bytes) -> tuple[dict, str]:
+    """(the head: ``config``, ``plotly``, ``meta``, ``height``; the figure's JSON) of the in-place
+    chart's data (app_pages/ui/plotly_component.payload: one line of JSON, a newline, the figure)."""
+    import json
+    head, _, spec = bytes(data).decode("utf-8").partition("\n")
+    return json.loads(head), spec
+
+
 def chart_specs(at) -> list[dict]:
     """Every Plotly figure on an AppTest page, in page order: st.plotly_chart elements and the charts
     drawn in place (app_pages/ui/plotly_component: the figure travels as the component's data)."""
@@ -33,7 +41,6 @@ def chart_specs(at) -> list[dict]:
         if el.type == "plotly_chart":
             out.append(json.loads(el.proto.spec))
         elif el.type == "bidi_component" and el.proto.component_name == "rnnviz_plotly_inplace":
-            from app_pages.ui.plotly_component import read_payload
             out.append(json.loads(read_payload(el.proto.bytes)[1]))
     return out
 

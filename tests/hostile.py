@@ -347,18 +347,6 @@ HOSTILE_TEXTS = {
 
 
 # --------------------------------------------------------------------------- page helpers
-def app_page_paths(app: Path) -> list[str]:
-    """Every page script in app.py's ``st.navigation`` (the ``st.Page("...")`` calls), in order."""
-    import ast
-
-    tree = ast.parse(app.read_text(encoding="utf-8"))
-    paths = [node.args[0].value for node in ast.walk(tree)
-             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page"
-             and node.args and isinstance(node.args[0], ast.Constant)]
-    assert paths, "no st.Page(...) found in app.py"
-    return paths
-
-
 def write_tiny_checkpoints(directory: Path) -> Path:
     """Small deterministic models under the app's default names (timemachine-{rnn,gru,lstm})."""
     text = "hello world, the time machine by h. g. wells\n"

@@ -10,7 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from app_pages.ui.plotly_component import plotly_chart_inplace  # noqa: E402
+from app_pages.ui.plotly_component import install_plotly_js, plotly_chart_inplace  # noqa: E402
+
+install_plotly_js(Path(__file__).parent)   # tests/static/, as app.py does for the app's folder
 
 st.session_state.setdefault("n", 0)
 if st.button("next", key="next"):

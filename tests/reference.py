@@ -25,6 +25,8 @@ def textbook_step(cell: str, p: dict, x: torch.Tensor, h: torch.Tensor, c: torch
         else:                  # d2l §10.2: (R_t ⊙ H_{t-1}) W_hh, one bias
             cand = torch.tanh(x @ p["W_xh"] + (r * h) @ p["W_hh"] + p["b_h"])
         return {"h": z * h + (1 - z) * cand, "z": z, "r": r, "candidate": cand}
+    if cell != "lstm":         # a new cell in rnnviz/cells/ gets its textbook equations here
+        raise NotImplementedError(f"no textbook reference for cell {cell!r} in tests/reference.py")
     i = torch.sigmoid(x @ p["W_xi"] + h @ p["W_hi"] + p["b_i"])
     f = torch.sigmoid(x @ p["W_xf"] + h @ p["W_hf"] + p["b_f"])
     o = torch.sigmoid(x @ p["W_xo"] + h @ p["W_ho"] + p["b_o"])
@@ -73,22 +75,23 @@ def textbook_run(model, ids: torch.Tensor, state=None, *, probes_h=None, probes_
     return layers, logits
 
 
+#: Cell name → PyTorch's own one-step module (and its arguments); a cell PyTorch lacks is absent.
+TORCH_CELLS = {"rnn_tanh": (torch.nn.RNNCell, {"nonlinearity": "tanh"}),
+               "rnn_relu": (torch.nn.RNNCell, {"nonlinearity": "relu"}),
+               "gru": (torch.nn.GRUCell, {}), "lstm": (torch.nn.LSTMCell, {})}
+
+
 def cell_run(model, ids: torch.Tensor):
     """Step PyTorch's own nn.RNNCell / GRUCell / LSTMCell with the model's weights (float64).
     (None, None) for a cell PyTorch has no module for (the book's GRU)."""
     cfg = model.config
-    if cfg.cell == "gru_d2l":
+    if cfg.cell not in TORCH_CELLS:
         return None, None
     x = torch.nn.functional.one_hot(ids, cfg.vocab_size).double()
     outs = []
     for mod in model.layers:
-        d = mod.weight_ih_l0.shape[1]
-        if cfg.cell == "lstm":
-            cell = torch.nn.LSTMCell(d, cfg.hidden_size)
-        elif cfg.cell == "gru":
-            cell = torch.nn.GRUCell(d, cfg.hidden_size)
-        else:
-            cell = torch.nn.RNNCell(d, cfg.hidden_size, nonlinearity=cfg.cell[4:])
+        cls, kwargs = TORCH_CELLS[cfg.cell]
+        cell = cls(mod.weight_ih_l0.shape[1], cfg.hidden_size, **kwargs)
         with torch.no_grad():
             cell.weight_ih.copy_(mod.weight_ih_l0)
             cell.weight_hh.copy_(mod.weight_hh_l0)

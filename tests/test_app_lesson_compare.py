@@ -71,6 +71,10 @@ def test_lesson_renders_all_parts(app):
     assert len(figs) == 5                                # toy, word probs, attribution, bigram, forgetting
     links = [el for el in at.get("page_link")]
     assert len(links) == 3
+    # (b) the ablation sentence names what zeroing does, never a signed "changes by +x" (#9)
+    ablation = [m.value for m in at.markdown if "Replacing a word by the zero vector" in m.value]
+    assert ablation and ("lowers it by" in ablation[0] or "raises it by" in ablation[0])
+    assert "changes O₃[by] by" not in ablation[0]
 
 
 def test_lesson_tanh_switch_and_bad_input(app):

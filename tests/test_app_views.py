@@ -272,15 +272,15 @@ def test_hostile_text_is_escaped_in_every_html_block(app, page):
         assert "<script" not in body and "<img" not in body, body[:200]
 
 
-def test_lecture_mode_from_url_hides_controls(app):
+def test_lecture_mode_from_url_enlarges_and_hides_explanations(app):
     at = open_view(app, lecture="1")
     assert at.toggle(key="lecture").value is True
-    css = [b for b in style_bodies(at) if "st-key-controls" in b]
+    css = [b for b in style_bodies(at) if "st-key-explain-" in b]
     assert css and "font-size" in css[0]
     assert at.query_params["lecture"] == "1"
     at.toggle(key="lecture").set_value(False).run()
     assert "lecture" not in at.query_params
-    assert not [b for b in style_bodies(at) if "st-key-controls" in b or "font-size" in b]
+    assert not [b for b in style_bodies(at) if "st-key-explain-" in b or "font-size" in b]
     # Outside lecture mode too: the stale-element fade is a step, not a 1 s animation (ui.sidebar.STALE_CSS).
     assert [b for b in style_bodies(at) if 'data-stale="true"' in b and "transition-duration: 0s" in b]
 

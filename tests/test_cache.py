@@ -1,4 +1,4 @@
-"""rnnviz.cache.ByteLRU: the byte-bounded LRU the app shares traces through (issue 7)."""
+"""rnnviz.serving.cache.ByteLRU: the byte-bounded LRU the app shares traces through (issue 7)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rnnviz
-from rnnviz.cache import ByteLRU, nbytes
+from rnnviz.serving.cache import ByteLRU, nbytes
 
 
 def _blob(n: int) -> torch.Tensor:

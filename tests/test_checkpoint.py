@@ -21,7 +21,7 @@ def _bytes_of(model, meta=None, tensors=None):
 
 
 def test_round_trip_preserves_weights_config_and_provenance(tmp_path, any_model):
-    prov = {"corpus": "test", "val_loss": 1.23, "command": "python -m rnnviz.train ..."}
+    prov = {"corpus": "test", "val_loss": 1.23, "command": "python -m rnnviz.training ..."}
     path = save_checkpoint(any_model, tmp_path / "m.safetensors", prov)
     loaded = load_model(path)
     assert loaded.config == any_model.config

@@ -1,4 +1,4 @@
-"""The cost model (rnnviz.cost), cooperative deadlines (rnnviz.deadline) and the heavy-work pool
+"""The cost model (rnnviz.serving.cost), cooperative deadlines (rnnviz.serving.deadline) and the heavy-work pool
 (app_pages.ui.work): shipped models are never thinned at the page defaults, the largest model the
 parser accepts is thinned or refused within the budget, and long loops stop at their deadline."""
 
@@ -10,11 +10,12 @@ import pytest
 import torch
 
 import rnnviz
-from rnnviz import CELLS, ModelConfig, Vocab, cost
+from rnnviz import CELLS, ModelConfig, Vocab
+from rnnviz.serving import cost
 from rnnviz import generate as gen
 from rnnviz import gradients as G
 from rnnviz import units as U
-from rnnviz.deadline import Overtime, check, deadline
+from rnnviz.serving.deadline import Overtime, check, deadline
 from rnnviz.model import MAX_HIDDEN, MAX_LAYERS
 
 from .conftest import tiny_model
@@ -105,9 +106,8 @@ def _prefetch_script(log_path: str, fail: bool) -> None:
 
     import streamlit as st
 
-    from app_pages.ui.work import prefetch
+    from app_pages.ui.work import cached_heavy, prefetch
 
-    @st.cache_data(show_spinner=False)
     def slow(x: int) -> int:
         with open(log_path, "a", encoding="utf-8") as fh:
             fh.write("computed\n")
@@ -116,24 +116,25 @@ def _prefetch_script(log_path: str, fail: bool) -> None:
             raise ValueError("refused")
         return 2 * x
 
+    def cached(x: int) -> int:
+        return cached_heavy(slow, (log_path, x), x)
+
     t0 = time.perf_counter()
-    prefetch(slow, 21)
+    prefetch(cached, 21)
     time.sleep(0.4)                       # the page draws something else meanwhile
     try:
-        st.write(f"value {slow(21)} after {time.perf_counter() - t0:.2f} s")
+        st.write(f"value {cached(21)} after {time.perf_counter() - t0:.2f} s")
     except ValueError as err:
         st.write(f"error {err}")
 
 
 @pytest.mark.parametrize("fail", [False, True])
 def test_prefetch_overlaps_and_computes_once(tmp_path, fail):
-    """A prefetched cached call runs beside the script; the script's own call waits for it and reads
-    its value (computed once). A failed prefetch is not kept: the script's call computes again and
-    gets the error itself."""
-    import streamlit as st
+    """A prefetched cached_heavy call runs beside the script (a plain thread: no Streamlit there);
+    the script's own call waits for it and reads its value (computed once). A failed prefetch is not
+    kept: the script's call computes again and gets the error itself."""
     from streamlit.testing.v1 import AppTest
 
-    st.cache_data.clear()            # the two cases' functions share a cache key (same source, args)
     log = tmp_path / "calls.log"
     at = AppTest.from_function(_prefetch_script, args=(str(log), fail), default_timeout=30).run()
     assert not at.exception

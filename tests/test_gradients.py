@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from rnnviz import CELLS, kernels, trace
-from rnnviz.cells import spec
+from rnnviz.cells import LayerJacobian, spec
 from rnnviz.gradients import (MAP_MAX_STEPS, GradientError, WhatIf, apply_whatif, fit_rate,
                               gradient_map, jacobian_chain, norm_curve, parameter_gradients,
                               plan_map_rows, reading, whh_spectrum)
+from tests.backward_loops import torch_backward
 from tests.conftest import SMALL_TEXT, tiny_model
 from tests.reference import textbook_run, textbook_step
 
@@ -34,10 +35,10 @@ CELL_LAYERS = [(c, n) for c in CELLS for n in (1, 2)]
 
 @pytest.fixture(params=["compiled", "torch"])
 def backward(request, monkeypatch):
-    """Run a test once through the compiled backward loop (rnnviz.kernels, numba) and once through
-    the torch loop; numba is a requirement, so the compiled run must really be compiled."""
-    monkeypatch.setenv("RNNVIZ_KERNELS", "1" if request.param == "compiled" else "0")
-    assert kernels.enabled() == (request.param == "compiled")
+    """Run a test once through the product's backward (the compiled loops of rnnviz.kernels) and
+    once through the plain torch loops of tests/backward_loops.py in its place."""
+    if request.param == "torch":
+        monkeypatch.setattr(LayerJacobian, "backward", torch_backward)
     return request.param
 
 
@@ -513,7 +514,6 @@ def test_compiled_backward_split_over_threads_matches_autograd(cell, monkeypatch
     """The compiled loop splits each step's product by rows over torch's thread count; an odd
     hidden size (7 units over 2 threads: blocks of 3 and 4) must give the per-step autograd numbers,
     and the compiled kernel must really be the one that ran."""
-    monkeypatch.setenv("RNNVIZ_KERNELS", "1")
     calls = []
     for name in ("rnn_backward", "gru_backward", "lstm_backward"):
         real = getattr(kernels, name)
@@ -538,7 +538,6 @@ def test_compiled_backward_in_chunks_matches_autograd(cell, truncate, monkeypatc
     """The compiled backward runs in chunks of steps with a deadline check between them
     (kernels.CHUNK_MACS); chunks of a step or two (the LSTM's carried dC_{t+1} ⊙ F_{t+1} crossing
     every boundary, truncation cuts falling inside and on them) give the per-step autograd numbers."""
-    monkeypatch.setenv("RNNVIZ_KERNELS", "1")
     model = tiny_model(cell, 2, hidden=7)
     G = {"lstm": 4, "gru": 3}.get(cell, 1)
     monkeypatch.setattr(kernels, "CHUNK_MACS", 2 * G * 7 * 7)          # two steps per call
@@ -553,8 +552,7 @@ def test_compiled_backward_in_chunks_matches_autograd(cell, truncate, monkeypatc
 def test_a_compiled_backward_past_its_deadline_is_stopped(monkeypatch):
     """Compiled code cannot see the deadline: it is checked between chunks, so a backward pass that
     runs past it stops with Overtime instead of running on."""
-    from rnnviz.deadline import Overtime, deadline
-    monkeypatch.setenv("RNNVIZ_KERNELS", "1")
+    from rnnviz.serving.deadline import Overtime, deadline
     monkeypatch.setattr(kernels, "CHUNK_MACS", 1)                       # one step per call
     model = tiny_model("lstm", 1, hidden=7)
     norm_curve(model, TEXT, loss="sum", dtype=F64)                      # compiled and loaded

@@ -3,7 +3,7 @@ every view: each view finishes within its time budget and says what the cost mod
 ("Reduced because …") or refused ("Not computed …") instead of running for minutes.
 
 The budget is cut to RNNVIZ_REQUEST_SECONDS = 0.3 s here so the test stays short; the same code
-scales to the server's default (rnnviz.cost.REQUEST_SECONDS)."""
+scales to the server's default (rnnviz.serving.cost.REQUEST_SECONDS)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import rnnviz
-from rnnviz import ModelConfig, build_model, cost
+from rnnviz import ModelConfig, build_model
+from rnnviz.serving import cost
 from rnnviz import units as U
+from app_pages.ui.params import VIEWS
 from tools.heavy import TOKENS, largest_hidden, save_f16
 
 from .conftest import REPO, tiny_model
@@ -23,11 +25,10 @@ from .conftest import REPO, tiny_model
 BUDGET = 0.3
 #: One cell per model at 1 layer, and the LSTM (the costliest cell per unit) at 8 layers.
 MODELS = [("rnn_tanh", 1), ("rnn_relu", 1), ("gru", 1), ("lstm", 1), ("lstm", 8)]
-PAGES = [("app_pages/hidden_states.py", {}), ("app_pages/predictions.py", {}),
-         ("app_pages/gradients.py", {}), ("app_pages/step_through.py", {}),
-         ("app_pages/compare.py", {"cmp.models": "big,tiny"}), ("app_pages/units.py", {"units.src": "typed"}),
-         ("app_pages/units.py", {"units.tab": "Ablation"}), ("app_pages/lesson.py", {}),
-         ("app_pages/generate.py", {})]
+#: Extra URL parameters per view (a view not listed opens with none); Train trains a model of its own.
+EXTRA = {"app_pages/compare.py": [{"cmp.models": "big,tiny"}],
+         "app_pages/units.py": [{"units.src": "typed"}, {"units.tab": "Ablation"}]}
+PAGES = [(v.page, params) for v in VIEWS if v.page != "app_pages/train.py" for params in EXTRA.get(v.page, [{}])]
 NOTES = ("Reduced because", "Not computed", "stopped after")
 
 

@@ -15,11 +15,13 @@ import rnnviz
 from rnnviz import MAX_TRACE_CHARS, TextError
 from rnnviz.plots.common import display_char
 
+from app_pages.ui.params import VIEWS
+
 from . import hostile
 from .conftest import REPO, chart_specs, tiny_model
 
 TEXTS = hostile.HOSTILE_TEXTS
-PAGES = hostile.app_page_paths(REPO / "app.py")
+PAGES = [v.page for v in VIEWS]   # every view (app_pages/ui/params.py)
 #: Opening tags / URLs a payload would need to run; none may reach the page's raw HTML unescaped.
 _ACTIVE_HTML = re.compile(r"<\s*(script|img|svg|iframe|object|embed)\b|</\s*textarea|"
                           r"href\s*=\s*[\"']?\s*javascript:", re.IGNORECASE)

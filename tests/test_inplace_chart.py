@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import REPO, AppServer, chart_specs
+from .conftest import REPO, AppServer, chart_specs, read_payload
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -31,12 +31,12 @@ def test_figure_travels_as_bytes_and_reads_back():
     at = AppTest.from_file(str(REPO / "tests" / "inplace_app.py"), default_timeout=60)
     at.run()
     assert not at.exception
-    from app_pages.ui.plotly_component import read_payload
     protos = [el.proto for el in at.main if el.type == "bidi_component"]
     assert [p.WhichOneof("data") for p in protos] == ["bytes", "bytes"]
     head, spec = read_payload(protos[0].bytes)
     assert head["config"] == {"displaylogo": False, "displayModeBar": True}
-    assert head["plotly"].startswith("/component/") and head["plotly"].endswith("/plotly.min.js")
+    from app_pages.ui.plotly_component import PLOTLY_JS
+    assert head["plotly"] == f"/app/static/{PLOTLY_JS}" and (REPO / "tests" / "static" / PLOTLY_JS).is_file()
     # What a chart out of sight says it waits with, read without parsing the figure.
     assert head["meta"] == {"n": 0, "chart": "line"} and head["height"] == 340
     assert b'"meta":{"n":0,"chart":"line"}' in protos[0].bytes  # not escaped into a JSON string
@@ -79,7 +79,8 @@ def test_update_in_place_keeps_node_and_zoom(server, tmp_path, browser):
         # Same look as st.plotly_chart(theme=None): colours, fonts, backgrounds, colorscales.
         assert before[0]["look"] == before[2]["look"] and before[1]["look"] == before[3]["look"]
         # Plotly.js from this server (the installed plotly package), nowhere else.
-        assert any(u.startswith(server.url + "/component/") and u.endswith("/plotly.min.js") for u in scripts)
+        from app_pages.ui.plotly_component import PLOTLY_JS
+        assert server.url + "/app/static/" + PLOTLY_JS in scripts
         assert all(u.startswith(server.url) for u in scripts), scripts
         zoom_line_chart(page)
         page.wait_for_function("() => document.querySelector('.rnnviz-inplace')._fullLayout.xaxis.autorange === false")

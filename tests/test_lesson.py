@@ -117,6 +117,38 @@ def test_word_step_through_learns_by_and_attribution_is_measured():
     assert len(fig.data) == 3 and list(fig.data[0].x) == ["the", "time", "machine"]
 
 
+def _o3_by_with_torch_rnn(params: dict, zero: int | None) -> float:
+    """O_3[by] from torch.nn.RNN (PyTorch's own cell) loaded with the textbook parameters, X_zero = 0."""
+    h = params["W_hh"].shape[0]
+    rnn = torch.nn.RNN(5, h, nonlinearity="tanh", batch_first=True)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(params["W_xh"].T)
+        rnn.weight_hh_l0.copy_(params["W_hh"].T)
+        rnn.bias_ih_l0.copy_(params["b_h"])
+        rnn.bias_hh_l0.zero_()
+        x = torch.nn.functional.one_hot(torch.arange(1, 4), 5).float()
+        if zero is not None:
+            x[zero] = 0.0
+        out, _ = rnn(x[None])
+        return float((out[0, -1] @ params["W_hq"] + params["b_q"])[4])
+
+
+def test_ablation_sentence_states_the_sign_of_zeroing():
+    """#9: the page said zeroing "machine" changes O_3[by] by +0.846 when it lowers it by 0.846."""
+    wa = L.word_step_through(hidden_size=4, seed=0, train_steps=100)
+    base = _o3_by_with_torch_rnn(wa.params, None)
+    phrases = L.ablation_effects(wa)
+    for t, word in enumerate(wa.words):
+        zeroed = _o3_by_with_torch_rnn(wa.params, t)
+        assert wa.ablation[t] == pytest.approx(base - zeroed, abs=1e-4)   # the contribution
+        change = zeroed - base                                              # what zeroing does
+        verb = "raises" if change > 0 else "lowers"
+        assert phrases[t] == f"{verb} it by {abs(change):.3f} ({word})"
+    # the trained model relies on "machine": zeroing it lowers the score of "by"
+    assert wa.ablation[2] > 0 and phrases[2].startswith("lowers")
+    assert "+" not in " ".join(phrases)
+
+
 # ---------------------------------------------------------------------------- (c1) outputs
 def test_output_size_is_vocab_size():
     m = tiny_model("gru", 2)

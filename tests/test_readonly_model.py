@@ -15,10 +15,12 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 import rnnviz
 
+from app_pages.ui.params import VIEWS
+
 from . import hostile
 from .conftest import REPO
 
-PAGES = hostile.app_page_paths(REPO / "app.py")
+PAGES = [v.page for v in VIEWS]   # every view (app_pages/ui/params.py)
 #: A text long enough for the knobs to matter (windows, steps, what-if over many steps).
 TEXT = ("the time traveller as we shall call him for now was explaining a curious "
         "idea to us. his dark eyes were bright, and his face was eager and flushed. ") * 2

@@ -1,6 +1,6 @@
 """Every checkpoint in checkpoints/: loads, config matches tensors, val loss recomputes from the text.
 
-The validation loss is recomputed here independently of rnnviz.train: the corpus is read from
+The validation loss is recomputed here independently of rnnviz.training: the corpus is read from
 ``../shared/corpora`` (or $RNNVIZ_CORPORA; the Python corpus is rebuilt from this interpreter's
 standard library), its sha256 checked against the metadata, preprocessed, split at
 ``int(len * (1 - val_fraction))``, and the held-out part stepped through the cell equations written
@@ -44,7 +44,7 @@ def test_shipped_set_and_total_size():
 
 
 def reference_val_loss(model, ids: torch.Tensor, chunk: int = 512) -> float:
-    """Mean nats/char over 16 contiguous zero-state streams (the procedure in rnnviz.train).
+    """Mean nats/char over 16 contiguous zero-state streams (the procedure in rnnviz.training).
 
     The book's equations are stepped one time step at a time (tests/reference.py, no
     nn.LSTM/GRU/RNN) on the model's textbook parameters; float32 maths, float64 sum of the
@@ -106,7 +106,7 @@ def test_loads_and_config_matches_tensors(shipped):
         assert key in prov, key
     assert prov["preprocessing"] == cfg.preprocessing
     assert prov["val_perplexity"] == pytest.approx(math.exp(prov["val_loss"]), rel=1e-9)
-    assert prov["command"][:3] == ["python", "-m", "rnnviz.train"]
+    assert prov["command"][:3] in (["python", "-m", "rnnviz.train"], ["python", "-m", "rnnviz.training"])
     assert not model.training and not any(p.requires_grad for p in model.parameters())
 
 

@@ -14,9 +14,9 @@ from safetensors.torch import load_file
 
 import rnnviz
 from rnnviz import corpora
-from rnnviz.train import (TrainConfig, Trainer, build_parser, build_vocab, curves_path, epoch_batches,
-                          evaluate_loss, parse_config, split_text, state_path, train)
-from rnnviz.train_data import step_seed
+from rnnviz.training import (TrainConfig, Trainer, build_parser, build_vocab, curves_path, epoch_batches,
+                             evaluate_loss, parse_config, split_text, state_path, train)
+from rnnviz.training.data import step_seed
 
 from .reference import textbook_step
 
@@ -242,7 +242,7 @@ def test_cli_flags_come_from_the_dataclass():
 
 
 def test_cli_main_writes_checkpoint_and_curves(tmp_path):
-    from rnnviz.train import main
+    from rnnviz.training import main
     src = tmp_path / "tiny.txt"
     src.write_text(synthetic_text(600), encoding="utf-8")
     out = tmp_path / "cli.safetensors"

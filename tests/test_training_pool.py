@@ -9,9 +9,9 @@ import time
 import pytest
 
 import rnnviz
-from rnnviz.train_limits import TrainLimits, TrainRefused, check_text, decode_text
-from rnnviz.trainer import Trainer
-from rnnviz.training_pool import TrainingPool, run_config
+from rnnviz.training.limits import TrainLimits, TrainRefused, check_text, decode_text
+from rnnviz.training.trainer import Trainer
+from rnnviz.training.pool import TrainingPool, run_config
 
 TEXT = ("the time traveller (for so it will be convenient to speak of him) was expounding a "
         "recondite matter to us. his grey eyes shone and twinkled, and his usually pale face was "

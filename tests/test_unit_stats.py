@@ -61,7 +61,7 @@ def test_stats_of_other_weights_or_garbage_are_ignored(tmp_path):
 
 
 def test_training_writes_the_sidecar(tmp_path):
-    from rnnviz.train import main
+    from rnnviz.training import main
     src = tmp_path / "tiny.txt"
     src.write_text(CORPUS, encoding="utf-8")
     out = tmp_path / "cli.safetensors"

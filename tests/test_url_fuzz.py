@@ -18,7 +18,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import rnnviz
-from app_pages.ui.params import PARAMS, VIEWS, keys_of
+from app_pages.ui.params import PAGE_OF_PREFIX, PARAMS, keys_of
 from app_pages.ui.url import Multi, Text, from_link
 
 from .conftest import REPO, tiny_model
@@ -95,9 +95,9 @@ def assignments(keys: list[str], runs: int) -> list[dict[str, str]]:
     return [{k: kinds[(j + r * n) % len(kinds)] for j, k in enumerate(keys)} for r in range(runs)]
 
 
-@pytest.mark.parametrize("prefix", list(VIEWS))
+@pytest.mark.parametrize("prefix", list(PAGE_OF_PREFIX))
 def test_every_key_of_the_view_survives_every_bad_value(app, prefix):
-    page, keys = VIEWS[prefix], keys_of(prefix)
+    page, keys = PAGE_OF_PREFIX[prefix], keys_of(prefix)
     fuzzed = [k for k in keys if k not in STRUCTURE]
     base = {} if not prefix else {"text": TEXT}
     read: set[str] = set()

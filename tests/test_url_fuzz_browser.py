@@ -15,12 +15,11 @@ import rnnviz
 from app_pages.ui.params import VIEWS, keys_of
 from tools.page_js import RUN_OVER_JS
 
-from .conftest import REPO, StreamlitServer, tiny_model
+from .conftest import StreamlitServer, tiny_model
 from .test_url_fuzz import BAD, STRUCTURE, TEXT
 
-#: A view's path in the page's URL, from app.py's st.Page(..., url_path=...) (the default view: "").
-PATHS = {m.group(1): (re.findall(r'url_path="([^"]*)"', m.group(2)) or [""])[0]
-         for m in re.finditer(r'st\.Page\("([^"]+)"([^)]*)\)', (REPO / "app.py").read_text())}
+#: The view of each URL-key prefix (app_pages/ui/params.py).
+BY_PREFIX = {v.prefix: v for v in VIEWS if v.prefix}
 #: Bad values for a real URL: 100 kB strings are left to the AppTest tier (Streamlit drops a
 #: query string over its limit whole, which that tier checks), the rest are all tried.
 KINDS = [k for k in BAD if k != "long"]
@@ -59,7 +58,7 @@ def open_and_wait(page, url: str) -> float:
     return time.monotonic() - t0
 
 
-@pytest.mark.parametrize("prefix", [p for p in VIEWS if p])
+@pytest.mark.parametrize("prefix", list(BY_PREFIX))
 def test_a_hostile_link_to_each_view_in_a_real_browser(server, page, prefix):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)[:200]))
@@ -70,7 +69,7 @@ def test_a_hostile_link_to_each_view_in_a_real_browser(server, page, prefix):
             if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
     page.on("response", lambda r: errors.append(f"{r.status} {r.url[:200]}")
             if r.status >= 400 and not re.search(r"/_stcore/(health|host-config)$", r.url) else None)
-    path = PATHS[VIEWS[prefix]]
+    path = BY_PREFIX[prefix].url_path
     query = hostile_query(prefix, shift=len(prefix))
     seconds = open_and_wait(page, f"{server.url}/{path}?{urlencode(query)}")
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(

@@ -13,10 +13,12 @@ import urllib.parse
 
 import pytest
 
+from app_pages.ui.params import VIEWS
+
 from . import hostile
 from .conftest import REPO, StreamlitServer, wait_for_app
 
-PAGES = hostile.app_page_paths(REPO / "app.py")
+PAGES = [v.page for v in VIEWS]   # every view (app_pages/ui/params.py)
 #: Every payload also tries alert(), so a dialog would reveal it even if __xss were cleared.
 PAYLOAD = " ".join([
     '<img src=x onerror="window.__xss=1;alert(1)">',
@@ -117,14 +119,8 @@ def test_typed_payload_runs_nothing_on_any_view(server, page):
 def test_payload_in_link_runs_nothing(server, page):
     """A shared link carrying the payload in ?text= (the sidebar syncs the text to the URL),
     opened straight on the Predictions view (the typed test covers every view)."""
-    import ast
-
-    page_path = next(p for p in PAGES if p.endswith("predictions.py"))
-
-    tree = ast.parse((REPO / "app.py").read_text(encoding="utf-8"))
-    url_path = next(kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
-                    and node.args and getattr(node.args[0], "value", None) == page_path
-                    for kw in node.keywords if kw.arg == "url_path")
+    view = next(v for v in VIEWS if v.page.endswith("predictions.py"))
+    page_path, url_path = view.page, view.url_path
     dialogs = _watch(page)
     page.goto(f"{server.url}/{url_path}?text={urllib.parse.quote(PAYLOAD)}")
     text = _check_view(page, dialogs, page_path)

@@ -14,19 +14,12 @@ from __future__ import annotations
 
 import torch
 
-from rnnviz import kernels
 from tools.bench import fused_reference, interleaved, median_time, random_text
 from rnnviz.gradients import gradient_map, jacobian_chain, norm_curve
 from rnnviz.model import ModelConfig, build_model
 from rnnviz.trace import trace
 
 TOKENS = ("<unk>", *"abcdefghijklmnopqrstuvwxyz ")
-
-
-def _torch_loop(model, tr):
-    """norm_curve with the compiled kernels turned off (the torch loop of rnnviz.gradients)."""
-    with kernels.disabled():
-        return norm_curve(model, tr)
 
 
 def _text(length: int, seed: int = 0) -> str:
@@ -75,11 +68,6 @@ def bench_gradients(quick: bool = False, *, echo: bool = False,
             ours, ref_s = interleaved(lambda: norm_curve(model, source, loss="last"), lambda: ref(ids), reps)
             rows.append(_row(f"norm curve ‖∂L/∂H_t‖ {label}, {cell} T={T} H={H} vs fused forward",
                              ours, ref_s, 3.0))
-        if kernels.enabled():  # what the compiled loop buys: the same call with the torch loop
-            tr = trace(model, text)
-            ours, ref_s = interleaved(lambda: norm_curve(model, tr), lambda: _torch_loop(model, tr), reps)
-            rows.append(_row(f"norm curve from a given trace, {cell}: compiled loop vs torch loop",
-                             ours, ref_s, None))
 
     T, H, reps = (100, 64, 1) if quick else (500, 256, 2)
     for cell in ("rnn_tanh", "gru", "lstm") if "map" in groups else ():
@@ -124,6 +112,5 @@ if __name__ == "__main__":
     parser.add_argument("--only", action="append", choices=("curve", "map", "growth", "chain"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, backward loop: "
-          f"{'compiled (numba)' if kernels.enabled() else 'torch'}", flush=True)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     bench_gradients(args.quick, echo=True, groups=tuple(args.only or ("curve", "map", "growth", "chain")))

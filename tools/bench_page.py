@@ -3,8 +3,8 @@ Chromium, median of N.
 
     python -m tools.bench_page                  # 1,000 chars × 256 units and 5,000 chars, 5 runs
     python -m tools.bench_page --repeats 3 --no-reference
-    python -m tools.bench_page --views hidden-states predictions gradients --modes plotly inplace
-                                                # per view: st.plotly_chart vs in-place charts,
+    python -m tools.bench_page --views hidden-states predictions gradients --baseline /tmp/base
+                                                # per view: this app vs another checkout's,
                                                 # text commits, view switches and
                                                 # reruns with nothing changed (bench_page_views)
 
@@ -188,10 +188,12 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--views", nargs="+", metavar="VIEW",
                     help="per-view mode (tools/bench_page_views.py): hidden-states, predictions, gradients")
-    ap.add_argument("--modes", nargs="+", default=["plotly", "inplace"],
-                    choices=["plotly", "inplace", "unbatched", "bare"],
-                    help="unbatched: in-place charts with Streamlit's own message flushing; bare: a "
-                         "bare Streamlit page (a text area and one chart), the floor under rnnviz")
+    ap.add_argument("--modes", nargs="+", default=["inplace"],
+                    choices=["inplace", "baseline", "bare"],
+                    help="baseline: the app of the checkout --baseline names; bare: a bare Streamlit page (a text area and one chart), the floor under rnnviz")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="per-view mode: a checkout of rnnviz (git worktree add DIR <commit>) whose app "
+                         "runs beside this one as mode 'baseline', A/B in the same run")
     ap.add_argument("--chars", type=int, default=1_000, help="text length in the per-view mode")
     ap.add_argument("--pin", action="store_true",
                     help="per-view mode: app servers on core 0, browsers on core 1 (a one-core "
@@ -232,8 +234,14 @@ def views_main(args) -> int:
     if args.pin and len(os.sched_getaffinity(0)) < 2:
         print("--pin needs two cores", file=sys.stderr)
         return 2
-    results, idle = bv.run_views(args.views, args.modes, args.repeats, args.chars, args.hidden,
-                                 verbose=True, pin=args.pin)
+    modes = list(args.modes)
+    if args.baseline is not None and "baseline" not in modes:
+        modes.append("baseline")
+    if "baseline" in modes and (args.baseline is None or not (args.baseline / "app.py").is_file()):
+        print("mode 'baseline' needs --baseline DIR, a checkout with an app.py", file=sys.stderr)
+        return 2
+    results, idle = bv.run_views(args.views, modes, args.repeats, args.chars, args.hidden,
+                                 verbose=True, pin=args.pin, baseline=args.baseline)
     rows = bv.view_rows(results, args.chars, args.hidden)
     if args.json:
         print(json.dumps({"rows": rows, "idle_cpu_per_s": idle,

@@ -1,12 +1,10 @@
-"""Per-view page benchmark: charts drawn by ``st.plotly_chart`` ("plotly") against charts updated in
-place ("inplace", ``RNNVIZ_INPLACE_CHARTS=1``), one session per mode, in the same run; "unbatched"
-is the in-place app with Streamlit's own message flushing (``RNNVIZ_MESSAGE_BATCH_MS=0``,
-app_pages/ui/batching.py), the reference for what batching a run's elements saves.
+"""Per-view page benchmark: the app's charts (updated in place, "inplace") against a "baseline": the
+app of another checkout (``--baseline DIR``, e.g. ``git worktree add /tmp/base <commit>``), one
+session per mode, in the same run — what a change costs or saves per view, A/B on the same load.
 
-    python -m tools.bench_page --views hidden-states predictions gradients --modes plotly inplace --repeats 5
-    python -m tools.bench_page --views hidden-states predictions gradients --modes unbatched inplace --pin
+    python -m tools.bench_page --views hidden-states predictions gradients --baseline /tmp/base --repeats 5
 
-Two app servers on the same temporary random 256-unit LSTM checkpoint (tools.bench_page), one per
+App servers on the same temporary random 256-unit LSTM checkpoint (tools.bench_page), one per
 mode, each driven by its own headless Chromium (tools.serve.CHROMIUM), step by step in lockstep
 (the order of the two alternates), so both see the same load. Per view, every repeat:
 
@@ -51,11 +49,10 @@ from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 VIEWS = {"hidden-states": "", "predictions": "predictions", "gradients": "gradients"}
 #: mode -> the app server's environment. "bare": not rnnviz but the floor under it, a bare Streamlit
 #: page (BARE_APP: the sidebar text area and one small in-place chart), driven the same way (text only).
-MODES = {"plotly": {"RNNVIZ_INPLACE_CHARTS": "0"}, "inplace": {"RNNVIZ_INPLACE_CHARTS": "1"},
-         "unbatched": {"RNNVIZ_INPLACE_CHARTS": "1", "RNNVIZ_MESSAGE_BATCH_MS": "0"},
-         "bare": {"RNNVIZ_INPLACE_CHARTS": "1"}}
+#: "baseline": the app.py of the checkout given as ``baseline`` (run_views).
+MODES = {"inplace": {}, "baseline": {}, "bare": {}}
 #: The modes each in-place row is compared with, where the run has them (mode -> name in the rows).
-REFERENCES = {"plotly": "st.plotly_chart", "unbatched": "unbatched"}
+REFERENCES = {"baseline": "baseline"}
 #: In the order they are done each round: back to front (switch to the view, commit, rerun).
 KINDS = ("rerun", "text", "switch")
 #: The issue's targets for a text update at 1,000 chars × 256 units (issue 14).
@@ -73,9 +70,11 @@ import hashlib, sys
 sys.path.insert(0, {repo!r})
 import plotly.graph_objects as go
 import streamlit as st
-from app_pages.ui.plotly_component import plotly_chart_inplace
+from pathlib import Path
+from app_pages.ui.plotly_component import install_plotly_js, plotly_chart_inplace
 
 st.set_page_config(layout="wide")
+install_plotly_js(Path(__file__).parent)
 text = st.sidebar.text_area("Text", key="text")
 digest = hashlib.sha256(f"{key}\\0{{text}}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 st.caption(f"{{len(text)}} characters")
@@ -215,8 +214,13 @@ class Session:
         self.server.stop()
 
 
-def app_script(mode: str, folder: Path) -> Path:
-    """The app a mode's server runs: rnnviz's, or (``bare``) BARE_APP written into ``folder``."""
+def app_script(mode: str, folder: Path, baseline: Path | None = None) -> Path:
+    """The app a mode's server runs: rnnviz's, the ``baseline`` checkout's (mode "baseline"), or
+    (``bare``) BARE_APP written into ``folder``."""
+    if mode == "baseline":
+        if baseline is None:
+            raise ValueError("mode 'baseline' needs a checkout to run (--baseline DIR)")
+        return Path(baseline) / "app.py"
     if mode != "bare":
         return REPO / "app.py"
     script = folder / "bare_app.py"
@@ -277,9 +281,11 @@ def report(results: dict, view: str) -> str:
 
 
 def run_views(views, modes, repeats: int = 5, n_chars: int = 1_000, hidden: int = 256,
-              verbose: bool = False, pin: bool = False) -> tuple[dict, dict]:
+              verbose: bool = False, pin: bool = False, baseline: Path | None = None
+              ) -> tuple[dict, dict]:
     """({(view, mode, kind): [(seconds, browser CPU-s, server CPU-s), ...]}, {mode: idle browser
-    CPU-s per second}) (see the module docstring; ``pin``: :func:`pin_cores`)."""
+    CPU-s per second}) (see the module docstring; ``pin``: :func:`pin_cores`; ``baseline``: the
+    checkout mode "baseline" runs)."""
     from playwright.sync_api import sync_playwright
 
     from tools.bench_page import make_checkpoints
@@ -292,7 +298,7 @@ def run_views(views, modes, repeats: int = 5, n_chars: int = 1_000, hidden: int 
             with sync_playwright() as pw:
                 for mode in modes:
                     env = {"RNNVIZ_CHECKPOINT_DIR": tmp, **MODES[mode]}
-                    sessions.append(Session(mode, AppServer(app_script(mode, Path(tmp)), env)))
+                    sessions.append(Session(mode, AppServer(app_script(mode, Path(tmp), baseline), env)))
                     sessions[-1].launch(pw)
                     sessions[-1].open(views[0])
                 if pin:
@@ -344,7 +350,7 @@ def table(results: dict, idle: dict | None = None) -> str:
 
 def view_rows(results: dict, n_chars: int = 1_000, hidden: int = 256) -> list[dict]:
     """Rows for tools/bench.py: per view and kind, in-place against each reference mode of the run
-    (st.plotly_chart; unbatched messages) — ratio, target ≤ 1 — for the time and the browser's CPU;
+    (the baseline checkout) — ratio, target ≤ 1 — for the time and the browser's CPU;
     per view, the in-place text update against the issue's absolute targets."""
     med = medians(results)
     rows = []
@@ -367,6 +373,7 @@ def view_rows(results: dict, n_chars: int = 1_000, hidden: int = 256) -> list[di
 
 
 def bench_page_views(quick: bool = False) -> list[dict]:
-    """Entry point for ``python -m tools.bench --page`` (group "page-views"; quick: 2 rounds)."""
-    results, _ = run_views(list(VIEWS), ["inplace", *REFERENCES], repeats=2 if quick else 5)
+    """Entry point for ``python -m tools.bench --page`` (group "page-views"; quick: 2 rounds): the
+    app alone, against the issue's absolute targets (a baseline needs ``--baseline``)."""
+    results, _ = run_views(list(VIEWS), ["inplace"], repeats=2 if quick else 5)
     return view_rows(results)

@@ -1,4 +1,4 @@
-"""Benchmark row: training throughput of ``rnnviz.train.train_step`` vs a plain fused torch.nn loop.
+"""Benchmark row: training throughput of ``rnnviz.training.train_step`` vs a plain fused torch.nn loop.
 
 "Ours" is exactly the step the trainer runs: ``CharRNN`` forward (one-hot → fused nn.LSTM/GRU/RNN
 per layer → dropout → Linear), cross-entropy, backward, global-norm clipping, Adam. The reference
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnviz.model import ModelConfig, build_model
-from rnnviz.train import train_step
+from rnnviz.training import train_step
 
 TARGET = 0.9
 _CASES_FULL = [("lstm", 256, 1, 64, 64), ("gru", 256, 1, 64, 64), ("lstm", 256, 2, 32, 64)]
@@ -105,8 +105,8 @@ def bench_default_run(seconds: float = 180.0, corpus: str = "timemachine", **kno
     import math
 
     from rnnviz.corpora import load_corpus
-    from rnnviz.train_limits import TrainLimits
-    from rnnviz.training_pool import TrainingPool, run_config
+    from rnnviz.training.limits import TrainLimits
+    from rnnviz.training.pool import TrainingPool, run_config
 
     torch.set_num_threads(1)
     text = load_corpus(corpus).text

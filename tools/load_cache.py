@@ -4,7 +4,7 @@
 cached function (``app_pages.ui.cache.cached_trace``, the same byte-bounded store as the server)
 and reports its RSS every 50 texts; ``cache_check`` runs it. ``cache_bounds`` lists every
 ``st.cache_data``/``st.cache_resource`` in app_pages/ with its ``max_entries``/``ttl``, and every
-byte-bounded store (``rnnviz.cache.ByteLRU``).
+byte-bounded store (``rnnviz.serving.cache.ByteLRU``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _bound(where: str, kind: str, args: str) -> dict:
 
 def cache_bounds() -> list[dict]:
     """Every st.cache_data / st.cache_resource in app_pages/ with its max_entries and ttl, and every
-    byte-bounded store (rnnviz.cache.ByteLRU) in app_pages/ (held by a cache_resource) or rnnviz/."""
+    byte-bounded store (rnnviz.serving.cache.ByteLRU) in app_pages/ (held by a cache_resource) or rnnviz/."""
     decorated = re.compile(r"@st\.(cache_data|cache_resource)(\((?P<args>[^)]*)\))?\s*\n\s*def (?P<fn>\w+)")
     held = re.compile(r"def (?P<fn>\w+)\(\) -> ByteLRU:.*?return ByteLRU\((?P<args>[^)]*)\)", re.S)
     module_level = re.compile(r"^(?P<fn>\w+) = ByteLRU\((?P<args>[^)]*)\)", re.M)

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -220,12 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(int(args.ramp + args.duration + 2400))   # hard stop, whatever happens
 
     sys.path.insert(0, str(REPO))
+    from app_pages.ui.params import VIEWS
     from app_pages.ui.text import MAX_PAGE_CHARS
 
     if args.checkpoint_dir:
         os.environ["RNNVIZ_CHECKPOINT_DIR"] = str(args.checkpoint_dir)
-    app_src = (REPO / "app.py").read_text(encoding="utf-8")
-    views = re.findall(r'url_path="([^"]+)"', app_src)   # the sessions click the sidebar's links
+    views = [v.url_path for v in VIEWS if v.url_path]   # the sessions click the sidebar's links
     if args.stay is not None and args.stay not in views:
         print(f"--stay: no view {args.stay!r}; choose from {views}", file=sys.stderr)
         return 2

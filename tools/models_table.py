@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from rnnviz.checkpoint import list_checkpoints
-from rnnviz.train import reproduce_command
+from rnnviz.training import reproduce_command
 
 HEADER = ("| name | cell | layers×H | corpus | preprocessing | val loss (nats/char) | val perplexity "
           "| bits/char | steps | training time | threads | chars/s | size |")

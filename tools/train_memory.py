@@ -16,8 +16,8 @@ import time
 import torch
 
 from rnnviz.corpora import load_corpus
-from rnnviz.train_limits import TrainLimits
-from rnnviz.training_pool import TrainingPool, run_config
+from rnnviz.training.limits import TrainLimits
+from rnnviz.training.pool import TrainingPool, run_config
 
 
 def peak_rss_mb() -> float:

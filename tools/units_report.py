@@ -23,7 +23,7 @@ import torch
 from rnnviz import features as F
 from rnnviz.checkpoint import list_checkpoints, load_model
 from rnnviz.model import CharRNN
-from rnnviz.threads import one_thread
+from rnnviz.serving.threads import one_thread
 from rnnviz.trace import trace
 from rnnviz.units import (MAX_INDEX_ELEMENTS, SAMPLE_CHARS, FinderResult, UnitIndex, UnitScore, UnitsError,
                           ablate, counterfactual, find_matches, get_index, rank_units, select_units)
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chars", type=int, default=SAMPLE_CHARS, help="sample size (characters)")
     ap.add_argument("names", nargs="*", help="checkpoint names (default: all shipped)")
     args = ap.parse_args(argv)
-    with one_thread():   # the report is many small sequential ops: see rnnviz.threads.one_thread
+    with one_thread():   # the report is many small sequential ops: see rnnviz.serving.threads.one_thread
         md = report(args.names or None, args.chars)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

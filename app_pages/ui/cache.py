@@ -8,7 +8,7 @@ import streamlit as st
 
 import rnnviz
 from rnnviz import CharRNN, CheckpointError, Trace
-from rnnviz.cache import ByteLRU
+from rnnviz.serving.cache import ByteLRU
 from rnnviz.checkpoint import resolve_checkpoint
 from rnnviz.ref import ModelRef, model_ref
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from app_pages.ui.context import Context
@@ -14,10 +12,9 @@ from rnnviz.plots.common import wrap_title
 
 
 def controls(name: str, navigation: bool = False):
-    """A container for a view's controls. Lecture mode hides settings and explanations (CSS on the
-    ``st-key-controls-…`` class) but keeps navigation (``navigation=True``: which window, order,
-    unit, step or layer is shown; key ``nav-…``), so a teacher can move through the text while
-    projecting."""
+    """A container for a view's controls (key ``controls-…``, or ``nav-…`` with ``navigation=True``:
+    which window, order, unit or step is shown). Both stay in lecture mode, enlarged: the knobs are
+    the demonstration (app_pages/ui/lecture.py hides only explanations, uploads and exports)."""
     return st.container(key=f"nav-{name}" if navigation else f"controls-{name}")
 
 
@@ -51,16 +48,14 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     lecture-mode fonts, and ``layout.meta`` naming the text (the page benchmark waits on it).
 
     Charts are drawn in place (``plotly_chart_inplace``): the browser keeps the chart under
-    ``key`` and updates it with Plotly.react instead of drawing a new one (st.plotly_chart's
-    element id follows its spec, so every new figure was a new chart), and the user's zoom survives
-    a new text (``RNNVIZ_INPLACE_CHARTS=0`` turns it off, see inplace_charts). A chart out of sight
-    is drawn when it is scrolled to, so a text update costs the browser only the charts in view.
+    ``key`` and updates it with Plotly.react instead of drawing a new one, and the user's zoom
+    survives a new text. A chart out of sight is drawn when it is scrolled to, so a text update
+    costs the browser only the charts in view.
 
     text_independent: the chart does not depend on the typed text (e.g. the W_hh spectrum). Its
     meta then says so instead of carrying the text's digest, so its figure stays the same across
-    text commits and the browser keeps the drawn chart instead of drawing it again (0.2–0.3 CPU-s
-    per chart in headless Chromium): the in-place chart skips a figure it already shows, and
-    st.plotly_chart keeps an element whose spec (its id) did not change.
+    text commits and the browser keeps the drawn chart instead of drawing it again: the in-place
+    chart skips a figure it already shows.
 
     width: the chart's share of the main column (e.g. 0.4 in the right one of ``st.columns([3, 2])``);
     its title is wrapped to fit (see _place_title)."""
@@ -79,10 +74,7 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     config = {"displayModeBar": True, "displaylogo": False, "modeBarButtonsToRemove": MODEBAR_REMOVE,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",
                                        "scale": 2}}
-    if not inplace_charts():
-        st.plotly_chart(fig, key=key, config=config, theme=None)
-    else:
-        plotly_chart_inplace(fig, key=key, config=config)
+    plotly_chart_inplace(fig, key=key, config=config)
 
 
 def _place_title(fig, font_size: int, width: float) -> None:
@@ -104,11 +96,3 @@ def _place_title(fig, font_size: int, width: float) -> None:
                       margin=dict(t=max(top, 78)))
     if added + lift:
         fig.update_layout(height=(fig.layout.height or 450) + added + lift)
-
-
-def inplace_charts() -> bool:
-    """Whether charts update in place (default; ``RNNVIZ_INPLACE_CHARTS=0``: st.plotly_chart). The
-    page benchmark per view (tools/bench_page_views.py) measured 10–27 % less Chromium CPU and
-    2–32 % less time per update with them on one session; the slower view switches once seen in
-    load runs came from the load test's wait, which did not wait for the new view's charts."""
-    return os.environ.get("RNNVIZ_INPLACE_CHARTS", "1") != "0"

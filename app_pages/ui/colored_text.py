@@ -4,8 +4,6 @@
 update, parsed and sanitised by the page (about 0.12 Chromium CPU-s per update on Hidden states at
 1,000 characters). :func:`colored_text` sends ``colored_text_data`` instead, and
 ``colored_text.js`` (beside this file) keeps the spans and only sets their text, colour and tooltip.
-``RNNVIZ_INPLACE_CHARTS=0`` (charts.inplace_charts) turns it off along with the in-place charts:
-the text is then shown with st.html, as before.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from typing import Sequence
 
 import streamlit as st
 
-from app_pages.ui.charts import inplace_charts
 from rnnviz.plots import text as tplots
 
 _HERE = Path(__file__).resolve().parent
@@ -38,9 +35,6 @@ def colored_text(chars: Sequence[str], values: Sequence[float | None], *, key: s
     kept mounted under ``key`` and updated in place on later runs."""
     kwargs = dict(vmin=vmin, vmax=vmax, scale=scale, tooltips=tooltips, marked=marked,
                   font_size=font_size, caption=caption)
-    if not inplace_charts():
-        st.html(tplots.colored_text_html(chars, values, **kwargs))
-        return
     data = tplots.colored_text_data(chars, values, **kwargs)
     data["styles"] = {"text": tplots.TEXT_STYLE, "caption": tplots.CAPTION_STYLE}
     data["sig"] = hashlib.sha256(json.dumps(data, ensure_ascii=False).encode("utf-8", "surrogatepass")

@@ -1,17 +1,61 @@
-"""Every URL key of the app, declared once: its widget, type, default and range.
+"""Every view and every URL key of the app, declared once.
 
-A field that depends on the model or the text is a function of the ``limits`` the view passes to
+:data:`VIEWS` is the registry of views (title, URL path, key prefix, page file): app.py's
+``st.navigation``, the URL layer (:func:`app_pages.ui.url.view_params`), the tests and the load tools
+read it, so a new view is one line here (and its keys below). A URL key has its widget, type,
+default and range. A field that depends on the model or the text is a function of the ``limits`` the view passes to
 :func:`app_pages.ui.url.use` (``lim("T")`` reads ``limits["T"]``). The URL fuzz test
-(tests/test_url_fuzz.py) tries hostile values on every key listed here, view by view (``VIEWS``).
+(tests/test_url_fuzz.py) tries hostile values on every key listed here, view by view (:data:`PAGE_OF_PREFIX`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from app_pages.ui.text import DEFAULT_TEXT, MAX_PAGE_CHARS, MAX_URL_TEXT
 from app_pages.ui.url import Choice, Flag, Float, Int, Multi, Param, Text
 from rnnviz.features import MAX_PATTERN_CHARS
+
+
+@dataclass(frozen=True)
+class View:
+    """One view of the app. ``page``: its script, relative to the repository root; ``url_path``:
+    its path in the URL ("" for the default view, the one the app opens on); ``prefix``: the prefix
+    of its URL keys ("" for a view with none)."""
+
+    title: str
+    page: str
+    url_path: str
+    prefix: str = ""
+
+    @property
+    def default(self) -> bool:
+        return self.url_path == ""
+
+
+#: Every view, in the sidebar's order.
+VIEWS: tuple[View, ...] = (
+    View("Hidden states", "app_pages/hidden_states.py", "", "hs."),
+    View("Predictions", "app_pages/predictions.py", "predictions", "pr."),
+    View("Gradients", "app_pages/gradients.py", "gradients", "gr."),
+    View("Step-through", "app_pages/step_through.py", "step", "st."),
+    View("Compare", "app_pages/compare.py", "compare", "cmp."),
+    View("Units", "app_pages/units.py", "units", "units."),
+    View("Lesson §6.3", "app_pages/lesson.py", "lesson", "lesson."),
+    View("Generate", "app_pages/generate.py", "generate", "gen."),
+    View("Train", "app_pages/train.py", "train"),
+)
+#: The URL-key prefixes of the views (a view drops the other views' keys from the URL).
+VIEW_PREFIXES: tuple[str, ...] = tuple(v.prefix for v in VIEWS if v.prefix)
+
+
+def view_of(page: str) -> View:
+    """The view whose script is ``page`` (KeyError for none)."""
+    for v in VIEWS:
+        if v.page == page:
+            return v
+    raise KeyError(page)
 
 
 def lim(key: str, minus: int = 0) -> Callable[[dict], Any]:
@@ -104,11 +148,9 @@ _DECLARED: tuple[Param, ...] = (
 #: URL key → its declaration.
 PARAMS: dict[str, Param] = {p.name: p for p in _DECLARED}
 
-#: The page of each view's URL prefix ("" : the sidebar, read on every page).
-VIEWS = {"": "app_pages/hidden_states.py", "hs.": "app_pages/hidden_states.py",
-         "pr.": "app_pages/predictions.py", "st.": "app_pages/step_through.py",
-         "gen.": "app_pages/generate.py", "gr.": "app_pages/gradients.py",
-         "cmp.": "app_pages/compare.py", "units.": "app_pages/units.py", "lesson.": "app_pages/lesson.py"}
+#: The page of each view's URL prefix ("" : the sidebar, read on every page: the default view's).
+PAGE_OF_PREFIX = {"": next(v.page for v in VIEWS if v.default),
+                  **{v.prefix: v.page for v in VIEWS if v.prefix}}
 
 
 def keys_of(prefix: str) -> list[str]:

@@ -10,25 +10,35 @@ figure unparsed and draws it when it is scrolled into sight: an update costs the
 charts the user sees (the frame says which figure waits: ``data-rnnviz-pending``, the layout's meta).
 
 Plotly.js itself is the ``plotly.min.js`` of the installed ``plotly`` package, served by this
-Streamlit server (no CDN): the package's asset folder is declared as a v1 component path, which
-makes Streamlit serve its files under ``/component/<name>/``. The script is loaded once per page.
+Streamlit server (no CDN) through Streamlit's static file serving (``server.enableStaticServing``
+in .streamlit/config.toml: ``<the main script's folder>/static/`` at ``app/static/``). The app puts
+a copy there at start-up (:func:`install_plotly_js`; not in git, it follows the installed package);
+the page loads it once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import plotly
 import plotly.io
 import streamlit as st
-from streamlit.components.v1 import declare_component
+
+log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
 #: The installed plotly package's own Plotly.js bundle (matches the figures plotly.py writes).
-PLOTLY_ASSETS = Path(plotly.__file__).resolve().parent / "package_data"
-PLOTLY_JS = "plotly.min.js"
+PLOTLY_SOURCE = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+#: Its name in the static folder: with the package's version, so a browser never keeps an old one.
+PLOTLY_JS = f"plotly-{plotly.__version__}.min.js"
+_INSTALLED: set[Path] = set()
+_INSTALL_LOCK = threading.Lock()
 
 _chart = st.components.v2.component(
     "rnnviz_plotly_inplace",
@@ -41,12 +51,44 @@ _chart = st.components.v2.component(
 )
 
 
+def install_plotly_js(app_folder: str | Path) -> Path:
+    """Make sure ``<app_folder>/static/`` holds the installed plotly package's Plotly.js as
+    :data:`PLOTLY_JS` (app_folder: the folder of the app's main script, whose ``static/`` Streamlit
+    serves); copied once per process, and only where no copy of the same size is there yet (written
+    under a temporary name, then renamed: several processes may start at once). Returns the file.
+
+    Raises OSError where the folder cannot be written: a read-only deployment builds the file
+    beforehand (``python -m app_pages.ui.plotly_component <app folder>``, deploy/Dockerfile)."""
+    static = Path(app_folder).resolve() / "static"
+    target = static / PLOTLY_JS
+    with _INSTALL_LOCK:
+        if static in _INSTALLED:
+            return target
+        if not st.get_option("server.enableStaticServing"):
+            log.error("server.enableStaticServing is off: the charts cannot load %s (set it in "
+                      ".streamlit/config.toml)", PLOTLY_JS)
+        size = PLOTLY_SOURCE.stat().st_size
+        if not (target.is_file() and target.stat().st_size == size):
+            static.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=static, prefix=".plotly-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(PLOTLY_SOURCE.read_bytes())
+                os.chmod(tmp, 0o644)        # mkstemp's 0600 would hide it from another server user
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            log.info("copied %s to %s", PLOTLY_SOURCE, target)
+        _INSTALLED.add(static)
+    return target
+
+
 def plotly_js_url() -> str:
-    """The URL path of ``plotly.min.js`` on this server (registers the asset folder; needs a
-    script run, like every Streamlit element)."""
-    assets = declare_component("plotly_assets", path=str(PLOTLY_ASSETS))
+    """The URL path of :data:`PLOTLY_JS` on this server (Streamlit's static files, under the
+    server's base URL path)."""
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
-    return f"{'/' + base if base else ''}/component/{assets.name}/{PLOTLY_JS}"
+    return f"{'/' + base if base else ''}/app/static/{PLOTLY_JS}"
 
 
 def plotly_chart_inplace(fig: Any, key: str, config: dict | None = None) -> None:
@@ -80,7 +122,9 @@ def payload(fig: Any, config: dict | None = None) -> bytes:
     return (head + "\n" + plotly.io.to_json(fig, validate=False)).encode("utf-8")
 
 
-def read_payload(data: bytes) -> tuple[dict, str]:
-    """(the head: ``config`` and ``plotly``, the figure's JSON) of :func:`payload`'s bytes."""
-    head, _, spec = bytes(data).decode("utf-8").partition("\n")
-    return json.loads(head), spec
+
+if __name__ == "__main__":      # python -m app_pages.ui.plotly_component [app folder]: build the copy
+    import sys
+
+    logging.basicConfig(level=logging.INFO)
+    print(install_plotly_js(sys.argv[1] if len(sys.argv) > 1 else Path.cwd()))

@@ -6,7 +6,7 @@
 // no new DOM node, and (layout.uirevision kept constant) the user's zoom and pan survive.
 //
 // data: bytes (plotly_component.payload): one line of JSON {config: Plotly config, plotly: URL of
-// plotly.min.js served by this Streamlit server from the installed plotly package}, a newline, then
+// the installed plotly package's plotly.min.js, served by this Streamlit server from static/}, a newline, then
 // the figure as JSON text (plotly.io.to_json).
 //
 // Styles are set on the elements themselves: a component's `css` would put one more <style> element

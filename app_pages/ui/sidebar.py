@@ -12,10 +12,12 @@ from app_pages.ui.cache import (UPLOAD_PREFIX, cached_trace, get_model, get_ref,
                                 uploaded_model)
 from app_pages.ui.charts import controls
 from app_pages.ui.context import Context
+from app_pages.ui.lecture import LECTURE_CSS, hidden
 from app_pages.ui.text import MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
 from app_pages.ui.url import new_run, url_drop, url_set, use
 from app_pages.ui.work import LIMITS, limit_message
-from rnnviz import CharRNN, CheckpointError, TextError, cost, views
+from rnnviz import CharRNN, CheckpointError, TextError, views
+from rnnviz.serving import cost
 
 DEFAULT_CHECKPOINT = "timemachine-lstm"
 #: Views (url_path) that open on another model until the user picks one: model, and the one line
@@ -26,23 +28,6 @@ PAGE_CHECKPOINTS = {
     "step": ("timemachine-rnn", "Opened on timemachine-rnn, the plain RNN of §6.3 (fewest terms "
                                 "per step). Pick another model in the sidebar."),
 }
-
-#: Lecture mode: larger type for a projector; settings and explanations (``controls(name)``) hidden,
-#: navigation (``controls(name, navigation=True)``: window, order, unit, step) kept. Body text is
-#: enlarged only in st.markdown blocks: metric values and slider labels hold Markdown too, and the
-#: body rule made metric values as small as their labels and slider values overlap their thumbs.
-LECTURE_CSS = """
-<style>
-html { font-size: 20px; }
-[class*="st-key-controls"] { display: none !important; }
-.stMarkdown [data-testid="stMarkdownContainer"] p, .stMarkdown [data-testid="stMarkdownContainer"] li { font-size: 1.25rem; }
-[data-testid="stMetricValue"], [data-testid="stMetricValue"] p { font-size: 2.6rem !important; line-height: 1.2; }
-[data-testid="stSliderThumbValue"] p, [data-testid="stSliderTickBar"] p { font-size: 0.8rem !important; }
-[data-testid="stSlider"] { padding-top: 0.4rem; }
-h1 { font-size: 2.6rem !important; }
-.rnnviz-text { font-size: 22px !important; }
-</style>
-"""
 
 #: While a script run is under way Streamlit dims the previous run's elements (``data-stale``) with a
 #: 1 s opacity fade that starts after 0.5 s. In headless, software-rendered Chromium the fade repaints
@@ -68,7 +53,7 @@ def sidebar(page: str = "") -> Context:
         # the uploader is a setting and hides with the others.
         with controls("sidebar-model", navigation=True):
             model_key = _checkpoint_picker(options, uploads, default)
-        with controls("sidebar-upload"):
+        with hidden("upload", "sidebar"):
             _upload()
         with controls("sidebar-text", navigation=True):
             text = _text_input()
@@ -78,7 +63,7 @@ def sidebar(page: str = "") -> Context:
     with st.sidebar:
         model_card(ctx.model)
         if ctx.trace is not None:
-            with controls("export"):
+            with hidden("export", "sidebar"):
                 export(ctx)
     st.session_state["rnnviz_ctx"] = ctx
     return ctx
@@ -88,8 +73,8 @@ def _lecture_toggle() -> bool:
     """The lecture-mode toggle (URL ``lecture``) and the page CSS it and every page need."""
     use("lecture")
     lecture = st.toggle("Lecture mode", key="lecture",
-                        help="Enlarge fonts for a projector and hide settings and explanations; the controls that "
-                              "move through the text (window, order, unit, step) stay.")
+                        help="Enlarge fonts and controls for a projector; explanations, uploads and exports "
+                              "are hidden, every knob of a demonstration stays.")
     st.html(STALE_CSS)
     if lecture:
         st.html(LECTURE_CSS)

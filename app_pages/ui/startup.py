@@ -1,15 +1,22 @@
 """Once-per-process start-up work of the app: freeze the import-time objects out of the garbage
-collector, start the warm-up thread, and (optionally) log each script run's time."""
+collector, start the warm-up thread, put Plotly.js where Streamlit serves it, and (optionally) log
+each script run's time."""
 
 from __future__ import annotations
 
 import gc
 import html
+import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 import streamlit as st
+
+from app_pages.ui.plotly_component import install_plotly_js
+
+log = logging.getLogger(__name__)
 
 _STARTUP_FROZEN = False
 
@@ -30,6 +37,17 @@ def freeze_startup_objects() -> None:
         import rnnviz.units  # noqa: F401
         gc.freeze()
         _STARTUP_FROZEN = True
+
+
+def serve_plotly_js(app_folder: str | Path) -> None:
+    """Plotly.js in the app's static folder (plotly_component.install_plotly_js; a no-op after the
+    first run). Where it cannot be written, the server log has why and the page says so."""
+    try:
+        install_plotly_js(app_folder)
+    except OSError:
+        log.exception("cannot put Plotly.js into %s/static", app_folder)
+        st.error("The charts cannot be drawn: the server could not prepare Plotly.js (see its log; "
+                 "a read-only install runs `python -m app_pages.ui.plotly_component` once).")
 
 
 _WARMUP_STARTED = False

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from app_pages.ui.lecture import hidden
+
 from rnnviz.corpora import PYTHON_CORPUS, CorpusNotFound, load_corpus, python_stdlib_corpus
-from rnnviz.train_data import build_vocab, split_text
-from rnnviz.train_limits import TrainLimits, TrainRefused, check_text, decode_text
+from rnnviz.training.data import build_vocab, split_text
+from rnnviz.training.limits import TrainLimits, TrainRefused, check_text, decode_text
 
 #: Shipped corpora: name → (label, preprocessing).
 CORPORA = {"timemachine": ("The Time Machine (d2l cleaning)", "d2l"),
@@ -53,7 +55,8 @@ def _from_paste() -> TrainText | None:
 
 
 def _from_upload() -> TrainText | None:
-    up = st.file_uploader("A UTF-8 plain text file", type=["txt"], key="tr_upload")
+    with hidden("upload", "train"):
+        up = st.file_uploader("A UTF-8 plain text file", type=["txt"], key="tr_upload")
     if up is None:
         st.info("Upload a .txt file to train on it.")
         return None

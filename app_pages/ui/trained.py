@@ -13,7 +13,7 @@ import uuid
 import streamlit as st
 
 from app_pages.ui.cache import UPLOAD_PREFIX, uploaded_model
-from rnnviz.training_pool import TrainingPool
+from rnnviz.training.pool import TrainingPool
 
 #: Trained models kept per session (the oldest is dropped beyond it).
 MAX_TRAINED = 4

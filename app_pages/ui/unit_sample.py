@@ -10,7 +10,8 @@ import streamlit as st
 from app_pages.ui.cache import UPLOAD_PREFIX
 from app_pages.ui.context import Context
 from app_pages.ui.work import LIMITS, reduced, run_heavy
-from rnnviz import TextError, corpora, cost
+from rnnviz import TextError, corpora
+from rnnviz.serving import cost
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.checkpoint import CheckpointError, resolve_checkpoint

@@ -27,8 +27,6 @@ from typing import Any
 
 import streamlit as st
 
-#: Query-parameter prefixes of the views (a view drops the other views' keys from the URL).
-VIEW_PREFIXES = ("hs.", "pr.", "st.", "gen.", "gr.", "cmp.", "units.", "lesson.")
 #: A link's non-text value longer than this is refused unread.
 MAX_RAW = 64
 _INT = re.compile(r"[+-]?\d{1,15}(\.0*)?")
@@ -340,6 +338,8 @@ def url_drop(param: str) -> None:
 def view_params(prefix: str) -> None:
     """Drop the URL keys of other views (a copied link then only holds this view's state); at
     the top of the view, a slot for the line that names ignored values."""
+    from app_pages.ui.params import VIEW_PREFIXES   # here: params imports this module
+
     for key in list(st.query_params.keys()):
         if key.startswith(VIEW_PREFIXES) and not key.startswith(prefix):
             del st.query_params[key]

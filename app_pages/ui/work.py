@@ -1,28 +1,40 @@
 """Heavy work off the script thread, with a deadline: :func:`run_heavy` runs a backend call in a
-small bounded pool under ``rnnviz.deadline`` (the backend's long loops stop themselves with
+small bounded pool under ``rnnviz.serving.deadline`` (the backend's long loops stop themselves with
 ``Overtime`` once it passes) and waits at most that long, so one hostile request cannot hold a
 script thread, and at most POOL_WORKERS heavy computations run at once on the server. The cost
-model (``rnnviz.cost``) decides beforehand how much a request may do; :func:`reduced` shows its
-"Reduced because …" note."""
+model (``rnnviz.serving.cost``) decides beforehand how much a request may do; :func:`reduced` shows its
+"Reduced because …" note. :func:`cached_heavy` keeps such results for every session in a small
+byte-bounded store; :func:`prefetch` starts one in the background, in a bounded pool of plain
+threads (no Streamlit call runs there), so that the script's own call later reads the result."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 import streamlit as st
-from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
-from rnnviz import cost
-from rnnviz.deadline import Overtime, deadline
+from rnnviz.serving import cost
+from rnnviz.serving.cache import ByteLRU
+from rnnviz.serving.deadline import Overtime, deadline
+
+log = logging.getLogger(__name__)
 
 #: Heavy computations running at once, server-wide (the server has 2 cores).
 POOL_WORKERS = 2
 _POOL = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="rnnviz-heavy")
 #: Expected failures of a heavy request: shown as a message, never as a stack trace.
 LIMITS = (Overtime, cost.CostError)
+#: Byte budget of the heavy results shared by every session (gradient curves, chains, maps).
+RESULT_CACHE_BYTES = 128 * 2**20
+_RESULTS = ByteLRU(RESULT_CACHE_BYTES, max_entries=128, ttl=3600)
+#: Prefetches queued or running at most, server-wide; more are skipped (the script computes).
+PREFETCH_MAX = 8
+_PREFETCH_POOL = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="rnnviz-prefetch")
+_PREFETCH_SLOTS = threading.BoundedSemaphore(PREFETCH_MAX)
 
 
 def _job(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> Any:
@@ -31,7 +43,7 @@ def _job(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> A
 
 
 def run_heavy(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``rnnviz.cost.deadline_seconds()``
+    """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``rnnviz.serving.cost.deadline_seconds()``
     (raises Overtime). Exceptions of ``fn`` propagate unchanged."""
     seconds = cost.deadline_seconds()
     future = _POOL.submit(_job, fn, seconds, args, kwargs)
@@ -42,23 +54,39 @@ def run_heavy(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise Overtime(seconds) from None
 
 
-def prefetch(cached: Callable[..., Any], *args: Any) -> None:
-    """Start ``cached(*args)`` (an ``st.cache_data`` function of this page) in a background thread,
-    so that it runs while the script computes and draws what comes before it; the script's own call
-    later, with the same arguments, waits for that computation (Streamlit computes a cache key once:
-    a second caller waits on its lock) and reads its value. Errors are not kept: the script's call
-    then computes again and shows its message. The work itself still goes through run_heavy's pool
-    and deadline, so this adds no CPU, only overlap (Gradients: the Jacobian chain beside the norm
-    curve and the gradient map)."""
+def cached_heavy(fn: Callable[..., Any], key: Hashable, *args: Any, **kwargs: Any) -> Any:
+    """``run_heavy(fn, *args, **kwargs)``, kept for every session in a byte-bounded store
+    (RESULT_CACHE_BYTES, 128 entries, 1 h) under (fn's module and name, ``key``).
+
+    key: a hashable identity of every argument that changes the result (a ModelRef for the model,
+    never the model itself). The value is shared, not copied: treat it as read-only. A key is
+    computed by one caller at a time, and a caller that asks for a key being computed (say by
+    :func:`prefetch`) waits for that result; a failed computation is not kept, so the next caller
+    computes again and gets the error itself."""
+    return _RESULTS.get_or_compute((fn.__module__, fn.__qualname__, key),
+                                   lambda: run_heavy(fn, *args, **kwargs))
+
+
+def prefetch(call: Callable[..., Any], *args: Any) -> None:
+    """Start ``call(*args)`` in the background, where ``call`` reads its result through
+    :func:`cached_heavy` (and calls no Streamlit function): it runs while the script computes and
+    draws what comes before, and the script's own ``call(*args)`` later waits for it or reads the
+    stored result. Errors are left to the script's own call (it computes again and shows its
+    message). Bounded: two run at a time, and at most PREFETCH_MAX wait, server-wide; past that a
+    prefetch is skipped. The work itself goes through run_heavy's pool and deadline, so this adds
+    no CPU, only overlap (Gradients: the Jacobian chain beside the norm curve and the gradient map)."""
+    if not _PREFETCH_SLOTS.acquire(blocking=False):
+        return
+
     def job() -> None:
         try:
-            cached(*args)
-        except BaseException:               # noqa: BLE001 — the script's own call reports errors;
-            pass                            # a stop or rerun of the session ends the thread
+            call(*args)
+        except Exception:           # noqa: BLE001 — the script's own call computes again and reports
+            log.debug("prefetch of %s failed; the script's call reports it", call, exc_info=True)
+        finally:
+            _PREFETCH_SLOTS.release()
 
-    thread = threading.Thread(target=job, name="rnnviz-prefetch", daemon=True)
-    add_script_run_ctx(thread, get_script_run_ctx())
-    thread.start()
+    _PREFETCH_POOL.submit(job)
 
 
 def reduced(*plans: cost.Plan | None) -> None:

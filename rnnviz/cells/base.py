@@ -77,6 +77,7 @@ class CellSpec:
     spectrum_blocks / main_block: the hidden-to-hidden blocks the spectrum view offers.
     derivative_note: what bounds φ′ (plain RNNs, for the gradient page's reading).
     latex / note: the cell's equations as LaTeX lines and a caption, for the step-through page.
+    order: where pages list the cell (ascending; ties by name).
     """
 
     name: str
@@ -100,6 +101,7 @@ class CellSpec:
     derivative_note: str = ""
     latex: tuple[str, ...] = ()
     note: str = ""
+    order: int = 100
 
     @property
     def has_cell_state(self) -> bool:

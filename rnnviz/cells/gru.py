@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..deadline import check
 from .. import kernels
 from .base import CellSpec, hidden_part, input_rows, keep
 from .jacobian import LayerJacobian, arr, diag_sum
@@ -83,30 +82,13 @@ class GRUJacobian(LayerJacobian):
         Qh = torch.stack([qr, qz, qn * r], dim=1)
         return cls(cell, 3, H, h_prev, x, w_hh, w_ih, Qh=Qh, Qx=Qx, z=z)
 
-    def backward_compiled(self, E, last, cut):
+    def backward_steps(self, E, last, cut):
         T, h = E.shape
         dH = E.clone()
         dpart = torch.zeros(T, 3 * h, dtype=E.dtype)
         kernels.gru_backward(self.w_hh.T.contiguous().numpy(), dH.numpy(), arr(self.Qh), arr(self.z),
                              dpart.numpy(), last, cut, torch.get_num_threads())
         return {"dH": dH, "da": (self.Qx * dH[:, None, :]).reshape(T, 3 * h), "dhh": dpart}
-
-    def backward_torch(self, E, last, cuts):
-        T, h = E.shape
-        dH = E.clone()
-        rows = dH.unbind(0)
-        WT = self.w_hh.T.contiguous()
-        dpart = torch.zeros(T, 3, h, dtype=E.dtype)
-        dps, Qh, z = dpart.unbind(0), self.Qh.unbind(0), self.z.unbind(0)
-        flat = dpart.view(T, 3 * h).unbind(0)
-        for t in range(last, 0, -1):
-            check()
-            torch.mul(Qh[t], rows[t], out=dps[t])
-            if t not in cuts:
-                rows[t - 1].addcmul_(rows[t], z[t]).addmv_(WT, flat[t])
-        if last >= 0:
-            torch.mul(Qh[0], rows[0], out=dps[0])
-        return {"dH": dH, "da": (self.Qx * dH[:, None, :]).reshape(T, 3 * h), "dhh": dpart.view(T, 3 * h)}
 
     def _A(self, t: int, scale: float = 1.0) -> Tensor:
         """dH_{t−1} = dH_t @ A, A (h × h), times ``scale`` (folded into the coefficient vectors)."""
@@ -136,4 +118,6 @@ SPEC = CellSpec(
            r"\tilde H_t = \tanh\big(X_t W_{xh} + b_h + R_t \odot (H_{t-1} W_{hh} + b_{hh})\big)",
            r"H_t = Z_t \odot H_{t-1} + (1 - Z_t) \odot \tilde H_t"),
     note="GRU in PyTorch's form (what this model computes): R_t multiplies H_{t-1} W_hh + b_hh "
-         "after the product; the book puts R_t ⊙ H_{t-1} inside it and has no b_hh.")
+         "after the product; the book puts R_t ⊙ H_{t-1} inside it and has no b_hh.", order=2)
+#: The cells of this module (rnnviz.cells collects every module's SPECS).
+SPECS = (SPEC,)

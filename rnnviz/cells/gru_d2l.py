@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..deadline import check
+from ..serving.deadline import check
 from .base import CellSpec, input_rows, keep
 from .gru import GATES, NAMES
 from .jacobian import LayerJacobian
@@ -118,14 +118,15 @@ class D2LGRUJacobian(LayerJacobian):
         prev = torch.addcmul(dH * (self.z[t] * scale), g, self.r[t]).add_(drz @ self.w_hh[:2 * h])
         return torch.cat([drz, dn], dim=-1), prev
 
-    def backward_torch(self, E, last, cuts):
+    def backward_steps(self, E, last, cut):
+        """A torch loop (two products a step; no compiled kernel for the book's GRU)."""
         dH = E.clone()
         T, h = E.shape
         da = torch.zeros(T, 3 * h, dtype=E.dtype)
         for t in range(last, -1, -1):
             check()
             da[t], prev = self._adjoint(t, dH[t])
-            if t > 0 and t not in cuts:
+            if t > 0 and not cut[t]:
                 dH[t - 1] += prev
         return {"dH": dH, "da": da}
 
@@ -153,4 +154,7 @@ SPEC = CellSpec(
     latex=(r"R_t = \sigma(X_t W_{xr} + H_{t-1} W_{hr} + b_r) \qquad Z_t = \sigma(X_t W_{xz} + H_{t-1} W_{hz} + b_z)",
            r"\tilde H_t = \tanh\big(X_t W_{xh} + (R_t \odot H_{t-1}) W_{hh} + b_h\big)",
            r"H_t = Z_t \odot H_{t-1} + (1 - Z_t) \odot \tilde H_t"),
-    note="The book's own GRU (d2l §10.2), exactly: R_t ⊙ H_{t-1} is multiplied by W_hh, one bias per gate.")
+    note="The book's own GRU (d2l §10.2), exactly: R_t ⊙ H_{t-1} is multiplied by W_hh, one bias per gate.",
+    order=4)
+#: The cells of this module (rnnviz.cells collects every module's SPECS).
+SPECS = (SPEC,)

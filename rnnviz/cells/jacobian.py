@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .. import kernels
 
 
 @dataclass
@@ -48,22 +47,21 @@ class LayerJacobian:
     # -------------------------------------------------------------- one adjoint (norm curve)
     def backward(self, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
         """Reverse-mode recurrence for one adjoint. E: (T, h) external adjoints of H_t, zero after
-        ``last``. Returns dH (T, h) total adjoints, da (T, G·h) pre-activation adjoints of the
-        input path, and (LSTM) dC (T, h). Runs the cell's compiled kernel (rnnviz.kernels) when
-        numba is there, else the torch loop; both give the same numbers up to rounding."""
-        if kernels.enabled() and E.dtype in (torch.float32, torch.float64) and self.has_kernel:
-            return self.backward_compiled(E, last, _cut_mask(E.shape[0], cuts))
-        return self.backward_torch(E, last, cuts)
+        ``last``, float32 or float64; ``cuts``: steps that do not pass their adjoint back (truncation).
+        Returns dH (T, h) total adjoints, da (T, G·h) pre-activation adjoints of the input path,
+        and (LSTM) dC (T, h). The RNN, GRU and LSTM run their compiled kernel (rnnviz.kernels)."""
+        if E.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"the backward pass runs in float32 or float64, not {E.dtype}")
+        return self.backward_steps(E, last, _cut_mask(E.shape[0], cuts))
 
-    #: whether the cell's compiled kernel exists (rnnviz.kernels); else the torch loop runs
+    #: whether the cell's backward is a compiled kernel of rnnviz.kernels (else a torch loop)
     has_kernel = False
     #: whether the layer carries C_t (its adjoints dC travel with dH)
     has_cell_state = False
 
-    def backward_compiled(self, E: Tensor, last: int, cut: np.ndarray) -> dict[str, Tensor]:
-        raise NotImplementedError
-
-    def backward_torch(self, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
+    def backward_steps(self, E: Tensor, last: int, cut: np.ndarray) -> dict[str, Tensor]:
+        """:meth:`backward` with the truncation as a (T,) bool mask (``cut[t]``: step t does not
+        pass its adjoint to t−1)."""
         raise NotImplementedError
 
     def param_grads(self, back: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..deadline import check
 from .. import kernels
 from .base import CellSpec, hidden_part, input_rows, keep, linear_recurrence
 from .jacobian import LayerJacobian, arr, diag_sum
@@ -61,8 +60,9 @@ def recover(layer: nn.LSTM, inp: Tensor, ids: Tensor | None, out: Tensor, h0: Te
 
 def cell_scan(i: Tensor, f: Tensor, g: Tensor, c0: Tensor) -> Tensor:
     """C_t = F_t ⊙ C_{t-1} + I_t ⊙ C̃_t for all t (an elementwise linear recurrence): the compiled
-    pass of rnnviz.kernels where it runs, else the two-level scan :func:`linear_recurrence`."""
-    if (kernels.enabled() and i.device.type == "cpu" and i.dtype in (torch.float32, torch.float64)
+    pass of rnnviz.kernels on CPU float32/float64 tensors without autograd, else (autograd, other
+    devices or dtypes) the two-level scan :func:`linear_recurrence`."""
+    if (i.device.type == "cpu" and i.dtype in (torch.float32, torch.float64)
             and c0.dtype == i.dtype and not i.requires_grad):
         c = torch.empty(i.shape, dtype=i.dtype)
         kernels.cell_scan(i.numpy(), f.numpy(), g.numpy(), c0.contiguous().numpy(), c.numpy())
@@ -107,7 +107,7 @@ class LSTMJacobian(LayerJacobian):
         torch.mul(tc, torch.addcmul(o, o, o, value=-1), out=P[:, 3])  # tanh C ⊙ O(1 − O)
         return cls(cell, 4, H, h_prev, x, w_hh, w_ih, K=K, P=P, f=f)
 
-    def backward_compiled(self, E, last, cut):
+    def backward_steps(self, E, last, cut):
         T, h = E.shape
         dH = E.clone()
         da = torch.zeros(T, 4 * h, dtype=E.dtype)
@@ -115,28 +115,6 @@ class LSTMJacobian(LayerJacobian):
         kernels.lstm_backward(self.w_hh.T.contiguous().numpy(), dH.numpy(), arr(self.K), arr(self.P),
                               arr(self.f), dC.numpy(), da.numpy(), last, cut, torch.get_num_threads())
         return {"dH": dH, "da": da, "dC": dC}
-
-    def backward_torch(self, E, last, cuts):
-        T, h = E.shape
-        dH = E.clone()
-        rows = dH.unbind(0)
-        WT = self.w_hh.T.contiguous()
-        da = torch.zeros(T, 4, h, dtype=E.dtype)
-        dC = torch.zeros_like(dH)
-        dcs, das, flat = dC.unbind(0), da.unbind(0), da.view(T, 4 * h).unbind(0)
-        P3, Po, K, f = self.P[:, :3].unbind(0), self.P[:, 3].unbind(0), self.K.unbind(0), self.f.unbind(0)
-        carry = torch.zeros(h, dtype=E.dtype)
-        for t in range(last, -1, -1):
-            check()
-            torch.addcmul(carry, rows[t], K[t], out=dcs[t])
-            torch.mul(P3[t], dcs[t], out=das[t][:3])
-            torch.mul(Po[t], rows[t], out=das[t][3])
-            if t > 0 and t not in cuts:
-                rows[t - 1].addmv_(WT, flat[t])
-                torch.mul(dcs[t], f[t], out=carry)
-            else:
-                carry.zero_()
-        return {"dH": dH, "da": da.view(T, 4 * h), "dC": dC}
 
     def _matrices(self, W: Tensor, t: int, scale: float = 1.0) -> tuple[Tensor, Tensor]:
         """(B, Cm) with d(input) = dC_t^tot @ B + dH_t @ Cm for W = w_hh (h × h) or w_ih (h × d)."""
@@ -172,4 +150,6 @@ SPEC = CellSpec(
     gate_view=("i", "f", "o"), torch_class=nn.LSTM, map_cost=2,
     spectrum_blocks=("W_hi", "W_hf", "W_ho", "W_hc"), main_block="W_hc",
     latex=(r"I_t = \sigma(X_t W_{xi} + H_{t-1} W_{hi} + b_i) \quad F_t = \sigma(X_t W_{xf} + H_{t-1} W_{hf} + b_f) \quad O_t = \sigma(X_t W_{xo} + H_{t-1} W_{ho} + b_o)",
-           r"\tilde C_t = \tanh(X_t W_{xc} + H_{t-1} W_{hc} + b_c) \qquad C_t = F_t \odot C_{t-1} + I_t \odot \tilde C_t \qquad H_t = O_t \odot \tanh(C_t)"))
+           r"\tilde C_t = \tanh(X_t W_{xc} + H_{t-1} W_{hc} + b_c) \qquad C_t = F_t \odot C_{t-1} + I_t \odot \tilde C_t \qquad H_t = O_t \odot \tanh(C_t)"), order=3)
+#: The cells of this module (rnnviz.cells collects every module's SPECS).
+SPECS = (SPEC,)

@@ -8,7 +8,6 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from ..deadline import check
 from .. import kernels
 from .base import CellSpec, keep, hidden_part
 from .jacobian import LayerJacobian, arr
@@ -45,26 +44,11 @@ class RNNJacobian(LayerJacobian):
         D = (1 - H * H) if cell == "rnn_tanh" else (H > 0).to(H.dtype)
         return cls(cell, 1, H, h_prev, x, w_hh, w_ih, D=D)
 
-    def backward_compiled(self, E, last, cut):
+    def backward_steps(self, E, last, cut):
         dH = E.clone()
         da = torch.zeros_like(dH)
         kernels.rnn_backward(self.w_hh.T.contiguous().numpy(), dH.numpy(), arr(self.D), da.numpy(),
                              last, cut, torch.get_num_threads())
-        return {"dH": dH, "da": da}
-
-    def backward_torch(self, E, last, cuts):
-        dH = E.clone()
-        rows = dH.unbind(0)
-        WT = self.w_hh.T.contiguous()  # (h, h): contiguous gives a ~15% faster gemv
-        da = torch.zeros_like(dH)
-        das, D = da.unbind(0), self.D.unbind(0)
-        for t in range(last, 0, -1):
-            check()
-            torch.mul(rows[t], D[t], out=das[t])
-            if t not in cuts:
-                rows[t - 1].addmv_(WT, das[t])
-        if last >= 0:
-            torch.mul(rows[0], D[0], out=das[0])
         return {"dH": dH, "da": da}
 
     def chain_step(self, t, inv, M, Mc, scaled, dst, dst_c):
@@ -78,7 +62,7 @@ class RNNJacobian(LayerJacobian):
         return ext, nxt, None
 
 
-def _spec(cell: str) -> CellSpec:
+def _spec(cell: str, order: int) -> CellSpec:
     phi = _PHI[cell]
     return CellSpec(
         name=cell, title=f"RNN ({cell[4:]})", gates=("h",), names={"h": ("W_xh", "W_hh", "b_h")},
@@ -88,8 +72,10 @@ def _spec(cell: str) -> CellSpec:
         step_terms=_step_terms(phi), torch_class=nn.RNN, torch_kwargs={"nonlinearity": cell[4:]},
         spectrum_blocks=("W_hh",), main_block="W_hh",
         derivative_note="tanh′ ≤ 1" if cell == "rnn_tanh" else "ReLU′ is 0 or 1",
-        latex=(r"H_t = \%s(X_t W_{xh} + H_{t-1} W_{hh} + b_h)" % ("tanh" if cell == "rnn_tanh" else "mathrm{ReLU}"),))
+        latex=(r"H_t = \%s(X_t W_{xh} + H_{t-1} W_{hh} + b_h)" % ("tanh" if cell == "rnn_tanh" else "mathrm{ReLU}"),), order=order)
 
 
-RNN_TANH = _spec("rnn_tanh")
-RNN_RELU = _spec("rnn_relu")
+RNN_TANH = _spec("rnn_tanh", 0)
+RNN_RELU = _spec("rnn_relu", 1)
+#: The cells of this module (rnnviz.cells collects every module's SPECS).
+SPECS = (RNN_TANH, RNN_RELU)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..deadline import check
+from ..serving.deadline import check
 from ..model import CharRNN
 from ..trace import Trace
 from .errors import GradientError

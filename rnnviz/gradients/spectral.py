@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..deadline import check
+from ..serving.deadline import check
 from torch import Tensor
 
 #: Relative size below which a new Krylov direction counts as already in the basis.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..deadline import check
+from ..serving.deadline import check
 from ..cells import SPECS
 from ..model import CharRNN
 from .errors import GradientError

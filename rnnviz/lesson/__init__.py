@@ -36,11 +36,11 @@ from .exercises import (GRADIENT_PRESETS, LOG_ZERO, MAX_BIGRAM_CHARS, BigramResu
                         bigram_exact_rnn, counterfactual_forgetting, measure_gradient_presets, output_size)
 from .toy import (ACTIVATIONS, TOY_PRESETS, TOY_SHAPES, ToyInputError, ToyResult, ToyStep, run_toy,
                   toy_params)
-from .words import WORDS, WordAttribution, word_model, word_step_through
+from .words import WORDS, WordAttribution, ablation_effects, word_model, word_step_through
 
 __all__ = [
     "ACTIVATIONS", "BigramResult", "Forgetting", "GRADIENT_PRESETS", "LOG_ZERO", "MAX_BIGRAM_CHARS",
     "TOY_PRESETS", "TOY_SHAPES", "ToyInputError", "ToyResult", "ToyStep", "WORDS", "WordAttribution",
-    "bigram_exact_rnn", "counterfactual_forgetting", "measure_gradient_presets", "output_size",
+    "ablation_effects", "bigram_exact_rnn", "counterfactual_forgetting", "measure_gradient_presets", "output_size",
     "run_toy", "toy_params", "word_model", "word_step_through",
 ]

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..cells import CELLS, spec
 from ..model import CharRNN, ModelConfig, build_model
-from ..threads import one_thread
+from ..serving.threads import one_thread
 from ..trace import trace as run_trace
 from ..vocab import UNK
 
@@ -127,3 +127,20 @@ def word_step_through(hidden_size: int = 4, seed: int = 0, train_steps: int = 10
         grad_x_input=[float((g[t] * x[t]).sum()) for t in range(3)],
         ablation=ablation, ablation_log_p=ablation_lp, hidden_size=hidden_size,
         train_steps=train_steps, final_loss=final, params=dict(model.textbook_params(0)))
+
+
+def ablation_effects(attr: WordAttribution) -> list[str]:
+    """What zeroing each earlier word *does* to O_3[by], one phrase per word, sign spelled out.
+
+    ``attr.ablation[t]`` is O_3[by] − O_3[by](X_t = 0): the word's contribution. Replacing X_t by
+    the zero vector therefore changes the score by the *negative* of it: a positive contribution
+    means zeroing the word lowers O_3[by]. Returns e.g. ``"lowers it by 0.846 (machine)"``.
+    """
+    out = []
+    for word, contribution in zip(attr.words, attr.ablation):
+        change = -contribution                      # O_3[by](X_t = 0) − O_3[by]
+        if abs(change) < 5e-4:
+            out.append(f"leaves it unchanged ({word})")
+        else:
+            out.append(f"{'raises' if change > 0 else 'lowers'} it by {abs(change):.3f} ({word})")
+    return out

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import html
+import math
 import textwrap
+
+import numpy as np
 
 #: Symbols that make invisible characters visible on axes and in coloured text.
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
@@ -21,13 +24,68 @@ PROBABILITY = SEQUENTIAL
 SURPRISAL = "Reds"
 
 
-def log_axis(span: float | None = None, **extra) -> dict:
-    """The one tick style of every log axis: powers of ten (10⁻³, never 1m / 1µ / 1n), a tick per
-    decade; over more than 12 decades (``span``: log₁₀ max − log₁₀ min of the data) a tick every
-    ceil(span / 10) decades. ``extra`` (title, range …) is merged in:
-    ``fig.update_yaxes(**log_axis(title="norm"))``."""
-    step = 1 if span is None or span <= 12 else int(-(-span // 10))
-    return dict(type="log", exponentformat="power", dtick=step, **extra)
+#: At most this many labelled ticks on a log axis, whatever its range.
+MAX_LOG_TICKS = 8
+#: Decade steps between labelled powers of ten (10⁰, 10⁵, 10¹⁰ … reads better than 10⁰, 10⁷, 10¹⁴).
+_NICE_STEPS = (1, 2, 3, 4, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 10 ** 9)
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _tick_text(mantissa: int, exponent: int) -> str:
+    """1, 20, 0.005 between 10⁻³ and 10³; 10⁻⁷ / 2×10⁻⁷ outside (never Plotly's 1m / 1µ / 1n)."""
+    if -3 <= exponent <= 3:
+        return f"{mantissa * 10.0 ** exponent:.{max(0, -exponent)}f}"
+    power = "10" + str(exponent).translate(_SUPERSCRIPT)
+    return power if mantissa == 1 else f"{mantissa}×{power}"
+
+
+def log_ticks(lo10: float, hi10: float, max_ticks: int = MAX_LOG_TICKS) -> tuple[list[float], list[str]]:
+    """Tick values and labels for a log axis whose data spans 10**lo10 … 10**hi10.
+
+    Powers of ten, every ``step``-th decade (a multiple of ``step``) so that at most ``max_ticks``
+    are labelled; over at most two decades also 2× and 5× (thinned the same way) so a narrow range
+    still has two or more labels. Every label is what the value is: no minor "2, 5" ambiguity.
+    """
+    if not (math.isfinite(lo10) and math.isfinite(hi10)):
+        return [], []
+    lo10, hi10 = max(min(lo10, hi10), -307.0), min(max(lo10, hi10), 307.0)   # float64's range
+    a, b = math.floor(lo10), math.ceil(hi10)
+    if hi10 - lo10 <= 2:
+        mantissas = (1, 2, 3, 5) if hi10 - lo10 < 1 else (1, 2, 5)
+        cands = [(m, e) for e in range(a, b + 1) for m in mantissas]
+        cands = [(m, e) for m, e in cands if lo10 - 1e-9 <= e + math.log10(m) <= hi10 + 1e-9] \
+            or [(1, round((lo10 + hi10) / 2))]
+        cands = cands[:: -(-len(cands) // max_ticks)]
+    else:
+        step = next(s for s in _NICE_STEPS if b // s - (-(-a // s)) + 1 <= max_ticks)
+        cands = [(1, e) for e in range(-(-a // step) * step, b + 1, step)]
+    return [m * 10.0 ** e for m, e in cands], [_tick_text(m, e) for m, e in cands]
+
+
+def log_range(*arrays) -> tuple[float, float] | None:
+    """log₁₀ of the smallest and largest positive finite value in ``arrays`` (None / NaN / ≤ 0 skipped)."""
+    vals = []
+    for a in arrays:
+        if a is None:
+            continue
+        v = np.asarray(a, dtype=float).ravel()
+        vals.append(v[np.isfinite(v) & (v > 0)])
+    v = np.concatenate(vals) if vals else np.array([])
+    return (float(np.log10(v.min())), float(np.log10(v.max()))) if v.size else None
+
+
+def log_axis(*arrays, log10_range: tuple[float, float] | None = None, **extra) -> dict:
+    """The one style of every log axis: labelled ticks at powers of ten (:func:`log_ticks`), at most
+    :data:`MAX_LOG_TICKS` whatever the range. The range is ``log10_range`` (log₁₀ min, max) or
+    found in the data ``arrays`` (what the chart plots, plus any line drawn on it). ``extra``
+    (title, range …) is merged in: ``fig.update_yaxes(**log_axis(y, title="norm"))``."""
+    rng = log10_range if log10_range is not None else log_range(*arrays)
+    axis = dict(type="log", exponentformat="power", **extra)
+    if rng is not None:
+        vals, text = log_ticks(*rng)
+        if vals:
+            axis.update(tickmode="array", tickvals=vals, ticktext=text)
+    return axis
 
 
 def display_char(ch: str) -> str:

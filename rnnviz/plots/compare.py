@@ -125,12 +125,14 @@ def gradient_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], x_title: s
                     y_title: str = "gradient norm") -> go.Figure:
     """Several gradient-norm curves on one log-scale plot: name → (x, norm)."""
     fig = go.Figure()
+    ys = []
     for k, (name, (x, y)) in enumerate(curves.items()):
         y = np.asarray(y, dtype=float)
+        ys.append(y)
         fig.add_trace(go.Scatter(x=np.asarray(x), y=np.where(y > 0, y, np.nan), mode="lines",
                                  name=escape(name), line=dict(color=_COLORS[k % len(_COLORS)]),
                                  hovertemplate=f"{escape(name)}<br>%{{x}}: %{{y:.3g}}<extra></extra>"))
-    fig.update_yaxes(**log_axis(title=y_title))
+    fig.update_yaxes(**log_axis(*ys, title=y_title))
     fig.update_layout(xaxis_title=x_title, height=340,
                       legend=dict(orientation="h", y=1.12), margin=dict(l=50, r=20, t=40, b=40))
     return fig

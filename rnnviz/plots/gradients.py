@@ -162,7 +162,7 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
     if totals["zero"]:
         notes.append(f"{totals['zero']} exact zeros (▽ at bottom)")
     title = _title(f"Gradient norm vs distance from the loss at {what}", ["; ".join(notes)] if notes else [])
-    fig.update_yaxes(**log_axis(hi - lo, title="‖∂L/∂H_t‖ (log scale)", range=[lo - 0.3, hi + 0.3]))
+    fig.update_yaxes(**log_axis(log10_range=(lo, hi), title="‖∂L/∂H_t‖ (log scale)", range=[lo - 0.3, hi + 0.3]))
     fig.update_xaxes(title="distance from the loss (steps back in time)")
     return _layout(fig, title)
 
@@ -196,7 +196,7 @@ def jacobian_chain_figure(chain: JacobianChain) -> go.Figure:
                                      line=dict(color=_COLORS[ci], dash="dot", width=1), hoverinfo="skip"))
     fig.update_xaxes(title="T − t (steps back from H_T)")
     if use_log:
-        fig.update_yaxes(**log_axis(hi - lo, title="norm (log scale)", range=[lo - 0.3, hi + 0.3]))
+        fig.update_yaxes(**log_axis(log10_range=(lo, hi), title="norm (log scale)", range=[lo - 0.3, hi + 0.3]))
     else:
         fig.update_yaxes(title="log₁₀ norm (values beyond float64 range)")
     notes = []

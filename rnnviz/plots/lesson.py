@@ -52,7 +52,7 @@ def word_attribution_figure(attr: WordAttribution) -> go.Figure:
     words = [escape(w) for w in attr.words]
     series = [("‖∂O₃[by]/∂Xₜ‖ (sensitivity)", attr.grad_norm),
               ("gradient × input", attr.grad_x_input),
-              ("ablation: O₃[by] − O₃[by] with Xₜ = 0", attr.ablation)]
+              ("ablation: O₃[by] − O₃[by](Xₜ = 0)", attr.ablation)]
     fig = go.Figure()
     for name, values in series:
         fig.add_trace(go.Bar(x=words, y=values, name=name, texttemplate="%{y:.3f}",
@@ -122,7 +122,7 @@ def forgetting_figure(f: Forgetting) -> go.Figure:
     if f.below_at is not None:
         fig.add_vline(x=f.below_at, line_color="#2ca02c", line_dash="dot",
                       annotation_text=f"forgotten after {f.steps_to_forget} steps", annotation_position="top left")
-    fig.update_yaxes(**log_axis(title="difference (log scale)"))
+    fig.update_yaxes(**log_axis(y, kl, [f.threshold], title="difference (log scale)"))
     fig.update_layout(height=360, xaxis_title="step t (character read)", legend=dict(orientation="h", y=1.15),
                       margin=dict(l=50, r=20, t=40, b=40))
     if T <= 80:

@@ -8,7 +8,13 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
+from .common import log_axis
+
 _TRAIN, _VAL, _STEP = "#1f77b4", "#d62728", "rgba(31,119,180,0.35)"
+#: The legend sits in the top margin, right of the title, never under the plot where the x-axis
+#: title is (the two overlapped on a short chart).
+_LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)
+_MARGIN = dict(l=60, r=20, t=80, b=50)
 
 
 def _exp(values: Sequence[float], perplexity: bool) -> list[float]:
@@ -31,9 +37,9 @@ def loss_figure(steps: Sequence[int], losses: Sequence[float], history: Sequence
     fig.add_trace(go.Scatter(x=x, y=_exp([r["val_loss"] for r in ev], perplexity), mode="lines+markers",
                              name="validation (last 10 %)", line=dict(color=_VAL)))
     label = "perplexity" if perplexity else "loss (nats/char)"
-    fig.update_layout(title=dict(text=f"Training and validation {label}"), height=height,
+    fig.update_layout(title=dict(text=f"Training and validation {label}", y=0.97, yanchor="top"), height=height,
                       xaxis=dict(title=dict(text="optimiser step")), yaxis=dict(title=dict(text=label)),
-                      legend=dict(orientation="h", y=-0.25), margin=dict(l=60, r=20, t=40, b=40))
+                      legend=_LEGEND, margin=_MARGIN)
     return fig
 
 
@@ -47,8 +53,8 @@ def grad_norm_figure(steps: Sequence[int], before: Sequence[float], after: Seque
                              line=dict(color="#2ca02c", dash="dot")))
     if clip > 0:
         fig.add_hline(y=clip, line=dict(color="grey", dash="dash"), annotation_text=f"θ = {clip:g}")
-    fig.update_layout(title=dict(text="Global gradient norm per step"), height=height,
+    fig.update_layout(title=dict(text="Global gradient norm per step", y=0.97, yanchor="top"), height=height,
                       xaxis=dict(title=dict(text="optimiser step")),
-                      yaxis=dict(title=dict(text="‖g‖"), type="log"),
-                      legend=dict(orientation="h", y=-0.25), margin=dict(l=60, r=20, t=40, b=40))
+                      yaxis=log_axis(before, after, [clip] if clip > 0 else None, title=dict(text="‖g‖")),
+                      legend=_LEGEND, margin=_MARGIN)
     return fig

@@ -134,8 +134,8 @@ def counterfactual_figure(cf: Counterfactual, font_size: int = 12) -> go.Figure:
                              line=dict(color="#444"), marker=dict(size=4), customdata=labels,
                              hovertemplate="j=%{x} after reading %{customdata}<br>KL=%{y:.3e}<extra></extra>"),
                   row=2, col=1)
-    fig.update_yaxes(**log_axis(), row=1, col=1)
-    fig.update_yaxes(**log_axis(), row=2, col=1)
+    fig.update_yaxes(**log_axis(*cf.delta.values()), row=1, col=1)
+    fig.update_yaxes(**log_axis(cf.kl), row=2, col=1)
     fig.update_xaxes(title="steps j after the edit (0 = just after the edited characters)", row=2, col=1)
     title = (f"{cf.original[cf.start:cf.end]!r} → {cf.replacement!r} at step {cf.start} "
              "(exact zeros are not drawn on log axes)")

@@ -13,7 +13,7 @@ Corpus sample (:func:`corpus_sample`)
     ``python-stdlib``; loaded by :mod:`rnnviz.corpora`, never copied into the repository). The
     sample is its **last** :data:`SAMPLE_CHARS` (20,000) characters, started at the first line
     boundary inside that window, after the model's preprocessing. When the provenance records
-    ``val_fraction`` (rnnviz.train holds out the last fraction of the preprocessed corpus), the
+    ``val_fraction`` (rnnviz.training holds out the last fraction of the preprocessed corpus), the
     sample is further kept inside that held-out part (:func:`training_sample`), so the units are
     measured on text the model did not train on. A user may give any text instead. The index further caps the sample so that N·U ≤ :data:`MAX_INDEX_ELEMENTS`
     (memory: two float32 (N, U) matrices).
@@ -92,6 +92,7 @@ from .hypothesis import Hypothesis, Match, SelectedUnit, _auto_threshold, find_m
 from .index import (FEATURE_CACHE_SIZE, INDEX_CACHE_BYTES, INDEX_CACHE_ENTRIES, INDEXES, MAX_INDEX_ELEMENTS,
                     UnitIndex, average_ranks, build_index, get_index, index_capacity, prebuild_indexes)
 from .projection import Projection, pca, project_trace
+from .scorecard import ScorecardError, scorecard
 from .refs import UnitRef, UnitsError, activation_matrix, model_fingerprint, unit_kinds, unit_refs
 from .sample import SAMPLE_CHARS, CorpusMissing, corpus_sample, held_out_sample, training_sample
 from .stats import UnitStats, load_stats, stats_path, unit_stats, write_unit_stats
@@ -99,11 +100,11 @@ from .stats import UnitStats, load_stats, stats_path, unit_stats, write_unit_sta
 __all__ = [
     "Ablation", "CorpusMissing", "Counterfactual", "FEATURE_CACHE_SIZE", "FinderResult", "Hypothesis", "INDEXES",
     "INDEX_CACHE_BYTES", "INDEX_CACHE_ENTRIES", "MAX_INDEX_ELEMENTS", "Match", "Projection",
-    "SAMPLE_CHARS", "SelectedUnit", "UnitIndex", "UnitRef", "UnitScore", "UnitsError", "ablate",
+    "SAMPLE_CHARS", "ScorecardError", "SelectedUnit", "UnitIndex", "UnitRef", "UnitScore", "UnitsError", "ablate",
     "activation_matrix", "aucs", "average_ranks", "build_index", "correlations", "corpus_sample",
     "counterfactual", "find_matches", "forward_with_unit", "get_index", "index_capacity",
     "kl_divergence", "label_for", "model_fingerprint", "pca", "prebuild_indexes", "project_trace",
-    "rank_units", "select_units", "training_sample", "unit_kinds", "unit_refs",
+    "rank_units", "scorecard", "select_units", "training_sample", "unit_kinds", "unit_refs",
     "UnitStats", "held_out_sample", "load_stats", "order_units", "stats_path", "unit_stats",
     "write_unit_stats",
 ]

@@ -13,10 +13,10 @@ import torch
 from torch import Tensor
 
 from .. import features as F
-from ..cache import ByteLRU
-from ..deadline import check
+from ..serving.cache import ByteLRU
+from ..serving.deadline import check
 from ..model import CharRNN
-from ..threads import one_thread
+from ..serving.threads import one_thread
 from ..trace import MAX_TRACE_CHARS, trace
 from ..vocab import preprocess
 from .refs import UnitRef, UnitsError, activation_matrix, model_fingerprint, unit_refs

@@ -37,7 +37,7 @@ def _load_corpus_text(name: str, python_max_chars: int | None = None) -> tuple[s
 
 def held_out_sample(prepared: str, val_fraction: float, max_chars: int = SAMPLE_CHARS) -> tuple[str, int]:
     """(sample, start of the validation part) of an already preprocessed corpus: the last
-    ``max_chars`` characters of its last ``val_fraction`` (as rnnviz.train splits it), from the
+    ``max_chars`` characters of its last ``val_fraction`` (as rnnviz.training splits it), from the
     first line start in that window when there is one."""
     val_start = int(len(prepared) * (1 - val_fraction))
     start = max(val_start, len(prepared) - max_chars)
@@ -52,7 +52,7 @@ def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS,
                     full_text: str | None = None) -> tuple[str, str]:
     """The model's own held-out text where its provenance says how it was split.
 
-    With ``provenance["val_fraction"]`` = v (rnnviz.train validates on the last v of the
+    With ``provenance["val_fraction"]`` = v (rnnviz.training validates on the last v of the
     *preprocessed* corpus), the sample is :func:`held_out_sample`; otherwise :func:`corpus_sample`.
     The text is returned already preprocessed. ``full_text``: the raw corpus when the caller has it
     (training does), else it is loaded by name. Raises UnitsError when the corpus is unknown, or

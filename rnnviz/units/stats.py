@@ -12,7 +12,7 @@ rewriting weights, and a checkpoint without one still loads. The sidecar records
 :func:`~rnnviz.units.refs.model_fingerprint`; :func:`load_stats` ignores a sidecar whose
 fingerprint does not match the model (a retrained or swapped checkpoint).
 
-``python -m rnnviz.train --out X.safetensors`` writes the sidecar at the end of training;
+``python -m rnnviz.training --out X.safetensors`` writes the sidecar at the end of training;
 ``python -m tools.unit_stats [NAME ...]`` (re)computes it for shipped checkpoints from their corpora.
 """
 

@@ -1,7 +1,7 @@
 """One training run of the Train view: a :class:`Trainer` driven step by step off the script thread,
 publishing a :class:`Snapshot` the page polls.
 
-The run is built and stepped in a worker thread of :class:`rnnviz.training_pool.TrainingPool`;
+The run is built and stepped in a worker thread of :class:`rnnviz.training.pool.TrainingPool`;
 every field the page reads is copied out under a lock (:meth:`TrainingRun.snapshot`). Per step it
 records the loss and the global gradient norm before clipping (summed from per-parameter
 post-accumulate hooks) and after (the norm of the gradients the optimiser used); every
@@ -20,10 +20,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import checkpoint_bytes
-from .generate import generate
-from .trace import trace
-from .train_config import TrainConfig
+from ..checkpoint import checkpoint_bytes
+from ..generate import generate
+from ..trace import trace
+from .config import TrainConfig
 from .trainer import Trainer
 
 QUEUED, RUNNING, PAUSED, DONE = "queued", "running", "paused", "done"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .corpora import PYTHON_CORPUS_MAX_CHARS
-from .model import CELLS
-from .vocab import PREPROCESSING
+from ..corpora import PYTHON_CORPUS_MAX_CHARS
+from ..model import CELLS
+from ..vocab import PREPROCESSING
 
 
 def _opt(help: str, choices=None, **kw):

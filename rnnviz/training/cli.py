@@ -1,6 +1,6 @@
 """Train a character-level RNN and write a shippable checkpoint.
 
-    python -m rnnviz.train --corpus timemachine --preprocessing d2l --cell lstm --hidden 256 \\
+    python -m rnnviz.training --corpus timemachine --preprocessing d2l --cell lstm --hidden 256 \\
         --out checkpoints/timemachine-lstm.safetensors
 
 (``--text FILE`` trains on any UTF-8 file instead of a named corpus, see :mod:`rnnviz.corpora`.)
@@ -62,10 +62,10 @@ view ranks units without the corpus).
 
 Code
 ----
-This module is the command line and :func:`train`; the loop is :class:`rnnviz.trainer.Trainer`
-(drivable step by step), over :mod:`rnnviz.train_config` (TrainConfig), :mod:`rnnviz.train_data`
-(vocabulary, split, minibatches), :mod:`rnnviz.train_eval` (:func:`evaluate_loss`) and
-:mod:`rnnviz.train_state` (TrainState, History, the .trainstate and curves files).
+This module is the command line and :func:`train`; the loop is :class:`rnnviz.training.Trainer`
+(drivable step by step), over :mod:`rnnviz.training.config` (TrainConfig), :mod:`rnnviz.training.data`
+(vocabulary, split, minibatches), :mod:`rnnviz.training.evaluate` (:func:`evaluate_loss`) and
+:mod:`rnnviz.training.state` (TrainState, History, the .trainstate and curves files).
 """
 
 from __future__ import annotations
@@ -75,19 +75,17 @@ import dataclasses
 import shlex
 import sys
 
-from .corpora import Corpus
-from .model import CharRNN
-from .train_config import TrainConfig
-from .train_data import build_vocab, epoch_batches, load_training_text, split_text
-from .train_eval import VAL_STREAMS, evaluate_loss
-from .train_state import History, TrainState, curves_path, state_path
-from .trainer import Trainer, make_optimizer, train_step
+from ..corpora import Corpus
+from ..model import CharRNN
+from .config import TrainConfig
+from .data import load_training_text
+from .state import History
+from .trainer import Trainer
 
-__all__ = [
-    "History", "TrainConfig", "TrainState", "Trainer", "VAL_STREAMS", "build_parser", "build_vocab",
-    "curves_path", "epoch_batches", "evaluate_loss", "load_training_text", "main", "make_optimizer",
-    "parse_config", "reproduce_command", "split_text", "state_path", "train", "train_step",
-]
+#: The module the command line runs as (checkpoints written before the package move record
+#: ``rnnviz.train``; :func:`reproduce_command` prints the current name).
+CLI_MODULE = "rnnviz.training"
+
 
 
 def train(cfg: TrainConfig, text: str | None = None, *, corpus: Corpus | None = None,
@@ -106,6 +104,8 @@ def reproduce_command(info) -> str:
     (``--max-steps total_steps --max-minutes 0``) and ``--out`` pointing into checkpoints/: on the
     same machine type and thread count this reruns the same steps (wall-clock stops do not)."""
     cmd = list(info.provenance["command"])
+    if cmd[1:3] == ["-m", "rnnviz.train"]:
+        cmd[2] = CLI_MODULE
     out, i = [], 0
     while i < len(cmd):
         if cmd[i] in ("--max-minutes", "--max-steps", "--out"):
@@ -120,7 +120,7 @@ def reproduce_command(info) -> str:
 
 # =============================================================================== CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rnnviz.train", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=f"python -m {CLI_MODULE}", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -143,10 +143,10 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(argv)
-    command = ["python", "-m", "rnnviz.train", *argv]
+    command = ["python", "-m", CLI_MODULE, *argv]
     corpus = load_training_text(cfg)
     model, history = train(cfg, corpus=corpus, argv=command)
-    from .units.stats import write_after_training   # the Units view's numbers, beside the checkpoint
+    from ..units.stats import write_after_training   # the Units view's numbers, beside the checkpoint
     write_after_training(cfg.out, corpus.text)
     s = history.summary
     print(f"best val loss {s['val_loss']:.4f} nats/char (perplexity {s['val_perplexity']:.3f}, "
@@ -154,7 +154,3 @@ def main(argv: list[str] | None = None) -> int:
           f"{s['train_seconds']:.0f} s, {s['chars_per_second']:,.0f} chars/s, stopped: {s['stopped']}; "
           f"wrote {cfg.out}", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

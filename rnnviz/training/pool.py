@@ -28,12 +28,12 @@ import time
 from collections import deque
 from typing import Callable
 
-from .corpora import sha256_text
-from .train_config import TrainConfig
-from .train_data import split_text
-from .train_limits import TrainLimits, TrainRefused, check_model_size, check_text
+from ..corpora import sha256_text
+from .config import TrainConfig
+from .data import split_text
+from .limits import TrainLimits, TrainRefused, check_model_size, check_text
 from .trainer import Trainer
-from .training_run import CANCELLED, DONE, FAILED, PAUSED, QUEUED, Snapshot, TrainingRun
+from .run import CANCELLED, DONE, FAILED, PAUSED, QUEUED, Snapshot, TrainingRun
 
 #: Evaluate, sample and probe every this many steps.
 SAMPLE_EVERY = 25

@@ -7,7 +7,7 @@
     model, history = tr.finish()      # last evaluation, best weights, files written
 
 The procedure (data, validation loss, optimisation, reproducibility) is documented in
-:mod:`rnnviz.train`, whose ``train()`` is ``Trainer(...)`` + ``run()`` + ``finish()``.
+:mod:`rnnviz.training`, whose ``train()`` is ``Trainer(...)`` + ``run()`` + ``finish()``.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_model, save_checkpoint
-from .corpora import Corpus
-from .model import CharRNN, ModelConfig, build_model
-from .train_config import TrainConfig
-from .train_data import (build_vocab, epoch_batches, load_training_text, split_text, step_seed,
+from ..checkpoint import load_model, save_checkpoint
+from ..corpora import Corpus
+from ..model import CharRNN, ModelConfig, build_model
+from .config import TrainConfig
+from .data import (build_vocab, epoch_batches, load_training_text, split_text, step_seed,
                          text_corpus)
-from .train_eval import VAL_STREAMS, evaluate_loss
-from .train_state import (Carry, History, TrainState, curves_path, load_trainstate,
+from .evaluate import VAL_STREAMS, evaluate_loss
+from .state import (Carry, History, TrainState, curves_path, load_trainstate,
                           save_trainstate, state_path, write_curves)
-from .vocab import preprocess
+from ..vocab import preprocess
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -321,7 +321,7 @@ class Trainer:
             "preprocessing": cfg.preprocessing,
             "val_split": f"last {cfg.val_fraction:g} of the preprocessed text: text[int(len(text)*"
                          f"{1 - cfg.val_fraction:g}):]",
-            "val_procedure": f"rnnviz.train.evaluate_loss: {VAL_STREAMS} contiguous streams from "
+            "val_procedure": f"rnnviz.training.evaluate_loss: {VAL_STREAMS} contiguous streams from "
                              "zero state, mean nats/char, no dropout",
             "val_fraction": cfg.val_fraction, "train_chars": self.train_chars,
             "val_chars": self.val_chars,

@@ -11,8 +11,8 @@ import os
 import unicodedata
 from dataclasses import dataclass
 
-from .cells import spec
-from .vocab import preprocess
+from ..cells import spec
+from ..vocab import preprocess
 
 #: Fewest characters a text may have (the validation split alone needs a few hundred to mean much).
 MIN_TEXT_CHARS = 200

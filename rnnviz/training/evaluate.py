@@ -1,11 +1,11 @@
-"""The validation loss every checkpoint records (procedure in :mod:`rnnviz.train`'s docstring)."""
+"""The validation loss every checkpoint records (procedure in :mod:`rnnviz.training`'s docstring)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .model import CharRNN
+from ..model import CharRNN
 
 VAL_STREAMS = 16
 _EVAL_CHUNK = 1024
@@ -20,7 +20,7 @@ def _layers_no_dropout(model: CharRNN, x: torch.Tensor, state):
 
 @torch.no_grad()
 def evaluate_loss(model: CharRNN, ids: torch.Tensor, streams: int = VAL_STREAMS) -> float:
-    """Mean nats/char on ``ids`` (n,) by the documented procedure (rnnviz.train). Never mutates."""
+    """Mean nats/char on ``ids`` (n,) by the documented procedure (rnnviz.training). Never mutates."""
     ids = ids.reshape(-1)
     n = ids.numel()
     if n < 2:

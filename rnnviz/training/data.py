@@ -1,6 +1,6 @@
 """Training data: the raw text, its vocabulary, the train/val split and d2l minibatches (T, B).
 
-The procedure is documented in :mod:`rnnviz.train`; every function here is deterministic.
+The procedure is documented in :mod:`rnnviz.training`; every function here is deterministic.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from .corpora import Corpus, load_corpus, read_text_file, sha256_text
-from .train_config import TrainConfig
-from .vocab import UNK, Vocab
+from ..corpora import Corpus, load_corpus, read_text_file, sha256_text
+from .config import TrainConfig
+from ..vocab import UNK, Vocab
 
 
 def build_vocab(text: str, min_count: int = 1) -> Vocab:

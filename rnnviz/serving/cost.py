@@ -7,7 +7,7 @@ Estimates are ``seconds = T · per_step + fixed``: per_step = SECONDS_PER_MAC[op
 eigen/singular values of W_hh, O(h³)). The constants come from the README benchmarks (quiet 2-core
 machine) times a safety factor of 2–5 for a shared server, and, for weights too large for the CPU
 caches (CACHE_BYTES), from runs of the largest accepted models on the busy machine; the deadline
-(rnnviz.deadline) stops whatever the estimate still gets wrong. The budget holds for any model
+(rnnviz.serving.deadline) stops whatever the estimate still gets wrong. The budget holds for any model
 the checkpoint parser accepts (h ≤ 4,096, ≤ 8 layers): a request is cut to the characters that
 fit, or refused when even ``minimum`` characters do not.
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .cells import spec
-from .model import ModelConfig
+from ..cells import spec
+from ..model import ModelConfig
 
 #: Seconds per forward multiply–add of each operation (per character of text), as (weights in
 #: cache, weights over CACHE_BYTES): a large model's step is bound by memory, not arithmetic.

@@ -1,0 +1,58 @@
+"""Lecture mode: presentation, not amputation.
+
+With lecture mode on, the page is projected: type and every control are enlarged, and only what a
+class does not need to see is hidden — explanations (:func:`explanation`), uploads and exports
+(containers keyed ``upload-…`` / ``export-…``, see :func:`hidden`). Every control a
+demonstration moves (sliders, pickers, the what-if knobs: ``charts.controls`` containers) stays.
+
+The hidden kinds are one list, :data:`HIDDEN_KINDS`: the CSS below is built from it and the tests
+check against it that no knob sits inside a hidden container.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+#: Container-key prefixes hidden in lecture mode (Streamlit gives a keyed container the class
+#: ``st-key-<key>``).
+HIDDEN_KINDS = ("explain", "upload", "export")
+
+
+def hidden(kind: str, name: str):
+    """A container hidden in lecture mode: ``kind`` is one of :data:`HIDDEN_KINDS`."""
+    if kind not in HIDDEN_KINDS:
+        raise ValueError(f"kind must be one of {HIDDEN_KINDS}")
+    return st.container(key=f"{kind}-{name}")
+
+
+def explanation(name: str):
+    """A container for prose that explains a view (hidden in lecture mode, where the teacher talks)."""
+    return hidden("explain", name)
+
+
+def is_hidden_key(key: str | None) -> bool:
+    """Whether a container with this key is hidden in lecture mode."""
+    return bool(key) and any(key.startswith(f"{kind}-") for kind in HIDDEN_KINDS)
+
+
+_HIDE = ", ".join(f'[class*="st-key-{kind}-"]' for kind in HIDDEN_KINDS)
+
+#: Larger type for a projector. Body text is enlarged only in st.markdown blocks (metric values and
+#: slider labels hold Markdown too: the body rule made metric values as small as their labels and
+#: slider values overlap their thumbs); widget labels, select and number boxes, buttons and slider
+#: thumbs get their own, larger rules so a knob can be read and hit from the front row.
+LECTURE_CSS = f"""
+<style>
+html {{ font-size: 20px; }}
+{_HIDE} {{ display: none !important; }}
+.stMarkdown [data-testid="stMarkdownContainer"] p, .stMarkdown [data-testid="stMarkdownContainer"] li {{ font-size: 1.25rem; }}
+[data-testid="stWidgetLabel"] p {{ font-size: 1.1rem !important; font-weight: 600; }}
+[data-baseweb="select"] div, [data-testid="stNumberInputField"], .stButton button p {{ font-size: 1.1rem !important; }}
+[data-testid="stSlider"] [role="slider"] {{ width: 1.3rem; height: 1.3rem; }}
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] p {{ font-size: 2.6rem !important; line-height: 1.2; }}
+[data-testid="stSliderThumbValue"] p, [data-testid="stSliderTickBar"] p {{ font-size: 0.8rem !important; }}
+[data-testid="stSlider"] {{ padding-top: 0.4rem; }}
+h1 {{ font-size: 2.6rem !important; }}
+.rnnviz-text {{ font-size: 22px !important; }}
+</style>
+"""
