@@ -122,8 +122,27 @@ class CharRNN(nn.Module):
         self.spec: CellSpec = spec(config.cell)
         self.layers = nn.ModuleList(
             self.spec.make_layer(V if layer == 0 else H, H) for layer in range(config.num_layers))
-        self.drop = nn.Dropout(config.dropout)
+        #: Draws the dropout masks (training only); :meth:`seed_dropout` sets it. Never the global RNG.
+        self.dropout_generator: torch.Generator | None = None
         self.output = nn.Linear(H, V)
+
+    # ------------------------------------------------------------------ dropout
+    def seed_dropout(self, seed: int, device: torch.device | str = "cpu") -> None:
+        """Seed the generator of the dropout masks (the Trainer does so before every step)."""
+        self.dropout_generator = torch.Generator(device=device).manual_seed(int(seed))
+
+    def drop(self, x: Tensor) -> Tensor:
+        """Inverted dropout with p = config.dropout in training mode, masks from
+        :attr:`dropout_generator` (seeded at random on first use if never seeded); identity otherwise."""
+        p = self.config.dropout
+        if not self.training or p == 0.0:
+            return x
+        g = self.dropout_generator
+        if g is None or g.device != x.device:
+            g = self.dropout_generator = torch.Generator(device=x.device).manual_seed(
+                int.from_bytes(os.urandom(7), "little"))
+        mask = torch.empty_like(x).bernoulli_(1.0 - p, generator=g)
+        return x * mask.div_(1.0 - p)
 
     # ------------------------------------------------------------------ forward
     @property

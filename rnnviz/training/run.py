@@ -193,9 +193,8 @@ class TrainingRun:
         model = tr.model
         model.eval()
         try:
-            with torch.random.fork_rng():
-                sample = generate(model, self.prefix, SAMPLE_CHARS, temperature=0.6, seed=0)
-                probe = trace(model, self.probe_text, gates=False)
+            sample = generate(model, self.prefix, SAMPLE_CHARS, temperature=0.6, seed=0)  # own generator
+            probe = trace(model, self.probe_text, gates=False)
         finally:
             model.train()
         h = probe[f"layer{model.config.num_layers - 1}.h"].detach().cpu().numpy().copy()
