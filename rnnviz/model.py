@@ -245,7 +245,7 @@ def init_parameters(model: CharRNN, generator: torch.Generator) -> None:
 
     Every recurrent parameter uniform in ±1/√h (as nn.RNN/GRU/LSTM and D2LGRU), the output layer as
     nn.Linear (kaiming-uniform with a = √5, bias ±1/√h), in the modules' construction order: the
-    same numbers ``torch.manual_seed(s); CharRNN(config)`` gives, for a generator seeded with s.
+    same numbers PyTorch's own init gives after seeding the global generator with s.
     """
     bound = 1.0 / math.sqrt(model.config.hidden_size)
     with torch.no_grad():

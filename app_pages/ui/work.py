@@ -99,6 +99,6 @@ def reduced(*plans: cost.Plan | None) -> None:
 def limit_message(what: str, err: Exception) -> str:
     """The page's words for a refused or stopped request."""
     if isinstance(err, Overtime):
-        return (f"The {what} was {err}, so the server stays responsive for everyone: use a shorter "
-                "text or a smaller model.")
+        return (f"The {what} was stopped after its {err.seconds:.1f} s time budget, so the server stays "
+                "responsive for everyone: use a shorter text or a smaller model.")
     return str(err)

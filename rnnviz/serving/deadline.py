@@ -25,7 +25,7 @@ class Overtime(TimeoutError):
         self.seconds = seconds
 
     def __str__(self) -> str:
-        return f"stopped after its {self.seconds:.1f} s time budget"
+        return f"This computation was stopped after its {self.seconds:.1f} s time budget."
 
 
 @contextmanager
