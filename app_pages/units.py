@@ -21,6 +21,8 @@ from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.plots import units as uplots
 from rnnviz.ref import ModelRef
+from rnnviz.regex_run import REGEX_WORKERS
+from rnnviz.regex_run import queue as regex_queue
 
 TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
 REGEX = "regular expression…"
@@ -119,6 +121,9 @@ def unit_finder() -> None:
         top = c4.number_input("Top", 3, 30, key="u_top")
     sync("units.feat", "units.re", "units.by", "units.top")
     name = f"{F.REGEX_PREFIX}{pattern}" if feat == REGEX else feat
+    if feat == REGEX and (busy := regex_queue())[0] >= REGEX_WORKERS:
+        st.caption(f"The server's pattern workers are busy ({busy[0]} running): yours is number "
+                   f"{busy[1] + 1} in the queue and runs when one is free.")
     try:
         res = index.rank(name, by=by, top=int(top)) if isinstance(index, U.UnitStats) \
             else ranking(ctx.ref, index.key + digest(index.text), name, by, int(top), index)
