@@ -26,7 +26,7 @@ PREFIX_MAX = 500
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def cached_generation(ref: ModelRef, prefix: str, n: int, temperature: float, top_k: int,
                       seed: int, _model) -> gen.Generation:
-    return run_heavy(gen.generate, _model, prefix, n, temperature=temperature, top_k=top_k or None,
+    return run_heavy("generate", gen.generate, _model, prefix, n, temperature=temperature, top_k=top_k or None,
                      seed=seed)
 
 

@@ -58,13 +58,13 @@ def ranking(ref: ModelRef, text_digest: str, feature: str, by: str, top: int,
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def cached_counterfactual(ref: ModelRef, text: str, a: int, b: int, rep: str,
                           _model) -> U.Counterfactual:
-    return run_heavy(U.counterfactual, _model, text, a, b, rep)
+    return run_heavy("forward2", U.counterfactual, _model, text, a, b, rep)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def cached_ablation(ref: ModelRef, text: str, layer: int, unit: int, kind: str,
                     mode: str, value: float, _model) -> U.Ablation:
-    return run_heavy(U.ablate, _model, text, layer, unit, kind=kind, mode=mode, value=value)
+    return run_heavy("forward2", U.ablate, _model, text, layer, unit, kind=kind, mode=mode, value=value)
 
 
 def digest(text: str) -> str:

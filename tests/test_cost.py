@@ -94,11 +94,11 @@ def test_run_heavy_stops_an_overrunning_request_and_keeps_serving(monkeypatch):
 
     t0 = time.perf_counter()
     with pytest.raises(Overtime):
-        work.run_heavy(spin)
+        work.run_heavy("trace", spin)
     assert time.perf_counter() - t0 < 3.0
-    assert work.run_heavy(torch.add, torch.ones(2), 1).tolist() == [2.0, 2.0]
+    assert work.run_heavy("trace", torch.add, torch.ones(2), 1).tolist() == [2.0, 2.0]
     with pytest.raises(ZeroDivisionError):                  # a bug is never hidden
-        work.run_heavy(lambda: 1 / 0)
+        work.run_heavy("trace", lambda: 1 / 0)
 
 
 def _prefetch_script(log_path: str, fail: bool) -> None:
@@ -117,7 +117,7 @@ def _prefetch_script(log_path: str, fail: bool) -> None:
         return 2 * x
 
     def cached(x: int) -> int:
-        return cached_heavy(slow, (log_path, x), x)
+        return cached_heavy("trace", slow, (log_path, x), x)
 
     t0 = time.perf_counter()
     prefetch(cached, 21)

@@ -86,7 +86,7 @@ def cached_trace(ref: ModelRef, model: CharRNN, text: str) -> Trace:
     """The trace of ``text`` through ``model`` (identified by ``ref``), from the shared byte-bounded
     LRU cache, keyed (ref.name, ref.digest, text). Read-only: never modify its tensors."""
     key = (ref.name, ref.digest, text)
-    return trace_store().get_or_compute(key, lambda: run_heavy(rnnviz.trace, model, text))
+    return trace_store().get_or_compute(key, lambda: run_heavy("trace", rnnviz.trace, model, text))
 
 
 def shipped_names() -> list[str]:

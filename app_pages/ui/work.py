@@ -42,10 +42,13 @@ def _job(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> A
         return fn(*args, **kwargs)
 
 
-def run_heavy(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``rnnviz.serving.cost.deadline_seconds()``
-    (raises Overtime). Exceptions of ``fn`` propagate unchanged."""
-    seconds = cost.deadline_seconds()
+def run_heavy(op: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``cost.deadline_seconds(op)``
+    (raises Overtime). ``op`` (required): the operation's name in rnnviz.serving.cost.OPERATIONS,
+    which sets its deadline. Exceptions of ``fn`` propagate unchanged."""
+    if op not in cost.OPERATIONS:
+        raise TypeError(f"run_heavy needs the operation's name first (one of cost.OPERATIONS), got {op!r}")
+    seconds = cost.deadline_seconds(op)
     future = _POOL.submit(_job, fn, seconds, args, kwargs)
     try:
         return future.result(timeout=seconds + 1.0)
@@ -54,8 +57,8 @@ def run_heavy(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise Overtime(seconds) from None
 
 
-def cached_heavy(fn: Callable[..., Any], key: Hashable, *args: Any, **kwargs: Any) -> Any:
-    """``run_heavy(fn, *args, **kwargs)``, kept for every session in a byte-bounded store
+def cached_heavy(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, **kwargs: Any) -> Any:
+    """``run_heavy(op, fn, *args, **kwargs)``, kept for every session in a byte-bounded store
     (RESULT_CACHE_BYTES, 128 entries, 1 h) under (fn's module and name, ``key``).
 
     key: a hashable identity of every argument that changes the result (a ModelRef for the model,
@@ -64,7 +67,7 @@ def cached_heavy(fn: Callable[..., Any], key: Hashable, *args: Any, **kwargs: An
     :func:`prefetch`) waits for that result; a failed computation is not kept, so the next caller
     computes again and gets the error itself."""
     return _RESULTS.get_or_compute((fn.__module__, fn.__qualname__, key),
-                                   lambda: run_heavy(fn, *args, **kwargs))
+                                   lambda: run_heavy(op, fn, *args, **kwargs))
 
 
 def prefetch(call: Callable[..., Any], *args: Any) -> None:

@@ -40,6 +40,12 @@ CACHE_BYTES = 8 * 2**20
 #: Seconds per h³ of the size-only part: eigen- and singular values of each W_hh block (spectrum),
 #: the chain's spectral-norm set-up.
 FIXED_PER_H3 = {"spectrum": 4e-9, "chain": 5e-10}
+#: Seconds per multiply–add of the unit orders: the (h, h) Gram / correlation matrix over T steps
+#: ('clustered', 'pattern'), and the h³ eigendecomposition of 'pattern' (float64, one thread).
+ORDER_GRAM_SECONDS = 4e-10
+ORDER_EIGH_SECONDS = 3e-9
+#: Every operation a heavy call names (its budget and deadline: op_budget, deadline_seconds).
+OPERATIONS = frozenset(SECONDS_PER_MAC) | frozenset(FIXED_PER_H3) | {"unit_order"}
 #: Operations built once per checkpoint and shared by every session get this many budgets.
 BUDGET_FACTOR = {"index": 10.0}
 #: Multiply–adds per second of the gradient map's batched backward (its rows are planned by MACs).
@@ -151,6 +157,24 @@ def fit(op: str, cfg: ModelConfig, steps: int, what: str | None = None, minimum:
                         f"over the {limit:g} s budget per request.")
     kept = min(fitted, steps)
     return Plan(what, kept, steps, estimate(op, cfg, kept), full, limit, describe(cfg))
+
+
+def order_seconds(method: str, steps: int, hidden: int) -> float:
+    """Estimated seconds of a unit order (rnnviz.views.unit_order) of (steps, hidden) values."""
+    per_value = 1e-8 * steps * hidden                      # variances: one pass
+    if method in ("clustered", "pattern"):
+        per_value += ORDER_GRAM_SECONDS * steps * float(hidden) ** 2
+    if method == "pattern":
+        per_value += ORDER_EIGH_SECONDS * float(hidden) ** 3
+    return per_value
+
+
+def check_order(method: str, steps: int, hidden: int, limit: float) -> None:
+    """Raise CostError when the unit order ``method`` would take over ``limit`` seconds."""
+    need = order_seconds(method, steps, hidden)
+    if need > limit:
+        raise CostError(f"Ordering {hidden:,} units '{method}' over {steps:,} steps would take "
+                        f"~{need:.3g} s, over the {limit:g} s budget per request.")
 
 
 def gmap_max_macs(plan: Plan) -> float:
