@@ -1,23 +1,19 @@
 """rnnviz — Streamlit front end. A router: the sidebar is shared, each view lives in app_pages/."""
 
-import os
-import time
 from pathlib import Path
 
-_started = time.perf_counter()
+import streamlit as st
+import torch
 
-import streamlit as st  # noqa: E402
-import torch  # noqa: E402
-
-from app_pages.ui.params import VIEWS  # noqa: E402
-from app_pages.ui.sidebar import sidebar  # noqa: E402
-from app_pages.ui.startup import (  # noqa: E402
-    freeze_startup_objects, log_script_run, serve_plotly_js, start_warmup)
-from app_pages.ui.trained import leave_training  # noqa: E402
+from app_pages.ui.params import VIEWS
+from app_pages.ui.sidebar import sidebar
+from app_pages.ui.startup import (
+    freeze_startup_objects, serve_plotly_js, start_warmup)
+from app_pages.ui.trained import leave_training
 
 # One intra-op thread: the app's work is many tiny sequential matmuls (one per character), and on a
 # small shared machine a second spinning thread makes a trace up to 10× slower, never faster.
-torch.set_num_threads(int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
 freeze_startup_objects()
@@ -33,4 +29,3 @@ if page.url_path != "train":
     leave_training()     # a session that shows another view lets go of its training run
 sidebar(page.url_path)
 page.run()
-log_script_run(page.title, _started)

@@ -12,6 +12,7 @@ from app_pages.ui.lecture import explanation
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
+from app_pages.ui.settings import settings
 from rnnviz import CheckpointError, TextError
 from rnnviz.serving import cost
 from rnnviz import compare as C
@@ -42,7 +43,9 @@ def gradient_curves(refs: tuple[ModelRef, ...], labels: tuple[str, ...], text: s
 
 def _plans(models: tuple, op: str, steps: int, what: str) -> cost.Plan:
     """The cost model's plan for ``op`` on the most expensive of ``models``."""
-    return min((cost.fit(op, m.config, steps, what=what) for m in models), key=lambda p: p.steps)
+    budget = settings().request_seconds
+    return min((cost.fit(op, m.config, steps, what=what, request_seconds=budget) for m in models),
+               key=lambda p: p.steps)
 
 
 def _models_of(names: list[str]) -> tuple[tuple[ModelRef, ...], tuple[str, ...], tuple]:

@@ -13,6 +13,7 @@ from app_pages.ui.context import context
 from app_pages.ui.text import DEFAULT_TEXT, md
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
+from app_pages.ui.settings import settings
 from rnnviz.serving import cost
 from rnnviz import generate as gen
 from rnnviz.plots.common import PROBABILITY
@@ -52,7 +53,7 @@ sync("gen.prefix", "gen.temp", "gen.len", "gen.topk", "gen.seed")
 
 try:
     plan = cost.fit("generate", ctx.model.config, len(prefix) + int(length), what="generation",
-                    minimum=len(prefix) + 1)
+                    minimum=len(prefix) + 1, request_seconds=settings().request_seconds)
     result = cached_generation(ctx.ref, prefix, plan.steps - len(prefix), float(temperature),
                                int(top_k), int(seed), ctx.model)
 except LIMITS as err:

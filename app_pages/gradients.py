@@ -11,6 +11,7 @@ from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
 from app_pages.ui.url import sync, use, view_params
+from app_pages.ui.settings import settings
 from app_pages.ui.work import LIMITS, cached_heavy, limit_message, prefetch, reduced
 from rnnviz import CheckpointError, TextError
 from rnnviz.serving import cost
@@ -66,13 +67,15 @@ def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, model) -> G.Gr
 
 def chain_call(text: str, layer: int, knobs: tuple, model) -> tuple[cost.Plan, tuple]:
     """The Jacobian chain's plan and the arguments of its cached call (raises cost's LIMITS)."""
-    plan = cost.fit("chain", model.config, min(len(text), CHAIN_MAX_BACK + 1), what="Jacobian chain")
+    plan = cost.fit("chain", model.config, min(len(text), CHAIN_MAX_BACK + 1), what="Jacobian chain",
+                    request_seconds=settings().request_seconds)
     return plan, (ctx.ref, text, int(layer), knobs, max(plan.steps - 1, 1), model)
 
 
 def map_call(text: str, knobs: tuple, model) -> tuple[cost.Plan, tuple]:
     """The gradient map's plan and the arguments of its cached call (raises cost's LIMITS)."""
-    plan = cost.fit("gmap", model.config, len(text), what="gradient map")
+    plan = cost.fit("gmap", model.config, len(text), what="gradient map",
+                    request_seconds=settings().request_seconds)
     return plan, (ctx.ref, text[:plan.steps], knobs, min(MAP_PAGE_MACS, cost.gmap_max_macs(plan)), model)
 
 
@@ -134,7 +137,8 @@ if notices(ctx):
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")
 
     try:
-        nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve")
+        nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve",
+                           request_seconds=settings().request_seconds)
         nc_text = text[:nc_plan.steps]
         # The chain is the longest computation: it starts now, beside the curve (the pool runs two).
         start(chain_call, chain, text, layer, knobs, model)
@@ -150,7 +154,8 @@ if notices(ctx):
         reduced(nc_plan)
         sp, sp_error = None, None
         try:
-            cost.fit("spectrum", cfg, 1, what="spectrum of W_hh (eigen- and singular values)")
+            cost.fit("spectrum", cfg, 1, what="spectrum of W_hh (eigen- and singular values)",
+                     request_seconds=settings().request_seconds)
             sp = spectrum(ctx.ref, knobs, model)
         except G.GradientError as err:
             sp_error = str(err)

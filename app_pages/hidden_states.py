@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
+from app_pages.ui.settings import settings
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, run_heavy
@@ -15,6 +16,7 @@ from rnnviz.plots import states as splots
 from rnnviz.ref import ModelRef
 from rnnviz.serving import cost
 from rnnviz.units.names import name_units
+from rnnviz.names import act_name
 
 WIDTHS = (60, 120, 250, 500, 1000)
 #: Coloured text: the whole text up to this many characters, else this many around the window.
@@ -23,7 +25,8 @@ TEXT_MAX = 2_000
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def _unit_order(ref: ModelRef, text: str, name: str, method: str, _values) -> list[int]:
-    cost.check_order(method, *_values.shape, limit=cost.op_budget("unit_order"))
+    limit = cost.op_budget("unit_order", request_seconds=settings().request_seconds)
+    cost.check_order(method, *_values.shape, limit=limit)
     return run_heavy("unit_order", views.unit_order, _values, method)
 
 
@@ -89,8 +92,8 @@ width = min(width, T)
 start, stop = window_start("hs", T, width)
 chars = tr.chars[start:stop]
 
-h_name = f"layer{layer}.h"
-base_name = h_name if kind == "gates" else f"layer{layer}.{kind}"
+h_name = act_name(layer, "h")
+base_name = h_name if kind == "gates" else act_name(layer, kind)
 order = unit_order(ctx.ref, ctx.text, base_name, order_method, tr[base_name])
 
 if kind in ("h", "c"):

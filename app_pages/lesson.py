@@ -13,6 +13,7 @@ from app_pages.ui.lecture import explanation
 from app_pages.ui.text import md, model_note, notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
+from app_pages.ui.settings import settings
 from rnnviz.serving import cost
 from rnnviz import lesson as L
 from rnnviz.plots import lesson as PL
@@ -77,7 +78,7 @@ def _forgetting_demo() -> None:
         return
     try:
         plan = cost.fit("forward2", ctx.model.config, len(ctx.text), what="counterfactual",
-                        minimum=pos + 2)
+                        minimum=pos + 2, request_seconds=settings().request_seconds)
         fg = forgetting(ctx.ref, ctx.text[:plan.steps], pos, new, float(thr), bool(rel), ctx.model)
     except LIMITS as err:
         st.warning(limit_message("counterfactual", err))
@@ -280,7 +281,8 @@ with tab_c:
     st.latex(r"\frac{\partial H_t}{\partial H_k} = \prod_{j=k+1}^{t} "
              r"\mathrm{diag}\big(\phi'(X_j W_{xh} + H_{j-1} W_{hh} + b_h)\big)\, W_{hh}^\top")
     try:
-        plan = cost.fit("presets", ctx.model.config, 200, what="measurement of the three presets")
+        plan = cost.fit("presets", ctx.model.config, 200, what="measurement of the three presets",
+                        request_seconds=settings().request_seconds)
         measured = gradient_presets(ctx.ref, ctx.text, plan.steps, ctx.model)
         reduced(plan)
     except LIMITS as err:

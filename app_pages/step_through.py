@@ -12,6 +12,7 @@ from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import stepthrough as stplots
 from rnnviz.plots.common import display_char
+from rnnviz.names import act_name
 
 #: Hidden sizes up to this are shown in full; larger ones show the units with the largest |H_t|.
 FULL_UNITS = 16
@@ -90,7 +91,7 @@ def render_step() -> None:
                                                           f"(1 × {len(tokens)})"),
                               ctx, key="st_onehot")
         else:
-            show_chart(stplots.vector_figure(tr[f"layer{layer - 1}.h"][t], font_size=ctx.font_size,
+            show_chart(stplots.vector_figure(tr[act_name(layer - 1, "h")][t], font_size=ctx.font_size,
                                                     title=f"Input: H_t of layer {layer - 1}"),
                               ctx, key="st_input")
         which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
@@ -98,7 +99,7 @@ def render_step() -> None:
                                                title=f"Every term at step {t}, layer {layer}"),
                           ctx, key="st_terms")
         st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right.")
-        err = float((h_t - tr[f"layer{layer}.h"][t]).abs().max())
+        err = float((h_t - tr[act_name(layer, "h")][t]).abs().max())
         st.caption(f"H_t recomputed from the equation with model.textbook_params({layer}) matches "
                    f"the traced H_t to {err:.1e}.")
     with right:

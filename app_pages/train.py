@@ -69,7 +69,7 @@ def _train() -> None:
     """Train's callback: text and settings are read here, at click time, from the session state."""
     leave_training()
     try:
-        got = text_from_state()
+        got = text_from_state(training_pool().limits)
         if got is None:
             raise TrainRefused("Choose a text to train on first.")
         check_text(got.text, got.preprocessing, training_pool().limits)

@@ -15,12 +15,14 @@ from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.unit_sample import SOURCES, sample_index
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, reduced, run_heavy
+from app_pages.ui.settings import settings
 from rnnviz import TextError, Trace
 from rnnviz.serving import cost
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.plots import units as uplots
 from rnnviz.ref import ModelRef
+from rnnviz.names import act_name
 from rnnviz.regex_run import REGEX_WORKERS
 from rnnviz.regex_run import queue as regex_queue
 
@@ -72,7 +74,7 @@ def digest(text: str) -> str:
 
 
 def state_options() -> list[str]:
-    return [f"layer{l}.{k}" for l in range(cfg.num_layers) for k in U.unit_kinds(model)]
+    return [act_name(l, k) for l in range(cfg.num_layers) for k in U.unit_kinds(model)]
 
 
 # =========================================================================== the sample
@@ -276,7 +278,7 @@ def counterfactual_tab() -> None:
     st.session_state["u_es"], st.session_state["u_ee"] = es, ee
     sync("units.es", "units.ee", "units.rep")
     try:
-        plan = cost.fit("forward2", cfg, T, what="counterfactual")
+        plan = cost.fit("forward2", cfg, T, what="counterfactual", request_seconds=settings().request_seconds)
         cf = cached_counterfactual(ctx.ref, text[:max(plan.steps, ee)], es, ee, rep, model)
     except ERRORS as err:
         st.info(str(err))
@@ -316,7 +318,7 @@ def ablation_tab() -> None:
         value = c5.number_input("Clamp value", -100.0, 100.0, step=0.1, key="u_val", disabled=mode == "zero")
     sync(*ABLATION_KEYS)
     try:
-        plan = cost.fit("forward2", cfg, T, what="ablation")
+        plan = cost.fit("forward2", cfg, T, what="ablation", request_seconds=settings().request_seconds)
         ab = cached_ablation(ctx.ref, tr.text[:plan.steps], int(layer), int(unit), kind, mode,
                              float(value), model)
     except ERRORS as err:
@@ -342,7 +344,7 @@ def ablation_tab() -> None:
 # --------------------------------------------------------------------------- projection
 def projection_tab() -> None:
     options = state_options()
-    default = f"layer{cfg.num_layers - 1}.h"
+    default = act_name(cfg.num_layers - 1, "h")
     use("units.pca", states=options, default=[default])
     with controls("u-pca"):
         names = st.multiselect("States to project (concatenated)", options, key="u_pca")

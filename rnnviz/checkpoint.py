@@ -17,6 +17,7 @@ Every problem raises :class:`CheckpointError` with a message a user can act on.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -30,8 +31,11 @@ from safetensors.torch import save as st_save
 
 from .model import CharRNN, ModelConfig, empty_model
 
+log = logging.getLogger(__name__)
+
 SCHEMA = "rnnviz.checkpoint/1"
-#: Where shipped checkpoints live; the environment variable RNNVIZ_CHECKPOINT_DIR overrides it.
+#: Where shipped checkpoints live by default (the repository's checkpoints/ folder); every function
+#: that looks a checkpoint up by name takes another ``directory``.
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 #: Largest checkpoint file accepted (bytes). Shipped ones are far smaller.
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
@@ -60,12 +64,6 @@ class CheckpointInfo:
         return f"{self.name} ({c.cell}, {c.num_layers}×{c.hidden_size}, |V|={c.vocab_size})"
 
 
-def checkpoint_dir() -> Path:
-    """The folder of shipped checkpoints (``$RNNVIZ_CHECKPOINT_DIR`` if set)."""
-    override = os.environ.get("RNNVIZ_CHECKPOINT_DIR")
-    return Path(override) if override else CHECKPOINT_DIR
-
-
 # --------------------------------------------------------------------------- saving
 def checkpoint_bytes(model: CharRNN, provenance: dict | None = None) -> bytes:
     """``model`` (weights + config + provenance) as the bytes of a .safetensors checkpoint."""
@@ -86,14 +84,15 @@ def save_checkpoint(model: CharRNN, path: str | os.PathLike, provenance: dict | 
 
 
 # --------------------------------------------------------------------------- reading
-def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
-    """A shipped name (``"timemachine-lstm"``) → ``checkpoints/<name>.safetensors``; else a path."""
+def resolve_checkpoint(name_or_path: str | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
+    """A shipped name (``"timemachine-lstm"``) → ``<directory>/<name>.safetensors`` (default
+    :data:`CHECKPOINT_DIR`); else a path."""
     s = os.fspath(name_or_path)
     if isinstance(name_or_path, str) and _NAME_RE.match(s) and not s.endswith(".safetensors"):
-        shipped = checkpoint_dir() / f"{s}.safetensors"
+        shipped = Path(directory or CHECKPOINT_DIR) / f"{s}.safetensors"
         if shipped.is_file():
             return shipped
-        names = ", ".join(i.name for i in list_checkpoints()) or "none"
+        names = ", ".join(i.name for i in list_checkpoints(directory)) or "none"
         raise CheckpointError(f"No shipped checkpoint is called {s!r}. Shipped: {names}.")
     path = Path(s)
     if not path.is_file():
@@ -239,6 +238,7 @@ def load_model_bytes(data: bytes, name: str = "uploaded") -> CharRNN:
     try:
         tensors = st_load(data)
     except Exception as err:  # safetensors' own checks: report, never crash
+        log.info("checkpoint refused by safetensors: %s", err)
         raise CheckpointError(f"{DAMAGED}: safetensors refused it ({err}).") from None
     for key, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
@@ -252,14 +252,16 @@ def load_model_bytes(data: bytes, name: str = "uploaded") -> CharRNN:
     return model
 
 
-def load_model(name_or_path: str | os.PathLike) -> CharRNN:
-    """Load a shipped checkpoint by name, or any ``.safetensors`` path, after full validation.
+def load_model(name_or_path: str | os.PathLike, directory: str | os.PathLike | None = None) -> CharRNN:
+    """Load a shipped checkpoint by name (from ``directory``, default :data:`CHECKPOINT_DIR`), or
+    any ``.safetensors`` path, after full validation.
 
     The returned model is in eval mode with ``requires_grad`` off; ``model.name`` and
     ``model.provenance`` describe where it came from. Raises CheckpointError on any problem.
     """
-    path = resolve_checkpoint(name_or_path)
-    name = path.stem if path.parent.resolve() == checkpoint_dir().resolve() else path.name
+    path = resolve_checkpoint(name_or_path, directory)
+    shipped = Path(directory or CHECKPOINT_DIR).resolve()
+    name = path.stem if path.parent.resolve() == shipped else path.name
     return load_model_bytes(_read_bytes(path), name=name)
 
 
@@ -282,11 +284,11 @@ def read_info(path: Path) -> CheckpointInfo:
     return CheckpointInfo(path.stem, path, _config_from_meta(meta), meta.get("provenance", {}))
 
 
-def list_checkpoints(directory: Path | None = None) -> list[CheckpointInfo]:
-    """The checkpoints that ship in ``checkpoints/`` (sorted by name; unreadable ones skipped)."""
-    directory = directory or checkpoint_dir()
+def list_checkpoints(directory: str | os.PathLike | None = None) -> list[CheckpointInfo]:
+    """The checkpoints in ``directory`` (default :data:`CHECKPOINT_DIR`, the shipped ones), sorted
+    by name; unreadable ones skipped."""
     infos = []
-    for path in sorted(directory.glob("*.safetensors")):
+    for path in sorted(Path(directory or CHECKPOINT_DIR).glob("*.safetensors")):
         try:
             infos.append(read_info(path))
         except CheckpointError:

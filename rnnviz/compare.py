@@ -29,6 +29,7 @@ from .model import CharRNN
 from .trace import Trace
 from .trace import trace as run_trace
 from .vocab import preprocess
+from .names import act_name
 
 #: Flags of an aligned position (per model, per original character).
 OK, FIRST, MERGED, CHANGED, UNKNOWN = 0, 1, 2, 3, 4
@@ -125,7 +126,7 @@ def _flags(text: str, al, unknown_positions: list[int]) -> np.ndarray:
 
 def _states(model: CharRNN, tr: Trace) -> dict[str, np.ndarray]:
     """Every layer's H_t (and C_t) of a trace, as float32 arrays (T', h)."""
-    names = (f"layer{layer}.{key}" for layer in range(model.config.num_layers) for key in ("h", "c"))
+    names = (act_name(layer, key) for layer in range(model.config.num_layers) for key in ("h", "c"))
     return {n: tr[n].float().numpy().copy() for n in names if n in tr}
 
 

@@ -20,6 +20,7 @@ import argparse
 import datetime as _dt
 import hashlib
 import io
+import logging
 import re
 import sys
 import warnings
@@ -34,6 +35,8 @@ from .cells import SPECS
 from .model import MAX_HIDDEN, MAX_LAYERS, CharRNN, ModelConfig, empty_model
 from .tokens_file import TokensFileError, read_tokens
 from .vocab import PREPROCESSING, UNK, Vocab
+
+log = logging.getLogger(__name__)
 
 #: Module names a state_dict's output layer may have (``head.weight``, ``fc.bias``, ...).
 HEAD_PREFIXES = ("head.", "linear.", "fc.", "output.", "out.", "decoder.", "dense.", "proj.")
@@ -202,7 +205,8 @@ def load_state_dict_bytes(data: bytes, name: str = "state_dict") -> dict[str, Te
             warnings.simplefilter("ignore", UserWarning)
             sd = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as err:  # what check_archive let through: junk torch cannot parse
-        # torch's own text ends in advice to turn weights_only off; it is not shown.
+        # torch's own text ends in advice to turn weights_only off; it is not shown (only logged).
+        log.info("state_dict refused by torch.load(weights_only=True): %s", type(err).__name__)
         raise ConversionError(
             f"{name} is not a plain state_dict: torch.load(weights_only=True) refused it "
             f"({type(err).__name__}). {REFUSED_CODE} "

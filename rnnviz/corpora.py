@@ -2,10 +2,11 @@
 
 Corpus text is never stored in this repository. Two kinds of corpus exist:
 
-* **File corpora** (``timemachine``, ``tinyshakespeare``): ``<dir>/<name>.txt`` where ``<dir>`` is
-  ``$RNNVIZ_CORPORA`` when set, else ``<repo>/../shared/corpora`` (the repository's parent folder
-  holds a ``shared/`` folder beside the clone, both on the dev machine and in CI); failing that,
-  the download cache (:func:`cache_dir`), which only :func:`fetch` fills, on explicit request.
+* **File corpora** (``timemachine``, ``tinyshakespeare``): ``<folder>/<name>.txt`` where
+  ``<folder>`` is the caller's ``folder`` argument, by default :data:`CORPORA_DIR` =
+  ``<repo>/../shared/corpora`` (the repository's parent folder holds a ``shared/`` folder beside
+  the clone, both on the dev machine and in CI); failing that, the download cache
+  (:func:`cache_dir`), which only :func:`fetch` fills, on explicit request.
 * **The Python-source corpus** (``python-stdlib``), assembled at training time from the *running*
   interpreter's standard library, see :func:`python_stdlib_corpus`. It is reproducible for a given
   Python version; its sha256 is recorded in every checkpoint trained on it.
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ENV_VAR = "RNNVIZ_CORPORA"
+#: The default corpus folder (``shared/corpora`` beside the clone; may not exist).
+CORPORA_DIR = REPO_ROOT.parent / "shared" / "corpora"
 
 #: Name of the corpus built from the standard library.
 PYTHON_CORPUS = "python-stdlib"
@@ -54,7 +56,6 @@ DATA_HUB: dict[str, tuple[str, str]] = {
                         "tinyshakespeare/input.txt",
                         "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
 }
-CACHE_ENV_VAR = "RNNVIZ_CACHE"
 #: Largest download accepted (bytes).
 MAX_FETCH_BYTES = 64 * 2**20
 
@@ -80,36 +81,26 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def corpora_dir() -> Path:
-    """``$RNNVIZ_CORPORA`` if set, else ``<repo>/../shared/corpora`` (may not exist)."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    return REPO_ROOT.parent / "shared" / "corpora"
-
-
 def cache_dir() -> Path:
-    """Where :func:`fetch` stores downloads: ``$RNNVIZ_CACHE``, else ``$XDG_CACHE_HOME/rnnviz``,
-    else ``~/.cache/rnnviz``."""
-    env = os.environ.get(CACHE_ENV_VAR)
-    if env:
-        return Path(env).expanduser()
+    """Where :func:`fetch` stores downloads: ``$XDG_CACHE_HOME/rnnviz``, else ``~/.cache/rnnviz``
+    (the XDG base-directory standard)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnnviz"
 
 
-def corpus_path(name: str) -> Path:
-    """``<corpora_dir>/<name>.txt``, or the fetched copy in the cache when only that exists."""
-    path = corpora_dir() / f"{name}.txt"
+def corpus_path(name: str, folder: str | os.PathLike | None = None) -> Path:
+    """``<folder>/<name>.txt`` (default :data:`CORPORA_DIR`), or the fetched copy in the cache
+    when only that exists."""
+    path = Path(folder or CORPORA_DIR).expanduser() / f"{name}.txt"
     cached = cache_dir() / f"{name}.txt"
     return cached if not path.is_file() and cached.is_file() else path
 
 
-def fetch(name: str, *, timeout: float = 60.0) -> Path:
+def fetch(name: str, *, folder: str | os.PathLike | None = None, timeout: float = 60.0) -> Path:
     """The file of registered corpus ``name``: found locally (see :func:`corpus_path`), else
     downloaded from :data:`DATA_HUB` into :func:`cache_dir` and kept only if its sha256 matches.
     Raises KeyError for an unregistered name, FetchError when offline or on a mismatch."""
     url, sha = DATA_HUB[name]
-    path = corpus_path(name)
+    path = corpus_path(name, folder)
     if path.is_file():
         return path
     try:
@@ -186,8 +177,10 @@ def python_stdlib_corpus(max_chars: int = PYTHON_CORPUS_MAX_CHARS,
                   {"python_version": version, "files": used, "max_chars": max_chars})
 
 
-def load_corpus(name_or_path: str, *, python_max_chars: int = PYTHON_CORPUS_MAX_CHARS) -> Corpus:
-    """A corpus by name (``timemachine``, ``tinyshakespeare``, ``python-stdlib``) or a text file path.
+def load_corpus(name_or_path: str, *, python_max_chars: int = PYTHON_CORPUS_MAX_CHARS,
+                folder: str | os.PathLike | None = None) -> Corpus:
+    """A corpus by name (``timemachine``, ``tinyshakespeare``, ``python-stdlib``), looked up in
+    ``folder`` (default :data:`CORPORA_DIR`, see :func:`corpus_path`), or a text file path.
 
     Raises :class:`CorpusNotFound` when a named file corpus is not present.
     """
@@ -195,12 +188,13 @@ def load_corpus(name_or_path: str, *, python_max_chars: int = PYTHON_CORPUS_MAX_
         return python_stdlib_corpus(python_max_chars)
     path = Path(name_or_path)
     if path.suffix == "" and os.sep not in name_or_path and "/" not in name_or_path:
-        path = corpus_path(name_or_path)
+        path = corpus_path(name_or_path, folder)
         if not path.is_file():
             how = (f"fetch it with python -m rnnviz.corpora fetch {name_or_path}, put it there"
                    if name_or_path in DATA_HUB else "put it there")
-            raise CorpusNotFound(f"Corpus {name_or_path!r} not found at {path}; {how} or set "
-                                 f"${ENV_VAR} to the folder holding {name_or_path}.txt.")
+            raise CorpusNotFound(f"Corpus {name_or_path!r} not found at {path}; {how} or point "
+                                 f"the corpus folder (RNNVIZ_CORPORA, --corpora) at the folder "
+                                 f"holding {name_or_path}.txt.")
     elif not path.is_file():
         raise CorpusNotFound(f"Text file not found: {path}")
     text = read_text_file(path)

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from .model import CharRNN
 from .trace import Hook, Trace, trace
+from .names import act_name
 
 __all__ = ["Edit", "Effect", "ablate", "clamp", "counterfactual_edit", "effect_duration",
            "kl_divergence", "keep", "set_unit"]
@@ -110,7 +111,7 @@ def _check_unit(model: CharRNN, layer: int, unit: int, kind: str) -> str:
         raise ValueError(f"layer must be in 0..{cfg.num_layers - 1}, got {layer}")
     if not 0 <= unit < cfg.hidden_size:
         raise ValueError(f"unit must be in 0..{cfg.hidden_size - 1}, got {unit}")
-    return f"layer{layer}.{kind}"
+    return act_name(layer, kind)
 
 
 def clamp(model: CharRNN, text: str, layer: int, unit: int, value: float, start: int = 0,

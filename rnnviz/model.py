@@ -147,10 +147,8 @@ class CharRNN(nn.Module):
     # ------------------------------------------------------------------ forward
     @property
     def has_cell_state(self) -> bool:
-        """Whether each layer carries C_t besides H_t (the LSTM); ``is_lstm`` is the old name."""
+        """Whether each layer carries C_t besides H_t (the LSTM)."""
         return self.spec.has_cell_state
-
-    is_lstm = has_cell_state
 
     def one_hot(self, ids: Tensor) -> Tensor:
         """ids (T, B) or (T,) → X (T, B, |V|) or (T, |V|) float one-hot."""

@@ -8,8 +8,8 @@ maths (one step, gate recovery) lives in :mod:`rnnviz.cells`.
 
 Hooks (TransformerLens-style): ``trace(model, text, hooks={"layer0.h": fn})`` calls
 ``fn(value, t)`` with each step's activation (h,) of that name; returning a tensor (h,) replaces it
-for everything downstream. A layer with a hook runs step by step (``cells.STEPS``), the others stay
-fused, so a trace without hooks is exactly the fused fast path. Hook names: :func:`hook_names`.
+for everything downstream. A layer with a hook runs step by step (the cell spec's ``step``), the
+others stay fused, so a trace without hooks is exactly the fused fast path. Hook names: :func:`hook_names`.
 
 Names captured (T = number of characters, h = hidden size, |V| = vocabulary size):
 
@@ -41,10 +41,10 @@ from torch import Tensor
 
 from .cells import input_part
 from .cells.params import run_layer
-from .cells import linear_recurrence  # noqa: F401 (re-exported: rnnviz.trace.linear_recurrence)
 from .serving.deadline import check
 from .model import CharRNN, State
 from .vocab import preprocess
+from .names import act_name, layer_of, parse_act_name
 
 #: A documented cap on how many characters one trace takes (see ``trace``).
 MAX_TRACE_CHARS = 100_000
@@ -126,8 +126,7 @@ class Trace:
 
     def state_names(self, layer: int) -> list[str]:
         """The per-unit (T, h) tensors of one layer in this trace: h, c, gates, candidate."""
-        prefix = f"layer{layer}."
-        return [n for n in self.cache if n.startswith(prefix)]
+        return [n for n in self.cache if layer_of(n) == layer]
 
 
 #: A trace hook: ``fn(value, t)`` sees one activation (h,) at step t; a returned tensor of the same
@@ -142,7 +141,7 @@ class HookError(ValueError):
 def hook_names(model: CharRNN) -> list[str]:
     """Every name a hook may be put on for this model: ``layer{l}.<term>`` for the cell's terms
     (``h``; LSTM also ``c``, ``gates.i/f/o``, ``candidate``; GRU ``gates.r/z``, ``candidate``)."""
-    return [f"layer{l}.{term}" for l in range(model.config.num_layers) for term in model.spec.terms]
+    return [act_name(l, term) for l in range(model.config.num_layers) for term in model.spec.terms]
 
 
 def _hooks_by_layer(model: CharRNN, hooks: Mapping[str, Hook] | None) -> dict[int, dict[str, Hook]]:
@@ -160,8 +159,8 @@ def _hooks_by_layer(model: CharRNN, hooks: Mapping[str, Hook] | None) -> dict[in
     for name, fn in hooks.items():
         if not callable(fn):
             raise HookError(f"the hook on {name!r} is not callable")
-        layer, term = name.split(".", 1)
-        grouped.setdefault(int(layer[len("layer"):]), {})[term] = fn
+        layer, term = parse_act_name(name)
+        grouped.setdefault(layer, {})[term] = fn
     return grouped
 
 
@@ -176,7 +175,7 @@ def _editor(layer_hooks: dict[str, Hook], index: int, t: int) -> Callable[[str, 
             return value
         out = torch.as_tensor(out, dtype=value.dtype)
         if out.shape != value.shape:
-            raise HookError(f"the hook on 'layer{index}.{term}' returned shape {tuple(out.shape)} at "
+            raise HookError(f"the hook on '{act_name(index, term)}' returned shape {tuple(out.shape)} at "
                             f"step {t}; expected {tuple(value.shape)}")
         return out
     return edit
@@ -188,11 +187,11 @@ def _fused_layer(model: CharRNN, index: int, inp: Tensor, ids: Tensor, h0: Tenso
     afterwards (module docstring). Writes its names into ``cache``; returns H (T, h), (H_T, C_T)."""
     layer = model.layers[index]
     out, hn, cn = run_layer(layer, inp, h0, c0)
-    cache[f"layer{index}.h"] = out
+    cache[act_name(index, "h")] = out
     recover = model.spec.recover
     if gates and recover is not None:
         terms = recover(layer, inp, ids if index == 0 else None, out, h0, c0)
-        cache.update((f"layer{index}.{term}", value) for term, value in terms.items())
+        cache.update((act_name(index, term), value) for term, value in terms.items())
     return out, (hn.clone(), None if cn is None else cn.clone())
 
 
@@ -214,7 +213,7 @@ def _stepped_layer(model: CharRNN, index: int, inp: Tensor, h0: Tensor, c0: Tens
             out[term][t] = terms[term]
         h, c = terms["h"], terms.get("c")
     for term in recorded:
-        cache[f"layer{index}.{term}"] = out[term]
+        cache[act_name(index, term)] = out[term]
     return out["h"], (h.clone(), None if c is None else c.clone())
 
 

@@ -26,6 +26,7 @@ from torch import Tensor
 from .cells import spec
 from .model import CharRNN
 from .trace import Trace
+from .names import act_name, layer_of
 
 ORDERINGS = ("trained", "variance", "clustered", "pattern")
 #: Cells in one full-resolution heatmap window (units × steps) before the window is narrowed.
@@ -172,7 +173,8 @@ def overview_units(order: Sequence[int], values: Tensor, max_rows: int = OVERVIE
 # --------------------------------------------------------------------------- gates
 def gate_names(trace: Trace, layer: int) -> list[str]:
     """Trace names of the gates of one layer: LSTM i, f, o; GRU z, r; none for a plain RNN."""
-    return [f"layer{layer}.gates.{g}" for g in spec(trace.cell).gate_view if f"layer{layer}.gates.{g}" in trace]
+    names = (act_name(layer, f"gates.{g}") for g in spec(trace.cell).gate_view)
+    return [n for n in names if n in trace]
 
 
 def saturation(gate: Tensor, low: float = SAT_LOW, high: float = SAT_HIGH) -> dict:
@@ -230,7 +232,7 @@ def unknown_chars(trace: Trace) -> list[tuple[int, str]]:
 def _input_of(model: CharRNN, trace: Trace, layer: int, t: int) -> Tensor:
     if layer == 0:
         return model.one_hot(trace.ids[t:t + 1])[0]
-    return trace[f"layer{layer - 1}.h"][t]
+    return trace[act_name(layer - 1, "h")][t]
 
 
 @torch.inference_mode()
@@ -252,11 +254,11 @@ def step_terms(model: CharRNN, trace: Trace, layer: int, t: int) -> dict[str, Te
         raise IndexError(f"step {t} out of range 0..{len(trace) - 1}")
     p = model.textbook_params(layer)
     x = _input_of(model, trace, layer, t)
-    hs = trace[f"layer{layer}.h"]
+    hs = trace[act_name(layer, "h")]
     h_prev = hs[t - 1] if t > 0 else torch.zeros_like(hs[0])
     c_prev = None
     if model.has_cell_state:
-        cs = trace[f"layer{layer}.c"]
+        cs = trace[act_name(layer, "c")]
         c_prev = cs[t - 1] if t > 0 else torch.zeros_like(cs[0])
     return model.spec.step_terms(p, x, h_prev, c_prev)
 
@@ -266,7 +268,7 @@ def step_output(model: CharRNN, trace: Trace, t: int) -> dict[str, Tensor]:
     """O_t = H_t W_hq + b_q of the top layer at step t and its softmax (recomputed from the params)."""
     top = model.config.num_layers - 1
     p = model.textbook_params(top)
-    h = trace[f"layer{top}.h"][t]
+    h = trace[act_name(top, "h")][t]
     o = h @ p["W_hq"] + p["b_q"]
     return {"O_t": o, "softmax": torch.softmax(o, dim=-1)}
 
@@ -310,7 +312,7 @@ def trace_frame(trace: Trace, *, include_probs: bool = False) -> "pandas.DataFra
     blocks = [pd.DataFrame(base)]
     for name in trace.names():
         tensor = trace[name]
-        if name.startswith("layer") and tensor.dim() == 2:
+        if layer_of(name) is not None and tensor.dim() == 2:
             cols = [f"{name}[{u}]" for u in range(tensor.shape[1])]
             blocks.append(pd.DataFrame(tensor.numpy(), columns=cols))
     if include_probs:

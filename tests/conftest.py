@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,11 @@ from tools.serve import CHROMIUM, CHROMIUM_ARGS, AppServer, free_port  # noqa: F
 
 # The app's start-up warm-up (building every shipped checkpoint's unit index in a background
 # thread) would compete with the many app starts of the suite; tests that need it call it directly.
-os.environ["RNNVIZ_WARMUP"] = "0"
+# Servers get the script argument (StreamlitServer, below); AppTest runs app.py in this process,
+# where it reads this process's arguments: the same switch, `streamlit run app.py -- --no-warmup`.
+NO_WARMUP = ("--no-warmup",)
+if NO_WARMUP[0] not in sys.argv:
+    sys.argv.append(NO_WARMUP[0])
 
 # Tests use small models: one intra-op thread each avoids OpenMP spin contention between the pytest
 # process, the Streamlit server and the browser on our 2-core machines.
@@ -69,7 +73,18 @@ class StreamlitServer(AppServer):
     """The app on 127.0.0.1 at a free port, one torch thread (see tools.serve.AppServer)."""
 
     def __init__(self, env: dict | None = None):
-        super().__init__(REPO / "app.py", {"OMP_NUM_THREADS": "1", **(env or {})}, timeout=60)
+        super().__init__(REPO / "app.py", {"OMP_NUM_THREADS": "1", **(env or {})}, timeout=60,
+                         args=NO_WARMUP)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """The app reads its environment settings once per process (app_pages.ui.settings); tests set
+    RNNVIZ_* with monkeypatch, so each test starts from a fresh read."""
+    from app_pages.ui.settings import settings
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,9 @@ from tests.conftest import REPO, tiny_model
 
 @pytest.fixture
 def app(tmp_path, monkeypatch):
-    from app_pages.ui import cache
     rnnviz.save_checkpoint(tiny_model("lstm", 2), tmp_path / "timemachine-lstm.safetensors")
     rnnviz.save_checkpoint(tiny_model("gru"), tmp_path / "timemachine-gru.safetensors")
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
-    cache.shipped_model.clear()
 
     def start(**params) -> AppTest:
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)

@@ -12,14 +12,19 @@ import pytest
 
 import rnnviz
 from tools.bench_page import digest
-from tools.page_js import PAINT_JS, SETTLED_JS, UPDATE_JS, update_arg
+from playwright.sync_api import expect
+
+from tools.page_js import PAINT_JS, RUN_OVER_JS, SETTLED_JS, UPDATE_JS, update_arg
 
 from .conftest import REPO, StreamlitServer, tiny_model
 
 ARTIFACTS = REPO / "artifacts"
 VOCAB_TEXT = "the time machine by h. g. wells\nabcdefghijklmnopqrstuvwxyz,;:'!?-"
 TEXT = "the time  machine\nby h. g. wells"
-TIMEOUT = 60_000
+#: Generous: a busy machine makes a wait longer, never a failure (every wait follows the page).
+TIMEOUT = 180_000
+#: A drawn chart on the page (the first run of a freshly opened page has reached the browser).
+DRAWN_JS = "() => !!document.querySelector('.js-plotly-plot .main-svg')"
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +46,13 @@ def tall_page(browser):
 
 
 def commit_text(page, text: str, min_charts: int = 1) -> None:
+    """Type ``text`` once the page is drawn and idle (typed while the first run was still drawing,
+    a text could be overwritten), commit it, and wait until every chart shows it, painted."""
+    page.wait_for_function(DRAWN_JS, timeout=TIMEOUT, polling=100)
+    page.wait_for_function(RUN_OVER_JS, arg=None, timeout=TIMEOUT, polling=100)
     area = page.get_by_label("Text", exact=True)
     area.fill(text)
+    expect(area).to_have_value(text)
     area.press("Control+Enter")
     page.wait_for_function(UPDATE_JS, arg=update_arg(digest(text), min_charts), timeout=TIMEOUT, polling=100)
     page.evaluate(PAINT_JS)
@@ -66,6 +76,10 @@ def test_type_text_hover_heatmap_value_and_screenshot(server, tall_page):
     page.goto(srv.url + "/")
     page.wait_for_selector("h1", timeout=TIMEOUT)
     commit_text(page, TEXT)
+    # the heatmap drawn with the typed text: one column per character
+    page.wait_for_function("""n => [...document.querySelectorAll('.js-plotly-plot')].some(e => e.layout
+        && e.layout.meta && e.layout.meta.chart === 'hs_heatmap' && e.data[0].x.length === n)""",
+                           arg=len(TEXT), timeout=TIMEOUT, polling=100)
     trace = rnnviz.trace(model, TEXT)
     assert page.locator("h1").first.inner_text() == "Hidden states"
     # one drawn chart per chart element (an in-place chart remounted while Plotly.js was still
@@ -86,7 +100,7 @@ def test_type_text_hover_heatmap_value_and_screenshot(server, tall_page):
         x, y = cell_position(page, "hs_heatmap", step, rows.index(f"u{unit}"))
         page.mouse.move(x, y)
         label = page.locator(".hoverlayer .hovertext").first
-        label.wait_for(timeout=10_000)
+        label.wait_for(timeout=TIMEOUT)
         text = label.text_content()
         expected = float(trace["layer0.h"][step, unit])
         value = float(re.search(r"H = (-?\d+\.\d+)", text).group(1))
@@ -99,7 +113,7 @@ def test_type_text_hover_heatmap_value_and_screenshot(server, tall_page):
     ARTIFACTS.mkdir(exist_ok=True)
     x, y = cell_position(page, "hs_heatmap", 9, 0)
     page.mouse.move(x, y)
-    page.locator(".hoverlayer .hovertext").first.wait_for(timeout=10_000)
+    page.locator(".hoverlayer .hovertext").first.wait_for(timeout=TIMEOUT)
     page.screenshot(path=str(ARTIFACTS / "browser-hidden-states.png"))
 
 
@@ -167,7 +181,7 @@ def test_text_independent_charts_are_kept_across_text_commits(server, tall_page)
 def wait_idle(page, selector: str) -> None:
     """Wait until ``selector`` is on the page, the script run is over and nothing stale is left."""
     page.wait_for_selector(selector, timeout=TIMEOUT)
-    page.wait_for_function(SETTLED_JS, timeout=3 * TIMEOUT, polling=200)
+    page.wait_for_function(SETTLED_JS, timeout=TIMEOUT, polling=200)
     page.evaluate(PAINT_JS)
 
 

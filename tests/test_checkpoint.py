@@ -32,15 +32,16 @@ def test_round_trip_preserves_weights_config_and_provenance(tmp_path, any_model)
     assert torch.equal(trace(loaded, SMALL_TEXT).probs, trace(any_model, SMALL_TEXT).probs)
 
 
-def test_shipped_names_and_env_override(tmp_path, monkeypatch):
+def test_shipped_names_from_a_folder_argument(tmp_path, monkeypatch):
     model = tiny_model("gru")
     save_checkpoint(model, tmp_path / "demo-gru.safetensors", {"corpus": "x"})
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
-    infos = list_checkpoints()
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))       # the library never reads it
+    assert "demo-gru" not in [i.name for i in list_checkpoints()]
+    infos = list_checkpoints(tmp_path)
     assert [i.name for i in infos] == ["demo-gru"] and infos[0].config.cell == "gru"
-    assert load_model("demo-gru").name == "demo-gru"
+    assert load_model("demo-gru", tmp_path).name == "demo-gru"
     with pytest.raises(CheckpointError, match="No shipped checkpoint.*demo-gru"):
-        load_model("nope")
+        load_model("nope", tmp_path)
     with pytest.raises(CheckpointError, match="not found"):
         load_model(tmp_path / "missing.safetensors")
 

@@ -48,12 +48,17 @@ def test_the_budget_holds_for_the_largest_model_the_parser_accepts(cell, layers)
             assert plan.note.startswith("Reduced because") and f"{plan.steps:,} characters" in plan.note
 
 
-def test_budget_comes_from_the_environment(monkeypatch):
+def test_budget_is_an_argument_the_app_reads_from_its_settings(monkeypatch):
+    from app_pages.ui.settings import Settings, SettingsError, settings
+    assert cost.op_budget("index") == 10 * cost.REQUEST_SECONDS
+    assert cost.op_budget("index", 0.5) == 5.0 and cost.deadline_seconds("", 0.5) == 2.0
     monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", "0.5")
-    assert cost.budget() == 0.5 and cost.op_budget("index") == 5.0
-    for bad in ("nan", "-1", "1e308", "x"):
-        monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", bad)
-        assert cost.budget() == cost.REQUEST_SECONDS
+    assert cost.op_budget("index") == 10 * cost.REQUEST_SECONDS     # the library ignores it
+    settings.cache_clear()
+    assert settings().request_seconds == 0.5
+    for bad in ("nan", "-1", "0", "1e308", "x"):
+        with pytest.raises(SettingsError, match=f"RNNVIZ_REQUEST_SECONDS='{bad}'"):
+            Settings.from_environ({"RNNVIZ_REQUEST_SECONDS": bad})
 
 
 def test_check_is_free_without_a_deadline_and_raises_after_it():

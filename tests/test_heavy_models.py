@@ -62,7 +62,7 @@ def test_largest_accepted_model_on_every_view(heavy_dir, cell, layers):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.query_params["ckpt"] = "big"
     at.run()
-    limit = 3 * cost.deadline_seconds("index") + 5      # the slowest view: the unit index, once
+    limit = 3 * cost.deadline_seconds("index", BUDGET) + 5      # the slowest view: the unit index, once
     timings = {}
     for page, params in PAGES:
         at.switch_page(page)
@@ -94,4 +94,4 @@ def test_a_request_the_estimate_gets_wrong_is_stopped_and_the_page_says_so(heavy
     seconds = time.perf_counter() - t0
     assert not at.exception, [e.value[:300] for e in at.exception]
     assert "stopped after its 1.0 s time budget" in _texts(at)
-    assert seconds < 4 * (cost.deadline_seconds() + 1) + 5       # four heavy requests at most
+    assert seconds < 4 * (cost.deadline_seconds("", 0.1) + 1) + 5       # four heavy requests at most

@@ -217,9 +217,7 @@ def ckpt_dir(tmp_path_factory) -> Path:
 def _app(monkeypatch, ckpt_dir):
     from streamlit.testing.v1 import AppTest
 
-    from app_pages.ui import cache
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
-    cache.shipped_model.clear()
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
     return at.run()
 

@@ -132,7 +132,7 @@ def _corpus_text(prov) -> str:
     else:
         path = corpora.corpus_path(name)
         if not path.is_file():
-            pytest.skip(f"corpus {name!r} not present at {path} (set ${corpora.ENV_VAR})")
+            pytest.skip(f"corpus {name!r} not present at {path} (put it there)")
         text = path.read_bytes().decode("utf-8")
     if hashlib.sha256(text.encode("utf-8")).hexdigest() != prov["corpus_sha256"]:
         pytest.skip(f"corpus {name!r} here differs from the one trained on (sha256 mismatch)")

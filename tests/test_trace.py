@@ -132,7 +132,7 @@ def test_trace_does_not_touch_parameters_or_mode():
 
 @pytest.mark.parametrize("T", [1, 2, 5, 16, 17, 1000])
 def test_chunked_cell_scan_equals_the_plain_loop(T):
-    from rnnviz.trace import linear_recurrence
+    from rnnviz.cells import linear_recurrence
     g = torch.Generator().manual_seed(T)
     f = torch.rand(T, 7, generator=g, dtype=torch.float64)
     f[T // 3] = 0.0                      # a closed forget gate must cut the memory exactly

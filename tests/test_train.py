@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -241,6 +242,35 @@ def test_cli_flags_come_from_the_dataclass():
         build_parser().parse_args(["--cell", "transformer"])
 
 
+def test_trainer_and_cli_default_to_one_thread_and_the_flag_raises_it(tmp_path):
+    """One torch thread unless asked (as the app runs): the default of the config, of the CLI and of
+    a Trainer built from them; ``--threads 2`` gives two."""
+    assert TrainConfig().threads == 1 and parse_config([]).threads == 1
+    assert parse_config(["--threads", "2"]).threads == 2
+    text = synthetic_text(300)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        Trainer(tiny_cfg(tmp_path, out="", max_steps=1), text)
+        assert torch.get_num_threads() == 1
+        Trainer(tiny_cfg(tmp_path, out="", max_steps=1, threads=2), text)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_cli_corpus_folder_defaults_to_the_environment(monkeypatch, tmp_path):
+    """--corpora (where named corpora are looked up) takes RNNVIZ_CORPORA as its default; the
+    library itself never reads the environment."""
+    from rnnviz.corpora import CORPORA_DIR
+    from rnnviz.training.cli import parse_args
+    monkeypatch.delenv("RNNVIZ_CORPORA", raising=False)
+    assert parse_args([])[1] == str(CORPORA_DIR)
+    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
+    assert parse_args([])[1] == str(tmp_path)
+    assert parse_args(["--corpora", "elsewhere"])[1] == "elsewhere"
+
+
 def test_cli_main_writes_checkpoint_and_curves(tmp_path):
     from rnnviz.training import main
     src = tmp_path / "tiny.txt"
@@ -255,20 +285,22 @@ def test_cli_main_writes_checkpoint_and_curves(tmp_path):
 
 
 # ------------------------------------------------------------------------------- corpora
-def test_corpora_dir_env_override(tmp_path, monkeypatch):
+def test_corpora_folder_argument(tmp_path, monkeypatch):
     (tmp_path / "mini.txt").write_text("abc\r\ndef", encoding="utf-8", newline="")
-    monkeypatch.setenv(corpora.ENV_VAR, str(tmp_path))
-    c = corpora.load_corpus("mini")
+    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path / "not-read"))   # the library ignores it
+    c = corpora.load_corpus("mini", folder=tmp_path)
     assert c.text == "abc\r\ndef"                              # bytes kept exactly
     import hashlib
     assert c.sha256 == hashlib.sha256(b"abc\r\ndef").hexdigest()
     with pytest.raises(corpora.CorpusNotFound):
-        corpora.load_corpus("absent")
+        corpora.load_corpus("absent", folder=tmp_path)
 
 
 def test_default_corpora_dir_is_beside_the_repo(monkeypatch):
-    monkeypatch.delenv(corpora.ENV_VAR, raising=False)
-    assert corpora.corpora_dir() == corpora.REPO_ROOT.parent / "shared" / "corpora"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(Path("/nonexistent-cache")))
+    assert corpora.CORPORA_DIR == corpora.REPO_ROOT.parent / "shared" / "corpora"
+    assert corpora.corpus_path("mini") == corpora.CORPORA_DIR / "mini.txt"
+    assert corpora.cache_dir() == Path("/nonexistent-cache") / "rnnviz"
 
 
 def test_python_corpus_is_deterministic_and_capped():

@@ -7,7 +7,9 @@ import pytest
 
 import rnnviz
 
-from tools.page_js import ARM_JS, RUN_ENDED_JS, SETTLED_JS
+from playwright.sync_api import expect
+
+from tools.page_js import RUN_OVER_JS
 
 from .conftest import REPO, StreamlitServer, tiny_model
 from .test_app_train import TEXT
@@ -29,39 +31,47 @@ def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("train_browser_ckpts")
     rnnviz.save_checkpoint(tiny_model("lstm", 1, 8, text=TEXT), d / "timemachine-lstm.safetensors",
                            {"corpus": "test"})
-    # the run log makes every script run end with a marker of this session's run count (committed)
-    srv = StreamlitServer(env={"RNNVIZ_CHECKPOINT_DIR": str(d), "RNNVIZ_RUN_LOG": str(d / "runs.log")})
+    srv = StreamlitServer(env={"RNNVIZ_CHECKPOINT_DIR": str(d)})
     yield srv
     srv.stop()
 
 
-def committed(page, act) -> None:
-    """Do ``act`` (an edit that reruns the script) and wait until its run is over. Typed into while
-    an earlier run was still drawing, the numbers were sometimes not applied under CPU contention
-    (1 test run in 3-5 with a busy core), so each edit waits for the last one's run."""
-    page.evaluate(ARM_JS)
-    act()
-    page.wait_for_function(RUN_ENDED_JS, timeout=TIMEOUT, polling=50)
-    page.wait_for_function(SETTLED_JS, timeout=TIMEOUT, polling=100)
+def idle(page) -> None:
+    """Wait until the status widget no longer says the script is running (what the user sees)."""
+    page.wait_for_function(RUN_OVER_JS, arg=None, timeout=TIMEOUT, polling=100)
 
 
 def set_number(page, label: str, value: int) -> None:
+    """Type ``value`` into a number input once the page is idle (a number typed while a run was
+    still drawing was sometimes not applied under CPU contention), and see it shown."""
+    idle(page)
     box = page.get_by_label(label, exact=True)
-    committed(page, lambda: (box.fill(str(value)), box.press("Enter")))
-    assert box.input_value() == str(value)
+    box.fill(str(value))
+    box.press("Enter")
+    expect(box).to_have_value(str(value), timeout=TIMEOUT)
 
 
 def test_train_stop_and_open_in_views(server, page):
     page.goto(server.url + "/train")
     page.wait_for_selector("h1:has-text('Train')", timeout=TIMEOUT)
+    idle(page)
     page.get_by_text("Paste a text", exact=True).click()
     area = page.get_by_label("Text to train on", exact=True)
-    area.fill(TEXT)
-    committed(page, lambda: area.press("Control+Enter"))
-    page.get_by_text("Train / validation").wait_for(timeout=TIMEOUT)
+    train = page.get_by_role("button", name="Train", exact=True)
+    expect(train).to_be_disabled(timeout=TIMEOUT)              # nothing pasted yet: refused
+    # The knobs first, the text last: the run the text starts carries every widget's value, and the
+    # Train button it draws (enabled once there is a text) starts a training with them.
     set_number(page, "Sequence length T", 8)
     set_number(page, "Batch size B", 4)
-    page.get_by_role("button", name="Train", exact=True).click()
+    idle(page)
+    area.fill(TEXT)
+    area.press("Control+Enter")
+    page.get_by_text("Train / validation").wait_for(timeout=TIMEOUT)
+    expect(train).to_be_enabled(timeout=TIMEOUT)
+    idle(page)
+    for label, value in (("Sequence length T", "8"), ("Batch size B", "4")):
+        expect(page.get_by_label(label, exact=True)).to_have_value(value)
+    train.click()
     page.wait_for_function(LOSS_POINTS_JS, arg=5, timeout=TIMEOUT, polling=250)
     page.wait_for_function(LOSS_POINTS_JS, arg=30, timeout=TIMEOUT, polling=250)  # the curve grows
     page.get_by_text("step     25").first.wait_for(timeout=TIMEOUT)              # a later sample

@@ -179,3 +179,24 @@ def test_bad_files_and_caps():
     with pytest.raises(TrainRefused, match="cap"):
         full.submit("b", TEXT, cfg(seed=3))
     assert full.close()
+
+
+@pytest.mark.parametrize("error,says", [
+    (RuntimeError("boom in the optimiser"), "RuntimeError: boom in the optimiser); try again with smaller"),
+    (MemoryError(), "ran out of memory for this run; lower the hidden size"),
+])
+def test_a_failed_run_is_logged_with_its_traceback_and_the_page_message_says_what_to_do(
+        baseline, caplog, error, says):
+    def failing(*a, **kw):
+        raise error
+
+    pool = TrainingPool(workers=1, trainer_factory=failing, sample_every=1000)
+    with caplog.at_level("ERROR", logger="rnnviz.training.run"):
+        rid = pool.submit("a", TEXT, cfg())
+        wait(lambda: pool.snapshot(rid, "a").status == "failed")
+    snap = pool.snapshot(rid, "a")
+    assert snap.message.startswith("training failed") and says in snap.message
+    [record] = [r for r in caplog.records if r.name == "rnnviz.training.run"]
+    assert f"training run {rid} failed" in record.getMessage() and record.exc_info[0] is type(error)
+    pool.release(rid, "a")
+    assert pool.close()

@@ -100,24 +100,28 @@ def served(tmp_path):
 
 @pytest.fixture
 def no_corpora(tmp_path, monkeypatch):
-    """No corpus anywhere: empty $RNNVIZ_CORPORA (so ../shared/corpora is never consulted) and an
-    empty download cache."""
-    empty, cache = tmp_path / "no-corpora", tmp_path / "cache"
+    """No corpus anywhere: the app's corpus folder (RNNVIZ_CORPORA) is the empty ``no-corpora``
+    beside the returned download cache (so ../shared/corpora is never consulted), and the download
+    cache ($XDG_CACHE_HOME/rnnviz) is empty."""
+    empty = tmp_path / "no-corpora"
     empty.mkdir()
-    monkeypatch.setenv(corpora.ENV_VAR, str(empty))
-    monkeypatch.setenv(corpora.CACHE_ENV_VAR, str(cache))
+    monkeypatch.setenv("RNNVIZ_CORPORA", str(empty))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cache = corpora.cache_dir()
+    assert cache == tmp_path / "xdg" / "rnnviz"
     for name in corpora.DATA_HUB:
-        assert not corpora.corpus_path(name).is_file()
+        assert not corpora.corpus_path(name, empty).is_file()
     return cache
 
 
 def test_fetch_downloads_verifies_and_is_found(served, no_corpora, monkeypatch):
     monkeypatch.setitem(corpora.DATA_HUB, "tiny", (served, hashlib.sha256(CORPUS.encode()).hexdigest()))
+    empty = no_corpora.parent.parent / "no-corpora"
     with pytest.raises(corpora.CorpusNotFound):
-        corpora.load_corpus("tiny")
+        corpora.load_corpus("tiny", folder=empty)
     assert corpora.main(["fetch", "tiny"]) == 0
     assert (no_corpora / "tiny.txt").read_text() == CORPUS
-    assert corpora.load_corpus("tiny").text == CORPUS
+    assert corpora.load_corpus("tiny", folder=empty).text == CORPUS
 
 
 def test_fetch_refuses_a_changed_file_and_reports_offline(served, no_corpora, monkeypatch):
@@ -154,9 +158,7 @@ def _units(tab: str = "Unit finder", **params) -> AppTest:
 
 def test_units_ranks_shipped_checkpoints_with_no_corpus(no_corpora, monkeypatch):
     """A fresh clone: the real shipped checkpoints, no corpus anywhere. Rankings, not an info box."""
-    from app_pages.ui import cache
     monkeypatch.delenv("RNNVIZ_CHECKPOINT_DIR", raising=False)
-    cache.shipped_model.clear()
     at = _units(ckpt="timemachine-rnn")
     assert any("not available" in i.value for i in at.info)
     assert at.dataframe, "the ranked units table"
@@ -168,14 +170,12 @@ def test_units_ranks_shipped_checkpoints_with_no_corpus(no_corpora, monkeypatch)
 
 
 def test_units_offline_fetch_says_so_and_offers_other_samples(no_corpora, tmp_path, monkeypatch):
-    from app_pages.ui import cache
     ckpts = tmp_path / "ckpts"
     model = tiny_model("lstm", hidden=8, text=CORPUS)
     path = rnnviz.save_checkpoint(model, ckpts / "timemachine-lstm.safetensors",
                                   {"corpus": "timemachine", "val_fraction": 0.5})
     U.write_unit_stats(rnnviz.load_model(path), path, CORPUS)
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpts))
-    cache.shipped_model.clear()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

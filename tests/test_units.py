@@ -170,7 +170,8 @@ def test_prebuilt_indexes_are_the_ones_the_units_view_uses(tmp_path, monkeypatch
 
     _tiny_corpus_checkpoint(tmp_path, monkeypatch, "timemachine-lstm")
     U.INDEXES.clear()
-    assert U.prebuild_indexes(max_chars=U.SAMPLE_CHARS) == ["timemachine-lstm"]
+    assert U.prebuild_indexes(max_chars=U.SAMPLE_CHARS, checkpoint_dir=tmp_path / "ck",
+                              corpora_dir=tmp_path) == ["timemachine-lstm"]
     assert len(U.INDEXES) == 1
     misses = U.INDEXES.misses
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
@@ -183,10 +184,7 @@ def test_prebuilt_indexes_are_the_ones_the_units_view_uses(tmp_path, monkeypatch
 
 def test_corpus_sample_is_the_tail_from_a_line_start(tmp_path, monkeypatch):
     (tmp_path / "tiny.txt").write_text("line one\nline two\nline three\n", encoding="utf-8")
-    monkeypatch.setenv("RNNVIZ_CORPORA", str(tmp_path))
-    monkeypatch.setattr(U.sample, "_load_corpus_text",
-                        lambda name: ((tmp_path / "tiny.txt").read_text(), "tiny"))
-    text, desc = U.corpus_sample("tiny.txt", max_chars=15)
+    text, desc = U.corpus_sample("tiny.txt", max_chars=15, corpora_dir=tmp_path)
     assert text == "line three\n" and "last" in desc
 
 
@@ -195,8 +193,9 @@ def test_auto_threshold_rule():
     lo = torch.tensor([0.0, 0.5, 2.0, -3.0], dtype=torch.float64)
     hi = torch.tensor([1.0, 1.5, 3.0, -1.0], dtype=torch.float64)
     # (0.5, 1] is inside two intervals: the most; its middle is 0.75
-    assert U._auto_threshold(lo, hi) == pytest.approx(0.75)
-    assert U._auto_threshold(torch.tensor([1.0]), torch.tensor([0.5])) is None
+    from rnnviz.units.hypothesis import _auto_threshold
+    assert _auto_threshold(lo, hi) == pytest.approx(0.75)
+    assert _auto_threshold(torch.tensor([1.0]), torch.tensor([0.5])) is None
 
 
 def test_hypothesis_finds_the_depth_unit_and_matches():
@@ -372,9 +371,8 @@ def test_pca_matches_svd_of_centred_data():
         U.project_trace(tr, ["layer7.h"])
 
 
-def test_report_without_checkpoints(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
-    md = report()
+def test_report_without_checkpoints(tmp_path):
+    md = report(checkpoint_dir=tmp_path)
     assert "No shipped checkpoint" in md
 
 
@@ -413,7 +411,7 @@ def test_figures_build():
 def test_report_on_a_tiny_checkpoint(tmp_path, monkeypatch):
     _tiny_corpus_checkpoint(tmp_path, monkeypatch, "tiny-lstm")
     U.INDEXES.clear()
-    md = report(max_chars=1500)
+    md = report(max_chars=1500, corpora_dir=tmp_path, checkpoint_dir=tmp_path / "ck")
     U.INDEXES.clear()
     assert "## tiny-lstm" in md and "held-out validation part" in md
     assert "| bracket_depth |" in md and "Memory of a one-letter substitution" in md

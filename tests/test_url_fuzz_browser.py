@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 import pytest
 
 import rnnviz
-from app_pages.ui.params import VIEWS, keys_of
+from app_pages.ui.params import VIEWS
 from tools.page_js import RUN_OVER_JS
 
 from .conftest import StreamlitServer, tiny_model
-from .test_url_fuzz import BAD, STRUCTURE, TEXT
+from .test_url_fuzz import BAD, STRUCTURE, TEXT, url_keys
 
 #: The view of each URL-key prefix (app_pages/ui/params.py).
 BY_PREFIX = {v.prefix: v for v in VIEWS if v.prefix}
@@ -40,7 +40,7 @@ def server(tmp_path_factory):
 def hostile_query(prefix: str, shift: int) -> list[tuple[str, str]]:
     """Every key of the view with a bad value (kinds spread over the keys, shifted per view)."""
     pairs: list[tuple[str, str]] = [("text", TEXT)] if prefix else []
-    for j, key in enumerate(keys_of(prefix)):
+    for j, key in enumerate(url_keys(prefix)):
         if key in STRUCTURE:
             pairs.append((key, STRUCTURE[key][0]))
             continue

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     from app_pages.ui.text import MAX_PAGE_CHARS
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-heavy-"))
     cfg = largest_checkpoint(args.cell, args.layers, tmp / "hostile.safetensors")
-    server = AppServer(REPO / "app.py", {"RNNVIZ_RUN_LOG": str(tmp / "runs.log")},
+    server = AppServer(REPO / "app.py", {},
                        log=open(tmp / "server.log", "wb"), timeout=180)
     try:
         cpu0 = cpu_seconds(server.proc.pid)

@@ -117,6 +117,9 @@ async def session(run: ProtocolRun, clock: Clock) -> None:
             if kind == "text":
                 stats.texts.add(run.text)
             stats.actions += 1
+            if result.status == FINISHED_OK:
+                view = run.view or "hidden-states"
+                stats.runs_by_view[view] = stats.runs_by_view.get(view, 0) + 1
             run.check(result, f"after {kind} #{n}")
             await pause(clock, args, run.rng, t0)
     finally:

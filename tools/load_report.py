@@ -1,8 +1,7 @@
 """The load test's report (used by tools/loadtest.py; ``server_errors`` by tools/replicas.py too).
 
 Percentiles (``pct``), the figures of a load run from its counters and RSS samples
-(``load_figures``), the app's own script-run times from its ``RNNVIZ_RUN_LOG`` (``script_runs``,
-``server_run_figures``), the exceptions in a server log (``server_errors``), the error count that
+(``load_figures``), the exceptions in a server log (``server_errors``), the error count that
 decides the exit status (``error_count``) and the JSON output (``finish``).
 """
 
@@ -10,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from pathlib import Path
 
 
@@ -49,35 +47,9 @@ def load_figures(stats, sampler, uploaders: int, t0: float) -> dict:
                     "leaks": (stats.leaks + stats.upload_leaks)[:10],
                     "upload_failures": stats.upload_failures[:10]},
         "rss_series": [[round(t, 1), round(m, 1)] for t, m, _ in sampler.samples[::20]],
+        "runs_by_view": dict(sorted(stats.runs_by_view.items())),   # protocol client only
         "updates": sorted(stats.updates),   # [start s into the load, session, kind, latency s]
     }
-
-
-def server_run_figures(run_logs: list[Path], stats) -> dict:
-    """The server's own time per update: wall time of each script run during the load period
-    (logged by the app itself), apart from what the browsers add on the same cores."""
-    offset = time.time() - time.monotonic()
-    logged = [r for log in run_logs
-              for r in script_runs(log, stats.load_started + offset, stats.load_ended + offset)]
-    runs = [seconds for seconds, _ in logged]
-    return {"server_runs": len(runs), "server_run_p50_s": pct(runs, 50),
-            "server_run_p95_s": pct(runs, 95),
-            "server_run_max_s": round(max(runs), 3) if runs else None,
-            "server_runs_by_page": dict(Counter(page for _, page in logged).most_common())}
-
-
-def script_runs(log: Path, start: float, end: float) -> list[tuple[float, str]]:
-    """(duration s, page title) of the app's script runs that finished between ``start`` and
-    ``end`` (unix)."""
-    out = []
-    try:
-        for line in log.read_text(encoding="utf-8").splitlines():
-            stamp, seconds, *page = line.split(" ", 2)
-            if start <= float(stamp) <= end:
-                out.append((float(seconds), page[0] if page else ""))
-    except (OSError, ValueError):
-        pass
-    return out
 
 
 def server_errors(log: Path, limit: int = 10) -> list[str]:

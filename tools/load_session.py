@@ -67,6 +67,7 @@ class Stats:
         self.load_started = self.load_ended = 0.0
         self.cpu_programs: dict[str, float] = {}
         self.cookies: dict[int, set[str]] = {}    # --cookie: the values each session was given
+        self.runs_by_view: dict[str, int] = {}    # protocol client: finished script runs per view
 
 
 async def note_cookie(ctx, sid: int, name: str | None, stats: Stats) -> None:
@@ -293,14 +294,16 @@ async def session(sid: int, browser, url: str, model_key: str, tokens: list[str]
         await ctx.close()
 
 
-def make_uploads(n: int, out_dir: Path, base: str) -> list[Path]:
-    """Valid checkpoints (distinct bytes) named after their uploader's token."""
+def make_uploads(n: int, out_dir: Path, base: str, checkpoint_dir: Path | None = None) -> list[Path]:
+    """Valid checkpoints (distinct bytes) named after their uploader's token, shaped like checkpoint
+    ``base`` of ``checkpoint_dir`` (default: the shipped ones) when it exists."""
     sys.path.insert(0, str(REPO))
     import rnnviz
-    from rnnviz.checkpoint import checkpoint_dir
+    from rnnviz.checkpoint import CHECKPOINT_DIR
 
     paths = []
-    src = rnnviz.load_model(base) if (checkpoint_dir() / f"{base}.safetensors").is_file() else None
+    folder = Path(checkpoint_dir or CHECKPOINT_DIR)
+    src = rnnviz.load_model(base, folder) if (folder / f"{base}.safetensors").is_file() else None
     for i in range(n):
         cfg = src.config if src is not None else rnnviz.ModelConfig(
             "gru", 16, 1, tuple(rnnviz.Vocab.from_text(" ".join(WORDS)).tokens))

@@ -53,8 +53,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 # (after the path fix, so that ``python tools/loadtest.py`` finds the tools package)
 from tools.load_cache import cache_bounds, cache_check  # noqa: E402
-from tools.load_report import (error_count, finish, load_figures, server_errors,  # noqa: E402
-                               server_run_figures)
+from tools.load_report import error_count, finish, load_figures, server_errors  # noqa: E402
 from tools.load_protocol import run_sessions as run_protocol_sessions  # noqa: E402
 from tools.load_session import Stats, make_uploads, run_sessions  # noqa: E402
 from tools.procstats import RssSampler, cpu_by_program, cpu_seconds  # noqa: E402
@@ -65,11 +64,9 @@ from tools.serve import AppServer  # noqa: E402
 class Server(AppServer):
     """The app (tools.serve.AppServer) with its output in ``log_path``; optional checkpoint dir."""
 
-    def __init__(self, checkpoint_dir: Path | None, log_path: Path, run_log: Path | None = None):
+    def __init__(self, checkpoint_dir: Path | None, log_path: Path):
         self.log = open(log_path, "wb")
         env = {"RNNVIZ_CHECKPOINT_DIR": str(checkpoint_dir)} if checkpoint_dir else {}
-        if run_log is not None:   # the app appends one line per script run (app_pages/ui/startup.py)
-            env["RNNVIZ_RUN_LOG"] = str(run_log)
         super().__init__(REPO / "app.py", env, log=self.log)
 
     def stop(self) -> None:
@@ -138,8 +135,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--url", default=None,
                     help="drive the app already running at this URL (e.g. a load balancer) instead "
                          "of starting one; server RSS/CPU are then not measured here")
-    ap.add_argument("--run-log", type=Path, action="append", default=[], metavar="PATH",
-                    help="with --url: the app's RNNVIZ_RUN_LOG file(s) to read script-run times from")
     ap.add_argument("--cookie", default=None, metavar="NAME",
                     help="report the values of this cookie each session held (an affinity cookie)")
     args = ap.parse_args(argv)
@@ -152,11 +147,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def start_server(args, tmp: Path) -> tuple[Server | ExternalServer, list[Path]]:
-    """The app to drive (started here, or ``--url``) and the run logs to read script-run times from."""
+def start_server(args, tmp: Path) -> Server | ExternalServer:
+    """The app to drive: started here, or the one at ``--url``."""
     if args.url:
-        return ExternalServer(args.url), args.run_log
-    return Server(args.checkpoint_dir, tmp / "server.log", run_log=tmp / "runs.log"), [tmp / "runs.log"]
+        return ExternalServer(args.url)
+    return Server(args.checkpoint_dir, tmp / "server.log")
 
 
 def drive(server: Server | ExternalServer, sampler: RssSampler, out: dict, args, model_keys: list[str],
@@ -189,7 +184,7 @@ def drive(server: Server | ExternalServer, sampler: RssSampler, out: dict, args,
 def run_load(args, model_keys: list[str], views: list[str], uploads: list[Path], tmp: Path,
              max_chars: int) -> dict:
     """Start the app (or use ``--url``), run the sessions while sampling its RSS; the figures."""
-    server, run_logs = start_server(args, tmp)
+    server = start_server(args, tmp)
     pid = server.proc.pid if server.proc else os.getpid()   # external: the figures are not the app's
     out: dict = {"url": server.url if args.url else None}
     sampler = RssSampler(pid)
@@ -209,7 +204,10 @@ def run_load(args, model_keys: list[str], views: list[str], uploads: list[Path],
     if args.cookie:
         out["cookie"] = args.cookie
         out["cookie_values_per_session"] = {str(k): sorted(v) for k, v in sorted(stats.cookies.items())}
-    out.update(server_run_figures(run_logs, stats))
+    updates = out["text_updates"] + out["view_switches"]
+    # The server's own cost per update (its CPU, apart from the browsers' on the same cores).
+    out["server_cpu_s_per_update"] = (round(out["server_cpu_s"] / updates, 3)
+                                      if out.get("server_cpu_s") is not None and updates else None)
     out["server_errors"] = server_errors(tmp / "server.log")
     return out
 
@@ -222,8 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     from app_pages.ui.params import VIEWS
     from app_pages.ui.text import MAX_PAGE_CHARS
 
-    if args.checkpoint_dir:
-        os.environ["RNNVIZ_CHECKPOINT_DIR"] = str(args.checkpoint_dir)
     views = [v.url_path for v in VIEWS if v.url_path]   # the sessions click the sidebar's links
     if args.stay is not None and args.stay not in views:
         print(f"--stay: no view {args.stay!r}; choose from {views}", file=sys.stderr)
@@ -241,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],
                                              args.checkpoint_dir)
         return finish(summary, args.json, bad=0)
-    uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0])
+    uploads = make_uploads(min(args.uploaders, args.sessions), tmp, model_keys[0], args.checkpoint_dir)
     summary.update(run_load(args, model_keys, views, uploads, tmp, MAX_PAGE_CHARS))
     if args.cache_texts > 0:
         summary["cache_check"] = cache_check(args.cache_texts, args.cache_chars, model_keys[0],

@@ -7,8 +7,8 @@
   drawn chart that carries the text's digest (``layout.meta.rnnviz``, app_pages/ui/charts.show_chart)
   or is marked text_independent; a chart out of sight may instead keep such a figure for when it is
   scrolled to (in-place charts draw only what is in sight).
-* :data:`RUN_STARTED_JS`: a script run has started since :data:`ARM_JS`; :data:`RUN_ENDED_JS`: one has
-  ended since (with the app's end-of-run marker, ``RNNVIZ_RUN_LOG``).
+* :data:`RUN_STARTED_JS`: a script run has started since :data:`ARM_JS` (Streamlit's own script-state
+  attribute; for a rerun that changes nothing on the page, where nothing else can tell).
 * :data:`RUN_OVER_JS`: only that no script run is under way (status widget idle, no skeleton);
   :data:`SETTLED_JS`: that, and no stale element of the previous run left.
 * :data:`PAINT_JS` / :data:`IDLE_JS`: the next painted frame / the next idle moment.
@@ -24,27 +24,18 @@ _RUN_OVER = """
   if (document.querySelector('[data-testid="stSkeleton"]')) return false;"""
 
 #: Before an action: note when the next script run starts (any change of the app's script state; the
-#: whole body is observed, since on a view switch the app root can be a new element) and the app's
-#: end-of-run marker count (app_pages/ui/startup.log_script_run, shown with RNNVIZ_RUN_LOG).
+#: whole body is observed, since on a view switch the app root can be a new element).
 ARM_JS = """() => {
   window.__rnnvizRun = false;
   if (window.__rnnvizObs) window.__rnnvizObs.disconnect();
   window.__rnnvizObs = new MutationObserver(() => { window.__rnnvizRun = true; });
   window.__rnnvizObs.observe(document.body, {attributes: true, subtree: true,
                                              attributeFilter: ['data-test-script-state']});
-  const m = document.querySelector('[data-rnnviz-run]');
-  window.__rnnvizRunsBefore = m ? Number(m.dataset.rnnvizRun) : 0;
 }"""
 
 #: After ARM_JS: a script run has started since (a run that changes nothing on the page, where
 #: UPDATE_JS's chart checks pass before the run begins).
 RUN_STARTED_JS = "() => window.__rnnvizRun === true"
-
-#: After ARM_JS, on an app run with RNNVIZ_RUN_LOG: a whole script run has reached the page since
-#: (its end-of-run marker shows a newer count). The script-state attribute that RUN_STARTED_JS
-#: watches can miss a short run whose messages arrive together (app_pages/ui/batching).
-RUN_ENDED_JS = """() => { const m = document.querySelector('[data-rnnviz-run]');
-  return !!m && Number(m.dataset.rnnvizRun) > window.__rnnvizRunsBefore; }"""
 
 #: Flag the charts on the page as old (before a view switch: UPDATE_JS waits until none is left).
 MARK_OLD_JS = "() => document.querySelectorAll('.js-plotly-plot').forEach(e => e.classList.add('rnnviz-old'))"
@@ -76,12 +67,10 @@ UPDATE_JS = """({digest, minCharts, viewPath, textParam, armed}) => {
   if (!metas.every(m => m && (m.rnnviz === digest || m.text_independent === true))) return false;
   const carried = metas.some(m => m.rnnviz === digest);
   if (minCharts > 0 && !carried) return false;
-  // A run since ARM_JS: the end-of-run marker shows a newer count; without it, the script state
-  // changed, or the charts are new ones (no old one left) carrying the digest. (A run of a bare page
-  // can be over within one task: its script-state changes were once missed.)
-  const marker = document.querySelector('[data-rnnviz-run]');
-  return !armed || (marker ? Number(marker.dataset.rnnvizRun) > window.__rnnvizRunsBefore
-                           : window.__rnnvizRun || (minCharts > 0 && carried));
+  // A run since ARM_JS: the script state changed, or the charts carrying the digest are new ones
+  // (no old one left). (A run of a bare page can be over within one task: its script-state changes
+  // were once missed.)
+  return !armed || window.__rnnvizRun || (minCharts > 0 && carried);
 }"""
 
 #: No script run under way; with a selector argument, also an element matching it is shown.
@@ -92,8 +81,7 @@ SETTLED_JS = "() => {" + _RUN_OVER + "\n  return !document.querySelector('[data-
 PAINT_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 IDLE_JS = "() => new Promise(r => requestIdleCallback(() => r(true), {timeout: 3000}))"
 #: What the page shows when an update did not finish (for the timeout's message).
-STATE_JS = """() => ({path: location.pathname, run: window.__rnnvizRun, before: window.__rnnvizRunsBefore,
-  marker: (document.querySelector('[data-rnnviz-run]') || {dataset: {}}).dataset.rnnvizRun,
+STATE_JS = """() => ({path: location.pathname, run: window.__rnnvizRun,
   state: (document.querySelector('[data-testid="stApp"]') || {dataset: {}}).dataset.testScriptState,
   status: (document.querySelector('[data-testid="stStatusWidget"]') || {}).innerText,
   errors: [...document.querySelectorAll('[data-testid="stException"], [data-testid="stAlert"]')]

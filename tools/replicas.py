@@ -7,15 +7,14 @@
 
 For each K in ``--replicas`` (one after the other, each from a cold start):
 
-1. starts K ``streamlit run app.py`` processes on free 127.0.0.1 ports (each with its own
-   ``RNNVIZ_RUN_LOG``, so the server's own time per update is known per replica);
+1. starts K ``streamlit run app.py`` processes on free 127.0.0.1 ports;
 2. writes an HAProxy config from ``deploy/haproxy.cfg`` itself (the file docker-compose uses): only
    the listening addresses, the stats socket and the backend's server lines are replaced, and the
    Docker-only DNS section is dropped, so the local run and the deployment share one config;
 3. starts Debian's ``haproxy`` in front (``apt-get install -y haproxy`` if it is missing);
 4. runs the load script (``loadtest.py --url <balancer> --cookie SERVERID``, every argument after
    ``--`` passed on) through the balancer while sampling every replica's RSS;
-5. reports per K: updates per second held, server-side script-run p50/p95, end-to-end p50/p95,
+5. reports per K: updates per second held, replica CPU-s per update, end-to-end p50/p95,
    errors, leaks, per-replica RSS peak/end and CPU-s, and **stickiness**: the SERVERID values each
    browser session held (one each means it never moved), HAProxy's per-replica session counts (its
    stats socket), and the uploads (an upload is a separate HTTP request that must reach the replica
@@ -161,7 +160,7 @@ def start_replicas(k: int, workdir: Path, checkpoint_dir: Path | None) -> list:
     """K app processes (tools.serve.AppServer, each with its output in a log file), started
     concurrently."""
     def one(i: int):
-        env = {"RNNVIZ_RUN_LOG": str(workdir / f"runs-r{i}.log")}
+        env = {}
         if checkpoint_dir:
             env["RNNVIZ_CHECKPOINT_DIR"] = str(checkpoint_dir)
         log = open(workdir / f"replica-r{i}.log", "wb")
@@ -172,12 +171,10 @@ def start_replicas(k: int, workdir: Path, checkpoint_dir: Path | None) -> list:
         return list(pool.map(one, range(1, k + 1)))
 
 
-def run_load(url: str, workdir: Path, run_logs: list[Path], checkpoint_dir: Path | None,
-             load_args: list[str]) -> dict:
+def run_load(url: str, workdir: Path, checkpoint_dir: Path | None, load_args: list[str]) -> dict:
     """The load script against ``url``; its JSON summary."""
     out = workdir / "load.json"
     cmd = [sys.executable, str(LOAD_SCRIPT), "--url", url, "--cookie", COOKIE, "--json", str(out)]
-    cmd += [a for log in run_logs for a in ("--run-log", str(log))]
     if checkpoint_dir:
         cmd += ["--checkpoint-dir", str(checkpoint_dir)]
     subprocess.run(cmd + load_args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(workdir / "load.err", "wb"))
@@ -203,8 +200,7 @@ def measure(k: int, args, load_args: list[str]) -> dict:
         for s in samplers:
             s.start()
         cpu0 = [cpu_seconds(r.proc.pid) for r in replicas]
-        load = run_load(balancer.url, workdir, [workdir / f"runs-{r.name}.log" for r in replicas],
-                        args.checkpoint_dir, load_args)
+        load = run_load(balancer.url, workdir, args.checkpoint_dir, load_args)
         cpu = [round(cpu_seconds(r.proc.pid) - c, 1) for r, c in zip(replicas, cpu0)]
         rows = {row["svname"]: row for row in haproxy_stats(sock) if row["pxname"] == "rnnviz"}
         time.sleep(0.5)         # closed websockets are logged when they end
@@ -264,7 +260,6 @@ def summarize(k: int, load: dict, per_replica: list[dict], cookie_flags: dict, w
         "replicas": k, "workdir": str(workdir), "sessions": load["sessions"],
         "load_period_s": load["load_period_s"], "updates": updates,
         "updates_per_s": round(updates / max(1e-9, load["load_period_s"]), 3),
-        "server_run_p50_s": load["server_run_p50_s"], "server_run_p95_s": load["server_run_p95_s"],
         "text_p50_s": load["text_p50_s"], "text_p95_s": load["text_p95_s"],
         "view_p50_s": load["view_p50_s"], "view_p95_s": load["view_p95_s"], "all_p95_s": load["all_p95_s"],
         "errors": errors, "console_errors": load["console_errors"],

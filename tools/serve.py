@@ -55,17 +55,20 @@ def wait_healthy(url: str, timeout: float, proc: subprocess.Popen | None = None)
 class AppServer:
     """``streamlit run <script>`` on 127.0.0.1 at a free port, ready (health check) on return.
 
-    env: extra environment variables; log: a file object for the server's output (None: discard).
-    Call :meth:`stop` when done.
+    env: extra environment variables; log: a file object for the server's output (None: discard);
+    args: the script's own arguments (after ``--``, e.g. ``("--no-warmup",)``). Call :meth:`stop`
+    when done.
     """
 
     def __init__(self, script: Path | str = REPO / "app.py", env: dict | None = None,
-                 log=None, timeout: float = 90.0):
+                 log=None, timeout: float = 90.0, args: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "streamlit", "run", str(script),
                "--server.headless=true", "--server.address=127.0.0.1", f"--server.port={self.port}",
                "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
+        if args:
+            cmd += ["--", *args]
         out = log if log is not None else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
                                      stdout=out, stderr=subprocess.STDOUT)

@@ -22,6 +22,7 @@ import torch
 
 from rnnviz import features as F
 from rnnviz.checkpoint import list_checkpoints, load_model
+from rnnviz.corpora import CORPORA_DIR
 from rnnviz.model import CharRNN
 from rnnviz.serving.threads import one_thread
 from rnnviz.trace import trace
@@ -169,9 +170,10 @@ def _memory_section(checkpoint: str, model: CharRNN, index: UnitIndex, highlight
     return lines
 
 
-def _checkpoint_section(checkpoint: str, max_chars: int, top: int, highlights: list[str]) -> list[str]:
+def _checkpoint_section(checkpoint: str, max_chars: int, top: int, highlights: list[str],
+                        corpora_dir: Path | None = None, checkpoint_dir: Path | None = None) -> list[str]:
     """Everything measured on one shipped checkpoint (appends its highlights)."""
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, checkpoint_dir)
     corpus = (getattr(model, "provenance", {}) or {}).get("corpus")
     c = model.config
     lines = [f"## {checkpoint}", "",
@@ -179,7 +181,7 @@ def _checkpoint_section(checkpoint: str, max_chars: int, top: int, highlights: l
              f"preprocessing `{c.preprocessing}`, corpus `{corpus}`, "
              f"val loss {model.provenance.get('val_loss', '—')}.", ""]
     try:
-        index = get_index(model, max_chars=max_chars)
+        index = get_index(model, max_chars=max_chars, corpora_dir=corpora_dir)
     except UnitsError as err:
         return lines + [f"Not measured: {err}", ""]
     lines += [f"Index: {index.source}; N = {len(index):,} steps × U = {index.num_units:,} units, "
@@ -193,9 +195,11 @@ def _checkpoint_section(checkpoint: str, max_chars: int, top: int, highlights: l
     return lines + _memory_section(checkpoint, model, index, highlights)
 
 
-def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: int = 3) -> str:
-    """Measure every shipped checkpoint (or ``names``) and return the markdown of docs/UNITS.md."""
-    infos = list_checkpoints()
+def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: int = 3,
+           corpora_dir: Path | None = None, checkpoint_dir: Path | None = None) -> str:
+    """Measure every shipped checkpoint (of ``checkpoint_dir``; or ``names``) on its corpus (from
+    ``corpora_dir``) and return the markdown of docs/UNITS.md."""
+    infos = list_checkpoints(checkpoint_dir)
     if names:
         infos = [i for i in infos if i.name in names]
     header = _header(max_chars)
@@ -204,7 +208,7 @@ def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: i
     lines: list[str] = []
     highlights: list[str] = []
     for info in infos:
-        lines += _checkpoint_section(info.name, max_chars, top, highlights)
+        lines += _checkpoint_section(info.name, max_chars, top, highlights, corpora_dir, checkpoint_dir)
     if highlights:
         header += ["## Highlights", "",
                    f"Selected by the script: the best unit of a feature when its AUC ≥ {HIGHLIGHT_AUC} "
@@ -219,10 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.units_report", description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="write the report here instead of stdout")
     ap.add_argument("--chars", type=int, default=SAMPLE_CHARS, help="sample size (characters)")
+    ap.add_argument("--corpora", type=Path, default=os.environ.get("RNNVIZ_CORPORA") or CORPORA_DIR,
+                    help="folder of the training corpora (default: $RNNVIZ_CORPORA or ../shared/corpora)")
     ap.add_argument("names", nargs="*", help="checkpoint names (default: all shipped)")
     args = ap.parse_args(argv)
     with one_thread():   # the report is many small sequential ops: see rnnviz.serving.threads.one_thread
-        md = report(args.names or None, args.chars)
+        md = report(args.names or None, args.chars, corpora_dir=args.corpora)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(md, encoding="utf-8")

@@ -12,6 +12,7 @@ from rnnviz.serving.cache import ByteLRU
 from rnnviz.checkpoint import resolve_checkpoint
 from rnnviz.ref import ModelRef, model_ref
 
+from app_pages.ui.settings import settings
 from app_pages.ui.uploads import data_of
 from app_pages.ui.work import run_heavy
 
@@ -25,7 +26,7 @@ def _file_stamp(name: str) -> tuple[str, int, int] | None:
     """(path, size, mtime_ns) of a shipped checkpoint's file (None when it cannot be found): the
     loader's cache key, so a replaced file is loaded again (and gets a new :class:`ModelRef`)."""
     try:
-        path = resolve_checkpoint(name)
+        path = resolve_checkpoint(name, settings().checkpoint_dir)
         stat = path.stat()
     except (CheckpointError, OSError):
         return None
@@ -34,7 +35,7 @@ def _file_stamp(name: str) -> tuple[str, int, int] | None:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _shipped_model(name: str, stamp: tuple[str, int, int] | None) -> CharRNN:
-    model = rnnviz.load_model(name)
+    model = rnnviz.load_model(name, settings().checkpoint_dir)
     model_ref(model, name)          # the content hash, once per loaded model
     return model
 
@@ -43,9 +44,6 @@ def shipped_model(name: str) -> CharRNN:
     """A shipped checkpoint, loaded once per server (and again only if its file changes), shared
     read-only by all sessions."""
     return _shipped_model(name, _file_stamp(name))
-
-
-shipped_model.clear = _shipped_model.clear  # type: ignore[attr-defined]  # as st.cache_resource had
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -90,5 +88,5 @@ def cached_trace(ref: ModelRef, model: CharRNN, text: str) -> Trace:
 
 
 def shipped_names() -> list[str]:
-    """The names of the shipped checkpoints."""
-    return [info.name for info in rnnviz.list_checkpoints()]
+    """The names of the shipped checkpoints (RNNVIZ_CHECKPOINT_DIR)."""
+    return [info.name for info in rnnviz.list_checkpoints(settings().checkpoint_dir)]

@@ -37,22 +37,16 @@ def is_hidden_key(key: str | None) -> bool:
 
 _HIDE = ", ".join(f'[class*="st-key-{kind}-"]' for kind in HIDDEN_KINDS)
 
-#: Larger type for a projector. Body text is enlarged only in st.markdown blocks (metric values and
-#: slider labels hold Markdown too: the body rule made metric values as small as their labels and
-#: slider values overlap their thumbs); widget labels, select and number boxes, buttons and slider
-#: thumbs get their own, larger rules so a knob can be read and hit from the front row.
+#: Larger type for a projector, on public hooks only: Streamlit sizes its text, widget labels, select
+#: and number boxes, buttons, slider thumbs and metrics in rem, so one root font size enlarges every
+#: knob and all text together, in proportion (no per-element rules on Streamlit's test ids, which
+#: once made metric values as small as their labels and slider values overlap their thumbs); the
+#: ``st-key-…`` classes of keyed containers hide; plain tags and our own ``.rnnviz-text`` follow.
 LECTURE_CSS = f"""
 <style>
-html {{ font-size: 20px; }}
+html {{ font-size: 22px; }}
 {_HIDE} {{ display: none !important; }}
-.stMarkdown [data-testid="stMarkdownContainer"] p, .stMarkdown [data-testid="stMarkdownContainer"] li {{ font-size: 1.25rem; }}
-[data-testid="stWidgetLabel"] p {{ font-size: 1.1rem !important; font-weight: 600; }}
-[data-baseweb="select"] div, [data-testid="stNumberInputField"], .stButton button p {{ font-size: 1.1rem !important; }}
-[data-testid="stSlider"] [role="slider"] {{ width: 1.3rem; height: 1.3rem; }}
-[data-testid="stMetricValue"], [data-testid="stMetricValue"] p {{ font-size: 2.6rem !important; line-height: 1.2; }}
-[data-testid="stSliderThumbValue"] p, [data-testid="stSliderTickBar"] p {{ font-size: 0.8rem !important; }}
-[data-testid="stSlider"] {{ padding-top: 0.4rem; }}
-h1 {{ font-size: 2.6rem !important; }}
+h1 {{ font-size: 2.4rem !important; }}
 .rnnviz-text {{ font-size: 22px !important; }}
 </style>
 """

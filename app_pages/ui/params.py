@@ -152,9 +152,3 @@ PARAMS: dict[str, Param] = {p.name: p for p in _DECLARED}
 PAGE_OF_PREFIX = {"": next(v.page for v in VIEWS if v.default),
                   **{v.prefix: v.page for v in VIEWS if v.prefix}}
 
-
-def keys_of(prefix: str) -> list[str]:
-    """The URL keys of the view with this prefix ("" : the sidebar's)."""
-    if prefix:
-        return [k for k in PARAMS if k.startswith(prefix)]
-    return [k for k in PARAMS if "." not in k]

@@ -17,6 +17,7 @@ from app_pages.ui.text import MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
 from app_pages.ui.uploads import keep
 from app_pages.ui.url import new_run, url_drop, url_set, use
 from app_pages.ui.work import LIMITS, limit_message
+from app_pages.ui.settings import settings
 from rnnviz import CharRNN, CheckpointError, TextError, views
 from rnnviz.serving import cost
 
@@ -29,16 +30,6 @@ PAGE_CHECKPOINTS = {
     "step": ("timemachine-rnn", "Opened on timemachine-rnn, the plain RNN of §6.3 (fewest terms "
                                 "per step). Pick another model in the sidebar."),
 }
-
-#: While a script run is under way Streamlit dims the previous run's elements (``data-stale``) with a
-#: 1 s opacity fade that starts after 0.5 s. In headless, software-rendered Chromium the fade repaints
-#: the page every frame for that second, on every update that takes over 0.5 s (all of them under
-#: load). Keep the dimming and its 0.5 s delay, drop the animation: one repaint instead of ~60.
-STALE_CSS = """
-<style>
-.stElementContainer[data-stale="true"] { transition-duration: 0s !important; }
-</style>
-"""
 
 
 def sidebar(page: str = "") -> Context:
@@ -76,7 +67,6 @@ def _lecture_toggle() -> bool:
     lecture = st.toggle("Lecture mode", key="lecture",
                         help="Enlarge fonts and controls for a projector; explanations, uploads and exports "
                               "are hidden, every knob of a demonstration stays.")
-    st.html(STALE_CSS)
     if lecture:
         st.html(LECTURE_CSS)
     return lecture
@@ -223,7 +213,8 @@ def _build_context(model_key: str, text: str, lecture: bool) -> Context:
         text = text[:MAX_PAGE_CHARS]
     trace, error, plan = None, None, None
     try:
-        plan = cost.fit("trace", model.config, len(text), what="trace")
+        plan = cost.fit("trace", model.config, len(text), what="trace",
+                        request_seconds=settings().request_seconds)
         text = text[:plan.steps]
         trace = cached_trace(ref, model, text)
     except TextError as err:

@@ -1,20 +1,19 @@
 """Once-per-process start-up work of the app: freeze the import-time objects out of the garbage
-collector, start the warm-up thread, put Plotly.js where Streamlit serves it, and (optionally) log
-each script run's time."""
+collector, start the warm-up thread, and put Plotly.js where Streamlit serves it."""
 
 from __future__ import annotations
 
 import gc
-import html
 import logging
 import os
+import sys
 import threading
-import time
 from pathlib import Path
 
 import streamlit as st
 
 from app_pages.ui.plotly_component import install_plotly_js
+from app_pages.ui.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -53,40 +52,27 @@ def serve_plotly_js(app_folder: str | Path) -> None:
 _WARMUP_STARTED = False
 
 
-def start_warmup() -> None:
-    """Once per process, unless RNNVIZ_WARMUP=0, in a background thread: compile (or load from
-    numba's disk cache) the gradient kernels, so the first Gradients view does not wait for the
-    compiler, then build the shipped checkpoints' default unit indexes
-    (rnnviz.units.prebuild_indexes), so the first visit to Units does not stall a class for
-    3–20 s per checkpoint. The tests turn it off (tests/conftest.py)."""
+#: The script argument that skips the warm-up: ``streamlit run app.py -- --no-warmup``.
+NO_WARMUP = "--no-warmup"
+
+
+def start_warmup(argv: list[str] | None = None) -> None:
+    """Once per process, unless the script's arguments (``argv``, default ``sys.argv[1:]``) hold
+    ``--no-warmup``, in a background thread: compile (or load from numba's disk cache) the gradient
+    kernels, so the first Gradients view does not wait for the compiler, then build the shipped
+    checkpoints' default unit indexes (rnnviz.units.prebuild_indexes), so the first visit to Units
+    does not stall a class for 3–20 s per checkpoint. The tests' servers skip it."""
     global _WARMUP_STARTED
-    if _WARMUP_STARTED or os.environ.get("RNNVIZ_WARMUP", "1") == "0":
+    if _WARMUP_STARTED or NO_WARMUP in (sys.argv[1:] if argv is None else argv):
         return
     _WARMUP_STARTED = True
     from rnnviz import kernels, units
 
+    s = settings()
+
     def warm_up() -> None:
         kernels.warm_up()          # compile or load the gradient kernels (first run on a machine: ~10 s)
-        units.prebuild_indexes()
+        units.prebuild_indexes(checkpoint_dir=s.checkpoint_dir, corpora_dir=s.corpora_dir)
 
     threading.Thread(target=warm_up, name="rnnviz-warmup", daemon=True).start()
 
-
-_RUN_LOG_LOCK = threading.Lock()
-
-
-def log_script_run(page: str, started: float) -> None:
-    """If RNNVIZ_RUN_LOG names a file, append "<unix time> <seconds> <page>" for this script run
-    (started: time.perf_counter() at the top of app.py). tools/loadtest.py reads it to report the
-    server's own time per update apart from the browsers'. Off by default. With it, the run also
-    ends with a hidden marker element (this session's run count), which the load scripts wait for."""
-    path = os.environ.get("RNNVIZ_RUN_LOG")
-    if not path:
-        return
-    with _RUN_LOG_LOCK, open(path, "a", encoding="utf-8") as fh:
-        fh.write(f"{time.time():.3f} {time.perf_counter() - started:.4f} {page}\n")
-    # The last element of the run, for the load test's wait: this session's run count and view.
-    # Its new count in the page means the whole run has reached the browser (the script-state
-    # attribute can skip a short run in a busy browser). Hidden; only with RNNVIZ_RUN_LOG.
-    n = st.session_state["_rnnviz_runs"] = st.session_state.get("_rnnviz_runs", 0) + 1
-    st.html(f'<div hidden data-rnnviz-run="{n}" data-rnnviz-view="{html.escape(page)}"></div>')

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app_pages.ui.lecture import hidden
-
+from app_pages.ui.settings import settings
 from rnnviz.corpora import PYTHON_CORPUS, CorpusNotFound, load_corpus, python_stdlib_corpus
 from rnnviz.training.data import build_vocab, split_text
 from rnnviz.training.limits import TrainLimits, TrainRefused, check_text, decode_text
@@ -35,7 +35,7 @@ def _corpus_text(name: str) -> str:
     """A shipped corpus, loaded once per server (read-only, shared)."""
     if name == PYTHON_CORPUS:
         return python_stdlib_corpus(PYTHON_CHARS).text
-    return load_corpus(name).text
+    return load_corpus(name, folder=settings().corpora_dir).text
 
 
 def _from_corpus() -> TrainText | None:
@@ -54,21 +54,21 @@ def _from_paste() -> TrainText | None:
     return TrainText(text, "pasted text", "none")
 
 
-def _from_upload() -> TrainText | None:
+def _from_upload(limits: TrainLimits) -> TrainText | None:
     with hidden("upload", "train"):
         up = st.file_uploader("A UTF-8 plain text file", type=["txt"], key="tr_upload")
     if up is None:
         st.info("Upload a .txt file to train on it.")
         return None
-    return _upload_text(up)
+    return _upload_text(up, limits)
 
 
-def _upload_text(up) -> TrainText:
-    text = decode_text(up.getvalue(), TrainLimits.from_env())
+def _upload_text(up, limits: TrainLimits) -> TrainText:
+    text = decode_text(up.getvalue(), limits)
     return TrainText(text, up.name.removesuffix(".txt") or "upload", "none")
 
 
-def text_from_state() -> TrainText | None:
+def text_from_state(limits: TrainLimits) -> TrainText | None:
     """The text as the widgets hold it now, drawing nothing: in a button's callback, what was typed
     or picked just before the click (not what the previous run drew). None when there is none.
     Raises TrainRefused (undecodable upload) or CorpusNotFound."""
@@ -78,7 +78,7 @@ def text_from_state() -> TrainText | None:
         return TrainText(state.get("tr_paste", ""), "pasted text", "none")
     if source == SOURCES[2]:
         up = state.get("tr_upload")
-        return None if up is None else _upload_text(up)
+        return None if up is None else _upload_text(up, limits)
     name = state.get("tr_corpus", next(iter(CORPORA)))
     return TrainText(_corpus_text(name), name, CORPORA[name][1])
 
@@ -88,7 +88,8 @@ def text_input(limits: TrainLimits) -> TrainText | None:
     nothing trainable."""
     source = st.radio("Text", SOURCES, key="tr_source", horizontal=True)
     try:
-        got = {SOURCES[0]: _from_corpus, SOURCES[1]: _from_paste, SOURCES[2]: _from_upload}[source]()
+        got = {SOURCES[0]: _from_corpus, SOURCES[1]: _from_paste,
+               SOURCES[2]: lambda: _from_upload(limits)}[source]()
         if got is None:
             return None
         clean = check_text(got.text, got.preprocessing, limits)

@@ -13,7 +13,9 @@ import uuid
 import streamlit as st
 
 from app_pages.ui.cache import UPLOAD_PREFIX, uploaded_model
+from app_pages.ui.settings import settings
 from app_pages.ui.uploads import drop, keep
+from rnnviz.training.limits import TrainLimits
 from rnnviz.training.pool import TrainingPool
 
 #: Trained models kept per session (the oldest is dropped beyond it).
@@ -23,8 +25,9 @@ RUN_KEY = "train_run"
 
 @st.cache_resource(show_spinner=False)
 def training_pool() -> TrainingPool:
-    """One pool per server (workers: $RNNVIZ_TRAIN_WORKERS; caps: $RNNVIZ_TRAIN_MAX_*)."""
-    return TrainingPool()
+    """One pool per server (RNNVIZ_TRAIN_WORKERS runs at once, RNNVIZ_TRAIN_MAX_SECONDS each)."""
+    s = settings()
+    return TrainingPool(workers=s.train_workers, limits=TrainLimits(max_seconds=s.train_max_seconds))
 
 
 def session_id() -> str:

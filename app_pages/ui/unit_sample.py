@@ -9,6 +9,7 @@ import streamlit as st
 
 from app_pages.ui.cache import UPLOAD_PREFIX
 from app_pages.ui.context import Context
+from app_pages.ui.settings import settings
 from app_pages.ui.work import LIMITS, reduced, run_heavy
 from rnnviz import TextError, corpora
 from rnnviz.serving import cost
@@ -25,7 +26,7 @@ ERRORS = (U.UnitsError, F.FeatureError, TextError, *LIMITS)   # LIMITS: refused 
 
 @st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
 def training_text(ref: ModelRef, _model, max_chars: int) -> tuple[str, str]:
-    return U.training_sample(_model, max_chars)
+    return U.training_sample(_model, max_chars, corpora_dir=settings().corpora_dir)
 
 
 @st.cache_data(max_entries=4, ttl=3600, show_spinner=False)
@@ -42,7 +43,7 @@ def shipped_stats(ref: ModelRef, model_key: str, _model) -> U.UnitStats | None:
     if model_key.startswith(UPLOAD_PREFIX):
         return None
     try:
-        return U.load_stats(_model, resolve_checkpoint(model_key))
+        return U.load_stats(_model, resolve_checkpoint(model_key, settings().checkpoint_dir))
     except CheckpointError:
         return None
 
@@ -70,7 +71,7 @@ def missing_corpus(err: U.CorpusMissing, stats: U.UnitStats | None, key: str) ->
                      key=f"u_fetch_{key}"):
             try:
                 with st.spinner(f"Downloading {err.name}…"):
-                    corpora.fetch(err.name)
+                    corpora.fetch(err.name, folder=settings().corpora_dir)
             except corpora.FetchError as fail:
                 st.warning(f"{fail} Use the sidebar text or the Python standard library instead.")
             else:
@@ -100,7 +101,8 @@ def sample_index(ctx: Context, src: str, n: int, own: str,
         with st.spinner("Indexing the sample (one trace; computed once per checkpoint)…"):
             # the backend's shared, byte-bounded index cache (rnnviz.units.INDEXES), which the
             # server's start-up warm-up (start_warmup) fills for the shipped checkpoints
-            plan = cost.fit("index", ctx.model.config, U.index_capacity(ctx.model, n), what="unit index")
+            plan = cost.fit("index", ctx.model.config, U.index_capacity(ctx.model, n), what="unit index",
+                            request_seconds=settings().request_seconds)
             index = run_heavy("index", U.get_index, ctx.model, text, max_chars=plan.steps, source=source,
                               fingerprint=ctx.ref.digest)
     except U.CorpusMissing as err:

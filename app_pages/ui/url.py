@@ -36,8 +36,6 @@ _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 #: Session-state key of the copies that carry a view's settings across navigation.
 _KEPT = "_url_kept"
-#: Session-state key of the limits each key was last checked against (the URL fuzz test reads it).
-_LIMITS = "_url_limits"
 #: Session-state key of this run's slot for the "Ignored from the link" line.
 _NOTES = "_url_notes"
 IGNORED = "Ignored from the link (the default is used instead): "
@@ -277,7 +275,6 @@ def use(*names: str, **limits: Any) -> None:
     link's, else the default — and name on the page every value of the link that was ignored."""
     from app_pages.ui.params import PARAMS
     kept = st.session_state.setdefault(_KEPT, {})
-    st.session_state.setdefault(_LIMITS, {}).update(dict.fromkeys(names, limits))
     ignored = []
     for name in names:
         param = PARAMS[name]

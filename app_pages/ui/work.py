@@ -17,6 +17,7 @@ from typing import Any, Callable, Hashable
 
 import streamlit as st
 
+from app_pages.ui.settings import settings
 from rnnviz.serving import cost
 from rnnviz.serving.cache import ByteLRU
 from rnnviz.serving.deadline import Overtime, deadline
@@ -48,7 +49,7 @@ def run_heavy(op: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
     which sets its deadline. Exceptions of ``fn`` propagate unchanged."""
     if op not in cost.OPERATIONS:
         raise TypeError(f"run_heavy needs the operation's name first (one of cost.OPERATIONS), got {op!r}")
-    seconds = cost.deadline_seconds(op)
+    seconds = cost.deadline_seconds(op, request_seconds=settings().request_seconds)
     future = _POOL.submit(_job, fn, seconds, args, kwargs)
     try:
         return future.result(timeout=seconds + 1.0)

@@ -12,8 +12,8 @@ Textbook parameter names ↔ PyTorch tensors: :mod:`.params`.
 Term names (the suffixes of trace names ``layer{l}.<term>``): ``h`` (H_t), ``c`` (LSTM C_t),
 ``gates.i/f/o`` (LSTM), ``gates.r/z`` (GRU), ``candidate`` (LSTM C̃_t, GRU H̃_t).
 
-Kept for older imports: :data:`STEPS`, :data:`TERMS`, :data:`RECOVER` (cell name → the spec's
-step / terms / recover), :func:`input_part`, :func:`has_cell_state`, :func:`linear_recurrence`.
+Shared helpers: :func:`input_part` (a layer's input products for all steps) and
+:func:`linear_recurrence` (the elementwise scan of the LSTM's memory cell).
 """
 
 from __future__ import annotations
@@ -51,14 +51,5 @@ def spec(cell: str) -> CellSpec:
         raise ValueError(f"unknown cell {cell!r}; expected one of {CELLS}") from None
 
 
-def has_cell_state(cell: str) -> bool:
-    """Whether the cell carries a memory cell C_t besides H_t (the LSTM)."""
-    return spec(cell).has_cell_state
-
-
-STEPS = {name: s.step for name, s in SPECS.items()}
-TERMS = {name: s.terms for name, s in SPECS.items()}
-RECOVER = {name: s.recover for name, s in SPECS.items()}
-
-__all__ = ["CELLS", "CellSpec", "Edit", "LayerJacobian", "RECOVER", "SPECS", "STEPS", "StepFn", "TERMS",
-           "has_cell_state", "input_part", "keep", "linear_recurrence", "spec"]
+__all__ = ["CELLS", "CellSpec", "Edit", "LayerJacobian", "SPECS", "StepFn", "input_part", "keep",
+           "linear_recurrence", "spec"]

@@ -68,7 +68,8 @@ class CellSpec:
         None when there is nothing to recover (plain RNN).
     make_layer: ``make_layer(d, h)`` → the one-layer module that runs a whole sequence,
         ``layer(inp (T, [B,] d), hx) → (out, hn)`` with nn.RNN/GRU/LSTM's conventions.
-    jacobian: the class holding a layer's backward coefficients (see rnnviz.cells.jac_*).
+    jacobian: the class holding a layer's backward coefficients (a subclass of
+        :class:`rnnviz.cells.jacobian.LayerJacobian`, in the cell's module).
     torch_class / torch_kwargs: the multi-layer PyTorch module whose state_dicts rnnviz.convert
         reads; None for a cell PyTorch does not have.
     gate_view: the gates pages show (trace names ``gates.<g>``), in display order.

@@ -17,6 +17,7 @@ from .nonfinite import NonFinite, _nonfinite
 from .spectral import _SpectralBatch
 from .terms import _Layer, _layer_terms
 from .whatif import NO_WHATIF, WhatIf, _prepare
+from ..names import act_name
 
 #: The exact spectral norm (SVD per step) is used automatically up to this hidden size.
 EXACT_SVD_MAX_H = 64
@@ -96,7 +97,7 @@ def jacobian_chain(model: CharRNN, text: str | Trace, *, end: int | None = None,
     acc = _ChainNorms(("h", "c") if has_c else ("h",), n, h, L.h.dtype, exact, chunk)
     _walk(L, end, start, acc)
     log_spec, log_fro = acc.log_spec, acc.log_fro
-    states = L.h if not has_c else torch.cat([L.h, tr[f"layer{layer}.c"]], dim=1)
+    states = L.h if not has_c else torch.cat([L.h, tr[act_name(layer, "c")]], dim=1)
     fwd = _mask_undefined(states, start, end, (*log_spec.values(), *log_fro.values()))
     steps = torch.arange(start, end)
     distance = end - steps

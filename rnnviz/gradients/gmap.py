@@ -16,6 +16,7 @@ from .nonfinite import NonFinite, _nonfinite, forward_nonfinite
 from ..cells import spec
 from .terms import _Layer, _layer_terms
 from .whatif import NO_WHATIF, WhatIf, _prepare
+from ..names import act_name
 
 #: Gradient map cost cap: estimated multiply–adds of the batched backward pass. Above it the loss
 #: rows are downsampled (every r-th loss step) until the estimate fits. ~2·10¹⁰ is ≈1–2 s on 2 cores.
@@ -126,8 +127,8 @@ def gradient_map(model: CharRNN, text: str | Trace, *, whatif: WhatIf | None = N
     nonfin, zeros = {}, {}
     for l in range(Lnum):
         vals = maps[l][upstream]
-        nonfin[f"layer{l}.h"] = _nonfinite(maps[l].masked_fill(~upstream, 0.0), row_t)
-        zeros[f"layer{l}.h"] = int((vals == 0).sum())
+        nonfin[act_name(l, "h")] = _nonfinite(maps[l].masked_fill(~upstream, 0.0), row_t)
+        zeros[act_name(l, "h")] = int((vals == 0).sum())
     message = None
     if stride > 1:
         message = (f"The map shows every {_ordinal(stride)} loss step ({R} of {T - 1} rows) to stay under "

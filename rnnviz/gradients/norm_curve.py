@@ -15,6 +15,7 @@ from .fit import RateFit, _log10, fit_rate
 from .nonfinite import NonFinite, _nonfinite, forward_nonfinite
 from .terms import _Layer
 from .whatif import NO_WHATIF, WhatIf
+from ..names import act_name
 
 
 @dataclass
@@ -60,14 +61,14 @@ class NormCurve:
         """Series name → (n,) norms: "layer0.h", ("layer0.c",) "layer1.h", …"""
         out = {}
         for l in range(self.num_layers):
-            out[f"layer{l}.h"] = self.h_norms[l]
+            out[act_name(l, "h")] = self.h_norms[l]
             if self.c_norms is not None:
-                out[f"layer{l}.c"] = self.c_norms[l]
+                out[act_name(l, "c")] = self.c_norms[l]
         return out
 
     @property
     def top(self) -> str:
-        return f"layer{self.num_layers - 1}.h"
+        return act_name(self.num_layers - 1, "h")
 
     @property
     def any_nonfinite(self) -> bool:
@@ -112,9 +113,9 @@ def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: i
     fits, nonfin, zeros = {}, {}, {}
     series = {}
     for l in range(len(layers)):
-        series[f"layer{l}.h"] = h_norms[l]
+        series[act_name(l, "h")] = h_norms[l]
         if c_norms is not None:
-            series[f"layer{l}.c"] = c_norms[l]
+            series[act_name(l, "c")] = c_norms[l]
     d_max = (whatif.truncate - 1) if (whatif.truncate and loss != "sum") else None
     for name, s in series.items():
         fits[name] = fit_rate(distance, _log10(s), 1, d_max)
@@ -122,7 +123,7 @@ def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: i
         zeros[name] = int((s == 0).sum())
     clip = None
     if whatif.clip_norm is not None or whatif.clip_value is not None:
-        grads = _param_grads(work, layers, backs, dO, tr[f"layer{len(layers) - 1}.h"])
+        grads = _param_grads(work, layers, backs, dO, tr[act_name(len(layers) - 1, "h")])
         clip = _clip(grads, whatif.clip_norm, whatif.clip_value)
     cfg = work.config
     return NormCurve(
@@ -143,4 +144,4 @@ def parameter_gradients(model: CharRNN, text: str | Trace, *, loss: str = "last"
     """∂L/∂θ for every parameter (PyTorch names, PyTorch shapes), unclipped, from the same hand-written
     backward pass as :func:`norm_curve` (truncation applies). Mainly for checks and clipping."""
     bp = _backprop(model, text, loss, step, whatif or NO_WHATIF, dtype)
-    return _param_grads(bp.work, bp.layers, bp.backs, bp.dO, bp.trace[f"layer{len(bp.layers) - 1}.h"])
+    return _param_grads(bp.work, bp.layers, bp.backs, bp.dO, bp.trace[act_name(len(bp.layers) - 1, "h")])

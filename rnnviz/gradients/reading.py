@@ -9,6 +9,7 @@ from .chain import JacobianChain
 from .clip import ClipReport
 from .norm_curve import NormCurve
 from .spectrum import Spectrum
+from ..names import act_name
 
 
 def _pct(x: float) -> str:
@@ -93,7 +94,7 @@ def _zero_and_cell_parts(curve: NormCurve) -> list[str]:
         parts.append(f"{zeros} step(s) have a gradient of exactly 0 ({curve.dtype} underflow or "
                      "switched-off ReLUs); they are marked at the bottom of the plot.")
     if curve.c_norms is not None:
-        fc = curve.fits.get(f"layer{curve.num_layers - 1}.c")
+        fc = curve.fits.get(act_name(curve.num_layers - 1, "c"))
         if fc is not None and math.isfinite(fc.factor) and math.isfinite(curve.fits[curve.top].factor):
             parts.append(f"The LSTM's memory cell C_t carries it with a factor of {fc.factor:.3g} per "
                          "step (the forget gate F_t multiplies the path C_{t−1} → C_t directly).")

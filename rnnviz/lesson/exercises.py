@@ -15,6 +15,7 @@ from ..interventions import counterfactual_edit, effect_duration, kl_divergence
 from ..model import CharRNN, ModelConfig, build_model
 from ..trace import trace as run_trace
 from ..vocab import UNK, Vocab, preprocess
+from ..names import act_name
 
 
 def output_size(model: CharRNN) -> dict:
@@ -182,9 +183,9 @@ def counterfactual_forgetting(model: CharRNN, text: str, position: int, new_char
     ed = counterfactual_edit(model, seen, position, position + 1, new_char, preprocess_text=False, gates=False)
     a, b = ed.base, ed.patched
     L = model.config.num_layers
-    per_layer = torch.stack([(a[f"layer{l}.h"] - b[f"layer{l}.h"]).double().norm(dim=1) for l in range(L)])
+    per_layer = torch.stack([(a[act_name(l, "h")] - b[act_name(l, "h")]).double().norm(dim=1) for l in range(L)])
     dist = per_layer.pow(2).sum(0).sqrt()
-    norm = torch.stack([a[f"layer{l}.h"].double().norm(dim=1) for l in range(L)]).pow(2).sum(0).sqrt()
+    norm = torch.stack([a[act_name(l, "h")].double().norm(dim=1) for l in range(L)]).pow(2).sum(0).sqrt()
     rel = dist / norm.clamp_min(1e-12)
     k = effect_duration((rel if relative else dist)[position:], threshold)
     below_at = None if k is None else position + k

@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 from ..compare import FLAG_NAMES, Comparison
 from .common import DIVERGING, display_char, escape, log_axis
 from .states import char_axis, unit_axis
+from ..names import act_name
 
 
 def _label(ch: str) -> str:
@@ -52,7 +53,7 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
     titles = []
     panels = []
     for run in cmp.runs:
-        key = f"layer{run.describe['layers'] - 1}.h" if state == "top" else state
+        key = act_name(run.describe['layers'] - 1, "h") if state == "top" else state
         H = run.states.get(key)
         if H is None:
             titles.append(f"{escape(run.name)}: no {escape(key)}")

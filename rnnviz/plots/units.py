@@ -14,6 +14,7 @@ from typing import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..names import parse_act_name
 from ..units import Ablation, Counterfactual, FinderResult, Match, Projection
 from .common import DIVERGING, display_char, escape, log_axis, step_labels
 from .text import colored_text_html
@@ -124,7 +125,7 @@ def counterfactual_figure(cf: Counterfactual, font_size: int = 12) -> go.Figure:
     labels = [("(edit)" if j == 0 else escape(display_char(suffix[j - 1]))) for j in x]
     for k, (name, v) in enumerate(cf.delta.items()):
         kind = "C" if name.endswith(".c") else "H"
-        layer = name.split(".")[0].replace("layer", "")
+        layer = parse_act_name(name)[0]
         fig.add_trace(go.Scatter(x=x, y=_positive_or_none(v), mode="lines+markers", name=f"‖Δ{kind}‖ layer {layer}",
                                  line=dict(color=_COLORS[k % len(_COLORS)], dash="dot" if kind == "C" else "solid"),
                                  marker=dict(size=4), customdata=labels,

@@ -17,7 +17,6 @@ fit, or refused when even ``minimum`` characters do not.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from ..cells import spec
@@ -50,7 +49,8 @@ OPERATIONS = frozenset(SECONDS_PER_MAC) | frozenset(FIXED_PER_H3) | {"unit_order
 BUDGET_FACTOR = {"index": 10.0}
 #: Multiply–adds per second of the gradient map's batched backward (its rows are planned by MACs).
 GMAP_MACS_PER_SECOND = 5e9
-#: The per-request budget (estimated seconds); RNNVIZ_REQUEST_SECONDS overrides it.
+#: The default per-request budget (estimated seconds); callers pass their own ``request_seconds``
+#: (the app: its RNNVIZ_REQUEST_SECONDS setting).
 REQUEST_SECONDS = 2.0
 #: A running request is stopped after this many times its budget (estimates are rough).
 DEADLINE_FACTOR = 4.0
@@ -60,23 +60,14 @@ class CostError(ValueError):
     """A request would cost more than its budget even at its smallest; the message says why."""
 
 
-def budget() -> float:
-    """The per-request budget in estimated seconds (``$RNNVIZ_REQUEST_SECONDS`` or REQUEST_SECONDS)."""
-    try:
-        value = float(os.environ.get("RNNVIZ_REQUEST_SECONDS", REQUEST_SECONDS))
-    except ValueError:
-        return REQUEST_SECONDS
-    return value if 0 < value < 3600 else REQUEST_SECONDS
-
-
-def op_budget(op: str) -> float:
+def op_budget(op: str, request_seconds: float = REQUEST_SECONDS) -> float:
     """The budget of ``op`` in estimated seconds (the per-request budget × BUDGET_FACTOR)."""
-    return budget() * BUDGET_FACTOR.get(op, 1.0)
+    return request_seconds * BUDGET_FACTOR.get(op, 1.0)
 
 
-def deadline_seconds(op: str = "") -> float:
+def deadline_seconds(op: str = "", request_seconds: float = REQUEST_SECONDS) -> float:
     """How long a request may run before it is stopped: DEADLINE_FACTOR × its budget, ≥ 1 s."""
-    return max(1.0, DEADLINE_FACTOR * op_budget(op))
+    return max(1.0, DEADLINE_FACTOR * op_budget(op, request_seconds))
 
 
 def step_macs(cfg: ModelConfig) -> float:
@@ -138,10 +129,11 @@ class Plan:
 
 
 def fit(op: str, cfg: ModelConfig, steps: int, what: str | None = None, minimum: int = 2,
-        limit: float | None = None) -> Plan:
-    """The most characters (≤ ``steps``) whose estimate fits the budget (``limit`` or
-    :func:`budget`). Raises CostError when even ``minimum`` characters do not fit."""
-    limit = op_budget(op) if limit is None else limit
+        limit: float | None = None, request_seconds: float = REQUEST_SECONDS) -> Plan:
+    """The most characters (≤ ``steps``) whose estimate fits the budget (``limit``, else
+    :func:`op_budget` of ``request_seconds``). Raises CostError when even ``minimum`` characters
+    do not fit."""
+    limit = op_budget(op, request_seconds) if limit is None else limit
     what = what or op.replace("_", " ")
     full = estimate(op, cfg, steps)
     if full <= limit:

@@ -72,10 +72,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 
-from ..corpora import Corpus
+from ..corpora import CORPORA_DIR, Corpus
 from ..model import CharRNN
 from .config import TrainConfig
 from .data import load_training_text
@@ -120,8 +121,12 @@ def reproduce_command(info) -> str:
 
 # =============================================================================== CLI
 def build_parser() -> argparse.ArgumentParser:
+    """Every TrainConfig field as a flag, plus ``--corpora`` (where named corpora are looked up;
+    the environment's RNNVIZ_CORPORA is its default)."""
     p = argparse.ArgumentParser(prog=f"python -m {CLI_MODULE}", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--corpora", default=os.environ.get("RNNVIZ_CORPORA") or str(CORPORA_DIR),
+                   help="folder holding the named corpora (<name>.txt); $RNNVIZ_CORPORA sets the default")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kw = {"help": f.metadata.get("help", ""), "default": f.default}
@@ -135,16 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, str]:
+    """(the TrainConfig of the command line, the corpus folder)."""
+    ns = vars(build_parser().parse_args(argv))
+    corpora = ns.pop("corpora")
+    return TrainConfig(**ns), corpora
+
+
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
-    ns = build_parser().parse_args(argv)
-    return TrainConfig(**vars(ns))
+    return parse_args(argv)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = parse_config(argv)
+    cfg, corpora = parse_args(argv)
     command = ["python", "-m", CLI_MODULE, *argv]
-    corpus = load_training_text(cfg)
+    corpus = load_training_text(cfg, corpora)
     model, history = train(cfg, corpus=corpus, argv=command)
     from ..units.stats import write_after_training   # the Units view's numbers, beside the checkpoint
     write_after_training(cfg.out, corpus.text)

@@ -45,7 +45,8 @@ class TrainConfig:
     patience: int = _opt("early stop after N evaluations without improvement (0: never)", default=5)
     seed: int = _opt("random seed", default=0)
     device: str = _opt("device", ("auto", "cpu", "cuda"), default="auto")
-    threads: int = _opt("torch CPU threads (0: torch's default)", default=0)
+    threads: int = _opt("torch CPU threads (1: a char-RNN's small sequential steps gain little from "
+                        "more, and lose much on a shared machine; 0: leave torch's setting)", default=1)
     resume: str = _opt("resume from this checkpoint (and its .trainstate)", default="")
     progress: bool = _opt("show a tqdm progress bar", default=True)
 

@@ -5,6 +5,7 @@ The procedure is documented in :mod:`rnnviz.training`; every function here is de
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -68,10 +69,11 @@ def epoch_batches(ids: torch.Tensor, batch_size: int, num_steps: int, partition:
     return out
 
 
-def load_training_text(cfg: TrainConfig) -> Corpus:
-    """The raw corpus named by ``cfg.corpus`` or read from ``cfg.text``."""
+def load_training_text(cfg: TrainConfig, corpora_dir: str | os.PathLike | None = None) -> Corpus:
+    """The raw corpus named by ``cfg.corpus`` (looked up in ``corpora_dir``, default
+    :data:`rnnviz.corpora.CORPORA_DIR`) or read from ``cfg.text``."""
     if cfg.corpus:
-        return load_corpus(cfg.corpus, python_max_chars=cfg.python_max_chars)
+        return load_corpus(cfg.corpus, python_max_chars=cfg.python_max_chars, folder=corpora_dir)
     if cfg.text:
         text = read_text_file(cfg.text)
         return Corpus(Path(cfg.text).stem, text, sha256_text(text), str(cfg.text), {})

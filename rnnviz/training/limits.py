@@ -1,13 +1,12 @@
 """Hard caps of a training run started from the page, and the checks of its text and model size.
 
 Every check raises :class:`TrainRefused` with a message meant for the person who pressed Train.
-The caps come from the environment (``RNNVIZ_TRAIN_MAX_CHARS``, ``RNNVIZ_TRAIN_MAX_PARAMS``,
-``RNNVIZ_TRAIN_MAX_SECONDS``) or the defaults below.
+The caps are a :class:`TrainLimits` the caller builds: text and model size default to the
+constants below; the app sets the wall time from its RNNVIZ_TRAIN_MAX_SECONDS setting.
 """
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from dataclasses import dataclass
 
@@ -16,33 +15,25 @@ from ..vocab import preprocess
 
 #: Fewest characters a text may have (the validation split alone needs a few hundred to mean much).
 MIN_TEXT_CHARS = 200
+#: Most characters of text a page run trains on.
+MAX_TRAIN_CHARS = 2_000_000
+#: Most parameters of a model a page run trains.
+MAX_TRAIN_PARAMS = 4_000_000
+#: Default wall-clock cap of one page run, in seconds.
+MAX_TRAIN_SECONDS = 600.0
 
 
 class TrainRefused(ValueError):
     """A training request that breaks a cap or whose text cannot be trained on."""
 
 
-def _env_number(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 @dataclass(frozen=True)
 class TrainLimits:
     """Hard caps of one run: characters of text, model parameters, seconds of wall clock."""
 
-    max_chars: int = 2_000_000
-    max_params: int = 4_000_000
-    max_seconds: float = 600.0
-
-    @classmethod
-    def from_env(cls) -> TrainLimits:
-        d = cls()
-        return cls(int(_env_number("RNNVIZ_TRAIN_MAX_CHARS", d.max_chars)),
-                   int(_env_number("RNNVIZ_TRAIN_MAX_PARAMS", d.max_params)),
-                   _env_number("RNNVIZ_TRAIN_MAX_SECONDS", d.max_seconds))
+    max_chars: int = MAX_TRAIN_CHARS
+    max_params: int = MAX_TRAIN_PARAMS
+    max_seconds: float = MAX_TRAIN_SECONDS
 
 
 def _mb(n: float) -> str:

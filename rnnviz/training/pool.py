@@ -5,7 +5,7 @@
     snap = pool.snapshot(run_id, "session-a")     # poll (also the session's heartbeat)
     pool.stop(run_id, "session-a"); pool.resume(run_id, "session-a"); pool.release(run_id, "session-a")
 
-* At most ``workers`` runs train at once (``$RNNVIZ_TRAIN_WORKERS``, default 1), each in its own
+* At most ``workers`` runs train at once (default 1; the app passes RNNVIZ_TRAIN_WORKERS), each in its own
   thread; the others wait in a FIFO queue (``Snapshot.queue_position``, 1 = next). A thread exits
   when the queue is empty, so an idle pool holds no thread.
 * A run is identified by sha256(text) + its whole TrainConfig (seed included): it is deterministic
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections import deque
@@ -47,7 +46,7 @@ def run_config(*, cell: str = "lstm", hidden: int = 128, layers: int = 1, num_st
     return TrainConfig(corpus=corpus, out="", preprocessing=preprocessing, cell=cell, hidden=hidden,
                        layers=layers, num_steps=num_steps, batch_size=batch_size, lr=lr, clip=clip,
                        max_steps=max_steps, max_minutes=max_seconds / 60, max_epochs=1_000_000,
-                       eval_every=eval_every, patience=0, seed=seed, device="cpu", threads=0,
+                       eval_every=eval_every, patience=0, seed=seed, device="cpu", threads=1,
                        progress=False)
 
 
@@ -60,12 +59,11 @@ def run_key(text: str, cfg: TrainConfig) -> str:
 class TrainingPool:
     """Bounded, shared, reference-counted training runs (see the module docstring)."""
 
-    def __init__(self, workers: int | None = None, limits: TrainLimits | None = None, *,
+    def __init__(self, workers: int = 1, limits: TrainLimits | None = None, *,
                  max_runs: int = 32, heartbeat_s: float = 120.0,
                  trainer_factory: Callable[..., Trainer] = Trainer, sample_every: int = SAMPLE_EVERY):
-        self.workers = max(1, workers if workers is not None
-                           else int(os.environ.get("RNNVIZ_TRAIN_WORKERS", "1")))
-        self.limits = limits or TrainLimits.from_env()
+        self.workers = max(1, int(workers))
+        self.limits = limits or TrainLimits()
         self.max_runs, self.heartbeat_s = max_runs, heartbeat_s
         self.factory, self.sample_every = trainer_factory, sample_every
         self._lock = threading.Lock()

@@ -12,6 +12,7 @@ probe text, both computed here so the page does no model math.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import threading
 from dataclasses import dataclass, field
@@ -22,12 +23,26 @@ import torch
 
 from ..checkpoint import checkpoint_bytes
 from ..generate import generate
+from ..names import act_name
 from ..trace import trace
 from .config import TrainConfig
 from .trainer import Trainer
 
 QUEUED, RUNNING, PAUSED, DONE = "queued", "running", "paused", "done"
 FAILED, CANCELLED = "failed", "cancelled"
+
+log = logging.getLogger(__name__)
+
+
+def failure_message(err: BaseException) -> str:
+    """What the page says when a run fails: what happened, and what the user can change (the
+    traceback goes to the server log)."""
+    if isinstance(err, MemoryError):
+        return ("training failed: the server ran out of memory for this run; lower the hidden size, "
+                "the batch size or the sequence length, or train on a shorter text")
+    return (f"training failed ({type(err).__name__}: {err}); try again with smaller settings or "
+            "another text, and if it keeps failing, tell the server's operator (the error is in the "
+            "server log)")
 #: Per-step curves keep at most this many points (every other one is dropped beyond it).
 MAX_CURVE_POINTS = 4000
 SAMPLE_CHARS = 120
@@ -130,8 +145,11 @@ class TrainingRun:
                 return
             self._finalize(DONE if reason else PAUSED, reason)
         except Exception as err:   # noqa: BLE001 — a failed run reports, it never kills the pool
+            log.exception("training run %d failed (%s, %d×%d, batch %d × %d steps, %d characters)",
+                          self.run_id, self.cfg.cell, self.cfg.layers, self.cfg.hidden, self.cfg.batch_size,
+                          self.cfg.num_steps, len(self.text))
             self.trainer = None
-            self.set_status(FAILED, f"training failed: {err}")
+            self.set_status(FAILED, failure_message(err))
 
     def _loop(self, tick: Callable[[], None]) -> str:
         """Step until a limit fires (returns its name) or a stop is requested (returns "")."""
@@ -197,7 +215,7 @@ class TrainingRun:
             probe = trace(model, self.probe_text, gates=False)
         finally:
             model.train()
-        h = probe[f"layer{model.config.num_layers - 1}.h"].detach().cpu().numpy().copy()
+        h = probe[act_name(model.config.num_layers - 1, "h")].detach().cpu().numpy().copy()
         with self.lock:
             self.snap.samples.append((tr.state.step, sample.text))
             self.snap.probe_chars, self.snap.probe_h = list(probe.chars), h

@@ -88,7 +88,7 @@ from __future__ import annotations
 from .ablation import Ablation, ablate, forward_with_unit
 from .counterfactual import Counterfactual, counterfactual, kl_divergence
 from .finder import FinderResult, UnitScore, aucs, correlations, label_for, order_units, rank_units
-from .hypothesis import Hypothesis, Match, SelectedUnit, _auto_threshold, find_matches, select_units
+from .hypothesis import Hypothesis, Match, SelectedUnit, find_matches, select_units
 from .index import (FEATURE_CACHE_SIZE, INDEX_CACHE_BYTES, INDEX_CACHE_ENTRIES, INDEXES, MAX_INDEX_ELEMENTS,
                     UnitIndex, average_ranks, build_index, get_index, index_capacity, prebuild_indexes)
 from .projection import Projection, pca, project_trace

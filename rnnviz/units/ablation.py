@@ -16,6 +16,7 @@ from ..model import CharRNN
 from ..trace import MAX_TRACE_CHARS, TextError, trace_ids
 from ..vocab import preprocess
 from .refs import UnitRef, UnitsError, unit_kinds
+from ..names import act_name
 
 
 @torch.inference_mode()
@@ -26,8 +27,8 @@ def forward_with_unit(model: CharRNN, ids: Tensor, layer: int, unit: int | None,
     ``ids`` (T,) long. A hook on ``layer{layer}.{kind}`` (rnnviz.interventions.set_unit) runs that
     layer step by step; the others run fused. ``unit=None`` runs the same path without forcing."""
     hook = keep if unit is None else set_unit(unit, value)
-    cache, _ = trace_ids(model, ids, gates=False, hooks={f"layer{layer}.{kind}": hook})
-    return cache["log_probs"], [cache[f"layer{l}.h"] for l in range(model.config.num_layers)]
+    cache, _ = trace_ids(model, ids, gates=False, hooks={act_name(layer, kind): hook})
+    return cache["log_probs"], [cache[act_name(l, "h")] for l in range(model.config.num_layers)]
 
 
 @dataclass

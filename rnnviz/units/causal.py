@@ -27,13 +27,14 @@ from torch import Tensor
 
 from ..interventions import keep, set_unit
 from ..model import CharRNN
+from ..names import act_name
 from ..trace import trace_ids
 from .refs import UnitRef
 
 
 def base_surprisal(model: CharRNN, ids: Tensor, layer: int) -> Tensor:
     """(T−1,) float64 surprisal of ``ids`` with layer ``layer`` on the stepped (hooked) path."""
-    cache, _ = trace_ids(model, ids, gates=False, hooks={f"layer{layer}.h": keep})
+    cache, _ = trace_ids(model, ids, gates=False, hooks={act_name(layer, "h"): keep})
     return cache["surprisal"].double()
 
 

@@ -5,6 +5,8 @@ a sample) and its shared byte-bounded cache :data:`INDEXES` (:func:`get_index`,
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -13,14 +15,16 @@ import torch
 from torch import Tensor
 
 from .. import features as F
+from ..model import CharRNN
 from ..serving.cache import ByteLRU
 from ..serving.deadline import check
-from ..model import CharRNN
 from ..serving.threads import one_thread
 from ..trace import MAX_TRACE_CHARS, trace
 from ..vocab import preprocess
 from .refs import UnitRef, UnitsError, activation_matrix, model_fingerprint, unit_refs
 from .sample import SAMPLE_CHARS, corpus_sample, training_sample
+
+log = logging.getLogger(__name__)
 
 #: Cap on N·U for one index: each of its two (N, U) float32 matrices stays ≤ 64 MiB.
 MAX_INDEX_ELEMENTS = 16_000_000
@@ -170,14 +174,16 @@ INDEXES = ByteLRU(INDEX_CACHE_BYTES, max_entries=INDEX_CACHE_ENTRIES)
 
 def get_index(model: CharRNN, text: str | None = None, *, corpus: str | None = None,
               max_chars: int = SAMPLE_CHARS, source: str | None = None,
-              fingerprint: str | None = None) -> UnitIndex:
+              fingerprint: str | None = None, corpora_dir: str | os.PathLike | None = None) -> UnitIndex:
     """The index of ``model`` over ``text``, or, when ``text`` is None, over the tail of corpus
-    ``corpus`` or else the model's held-out sample (:func:`training_sample`), from :data:`INDEXES`.
+    ``corpus`` or else the model's held-out sample (:func:`training_sample`; corpora looked up in
+    ``corpora_dir``), from :data:`INDEXES`.
 
     source: how the index names its sample (default: from the sample, or "text").
     fingerprint: :func:`model_fingerprint` of ``model`` if the caller already has it."""
     if text is None:
-        text, sample_source = corpus_sample(corpus, max_chars) if corpus else training_sample(model, max_chars)
+        text, sample_source = (corpus_sample(corpus, max_chars, corpora_dir) if corpus
+                               else training_sample(model, max_chars, corpora_dir=corpora_dir))
         source = source or sample_source
     source = source or "text"
     fingerprint = fingerprint or model_fingerprint(model)
@@ -186,21 +192,28 @@ def get_index(model: CharRNN, text: str | None = None, *, corpus: str | None = N
         key, lambda: build_index(model, text, key=fingerprint, source=source, max_chars=max_chars))
 
 
-def prebuild_indexes(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS) -> list[str]:
+def prebuild_indexes(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, *,
+                     checkpoint_dir: str | os.PathLike | None = None,
+                     corpora_dir: str | os.PathLike | None = None) -> list[str]:
     """Build the default index (the held-out training sample) of shipped checkpoints ahead of time,
     e.g. in a background thread when the server starts, so the first visit to the Units view does
     not wait 3–20 s. Models are loaded afresh (the index key is the weights' fingerprint, so the
-    page's shared model finds these entries). Returns the names indexed; a checkpoint that cannot
-    be loaded or sampled is skipped."""
+    page's shared model finds these entries). Checkpoints come from ``checkpoint_dir`` and corpora
+    from ``corpora_dir`` (the library's defaults when None). Returns the names indexed; a
+    checkpoint that cannot be loaded or sampled is skipped (and logged)."""
     from ..checkpoint import list_checkpoints, load_model
 
     done = []
-    for info in list_checkpoints():
+    for info in list_checkpoints(checkpoint_dir):
         if names is not None and info.name not in names:
             continue
         try:
-            get_index(load_model(info.name), max_chars=max_chars)
+            get_index(load_model(info.name, checkpoint_dir), max_chars=max_chars, corpora_dir=corpora_dir)
+        except UnitsError as err:       # e.g. its corpus is not on this machine: the page says so
+            log.info("no unit index prebuilt for %s: %s", info.name, err)
+            continue
         except Exception:   # noqa: BLE001 - a warm-up never takes the server down; the page reports
+            log.exception("building the unit index of %s failed", info.name)
             continue
         done.append(info.name)
     return done

@@ -12,6 +12,7 @@ from ..cells import spec
 from ..model import CharRNN
 from ..ref import model_ref
 from ..trace import Trace
+from ..names import act_name
 
 
 class UnitsError(ValueError):
@@ -28,12 +29,12 @@ class UnitRef:
 
     @property
     def name(self) -> str:
-        return f"layer{self.layer}.{self.kind}[{self.unit}]"
+        return f"{self.tensor_name}[{self.unit}]"
 
     @property
     def tensor_name(self) -> str:
         """The trace name of the (T, h) tensor holding this unit, e.g. ``layer0.c``."""
-        return f"layer{self.layer}.{self.kind}"
+        return act_name(self.layer, self.kind)
 
     @property
     def label(self) -> str:
@@ -55,7 +56,7 @@ def activation_matrix(tr: Trace, units: list[UnitRef] | None = None) -> Tensor:
     """(T, U) activations of ``units`` (default: all h and c of every layer, in column order)."""
     if units is None:
         kinds = spec(tr.cell).state_kinds
-        return torch.cat([tr[f"layer{l}.{k}"] for l in range(tr.num_layers) for k in kinds], dim=1)
+        return torch.cat([tr[act_name(l, k)] for l in range(tr.num_layers) for k in kinds], dim=1)
     return torch.stack([tr[u.tensor_name][:, u.unit] for u in units], dim=1)
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 from ..model import CharRNN
 from ..vocab import preprocess
@@ -22,14 +23,16 @@ class CorpusMissing(UnitsError):
         self.name = name
 
 
-def _load_corpus_text(name: str, python_max_chars: int | None = None) -> tuple[str, str]:
-    """(full text, where it came from) for a corpus name from provenance. Raises CorpusMissing."""
+def _load_corpus_text(name: str, python_max_chars: int | None = None,
+                      corpora_dir: str | os.PathLike | None = None) -> tuple[str, str]:
+    """(full text, where it came from) for a corpus name from provenance, looked up in
+    ``corpora_dir`` (default: rnnviz.corpora.CORPORA_DIR). Raises CorpusMissing."""
     from .. import corpora
 
     stem = name[:-4] if name.endswith(".txt") else name
     try:
-        c = (corpora.load_corpus(stem, python_max_chars=python_max_chars) if python_max_chars
-             else corpora.load_corpus(stem))
+        c = (corpora.load_corpus(stem, python_max_chars=python_max_chars, folder=corpora_dir)
+             if python_max_chars else corpora.load_corpus(stem, folder=corpora_dir))
     except (OSError, ValueError) as err:
         raise CorpusMissing(f"The training corpus {name!r} is not available: {err}", stem) from None
     return c.text, c.source
@@ -48,14 +51,14 @@ def held_out_sample(prepared: str, val_fraction: float, max_chars: int = SAMPLE_
     return prepared[start:], val_start
 
 
-def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS,
-                    full_text: str | None = None) -> tuple[str, str]:
+def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS, full_text: str | None = None,
+                    corpora_dir: str | os.PathLike | None = None) -> tuple[str, str]:
     """The model's own held-out text where its provenance says how it was split.
 
     With ``provenance["val_fraction"]`` = v (rnnviz.training validates on the last v of the
     *preprocessed* corpus), the sample is :func:`held_out_sample`; otherwise :func:`corpus_sample`.
     The text is returned already preprocessed. ``full_text``: the raw corpus when the caller has it
-    (training does), else it is loaded by name. Raises UnitsError when the corpus is unknown, or
+    (training does), else it is loaded by name from ``corpora_dir``. Raises UnitsError when the corpus is unknown, or
     CorpusMissing when it is not on this machine.
     """
     prov = getattr(model, "provenance", None) or {}
@@ -64,11 +67,11 @@ def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS,
         raise UnitsError("The checkpoint does not name its training corpus; provide a text instead.")
     vf = prov.get("val_fraction")
     if not isinstance(vf, (int, float)) or not 0 < vf < 1:
-        text, desc = corpus_sample(name, max_chars)
+        text, desc = corpus_sample(name, max_chars, corpora_dir)
         return preprocess(text, model.config.preprocessing), desc
     tc = prov.get("train_config") if isinstance(prov.get("train_config"), dict) else {}
     pmax = tc.get("python_max_chars") if isinstance(tc.get("python_max_chars"), int) else None
-    full = full_text if full_text is not None else _load_corpus_text(name, pmax)[0]
+    full = full_text if full_text is not None else _load_corpus_text(name, pmax, corpora_dir)[0]
     prepared = preprocess(full, model.config.preprocessing)
     want = prov.get("corpus_sha256")
     same = not isinstance(want, str) or want == hashlib.sha256(full.encode("utf-8")).hexdigest()
@@ -80,12 +83,14 @@ def training_sample(model: CharRNN, max_chars: int = SAMPLE_CHARS,
                        "(sha256 mismatch), so the split is approximate"))
 
 
-def corpus_sample(name: str, max_chars: int = SAMPLE_CHARS) -> tuple[str, str]:
-    """The last ``max_chars`` characters of corpus ``name``, from the first line start in them.
+def corpus_sample(name: str, max_chars: int = SAMPLE_CHARS,
+                  corpora_dir: str | os.PathLike | None = None) -> tuple[str, str]:
+    """The last ``max_chars`` characters of corpus ``name`` (looked up in ``corpora_dir``), from
+    the first line start in them.
 
     Returns (sample text, a one-line description). Raises UnitsError when the corpus is missing.
     """
-    full, source = _load_corpus_text(name)
+    full, source = _load_corpus_text(name, corpora_dir=corpora_dir)
     if max_chars <= 0:
         raise UnitsError("The sample size must be positive.")
     start = max(0, len(full) - max_chars)

@@ -168,7 +168,7 @@ def _settings_key(model, prepared, controls, draws, seed, units, min_shift) -> d
     return {"format": FORMAT, "fingerprint": model_fingerprint(model),
             "text_sha256": hashlib.sha256(prepared.encode("utf-8", "surrogatepass")).hexdigest(),
             "chars": len(prepared), "controls": controls, "draws": draws, "seed": seed,
-            "min_shift": min_shift, "scope": sorted({f"layer{u.layer}.{u.kind}" for u in units})}
+            "min_shift": min_shift, "scope": sorted({u.tensor_name for u in units})}
 
 
 def _usable(cache, key: dict) -> dict:

@@ -67,10 +67,11 @@ def stats_path(checkpoint: str | os.PathLike) -> Path:
 
 
 def write_unit_stats(model: CharRNN, checkpoint: str | os.PathLike, full_text: str | None = None,
-                     max_chars: int = SAMPLE_CHARS) -> Path:
+                     max_chars: int = SAMPLE_CHARS, corpora_dir: str | os.PathLike | None = None) -> Path:
     """Measure ``model`` on its held-out sample (:func:`training_sample`; ``full_text`` is the raw
-    corpus when the caller has it) and write the sidecar of ``checkpoint``. Returns its path."""
-    sample, source = training_sample(model, max_chars, full_text=full_text)
+    corpus when the caller has it, else it is read from ``corpora_dir``) and write the sidecar of
+    ``checkpoint``. Returns its path."""
+    sample, source = training_sample(model, max_chars, full_text=full_text, corpora_dir=corpora_dir)
     path = stats_path(checkpoint)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(unit_stats(model, sample, source), separators=(",", ":")) + "\n",
