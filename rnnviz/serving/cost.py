@@ -43,6 +43,9 @@ FIXED_PER_H3 = {"spectrum": 4e-9, "chain": 5e-10}
 #: ('clustered', 'pattern'), and the h³ eigendecomposition of 'pattern' (float64, one thread).
 ORDER_GRAM_SECONDS = 4e-10
 ORDER_EIGH_SECONDS = 3e-9
+#: How much faster per multiply–add the whole-text products (one-hot input, output layer) run than
+#: an operation's step-by-step loop (one large matrix product instead of T small ones).
+BATCHED_SPEEDUP = 2.0
 #: Every operation a heavy call names (its budget and deadline: op_budget, deadline_seconds).
 OPERATIONS = frozenset(SECONDS_PER_MAC) | frozenset(FIXED_PER_H3) | {"unit_order"}
 #: Operations built once per checkpoint and shared by every session get this many budgets.
@@ -90,11 +93,33 @@ def weight_bytes(cfg: ModelConfig) -> float:
     return 4.0 * step_macs(cfg)
 
 
+def recurrent_macs(cfg: ModelConfig) -> float:
+    """Multiply–adds of one step's sequential part: the h×h recurrences of every layer and the
+    h×h inputs of layers ≥ 1; layer 0's one-hot input picks one column of W_ih (a gather, g·h)."""
+    g, h = len(spec(cfg.cell).gates), cfg.hidden_size
+    return float(g * h * h + (cfg.num_layers - 1) * g * h * 2 * h + g * h)
+
+
+def batched_macs(cfg: ModelConfig) -> float:
+    """Multiply–adds per step of the parts run for all steps at once: layer 0's one-hot input
+    (one (T, |V|) × (|V|, g·h) product) and the output layer ((T, h) × (h, |V|))."""
+    g, h = len(spec(cfg.cell).gates), cfg.hidden_size
+    return float(g * h * cfg.vocab_size + h * cfg.vocab_size)
+
+
 def estimate(op: str, cfg: ModelConfig, steps: int) -> float:
-    """Estimated seconds of ``op`` over ``steps`` characters."""
+    """Estimated seconds of ``op`` over ``steps`` characters.
+
+    Generation steps one character at a time: every weight is read every step (the memory-bound
+    rate once they pass CACHE_BYTES). The other operations run the vocabulary-sized products for
+    the whole text at once (compute-bound: the small rate whatever |V|), and only the recurrent
+    part step by step (memory-bound once W_hh passes CACHE_BYTES)."""
     small, big = SECONDS_PER_MAC.get(op, (0.0, 0.0))
-    rate = big if weight_bytes(cfg) > CACHE_BYTES else small
-    per = rate * step_macs(cfg)
+    if op == "generate":
+        per = (big if weight_bytes(cfg) > CACHE_BYTES else small) * step_macs(cfg)
+    else:
+        rate = big if 4.0 * recurrent_macs(cfg) > CACHE_BYTES else small
+        per = rate * recurrent_macs(cfg) + small / BATCHED_SPEEDUP * batched_macs(cfg)
     if op == "chain":             # one layer's h×h Krylov products per step back
         per = rate * (1 if spec(cfg.cell).is_vanilla else 2) * float(cfg.hidden_size) ** 2
     return fixed_seconds(op, cfg) + steps * per
