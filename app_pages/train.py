@@ -73,8 +73,11 @@ def _train() -> None:
         if got is None:
             raise TrainRefused("Choose a text to train on first.")
         check_text(got.text, got.preprocessing, training_pool().limits)
+        cfg, note = training_pool().fit(got.text, config_from_state(got))   # memory, before anything
         st.session_state[RUN_KEY] = training_pool().submit(
-            session_id(), got.text, config_from_state(got), {"trained_in": "rnnviz Train view"})
+            session_id(), got.text, cfg, {"trained_in": "rnnviz Train view"})
+        if note:
+            st.session_state["train_note"] = note
     except (ValueError, CorpusNotFound) as err:       # TrainRefused is a ValueError
         st.session_state["train_error"] = str(err)
 
@@ -111,6 +114,8 @@ def buttons(got: TrainText | None, snap: Snapshot | None) -> None:
               use_container_width=True)
     if err := st.session_state.pop("train_error", None):
         st.error(err)
+    if note := st.session_state.pop("train_note", None):
+        st.info(note)
 
 
 def status_line(snap: Snapshot) -> None:

@@ -28,9 +28,10 @@ from collections import deque
 from typing import Callable
 
 from ..corpora import sha256_text
+from ..vocab import preprocess
 from .config import TrainConfig
 from .data import split_text
-from .limits import TrainLimits, TrainRefused, check_model_size, check_text
+from .limits import TrainLimits, TrainRefused, check_model_size, check_text, fit_memory
 from .trainer import Trainer
 from .run import CANCELLED, DONE, FAILED, PAUSED, QUEUED, Snapshot, TrainingRun
 
@@ -88,6 +89,16 @@ class TrainingPool:
                                f"for batch size {cfg.batch_size} × sequence length {cfg.num_steps}; "
                                f"give at least {need:,} characters or lower them.")
 
+    def fit(self, text: str, cfg: TrainConfig) -> tuple[TrainConfig, str | None]:
+        """``cfg`` with batch size and sequence length shrunk until one step's activations fit the
+        server's memory per run (limits.fit_memory), and the note saying what shrank (None: nothing).
+        Prices before anything is allocated; raises TrainRefused when nothing fits."""
+        vocab = len(set(preprocess(text, cfg.preprocessing))) + 1
+        b, t, note = fit_memory(cfg.cell, cfg.hidden, cfg.layers, vocab, cfg.batch_size, cfg.num_steps)
+        if note is None:
+            return cfg, None
+        return TrainConfig(**{**cfg.to_dict(), "batch_size": b, "num_steps": t}), note
+
     def capped(self, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, str]]:
         """``cfg`` with the wall-time cap applied, and the message shown when the cap ends the run."""
         cap_min = self.limits.max_seconds / 60
@@ -101,6 +112,7 @@ class TrainingPool:
         """Hold the run of (text, cfg): join the identical one if it exists, else queue a new one.
         Raises TrainRefused (caps, bad text, server full)."""
         self.validate(text, cfg)
+        cfg, _note = self.fit(text, cfg)
         cfg, messages = self.capped(cfg)
         key = run_key(text, cfg)
         with self._lock:
