@@ -133,7 +133,7 @@ class TrainingRun:
         try:
             if self.trainer is None:
                 self.set_status(RUNNING, "preparing: encoding the text and building the model")
-                with construct_lock:        # model init seeds the global RNG: one at a time
+                with construct_lock:        # one model built at a time (memory)
                     self.trainer = self.factory(self.cfg, self.text)
                 self._install_hooks()
                 self._publish_probe()
