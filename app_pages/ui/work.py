@@ -20,7 +20,7 @@ import streamlit as st
 from app_pages.ui.settings import settings
 from rnnviz.serving import cost
 from rnnviz.serving.cache import ByteLRU
-from rnnviz.serving.deadline import Overtime, deadline
+from rnnviz.serving.deadline import WALL_FACTOR, Overtime, deadline
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,10 @@ def run_heavy(op: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
     seconds = cost.deadline_seconds(op, request_seconds=settings().request_seconds)
     future = _POOL.submit(_job, fn, seconds, args, kwargs)
     try:
-        return future.result(timeout=seconds + 1.0)
+        return future.result(timeout=WALL_FACTOR * seconds + 1.0)
     except FutureTimeout:
         future.cancel()                 # still queued: never starts; running: stops at its next check
-        raise Overtime(seconds) from None
+        raise Overtime(seconds, wall=True) from None
 
 
 def cached_heavy(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, **kwargs: Any) -> Any:
@@ -102,6 +102,9 @@ def reduced(*plans: cost.Plan | None) -> None:
 
 def limit_message(what: str, err: Exception) -> str:
     """The page's words for a refused or stopped request."""
+    if isinstance(err, Overtime) and err.wall:
+        return (f"The {what} was stopped: the server is busy and it waited over {WALL_FACTOR:g} × its "
+                f"{err.seconds:.1f} s time budget. Try again in a moment.")
     if isinstance(err, Overtime):
         return (f"The {what} was stopped after its {err.seconds:.1f} s time budget, so the server stays "
                 "responsive for everyone: use a shorter text or a smaller model.")
