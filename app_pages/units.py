@@ -353,7 +353,9 @@ def projection_tab() -> None:
         st.info("Pick at least one state.")
         return
     try:
-        proj = U.project_trace(tr, names, k=2)
+        dims = sum(tr[n].shape[1] for n in names if n in tr)
+        cost.check_pca(T, dims, cost.op_budget("pca", request_seconds=settings().request_seconds))
+        proj = run_heavy("pca", U.project_trace, tr, names, k=2)
     except ERRORS as err:
         st.info(str(err))
         return

@@ -86,6 +86,9 @@ def test_every_view_survives_overflow_with_a_note(page, ckpt, ckpt_dir, monkeypa
     ("app_pages/step_through.py", {"st.t": "60"}),
     ("app_pages/predictions.py", {"pr.k": "3"}),
     ("app_pages/generate.py", {"gen.temp": "0"}),
+    ("app_pages/units.py", {"units.tab": "Projection"}),
+    ("app_pages/units.py", {"units.tab": "Ablation"}),
+    ("app_pages/units.py", {"units.tab": "Counterfactual"}),
 ], ids=lambda p: p if isinstance(p, str) else ",".join(f"{k}={v}" for k, v in p.items()))
 def test_overflow_with_other_settings(page, params, ckpt_dir, monkeypatch):
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))

@@ -74,3 +74,17 @@ def test_hidden_states_falls_back_to_trained_order_with_a_note(tmp_path, monkeyp
     assert not at.exception, [e.value for e in at.exception]
     notes = [m.value for m in at.info]
     assert any("Units shown as trained instead" in n and "budget" in n for n in notes), notes
+
+
+def test_pca_is_priced_and_skips_overflowed_steps():
+    import torch
+
+    from rnnviz.units.projection import pca
+    with pytest.raises(cost.CostError, match="PCA"):
+        cost.check_pca(5000, 64 * 4096, limit=2.0)
+    cost.check_pca(500, 64, limit=2.0)
+    states = torch.randn(20, 6)
+    states[12:] = float("inf")
+    proj = pca(states)
+    assert proj.coords.shape == (20, 2) and torch.isfinite(proj.coords[:12]).all()
+    assert torch.isnan(proj.coords[12:]).all() and torch.isfinite(proj.explained).all()

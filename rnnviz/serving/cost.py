@@ -47,7 +47,9 @@ ORDER_EIGH_SECONDS = 3e-9
 #: an operation's step-by-step loop (one large matrix product instead of T small ones).
 BATCHED_SPEEDUP = 2.0
 #: Every operation a heavy call names (its budget and deadline: op_budget, deadline_seconds).
-OPERATIONS = frozenset(SECONDS_PER_MAC) | frozenset(FIXED_PER_H3) | {"unit_order"}
+OPERATIONS = frozenset(SECONDS_PER_MAC) | frozenset(FIXED_PER_H3) | {"unit_order", "pca"}
+#: Seconds per multiply–add of a thin SVD (float64, one thread): T·D·min(T, D) of them.
+SVD_SECONDS = 2e-9
 #: Operations built once per checkpoint and shared by every session get this many budgets.
 BUDGET_FACTOR = {"index": 10.0}
 #: Multiply–adds per second of the gradient map's batched backward (its rows are planned by MACs).
@@ -192,6 +194,15 @@ def check_order(method: str, steps: int, hidden: int, limit: float) -> None:
     if need > limit:
         raise CostError(f"Ordering {hidden:,} units '{method}' over {steps:,} steps would take "
                         f"~{need:.3g} s, over the {limit:g} s budget per request.")
+
+
+def check_pca(steps: int, dims: int, limit: float) -> None:
+    """Raise CostError when a PCA (thin SVD) of a (steps, dims) trajectory would take over ``limit``."""
+    need = SVD_SECONDS * steps * dims * min(steps, dims)
+    if need > limit:
+        raise CostError(f"Not computed: a PCA of {dims:,} dimensions over {steps:,} steps would take "
+                        f"~{need:.3g} s, over the {limit:g} s budget per request. Pick fewer states or "
+                        "a shorter text.")
 
 
 def gmap_max_macs(plan: Plan) -> float:
