@@ -67,6 +67,23 @@ def _step(model: CharRNN, ids: Tensor, state):
     return model.output(outs[-1]), new
 
 
+def _sample(last: Tensor, temperature: float, top_k: int | None, V: int,
+            gen: torch.Generator) -> tuple[int, float]:
+    """The next id from finite logits ``last`` (|V|,), and its probability under the distribution
+    sampled from (1.0 for greedy); ``<unk>`` never."""
+    logp = torch.log_softmax(last.double().cpu(), dim=-1)
+    logp[0] = -math.inf  # never emit <unk>
+    if temperature == 0:
+        return int(torch.argmax(logp)), 1.0
+    scores = logp / temperature
+    if top_k is not None and top_k < V:
+        kth = torch.topk(scores, top_k).values[-1]
+        scores = scores.masked_fill(scores < kth, -math.inf)
+    dist = torch.softmax(scores, dim=-1)
+    nxt = int(torch.multinomial(dist, 1, generator=gen))
+    return nxt, float(dist[nxt])
+
+
 def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_k: int | None = None,
              seed: int | None = None, *, preprocess_prefix: bool = True) -> Generation:
     """Continue ``prefix`` by ``n`` characters. See the module docstring.
@@ -106,19 +123,7 @@ def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_
             if not bool(torch.isfinite(last).all()):
                 overflow = len(encoded.ids) - 1 + i
                 break
-            logp = torch.log_softmax(last.double().cpu(), dim=-1)
-            logp[0] = -math.inf  # never emit <unk>
-            if temperature == 0:
-                nxt = int(torch.argmax(logp))
-                sp = 1.0
-            else:
-                scores = logp / temperature
-                if top_k is not None and top_k < V:
-                    kth = torch.topk(scores, top_k).values[-1]
-                    scores = scores.masked_fill(scores < kth, -math.inf)
-                dist = torch.softmax(scores, dim=-1)
-                nxt = int(torch.multinomial(dist, 1, generator=gen))
-                sp = float(dist[nxt])
+            nxt, sp = _sample(last, temperature, top_k, V, gen)
             out_ids.append(nxt)
             probs.append(float(torch.softmax(last.double().cpu(), -1)[nxt]))
             sprobs.append(sp)
