@@ -7,16 +7,17 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
+from app_pages.ui.scorecard import checked_names
 from app_pages.ui.settings import settings
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, run_heavy
 from rnnviz import views
+from rnnviz.names import act_name
 from rnnviz.plots import states as splots
 from rnnviz.ref import ModelRef
 from rnnviz.serving import cost
-from rnnviz.units.names import name_units
-from rnnviz.names import act_name
+from rnnviz.units.names import name_units, unit_name
 
 WIDTHS = (60, 120, 250, 500, 1000)
 #: Coloured text: the whole text up to this many characters, else this many around the window.
@@ -107,15 +108,15 @@ if kind in ("h", "c"):
         show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
                                                   zmax=zmax, name=symbol, font_size=ctx.font_size),
                           ctx, key="hs_overview", filename=f"rnnviz-{name}-overview")
-    named = named_units(ctx.ref, ctx.text, name, values, tr.text)
+    named, checked = checked_names(ctx, name, named_units(ctx.ref, ctx.text, name, values, tr.text))
     fig = splots.state_heatmap(values[start:stop], chars, start=start, units=order, name=symbol,
-                               zmax=zmax, font_size=ctx.font_size, named=named,
+                               zmax=zmax, font_size=ctx.font_size, named=named, layer=layer, kind=kind,
                                title=f"{kinds[kind]} of layer {layer}: {H} units × steps {start}–{stop - 1}")
     show_chart(fig, ctx, key="hs_heatmap", filename=f"rnnviz-{name}")
     st.caption(f"Colour: {symbol} from −{zmax:.3g} (blue) through 0 (white) to +{zmax:.3g} (red); "
                "hover a cell for step, character, unit and value."
                + (" Bold units follow a feature of this text (the largest correlation with it; "
-                  "the Units view ranks them on the training corpus)." if named else ""))
+                  "the Units view ranks them on the training corpus)." + checked if named else ""))
 else:
     sat_rows = views.saturation_table(tr, layer)
     lows, highs = {}, {}
@@ -131,7 +132,7 @@ else:
     for row in sat_rows:
         g = row["gate"]
         fig = splots.state_heatmap(tr[row["name"]][start:stop], chars, start=start, units=order,
-                                   name=g.upper(), gate=True, font_size=ctx.font_size,
+                                   name=g.upper(), gate=True, font_size=ctx.font_size, layer=layer, kind=g,
                                    title=f"gate {g.upper()}_t of layer {layer} (0 closed … 1 open), "
                                          f"steps {start}–{stop - 1}")
         show_chart(fig, ctx, key=f"hs_gate_{g}", filename=f"rnnviz-{row['name']}")
@@ -145,10 +146,11 @@ default_unit = int(var.argmax()) if H else 0
 if st.session_state.get("hs_unit") == st.session_state.get("_hs_unit_auto", default_unit):
     st.session_state["hs_unit"] = default_unit
 st.session_state["_hs_unit_auto"] = default_unit
-use("hs.unit", H=H, unit=default_unit)
+sym_kind = kind if kind in ("h", "c") else "h"
+use("hs.unit", H=H, unit=default_unit, layer=layer, kind=sym_kind)
 with controls("hs-unit", navigation=True):
     unit = st.selectbox("Unit (listed in the current order)", order, key="hs_unit",
-                        format_func=lambda u: f"u{u}",
+                        format_func=lambda u: unit_name(layer, sym_kind, u),
                         help="Default: the unit with the largest variance over the text.")
 sync("hs.unit")
 sym = "C" if kind == "c" else "H"
@@ -160,5 +162,5 @@ tips = [f"t={lo + i} {v:+.4f}" for i, v in enumerate(values)]
 colored_text(
     tr.chars[lo:hi], values, vmin=-m, vmax=m, tooltips=tips, font_size=ctx.font_size + 3,
     marked=[t - lo for t in tr.unknown_positions if lo <= t < hi],
-    caption=f"Layer {layer}, unit {unit} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red); hover a character for its step and value"
+    caption=f"{unit_name(layer, sym_kind, unit)} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red); hover a character for its step and value"
             + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else ""), key="hs_text")

@@ -91,11 +91,11 @@ def render_step() -> None:
                                                           f"(1 × {len(tokens)})"),
                               ctx, key="st_onehot")
         else:
-            show_chart(stplots.vector_figure(tr[act_name(layer - 1, "h")][t], font_size=ctx.font_size,
+            show_chart(stplots.vector_figure(tr[act_name(layer - 1, "h")][t], font_size=ctx.font_size, layer=layer - 1,
                                                     title=f"Input: H_t of layer {layer - 1}"),
                               ctx, key="st_input")
         which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
-        show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size,
+        show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size, layer=layer,
                                                title=f"Every term at step {t}, layer {layer}"),
                           ctx, key="st_terms")
         st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right.")

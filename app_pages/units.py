@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 from app_pages.ui.charts import controls, show_chart
+from app_pages.ui.scorecard import verdict_panel
 from app_pages.ui.context import context
 from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.unit_sample import SOURCES, sample_index
@@ -132,6 +133,8 @@ def unit_finder() -> None:
     except ERRORS as err:
         st.warning(str(err))
         return
+    verdict_panel(ctx, name)
+    st.subheader("Unit finder: ranked by correlation")
     st.caption(f"Ranked all {index.num_units:,} units in {res.seconds * 1000:.0f} ms. AUC: how well "
                f"“activation ≥ θ” separates {res.label_rule} from the rest, over every θ (0.5 = "
                "chance, 1 = perfect, 0 = perfect but inverted).")
@@ -157,8 +160,8 @@ def unit_finder() -> None:
                                   caption=f"The feature itself on the sample, steps {start}–{start + win}"))
     for s in res.top[:show]:
         acts = index.activations(s.unit, start, start + win).tolist()
-        st.html(uplots.unit_text_html(chars_s, acts, s.unit.name, font_size=ctx.font_size + 2,
-                                      caption=f"{s.unit.name} (r = {s.r:+.3f}, AUC = {s.auc:.3f}) on the same "
+        st.html(uplots.unit_text_html(chars_s, acts, s.unit.label, font_size=ctx.font_size + 2,
+                                      caption=f"{s.unit.label} (r = {s.r:+.3f}, AUC = {s.auc:.3f}) on the same "
                                               "sample excerpt; blue negative, red positive"))
         on_sidebar_text(s)
 
@@ -166,8 +169,8 @@ def unit_finder() -> None:
 def on_sidebar_text(s: U.UnitScore, note: str = "") -> None:
     """One unit's activations as coloured sidebar text."""
     typed = tr[s.unit.tensor_name][:, s.unit.unit].tolist()[:MAX_URL_TEXT]
-    st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.name, font_size=ctx.font_size + 2,
-                                  caption=f"{s.unit.name}{note} on the sidebar text"))
+    st.html(uplots.unit_text_html(tr.chars[:len(typed)], typed, s.unit.label, font_size=ctx.font_size + 2,
+                                  caption=f"{s.unit.label}{note} on the sidebar text"))
 
 
 # --------------------------------------------------------------------------- hypothesis
@@ -255,7 +258,7 @@ def _show_hypothesis(index: U.UnitIndex, hyp: U.Hypothesis, a: int, b: int, auto
     if not hyp.units:
         st.info("None at this threshold: switch on the automatic threshold or move θ.")
         return
-    st.dataframe([{"unit": s.unit.name, "on when": "high" if s.sign > 0 else "low",
+    st.dataframe([{"unit": s.unit.label, "on when": "high" if s.sign > 0 else "low",
                    "min inside": round(s.inside_min, 3), "max around": round(s.around_max, 3)}
                   for s in hyp.units[:50]], hide_index=True, width="stretch")
     matches, total = U.find_matches(index, hyp, min_fraction=frac, top=25)

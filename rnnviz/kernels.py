@@ -2,11 +2,11 @@
 
 Why this exists: the hand-written backward pass is one (h × G·h) matrix–vector product per step
 (G = 1/3/4 for RNN/GRU/LSTM). At H = 512 that reads all of W_hh, 4 MB in float32, every step: it is
-memory-bound, and MKL runs it on one core (~80–110 µs a step on our CPUs). A Python loop cannot
-split it over two cores: handing work to a second thread costs more than it saves (measured). Here
-the whole loop runs in one compiled function; each step's product is split by rows into
-``threads`` blocks (one parallel region per step, ~4 µs to launch), which brings the backward pass
-to the speed of the fused oneDNN forward. See ``python -m tools.bench_gradients``.
+memory-bound, and MKL runs it on one core. A Python loop cannot split it over two cores: handing
+work to a second thread costs more than it saves. Here the whole loop runs in one compiled
+function; each step's product is split by rows into ``threads`` blocks (one parallel region per
+step), which brings the backward pass to the speed of the fused forward. Current figures:
+``python -m tools.bench_gradients`` and docs/BENCHMARKS.md.
 
 These loops are the only backward recurrences of the product for the RNN, GRU and LSTM (the
 tests compare them with autograd and with a plain torch loop, ``tests/reference.py``); only the
@@ -186,7 +186,7 @@ def lstm_backward(WT: np.ndarray, dH: np.ndarray, K: np.ndarray, P: np.ndarray, 
 def cell_scan(i: np.ndarray, f: np.ndarray, g: np.ndarray, c0: np.ndarray, c: np.ndarray) -> None:
     """The LSTM memory cell, in place: c (T, h) receives C_t = F_t ⊙ C_{t−1} + I_t ⊙ C̃_t from the
     gates i, f, g (T, h; any strides) and C_{−1} = c0 (h,). One sequential pass (no thread pool:
-    it is memory-bound and ~0.2 ms at T = 1000, h = 256)."""
+    it is memory-bound and short)."""
     _cell_scan(i, f, g, c0, c)
 
 

@@ -89,7 +89,7 @@ def test_hidden_states_default_heatmap_is_the_trace(app, ckpt_dir):
     _, tr = model_and_trace(ckpt_dir, "timemachine-lstm", text)
     # Default order: by pattern (bands of similar units, issue 16); rows follow the y labels.
     assert at.query_params["hs.order"] == "pattern"
-    rows = [int(u[1:]) for u in heat["y"]]
+    rows = [int(u.split("[")[1].rstrip("]")) for u in heat["y"]]
     assert sorted(rows) == list(range(tr["layer0.h"].shape[1]))
     assert rows == views.unit_order(tr["layer0.h"], "pattern")
     assert np.allclose(decode(heat["z"]), tr["layer0.h"].numpy().T[rows], atol=1e-6)
@@ -107,7 +107,7 @@ def test_hidden_states_long_text_window_overview_and_url(app, ckpt_dir):
     assert len(heat["x"]) == 60 and heat["x"][0].startswith("500:")
     _, tr = model_and_trace(ckpt_dir, "timemachine-lstm", text)
     order = views.unit_order(tr["layer1.h"], "variance")
-    assert heat["y"] == [f"u{u}" for u in order]
+    assert heat["y"] == [f"L1 h[{u}]" for u in order]
     assert np.allclose(decode(heat["z"]), tr["layer1.h"].numpy()[500:560][:, order].T, atol=1e-6)
     assert at.slider(key="hs_start").value == 500
     assert at.query_params["hs.start"] == "500"
@@ -145,7 +145,7 @@ def test_hidden_states_unit_pick_colours_the_text(app, ckpt_dir):
     assert at.selectbox(key="hs_unit").value == 3
     shown = colored_texts(at)[-1]
     assert shown["chars"] == list(text)                      # characters travel as text, not HTML
-    assert "unit 3" in shown["caption"]
+    assert shown["caption"].startswith("L0 h[3] ")                # the unit's one name (#28)
 
 
 # --------------------------------------------------------------------------- predictions
@@ -202,7 +202,7 @@ def test_step_through_shows_the_equation_with_the_vectors(app, ckpt_dir, ckpt):
     terms = figs["st_terms"]["data"][0]
     assert terms["x"][-1] == "H_t"
     h = tr["layer0.h"][4].numpy()
-    units = [int(u[1:]) for u in terms["y"]]
+    units = [int(u.split("[")[1].rstrip("]")) for u in terms["y"]]
     assert len(units) == min(16, model.config.hidden_size)
     assert np.allclose(decode(terms["z"])[:, -1], h[units], atol=1e-5)
     assert any("matches the traced H_t" in c.value for c in at.caption)

@@ -97,7 +97,7 @@ def test_type_text_hover_heatmap_value_and_screenshot(server, tall_page):
     rows = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
         .find(e => e.layout.meta.chart === 'hs_heatmap').data[0].y""")   # unit labels, view's order
     for step, unit in ((4, 3), (17, 15)):
-        x, y = cell_position(page, "hs_heatmap", step, rows.index(f"u{unit}"))
+        x, y = cell_position(page, "hs_heatmap", step, rows.index(f"L0 h[{unit}]"))
         page.mouse.move(x, y)
         label = page.locator(".hoverlayer .hovertext").first
         label.wait_for(timeout=TIMEOUT)
@@ -105,7 +105,7 @@ def test_type_text_hover_heatmap_value_and_screenshot(server, tall_page):
         expected = float(trace["layer0.h"][step, unit])
         value = float(re.search(r"H = (-?\d+\.\d+)", text).group(1))
         assert value == pytest.approx(expected, abs=6e-5), text
-        assert f"u{unit}" in text and f"{step}:" in text
+        assert f"L0 h[{unit}]" in text and f"{step}:" in text
         page.mouse.move(5, 5)
 
     # the Plotly modebar (PNG download) is always shown

@@ -152,3 +152,35 @@ def test_prefetch_overlaps_and_computes_once(tmp_path, fail):
     else:
         assert shown.startswith("value 42 after ") and calls == 1
         assert float(shown.split()[3]) < 0.85          # overlapped: 0.5 s, not 0.4 + 0.5 s
+
+
+def test_cached_heavy_keeps_one_value_per_function_and_key():
+    """cached_heavy: the same (function, key) is computed once and shared (the same object, not a
+    copy); another key or another function with the same key is computed anew; a failure is not kept."""
+    from app_pages.ui.work import cached_heavy
+
+    calls = []
+
+    def double(x):
+        calls.append(("double", x))
+        return [2 * x]
+
+    def triple(x):
+        calls.append(("triple", x))
+        return [3 * x]
+
+    key = ("test_cached_heavy", object())          # unique to this test run
+    first = cached_heavy(double, key, 5)
+    assert first == [10] and cached_heavy(double, key, 5) is first
+    assert cached_heavy(double, key + (1,), 6) == [12]
+    assert cached_heavy(triple, key, 5) == [15]
+    assert calls == [("double", 5), ("double", 6), ("triple", 5)]
+
+    def boom():
+        calls.append("boom")
+        raise ValueError("no")
+
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            cached_heavy(boom, key)
+    assert calls.count("boom") == 2

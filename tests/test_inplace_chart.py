@@ -210,3 +210,23 @@ def test_charts_out_of_sight_wait_until_scrolled_to(server, browser):
     finally:
         page.close()
     assert not errors, errors
+
+
+def test_install_plotly_js_copies_the_installed_bundle_once(tmp_path):
+    """The charts' Plotly.js is the installed plotly package's, copied into <app folder>/static/
+    (served by Streamlit's static file serving), readable by any server user, no temporary file
+    left; a copy of another size (another plotly) is replaced."""
+    import stat
+
+    from app_pages.ui import plotly_component as pc
+
+    target = pc.install_plotly_js(tmp_path)
+    assert target == tmp_path.resolve() / "static" / pc.PLOTLY_JS
+    assert target.read_bytes() == pc.PLOTLY_SOURCE.read_bytes()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [p.name for p in target.parent.iterdir()] == [pc.PLOTLY_JS]
+    other = tmp_path / "other"
+    (other / "static").mkdir(parents=True)
+    (other / "static" / pc.PLOTLY_JS).write_text("old")
+    assert pc.install_plotly_js(other).read_bytes() == pc.PLOTLY_SOURCE.read_bytes()
+    assert pc.plotly_js_url() == f"/app/static/{pc.PLOTLY_JS}"

@@ -83,7 +83,7 @@ def test_unit_order_is_applied_to_rows(lstm_trace):
     _, tr = lstm_trace
     order = [3, 1, 0, 2, 7, 6, 5, 4]
     s = spec(splots.state_heatmap(tr["layer1.h"], tr.chars, units=order))["data"][0]
-    assert s["y"] == [f"u{u}" for u in order]
+    assert s["y"] == [f"L0 h[{u}]" for u in order]
     assert np.allclose(decode(s["z"]), tr["layer1.h"].numpy()[:, order].T, atol=1e-7)
     assert spec(splots.state_heatmap(tr["layer1.h"], tr.chars))["layout"]["yaxis"]["autorange"] == "reversed"
 

@@ -98,8 +98,8 @@ def test_big_heatmap_labels_unit_ids_and_names_the_named_units():
     fig = PS.state_heatmap(values, list("x" * T), units=order, named={30: "paren depth"})
     ya = fig.layout.yaxis
     assert ya.tickmode == "array" and 20 <= len(ya.tickvals) <= PS.UNIT_TICKS + 2
-    assert all(v.startswith("u") for v in ya.tickvals)
-    assert "<b>u30 · paren depth</b>" in ya.ticktext and "u30" in ya.tickvals
+    assert all(v.startswith("L0 h[") for v in ya.tickvals)
+    assert "<b>L0 h[30] · paren depth</b>" in ya.ticktext and "L0 h[30]" in ya.tickvals
 
 
 def test_name_units_finds_a_unit_that_tracks_a_feature():
@@ -123,7 +123,7 @@ def test_compare_heatmaps_show_the_characters():
     fig = PC.hidden_small_multiples(cmp, width=30)
     for axis in (fig.layout.xaxis, fig.layout.xaxis2):
         assert list(axis.ticktext)[:3] == [PC._label(c) for c in SMALL_TEXT[:3]]
-    assert fig.layout.yaxis.ticktext and all(t.startswith("u") for t in fig.layout.yaxis.ticktext)
+    assert fig.layout.yaxis.ticktext and all(t.startswith("L0 h[") for t in fig.layout.yaxis.ticktext)
 
 
 def test_pattern_order_puts_units_with_one_time_course_together():

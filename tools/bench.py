@@ -108,7 +108,8 @@ def _optional(group: str, quick: bool) -> list[Row]:
     module_name, fn_name = {"gradients": ("tools.bench_gradients", "bench_gradients"),
                             "training": ("tools.bench_train", "bench_training"),
                             "page": ("tools.bench_page", "bench_page"),
-                            "page-views": ("tools.bench_page_views", "bench_page_views")}[group]
+                            "page-views": ("tools.bench_page_views", "bench_page_views"),
+                            "scorecard": ("tools.bench_scorecard", "bench_scorecard")}[group]
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
@@ -117,7 +118,7 @@ def _optional(group: str, quick: bool) -> list[Row]:
     return getattr(module, fn_name)(quick=quick)
 
 
-GROUPS = ("trace", "gradients", "training", "page", "page-views")
+GROUPS = ("trace", "gradients", "training", "page", "page-views", "scorecard")
 
 
 def format_rows(rows: list[Row]) -> str:
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    groups = args.only or [g for g in GROUPS if not g.startswith("page") or args.page]
+    groups = args.only or [g for g in GROUPS if (not g.startswith("page") or args.page) and g != "scorecard"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rows: list[Row] = []
     for group in groups:

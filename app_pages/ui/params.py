@@ -16,6 +16,7 @@ from typing import Any, Callable
 from app_pages.ui.text import DEFAULT_TEXT, MAX_PAGE_CHARS, MAX_URL_TEXT
 from app_pages.ui.url import Choice, Flag, Float, Int, Multi, Param, Text
 from rnnviz.features import MAX_PATTERN_CHARS
+from rnnviz.units.names import unit_name
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ _DECLARED: tuple[Param, ...] = (
     Choice("hs.order", "hs_order", "pattern", choices=lim("orders")),
     Choice("hs.win", "hs_width", lambda m: m["widths"][0], choices=lim("widths")),
     Int("hs.start", "hs_start", 0, lo=0, hi=lim("last_start")),
-    Choice("hs.unit", "hs_unit", lim("unit"), choices=lambda m: {u: f"u{u}" for u in range(m["H"])}),
+    Choice("hs.unit", "hs_unit", lim("unit"), choices=lambda m: {u: unit_name(m.get("layer", 0), m.get("kind", "h"), u) for u in range(m["H"])}),
     # Predictions
     Int("pr.k", "pr_k", 5, lo=1, hi=lim("k_max")),
     Choice("pr.win", "pr_width", 40, choices=lim("widths")),

@@ -159,20 +159,27 @@ function figureOf(chart, { spec, theme, given }) {
 
 function draw(chart) {
   // Draw the waiting figure: Plotly.newPlot the first time, Plotly.react on the same <div> after.
+  // One draw at a time per chart: a Plotly.react started while the previous one was still running
+  // (figures arriving at key-repeat speed, a slider held down) failed inside Plotly ("reading
+  // '_rehover'"). A figure that arrives meanwhile waits, and the running draw draws it when done.
+  if (chart.drawing || !chart.waiting) return;
   const waiting = chart.waiting;
   chart.waiting = null;
   delete chart.box.dataset.rnnvizPending;
   const seq = ++chart.seq;
-  loadPlotly(waiting.plotly).then((Plotly) => {
-    // A newer figure arrived while Plotly was loading, or the chart was unmounted meanwhile (a
-    // remount into the same element starts a new chart: drawing here too left two charts in it).
+  chart.drawing = loadPlotly(waiting.plotly).then((Plotly) => {
+    // The chart was unmounted meanwhile (a remount into the same element starts a new chart:
+    // drawing here too left two charts in it).
     if (seq !== chart.seq || chart.dead) return;
     const first = !chart.drawn;
     chart.drawn = true;
     chart.figure = figureOf(chart, waiting);
     chart.box.style.minHeight = "";
     return (first ? Plotly.newPlot : Plotly.react)(chart.div, sized(chart));
-  }).catch((err) => console.error("rnnviz chart:", err));
+  }).catch((err) => console.error("rnnviz chart:", err)).finally(() => {
+    chart.drawing = null;
+    if (!chart.dead && chart.waiting && (chart.inSight || chart.full)) draw(chart);
+  });
 }
 
 export default function (component) {
@@ -208,8 +215,8 @@ export default function (component) {
     sight.unobserve(chart.box);
     removeEventListener("keydown", chart.onKey);
     removeEventListener("resize", chart.onResize);
-    if (window.Plotly && chart.drawn) window.Plotly.purge(chart.div);
-    chart.box.remove();
+    const purge = () => { if (window.Plotly && chart.drawn) window.Plotly.purge(chart.div); chart.box.remove(); };
+    if (chart.drawing) chart.drawing.then(purge); else purge();    // never under a running draw
   };
   return chart.cleanup;
 }

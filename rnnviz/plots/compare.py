@@ -8,8 +8,9 @@ from plotly.subplots import make_subplots
 
 from ..compare import FLAG_NAMES, Comparison
 from .common import DIVERGING, display_char, escape, log_axis
-from .states import char_axis, unit_axis
 from ..names import act_name
+from ..units.names import state_of
+from .states import char_axis, unit_axis, unit_labels
 
 
 def _label(ch: str) -> str:
@@ -63,7 +64,7 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
         units = pick_units(H[a:b], max_units)
         shown = f"{len(units)} of {H.shape[1]} units" if len(units) < H.shape[1] else f"{H.shape[1]} units"
         titles.append(f"{escape(run.name)} ({run.describe['cell']}) · {key} · steps {a}–{b - 1} · {shown}")
-        panels.append((run, H, a, b, units))
+        panels.append((run, H, a, b, units, key))
     panel_px, gap_px = 230, 120                     # the gap holds the rotated step:char labels
     height = M * panel_px + (M - 1) * gap_px + 90
     fig = make_subplots(rows=M, cols=1, subplot_titles=titles,
@@ -71,17 +72,17 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
     for row, panel in enumerate(panels, start=1):
         if panel is None:
             continue
-        run, H, a, b, units = panel
+        run, H, a, b, units, key = panel
         # Unique "step:char" labels (as common.step_labels), numbered from the window's start.
         labels = [f"{a + i}:{_label(c)}" for i, c in enumerate(run.chars[a:b])]
         fig.add_trace(go.Heatmap(
-            z=H[a:b][:, units].T, x=labels, y=[f"u{u}" for u in units], coloraxis="coloraxis",
+            z=H[a:b][:, units].T, x=labels, y=unit_labels(units, *state_of(key)), coloraxis="coloraxis",
             name=escape(run.name),
             hovertemplate=f"{escape(run.name)}<br>step:char %{{x}}<br>unit %{{y}}<br>H=%{{z:.3f}}<extra></extra>",
         ), row=row, col=1)
         # The characters themselves along the axis, as on Hidden states (step:char when wide).
         fig.update_xaxes(**char_axis([_label(c) for c in run.chars[a:b]], labels), row=row, col=1)
-        fig.update_yaxes(**unit_axis(units), row=row, col=1)     # unit ids, as on Hidden states
+        fig.update_yaxes(**unit_axis(units, layer=state_of(key)[0], kind=state_of(key)[1]), row=row, col=1)
     fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmid=0, colorbar=dict(title="H")),
                       height=height, margin=dict(l=50, r=20, t=40, b=50))
     return fig

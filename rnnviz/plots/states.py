@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from ..units.names import unit_name
 from .common import DIVERGING, SEQUENTIAL, display_char
 from .text import _lut
 
@@ -45,8 +46,9 @@ def char_axis(chars: Sequence[str], x: Sequence[str], font_size: int = 12) -> di
     return dict(type="category", tickangle=-90, tickfont=dict(size=max(8, font_size - 2)))
 
 
-def unit_labels(units: Sequence[int]) -> list[str]:
-    return [f"u{u}" for u in units]
+def unit_labels(units: Sequence[int], layer: int = 0, kind: str = "h") -> list[str]:
+    """Each unit's one name on every view ("L0 h[203]", :func:`rnnviz.units.names.unit_name`)."""
+    return [unit_name(layer, kind, u) for u in units]
 
 
 #: At most about this many unit ids on a heatmap's y axis (more would overlap).
@@ -54,7 +56,7 @@ UNIT_TICKS = 40
 
 
 def unit_axis(units: Sequence[int], named: dict[int, str] | None = None,
-              font_size: int = 12) -> dict:
+              font_size: int = 12, layer: int = 0, kind: str = "h") -> dict:
     """A category y axis over units (top to bottom in ``units`` order) labelled with unit ids:
     every unit up to UNIT_TICKS rows, else every k-th; units in ``named`` (unit → what it tracks)
     always get a bold "u30 · paren depth" tick, and plain ticks too close to one are left out."""
@@ -65,10 +67,11 @@ def unit_axis(units: Sequence[int], named: dict[int, str] | None = None,
     pos = {u: i for i, u in enumerate(units)}
     near = {i for u in named for i in range(pos[u] - step + 1, pos[u] + step)}
     shown = sorted({i for i in range(0, rows, step) if i not in near} | {pos[u] for u in named})
-    text = [f"<b>u{units[i]} · {named[units[i]]}</b>" if units[i] in named else f"u{units[i]}"
+    label = dict(zip(units, unit_labels(units, layer, kind)))
+    text = [f"<b>{label[units[i]]} · {named[units[i]]}</b>" if units[i] in named else label[units[i]]
             for i in shown]
     return dict(type="category", autorange="reversed", title=dict(text="unit"), automargin=True,
-                tickmode="array", tickvals=[f"u{units[i]}" for i in shown], ticktext=text,
+                tickmode="array", tickvals=[label[units[i]] for i in shown], ticktext=text,
                 tickfont=dict(size=max(8, font_size - 3)))
 
 
@@ -83,7 +86,7 @@ def symmetric_range(values) -> float:
 def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequence[int] | None = None,
                   title: str = "", name: str = "H", zmax: float | None = None, gate: bool = False,
                   height: int | None = None, font_size: int = 12,
-                  named: dict[int, str] | None = None) -> go.Figure:
+                  named: dict[int, str] | None = None, layer: int = 0, kind: str = "h") -> go.Figure:
     """Heatmap of a (W, h) window of a per-unit tensor: rows = units (in ``units`` order, top to
     bottom), columns = the W characters ``chars`` read at steps start … start + W − 1.
 
@@ -97,7 +100,7 @@ def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequen
     units = list(range(a.shape[1])) if units is None else list(units)
     z = np.ascontiguousarray(a[:, units].T)  # (len(units), W)
     x = window_labels(chars, start)
-    y = unit_labels(units)
+    y = unit_labels(units, layer, kind)
     hover = "step:char %{x}<br>unit %{y}<br>" + name + " = %{z:.4f}<extra></extra>"
     if gate:
         trace = go.Heatmap(z=z, x=x, y=y, colorscale=SEQUENTIAL, zmin=0.0, zmax=1.0,
@@ -112,7 +115,7 @@ def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequen
         height = int(120 + rows * max(2.3, min(18.0, 600 / max(1, rows))))
     xaxis = char_axis(chars, x, font_size)
     xaxis["title"] = dict(text="character read at step t" + (" (hover for the step)" if len(chars) <= ALL_LABELS_MAX else ""))
-    yaxis = unit_axis(units, named, font_size)
+    yaxis = unit_axis(units, named, font_size, layer, kind)
     fig.update_layout(title=dict(text=title), height=height, xaxis=xaxis, yaxis=yaxis,
                       margin=dict(l=60, r=20, t=40 if title else 10, b=60),
                       font=dict(size=font_size))

@@ -19,7 +19,8 @@ def _np(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-def terms_figure(terms: dict, units: Sequence[int], *, title: str = "", font_size: int = 12) -> go.Figure:
+def terms_figure(terms: dict, units: Sequence[int], *, title: str = "", font_size: int = 12,
+                 layer: int = 0) -> go.Figure:
     """Columns = the equation's terms (in order), rows = ``units``; each cell shows its number.
 
     ``terms`` is ``views.step_terms`` (name → (h,) vector). Diverging scale centred on 0.
@@ -29,7 +30,7 @@ def terms_figure(terms: dict, units: Sequence[int], *, title: str = "", font_siz
     z = np.stack([_np(terms[n])[units] for n in names], axis=1) if names else np.zeros((len(units), 0))
     m = symmetric_range(z)
     fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=unit_labels(units), colorscale=DIVERGING, zmid=0.0, zmin=-m, zmax=m,
+        z=z, x=names, y=unit_labels(units, layer, "h"), colorscale=DIVERGING, zmid=0.0, zmin=-m, zmax=m,
         text=np.vectorize(lambda v: f"{v:.3f}")(z) if z.size else None, texttemplate="%{text}",
         textfont=dict(size=max(9, font_size - 1)), xgap=2, ygap=1,
         colorbar=dict(thickness=12),
@@ -54,11 +55,12 @@ def onehot_figure(x, tokens: Sequence[str], *, font_size: int = 12, title: str =
     return fig
 
 
-def vector_figure(v, *, labels: Sequence[str] | None = None, title: str = "", font_size: int = 12) -> go.Figure:
+def vector_figure(v, *, labels: Sequence[str] | None = None, title: str = "", font_size: int = 12,
+                  layer: int = 0) -> go.Figure:
     """A vector as a one-row heatmap (e.g. the input of a deeper layer, H_t of the layer below)."""
     a = _np(v)
     m = symmetric_range(a)
-    labels = list(labels) if labels is not None else unit_labels(range(a.size))
+    labels = list(labels) if labels is not None else unit_labels(range(a.size), layer, "h")
     fig = go.Figure(go.Heatmap(z=a[None, :], x=labels, y=[""], colorscale=DIVERGING, zmid=0, zmin=-m,
                                zmax=m, showscale=False,
                                hovertemplate="%{x}: %{z:.4f}<extra></extra>"))

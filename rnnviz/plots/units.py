@@ -35,7 +35,7 @@ def _visible(text: str) -> str:
 # --------------------------------------------------------------------------- unit finder
 def ranked_units_rows(result: FinderResult) -> list[dict]:
     """One dict per top unit (rank, unit, r, AUC, direction) for a table."""
-    return [{"rank": k + 1, "unit": s.unit.name, "r": round(s.r, 4), "AUC": round(s.auc, 4),
+    return [{"rank": k + 1, "unit": s.unit.label, "r": round(s.r, 4), "AUC": round(s.auc, 4),
              "on when": "feature on" if s.auc >= 0.5 else "feature off"}
             for k, s in enumerate(result.top)]
 
@@ -52,7 +52,7 @@ def ranked_units_figure(result: FinderResult, font_size: int = 12) -> go.Figure:
         x = [s.r for s in top][::-1]
         base, axis = 0.0, "Pearson r"
         xr = [-1, 1]
-    hover = [f"{s.unit.name}<br>r = {s.r:+.4f}<br>AUC = {s.auc:.4f}" for s in top][::-1]
+    hover = [f"{s.unit.label}<br>r = {s.r:+.4f}<br>AUC = {s.auc:.4f}" for s in top][::-1]
     fig = go.Figure(go.Bar(x=[v - base for v in x], base=base, y=labels, orientation="h",
                            marker_color=["#d62728" if v >= base else "#1f77b4" for v in x],
                            hovertext=hover, hoverinfo="text"))
@@ -163,7 +163,7 @@ def ablation_figure(ab: Ablation, start: int = 0, width: int = 200, font_size: i
     fig.update_xaxes(type="category", tickangle=-60, row=2, col=1)
     fig.update_xaxes(type="category", row=1, col=1)
     how = "zeroed" if ab.mode == "zero" else f"clamped to {ab.value:g}"
-    title = f"{ab.unit.name} {how}: mean Δ surprisal {ab.mean_delta:+.4f} nats/char"
+    title = f"{ab.unit.label} {how}: mean Δ surprisal {ab.mean_delta:+.4f} nats/char"
     fig.update_layout(showlegend=False)
     return _layout(fig, title, 520, font_size)
 

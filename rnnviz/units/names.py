@@ -17,6 +17,23 @@ import torch
 from torch import Tensor
 
 from ..features import FEATURE_NAMES, features
+from ..names import parse_act_name
+
+def unit_name(layer: int, kind: str, unit: int) -> str:
+    """The one name of a unit on every view: ``"L0 h[203]"`` (layer, state, index).
+
+    ``kind``: "h", "c", or a gate ("f", "gates.f" → "f"). Hidden states, the Units table and
+    chart, Step-through and Compare all label units with it, so a unit read on one view is found
+    by the same name on the others."""
+    kind = kind.rsplit(".", 1)[-1]
+    return f"L{int(layer)} {kind}[{int(unit)}]"
+
+
+def state_of(name: str) -> tuple[int, str]:
+    """(layer, state) of a trace name: ``"layer1.c"`` → (1, "c"), ``"layer0.gates.f"`` → (0, "f")."""
+    layer, state = parse_act_name(name)
+    return layer, state.rsplit(".", 1)[-1]
+
 
 def pretty(feature: str) -> str:
     """A feature's name for a label: "paren depth", not "paren_depth"."""

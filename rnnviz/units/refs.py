@@ -13,6 +13,7 @@ from ..model import CharRNN
 from ..ref import model_ref
 from ..trace import Trace
 from ..names import act_name
+from .names import unit_name
 
 
 class UnitsError(ValueError):
@@ -38,7 +39,8 @@ class UnitRef:
 
     @property
     def label(self) -> str:
-        return f"L{self.layer} {self.kind}[{self.unit}]"
+        """The unit's name on the page (:func:`rnnviz.units.names.unit_name`)."""
+        return unit_name(self.layer, self.kind, self.unit)
 
 
 def unit_kinds(model: CharRNN) -> tuple[str, ...]:
