@@ -52,9 +52,9 @@ with st.container(key="gen-knobs"):   # the knobs are the lesson here: visible i
 sync("gen.prefix", "gen.temp", "gen.len", "gen.topk", "gen.seed")
 
 try:
-    plan = cost.fit("generate", ctx.model.config, len(prefix) + int(length), what="generation",
-                    minimum=len(prefix) + 1, request_seconds=settings().request_seconds)
-    result = cached_generation(ctx.ref, prefix, plan.steps - len(prefix), float(temperature),
+    plan = cost.fit_generation(ctx.model.config, len(prefix), int(length),
+                               request_seconds=settings().request_seconds)
+    result = cached_generation(ctx.ref, prefix, plan.steps, float(temperature),
                                int(top_k), int(seed), ctx.model)
 except LIMITS as err:
     st.warning(limit_message("generation", err))

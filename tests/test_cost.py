@@ -170,10 +170,10 @@ def test_cached_heavy_keeps_one_value_per_function_and_key():
         return [3 * x]
 
     key = ("test_cached_heavy", object())          # unique to this test run
-    first = cached_heavy(double, key, 5)
-    assert first == [10] and cached_heavy(double, key, 5) is first
-    assert cached_heavy(double, key + (1,), 6) == [12]
-    assert cached_heavy(triple, key, 5) == [15]
+    first = cached_heavy("trace", double, key, 5)
+    assert first == [10] and cached_heavy("trace", double, key, 5) is first
+    assert cached_heavy("trace", double, key + (1,), 6) == [12]
+    assert cached_heavy("trace", triple, key, 5) == [15]
     assert calls == [("double", 5), ("double", 6), ("triple", 5)]
 
     def boom():
@@ -182,5 +182,5 @@ def test_cached_heavy_keeps_one_value_per_function_and_key():
 
     for _ in range(2):
         with pytest.raises(ValueError):
-            cached_heavy(boom, key)
+            cached_heavy("trace", boom, key)
     assert calls.count("boom") == 2

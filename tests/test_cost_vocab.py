@@ -30,3 +30,12 @@ def test_recurrent_part_still_prices_large_hidden_sizes():
 
 def test_generation_still_reads_every_weight_per_step():
     assert cost.estimate("generate", _cfg(8_000), 100) > cost.estimate("trace", _cfg(8_000), 100)
+
+
+def test_generation_reads_its_prefix_in_one_pass():
+    """A 100,000-token model that traces quickly is not refused by Generate: the prefix is priced
+    as one whole-text pass, only the generated characters step by step."""
+    plan = cost.fit_generation(_cfg(100_000), 60, 200)
+    assert plan.steps >= 1
+    small = cost.fit_generation(_cfg(80), 60, 200)
+    assert small.steps == 200 and not small.reduced

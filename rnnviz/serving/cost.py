@@ -178,6 +178,20 @@ def fit(op: str, cfg: ModelConfig, steps: int, what: str | None = None, minimum:
     return Plan(what, kept, steps, estimate(op, cfg, kept), full, limit, describe(cfg))
 
 
+def fit_generation(cfg: ModelConfig, prefix: int, n: int,
+                   request_seconds: float = REQUEST_SECONDS) -> Plan:
+    """The plan of generating ``n`` characters after a ``prefix``-character prefix: the prefix is
+    read in one whole-text pass (priced as a trace), the rest of the budget buys generated
+    characters one step each (``plan.steps`` of them). Raises CostError when not even one fits."""
+    budget = op_budget("generate", request_seconds)
+    head = estimate("trace", cfg, prefix)
+    if head + estimate("generate", cfg, 1) > budget:
+        raise CostError(f"Not computed: reading the {prefix:,}-character prefix and generating one "
+                        f"character would take ~{head + estimate('generate', cfg, 1):.3g} s with this "
+                        f"model ({describe(cfg)}), over the {budget:g} s budget per request.")
+    return fit("generate", cfg, n, what="generation", minimum=1, limit=budget - head)
+
+
 def order_seconds(method: str, steps: int, hidden: int) -> float:
     """Estimated seconds of a unit order (rnnviz.views.unit_order) of (steps, hidden) values."""
     per_value = 1e-8 * steps * hidden                      # variances: one pass
