@@ -48,21 +48,21 @@ def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float)
 def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, model) -> G.NormCurve:
     """‖∂L/∂H_t‖ in float64 (so a vanishing gradient shows its size instead of underflowing)."""
     import torch
-    return cached_heavy(G.norm_curve, (ref, text, loss, step, knobs), model, text, loss=loss, step=step,
+    return cached_heavy("norm_curve", G.norm_curve, (ref, text, loss, step, knobs), model, text, loss=loss, step=step,
                         whatif=_knobs(*knobs), dtype=torch.float64)
 
 
 def spectrum(ref: ModelRef, knobs: tuple, model) -> G.Spectrum:
-    return cached_heavy(G.whh_spectrum, (ref, knobs), model, _knobs(*knobs))
+    return cached_heavy("spectrum", G.whh_spectrum, (ref, knobs), model, _knobs(*knobs))
 
 
 def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model) -> G.JacobianChain:
-    return cached_heavy(G.jacobian_chain, (ref, text, layer, knobs, back), model, text, layer=layer,
+    return cached_heavy("chain", G.jacobian_chain, (ref, text, layer, knobs, back), model, text, layer=layer,
                         whatif=_knobs(*knobs), max_distance=back)
 
 
 def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, model) -> G.GradientMap:
-    return cached_heavy(G.gradient_map, (ref, text, knobs, max_macs), model, text,
+    return cached_heavy("gmap", G.gradient_map, (ref, text, knobs, max_macs), model, text,
                         whatif=_knobs(*knobs), max_macs=max_macs)
 
 

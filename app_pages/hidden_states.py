@@ -8,14 +8,17 @@ from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
 from app_pages.ui.scorecard import checked_names
+from app_pages.ui.settings import settings
 from app_pages.ui.text import notices
 from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
+from app_pages.ui.work import LIMITS, limit_message, run_heavy
 from rnnviz import views
+from rnnviz.names import act_name
 from rnnviz.plots import states as splots
 from rnnviz.plots.layers import Block, stacked_layers_figure
 from rnnviz.ref import ModelRef
-from rnnviz.names import act_name
+from rnnviz.serving import cost
 from rnnviz.units.names import name_units, unit_name
 
 WIDTHS = (60, 120, 250, 500, 1000)
@@ -24,8 +27,20 @@ TEXT_MAX = 2_000
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def _unit_order(ref: ModelRef, text: str, name: str, method: str, _values) -> list[int]:
+    limit = cost.op_budget("unit_order", request_seconds=settings().request_seconds)
+    cost.check_order(method, *_values.shape, limit=limit)
+    return run_heavy("unit_order", views.unit_order, _values, method)
+
+
 def unit_order(ref: ModelRef, text: str, name: str, method: str, _values) -> list[int]:
-    return views.unit_order(_values, method)
+    """The chosen order, priced (h³ for 'pattern') and run in the heavy-work pool under its own
+    deadline; over budget or stopped: the units as trained, with a note."""
+    try:
+        return _unit_order(ref, text, name, method, _values)
+    except LIMITS as err:
+        st.info(f"Units shown as trained instead: {limit_message('unit order', err)}")
+        return list(range(_values.shape[1]))
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)

@@ -24,6 +24,8 @@ from rnnviz import units as U
 from rnnviz.plots import units as uplots
 from rnnviz.ref import ModelRef
 from rnnviz.names import act_name
+from rnnviz.regex_run import REGEX_WORKERS
+from rnnviz.regex_run import queue as regex_queue
 
 TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
 REGEX = "regular expression…"
@@ -59,13 +61,13 @@ def ranking(ref: ModelRef, text_digest: str, feature: str, by: str, top: int,
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def cached_counterfactual(ref: ModelRef, text: str, a: int, b: int, rep: str,
                           _model) -> U.Counterfactual:
-    return run_heavy(U.counterfactual, _model, text, a, b, rep)
+    return run_heavy("forward2", U.counterfactual, _model, text, a, b, rep)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def cached_ablation(ref: ModelRef, text: str, layer: int, unit: int, kind: str,
                     mode: str, value: float, _model) -> U.Ablation:
-    return run_heavy(U.ablate, _model, text, layer, unit, kind=kind, mode=mode, value=value)
+    return run_heavy("forward2", U.ablate, _model, text, layer, unit, kind=kind, mode=mode, value=value)
 
 
 def digest(text: str) -> str:
@@ -122,6 +124,9 @@ def unit_finder() -> None:
         top = c4.number_input("Top", 3, 30, key="u_top")
     sync("units.feat", "units.re", "units.by", "units.top")
     name = f"{F.REGEX_PREFIX}{pattern}" if feat == REGEX else feat
+    if feat == REGEX and (busy := regex_queue())[0] >= REGEX_WORKERS:
+        st.caption(f"The server's pattern workers are busy ({busy[0]} running): yours is number "
+                   f"{busy[1] + 1} in the queue and runs when one is free.")
     try:
         res = index.rank(name, by=by, top=int(top)) if isinstance(index, U.UnitStats) \
             else ranking(ctx.ref, index.key + digest(index.text), name, by, int(top), index)
@@ -351,7 +356,9 @@ def projection_tab() -> None:
         st.info("Pick at least one state.")
         return
     try:
-        proj = U.project_trace(tr, names, k=2)
+        dims = sum(tr[n].shape[1] for n in names if n in tr)
+        cost.check_pca(T, dims, cost.op_budget("pca", request_seconds=settings().request_seconds))
+        proj = run_heavy("pca", U.project_trace, tr, names, k=2)
     except ERRORS as err:
         st.info(str(err))
         return

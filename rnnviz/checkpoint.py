@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .model import CharRNN, ModelConfig
+from .model import CharRNN, ModelConfig, empty_model
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def load_model_bytes(data: bytes, name: str = "uploaded") -> CharRNN:
     for key, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise CheckpointError(f"This checkpoint's weights are unusable: tensor {key!r} contains NaN or infinite values.")
-    model = CharRNN(config)
+    model = empty_model(config)          # every weight is loaded next: no random init
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     model.eval().requires_grad_(False)
     model.name = name

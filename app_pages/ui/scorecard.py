@@ -57,7 +57,7 @@ def feature_scorecard(ref: ModelRef, model_key: str, feature: str, _model) -> tu
     warm = (cache is not None and feature in feats and cache.get("chars") == len(sample)
             and cache.get("fingerprint") == ref.digest)
     text = sample if warm else sample[:COLD_CHARS]
-    df = run_heavy(U.scorecard, _model, text, [feature], max_causal=PAGE_MAX_CAUSAL,
+    df = run_heavy("index", U.scorecard, _model, text, [feature], max_causal=PAGE_MAX_CAUSAL,
                    cache=cache if warm else None)
     how = (f"{source}; {'first ' + format(len(text), ',') + ' characters, ' if not warm else ''}"
            f"controls {'from the checkpoint’s sidecar' if warm else 'computed now'}")

@@ -43,8 +43,8 @@ Reproducibility and resume
 --------------------------
 All randomness comes from ``--seed``: the initial weights (``build_model(config, seed)``), each
 epoch's offset/shuffle (a generator seeded from (seed, epoch)) and the dropout masks of each step
-(the global RNG is re-seeded from (seed, step) before every step, inside ``fork_rng`` so the
-caller's RNG is untouched). A run's latest state is written next to the checkpoint as
+(the model's own dropout generator is seeded from (seed, step) before every step; torch's global
+RNG is never read or changed, so concurrent runs and pages cannot change each other's numbers). A run's latest state is written next to the checkpoint as
 ``<checkpoint>.trainstate`` (a safetensors file, no pickle): the latest weights, the optimiser
 state (Adam moments / SGD momentum), the carried BPTT state, the current learning rate, the step /
 epoch / position counters, the early-stopping counters, the running train-loss sums and the loss

@@ -115,8 +115,7 @@ class Trainer:
         self._t_run: float | None = None      # start of the wall-clock span now counting
         self._bar: _Bar | None = None
         self._batches: tuple[int, list] = (-1, [])   # (epoch, its minibatches)
-        with self._rng():
-            self._setup()
+        self._setup()
         self.history = History(rows=self.state.history)
         self.timeline: TimelineRecorder | None = None    # weight snapshots (cfg.timeline > 0)
         if cfg.timeline and self.out is not None:        # written beside the checkpoint only
@@ -168,27 +167,19 @@ class Trainer:
         self.best_weights = {k: v.detach().clone().to(self.device) for k, v in best.state_dict().items()}
         self.best_train_loss = best.provenance.get("train_loss")
 
-    # ------------------------------------------------------------------ clock, RNG, limits
-    @contextmanager
-    def _rng(self):
-        """Fork the global RNG: the per-step reseeding leaves the caller's generator untouched."""
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            yield
-
+    # ------------------------------------------------------------------ clock, limits
     @contextmanager
     def _running(self):
-        """Fork the RNG and count wall clock into ``state.train_seconds`` (no-op when nested)."""
+        """Count wall clock into ``state.train_seconds`` (no-op when nested)."""
         if self._t_run is not None:
             yield
             return
-        with self._rng():
-            self._t_run = time.perf_counter()
-            try:
-                yield
-            finally:
-                self.state.train_seconds += time.perf_counter() - self._t_run
-                self._t_run = None
+        self._t_run = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.state.train_seconds += time.perf_counter() - self._t_run
+            self._t_run = None
 
     def elapsed(self) -> float:
         """Seconds of training wall clock so far (this run and, after --resume, the earlier ones)."""
@@ -248,7 +239,7 @@ class Trainer:
             self.carry = None                 # zero state at each epoch start / random minibatch
         X, Y = batches[s.batch]
         X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
-        torch.manual_seed(step_seed(cfg.seed, s.step))
+        self.model.seed_dropout(step_seed(cfg.seed, s.step), self.device)
         t0 = time.perf_counter()
         loss, carry = train_step(self.model, self.optimizer, X, Y, self.carry, cfg.clip)
         lv = float(loss)
