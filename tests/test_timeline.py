@@ -223,3 +223,14 @@ def test_a_resumed_run_keeps_the_early_snapshots(tmp_path):
     steps = [s for s, _ in rnnviz.load_timeline(second.out)]
     assert steps[0] == 0 and 1 in steps and steps[-1] == rnnviz.load_model(second.out).provenance["steps"]
     assert len(steps) == 8 and set(steps[:3]) <= set(early)
+
+
+@pytest.mark.parametrize("path", sorted(rnnviz.checkpoint.CHECKPOINT_DIR.glob("*.timeline")), ids=lambda p: p.stem)
+def test_every_shipped_timeline_loads_and_ends_at_its_checkpoint(path):
+    snaps = rnnviz.load_timeline(path)
+    ckpt = rnnviz.load_model(path.with_suffix(".safetensors"))
+    steps = [s for s, _ in snaps]
+    assert steps[0] == 0 and steps[-1] == ckpt.provenance["steps"] and 16 <= len(steps) <= 24
+    losses = [m.provenance["timeline_val_loss"] for _, m in snaps]
+    assert all(isinstance(v, float) for v in losses) and losses[-1] < losses[0] - 1.0
+    assert losses[-1] == pytest.approx(ckpt.provenance["val_loss"], abs=1e-4)
