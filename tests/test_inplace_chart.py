@@ -17,8 +17,11 @@ CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(e => ({
   look: JSON.stringify([e._fullLayout.paper_bgcolor, e._fullLayout.plot_bgcolor, e._fullLayout.font,
                         e._fullLayout.colorway, e._fullData.map(t => t.colorscale || t.line.color)]),
   xrange: e._fullLayout.xaxis.range.slice(), autorange: e._fullLayout.xaxis.autorange}))"""
+# Four charts drawn with update n, and no in-place draw under way (a zoom made during a Plotly.react
+# still running was lost when it finished: data-rnnviz-drawing, app_pages/ui/plotly_inplace.js).
 READY = """n => { const els = [...document.querySelectorAll('.js-plotly-plot')];
-  return els.length === 4 && els.every(e => e.layout && e.layout.meta.n === n && e.querySelector('.main-svg')); }"""
+  return els.length === 4 && els.every(e => e.layout && e.layout.meta.n === n && e.querySelector('.main-svg'))
+      && !document.querySelector('[data-rnnviz-drawing], [data-rnnviz-pending]'); }"""
 
 
 def test_figure_travels_as_bytes_and_reads_back():
