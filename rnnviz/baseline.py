@@ -155,29 +155,43 @@ class Baseline:
     source: str
 
 
-def model_baseline(model, max_order: int = MAX_ORDER, max_train_chars: int = MAX_TRAIN_CHARS,
-                   corpora_dir=None) -> Baseline:
-    """Fit n-grams on the training split of ``model``'s corpus, as rnnviz.train split it: the corpus
-    named in its provenance, after the model's preprocessing, all but the last ``val_fraction``
-    (the held-out part); at most the last ``max_train_chars`` characters of that split (memory).
-    ``corpora_dir``: the folder of the corpora (default: rnnviz.corpora's).
-    Raises BaselineError when the provenance names no corpus or split, or the corpus is missing."""
-    from .corpora import load_corpus
-    from .vocab import preprocess
-
+def training_split(model) -> tuple[str, str, float, int | None]:
+    """What ``model`` was trained on, as a hashable key: (corpus name, preprocessing, validation
+    fraction, the python corpus' size cap or None). Models trained on the same split share one
+    n-gram fit. Raises BaselineError when the provenance names no corpus or split."""
     prov = getattr(model, "provenance", None) or {}
     name, vf = prov.get("corpus"), prov.get("val_fraction")
     if not isinstance(name, str) or not isinstance(vf, (int, float)) or not 0 < vf < 1:
         raise BaselineError("The checkpoint does not record its training corpus and split.")
     tc = prov.get("train_config") if isinstance(prov.get("train_config"), dict) else {}
     pmax = tc.get("python_max_chars")
+    return (name.removesuffix(".txt"), model.config.preprocessing, float(vf),
+            pmax if isinstance(pmax, int) else None)
+
+
+def model_baseline(model, max_order: int = MAX_ORDER, max_train_chars: int = MAX_TRAIN_CHARS,
+                   corpora_dir=None) -> Baseline:
+    """Fit n-grams on the training split of ``model``'s corpus (:func:`training_split`)."""
+    return split_baseline(training_split(model), max_order, max_train_chars, corpora_dir)
+
+
+def split_baseline(split: tuple[str, str, float, int | None], max_order: int = MAX_ORDER,
+                   max_train_chars: int = MAX_TRAIN_CHARS, corpora_dir=None) -> Baseline:
+    """Fit n-grams on a training split as rnnviz.training made it: the corpus ``split[0]``, after
+    the preprocessing ``split[1]``, all but the last ``split[2]`` (the held-out part); at most the
+    last ``max_train_chars`` characters of that split (memory). ``corpora_dir``: the folder of the
+    corpora (default: rnnviz.corpora's). Raises BaselineError when the corpus is missing."""
+    from .corpora import load_corpus
+    from .vocab import preprocess
+
+    name, preprocessing, vf, pmax = split
     try:
-        corpus = load_corpus(name.removesuffix(".txt"), folder=corpora_dir,
-                             **({"python_max_chars": pmax} if isinstance(pmax, int) else {}))
+        corpus = load_corpus(name, folder=corpora_dir,
+                             **({"python_max_chars": pmax} if pmax is not None else {}))
     except (OSError, ValueError) as err:
         raise BaselineError(f"The training corpus {name!r} is not available: {err}") from None
-    prepared = preprocess(corpus.text, model.config.preprocessing)
-    split = int(len(prepared) * (1 - vf))
-    train = prepared[max(0, split - max_train_chars):split]
-    return Baseline(fit_ngrams(train, max_order), len(train), prepared[split:],
+    prepared = preprocess(corpus.text, preprocessing)
+    cut = int(len(prepared) * (1 - vf))
+    train = prepared[max(0, cut - max_train_chars):cut]
+    return Baseline(fit_ngrams(train, max_order), len(train), prepared[cut:],
                     f"{name}: {len(train):,} characters of the training split")

@@ -25,7 +25,7 @@ from app_pages.ui.work import LIMITS, limit_message, run_heavy
 from rnnviz import TextError
 from rnnviz import features as F
 from rnnviz import units as U
-from rnnviz.baseline import Baseline, BaselineError, model_baseline
+from rnnviz.baseline import Baseline, BaselineError, split_baseline, training_split
 from rnnviz.checkpoint import CheckpointError, resolve_checkpoint
 from rnnviz.plots import units as uplots
 from rnnviz.ref import ModelRef
@@ -100,10 +100,11 @@ def verdict_panel(ctx: Context, feature: str) -> None:
     st.dataframe(verdict_rows(df), hide_index=True, width="stretch")
 
 
-@st.cache_resource(max_entries=2, show_spinner="Fitting n-gram models on the training split (once per model)…")
-def fitted_baseline(ref: ModelRef, _model) -> Baseline:
-    """The n-gram baseline of a model (rnnviz.baseline.model_baseline), shared by every session."""
-    return model_baseline(_model, corpora_dir=settings().corpora_dir)
+@st.cache_resource(max_entries=4, show_spinner="Fitting n-gram models on the training split (once per corpus)…")
+def fitted_baseline(split: tuple) -> Baseline:
+    """The n-gram baseline of a training split (rnnviz.baseline.split_baseline), shared by every
+    session and by every model trained on that split (the shipped timemachine models share one)."""
+    return split_baseline(split, corpora_dir=settings().corpora_dir)
 
 
 def baseline_card(ctx: Context) -> None:
@@ -115,7 +116,7 @@ def baseline_card(ctx: Context) -> None:
         st.info("Type at least two characters to compare the RNN with n-gram models.")
         return
     try:
-        base = fitted_baseline(ctx.ref, ctx.model)
+        base = fitted_baseline(training_split(ctx.model))
     except BaselineError as err:
         st.info(f"No n-gram baseline for this model: {err}")
         return
