@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from app_pages.ui.params import VIEWS
+from app_pages.ui.settings import SettingsError, settings
 from app_pages.ui.sidebar import sidebar
 from app_pages.ui.startup import (
     freeze_startup_objects, serve_plotly_js, start_warmup)
@@ -16,6 +17,11 @@ from app_pages.ui.trained import keep_training
 torch.set_num_threads(1)
 
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide")
+try:
+    settings()           # the operator's RNNVIZ_* switches, read once; a bad one stops every page
+except SettingsError as err:
+    st.error(f"This server is misconfigured: {err}")
+    st.stop()
 freeze_startup_objects()
 start_warmup()
 serve_plotly_js(Path(__file__).parent)

@@ -37,7 +37,7 @@ def comparison(refs: tuple[ModelRef, ...], labels: tuple[str, ...], text: str,
 def gradient_curves(refs: tuple[ModelRef, ...], labels: tuple[str, ...], text: str, max_chars: int,
                     _models: tuple) -> list[C.GradientCurve]:
     cmp = comparison(refs, labels, text, _models)
-    return run_heavy(C.gradient_curves, cmp, {run.name: m for run, m in zip(cmp.runs, _models)},
+    return run_heavy("norm_curve", C.gradient_curves, cmp, {run.name: m for run, m in zip(cmp.runs, _models)},
                      max_chars=max_chars)
 
 

@@ -27,7 +27,7 @@ PREFIX_MAX = 500
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def cached_generation(ref: ModelRef, prefix: str, n: int, temperature: float, top_k: int,
                       seed: int, _model) -> gen.Generation:
-    return run_heavy(gen.generate, _model, prefix, n, temperature=temperature, top_k=top_k or None,
+    return run_heavy("generate", gen.generate, _model, prefix, n, temperature=temperature, top_k=top_k or None,
                      seed=seed)
 
 
@@ -55,9 +55,9 @@ with st.container(key="gen-knobs"):   # the knobs are the lesson here: visible i
 sync("gen.prefix", "gen.temp", "gen.len", "gen.topk", "gen.seed")
 
 try:
-    plan = cost.fit("generate", ctx.model.config, len(prefix) + int(length), what="generation",
-                    minimum=len(prefix) + 1, request_seconds=settings().request_seconds)
-    result = cached_generation(ctx.ref, prefix, plan.steps - len(prefix), float(temperature),
+    plan = cost.fit_generation(ctx.model.config, len(prefix), int(length),
+                               request_seconds=settings().request_seconds)
+    result = cached_generation(ctx.ref, prefix, plan.steps, float(temperature),
                                int(top_k), int(seed), ctx.model)
 except LIMITS as err:
     st.warning(limit_message("generation", err))
@@ -70,6 +70,9 @@ reduced(plan)
 if result.unknown_prefix_positions:
     st.warning(f"{len(result.unknown_prefix_positions)} character(s) of the prefix are not in the "
                "model's vocabulary and were read as <unk>.")
+if result.overflow_step is not None:
+    st.warning(f"The model's output overflowed (inf/NaN) at step t = {result.overflow_step}; "
+               f"generation stopped there after {len(result.generated)} character(s).")
 if result.prefix != prefix:
     st.caption("The prefix went through the model's preprocessing first; it read: "
                + md(repr(result.prefix[:200])))

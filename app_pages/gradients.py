@@ -10,6 +10,7 @@ from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
 from app_pages.ui.text import MAX_PAGE_CHARS, notices
+from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.settings import settings
 from app_pages.ui.work import LIMITS, cached_heavy, limit_message, prefetch, reduced
@@ -47,21 +48,21 @@ def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float)
 def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, model) -> G.NormCurve:
     """‖∂L/∂H_t‖ in float64 (so a vanishing gradient shows its size instead of underflowing)."""
     import torch
-    return cached_heavy(G.norm_curve, (ref, text, loss, step, knobs), model, text, loss=loss, step=step,
+    return cached_heavy("norm_curve", G.norm_curve, (ref, text, loss, step, knobs), model, text, loss=loss, step=step,
                         whatif=_knobs(*knobs), dtype=torch.float64)
 
 
 def spectrum(ref: ModelRef, knobs: tuple, model) -> G.Spectrum:
-    return cached_heavy(G.whh_spectrum, (ref, knobs), model, _knobs(*knobs))
+    return cached_heavy("spectrum", G.whh_spectrum, (ref, knobs), model, _knobs(*knobs))
 
 
 def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model) -> G.JacobianChain:
-    return cached_heavy(G.jacobian_chain, (ref, text, layer, knobs, back), model, text, layer=layer,
+    return cached_heavy("chain", G.jacobian_chain, (ref, text, layer, knobs, back), model, text, layer=layer,
                         whatif=_knobs(*knobs), max_distance=back)
 
 
 def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, model) -> G.GradientMap:
-    return cached_heavy(G.gradient_map, (ref, text, knobs, max_macs), model, text,
+    return cached_heavy("gmap", G.gradient_map, (ref, text, knobs, max_macs), model, text,
                         whatif=_knobs(*knobs), max_macs=max_macs)
 
 
@@ -88,6 +89,14 @@ def start(call, cached, *args) -> None:
         pass
 
 
+def depth_section(nc: G.NormCurve) -> None:
+    """Multi-layer models: the layer × distance map of the same norms, and depth versus time."""
+    flow = G.depth_flow_from_curve(nc)
+    st.subheader("Depth and time: ‖∂L/∂H_t‖ of every layer")
+    show_chart(PG.depth_flow_figure(flow), ctx, key="g_depth", filename="rnnviz-gradient-depth")
+    st.markdown("**Depth versus time.** " + G.depth_reading(flow))
+
+
 st.title("Gradients across long backprop chains")
 with explanation("gradients"):
     st.markdown(
@@ -97,6 +106,7 @@ with explanation("gradients"):
         "state, against how far back it lies; the spectrum of W_hh beside it; and what-if knobs that "
         "act on a copy of the model.")
 
+ctx = training_step(ctx, "gr")          # a checkpoint with a training timeline: the model at a step
 if notices(ctx):
     model = ctx.model
     cfg = model.config
@@ -186,6 +196,8 @@ if notices(ctx):
             m1.metric("‖g‖ before clipping", f"{nc.clip.grad_norm:.4g}")
             m2.metric("‖g‖ after clipping", f"{nc.clip.grad_norm_after:.4g}")
             m3.metric("entries clipped (±c)", f"{100 * nc.clip.fraction_clipped:.2f} %")
+        if cfg.num_layers > 1:
+            depth_section(nc)
 
         st.subheader("Jacobian chain ‖∂H_T/∂H_t‖")
         st.caption(f"Layer {layer}, T = the last step, up to {CHAIN_MAX_BACK} steps back. Spectral norm "
@@ -220,3 +232,4 @@ if notices(ctx):
             if gm.message:
                 st.info(gm.message)
             show_chart(PG.gradient_map_figure(gm, int(layer)), ctx, key="g_map")
+play_next("gr")

@@ -8,12 +8,18 @@ from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
 from app_pages.ui.pin import pin_button, pinned
+from app_pages.ui.scorecard import checked_names
+from app_pages.ui.settings import settings
 from app_pages.ui.text import notices
+from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
+from app_pages.ui.work import LIMITS, limit_message, run_heavy
 from rnnviz import views
-from rnnviz.plots import states as splots
-from rnnviz.ref import ModelRef
 from rnnviz.names import act_name
+from rnnviz.plots import states as splots
+from rnnviz.plots.layers import Block, stacked_layers_figure
+from rnnviz.ref import ModelRef
+from rnnviz.serving import cost
 from rnnviz.units.names import name_units, unit_name
 
 WIDTHS = (60, 120, 250, 500, 1000)
@@ -22,8 +28,20 @@ TEXT_MAX = 2_000
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def _unit_order(ref: ModelRef, text: str, name: str, method: str, _values) -> list[int]:
+    limit = cost.op_budget("unit_order", request_seconds=settings().request_seconds)
+    cost.check_order(method, *_values.shape, limit=limit)
+    return run_heavy("unit_order", views.unit_order, _values, method)
+
+
 def unit_order(ref: ModelRef, text: str, name: str, method: str, _values) -> list[int]:
-    return views.unit_order(_values, method)
+    """The chosen order, priced (h³ for 'pattern') and run in the heavy-work pool under its own
+    deadline; over budget or stopped: the units as trained, with a note."""
+    try:
+        return _unit_order(ref, text, name, method, _values)
+    except LIMITS as err:
+        st.info(f"Units shown as trained instead: {limit_message('unit order', err)}")
+        return list(range(_values.shape[1]))
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
@@ -41,6 +59,7 @@ def overview(ref: ModelRef, text: str, name: str, _values):
 ctx = context()
 view_params("hs.")
 st.title("Hidden states")
+ctx = training_step(ctx, "hs")          # a checkpoint with a training timeline: the model at a step
 if not notices(ctx):
     st.stop()
 
@@ -101,7 +120,8 @@ if kind in ("h", "c"):
         show_chart(splots.overview_heatmap(means, edges, units=rows, window=(start, stop),
                                                   zmax=zmax, name=symbol, font_size=ctx.font_size),
                           ctx, key="hs_overview", filename=f"rnnviz-{name}-overview")
-    named = dict(named_units(ctx.ref, ctx.text, name, values, tr.text))
+    named, checked = checked_names(ctx, name, named_units(ctx.ref, ctx.text, name, values, tr.text))
+    named = dict(named)
     if pin is not None and pin[:2] == (layer, kind):          # the pinned unit, highlighted
         named[pin[2]] = "★ pinned" + (f" · {named[pin[2]]}" if pin[2] in named else "")
     shown = views.heatmap_rows(order, rows_mode, views.unit_variance(values),
@@ -114,7 +134,7 @@ if kind in ("h", "c"):
     st.caption(f"Colour: {symbol} from −{zmax:.3g} (blue) through 0 (white) to +{zmax:.3g} (red); "
                "hover a cell for step, character, unit and value."
                + (" Bold units follow a feature of this text (the largest correlation with it; "
-                  "the Units view ranks them on the training corpus)." if named else ""))
+                  "the Units view ranks them on the training corpus)." + checked if named else ""))
 else:
     sat_rows = views.saturation_table(tr, layer)
     lows, highs = {}, {}
@@ -134,6 +154,17 @@ else:
                                    title=f"gate {g.upper()}_t of layer {layer} (0 closed … 1 open), "
                                          f"steps {start}–{stop - 1}")
         show_chart(fig, ctx, key=f"hs_gate_{g}", filename=f"rnnviz-{row['name']}")
+
+if L > 1 and kind in ("h", "c"):
+    st.subheader("All layers on one time axis")
+    kinds_all = ("h", "c") if ctx.model.has_cell_state else ("h",)
+    blocks = [Block(f"layer {l} · {k.upper()}_t", tr[act_name(l, k)][start:stop],
+                    unit_order(ctx.ref, ctx.text, act_name(l, k), order_method, tr[act_name(l, k)]),
+                    k.upper(), l, k) for l in reversed(range(L)) for k in kinds_all]
+    show_chart(stacked_layers_figure(blocks, chars, start=start, font_size=ctx.font_size), ctx,
+               key="hs_layers", filename="rnnviz-all-layers")
+    st.caption("Top layer on top. Each block has its own colour range (±its largest |value|, shown "
+               "on hover) and its units in the chosen order; the columns are the same characters.")
 
 # ----------------------------------------------------------------- one unit over the text
 st.subheader("One unit over the text")
@@ -165,3 +196,4 @@ colored_text(
     marked=[t - lo for t in tr.unknown_positions if lo <= t < hi],
     caption=f"{unit_name(layer, sym_kind, unit)} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red); hover a character for its step and value"
             + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else ""), key="hs_text")
+play_next("hs")

@@ -39,12 +39,12 @@ def bigram(text: str) -> L.BigramResult:
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def forgetting(ref: ModelRef, text: str, position: int, char: str, threshold: float,
                relative: bool, _model) -> L.Forgetting:
-    return run_heavy(L.counterfactual_forgetting, _model, text, position, char, threshold, relative)
+    return run_heavy("forward2", L.counterfactual_forgetting, _model, text, position, char, threshold, relative)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def gradient_presets(ref: ModelRef, text: str, max_chars: int, _model) -> list[dict]:
-    return run_heavy(L.measure_gradient_presets, _model, text, max_chars=max_chars)
+    return run_heavy("presets", L.measure_gradient_presets, _model, text, max_chars=max_chars)
 
 
 def _row(t: torch.Tensor, digits: int = 3) -> str:

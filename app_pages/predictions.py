@@ -9,6 +9,7 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
+from app_pages.ui.scorecard import baseline_card
 from app_pages.ui.text import md, notices
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
@@ -111,3 +112,5 @@ what = (f"P(next | …{display_char(tr.chars[step])!r}) at step {step}"
            f"(P = {float(tr.probs[step, nid]):.4f})" if nid is not None else "; last step"))
 show_chart(pplots.step_distribution(tr.probs[step], tokens, next_id=nid, title=what,
                                            font_size=ctx.font_size), ctx, key="pr_step_bar")
+
+baseline_card(ctx)

@@ -19,6 +19,13 @@ from rnnviz.names import act_name
 #: Hidden sizes up to this are shown in full; larger ones show the units with the largest |H_t|.
 FULL_UNITS = 16
 PLAY_SECONDS = 1.0
+#: The layer choice that shows every layer at the step (multi-layer models).
+ALL = "all"
+
+
+def layer_choices(L: int) -> list:
+    """The layer selector's options: each layer, and "all" when there are several."""
+    return [*range(L), ALL] if L > 1 else [0]
 
 #: The output layer's scores. §6.3 writes them O_t; on an LSTM O_t is the output gate (the book's
 #: later chapters), so there the scores get their own symbol Q_t (after W_hq and b_q).
@@ -49,7 +56,8 @@ pin = pinned(model)
 
 c1, c2 = st.columns([1, 4])
 with c1, controls("st", navigation=True):
-    layer = st.selectbox("Layer", list(range(L)), key="st_layer", disabled=L == 1)
+    layer = st.selectbox("Layer", layer_choices(L), key="st_layer", disabled=L == 1,
+                         format_func=lambda v: "every layer" if v == ALL else str(v))
 with c2, st.container(key="stepper-play"):   # stays visible in lecture mode: it is the lesson
     playing = st.toggle("▶ Play (advance one step per second)", key="st_play", disabled=T < 2)
 sync("st.layer")
@@ -63,8 +71,38 @@ OUT = "Q_t" if "o" in model.spec.gates else "O_t"
 st.latex(output_latex(OUT))
 if OUT != "O_t":
     st.caption(OUTPUT_NOTE)
-if layer > 0:
+if layer == ALL:
+    st.caption("Every layer at the same step t, from the input up: layer l > 0 reads H_t of layer "
+               "l − 1 in place of the one-hot X_t; the top layer's H_t feeds the output layer.")
+elif layer > 0:
     st.caption(f"Layer {layer} reads H_t of layer {layer - 1} in place of the one-hot X_t.")
+
+
+def layer_terms(lay: int, t: int, suffix: str) -> None:
+    """Layer ``lay`` at step t: its input, every term of its equation, and the recompute check
+    (chart keys end in ``suffix``)."""
+    ch = tr.chars[t]
+    terms = views.step_terms(model, tr, lay, t)
+    h_t = terms["H_t"]
+    mine = pin is not None and pin[:2] == (lay, "h")          # the pinned unit first (#28)
+    units = views.pinned_first(views.top_units(h_t, FULL_UNITS), pin[2] if mine else None, FULL_UNITS)
+    if lay == 0:
+        x = model.one_hot(tr.ids[t:t + 1])[0]
+        show_chart(stplots.onehot_figure(x, tokens, font_size=ctx.font_size,
+                                         title=f"X_t: one-hot of {display_char(ch)!r} (1 × {len(tokens)})"),
+                   ctx, key="st_onehot" + suffix)
+    else:
+        show_chart(stplots.vector_figure(tr[act_name(lay - 1, "h")][t], font_size=ctx.font_size, layer=lay - 1,
+                                         title=f"Input: H_t of layer {lay - 1}"), ctx, key="st_input" + suffix)
+    which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
+    if mine:
+        which += f"; the pinned unit {unit_name(*pin)} first"
+    show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size, layer=lay,
+                                    title=f"Every term at step {t}, layer {lay}"), ctx, key="st_terms" + suffix)
+    st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right.")
+    err = float((h_t - tr[act_name(lay, "h")][t]).abs().max())
+    st.caption(f"H_t recomputed from the equation with model.textbook_params({lay}) matches "
+               f"the traced H_t to {err:.1e}.")
 
 
 def render_step() -> None:
@@ -82,32 +120,15 @@ def render_step() -> None:
             else f"step {t - 1} ({md(repr(display_char(tr.chars[t - 1])))})")
     st.markdown(f"**Step {t}**: the network reads {md(repr(display_char(ch)))} "
                 f"{'(unknown: read as <unk>) ' if t in tr.unknown_positions else ''}after {prev}.")
-    terms = views.step_terms(model, tr, layer, t)
-    h_t = terms["H_t"]
-    units = views.pinned_first(views.top_units(h_t, FULL_UNITS),
-                               pin[2] if pin is not None and pin[:2] == (layer, "h") else None, FULL_UNITS)
     left, right = st.columns([3, 2])
     with left:
-        if layer == 0:
-            x = model.one_hot(tr.ids[t:t + 1])[0]
-            show_chart(stplots.onehot_figure(x, tokens, font_size=ctx.font_size,
-                                                    title=f"X_t: one-hot of {display_char(ch)!r} "
-                                                          f"(1 × {len(tokens)})"),
-                              ctx, key="st_onehot")
+        if layer == ALL:                     # from the input up through every layer, at step t
+            for lay in range(L):
+                st.markdown(f"**Layer {lay}**" + (" (reads the one-hot X_t)" if lay == 0 else
+                                                  f" (reads H_t of layer {lay - 1})"))
+                layer_terms(lay, t, f"_l{lay}")
         else:
-            show_chart(stplots.vector_figure(tr[act_name(layer - 1, "h")][t], font_size=ctx.font_size, layer=layer - 1,
-                                                    title=f"Input: H_t of layer {layer - 1}"),
-                              ctx, key="st_input")
-        which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
-        if pin is not None and pin[:2] == (layer, "h"):
-            which += f"; the pinned unit {unit_name(*pin)} first"
-        show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size, layer=layer,
-                                               title=f"Every term at step {t}, layer {layer}"),
-                          ctx, key="st_terms")
-        st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right.")
-        err = float((h_t - tr[act_name(layer, "h")][t]).abs().max())
-        st.caption(f"H_t recomputed from the equation with model.textbook_params({layer}) matches "
-                   f"the traced H_t to {err:.1e}.")
+            layer_terms(layer, t, "")
     with right:
         out = views.step_output(model, tr, t)
         nid = int(tr.ids[t + 1]) if t + 1 < T else None

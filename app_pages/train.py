@@ -10,13 +10,14 @@ import streamlit as st
 
 from app_pages.ui.charts import show_chart
 from app_pages.ui.context import context
-from app_pages.ui.train_input import TrainText, text_input
+from app_pages.ui.train_input import TrainText, text_from_state, text_input
 from app_pages.ui.trained import RUN_KEY, leave_training, register_trained, session_id, training_pool
 from rnnviz import CELLS
 from rnnviz.plots import states as splots
 from rnnviz.plots import training as tplots
 from rnnviz.training.config import TrainConfig
-from rnnviz.training.limits import TrainRefused
+from rnnviz.corpora import CorpusNotFound
+from rnnviz.training.limits import TrainRefused, check_text
 from rnnviz.training.pool import run_config
 from rnnviz.training.run import DONE, PAUSED, QUEUED, RUNNING, Snapshot
 
@@ -27,37 +28,57 @@ GOTO = "_train_goto"
 LAST_KEY = "train_last"
 
 
-def knobs(got: TrainText | None) -> TrainConfig:
+#: The knobs' widget keys and defaults (config_from_state reads them at click time).
+KNOBS = {"tr_cell": "lstm", "tr_hidden": 128, "tr_layers": 1, "tr_seed": 0, "tr_T": 64, "tr_B": 32,
+         "tr_lr": 0.01, "tr_clip": 1.0, "tr_by": "steps", "tr_steps": 400, "tr_secs": 30}
+
+
+def knobs() -> None:
     """The model and optimisation knobs; defaults learn visibly within ~30 s on one core."""
     c1, c2, c3, c4 = st.columns(4)
-    cell = c1.selectbox("Cell", CELLS, index=CELLS.index("lstm"), key="tr_cell")
-    hidden = c2.select_slider("Hidden size", [16, 32, 64, 128, 256, 384, 512], value=128, key="tr_hidden")
-    layers = c3.radio("Layers", [1, 2], horizontal=True, key="tr_layers")
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
+    c1.selectbox("Cell", CELLS, index=CELLS.index(KNOBS["tr_cell"]), key="tr_cell")
+    c2.select_slider("Hidden size", [16, 32, 64, 128, 256, 384, 512], value=KNOBS["tr_hidden"], key="tr_hidden")
+    c3.radio("Layers", [1, 2], horizontal=True, key="tr_layers")
+    c4.number_input("Seed", 0, 2**31 - 1, KNOBS["tr_seed"], key="tr_seed")
     c1, c2, c3, c4 = st.columns(4)
-    num_steps = c1.number_input("Sequence length T", 4, 256, 64, key="tr_T")
-    batch = c2.number_input("Batch size B", 1, 128, 32, key="tr_B")
-    lr = c3.select_slider("Learning rate (Adam)", LR_CHOICES, value=0.01, key="tr_lr")
-    clip = c4.number_input("Clip θ (0: off)", 0.0, 100.0, 1.0, step=0.5, key="tr_clip")
+    c1.number_input("Sequence length T", 4, 256, KNOBS["tr_T"], key="tr_T")
+    c2.number_input("Batch size B", 1, 128, KNOBS["tr_B"], key="tr_B")
+    c3.select_slider("Learning rate (Adam)", LR_CHOICES, value=KNOBS["tr_lr"], key="tr_lr")
+    c4.number_input("Clip θ (0: off)", 0.0, 100.0, KNOBS["tr_clip"], step=0.5, key="tr_clip")
     c1, c2 = st.columns([1, 3])
-    by = c1.radio("Budget", ["steps", "seconds"], horizontal=True, key="tr_by")
-    if by == "steps":
-        steps, seconds = c2.number_input("Optimiser steps", 5, 20_000, 400, step=50, key="tr_steps"), 0.0
+    if c1.radio("Budget", ["steps", "seconds"], horizontal=True, key="tr_by") == "steps":
+        c2.number_input("Optimiser steps", 5, 20_000, KNOBS["tr_steps"], step=50, key="tr_steps")
     else:
-        steps, seconds = 0, float(c2.number_input("Seconds of training", 5, 600, 30, step=5, key="tr_secs"))
-    return run_config(cell=cell, hidden=hidden, layers=layers, num_steps=int(num_steps),
-                      batch_size=int(batch), lr=lr, clip=float(clip), max_steps=int(steps),
-                      max_seconds=seconds, seed=int(seed),
+        c2.number_input("Seconds of training", 5, 600, KNOBS["tr_secs"], step=5, key="tr_secs")
+
+
+def config_from_state(got: TrainText | None) -> TrainConfig:
+    """The run's settings as the widgets hold them now (in the Train callback: the values typed
+    just before the click, which the previous run never saw)."""
+    v = {k: st.session_state.get(k, d) for k, d in KNOBS.items()}
+    by_steps = v["tr_by"] == "steps"
+    return run_config(cell=v["tr_cell"], hidden=v["tr_hidden"], layers=v["tr_layers"],
+                      num_steps=int(v["tr_T"]), batch_size=int(v["tr_B"]), lr=v["tr_lr"],
+                      clip=float(v["tr_clip"]), max_steps=int(v["tr_steps"]) if by_steps else 0,
+                      max_seconds=0.0 if by_steps else float(v["tr_secs"]), seed=int(v["tr_seed"]),
                       preprocessing=got.preprocessing if got else "none",
                       corpus=got.name if got else "text")
 
 
-def _train(got: TrainText, cfg: TrainConfig) -> None:
+def _train() -> None:
+    """Train's callback: text and settings are read here, at click time, from the session state."""
     leave_training()
     try:
+        got = text_from_state(training_pool().limits)
+        if got is None:
+            raise TrainRefused("Choose a text to train on first.")
+        check_text(got.text, got.preprocessing, training_pool().limits)
+        cfg, note = training_pool().fit(got.text, config_from_state(got))   # memory, before anything
         st.session_state[RUN_KEY] = training_pool().submit(
             session_id(), got.text, cfg, {"trained_in": "rnnviz Train view"})
-    except TrainRefused as err:
+        if note:
+            st.session_state["train_note"] = note
+    except (ValueError, CorpusNotFound) as err:       # TrainRefused is a ValueError
         st.session_state["train_error"] = str(err)
 
 
@@ -81,11 +102,11 @@ def _open(key: str, page: str) -> None:
     st.session_state[GOTO] = page
 
 
-def buttons(got: TrainText | None, cfg: TrainConfig, snap: Snapshot | None) -> None:
+def buttons(got: TrainText | None, snap: Snapshot | None) -> None:
     active = snap is not None and snap.status in (QUEUED, RUNNING)
     c1, c2, c3, c4 = st.columns(4)
     c1.button("Train", type="primary", key="tr_train", disabled=got is None or active, on_click=_train,
-              args=(got, cfg), use_container_width=True)
+              use_container_width=True)
     c2.button("Stop", key="tr_stop", disabled=not active, on_click=_stop, use_container_width=True)
     c3.button("Continue", key="tr_continue", disabled=snap is None or snap.status != PAUSED,
               on_click=_continue, use_container_width=True)
@@ -93,6 +114,8 @@ def buttons(got: TrainText | None, cfg: TrainConfig, snap: Snapshot | None) -> N
               use_container_width=True)
     if err := st.session_state.pop("train_error", None):
         st.error(err)
+    if note := st.session_state.pop("train_note", None):
+        st.info(note)
 
 
 def status_line(snap: Snapshot) -> None:
@@ -186,12 +209,12 @@ st.markdown("Train a character-level RNN on a text of your choice and watch it l
             "the gradient norm is clipped, the samples turn into words. The parameters are estimated "
             "by autograd and stochastic gradient descent (Adam), truncated BPTT over T characters.")
 got = text_input(training_pool().limits)
-cfg = knobs(got)
-if got is not None and (fit_note := training_pool().fit_text(got.text, cfg)[1]):
+knobs()
+if got is not None and (fit_note := training_pool().fit_text(got.text, config_from_state(got))[1]):
     st.info(fit_note)          # said before the click: a short text trains with a smaller B and T
 rid = st.session_state.get(RUN_KEY)
 snap = current(rid) if rid is not None else None
-buttons(got, cfg, snap)
+buttons(got, snap)
 if rid is not None and snap is None:
     st.session_state.pop(RUN_KEY, None)
     st.warning("Your run was released (this session was idle or left the page); press Train again.")

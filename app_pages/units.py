@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 from app_pages.ui.charts import controls, show_chart
+from app_pages.ui.scorecard import verdict_panel
 from app_pages.ui.context import context
 from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.unit_sample import SOURCES, sample_index
@@ -23,6 +24,8 @@ from rnnviz import units as U
 from rnnviz.plots import units as uplots
 from rnnviz.ref import ModelRef
 from rnnviz.names import act_name
+from rnnviz.regex_run import REGEX_WORKERS
+from rnnviz.regex_run import queue as regex_queue
 
 TABS = ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection")
 REGEX = "regular expression…"
@@ -58,13 +61,13 @@ def ranking(ref: ModelRef, text_digest: str, feature: str, by: str, top: int,
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def cached_counterfactual(ref: ModelRef, text: str, a: int, b: int, rep: str,
                           _model) -> U.Counterfactual:
-    return run_heavy(U.counterfactual, _model, text, a, b, rep)
+    return run_heavy("forward2", U.counterfactual, _model, text, a, b, rep)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def cached_ablation(ref: ModelRef, text: str, layer: int, unit: int, kind: str,
                     mode: str, value: float, _model) -> U.Ablation:
-    return run_heavy(U.ablate, _model, text, layer, unit, kind=kind, mode=mode, value=value)
+    return run_heavy("forward2", U.ablate, _model, text, layer, unit, kind=kind, mode=mode, value=value)
 
 
 def digest(text: str) -> str:
@@ -121,12 +124,17 @@ def unit_finder() -> None:
         top = c4.number_input("Top", 3, 30, key="u_top")
     sync("units.feat", "units.re", "units.by", "units.top")
     name = f"{F.REGEX_PREFIX}{pattern}" if feat == REGEX else feat
+    if feat == REGEX and (busy := regex_queue())[0] >= REGEX_WORKERS:
+        st.caption(f"The server's pattern workers are busy ({busy[0]} running): yours is number "
+                   f"{busy[1] + 1} in the queue and runs when one is free.")
     try:
         res = index.rank(name, by=by, top=int(top)) if isinstance(index, U.UnitStats) \
             else ranking(ctx.ref, index.key + digest(index.text), name, by, int(top), index)
     except ERRORS as err:
         st.warning(str(err))
         return
+    verdict_panel(ctx, name)
+    st.subheader("Unit finder: ranked by correlation")
     st.caption(f"Ranked all {index.num_units:,} units in {res.seconds * 1000:.0f} ms. AUC: how well "
                f"“activation ≥ θ” separates {res.label_rule} from the rest, over every θ (0.5 = "
                "chance, 1 = perfect, 0 = perfect but inverted).")
@@ -348,7 +356,9 @@ def projection_tab() -> None:
         st.info("Pick at least one state.")
         return
     try:
-        proj = U.project_trace(tr, names, k=2)
+        dims = sum(tr[n].shape[1] for n in names if n in tr)
+        cost.check_pca(T, dims, cost.op_budget("pca", request_seconds=settings().request_seconds))
+        proj = run_heavy("pca", U.project_trace, tr, names, k=2)
     except ERRORS as err:
         st.info(str(err))
         return

@@ -34,6 +34,12 @@ import numpy as np
 MAX_ORDER = 5
 #: The name of the vocabulary slot shared by every character not seen in training.
 UNK = "<unk>"
+#: :func:`model_baseline` fits on at most this many characters (the end of the training split).
+MAX_TRAIN_CHARS = 2_000_000
+
+
+class BaselineError(ValueError):
+    """No baseline can be fitted for a model (no named corpus, corpus missing); says why."""
 
 
 def _ney_discount(counts: Counter | dict) -> float:
@@ -136,3 +142,56 @@ def fit_ngrams(train: str, max_order: int = MAX_ORDER, discount: float | None = 
     """Models of order 1 … max_order, all from one count of ``train``: {n: NGram}."""
     counts = Counts.fit(train, max_order)
     return {n: NGram(counts, n, discount) for n in range(1, max_order + 1)}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """n-gram models of a checkpoint's training split. models: {n: NGram}; train_chars: how many
+    characters they were fitted on; held_out: the validation part (preprocessed); source: in words."""
+
+    models: dict[int, NGram]
+    train_chars: int
+    held_out: str
+    source: str
+
+
+def training_split(model) -> tuple[str, str, float, int | None]:
+    """What ``model`` was trained on, as a hashable key: (corpus name, preprocessing, validation
+    fraction, the python corpus' size cap or None). Models trained on the same split share one
+    n-gram fit. Raises BaselineError when the provenance names no corpus or split."""
+    prov = getattr(model, "provenance", None) or {}
+    name, vf = prov.get("corpus"), prov.get("val_fraction")
+    if not isinstance(name, str) or not isinstance(vf, (int, float)) or not 0 < vf < 1:
+        raise BaselineError("The checkpoint does not record its training corpus and split.")
+    tc = prov.get("train_config") if isinstance(prov.get("train_config"), dict) else {}
+    pmax = tc.get("python_max_chars")
+    return (name.removesuffix(".txt"), model.config.preprocessing, float(vf),
+            pmax if isinstance(pmax, int) else None)
+
+
+def model_baseline(model, max_order: int = MAX_ORDER, max_train_chars: int = MAX_TRAIN_CHARS,
+                   corpora_dir=None) -> Baseline:
+    """Fit n-grams on the training split of ``model``'s corpus (:func:`training_split`)."""
+    return split_baseline(training_split(model), max_order, max_train_chars, corpora_dir)
+
+
+def split_baseline(split: tuple[str, str, float, int | None], max_order: int = MAX_ORDER,
+                   max_train_chars: int = MAX_TRAIN_CHARS, corpora_dir=None) -> Baseline:
+    """Fit n-grams on a training split as rnnviz.training made it: the corpus ``split[0]``, after
+    the preprocessing ``split[1]``, all but the last ``split[2]`` (the held-out part); at most the
+    last ``max_train_chars`` characters of that split (memory). ``corpora_dir``: the folder of the
+    corpora (default: rnnviz.corpora's). Raises BaselineError when the corpus is missing."""
+    from .corpora import load_corpus
+    from .vocab import preprocess
+
+    name, preprocessing, vf, pmax = split
+    try:
+        corpus = load_corpus(name, folder=corpora_dir,
+                             **({"python_max_chars": pmax} if pmax is not None else {}))
+    except (OSError, ValueError) as err:
+        raise BaselineError(f"The training corpus {name!r} is not available: {err}") from None
+    prepared = preprocess(corpus.text, preprocessing)
+    cut = int(len(prepared) * (1 - vf))
+    train = prepared[max(0, cut - max_train_chars):cut]
+    return Baseline(fit_ngrams(train, max_order), len(train), prepared[cut:],
+                    f"{name}: {len(train):,} characters of the training split")

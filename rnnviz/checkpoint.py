@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .model import CharRNN, ModelConfig
+from .model import CharRNN, ModelConfig, empty_model
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,13 @@ def _check_framing(data: bytes) -> int:
                           "runs past the end of the file (truncated?).")
 
 
-def parse_header(data: bytes) -> tuple[dict, dict]:
-    """Validate the safetensors framing and return (tensor entries, rnnviz metadata dict)."""
+def parse_header(data: bytes, schema: str = SCHEMA, dtypes: dict | None = None) -> tuple[dict, dict]:
+    """Validate the safetensors framing and return (tensor entries, rnnviz metadata dict).
+
+    ``schema``: the metadata's required ``schema`` value; ``dtypes``: the accepted safetensors
+    dtypes (name → (torch dtype, bytes per element); default: the floating-point ones). Other
+    files in this format (the training timeline, :mod:`rnnviz.timeline`) pass their own."""
+    dtypes = _DTYPES if dtypes is None else dtypes
     n = _check_framing(data)
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"))
@@ -175,16 +180,17 @@ def parse_header(data: bytes) -> tuple[dict, dict]:
         meta = json.loads(raw_meta["rnnviz"])
     except (ValueError, RecursionError):
         raise CheckpointError(f"{NOT_RNNVIZ}: its rnnviz metadata is not valid JSON.") from None
-    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
-        raise CheckpointError(f"{NOT_RNNVIZ}: Unknown checkpoint schema; expected {SCHEMA!r}.")
+    if not isinstance(meta, dict) or meta.get("schema") != schema:
+        raise CheckpointError(f"{NOT_RNNVIZ}: Unknown checkpoint schema; expected {schema!r}.")
     body = len(data) - 8 - n
     spans = []
     for key, entry in header.items():
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             raise CheckpointError(f"{DAMAGED}: tensor {key!r} has a malformed header entry.")
-        if not isinstance(entry["dtype"], str) or entry["dtype"] not in _DTYPES:
-            raise CheckpointError(f"{NOT_RNNVIZ}: tensor {key!r} has dtype {entry['dtype']}; only floating "
-                                  f"point ({', '.join(_DTYPES)}) is accepted.")
+        if not isinstance(entry["dtype"], str) or entry["dtype"] not in dtypes:
+            kinds = "floating point " if dtypes is _DTYPES else ""
+            raise CheckpointError(f"{NOT_RNNVIZ}: tensor {key!r} has dtype {entry['dtype']}; only "
+                                  f"{kinds}({', '.join(dtypes)}) is accepted.")
         shape, offsets = entry["shape"], entry["data_offsets"]
         if (not isinstance(shape, list) or len(shape) > 2
                 or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 10**7 for d in shape)):
@@ -194,7 +200,7 @@ def parse_header(data: bytes) -> tuple[dict, dict]:
             raise CheckpointError(f"{DAMAGED}: tensor {key!r} has invalid data offsets.")
         begin, end = offsets
         numel = math.prod(shape)
-        if not 0 <= begin <= end <= body or end - begin != numel * _DTYPES[entry["dtype"]][1]:
+        if not 0 <= begin <= end <= body or end - begin != numel * dtypes[entry["dtype"]][1]:
             raise CheckpointError(f"{DAMAGED}: tensor {key!r} claims bytes {begin}..{end} that do not fit its "
                                   "shape or lie outside the file (truncated or lying header).")
         spans.append((begin, end))
@@ -243,7 +249,7 @@ def load_model_bytes(data: bytes, name: str = "uploaded") -> CharRNN:
     for key, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise CheckpointError(f"This checkpoint's weights are unusable: tensor {key!r} contains NaN or infinite values.")
-    model = CharRNN(config)
+    model = empty_model(config)          # every weight is loaded next: no random init
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     model.eval().requires_grad_(False)
     model.name = name

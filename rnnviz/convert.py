@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from .checkpoint import save_checkpoint
 from .convert_guard import REFUSED_CODE, ArchiveError, check_archive
 from .cells import SPECS
-from .model import MAX_HIDDEN, MAX_LAYERS, CharRNN, ModelConfig
+from .model import MAX_HIDDEN, MAX_LAYERS, CharRNN, ModelConfig, empty_model
 from .tokens_file import TokensFileError, read_tokens
 from .vocab import PREPROCESSING, UNK, Vocab
 
@@ -170,7 +170,7 @@ def from_torch(rnn: nn.RNNBase, head: nn.Linear, tokens, *, preprocessing: str =
     V, H = len(tokens), rnn.hidden_size
     _check_head(head, H, V)
     w_ih0 = _input_weight(rnn, embedding, V)
-    model = CharRNN(ModelConfig(cell, H, rnn.num_layers, tokens, preprocessing))
+    model = empty_model(ModelConfig(cell, H, rnn.num_layers, tokens, preprocessing))  # all copied below
     with torch.no_grad():
         for k, layer in enumerate(model.layers):
             _copy(layer.weight_ih_l0, w_ih0 if k == 0 else getattr(rnn, f"weight_ih_l{k}"),

@@ -204,18 +204,25 @@ def load_corpus(name_or_path: str, *, python_max_chars: int = PYTHON_CORPUS_MAX_
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m rnnviz.corpora fetch NAME`` downloads a registered corpus (sha256-checked);
-    ``python -m rnnviz.corpora list`` shows the registry and where each corpus is found."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["list"] and len(args) == 1:
+    ``python -m rnnviz.corpora list`` shows the registry and where each corpus is found.
+    ``--corpora DIR`` is the corpus folder (default: ``$RNNVIZ_CORPORA``, else :data:`CORPORA_DIR`)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m rnnviz.corpora", description="Find or fetch the corpora.")
+    ap.add_argument("--corpora", default=os.environ.get("RNNVIZ_CORPORA") or str(CORPORA_DIR),
+                    help="folder holding <name>.txt (default: $RNNVIZ_CORPORA, else ../shared/corpora)")
+    ap.add_argument("command", choices=("list", "fetch"))
+    ap.add_argument("name", nargs="?", choices=tuple(DATA_HUB), help="the corpus to fetch")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "list":
         for name, (url, sha) in DATA_HUB.items():
-            path = corpus_path(name)
+            path = corpus_path(name, args.corpora)
             print(f"{name}: {path if path.is_file() else 'not here'}  ({url}, sha256 {sha})")
         return 0
-    if len(args) != 2 or args[0] != "fetch" or args[1] not in DATA_HUB:
-        print(f"usage: python -m rnnviz.corpora fetch {{{','.join(DATA_HUB)}}} | list", file=sys.stderr)
-        return 2
+    if args.name is None:
+        ap.error("fetch needs a corpus name")
     try:
-        print(fetch(args[1]))
+        print(fetch(args.name, folder=args.corpora))
     except FetchError as err:
         print(err, file=sys.stderr)
         return 1

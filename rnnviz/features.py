@@ -51,22 +51,24 @@ characters, measured) are all plain Python patterns. So three guards apply:
 2. the text it runs over is at most :data:`MAX_REGEX_TEXT_CHARS` characters;
 3. the matching itself runs in a separate, isolated Python process (``python -I -S``, standard
    library ``re`` only) that is killed after :data:`REGEX_TIMEOUT_S` seconds, which raises a
-   :class:`FeatureError` ("took too long"). Starting it costs about 20–50 ms.
+   :class:`FeatureError` ("took too long"). Starting it costs about 20–50 ms. At most
+   :data:`rnnviz.regex_run.REGEX_WORKERS` such processes run at once server-wide (the rest wait
+   their turn), and a pattern that failed on a text is not run on it again
+   (:mod:`rnnviz.regex_run`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import string
-import subprocess
-import sys
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from .regex_run import RegexFailed, run_matcher
 
 #: Longest user regular expression accepted (characters).
 MAX_PATTERN_CHARS = 200
@@ -248,17 +250,6 @@ def feature_kind(name: str) -> str:
 
 
 # --------------------------------------------------------------------------- regular expressions
-#: The matcher run in a child process: reads {"p": pattern, "f": flags, "t": text} as JSON on stdin,
-#: writes the flat list [start0, end0, start1, end1, …] of non-empty matches as JSON on stdout.
-_WORKER = ("import json,re,sys\n"
-           "d=json.load(sys.stdin)\n"
-           "rx=re.compile(d['p'],d['f'])\n"
-           "out=[]\n"
-           "for m in rx.finditer(d['t']):\n"
-           "    if m.end()>m.start(): out+=m.span()\n"
-           "sys.stdout.write(json.dumps(out))\n")
-
-
 def compile_pattern(pattern: str, *, ignore_case: bool = False) -> re.Pattern:
     """Check and compile a user pattern (length cap, syntax). Raises FeatureError with a message."""
     if not isinstance(pattern, str) or not pattern:
@@ -286,24 +277,10 @@ def regex_spans(pattern: str, text: str, *, ignore_case: bool = False,
                            f"characters; this text has {len(text):,}.")
     if not text:
         return []
-    payload = json.dumps({"p": rx.pattern, "f": rx.flags, "t": text})
     try:
-        done = subprocess.run([sys.executable, "-I", "-S", "-c", _WORKER], input=payload,
-                              capture_output=True, text=True, encoding="utf-8",
-                              timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        raise FeatureError(f"The pattern took longer than {timeout_s:g} s on {len(text):,} characters "
-                           "(catastrophic backtracking?) and was stopped; simplify it, e.g. avoid "
-                           "nested or chained .* / + repeats.") from None
-    except OSError as err:
-        raise FeatureError(f"The pattern could not be run: {err}") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise FeatureError(f"The pattern failed: {last[:200]}")
-    try:
-        flat = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        raise FeatureError("The pattern produced an unreadable result.") from None
+        flat = run_matcher(rx.pattern, rx.flags, text, timeout_s)
+    except RegexFailed as err:
+        raise FeatureError(str(err)) from None
     return [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
 
 

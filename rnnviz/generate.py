@@ -8,7 +8,8 @@ the limit temperature → 0; ties go to the lowest id, as ``torch.argmax``.
 The model is never changed: no ``.train()`` / ``.eval()`` call, no gradient; the layers are run
 directly without dropout whatever mode the model is in. Randomness comes from a local
 ``torch.Generator`` seeded with ``seed`` (a fresh random seed when None), never the global RNG.
-``<unk>`` (id 0) is never sampled.
+``<unk>`` (id 0) is never sampled. A model whose output overflows (inf/NaN logits: an exploding
+state, output weights near float32's limit) stops generating there; ``overflow_step`` says where.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Generation:
     top_k: int | None
     seed: int | None
     unknown_prefix_positions: tuple[int, ...] = field(default_factory=tuple)
+    #: The step (position in ``text``) whose output was inf/NaN, where generation stopped; None if none.
+    overflow_step: int | None = None
 
     @property
     def text(self) -> str:
@@ -62,6 +65,23 @@ def _step(model: CharRNN, ids: Tensor, state):
     """Run layers (no dropout) on ids (T,) from state [(h (h,), c)]; returns (logits (T,V), state)."""
     outs, new = model.run_layers(model.one_hot(ids), state, dropout=False)   # (T, V) unbatched
     return model.output(outs[-1]), new
+
+
+def _sample(last: Tensor, temperature: float, top_k: int | None, V: int,
+            gen: torch.Generator) -> tuple[int, float]:
+    """The next id from finite logits ``last`` (|V|,), and its probability under the distribution
+    sampled from (1.0 for greedy); ``<unk>`` never."""
+    logp = torch.log_softmax(last.double().cpu(), dim=-1)
+    logp[0] = -math.inf  # never emit <unk>
+    if temperature == 0:
+        return int(torch.argmax(logp)), 1.0
+    scores = logp / temperature
+    if top_k is not None and top_k < V:
+        kth = torch.topk(scores, top_k).values[-1]
+        scores = scores.masked_fill(scores < kth, -math.inf)
+    dist = torch.softmax(scores, dim=-1)
+    nxt = int(torch.multinomial(dist, 1, generator=gen))
+    return nxt, float(dist[nxt])
 
 
 def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_k: int | None = None,
@@ -97,21 +117,13 @@ def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_
         state = model.zero_state()
         logits, state = _step(model, encoded.ids.to(dev), state)
         last = logits[-1]
-        for _ in range(n):
+        overflow = None
+        for i in range(n):
             check()
-            logp = torch.log_softmax(last.double().cpu(), dim=-1)
-            logp[0] = -math.inf  # never emit <unk>
-            if temperature == 0:
-                nxt = int(torch.argmax(logp))
-                sp = 1.0
-            else:
-                scores = logp / temperature
-                if top_k is not None and top_k < V:
-                    kth = torch.topk(scores, top_k).values[-1]
-                    scores = scores.masked_fill(scores < kth, -math.inf)
-                dist = torch.softmax(scores, dim=-1)
-                nxt = int(torch.multinomial(dist, 1, generator=gen))
-                sp = float(dist[nxt])
+            if not bool(torch.isfinite(last).all()):
+                overflow = len(encoded.ids) - 1 + i
+                break
+            nxt, sp = _sample(last, temperature, top_k, V, gen)
             out_ids.append(nxt)
             probs.append(float(torch.softmax(last.double().cpu(), -1)[nxt]))
             sprobs.append(sp)
@@ -119,4 +131,5 @@ def generate(model: CharRNN, prefix: str, n: int, temperature: float = 1.0, top_
             last = logits[-1]
     return Generation(prefix=prefix, generated=model.vocab.decode(out_ids), ids=tuple(out_ids),
                       probs=tuple(probs), sample_probs=tuple(sprobs), temperature=float(temperature),
-                      top_k=top_k, seed=seed, unknown_prefix_positions=encoded.unknown_positions)
+                      top_k=top_k, seed=seed, unknown_prefix_positions=encoded.unknown_positions,
+                      overflow_step=overflow)

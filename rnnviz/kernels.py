@@ -2,11 +2,11 @@
 
 Why this exists: the hand-written backward pass is one (h × G·h) matrix–vector product per step
 (G = 1/3/4 for RNN/GRU/LSTM). At H = 512 that reads all of W_hh, 4 MB in float32, every step: it is
-memory-bound, and MKL runs it on one core (~80–110 µs a step on our CPUs). A Python loop cannot
-split it over two cores: handing work to a second thread costs more than it saves (measured). Here
-the whole loop runs in one compiled function; each step's product is split by rows into
-``threads`` blocks (one parallel region per step, ~4 µs to launch), which brings the backward pass
-to the speed of the fused oneDNN forward. See ``python -m tools.bench_gradients``.
+memory-bound, and MKL runs it on one core. A Python loop cannot split it over two cores: handing
+work to a second thread costs more than it saves. Here the whole loop runs in one compiled
+function; each step's product is split by rows into ``threads`` blocks (one parallel region per
+step), which brings the backward pass to the speed of the fused forward. Current figures:
+``python -m tools.bench_gradients`` and docs/BENCHMARKS.md.
 
 These loops are the only backward recurrences of the product for the RNN, GRU and LSTM (the
 tests compare them with autograd and with a plain torch loop, ``tests/reference.py``); only the
@@ -112,6 +112,23 @@ def _cell_scan(i, f, g, c0, c):  # pragma: no cover - compiled
             c[t, j] = f[t, j] * c[t - 1, j] + i[t, j] * g[t, j]
 
 
+@_jit(fastmath=_FAST)
+def _gru_d2l(xp, w, h, out):  # pragma: no cover - compiled
+    T, B, h3 = xp.shape
+    H = h3 // 3
+    r, z, rh = np.empty(H, xp.dtype), np.empty(H, xp.dtype), np.empty(H, xp.dtype)
+    for t in range(T):
+        for b in range(B):
+            hb = h[b] if t == 0 else out[t - 1, b]
+            for j in range(H):
+                r[j] = 1.0 / (1.0 + np.exp(-(xp[t, b, j] + _dot(w[j], hb))))
+                z[j] = 1.0 / (1.0 + np.exp(-(xp[t, b, H + j] + _dot(w[H + j], hb))))
+                rh[j] = r[j] * hb[j]
+            for j in range(H):
+                cand = np.tanh(xp[t, b, 2 * H + j] + _dot(w[2 * H + j], rh))
+                out[t, b, j] = cand + z[j] * (hb[j] - cand)
+
+
 _STARTED = False
 
 
@@ -186,8 +203,17 @@ def lstm_backward(WT: np.ndarray, dH: np.ndarray, K: np.ndarray, P: np.ndarray, 
 def cell_scan(i: np.ndarray, f: np.ndarray, g: np.ndarray, c0: np.ndarray, c: np.ndarray) -> None:
     """The LSTM memory cell, in place: c (T, h) receives C_t = F_t ⊙ C_{t−1} + I_t ⊙ C̃_t from the
     gates i, f, g (T, h; any strides) and C_{−1} = c0 (h,). One sequential pass (no thread pool:
-    it is memory-bound and ~0.2 ms at T = 1000, h = 256)."""
+    it is memory-bound and short)."""
     _cell_scan(i, f, g, c0, c)
+
+
+def gru_d2l_forward(xp: np.ndarray, w: np.ndarray, h0: np.ndarray, out: np.ndarray) -> None:
+    """The book's GRU (d2l §10.2) over a whole sequence, in place: for each step t and stream b,
+    R = σ(xp_r + H_{t−1} W_hr), Z = σ(xp_z + H_{t−1} W_hz), H̃ = tanh(xp_n + (R ⊙ H_{t−1}) W_hh),
+    H_t = H̃ + Z ⊙ (H_{t−1} − H̃) into out[t, b] (T, B, h). xp (T, B, 3h): X_t W_x· + b· (blocks r,
+    z, n); w (3h, h): ``weight_hh_l0`` (rows = output units); h0 (B, h): H_{−1}. One compiled loop,
+    no thread pool (a step is ~0.2 M multiply–adds at h = 256: a parallel region would cost more)."""
+    _gru_d2l(xp, w, h0, out)
 
 
 def warm_up() -> None:
@@ -203,3 +229,4 @@ def warm_up() -> None:
                       T - 1, cut, 1)
         gates = z(T, 4 * h)[:, :h]                       # the trace passes strided views of one buffer
         cell_scan(gates, gates, gates, z(h), z(T, h))
+        gru_d2l_forward(z(T, 1, 3 * h), z(3 * h, h), z(1, h), z(T, 1, h))

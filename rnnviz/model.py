@@ -37,6 +37,8 @@ GRU candidate's b_hh cannot merge (R_t multiplies it) and is shown as its own ``
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass
 
 import torch
@@ -120,8 +122,27 @@ class CharRNN(nn.Module):
         self.spec: CellSpec = spec(config.cell)
         self.layers = nn.ModuleList(
             self.spec.make_layer(V if layer == 0 else H, H) for layer in range(config.num_layers))
-        self.drop = nn.Dropout(config.dropout)
+        #: Draws the dropout masks (training only); :meth:`seed_dropout` sets it. Never the global RNG.
+        self.dropout_generator: torch.Generator | None = None
         self.output = nn.Linear(H, V)
+
+    # ------------------------------------------------------------------ dropout
+    def seed_dropout(self, seed: int, device: torch.device | str = "cpu") -> None:
+        """Seed the generator of the dropout masks (the Trainer does so before every step)."""
+        self.dropout_generator = torch.Generator(device=device).manual_seed(int(seed))
+
+    def drop(self, x: Tensor) -> Tensor:
+        """Inverted dropout with p = config.dropout in training mode, masks from
+        :attr:`dropout_generator` (seeded at random on first use if never seeded); identity otherwise."""
+        p = self.config.dropout
+        if not self.training or p == 0.0:
+            return x
+        g = self.dropout_generator
+        if g is None or g.device != x.device:
+            g = self.dropout_generator = torch.Generator(device=x.device).manual_seed(
+                int.from_bytes(os.urandom(7), "little"))
+        mask = torch.empty_like(x).bernoulli_(1.0 - p, generator=g)
+        return x * mask.div_(1.0 - p)
 
     # ------------------------------------------------------------------ forward
     @property
@@ -209,12 +230,36 @@ class CharRNN(nn.Module):
                 "parameters": self.num_parameters()}
 
 
-def build_model(config: ModelConfig, seed: int | None = None) -> CharRNN:
-    """A freshly initialised model in eval mode (PyTorch's default init, optionally seeded)."""
-    if seed is not None:
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            model = CharRNN(config)
-    else:
+def empty_model(config: ModelConfig) -> CharRNN:
+    """A model with uninitialised weights (built on the meta device, then given CPU memory): no
+    random draw, no initialisation cost. For loading weights into, or reading shapes from."""
+    with torch.device("meta"):
         model = CharRNN(config)
+    return model.to_empty(device="cpu")
+
+
+def init_parameters(model: CharRNN, generator: torch.Generator) -> None:
+    """PyTorch's default initialisation drawn from ``generator`` only (never the global RNG).
+
+    Every recurrent parameter uniform in ±1/√h (as nn.RNN/GRU/LSTM and D2LGRU), the output layer as
+    nn.Linear (kaiming-uniform with a = √5, bias ±1/√h), in the modules' construction order: the
+    same numbers PyTorch's own init gives after seeding the global generator with s.
+    """
+    bound = 1.0 / math.sqrt(model.config.hidden_size)
+    with torch.no_grad():
+        for layer in model.layers:
+            for p in layer.parameters():
+                nn.init.uniform_(p, -bound, bound, generator=generator)
+        nn.init.kaiming_uniform_(model.output.weight, a=math.sqrt(5), generator=generator)
+        nn.init.uniform_(model.output.bias, -bound, bound, generator=generator)
+
+
+def build_model(config: ModelConfig, seed: int | None = None) -> CharRNN:
+    """A freshly initialised model in eval mode (PyTorch's default init from its own generator,
+    seeded with ``seed``, or a fresh random seed when None). No global random state is read or
+    changed, so a neighbour reseeding torch's RNG cannot change the weights."""
+    if seed is None:
+        seed = int.from_bytes(os.urandom(7), "little")
+    model = empty_model(config)
+    init_parameters(model, torch.Generator().manual_seed(int(seed)))
     return model.eval()

@@ -40,9 +40,24 @@ SAT_LOW, SAT_HIGH = 0.1, 0.9
 
 # --------------------------------------------------------------------------- orderings
 def unit_variance(values: Tensor) -> Tensor:
-    """Per-unit variance over time of a (T, h) tensor (population variance; 0 for T = 1)."""
+    """Per-unit variance over time of a (T, h) tensor (population variance; 0 for T = 1).
+
+    Over the finite values only: an overflowed model's inf/NaN steps are left out (0 for a unit
+    with no finite value), so the result is always finite and orderable."""
     v = values.double()
-    return v.var(dim=0, unbiased=False) if v.shape[0] > 0 else torch.zeros(v.shape[1], dtype=v.dtype)
+    if v.shape[0] == 0:
+        return torch.zeros(v.shape[1], dtype=v.dtype)
+    if bool(torch.isfinite(v).all()):
+        return v.var(dim=0, unbiased=False)
+    v = torch.where(torch.isfinite(v), v, torch.full_like(v, math.nan))
+    var = ((v - v.nanmean(dim=0)) ** 2).nanmean(dim=0)
+    return torch.nan_to_num(var, nan=0.0, posinf=0.0)
+
+
+def finite_steps(values: Tensor) -> Tensor:
+    """The rows (steps) of a (T, h) tensor whose values are all finite (those before an overflow)."""
+    ok = torch.isfinite(values).all(dim=1)
+    return values if bool(ok.all()) else values[ok]
 
 
 def unit_correlation(values: Tensor) -> Tensor:
@@ -65,6 +80,7 @@ def unit_order(values: Tensor, method: str = "trained") -> list[int]:
     if method == "trained" or h <= 1:
         return list(range(h))
     var = unit_variance(values)
+    values = finite_steps(values)        # correlations and patterns: the steps before an overflow
     by_var = sorted(range(h), key=lambda u: (-float(var[u]), u))
     if method == "variance":
         return by_var
@@ -97,7 +113,8 @@ def _pattern_order(values: Tensor, var: Tensor) -> list[int]:
     if len(live) <= 2 or values.shape[0] < 2:
         return sorted(live, key=lambda u: (-float(var[u]), u)) + dead
     z = values[:, live].double()
-    z = (z - z.mean(dim=0)) / z.std(dim=0, unbiased=False)
+    sd = z.std(dim=0, unbiased=False)
+    z = (z - z.mean(dim=0)) / torch.where(sd > 0, sd, torch.ones_like(sd))
     # The two leading loadings: eigenvectors of zᵀz (n × n) with the largest eigenvalues, i.e. the
     # first two rows of the SVD's Vᵀ up to sign (a third of a full SVD's time at T = 1,000, n = 256).
     _, vecs = torch.linalg.eigh(z.T @ z)                         # ascending eigenvalues

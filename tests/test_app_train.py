@@ -149,3 +149,16 @@ def test_bad_text_messages(new_session, text, words):
         at.text_area(key="tr_paste").input("").run()
     assert any(words in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="tr_train").disabled
+
+
+def test_a_setting_typed_just_before_train_is_used(new_session):
+    """Typing a value and clicking Train at once (one script run carries both): the run uses the
+    typed value, read when the button is clicked, not the value of the previous run (issue 27 #7)."""
+    at = new_session()
+    paste(at, TEXT, **{**TINY, "tr_steps": 400})
+    at.number_input(key="tr_steps").set_value(30)
+    at.number_input(key="tr_seed").set_value(5)
+    at.button(key="tr_train").click().run()
+    ok(at)
+    assert "/ 30" in at.metric[-4].value, at.metric[-4].value
+    at.button(key="tr_stop").click().run()

@@ -129,3 +129,28 @@ def test_shrinking_text_and_switching_model_keep_widgets_valid(app_env):
     at.sidebar.selectbox[0].set_value("tiny-gru").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(m.label == "Mean Δ surprisal" for m in at.metric)
+
+
+def test_unit_finder_leads_with_the_verdict(app_env):
+    at = run_tab("Unit finder", {"units.feat": "whitespace"})
+    shown = texts(at)
+    assert "Verdict: which units pass the controls" in shown
+    assert "correlational" in shown and "at chance level" in shown
+    heads = [h.value for h in at.subheader]
+    assert heads.index("Verdict: which units pass the controls") < heads.index("Unit finder: ranked by correlation")
+    assert len(at.dataframe) >= 2, "verdict table and ranked units"
+
+
+def test_verdict_uses_the_shipped_controls(app_env):
+    from rnnviz.checkpoint import load_model
+    from rnnviz.units import scorecard
+    from rnnviz.units.scorecard_cache import scorecard_sample, write_controls
+
+    model = load_model(app_env / "timemachine-lstm.safetensors")
+    sample, source = scorecard_sample(model, corpora_dir=app_env.parent / "corpora")
+    df = scorecard(model, sample, ["whitespace"], max_causal=0)
+    write_controls(df.attrs["controls"], app_env / "timemachine-lstm.safetensors", source)
+    from app_pages.ui.scorecard import feature_scorecard
+    feature_scorecard.clear()      # the process-wide cache may hold the cold result of another test
+    at = run_tab("Unit finder", {"units.feat": "whitespace"})
+    assert "controls from the checkpoint’s sidecar" in texts(at)

@@ -81,7 +81,7 @@ def test_hidden_states_default_heatmap_is_the_trace(app, ckpt_dir):
     text = "aa  aa\nbb"
     at = open_view(app, text=text)
     assert at.title[0].value == "Hidden states"
-    figs = charts(at)
+    figs = [f for f in charts(at) if f["layout"]["meta"]["chart"] != "hs_layers"]  # all layers: test_app_layers
     assert len(figs) == 1                                    # short text: no overview
     heat = figs[0]["data"][0]
     assert heat["type"] == "heatmap" and heat["zmid"] == 0
@@ -101,7 +101,9 @@ def test_hidden_states_default_heatmap_is_the_trace(app, ckpt_dir):
 def test_hidden_states_long_text_window_overview_and_url(app, ckpt_dir):
     text = ("the time machine by h. g. wells\n" * 40)[:1000]
     at = open_view(app, text=text, hs__start="500", hs__order="variance", hs__layer="1")
-    figs = charts(at)
+    figs = [f for f in charts(at) if f["layout"]["meta"]["chart"] != "hs_layers"]
+    stacked = [f for f in charts(at) if f["layout"]["meta"]["chart"] == "hs_layers"]
+    assert stacked and stacked[0]["data"][0]["x"][0].startswith("500:")   # same window, every layer
     assert [f["data"][0]["type"] for f in figs] == ["image", "heatmap"]
     heat = figs[1]["data"][0]
     assert len(heat["x"]) == 60 and heat["x"][0].startswith("500:")

@@ -61,3 +61,22 @@ def test_higher_orders_fit_their_training_text_better():
         Counts.fit("")
     with pytest.raises(ValueError):
         NGram(Counts.fit("ab", 2), 3)
+
+
+def test_models_trained_on_one_split_share_one_baseline_key():
+    """The page fits n-grams once per training split: the shipped timemachine models (every cell,
+    one and several layers) name the same split; the Python and Shakespeare models their own."""
+    import pytest as _pytest
+
+    import rnnviz
+    from rnnviz.baseline import BaselineError, training_split
+
+    keys = {n: training_split(rnnviz.load_model(n)) for n in
+            ("timemachine-lstm", "timemachine-rnn", "timemachine-lstm-2layer", "python-lstm", "shakespeare-lstm")}
+    assert keys["timemachine-lstm"] == keys["timemachine-rnn"] == keys["timemachine-lstm-2layer"]
+    assert keys["timemachine-lstm"][:2] == ("timemachine", "d2l")
+    assert len({keys["timemachine-lstm"], keys["python-lstm"], keys["shakespeare-lstm"]}) == 3
+    hash(keys["python-lstm"])
+    bare = rnnviz.build_model(rnnviz.load_model("timemachine-rnn").config, seed=0)
+    with _pytest.raises(BaselineError, match="does not record"):
+        training_split(bare)

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 import rnnviz
 from rnnviz import ModelConfig, build_model
 from rnnviz.serving import cost
+from rnnviz.serving.deadline import WALL_FACTOR
 from rnnviz import units as U
 from app_pages.ui.params import VIEWS
 from tools.heavy import TOKENS, largest_hidden, save_f16
@@ -29,7 +30,7 @@ MODELS = [("rnn_tanh", 1), ("rnn_relu", 1), ("gru", 1), ("lstm", 1), ("lstm", 8)
 EXTRA = {"app_pages/compare.py": [{"cmp.models": "big,tiny"}],
          "app_pages/units.py": [{"units.src": "typed"}, {"units.tab": "Ablation"}]}
 PAGES = [(v.page, params) for v in VIEWS if v.page != "app_pages/train.py" for params in EXTRA.get(v.page, [{}])]
-NOTES = ("Reduced because", "Not computed", "stopped after")
+NOTES = ("Reduced because", "Not computed", "stopped after", "the server is busy")
 
 
 @pytest.fixture
@@ -62,7 +63,8 @@ def test_largest_accepted_model_on_every_view(heavy_dir, cell, layers):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.query_params["ckpt"] = "big"
     at.run()
-    limit = 3 * cost.deadline_seconds("index", BUDGET) + 5      # the slowest view: the unit index, once
+    # the slowest view: the unit index, once, stopped at the latest by its wall-clock cap
+    limit = WALL_FACTOR * cost.deadline_seconds("index", BUDGET) + 5
     timings = {}
     for page, params in PAGES:
         at.switch_page(page)
@@ -93,5 +95,5 @@ def test_a_request_the_estimate_gets_wrong_is_stopped_and_the_page_says_so(heavy
     at.run()
     seconds = time.perf_counter() - t0
     assert not at.exception, [e.value[:300] for e in at.exception]
-    assert "stopped after its 1.0 s time budget" in _texts(at)
-    assert seconds < 4 * (cost.deadline_seconds("", 0.1) + 1) + 5       # four heavy requests at most
+    assert "its 1.0 s time budget" in _texts(at)                 # its CPU time, or the wall cap
+    assert seconds < 4 * (WALL_FACTOR * cost.deadline_seconds("", 0.1) + 1) + 5   # four requests at most

@@ -10,13 +10,15 @@ from torch import nn
 import rnnviz
 from rnnviz.trace import HookError, hook_names
 from tests.conftest import tiny_model
+from tests.reference import TORCH_CELLS
 
-CELLS = ["rnn_tanh", "rnn_relu", "gru", "lstm"]
+#: The cells PyTorch has a one-step module for (the independent reference of the replacement test).
+TORCH = list(TORCH_CELLS)
 TEXT = "the time machine by h. g. wells"
 
 
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", rnnviz.CELLS)
 def test_hooks_returning_none_change_nothing(cell, layers):
     model = tiny_model(cell, layers)
     fused = rnnviz.trace(model, TEXT)
@@ -46,13 +48,8 @@ def _torch_cells(model):
     cfg = model.config
     out = []
     for layer in model.layers:
-        d = layer.weight_ih_l0.shape[1]
-        if cfg.cell == "lstm":
-            cell = nn.LSTMCell(d, cfg.hidden_size)
-        elif cfg.cell == "gru":
-            cell = nn.GRUCell(d, cfg.hidden_size)
-        else:
-            cell = nn.RNNCell(d, cfg.hidden_size, nonlinearity=cfg.cell[4:])
+        cls, kwargs = TORCH_CELLS[cfg.cell]
+        cell = cls(layer.weight_ih_l0.shape[1], cfg.hidden_size, **kwargs)
         with torch.no_grad():
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(cell, name).copy_(getattr(layer, name + "_l0"))
@@ -85,7 +82,7 @@ def _manual_run(model, text, unit):
 
 
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", TORCH)
 def test_replacing_a_unit_matches_torch_cells(cell, layers):
     model = tiny_model(cell, layers)
     unit = 3

@@ -17,8 +17,11 @@ CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(e => ({
   look: JSON.stringify([e._fullLayout.paper_bgcolor, e._fullLayout.plot_bgcolor, e._fullLayout.font,
                         e._fullLayout.colorway, e._fullData.map(t => t.colorscale || t.line.color)]),
   xrange: e._fullLayout.xaxis.range.slice(), autorange: e._fullLayout.xaxis.autorange}))"""
+# Four charts drawn with update n, and no in-place draw under way (a zoom made during a Plotly.react
+# still running was lost when it finished: data-rnnviz-drawing, app_pages/ui/plotly_inplace.js).
 READY = """n => { const els = [...document.querySelectorAll('.js-plotly-plot')];
-  return els.length === 4 && els.every(e => e.layout && e.layout.meta.n === n && e.querySelector('.main-svg')); }"""
+  return els.length === 4 && els.every(e => e.layout && e.layout.meta.n === n && e.querySelector('.main-svg'))
+      && !document.querySelector('[data-rnnviz-drawing], [data-rnnviz-pending]'); }"""
 
 
 def test_figure_travels_as_bytes_and_reads_back():
@@ -210,3 +213,23 @@ def test_charts_out_of_sight_wait_until_scrolled_to(server, browser):
     finally:
         page.close()
     assert not errors, errors
+
+
+def test_install_plotly_js_copies_the_installed_bundle_once(tmp_path):
+    """The charts' Plotly.js is the installed plotly package's, copied into <app folder>/static/
+    (served by Streamlit's static file serving), readable by any server user, no temporary file
+    left; a copy of another size (another plotly) is replaced."""
+    import stat
+
+    from app_pages.ui import plotly_component as pc
+
+    target = pc.install_plotly_js(tmp_path)
+    assert target == tmp_path.resolve() / "static" / pc.PLOTLY_JS
+    assert target.read_bytes() == pc.PLOTLY_SOURCE.read_bytes()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [p.name for p in target.parent.iterdir()] == [pc.PLOTLY_JS]
+    other = tmp_path / "other"
+    (other / "static").mkdir(parents=True)
+    (other / "static" / pc.PLOTLY_JS).write_text("old")
+    assert pc.install_plotly_js(other).read_bytes() == pc.PLOTLY_SOURCE.read_bytes()
+    assert pc.plotly_js_url() == f"/app/static/{pc.PLOTLY_JS}"

@@ -13,6 +13,7 @@ from rnnviz.model import ModelConfig, build_model
 from rnnviz.trace import trace
 from rnnviz.units import ScorecardError, scorecard
 from rnnviz.units.scorecard import COLUMNS
+from rnnviz.units.scorecard_cache import load_controls, write_controls
 
 LETTERS = "abcdefgh "
 TOKENS = ("<unk>", "(", ")", *LETTERS)
@@ -145,6 +146,31 @@ def test_deterministic_for_a_seed_and_cache_reproduces():
     assert a.attrs["controls"]["control_seeds"] != d.attrs["controls"]["control_seeds"]
 
 
+def test_sidecar_round_trip_and_stale_cache(tmp_path):
+    model = hand_model()
+    text = paren_text(800, seed=6)
+    kw = dict(min_shift=50, controls=2, draws=3, seed=9, max_causal=0)
+    a = scorecard(model, text, ["paren_depth", "vowel"], **kw)
+    ckpt = tmp_path / "hand.safetensors"
+    assert write_controls(a.attrs["controls"], ckpt, "test").name == "hand.scorecard.json"
+    stored = load_controls(ckpt)
+    assert scorecard(model, text, ["vowel"], cache=stored, **kw).equals(
+        scorecard(model, text, ["vowel"], **kw))
+    # another text: the stored controls do not apply and are recomputed, not reused
+    other = paren_text(800, seed=8)
+    assert scorecard(model, other, ["vowel"], cache=stored, **kw).attrs["controls"] == \
+        scorecard(model, other, ["vowel"], **kw).attrs["controls"]
+    assert load_controls(tmp_path / "missing.safetensors") is None
+
+
+def test_test_units_are_ablated_beyond_max_causal(hand):
+    model, text, _ = hand
+    df = scorecard(model, text, {"inside": inside(text)}, min_shift=50, seed=3, max_causal=0,
+                   test_units=["layer0.h[0]"])
+    assert df.causal_tested.tolist() == [True] + [False] * (H - 1)
+    assert df.verdict[0] == "causal"
+
+
 @pytest.mark.parametrize("text, features, match", [
     ("", ["vowel"], "empty"),
     ("ab(cd)" * 50, {"x": [0.0, 1.0] * 10}, "has 20 values"),
@@ -157,3 +183,25 @@ def test_bad_inputs(text, features, match):
     with pytest.raises(ScorecardError, match=match) as err:
         scorecard(hand_model(), text, features, min_shift=50)
     assert isinstance(err.value, ValueError)
+
+
+def test_report_tables_show_the_verdicts(hand):
+    from tools.scorecard_report import feature_table, summary_table
+
+    _, _, df = hand
+    rows = feature_table(df, {"inside": "layer0.h[0]"})
+    assert rows[2].startswith("| inside | inside = 1 |") and "**causal**" in rows[2]
+    assert any(r.startswith("| inside | layer0.h[0] | AUC 1.000") for r in rows)
+    table = summary_table({"hand": {"units": H, "features": 1, "causal": 1, "correlational": 2,
+                                    "causal_units": ["layer0.h[0] (inside)"],
+                                    "nats": {"1-gram": 2.0, "5-gram": 1.2, "RNN": 1.1}}})
+    assert table[2] == "| hand | 24 × 1 | 1 | 2 | layer0.h[0] (inside) | 1.100 | 1.200 | 5-gram 1.200 |"
+
+
+def test_where_a_graded_feature_counts_as_on():
+    from rnnviz.units.scorecard import _make_feature
+
+    assert _make_feature("x", [0, 1, 2, 3, 4]).active.tolist() == [False, False, False, True, True]
+    assert _make_feature("x", [0, 0, 0, 1, 2]).active.tolist() == [False, False, False, True, True]
+    assert _make_feature("x", [0, 5, 5, 5, 5]).active.tolist() == [False, True, True, True, True]
+    assert _make_feature("x", [0, 1, 1, 0]).kind == "auc"

@@ -180,7 +180,7 @@ def _reference_latest_weights(cfg: TrainConfig, text: str) -> dict[str, torch.Te
         for X, Y in epoch_batches(ids, cfg.batch_size, cfg.num_steps, "sequential", cfg.seed, epoch):
             if step == cfg.max_steps:
                 break
-            torch.manual_seed(step_seed(cfg.seed, step))          # dropout masks of this step
+            model.seed_dropout(step_seed(cfg.seed, step))         # dropout masks of this step
             logits, carry = model(X, carry)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
             opt.zero_grad()

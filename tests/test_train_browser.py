@@ -41,6 +41,14 @@ def idle(page) -> None:
     page.wait_for_function(RUN_OVER_JS, arg=None, timeout=TIMEOUT, polling=100)
 
 
+def train_button(page, enabled: bool):
+    """Wait until the page shows one Train button (a rerun briefly shows the old one beside the
+    new), enabled or not; return it."""
+    page.wait_for_function("""enabled => { const b = document.querySelectorAll('.st-key-tr_train button');
+        return b.length === 1 && b[0].disabled === !enabled; }""", arg=enabled, timeout=TIMEOUT, polling=100)
+    return page.locator(".st-key-tr_train button")
+
+
 def set_number(page, label: str, value: int) -> None:
     """Type ``value`` into a number input once the page is idle (a number typed while a run was
     still drawing was sometimes not applied under CPU contention), and see it shown."""
@@ -57,8 +65,7 @@ def test_train_stop_and_open_in_views(server, page):
     idle(page)
     page.get_by_text("Paste a text", exact=True).click()
     area = page.get_by_label("Text to train on", exact=True)
-    train = page.get_by_role("button", name="Train", exact=True)
-    expect(train).to_be_disabled(timeout=TIMEOUT)              # nothing pasted yet: refused
+    train_button(page, enabled=False)                          # nothing pasted yet: refused
     # The knobs first, the text last: the run the text starts carries every widget's value, and the
     # Train button it draws (enabled once there is a text) starts a training with them.
     set_number(page, "Sequence length T", 8)
@@ -67,8 +74,8 @@ def test_train_stop_and_open_in_views(server, page):
     area.fill(TEXT)
     area.press("Control+Enter")
     page.get_by_text("Train / validation").wait_for(timeout=TIMEOUT)
-    expect(train).to_be_enabled(timeout=TIMEOUT)
     idle(page)
+    train = train_button(page, enabled=True)
     for label, value in (("Sequence length T", "8"), ("Batch size B", "4")):
         expect(page.get_by_label(label, exact=True)).to_have_value(value)
     train.click()
@@ -76,7 +83,8 @@ def test_train_stop_and_open_in_views(server, page):
     page.wait_for_function(LOSS_POINTS_JS, arg=30, timeout=TIMEOUT, polling=250)  # the curve grows
     page.get_by_text("step     25").first.wait_for(timeout=TIMEOUT)              # a later sample
     page.screenshot(path=str(ARTIFACTS / "browser-train.png"))
-    page.get_by_role("button", name="Stop", exact=True).click()
+    # the view's Stop (its key's class), not the status widget's, shown while the live panel reruns
+    page.locator(".st-key-tr_stop").get_by_role("button", name="Stop").click()
     page.get_by_role("button", name="Open in Hidden states").click(timeout=TIMEOUT)
     page.wait_for_selector("h1:has-text('Hidden states')", timeout=TIMEOUT)
     assert "(trained)" in page.locator("[data-testid='stSidebar']").inner_text()

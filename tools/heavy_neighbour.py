@@ -37,7 +37,7 @@ from tools.procstats import cpu_seconds  # noqa: E402
 from tools.page_js import RUN_OVER_JS  # noqa: E402
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
 
-NOTES = ("Reduced because", "Not computed", "stopped after")
+NOTES = ("Reduced because", "Not computed", "stopped after", "the server is busy")
 
 
 class Phases:

@@ -25,7 +25,6 @@ P = json.loads(sys.argv[1])
 sys.path.insert(0, P["repo"])
 import streamlit as st
 from app_pages.ui import cache
-from rnnviz.checkpoint import checkpoint_dir
 
 def rss():
     with open("/proc/self/status") as fh:

@@ -1,4 +1,4 @@
-"""Doc generator: the table of shipped models (README.md, docs/MODELS.md) and their reproduce commands.
+"""Doc generator: the table of shipped models (docs/MODELS.md) and their reproduce commands.
 
     python -m tools.models_table              # the markdown table, read from checkpoints/*.safetensors
     python -m tools.models_table --commands   # the docs/MODELS.md "Reproduce" block
@@ -34,8 +34,9 @@ def models_table(directory: str | os.PathLike | None = None) -> str:
 
 
 def reproduce_commands(directory: str | os.PathLike | None = None) -> str:
-    """One ```sh block per shipped checkpoint with the command that replays its run."""
-    blocks = [f"```sh\n# {info.name}\n{reproduce_command(info)}\n```"
+    """One code block per shipped checkpoint with the command that replays its run (marked
+    ``no-run`` for tests/test_docs.py: minutes to an hour of training; its options are checked)."""
+    blocks = [f"```bash no-run: a whole training run\n# {info.name}\n{reproduce_command(info)}\n```"
               for info in list_checkpoints(Path(directory) if directory else None)]
     return "\n".join(blocks)
 

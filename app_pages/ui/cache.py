@@ -13,6 +13,7 @@ from rnnviz.checkpoint import resolve_checkpoint
 from rnnviz.ref import ModelRef, model_ref
 
 from app_pages.ui.settings import settings
+from app_pages.ui.uploads import data_of
 from app_pages.ui.work import run_heavy
 
 #: Model keys of uploaded checkpoints start with this (then the first 16 hex digits of the sha256).
@@ -62,9 +63,11 @@ def get_ref(model_key: str, model: CharRNN) -> ModelRef:
 def get_model(model_key: str) -> CharRNN:
     """The model named ``model_key``: a shipped checkpoint, or an upload of this session."""
     if model_key.startswith(UPLOAD_PREFIX):
-        data = st.session_state.get("upload_bytes", {}).get(model_key)
+        data = data_of(model_key)
         if data is None:
-            raise CheckpointError("The uploaded checkpoint is no longer in this session; upload it again.")
+            raise CheckpointError("The uploaded checkpoint is no longer kept for this session (the "
+                                  "server keeps a few uploads per session, and a bounded total); "
+                                  "upload it again.")
         digest = model_key[len(UPLOAD_PREFIX):]
         return uploaded_model(digest, data, st.session_state["upload_names"][model_key])
     return shipped_model(model_key)
@@ -81,7 +84,7 @@ def cached_trace(ref: ModelRef, model: CharRNN, text: str) -> Trace:
     """The trace of ``text`` through ``model`` (identified by ``ref``), from the shared byte-bounded
     LRU cache, keyed (ref.name, ref.digest, text). Read-only: never modify its tensors."""
     key = (ref.name, ref.digest, text)
-    return trace_store().get_or_compute(key, lambda: run_heavy(rnnviz.trace, model, text))
+    return trace_store().get_or_compute(key, lambda: run_heavy("trace", rnnviz.trace, model, text))
 
 
 def shipped_names() -> list[str]:

@@ -80,6 +80,7 @@ _DECLARED: tuple[Param, ...] = (
     Choice("hs.order", "hs_order", "pattern", choices=lim("orders")),
     Choice("hs.win", "hs_width", lambda m: m["widths"][0], choices=lim("widths")),
     Int("hs.start", "hs_start", 0, lo=0, hi=lim("last_start")),
+    Choice("hs.tstep", "hs_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),  # training step
     Choice("hs.unit", "hs_unit", lim("unit"), choices=lambda m: {u: unit_name(m.get("layer", 0), m.get("kind", "h"), u) for u in range(m["H"])}),
     # Predictions
     Int("pr.k", "pr_k", 5, lo=1, hi=lim("k_max")),
@@ -89,7 +90,8 @@ _DECLARED: tuple[Param, ...] = (
     Int("pr.step", "pr_step", lim("start"), lo=0, hi=lim("T", 1)),
     # Step-through
     Int("st.t", "st_t", 0, lo=0, hi=lim("T", 1)),
-    Choice("st.layer", "st_layer", 0, choices=_range("L")),
+    # a layer, or "all": every layer at the step (multi-layer models)
+    Choice("st.layer", "st_layer", 0, choices=lambda m: [*range(m["L"])] + (["all"] if m["L"] > 1 else [])),
     # Generate
     Text("gen.prefix", "gen_prefix", lim("prefix"), max_len=500),
     Float("gen.temp", "gen_temp", 1.0, lo=0.0, hi=3.0, step=0.05),
@@ -106,6 +108,7 @@ _DECLARED: tuple[Param, ...] = (
     Float("gr.clip", "g_clip", 0.0, lo=0.0, hi=1e6),
     Float("gr.clipv", "g_clipv", 0.0, lo=0.0, hi=1e6),
     Choice("gr.layer", "g_layer", lim("L", 1), choices=_range("L")),
+    Choice("gr.tstep", "gr_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),
     # Compare
     Multi("cmp.models", "c_models", lim("default"), choices=lim("available"), max_items=3),
     Choice("cmp.state", "c_state", "top", choices=lim("layers")),

@@ -167,6 +167,7 @@ function draw(chart) {
   chart.waiting = null;
   delete chart.box.dataset.rnnvizPending;
   const seq = ++chart.seq;
+  chart.box.dataset.rnnvizDrawing = "1";   // for page scripts: a draw is under way (zoom waits)
   chart.drawing = loadPlotly(waiting.plotly).then((Plotly) => {
     // The chart was unmounted meanwhile (a remount into the same element starts a new chart:
     // drawing here too left two charts in it).
@@ -178,6 +179,7 @@ function draw(chart) {
     return (first ? Plotly.newPlot : Plotly.react)(chart.div, sized(chart));
   }).catch((err) => console.error("rnnviz chart:", err)).finally(() => {
     chart.drawing = null;
+    delete chart.box.dataset.rnnvizDrawing;
     if (!chart.dead && chart.waiting && (chart.inSight || chart.full)) draw(chart);
   });
 }

@@ -24,6 +24,7 @@ tools read the same variables as their argparse defaults.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from rnnviz.checkpoint import CHECKPOINT_DIR
 from rnnviz.corpora import CORPORA_DIR
 from rnnviz.serving.cost import REQUEST_SECONDS
 from rnnviz.training.limits import MAX_TRAIN_SECONDS
+
+log = logging.getLogger(__name__)
 
 #: Largest accepted RNNVIZ_REQUEST_SECONDS (an hour: beyond it a request is not interactive).
 MAX_REQUEST_SECONDS = 3600.0
@@ -102,5 +105,10 @@ def _number(environ: Mapping[str, str], name: str, default: float, top: float, u
 
 @functools.cache
 def settings() -> Settings:
-    """The settings of this process, read from the environment on first use."""
-    return Settings.from_environ(os.environ)
+    """The settings of this process, read from the environment on first use (a SettingsError is
+    logged and raised again on every call until the environment is fixed)."""
+    try:
+        return Settings.from_environ(os.environ)
+    except SettingsError as err:
+        log.error("%s", err)
+        raise

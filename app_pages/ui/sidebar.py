@@ -14,6 +14,7 @@ from app_pages.ui.charts import controls
 from app_pages.ui.context import Context
 from app_pages.ui.lecture import LECTURE_CSS, hidden
 from app_pages.ui.text import MAX_PAGE_CHARS, MAX_URL_TEXT, PRESETS
+from app_pages.ui.uploads import keep
 from app_pages.ui.url import new_run, url_drop, url_set, use
 from app_pages.ui.work import LIMITS, limit_message
 from app_pages.ui.settings import settings
@@ -166,11 +167,11 @@ def on_upload() -> None:
     except CheckpointError as err:
         st.session_state["upload_notice"] = ("error", f"Upload refused: {err}", upload.file_id)
         return
-    st.session_state.setdefault("upload_bytes", {})[key] = data
-    st.session_state.setdefault("upload_names", {})[key] = f"{upload.name} (uploaded)"
     st.session_state["ckpt"] = key
+    released = keep(key, data, f"{upload.name} (uploaded)")
     st.session_state["upload_notice"] = ("success", f"Loaded {upload.name}; it is now the checkpoint "
-                                                    "above.", upload.file_id)
+                                                    "above." + (f" {released}" if released else ""),
+                                         upload.file_id)
 
 
 def _upload() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.ui.context import Context
+from rnnviz.overflow import first_overflow
 
 DEFAULT_TEXT = "the time machine by h. g. wells"
 #: Longest text the page traces (characters). Longer pastes are cut, with a visible notice.
@@ -50,6 +51,8 @@ def notices(ctx: Context, shows_cleaned_text: bool = False) -> bool:
         st.info(ctx.error)
         return False
     trace = ctx.trace
+    if trace is not None and (over := first_overflow(trace.cache)) is not None:
+        st.warning(over.describe())
     if trace is not None and trace.preprocessed:
         st.caption(f"This model was trained on {ctx.model.config.preprocessing}-cleaned text, so your "
                    "text was cleaned the same way before it was read "

@@ -60,8 +60,27 @@ def _from_upload(limits: TrainLimits) -> TrainText | None:
     if up is None:
         st.info("Upload a .txt file to train on it.")
         return None
+    return _upload_text(up, limits)
+
+
+def _upload_text(up, limits: TrainLimits) -> TrainText:
     text = decode_text(up.getvalue(), limits)
     return TrainText(text, up.name.removesuffix(".txt") or "upload", "none")
+
+
+def text_from_state(limits: TrainLimits) -> TrainText | None:
+    """The text as the widgets hold it now, drawing nothing: in a button's callback, what was typed
+    or picked just before the click (not what the previous run drew). None when there is none.
+    Raises TrainRefused (undecodable upload) or CorpusNotFound."""
+    state = st.session_state
+    source = state.get("tr_source", SOURCES[0])
+    if source == SOURCES[1]:
+        return TrainText(state.get("tr_paste", ""), "pasted text", "none")
+    if source == SOURCES[2]:
+        up = state.get("tr_upload")
+        return None if up is None else _upload_text(up, limits)
+    name = state.get("tr_corpus", next(iter(CORPORA)))
+    return TrainText(_corpus_text(name), name, CORPORA[name][1])
 
 
 def text_input(limits: TrainLimits) -> TrainText | None:

@@ -1,7 +1,7 @@
 """The server's training pool and this session's trained models.
 
-A trained model joins this session's checkpoints exactly as an upload does (``upload_bytes`` /
-``upload_names`` in the session state, read by the sidebar and :func:`get_model`), so every view can
+A trained model joins this session's checkpoints exactly as an upload does (kept by
+app_pages.ui.uploads, named in ``upload_names``, read by the sidebar and :func:`get_model`), so every view can
 open it and no other session can see it.
 """
 
@@ -14,6 +14,7 @@ import streamlit as st
 
 from app_pages.ui.cache import UPLOAD_PREFIX, uploaded_model
 from app_pages.ui.settings import settings
+from app_pages.ui.uploads import drop, keep
 from rnnviz.training.limits import TrainLimits
 from rnnviz.training.pool import TrainingPool
 
@@ -40,19 +41,15 @@ def register_trained(data: bytes, label: str, slot: int) -> str:
     key = UPLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:16]
     uploaded_model(key[len(UPLOAD_PREFIX):], data, label)      # validates, as for an upload
     slots: dict[int, str] = st.session_state.setdefault("trained_slots", {})
-    blobs = st.session_state.setdefault("upload_bytes", {})
-    names = st.session_state.setdefault("upload_names", {})
     old = slots.pop(slot, None)
     if old and old != key and old != st.session_state.get("ckpt"):
-        blobs.pop(old, None)
-        names.pop(old, None)
+        drop(old)
     slots[slot] = key
     while len(slots) > MAX_TRAINED:
-        drop = slots.pop(next(iter(slots)))
-        if drop != st.session_state.get("ckpt"):
-            blobs.pop(drop, None)
-            names.pop(drop, None)
-    blobs[key], names[key] = data, f"{label} (trained)"
+        gone = slots.pop(next(iter(slots)))
+        if gone != st.session_state.get("ckpt"):
+            drop(gone)
+    keep(key, data, f"{label} (trained)", upload=False)
     return key
 
 

@@ -103,7 +103,7 @@ def sample_index(ctx: Context, src: str, n: int, own: str,
             # server's start-up warm-up (start_warmup) fills for the shipped checkpoints
             plan = cost.fit("index", ctx.model.config, U.index_capacity(ctx.model, n), what="unit index",
                             request_seconds=settings().request_seconds)
-            index = run_heavy(U.get_index, ctx.model, text, max_chars=plan.steps, source=source,
+            index = run_heavy("index", U.get_index, ctx.model, text, max_chars=plan.steps, source=source,
                               fingerprint=ctx.ref.digest)
     except U.CorpusMissing as err:
         stats = shipped_stats(ctx.ref, ctx.model_key, ctx.model) if stats_ok else None

@@ -29,7 +29,10 @@ import streamlit as st
 
 #: A link's non-text value longer than this is refused unread.
 MAX_RAW = 64
-_INT = re.compile(r"[+-]?\d{1,15}(\.0*)?")
+#: Numbers in links are ASCII only: ``\d``, int() and float() also accept full-width ``５``,
+#: Arabic-Indic ``١٢`` and ``1_0``, which no one types into a link on purpose.
+_INT = re.compile(r"[+-]?[0-9]{1,15}(\.0*)?")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 #: Session-state key of the copies that carry a view's settings across navigation.
 _KEPT = "_url_kept"
@@ -72,6 +75,10 @@ class Param:
         """The URL text of ``value``."""
         return str(value)
 
+    def max_raw(self) -> int:
+        """Longest link value read at all (longer ones are refused unread); the parser's own rule."""
+        return MAX_RAW
+
 
 @dataclass(frozen=True)
 class Int(Param):
@@ -113,10 +120,9 @@ class Float(Param):
     def parse(self, raw: str, limits: Limits) -> float:
         lo, hi = _get(self.lo, limits), _get(self.hi, limits)
         rule = f"a number {lo:g}–{hi:g}"
-        try:
-            value = float(raw) if len(raw) <= MAX_RAW else math.nan
-        except ValueError:
-            raise Invalid(rule) from None
+        if len(raw) > MAX_RAW or not _FLOAT.fullmatch(raw):
+            raise Invalid(rule)
+        value = float(raw)
         if not math.isfinite(value) or (value != 0 and abs(value) < sys.float_info.min):
             raise Invalid(rule)                       # nan, inf, denormal
         if not lo <= value <= hi:
@@ -205,6 +211,9 @@ class Text(Param):
     def encode(self, value: Any) -> str:
         return str(value)[: self.url_len or self.max_len]
 
+    def max_raw(self) -> int:
+        return max(MAX_RAW, self.max_len)
+
 
 @dataclass(frozen=True)
 class Multi(Param):
@@ -217,7 +226,7 @@ class Multi(Param):
         """The known names of ``raw`` (unknown ones are dropped; :func:`from_link` names them)."""
         options = list(_get(self.choices, limits))
         items = list(dict.fromkeys(s for s in raw.split(",") if s in options))[: self.max_items]
-        if not items or len(raw) > 100 * self.max_items:
+        if not items or len(raw) > self.max_raw():
             raise Invalid(f"1–{self.max_items} of the available names, comma-separated")
         return items
 
@@ -228,6 +237,9 @@ class Multi(Param):
 
     def encode(self, value: Any) -> str:
         return ",".join(value)
+
+    def max_raw(self) -> int:
+        return 100 * self.max_items          #: names up to 100 characters each
 
 
 def _shown(raw: str) -> str:
@@ -246,7 +258,7 @@ def from_link(param: Param, values: list[str], limits: Limits) -> tuple[bool, An
         return False, None, f"{param.name} (given {len(values)} times)"
     raw = values[0]
     try:
-        if len(raw) > max(MAX_RAW, getattr(param, "max_len", 0)):
+        if len(raw) > param.max_raw():
             raise Invalid("shorter")
         value = param.parse(raw, limits)
     except Invalid as err:

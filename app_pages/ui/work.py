@@ -20,7 +20,7 @@ import streamlit as st
 from app_pages.ui.settings import settings
 from rnnviz.serving import cost
 from rnnviz.serving.cache import ByteLRU
-from rnnviz.serving.deadline import Overtime, deadline
+from rnnviz.serving.deadline import WALL_FACTOR, Overtime, deadline
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +43,23 @@ def _job(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> A
         return fn(*args, **kwargs)
 
 
-def run_heavy(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``rnnviz.serving.cost.deadline_seconds()``
-    (raises Overtime). Exceptions of ``fn`` propagate unchanged."""
-    seconds = cost.deadline_seconds(request_seconds=settings().request_seconds)
+def run_heavy(op: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``cost.deadline_seconds(op)``
+    (raises Overtime). ``op`` (required): the operation's name in rnnviz.serving.cost.OPERATIONS,
+    which sets its deadline. Exceptions of ``fn`` propagate unchanged."""
+    if op not in cost.OPERATIONS:
+        raise TypeError(f"run_heavy needs the operation's name first (one of cost.OPERATIONS), got {op!r}")
+    seconds = cost.deadline_seconds(op, request_seconds=settings().request_seconds)
     future = _POOL.submit(_job, fn, seconds, args, kwargs)
     try:
-        return future.result(timeout=seconds + 1.0)
+        return future.result(timeout=WALL_FACTOR * seconds + 1.0)
     except FutureTimeout:
         future.cancel()                 # still queued: never starts; running: stops at its next check
-        raise Overtime(seconds) from None
+        raise Overtime(seconds, wall=True) from None
 
 
-def cached_heavy(fn: Callable[..., Any], key: Hashable, *args: Any, **kwargs: Any) -> Any:
-    """``run_heavy(fn, *args, **kwargs)``, kept for every session in a byte-bounded store
+def cached_heavy(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, **kwargs: Any) -> Any:
+    """``run_heavy(op, fn, *args, **kwargs)``, kept for every session in a byte-bounded store
     (RESULT_CACHE_BYTES, 128 entries, 1 h) under (fn's module and name, ``key``).
 
     key: a hashable identity of every argument that changes the result (a ModelRef for the model,
@@ -65,7 +68,7 @@ def cached_heavy(fn: Callable[..., Any], key: Hashable, *args: Any, **kwargs: An
     :func:`prefetch`) waits for that result; a failed computation is not kept, so the next caller
     computes again and gets the error itself."""
     return _RESULTS.get_or_compute((fn.__module__, fn.__qualname__, key),
-                                   lambda: run_heavy(fn, *args, **kwargs))
+                                   lambda: run_heavy(op, fn, *args, **kwargs))
 
 
 def prefetch(call: Callable[..., Any], *args: Any) -> None:
@@ -99,7 +102,10 @@ def reduced(*plans: cost.Plan | None) -> None:
 
 def limit_message(what: str, err: Exception) -> str:
     """The page's words for a refused or stopped request."""
+    if isinstance(err, Overtime) and err.wall:
+        return (f"The {what} was stopped: the server is busy and it waited over {WALL_FACTOR:g} × its "
+                f"{err.seconds:.1f} s time budget. Try again in a moment.")
     if isinstance(err, Overtime):
-        return (f"The {what} was {err}, so the server stays responsive for everyone: use a shorter "
-                "text or a smaller model.")
+        return (f"The {what} was stopped after its {err.seconds:.1f} s time budget, so the server stays "
+                "responsive for everyone: use a shorter text or a smaller model.")
     return str(err)

@@ -6,7 +6,9 @@
 
 R_t gates H_{t-1} *before* the product with W_hh, and each gate has one bias (no b_hh). The layer
 (:class:`D2LGRU`) keeps PyTorch's layout (blocks r, z, n in ``weight_ih_l0`` (3h, d),
-``weight_hh_l0`` (3h, h), ``bias_ih_l0`` (3h,)) and runs :func:`step` in a loop.
+``weight_hh_l0`` (3h, h), ``bias_ih_l0`` (3h,)); its forward pass is one compiled loop
+(:func:`rnnviz.kernels.gru_d2l_forward`) when no gradient is wanted, else a torch loop of the same
+equations; :func:`step` (one step, with intervention hooks) serves the stepped trace.
 """
 
 from __future__ import annotations
@@ -52,15 +54,49 @@ class D2LGRU(nn.Module):
             nn.init.uniform_(p, -bound, bound)
 
     def forward(self, inp: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        T, H = inp.shape[0], self.hidden_size
-        h = inp.new_zeros(inp.shape[1:-1] + (H,)) if hx is None else hx[0]
-        x_part = (inp @ self.weight_ih_l0.T) + self.bias_ih_l0          # (T, [B,] 3h)
-        outs = []
-        for t in range(T):
-            h = step(self, x_part[t], h, None)["h"]
-            outs.append(h)
-        out = torch.stack(outs) if outs else inp.new_zeros(inp.shape[:-1] + (H,))
-        return out, h[None]
+        H = self.hidden_size
+        h0 = inp.new_zeros(inp.shape[1:-1] + (H,)) if hx is None else hx[0]
+        x_part = torch.addmm(self.bias_ih_l0, inp.reshape(-1, inp.shape[-1]), self.weight_ih_l0.T)
+        x_part = x_part.reshape(inp.shape[:-1] + (3 * H,))               # (T, [B,] 3h)
+        if inp.shape[0] == 0:
+            return inp.new_zeros(inp.shape[:-1] + (H,)), h0[None]
+        if _compiled(x_part, self.weight_hh_l0, h0):
+            out = _compiled_run(x_part, self.weight_hh_l0, h0)
+        else:
+            out = _torch_run(x_part, self.weight_hh_l0, h0)
+        return out, out[-1][None]
+
+
+def _compiled(x_part: Tensor, w: Tensor, h0: Tensor) -> bool:
+    """Whether the compiled loop may run: no gradient wanted, CPU, one float dtype."""
+    if torch.is_grad_enabled() and (x_part.requires_grad or w.requires_grad or h0.requires_grad):
+        return False
+    return (all(t.device.type == "cpu" for t in (x_part, w, h0))
+            and x_part.dtype in (torch.float32, torch.float64) and w.dtype == h0.dtype == x_part.dtype)
+
+
+def _compiled_run(x_part: Tensor, w: Tensor, h0: Tensor) -> Tensor:
+    """:func:`rnnviz.kernels.gru_d2l_forward` on (T, [B,] 3h) → (T, [B,] h)."""
+    from ..kernels import gru_d2l_forward
+    T, H = x_part.shape[0], w.shape[1]
+    xp = x_part.detach().reshape(T, -1, 3 * H)
+    out = torch.empty((T, xp.shape[1], H), dtype=x_part.dtype)
+    gru_d2l_forward(xp.contiguous().numpy(), w.detach().contiguous().numpy(),
+                    h0.detach().reshape(-1, H).contiguous().numpy(), out.numpy())
+    return out.reshape(x_part.shape[:-1] + (H,))
+
+
+def _torch_run(x_part: Tensor, w: Tensor, h: Tensor) -> Tensor:
+    """The same recurrence as a torch loop (differentiable: training), five ops a step."""
+    H = h.shape[-1]
+    w_rz, w_n = w[:2 * H].T, w[2 * H:].T
+    outs = []
+    for t in range(x_part.shape[0]):
+        rz = torch.sigmoid(x_part[t, ..., :2 * H] + h @ w_rz)
+        cand = torch.tanh(x_part[t, ..., 2 * H:] + (rz[..., :H] * h) @ w_n)
+        h = torch.lerp(cand, h, rz[..., H:])                            # H̃ + Z ⊙ (H_{t−1} − H̃)
+        outs.append(h)
+    return torch.stack(outs)
 
 
 def recover(layer: D2LGRU, inp: Tensor, ids: Tensor | None, out: Tensor, h0: Tensor,

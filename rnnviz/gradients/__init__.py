@@ -7,6 +7,8 @@ For a model and a text of T characters this module measures, without Streamlit:
    layer above and through the output — for the loss L = ℓ_s at the last step, at a chosen step s,
    or the sum Σ_t ℓ_t, where ℓ_t = −log P(chars[t+1] | chars[:t+1]) is the cross-entropy of the
    prediction made at step t. For the LSTM also ‖∂L/∂C_t‖.
+   :func:`depth_flow` arranges it as one layer × distance-back array with a per-step (time) and a
+   per-layer (depth) factor.
 2. **Jacobian chain** (:func:`jacobian_chain`): ‖∂H_T/∂H_t‖ (spectral and Frobenius) for all t < T
    within one layer, with a fitted per-step factor.
 3. **Gradient map** (:func:`gradient_map`): G[t, k] = ‖∂ℓ_t/∂H_k‖ for every loss step t and every
@@ -37,13 +39,14 @@ Modules, one concern each: :mod:`.whatif` (WhatIf, apply_whatif), :mod:`.nonfini
 counts), :mod:`.fit` (per-step rate fits), :mod:`.terms` (per-layer Jacobian terms),
 :mod:`.backward` (the compiled and torch backward loops), :mod:`.clip` (gradient clipping),
 :mod:`.norm_curve` (norm curve, parameter gradients), :mod:`.spectral` (batched spectral norms),
-:mod:`.chain` (Jacobian chain), :mod:`.gmap` (gradient map), :mod:`.spectrum` (W_hh spectrum) and
+:mod:`.chain` (Jacobian chain), :mod:`.depth` (layers × distance), :mod:`.gmap` (gradient map), :mod:`.spectrum` (W_hh spectrum) and
 :mod:`.reading` (the plain-language paragraph). Every name is re-exported here.
 """
 
 from .backward import LOSSES
 from .chain import CHAIN_CHUNK_STEPS, EXACT_SVD_MAX_H, JacobianChain, jacobian_chain
 from .clip import ClipReport
+from .depth import DepthFlow, depth_flow, depth_flow_from_curve, depth_reading
 from .errors import GradientError
 from .fit import RateFit, fit_rate
 from .gmap import MAP_MAX_MACS, MAP_MAX_ROWS, MAP_MAX_STEPS, GradientMap, gradient_map, plan_map_rows
@@ -56,8 +59,8 @@ from .whatif import NO_WHATIF, WhatIf, apply_whatif
 
 __all__ = [
     "CHAIN_CHUNK_STEPS", "EXACT_SVD_MAX_H", "LOSSES", "MAIN_BLOCK", "MAP_MAX_MACS", "MAP_MAX_ROWS",
-    "MAP_MAX_STEPS", "NO_WHATIF", "BlockSpectrum", "ClipReport", "GradientError", "GradientMap",
+    "MAP_MAX_STEPS", "NO_WHATIF", "BlockSpectrum", "ClipReport", "DepthFlow", "GradientError", "GradientMap",
     "JacobianChain", "NonFinite", "NormCurve", "RateFit", "Spectrum", "WhatIf", "apply_whatif",
-    "fit_rate", "forward_nonfinite", "gradient_map", "jacobian_chain", "norm_curve",
+    "depth_flow", "depth_flow_from_curve", "depth_reading", "fit_rate", "forward_nonfinite", "gradient_map", "jacobian_chain", "norm_curve",
     "parameter_gradients", "plan_map_rows", "reading", "whh_spectrum",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..model import CharRNN
+from ..model import CharRNN, empty_model
 from ..trace import TextError, Trace, trace
 from .errors import GradientError
 
@@ -96,7 +96,7 @@ def apply_whatif(model: CharRNN, whatif: WhatIf | None = None, dtype: torch.dtyp
         for key in state:
             if key.startswith("layers.") and ".weight_hh_l0" in key:
                 state[key] = state[key] * whatif.whh_scale
-    new = CharRNN(cfg)
+    new = empty_model(cfg)                 # every weight is loaded next: no random init
     new.load_state_dict(state)
     if dtype is not None:
         new = new.to(dtype)

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from ..gradients import GradientMap, JacobianChain, NormCurve, Spectrum
 from .common import SEQUENTIAL, display_char, escape, log_axis
+from .gradient_depth import depth_flow_figure  # noqa: F401 (the depth × time figure, re-exported)
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 #: The gradient map shows at most this many rows/columns; larger maps are max-pooled for display.

@@ -76,9 +76,10 @@ def unit_axis(units: Sequence[int], named: dict[int, str] | None = None,
 
 
 def symmetric_range(values) -> float:
-    """max |v| (at least 1e-6): the half-width of a colour range centred on 0."""
-    a = _np(values)
-    m = float(np.nanmax(np.abs(a))) if a.size else 0.0
+    """max |v| over the finite values (at least 1e-6): the half-width of a colour range centred on 0."""
+    a = np.abs(_np(values))
+    a = a[np.isfinite(a)]
+    m = float(a.max()) if a.size else 0.0
     return max(m, 1e-6)
 
 
@@ -128,8 +129,9 @@ def colormap_rgb(values, vmin: float, vmax: float, scale: str) -> np.ndarray:
     a = _np(values)
     lut = np.asarray(_lut(scale), dtype=np.uint8)
     span = (vmax - vmin) or 1.0
-    x = np.nan_to_num((a - vmin) / span, nan=0.5)
-    idx = np.clip(np.rint(x * (len(lut) - 1)), 0, len(lut) - 1).astype(np.intp)
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflowed model's ±inf: clipped below
+        x = np.nan_to_num((a - vmin) / span, nan=0.5)
+        idx = np.clip(np.rint(x * (len(lut) - 1)), 0, len(lut) - 1).astype(np.intp)
     return lut[idx]
 
 

@@ -39,6 +39,17 @@ CACHE_BYTES = 8 * 2**20
 #: Seconds per h³ of the size-only part: eigen- and singular values of each W_hh block (spectrum),
 #: the chain's spectral-norm set-up.
 FIXED_PER_H3 = {"spectrum": 4e-9, "chain": 5e-10}
+#: Seconds per multiply–add of the unit orders: the (h, h) Gram / correlation matrix over T steps
+#: ('clustered', 'pattern'), and the h³ eigendecomposition of 'pattern' (float64, one thread).
+ORDER_GRAM_SECONDS = 4e-10
+ORDER_EIGH_SECONDS = 3e-9
+#: How much faster per multiply–add the whole-text products (one-hot input, output layer) run than
+#: an operation's step-by-step loop (one large matrix product instead of T small ones).
+BATCHED_SPEEDUP = 2.0
+#: Every operation a heavy call names (its budget and deadline: op_budget, deadline_seconds).
+OPERATIONS = frozenset(SECONDS_PER_MAC) | frozenset(FIXED_PER_H3) | {"unit_order", "pca"}
+#: Seconds per multiply–add of a thin SVD (float64, one thread): T·D·min(T, D) of them.
+SVD_SECONDS = 2e-9
 #: Operations built once per checkpoint and shared by every session get this many budgets.
 BUDGET_FACTOR = {"index": 10.0}
 #: Multiply–adds per second of the gradient map's batched backward (its rows are planned by MACs).
@@ -84,11 +95,33 @@ def weight_bytes(cfg: ModelConfig) -> float:
     return 4.0 * step_macs(cfg)
 
 
+def recurrent_macs(cfg: ModelConfig) -> float:
+    """Multiply–adds of one step's sequential part: the h×h recurrences of every layer and the
+    h×h inputs of layers ≥ 1; layer 0's one-hot input picks one column of W_ih (a gather, g·h)."""
+    g, h = len(spec(cfg.cell).gates), cfg.hidden_size
+    return float(g * h * h + (cfg.num_layers - 1) * g * h * 2 * h + g * h)
+
+
+def batched_macs(cfg: ModelConfig) -> float:
+    """Multiply–adds per step of the parts run for all steps at once: layer 0's one-hot input
+    (one (T, |V|) × (|V|, g·h) product) and the output layer ((T, h) × (h, |V|))."""
+    g, h = len(spec(cfg.cell).gates), cfg.hidden_size
+    return float(g * h * cfg.vocab_size + h * cfg.vocab_size)
+
+
 def estimate(op: str, cfg: ModelConfig, steps: int) -> float:
-    """Estimated seconds of ``op`` over ``steps`` characters."""
+    """Estimated seconds of ``op`` over ``steps`` characters.
+
+    Generation steps one character at a time: every weight is read every step (the memory-bound
+    rate once they pass CACHE_BYTES). The other operations run the vocabulary-sized products for
+    the whole text at once (compute-bound: the small rate whatever |V|), and only the recurrent
+    part step by step (memory-bound once W_hh passes CACHE_BYTES)."""
     small, big = SECONDS_PER_MAC.get(op, (0.0, 0.0))
-    rate = big if weight_bytes(cfg) > CACHE_BYTES else small
-    per = rate * step_macs(cfg)
+    if op == "generate":
+        per = (big if weight_bytes(cfg) > CACHE_BYTES else small) * step_macs(cfg)
+    else:
+        rate = big if 4.0 * recurrent_macs(cfg) > CACHE_BYTES else small
+        per = rate * recurrent_macs(cfg) + small / BATCHED_SPEEDUP * batched_macs(cfg)
     if op == "chain":             # one layer's h×h Krylov products per step back
         per = rate * (1 if spec(cfg.cell).is_vanilla else 2) * float(cfg.hidden_size) ** 2
     return fixed_seconds(op, cfg) + steps * per
@@ -143,6 +176,47 @@ def fit(op: str, cfg: ModelConfig, steps: int, what: str | None = None, minimum:
                         f"over the {limit:g} s budget per request.")
     kept = min(fitted, steps)
     return Plan(what, kept, steps, estimate(op, cfg, kept), full, limit, describe(cfg))
+
+
+def fit_generation(cfg: ModelConfig, prefix: int, n: int,
+                   request_seconds: float = REQUEST_SECONDS) -> Plan:
+    """The plan of generating ``n`` characters after a ``prefix``-character prefix: the prefix is
+    read in one whole-text pass (priced as a trace), the rest of the budget buys generated
+    characters one step each (``plan.steps`` of them). Raises CostError when not even one fits."""
+    budget = op_budget("generate", request_seconds)
+    head = estimate("trace", cfg, prefix)
+    if head + estimate("generate", cfg, 1) > budget:
+        raise CostError(f"Not computed: reading the {prefix:,}-character prefix and generating one "
+                        f"character would take ~{head + estimate('generate', cfg, 1):.3g} s with this "
+                        f"model ({describe(cfg)}), over the {budget:g} s budget per request.")
+    return fit("generate", cfg, n, what="generation", minimum=1, limit=budget - head)
+
+
+def order_seconds(method: str, steps: int, hidden: int) -> float:
+    """Estimated seconds of a unit order (rnnviz.views.unit_order) of (steps, hidden) values."""
+    per_value = 1e-8 * steps * hidden                      # variances: one pass
+    if method in ("clustered", "pattern"):
+        per_value += ORDER_GRAM_SECONDS * steps * float(hidden) ** 2
+    if method == "pattern":
+        per_value += ORDER_EIGH_SECONDS * float(hidden) ** 3
+    return per_value
+
+
+def check_order(method: str, steps: int, hidden: int, limit: float) -> None:
+    """Raise CostError when the unit order ``method`` would take over ``limit`` seconds."""
+    need = order_seconds(method, steps, hidden)
+    if need > limit:
+        raise CostError(f"Ordering {hidden:,} units '{method}' over {steps:,} steps would take "
+                        f"~{need:.3g} s, over the {limit:g} s budget per request.")
+
+
+def check_pca(steps: int, dims: int, limit: float) -> None:
+    """Raise CostError when a PCA (thin SVD) of a (steps, dims) trajectory would take over ``limit``."""
+    need = SVD_SECONDS * steps * dims * min(steps, dims)
+    if need > limit:
+        raise CostError(f"Not computed: a PCA of {dims:,} dimensions over {steps:,} steps would take "
+                        f"~{need:.3g} s, over the {limit:g} s budget per request. Pick fewer states or "
+                        "a shorter text.")
 
 
 def gmap_max_macs(plan: Plan) -> float:

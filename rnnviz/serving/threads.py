@@ -12,9 +12,8 @@ def one_thread():
     """Run a block on one intra-op thread, restoring the previous setting afterwards.
 
     Work made of many tiny sequential ops (per-step loops, small autograd graphs) gains nothing
-    from a second thread and, on a busy 2-core machine, loses up to 10–60× to thread hand-offs
-    (measured: tracing 5,000 characters through a 1×256 LSTM took 38 s with 2 threads under load
-    and 0.64 s with one). Note the setting is process-wide while the block runs.
+    from a second thread and, on a busy small machine, loses an order of magnitude or more to
+    thread hand-offs. Note the setting is process-wide while the block runs.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -43,8 +43,8 @@ Reproducibility and resume
 --------------------------
 All randomness comes from ``--seed``: the initial weights (``build_model(config, seed)``), each
 epoch's offset/shuffle (a generator seeded from (seed, epoch)) and the dropout masks of each step
-(the global RNG is re-seeded from (seed, step) before every step, inside ``fork_rng`` so the
-caller's RNG is untouched). A run's latest state is written next to the checkpoint as
+(the model's own dropout generator is seeded from (seed, step) before every step; torch's global
+RNG is never read or changed, so concurrent runs and pages cannot change each other's numbers). A run's latest state is written next to the checkpoint as
 ``<checkpoint>.trainstate`` (a safetensors file, no pickle): the latest weights, the optimiser
 state (Adam moments / SGD momentum), the carried BPTT state, the current learning rate, the step /
 epoch / position counters, the early-stopping counters, the running train-loss sums and the loss
@@ -56,7 +56,9 @@ Outputs
 -------
 ``--out X.safetensors`` (best weights + config + provenance, via :func:`rnnviz.save_checkpoint`),
 ``X.curves.csv`` (one row per evaluation: step, epoch, chars, seconds, lr, train_loss, val_loss),
-``X.trainstate`` (for ``--resume``; not shipped) and, from the command line, ``X.units.json`` (the
+``X.trainstate`` (for ``--resume``; not shipped), ``X.timeline`` (``--timeline N``, default 16:
+N weight snapshots spaced logarithmically from step 0 to the checkpoint's step, with their held-out
+losses; :mod:`rnnviz.timeline`, ``rnnviz.load_timeline``) and, from the command line, ``X.units.json`` (the
 unit finder's per-unit statistics on the held-out sample, :mod:`rnnviz.units.stats`, so the Units
 view ranks units without the corpus).
 

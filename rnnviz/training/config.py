@@ -47,6 +47,8 @@ class TrainConfig:
     device: str = _opt("device", ("auto", "cpu", "cuda"), default="auto")
     threads: int = _opt("torch CPU threads (1: a char-RNN's small sequential steps gain little from "
                         "more, and lose much on a shared machine; 0: leave torch's setting)", default=1)
+    timeline: int = _opt("keep this many log-spaced weight snapshots (2..24, 0: none) in "
+                         "<out>.timeline, see rnnviz.timeline", default=16)
     resume: str = _opt("resume from this checkpoint (and its .trainstate)", default="")
     progress: bool = _opt("show a tqdm progress bar", default=True)
 

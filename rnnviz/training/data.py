@@ -35,7 +35,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def step_seed(seed: int, step: int) -> int:
-    """Seed of the global RNG (dropout masks) before optimiser step ``step``."""
+    """Seed of the model's dropout generator (its masks) before optimiser step ``step``."""
     return (seed * 998_244_353 + step * 104_729 + 1) % (2**63)
 
 

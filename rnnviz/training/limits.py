@@ -21,6 +21,13 @@ MAX_TRAIN_CHARS = 2_000_000
 MAX_TRAIN_PARAMS = 4_000_000
 #: Default wall-clock cap of one page run, in seconds.
 MAX_TRAIN_SECONDS = 600.0
+#: Most distinct symbols a page run trains on: every step holds several B·T·|V| tensors, so a text
+#: of 99,000 distinct (say private-use) characters would need gigabytes per step.
+MAX_TRAIN_VOCAB = 5_000
+#: Most bytes of activations one training step may hold (forward and backward together).
+MAX_STEP_BYTES = 512 * 2**20
+#: Shortest sequence length the memory fit shrinks to (below it the run is refused).
+MIN_FIT_STEPS = 8
 
 
 class TrainRefused(ValueError):
@@ -73,7 +80,13 @@ def check_text(text: str, preprocessing: str, limits: TrainLimits) -> str:
         raise TrainRefused("This looks like binary data, not text (it holds NUL or other control "
                            "characters). Train on plain UTF-8 text.")
     clean = preprocess(text, preprocessing)
-    if len(set(clean)) < 2:
+    symbols = len(set(clean))
+    if symbols > MAX_TRAIN_VOCAB:
+        raise TrainRefused(f"The text uses {symbols:,} different characters; page runs train on at most "
+                           f"{MAX_TRAIN_VOCAB:,} (every step holds tensors of batch × length × "
+                           "characters, gigabytes for a vocabulary this large). Use a text with fewer "
+                           "distinct characters.")
+    if symbols < 2:
         raise TrainRefused("The text uses a single character; a language model needs at least two "
                            "different characters to learn anything.")
     if len(clean) < MIN_TEXT_CHARS:
@@ -100,3 +113,36 @@ def check_model_size(cell: str, hidden: int, layers: int, vocab_size: int, limit
                            f"this server caps models at {limits.max_params:,}. Use a smaller hidden "
                            "size or one layer.")
     return n
+
+
+def step_bytes(cell: str, hidden: int, layers: int, vocab_size: int, batch: int, steps: int) -> float:
+    """Estimated peak bytes of one training step (float32), per position of the B·T batch: the
+    one-hot input (built as int64, then float: 12·|V|), logits, log-softmax and their gradients
+    (16·|V|), and per layer the gates and states kept for the backward pass and their gradients
+    (2·(gates + 4)·h floats)."""
+    g = len(spec(cell).gates)
+    per_position = 28.0 * vocab_size + 8.0 * layers * (g + 4) * hidden
+    return batch * steps * per_position
+
+
+def fit_memory(cell: str, hidden: int, layers: int, vocab_size: int, batch: int, steps: int,
+               max_bytes: float = MAX_STEP_BYTES) -> tuple[int, int, str | None]:
+    """(batch, steps, note): the batch size halved first, then the sequence length (not below
+    MIN_FIT_STEPS), until one step's activations fit ``max_bytes``; the note says what shrank.
+    Raises TrainRefused when even batch 1 × MIN_FIT_STEPS does not fit."""
+    b, t = batch, steps
+    while step_bytes(cell, hidden, layers, vocab_size, b, t) > max_bytes and b > 1:
+        b = max(1, b // 2)
+    while step_bytes(cell, hidden, layers, vocab_size, b, t) > max_bytes and t > MIN_FIT_STEPS:
+        t = max(MIN_FIT_STEPS, t // 2)
+    need = step_bytes(cell, hidden, layers, vocab_size, b, t)
+    if need > max_bytes:
+        raise TrainRefused(f"One training step of this {layers}×{hidden} {cell} over {vocab_size:,} "
+                           f"symbols would need {_mb(need)} even at batch 1 × length {t}; this server "
+                           f"allows {_mb(max_bytes)} per run. Use a smaller model or text vocabulary.")
+    if (b, t) == (batch, steps):
+        return b, t, None
+    shrunk = [f"batch size {batch} → {b}"] * (b != batch) + [f"sequence length {steps} → {t}"] * (t != steps)
+    full = step_bytes(cell, hidden, layers, vocab_size, batch, steps)
+    return b, t, (f"Reduced {' and '.join(shrunk)}: one training step would need {_mb(full)}, over "
+                  f"this server's {_mb(max_bytes)} per run (~{_mb(need)} now).")

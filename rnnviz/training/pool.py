@@ -6,16 +6,22 @@
     pool.stop(run_id, "session-a"); pool.resume(run_id, "session-a"); pool.release(run_id, "session-a")
 
 * At most ``workers`` runs train at once (default 1; the app passes RNNVIZ_TRAIN_WORKERS), each in its own
-  thread; the others wait in a FIFO queue (``Snapshot.queue_position``, 1 = next). A thread exits
-  when the queue is empty, so an idle pool holds no thread.
+  thread; the others wait in a queue that is fair per session: each session's first waiting run
+  comes before any session's second (first come, first served within a round;
+  ``Snapshot.queue_position``, 1 = next). While others wait, a run trains for at most
+  ``slice_s`` seconds at a time, then goes back to the queue and continues later where it stopped:
+  one long run cannot hold the trainer for a class. A thread exits when the queue is empty, so an
+  idle pool holds no thread.
 * A run is identified by sha256(text) + its whole TrainConfig (seed included): it is deterministic
   given those, so an identical request joins the existing run (one computation for a classroom).
 * A run lives while some session holds it. A session holds a run from submit until release; its
   polls are heartbeats, and a session silent for ``heartbeat_s`` is released. A run nobody holds is
   cancelled (queued: dequeued; running: stopped at the next step) and forgotten.
 * Stop pauses a run only for its sole holder (the run then leaves the shared index: it is private);
-  a session stopping a shared run just lets go of it. Memory: at most ``max_runs`` runs exist;
-  each text, model and wall time is capped by :class:`TrainLimits`.
+  a session stopping a shared run just lets go of it. Capacity: at most ``max_runs`` runs are
+  queued or training (only those count); paused and finished runs beyond ``max_runs`` in all are
+  forgotten oldest first (their models were already handed to their sessions). Each text, model,
+  step memory and wall time is capped by :class:`TrainLimits`.
 """
 
 from __future__ import annotations
@@ -28,12 +34,13 @@ from collections import deque
 from typing import Callable
 
 from ..corpora import sha256_text
+from ..vocab import preprocess
 from .config import TrainConfig
 from .data import split_text
 from .fit_text import fit_to_text, needed_chars
-from .limits import TrainLimits, TrainRefused, check_model_size, check_text
+from .limits import TrainLimits, TrainRefused, check_model_size, check_text, fit_memory
 from .trainer import Trainer
-from .run import CANCELLED, DONE, FAILED, PAUSED, QUEUED, Snapshot, TrainingRun
+from .run import CANCELLED, DONE, FAILED, PAUSED, QUEUED, RUNNING, Snapshot, TrainingRun
 
 #: Evaluate, sample and probe every this many steps.
 SAMPLE_EVERY = 25
@@ -61,11 +68,11 @@ class TrainingPool:
     """Bounded, shared, reference-counted training runs (see the module docstring)."""
 
     def __init__(self, workers: int = 1, limits: TrainLimits | None = None, *,
-                 max_runs: int = 32, heartbeat_s: float = 120.0,
+                 max_runs: int = 32, heartbeat_s: float = 120.0, slice_s: float = 60.0,
                  trainer_factory: Callable[..., Trainer] = Trainer, sample_every: int = SAMPLE_EVERY):
         self.workers = max(1, int(workers))
         self.limits = limits or TrainLimits()
-        self.max_runs, self.heartbeat_s = max_runs, heartbeat_s
+        self.max_runs, self.heartbeat_s, self.slice_s = max_runs, heartbeat_s, slice_s
         self.factory, self.sample_every = trainer_factory, sample_every
         self._lock = threading.Lock()
         self._construct = threading.Lock()
@@ -73,6 +80,8 @@ class TrainingPool:
         self._holders: dict[int, dict[str, float]] = {}   # run id → {session: last heartbeat}
         self._shared: dict[str, int] = {}                 # run key → run id (joinable runs)
         self._queue: deque[int] = deque()
+        self._owner: dict[int, str] = {}                  # run id → the session that submitted it
+        self._yielding: set[int] = set()                  # runs whose turn ended (slice_s)
         self._threads: set[threading.Thread] = set()
         self._next_id = 1
         self._last_expire = 0.0
@@ -103,6 +112,16 @@ class TrainingPool:
             return cfg, None
         return TrainConfig(**{**cfg.to_dict(), "batch_size": b, "num_steps": t}), note
 
+    def fit(self, text: str, cfg: TrainConfig) -> tuple[TrainConfig, str | None]:
+        """``cfg`` with batch size and sequence length shrunk until one step's activations fit the
+        server's memory per run (limits.fit_memory), and the note saying what shrank (None: nothing).
+        Prices before anything is allocated; raises TrainRefused when nothing fits."""
+        vocab = len(set(preprocess(text, cfg.preprocessing))) + 1
+        b, t, note = fit_memory(cfg.cell, cfg.hidden, cfg.layers, vocab, cfg.batch_size, cfg.num_steps)
+        if note is None:
+            return cfg, None
+        return TrainConfig(**{**cfg.to_dict(), "batch_size": b, "num_steps": t}), note
+
     def capped(self, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, str]]:
         """``cfg`` with the wall-time cap applied, and the message shown when the cap ends the run."""
         cap_min = self.limits.max_seconds / 60
@@ -118,6 +137,7 @@ class TrainingPool:
         batch and sequence length (:meth:`fit_text`)."""
         cfg, _ = self.fit_text(text, cfg)
         self.validate(text, cfg)
+        cfg, _note = self.fit(text, cfg)
         cfg, messages = self.capped(cfg)
         key = run_key(text, cfg)
         with self._lock:
@@ -126,14 +146,13 @@ class TrainingPool:
             if rid is not None:
                 self._holders[rid][session] = time.monotonic()
                 return rid
-            if len(self._runs) >= self.max_runs:
-                raise TrainRefused(f"This server already holds {len(self._runs)} training runs (its cap); "
-                                   "try again in a minute.")
+            self._make_room_locked()
             rid, self._next_id = self._next_id, self._next_id + 1
             run = TrainingRun(rid, key, text, cfg, sample_every=self.sample_every,
                               trainer_factory=self.factory, extra_provenance=extra_provenance)
             run.messages.update(messages)
             self._runs[rid], self._holders[rid], self._shared[key] = run, {session: time.monotonic()}, rid
+            self._owner[rid] = session
             self._queue.append(rid)
             self._schedule_locked()
             return rid
@@ -149,7 +168,7 @@ class TrainingPool:
             snap = run.snapshot()
             snap.holders = len(self._holders[run_id])
             if snap.status == QUEUED and run_id in self._queue:
-                snap.queue_position = list(self._queue).index(run_id) + 1
+                snap.queue_position = self._fair_order_locked().index(run_id) + 1
             return snap
 
     def stop(self, run_id: int, session: str) -> str:
@@ -163,6 +182,7 @@ class TrainingPool:
                 return "left"
             if self._shared.get(run.key) == run_id:
                 del self._shared[run.key]
+            self._yielding.discard(run_id)           # a stop is the user's: the run is not requeued
             if run_id in self._queue:
                 self._queue.remove(run_id)
                 run.set_status(PAUSED, "stopped before it started")
@@ -223,9 +243,32 @@ class TrainingPool:
         if not holders:
             self._drop_locked(run_id)
 
+    def _make_room_locked(self) -> None:
+        """Room for one more run: refuse when max_runs are queued or training; else forget the
+        oldest paused / finished runs beyond max_runs in all."""
+        active = [r for r, run in self._runs.items() if run.status in (QUEUED, RUNNING)]
+        if len(active) >= self.max_runs:
+            raise TrainRefused(f"This server is training or queueing {len(active)} runs (its cap); "
+                               "try again in a minute.")
+        idle = sorted(r for r in self._runs if r not in active)
+        while len(self._runs) >= self.max_runs and idle:
+            self._drop_locked(idle.pop(0))
+
+    def _fair_order_locked(self) -> list[int]:
+        """The queue in serving order: round by round, each session's next waiting run, first come
+        first served within a round."""
+        rounds: dict[str, int] = {}
+        keyed = []
+        for pos, rid in enumerate(self._queue):
+            owner = self._owner.get(rid, "")
+            keyed.append((rounds.get(owner, 0), pos, rid))
+            rounds[owner] = rounds.get(owner, 0) + 1
+        return [rid for _, _, rid in sorted(keyed)]
+
     def _drop_locked(self, run_id: int) -> None:
         run = self._runs.pop(run_id, None)
         self._holders.pop(run_id, None)
+        self._owner.pop(run_id, None)
         if run is None:
             return
         if self._shared.get(run.key) == run_id:
@@ -253,9 +296,14 @@ class TrainingPool:
             self._threads.add(t)
             t.start()
 
-    def _tick(self) -> None:
+    def _tick(self, run: TrainingRun, since: float) -> None:
+        """Once per step of ``run`` (training since ``since``): heartbeats, and its turn ends after
+        slice_s seconds while another run waits."""
         with self._lock:
             self._expire_locked()
+            if self._queue and time.monotonic() - since > self.slice_s and run.run_id in self._runs:
+                self._yielding.add(run.run_id)
+                run.request_stop(PAUSED)
 
     def _worker(self) -> None:
         """Take queued runs one after another; exit when the queue is empty."""
@@ -265,8 +313,18 @@ class TrainingPool:
                 if not self._queue:
                     self._threads.discard(me)
                     return
-                run = self._runs[self._queue.popleft()]
-            run.work(self._construct, self._tick)
+                rid = self._fair_order_locked()[0]
+                self._queue.remove(rid)
+                run = self._runs[rid]
+            since = time.monotonic()
+            run.work(self._construct, lambda: self._tick(run, since))
+            with self._lock:
+                if run.run_id in self._yielding:
+                    self._yielding.discard(run.run_id)
+                    if run.status == PAUSED and run.run_id in self._runs:
+                        run.rearm()              # its turn is over: back in the queue, continues later
+                        run.set_status(QUEUED, "waiting: another session's run has its turn")
+                        self._queue.append(run.run_id)
             with self._lock:
                 if run.status == PAUSED and self._shared.get(run.key) == run.run_id:
                     del self._shared[run.key]      # paused by a limit-free stop: private from now on

@@ -133,7 +133,7 @@ class TrainingRun:
         try:
             if self.trainer is None:
                 self.set_status(RUNNING, "preparing: encoding the text and building the model")
-                with construct_lock:        # model init seeds the global RNG: one at a time
+                with construct_lock:        # one model built at a time (memory)
                     self.trainer = self.factory(self.cfg, self.text)
                 self._install_hooks()
                 self._publish_probe()
@@ -211,9 +211,8 @@ class TrainingRun:
         model = tr.model
         model.eval()
         try:
-            with torch.random.fork_rng():
-                sample = generate(model, self.prefix, SAMPLE_CHARS, temperature=0.6, seed=0)
-                probe = trace(model, self.probe_text, gates=False)
+            sample = generate(model, self.prefix, SAMPLE_CHARS, temperature=0.6, seed=0)  # own generator
+            probe = trace(model, self.probe_text, gates=False)
         finally:
             model.train()
         h = probe[act_name(model.config.num_layers - 1, "h")].detach().cpu().numpy().copy()

@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .data import (build_vocab, epoch_batches, load_training_text, split_text, step_seed,
                          text_corpus)
 from .evaluate import VAL_STREAMS, evaluate_loss
+from .timeline import TimelineRecorder
 from .state import (Carry, History, TrainState, curves_path, load_trainstate,
                           save_trainstate, state_path, write_curves)
 from ..vocab import preprocess
@@ -95,6 +96,8 @@ class Trainer:
     ``state`` (:class:`TrainState`) every counter and the evaluation history; ``best_weights`` the
     state dict with the lowest validation loss so far (None before the first evaluation).
     ``text`` (the raw training text) overrides cfg.text / cfg.corpus; so does ``corpus``.
+    ``timeline`` (cfg.timeline > 0) records log-spaced weight snapshots; :meth:`finish` writes them
+    beside the checkpoint (``<out>.timeline``, :mod:`rnnviz.training.timeline`).
     Every method leaves the caller's global RNG untouched; wall clock counts only inside
     :meth:`run`, :meth:`step` and :meth:`finish`.
     """
@@ -112,9 +115,15 @@ class Trainer:
         self._t_run: float | None = None      # start of the wall-clock span now counting
         self._bar: _Bar | None = None
         self._batches: tuple[int, list] = (-1, [])   # (epoch, its minibatches)
-        with self._rng():
-            self._setup()
+        self._setup()
         self.history = History(rows=self.state.history)
+        self.timeline: TimelineRecorder | None = None    # weight snapshots (cfg.timeline > 0)
+        if cfg.timeline and self.out is not None:        # written beside the checkpoint only
+            planned = cfg.max_steps or len(self._epoch_batches(0)) * cfg.max_epochs
+            self.timeline = TimelineRecorder(planned, cfg.timeline)
+            if cfg.resume:
+                self.timeline.resume_from(cfg.resume, self.state.step)
+            self.timeline.observe(self.state.step, self.model)
 
     def _setup(self) -> None:
         cfg = self.cfg
@@ -158,27 +167,19 @@ class Trainer:
         self.best_weights = {k: v.detach().clone().to(self.device) for k, v in best.state_dict().items()}
         self.best_train_loss = best.provenance.get("train_loss")
 
-    # ------------------------------------------------------------------ clock, RNG, limits
-    @contextmanager
-    def _rng(self):
-        """Fork the global RNG: the per-step reseeding leaves the caller's generator untouched."""
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            yield
-
+    # ------------------------------------------------------------------ clock, limits
     @contextmanager
     def _running(self):
-        """Fork the RNG and count wall clock into ``state.train_seconds`` (no-op when nested)."""
+        """Count wall clock into ``state.train_seconds`` (no-op when nested)."""
         if self._t_run is not None:
             yield
             return
-        with self._rng():
-            self._t_run = time.perf_counter()
-            try:
-                yield
-            finally:
-                self.state.train_seconds += time.perf_counter() - self._t_run
-                self._t_run = None
+        self._t_run = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.state.train_seconds += time.perf_counter() - self._t_run
+            self._t_run = None
 
     def elapsed(self) -> float:
         """Seconds of training wall clock so far (this run and, after --resume, the earlier ones)."""
@@ -238,7 +239,7 @@ class Trainer:
             self.carry = None                 # zero state at each epoch start / random minibatch
         X, Y = batches[s.batch]
         X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
-        torch.manual_seed(step_seed(cfg.seed, s.step))
+        self.model.seed_dropout(step_seed(cfg.seed, s.step), self.device)
         t0 = time.perf_counter()
         loss, carry = train_step(self.model, self.optimizer, X, Y, self.carry, cfg.clip)
         lv = float(loss)
@@ -251,6 +252,8 @@ class Trainer:
         s.loss_n += 1
         s.step += 1
         s.batch += 1
+        if self.timeline is not None:
+            self.timeline.observe(s.step, self.model)
         s.chars += cfg.batch_size * cfg.num_steps
         if self._bar is not None:
             left = cfg.max_minutes - self.elapsed() / 60 if cfg.max_minutes > 0 else None
@@ -337,6 +340,14 @@ class Trainer:
             "stopped": s.stopped,
         }
 
+    def _write_timeline(self) -> None:
+        """``<out>.timeline`` (rnnviz.timeline) ending at the checkpoint just written."""
+        if self.timeline is None or self.out is None:
+            return
+        final = self.best_model().cpu()
+        final.provenance = self.provenance()
+        self.timeline.write(final, self.out, self.val_ids)
+
     def finish(self) -> tuple[CharRNN, History]:
         """End the run: evaluate the last weights if steps followed the last evaluation, write the
         .trainstate (latest weights, for --resume), load the best weights into ``model`` (eval
@@ -353,6 +364,7 @@ class Trainer:
         if self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
             self.checkpoint()
+            self._write_timeline()
         self.history.summary = {k: v for k, v in self.provenance().items() if k != "train_config"}
         self.model.eval()
         return self.model, self.history

@@ -73,8 +73,16 @@ Projection (:func:`pca`)
     coordinates X_c V_k, explained-variance ratios S_k² / Σ S², each component's sign fixed so its
     largest-magnitude loading is positive.
 
-``python -m tools.units_report`` (run from the repository root) measures every shipped checkpoint
-(docs/UNITS.md).
+Scorecard (:func:`scorecard`, :mod:`.scorecard`)
+    Whether a (unit, feature) relation can be believed: the statistic against a random-init control
+    (untrained models of the same config) and a block-permutation p-value (circular shifts,
+    Holm-corrected), then mean-ablation through the interventions hooks against random single-unit
+    ablations; verdict ``causal`` / ``correlational`` / ``chance``. Definitions in
+    :mod:`.scorecard`, :mod:`.controls`, :mod:`.causal`; the cached controls of shipped checkpoints
+    in :mod:`.scorecard_cache`.
+
+``nice -n 15 python -m tools.units_report`` (run from the repository root) measures every shipped
+checkpoint (docs/UNITS.md).
 
 Modules (one concern each; every name is re-exported here): :mod:`.refs` (units, their column
 order, the weights' fingerprint, UnitsError), :mod:`.sample` (corpus sample), :mod:`.index`

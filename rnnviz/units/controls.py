@@ -20,6 +20,8 @@ Block permutation (:func:`shift_null`)
     resolution is not limited by the number of shifts, which a correction over hundreds of units
     needs); ``p_perm`` = (1 + #{s: |null_s − μ| ≥ |obs − μ|}) / (1 + #shifts), the empirical
     two-sided permutation p-value (resolution 1/(1 + #shifts)). σ = 0 (a constant unit) gives 1.
+    A p_raw far below 1/#shifts is the normal approximation's extrapolation, not a measured
+    frequency: read it as "beyond every shift", and use it only against the corrected threshold.
 
 Random-init control (:func:`random_init_effects`)
     ``controls`` untrained models of the same config, each built by :func:`rnnviz.model.build_model`
@@ -55,7 +57,7 @@ _BLOCK = 128
 class Feature:
     """One feature over the text. values (T,) float64; kind "auc" (binary) or "r" (graded);
     active (T,) bool: where the feature is on (binary: value > ½; graded: value > its median, or
-    > its minimum when the median is the minimum); rule: that rule in words."""
+    = its maximum when the median is the maximum); rule: that rule in words."""
 
     name: str
     values: Tensor

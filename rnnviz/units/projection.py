@@ -24,12 +24,20 @@ class Projection:
 
 
 def pca(states: Tensor, k: int = 2) -> Projection:
-    """Project ``states`` (T, h) on its top-k principal components (torch.linalg.svd, centred)."""
+    """Project ``states`` (T, h) on its top-k principal components (torch.linalg.svd, centred).
+    Steps holding inf/NaN (an overflowed model) are left out."""
     if states.dim() != 2:
         raise UnitsError(f"PCA needs a (T, h) matrix, got shape {tuple(states.shape)}")
+    finite = torch.isfinite(states).all(dim=1)
+    if not bool(finite.all()):           # an overflowed model: fit on the finite steps, NaN elsewhere
+        proj = pca(states[finite], k)
+        coords = torch.full((states.shape[0], proj.coords.shape[1]), float("nan"), dtype=torch.float64)
+        coords[finite] = proj.coords
+        return Projection(coords, proj.explained, proj.components, proj.mean, proj.singular_values)
     T, H = states.shape
     if T < 2:
-        raise UnitsError("PCA needs at least two steps: type a longer text.")
+        raise UnitsError("PCA needs at least two steps with finite states: type a longer text "
+                         "(an overflowed model has none after its overflow).")
     k = max(1, min(k, T, H))
     x = states.double()
     mean = x.mean(0)

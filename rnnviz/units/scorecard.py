@@ -101,6 +101,8 @@ def _make_feature(name: str, values, binary: bool | None = None) -> K.Feature:
     if binary:
         return K.Feature(name, v, "auc", v > 0.5, f"{name} = 1")
     med = float(v.median())
+    if med == float(v.max()):           # most values at the top: "on" is the top
+        return K.Feature(name, v, "r", v >= med, f"{name} = {med:g} (its maximum)")
     if med > float(v.min()):
         return K.Feature(name, v, "r", v > med, f"{name} > {med:g} (its median)")
     return K.Feature(name, v, "r", v > med, f"{name} > {med:g} (its minimum)")
@@ -208,17 +210,19 @@ def _check_args(controls, draws, min_shift, max_causal) -> None:
         raise ScorecardError(f"max_causal must be None or an integer ≥ 0, got {max_causal!r}")
 
 
-def _candidates(eff: Tensor, beats: Tensor, max_causal: int | None) -> list[int]:
-    """Columns to ablate for one feature: those that beat the controls, largest effect first."""
+def _candidates(eff: Tensor, beats: Tensor, max_causal: int | None, extra: set[int]) -> list[int]:
+    """Columns to ablate for one feature: those that beat the controls, largest effect first, at
+    most ``max_causal``, plus the columns in ``extra`` that beat the controls."""
     cols = torch.nonzero(beats).squeeze(1).tolist()
     cols.sort(key=lambda j: (-float(eff[j]), j))
-    return cols if max_causal is None else cols[:max_causal]
+    keep = cols if max_causal is None else cols[:max_causal]
+    return keep + [j for j in cols if j in extra and j not in keep]
 
 
-def _causal_columns(model, ids, units, means, feats, beats, effs, max_causal, bases):
+def _causal_columns(model, ids, units, means, feats, beats, effs, max_causal, bases, extra):
     """(delta_loss, delta_loss_elsewhere, tested) per feature, (U,) each, from one ablation per
     candidate unit (shared across features)."""
-    plan = {f.name: _candidates(effs[f.name], beats[f.name], max_causal) for f in feats}
+    plan = {f.name: _candidates(effs[f.name], beats[f.name], max_causal, extra) for f in feats}
     deltas: dict[int, Tensor] = {}
     for j in sorted({j for cols in plan.values() for j in cols}):
         u = units[j]
@@ -296,7 +300,7 @@ def _frame(units: list[UnitRef], feats: list[K.Feature], corr: dict, rand: dict,
 def scorecard(model: CharRNN, text: str, features, *, controls: int = 5, draws: int = 20, seed: int = 0,
               layers: Sequence[int] | None = None, states: Sequence[str] | None = None,
               min_shift: int = 100, max_causal: int | None = None, min_delta: float = MIN_DELTA,
-              cache: Mapping | None = None) -> pd.DataFrame:
+              test_units: Sequence[str] = (), cache: Mapping | None = None) -> pd.DataFrame:
     """The scorecard of every unit in scope for every feature (columns and rules: module docstring).
 
     controls: untrained models in the random-init control (≥ 1); draws: random single units ablated
@@ -304,7 +308,8 @@ def scorecard(model: CharRNN, text: str, features, *, controls: int = 5, draws: 
     all of ``h``/``c``); min_shift: the smallest circular shift of the permutation control, in
     characters (the text needs ≥ 2·min_shift + 20); max_causal: most units ablated per feature
     (None: all that beat the controls); min_delta: the verdict's smallest rise in loss where the
-    feature is on; cache: reusable controls (module docstring).
+    feature is on; test_units: unit names (``layer0.c[30]``) ablated whenever they beat the controls,
+    beyond ``max_causal`` (to re-judge a claim); cache: reusable controls (module docstring).
     ``DataFrame.attrs["controls"]``: the settings and the controls of this call (a JSON-ready dict,
     what ``cache`` takes); ``attrs["rules"]``: feature → where it counts as on.
     Raises ScorecardError (a ValueError) for an empty or short text, lengths that differ, a constant
@@ -324,8 +329,9 @@ def scorecard(model: CharRNN, text: str, features, *, controls: int = 5, draws: 
         rand = {f.name: [float(x) for x in cached[f.name]["random_selective"]] for f in feats}
     else:
         rand = _random_selective(model, ids, drawn, corr["means"], feats, bases)
+    extra = {j for j, u in enumerate(units) if u.name in set(test_units)}
     causal = _causal_columns(model, ids, units, corr["means"], feats, corr["beats"], corr["effs"],
-                             max_causal, bases)
+                             max_causal, bases, extra)
     df = _frame(units, feats, corr, rand, causal, float(min_delta))
     df.attrs["controls"] = {**key, "control_seeds": seeds, "draw_units": [u.name for u in drawn],
                             "features": {f.name: {"kind": f.kind, "random_init_p95": corr["p95"][f.name],

@@ -1,0 +1,163 @@
+"""The Units view's verdict panel: the trust scorecard (:func:`rnnviz.units.scorecard`) of the chosen
+feature, shown before the unit finder's ranking, and the Predictions view's n-gram baseline card.
+
+Scorecard: on a shipped checkpoint whose controls sidecar matches (``<name>.scorecard.json``,
+:mod:`rnnviz.units.scorecard_cache`) the scorecard runs on the held-out scorecard slice with those
+controls, ablating at most PAGE_MAX_CAUSAL units; otherwise (an upload, a regular expression, no
+sidecar) it runs cold on the first COLD_CHARS characters of that slice, which keeps the untrained
+controls and random ablations inside the request's deadline.
+
+Baseline: n-gram models (:mod:`rnnviz.baseline`) fitted on the checkpoint's training split, scored
+on the typed text beside the RNN, with the per-character difference RNN − 5-gram as coloured text.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.ui.cache import UPLOAD_PREFIX
+from app_pages.ui.context import Context
+from app_pages.ui.settings import settings
+from app_pages.ui.work import LIMITS, limit_message, run_heavy
+from rnnviz import TextError
+from rnnviz import features as F
+from rnnviz import units as U
+from rnnviz.baseline import Baseline, BaselineError, split_baseline, training_split
+from rnnviz.checkpoint import CheckpointError, resolve_checkpoint
+from rnnviz.plots import units as uplots
+from rnnviz.ref import ModelRef
+from rnnviz.units.scorecard_cache import PAGE_MAX_CAUSAL, load_controls, scorecard_sample
+
+log = logging.getLogger(__name__)
+
+#: Characters of the held-out slice a scorecard without cached controls runs on.
+COLD_CHARS = 1_000
+ERRORS = (U.UnitsError, F.FeatureError, TextError)
+VERDICT_ORDER = {"causal": 0, "correlational": 1, "chance": 2}
+
+
+def _controls(model_key: str) -> dict | None:
+    if model_key.startswith(UPLOAD_PREFIX):
+        return None
+    try:
+        return load_controls(resolve_checkpoint(model_key, settings().checkpoint_dir))
+    except CheckpointError:
+        return None
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def feature_scorecard(ref: ModelRef, model_key: str, feature: str, _model) -> tuple[pd.DataFrame, str]:
+    """(the scorecard of ``feature``, how it was computed) on the model's held-out slice."""
+    sample, source = scorecard_sample(_model, corpora_dir=settings().corpora_dir)
+    cache = _controls(model_key)
+    feats = (cache or {}).get("features") or {}
+    warm = (cache is not None and feature in feats and cache.get("chars") == len(sample)
+            and cache.get("fingerprint") == ref.digest)
+    text = sample if warm else sample[:COLD_CHARS]
+    df = run_heavy("index", U.scorecard, _model, text, [feature], max_causal=PAGE_MAX_CAUSAL,
+                   cache=cache if warm else None)
+    how = (f"{source}; {'first ' + format(len(text), ',') + ' characters, ' if not warm else ''}"
+           f"controls {'from the checkpoint’s sidecar' if warm else 'computed now'}")
+    return df, how
+
+
+def verdict_rows(df: pd.DataFrame, top: int = 12) -> pd.DataFrame:
+    """The table the page shows: units that beat the controls (causal first), then the best of the rest."""
+    d = df.assign(order=df.verdict.map(VERDICT_ORDER)).sort_values(["order", "effect"], ascending=[True, False])
+    d = d.head(top)
+    return pd.DataFrame({
+        "unit": [f"layer{r.layer}.{r.state}[{r.unit}]" for r in d.itertuples()],
+        d.kind.iloc[0] if len(d) else "stat": d.stat.round(3), "control p95": d.random_init_p95.round(3),
+        "p (Holm)": d.p_value.map(lambda p: f"{p:.1e}"), "Δloss on": d.delta_loss.round(4),
+        "Δloss elsewhere": d.delta_loss_elsewhere.round(4), "z": d.random_delta_z.round(1),
+        "verdict": d.verdict})
+
+
+def verdict_panel(ctx: Context, feature: str) -> None:
+    """The verdict for ``feature`` on the model's held-out text: a one-line summary and the table."""
+    st.subheader("Verdict: which units pass the controls")
+    try:
+        with st.spinner("Scoring every unit against untrained models, shifted labels and ablations…"):
+            df, how = feature_scorecard(ctx.ref, ctx.model_key, feature, ctx.model)
+    except ERRORS as err:
+        st.info(f"No scorecard: {err}")
+        return
+    except LIMITS as err:
+        st.info(limit_message("scorecard", err))
+        return
+    counts = df.verdict.value_counts()
+    st.markdown(f"**{int(counts.get('causal', 0))} causal**, **{int(counts.get('correlational', 0))} "
+                f"correlational**, {int(counts.get('chance', 0))} at chance level for "
+                f"*{df.attrs['rules'][feature]}* ({how}).")
+    st.caption("Beats the controls: stronger than 95 % of the units of 5 untrained models of the same "
+               "shape (control p95) and a block-permutation p below 0.05 after correction. Causal: "
+               f"besides, silencing it (mean-ablation, at most {PAGE_MAX_CAUSAL} units tried) raises the "
+               "loss where the feature is on more than elsewhere, by z ≥ 2 against random units. "
+               "The unit finder below ranks by correlation alone.")
+    st.dataframe(verdict_rows(df), hide_index=True, width="stretch")
+
+
+@st.cache_resource(max_entries=4, show_spinner="Fitting n-gram models on the training split (once per corpus)…")
+def fitted_baseline(split: tuple) -> Baseline:
+    """The n-gram baseline of a training split (rnnviz.baseline.split_baseline), shared by every
+    session and by every model trained on that split (the shipped timemachine models share one)."""
+    return split_baseline(split, corpora_dir=settings().corpora_dir)
+
+
+def baseline_card(ctx: Context) -> None:
+    """Held-out style nats/char of n-grams n = 1 … 5 and the RNN on the typed text, and the
+    per-character RNN − 5-gram surprisal as coloured text."""
+    tr = ctx.trace
+    st.subheader("Baseline: what the last few characters alone predict")
+    if tr is None or len(tr) < 2:
+        st.info("Type at least two characters to compare the RNN with n-gram models.")
+        return
+    try:
+        base = fitted_baseline(training_split(ctx.model))
+    except BaselineError as err:
+        st.info(f"No n-gram baseline for this model: {err}")
+        return
+    rnn = tr.surprisal.double().numpy()
+    five = base.models[max(base.models)].surprisal(tr.text)
+    rows = [{"model": f"{n}-gram", "nats/char on this text": float(m.surprisal(tr.text).mean())}
+            for n, m in base.models.items()]
+    rows.append({"model": f"RNN ({ctx.model.config.cell})", "nats/char on this text": float(rnn.mean())})
+    st.caption(f"Interpolated Kneser–Ney n-grams fitted on {base.source}; every model predicts "
+               f"characters 2 … {len(tr)} of the text. Lower is better.")
+    st.dataframe(pd.DataFrame(rows).round(3), hide_index=True)
+    diff = (rnn - five).tolist()
+    st.html(uplots.unit_text_html(tr.chars[1:], diff, "RNN − 5-gram surprisal (nats)", font_size=ctx.font_size + 2,
+                                  caption="Each character coloured by the RNN's surprisal minus the 5-gram's: "
+                                          "blue where the RNN predicts it better (the recurrence pays), red "
+                                          "where the 5-gram does."))
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def shipped_verdicts(ref: ModelRef, model_key: str) -> dict | None:
+    """Feature → {unit name: verdict} from a shipped checkpoint's sidecar made from these weights
+    (None for uploads, a missing sidecar, or one made from other weights)."""
+    cache = _controls(model_key)
+    if not cache or cache.get("fingerprint") != ref.digest or not isinstance(cache.get("verdicts"), dict):
+        return None
+    return cache["verdicts"]
+
+
+def checked_names(ctx: Context, tensor_name: str, named: dict[int, str]) -> tuple[dict[int, str], str]:
+    """The Hidden states view's named units (unit → feature label, rnnviz.units.names) kept only
+    where that (unit, feature) beats the controls in the checkpoint's scorecard, the verdict added
+    to the label; and the caption's sentence saying so (or that they were not checked)."""
+    verdicts = shipped_verdicts(ctx.ref, ctx.model_key)
+    if verdicts is None:
+        return named, (" Not checked against controls (this model has no scorecard): the Units view's "
+                       "verdict says which to trust.")
+    kept = {}
+    for j, label in named.items():
+        feature = label.removesuffix(" (low)").replace(" ", "_")
+        verdict = verdicts.get(feature, {}).get(f"{tensor_name}[{j}]")
+        if verdict:
+            kept[j] = f"{label} · {verdict}"
+    return kept, (" Named only where the scorecard on held-out text calls the unit causal or correlational "
+                  "for that feature (the Units view's verdict).")
