@@ -18,6 +18,7 @@ from rnnviz.plots import training as tplots
 from rnnviz.training.config import TrainConfig
 from rnnviz.corpora import CorpusNotFound
 from rnnviz.training.limits import TrainRefused, check_text
+from rnnviz.training.memorise import memorising
 from rnnviz.training.pool import run_config
 from rnnviz.training.run import DONE, PAUSED, QUEUED, RUNNING, Snapshot
 
@@ -135,6 +136,8 @@ def status_line(snap: Snapshot) -> None:
     c2.metric("Throughput", f"{snap.chars_per_second:,.0f} chars/s")
     c3.metric("Time left", "—" if snap.seconds_left is None else f"{snap.seconds_left:,.0f} s")
     c4.metric("Best val perplexity", "—" if best is None else f"{2.718281828 ** best:.2f}")
+    if (m := memorising(snap.history)) is not None:
+        st.warning(m.sentence())          # #28: validation flat while training falls
 
 
 def curves(snap: Snapshot, clip: float) -> None:

@@ -52,3 +52,28 @@ def test_samples_are_shown_whole(new_session):
     code = at.code[-1]
     assert code.proto.wrap_lines and all(len(line) > 0 for line in samples(at).splitlines())
     at.button(key="tr_stop").click().run()
+
+
+def test_the_page_says_when_the_run_memorises(new_session, monkeypatch):
+    """A snapshot whose validation stalled while training fell gets the memorising note."""
+    at = new_session()
+    paste(at, TEXT, **TINY)
+    at.button(key="tr_train").click().run()
+    poll(at, lambda a: step_of(a) >= 1)
+    from app_pages.ui.trained import training_pool
+    real = training_pool().snapshot
+
+    def stalled(run_id, session):
+        s = real(run_id, session)
+        if s is not None:
+            s.history = [{"step": 100, "train_loss": 2.0, "val_loss": 1.60},
+                         {"step": 200, "train_loss": 1.2, "val_loss": 1.58},
+                         {"step": 300, "train_loss": 0.6, "val_loss": 1.62},
+                         {"step": 400, "train_loss": 0.1, "val_loss": 1.65}]
+        return s
+    monkeypatch.setattr(training_pool(), "snapshot", stalled)
+    at.run()
+    ok(at)
+    assert any("memorising the text" in w.value and "since step 200" in w.value for w in at.warning)
+    monkeypatch.undo()
+    at.button(key="tr_stop").click().run()
