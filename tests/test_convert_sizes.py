@@ -94,10 +94,11 @@ def test_hostile_sizes_refused_in_process(case, tmp_path, capsys):
 
 def test_stride0_inputs_peak_memory_stays_small(tmp_path):
     """Run as a user would; the child's peak RSS stays near torch's own footprint (2·10⁷ × 24 float32
-    would be 1.9 GB)."""
+    would be 1.9 GB). The peak is the child's VmHWM (reset by exec), not ru_maxrss: Linux keeps
+    ru_maxrss across fork + exec, so in a long pytest run it reported the pytest process' own size."""
     (tmp_path / "bad.pt").write_bytes(_cases()[1][1])
-    code = ("import resource, sys; from rnnviz.convert import main; rc = main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    code = ("import re, sys; from rnnviz.convert import main; rc = main(sys.argv[1:]); "
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "bad.pt"), "--cell", "lstm",
                            "--tokens", str(write_tokens(tmp_path / "t.json")),
                            "-o", str(tmp_path / "o.safetensors")],
