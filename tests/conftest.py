@@ -57,6 +57,26 @@ def colored_texts(at) -> list[dict]:
             if el.type == "bidi_component" and el.proto.component_name == "rnnviz_colored_text"]
 
 
+def open_view(at, page: str, text: str | None = None, **query):
+    """Open ``page`` on an AppTest app with URL parameters (``text``: the sidebar text), run it and
+    assert no exception: how a user lands on a view from a link."""
+    if text is not None:
+        at.query_params["text"] = text
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload(at, name: str, data: bytes):
+    """Put ``data`` into the sidebar's checkpoint uploader as file ``name``; assert no exception."""
+    at.file_uploader[0].set_value((name, data, "application/octet-stream")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def tiny_model(cell: str, layers: int = 1, hidden: int = 8, text: str = SMALL_TEXT, seed: int = 0):
     """A small randomly initialised model (float32, eval mode)."""
     cfg = ModelConfig(cell, hidden, layers, tuple(Vocab.from_text(text).tokens))

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import rnnviz
 
-from .conftest import REPO, SMALL_TEXT, chart_specs, tiny_model
+from .conftest import REPO, SMALL_TEXT, chart_specs, open_view, tiny_model
 
 TIMEOUT = 90
 
@@ -30,13 +30,7 @@ def app(ckpt_dir, monkeypatch):
 def _open(at: AppTest, page: str, **query) -> AppTest:
     if page.endswith("step_through.py"):   # its url_path is not its file name: AppTest finds it only
         at.run()                            # once st.navigation has run (the default view drops st.*)
-    at.query_params["text"] = SMALL_TEXT
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_view(at, page, SMALL_TEXT, **query)
 
 
 def _titles(spec: dict) -> list[str]:

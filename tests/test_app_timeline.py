@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 import rnnviz
 from rnnviz.training import TrainConfig, Trainer
 
-from .conftest import REPO, chart_specs
+from .conftest import REPO, chart_specs, open_view
 from .test_train import synthetic_text
 
 TIMEOUT = 120
@@ -40,13 +40,7 @@ def app(timeline_dir, monkeypatch):
 
 
 def _open(at: AppTest, page: str, **query) -> AppTest:
-    at.query_params["text"] = TEXT
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_view(at, page, TEXT, **query)
 
 
 def _captions(at) -> str:

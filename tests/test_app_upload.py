@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import rnnviz
 from tests import hostile
-from tests.conftest import REPO, tiny_model
+from tests.conftest import REPO, tiny_model, upload
 
 
 @pytest.fixture
@@ -27,10 +27,7 @@ def app(tmp_path, monkeypatch):
     return start
 
 
-def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.file_uploader[0].set_value((name, data, "application/octet-stream")).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_upload = upload
 
 
 def test_valid_upload_is_selected_at_once_and_its_message_goes(app):

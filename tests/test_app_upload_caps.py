@@ -12,7 +12,7 @@ import rnnviz
 from app_pages.ui import uploads
 from rnnviz.checkpoint import checkpoint_bytes
 
-from .conftest import REPO, tiny_model
+from .conftest import REPO, tiny_model, upload
 
 
 def _file(i: int) -> bytes:
@@ -33,10 +33,7 @@ def app(tmp_path, monkeypatch):
     return start
 
 
-def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.file_uploader[0].set_value((name, data, "application/octet-stream")).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_upload = upload
 
 
 def _uploads_in_picker(at: AppTest) -> list[str]:
