@@ -59,20 +59,25 @@ def ckpt_dir(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("ckpt", list(CKPTS))
-@pytest.mark.parametrize("page", PAGES)
-def test_every_view_survives_overflow_with_a_note(page, ckpt, ckpt_dir, monkeypatch):
+def _visit(page: str, params: dict, ckpt_dir, monkeypatch) -> AppTest:
+    """Open the app on ``params`` (a link), then switch to ``page`` with the same link; no exception."""
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
-    st.cache_data.clear()
-    st.cache_resource.clear()
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    params = {"text": TEXT, "ckpt": ckpt, "gen.prefix": "the ", "gen.len": "40"}
     at.query_params.update(params)
     at.run()
     at.switch_page(page)
     at.query_params.update(params)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("ckpt", list(CKPTS))
+@pytest.mark.parametrize("page", PAGES)
+def test_every_view_survives_overflow_with_a_note(page, ckpt, ckpt_dir, monkeypatch):
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = _visit(page, {"text": TEXT, "ckpt": ckpt, "gen.prefix": "the ", "gen.len": "40"}, ckpt_dir, monkeypatch)
     notes = " ".join(str(e.value) for kind in ("caption", "info", "warning", "markdown")
                      for e in at.get(kind))
     assert "overflow" in notes, notes[:2000]
@@ -91,12 +96,4 @@ def test_every_view_survives_overflow_with_a_note(page, ckpt, ckpt_dir, monkeypa
     ("app_pages/units.py", {"units.tab": "Counterfactual"}),
 ], ids=lambda p: p if isinstance(p, str) else ",".join(f"{k}={v}" for k, v in p.items()))
 def test_overflow_with_other_settings(page, params, ckpt_dir, monkeypatch):
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    params = {"text": TEXT, "ckpt": "overflow-relu", "gen.prefix": "the ", **params}
-    at.query_params.update(params)
-    at.run()
-    at.switch_page(page)
-    at.query_params.update(params)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = _visit(page, {"text": TEXT, "ckpt": "overflow-relu", "gen.prefix": "the ", **params}, ckpt_dir, monkeypatch)
