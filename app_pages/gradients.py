@@ -53,7 +53,8 @@ def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, m
 
 
 def spectrum(ref: ModelRef, knobs: tuple, model) -> G.Spectrum:
-    return cached_heavy("spectrum", G.whh_spectrum, (ref, knobs), model, _knobs(*knobs))
+    return cached_heavy("spectrum", G.whh_spectrum, (ref, knobs), model, _knobs(*knobs),
+                        estimate=cost.estimate("spectrum", model.config, 1))
 
 
 def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model) -> G.JacobianChain:

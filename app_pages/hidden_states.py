@@ -31,11 +31,12 @@ TEXT_MAX = 2_000
 def _unit_order(ref: ModelRef, text: str, name: str, method: str, _values) -> list[int]:
     limit = cost.op_budget("unit_order", request_seconds=settings().request_seconds)
     cost.check_order(method, *_values.shape, limit=limit)
-    return run_heavy("unit_order", views.unit_order, _values, method)
+    return run_heavy("unit_order", views.unit_order, _values, method,
+                     estimate=cost.order_seconds(method, *_values.shape))
 
 
 def unit_order(ref: ModelRef, text: str, name: str, method: str, _values) -> list[int]:
-    """The chosen order, priced (h³ for 'pattern') and run in the heavy-work pool under its own
+    """The chosen order, priced (h³ for 'pattern') and run in its lane of the heavy-work pool under its own
     deadline; over budget or stopped: the units as trained, with a note."""
     try:
         return _unit_order(ref, text, name, method, _values)

@@ -358,7 +358,7 @@ def projection_tab() -> None:
     try:
         dims = sum(tr[n].shape[1] for n in names if n in tr)
         cost.check_pca(T, dims, cost.op_budget("pca", request_seconds=settings().request_seconds))
-        proj = run_heavy("pca", U.project_trace, tr, names, k=2)
+        proj = run_heavy("pca", U.project_trace, tr, names, k=2, estimate=cost.pca_seconds(T, dims))
     except ERRORS as err:
         st.info(str(err))
         return

@@ -8,6 +8,7 @@ import streamlit as st
 
 import rnnviz
 from rnnviz import CharRNN, CheckpointError, Trace
+from rnnviz.serving import cost
 from rnnviz.serving.cache import ByteLRU
 from rnnviz.checkpoint import resolve_checkpoint
 from rnnviz.ref import ModelRef, model_ref
@@ -84,7 +85,8 @@ def cached_trace(ref: ModelRef, model: CharRNN, text: str) -> Trace:
     """The trace of ``text`` through ``model`` (identified by ``ref``), from the shared byte-bounded
     LRU cache, keyed (ref.name, ref.digest, text). Read-only: never modify its tensors."""
     key = (ref.name, ref.digest, text)
-    return trace_store().get_or_compute(key, lambda: run_heavy("trace", rnnviz.trace, model, text))
+    return trace_store().get_or_compute(key, lambda: run_heavy(
+        "trace", rnnviz.trace, model, text, estimate=cost.estimate("trace", model.config, len(text))))
 
 
 def shipped_names() -> list[str]:

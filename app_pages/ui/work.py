@@ -1,7 +1,10 @@
-"""Heavy work off the script thread, with a deadline: :func:`run_heavy` runs a backend call in a
-small bounded pool under ``rnnviz.serving.deadline`` (the backend's long loops stop themselves with
-``Overtime`` once it passes) and waits at most that long, so one hostile request cannot hold a
-script thread, and at most POOL_WORKERS heavy computations run at once on the server. The cost
+"""Heavy work off the script thread, with a deadline: :func:`run_heavy` runs a backend call in one
+of two bounded lanes (``rnnviz.serving.lanes``) under ``rnnviz.serving.deadline`` (the backend's
+long loops stop themselves with ``Overtime`` once it passes) and waits at most that long, so one
+hostile request cannot hold a script thread. Cheap requests (estimate ≤ lanes.QUICK_SECONDS, or
+unknown and done within lanes.QUICK_CPU_S of CPU) run in the quick lane and never queue behind
+heavy ones; at most HEAVY_WORKERS heavy computations run at once on the server, at a lower CPU
+priority, leaving a core to everyone else. The cost
 model (``rnnviz.serving.cost``) decides beforehand how much a request may do; :func:`reduced` shows its
 "Reduced because …" note. :func:`cached_heavy` keeps such results for every session in a small
 byte-bounded store; :func:`prefetch` starts one in the background, in a bounded pool of plain
@@ -12,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Hashable
 
 import streamlit as st
@@ -20,13 +22,18 @@ import streamlit as st
 from app_pages.ui.settings import settings
 from rnnviz.serving import cost
 from rnnviz.serving.cache import ByteLRU
-from rnnviz.serving.deadline import WALL_FACTOR, Overtime, deadline
+from rnnviz.serving.deadline import WALL_FACTOR, Overtime
+from rnnviz.serving.lanes import Lanes
 
 log = logging.getLogger(__name__)
 
-#: Heavy computations running at once, server-wide (the server has 2 cores).
-POOL_WORKERS = 2
-_POOL = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="rnnviz-heavy")
+#: Heavy computations running at once, server-wide (the server has 2 cores: one is left to the
+#: quick lane and the script threads); cheap ones run beside them in QUICK_WORKERS threads.
+HEAVY_WORKERS = 1
+QUICK_WORKERS = 2
+LANES = Lanes(quick_workers=QUICK_WORKERS, heavy_workers=HEAVY_WORKERS)
+#: Prefetches running at once (each waits on a lane).
+PREFETCH_WORKERS = 2
 #: Expected failures of a heavy request: shown as a message, never as a stack trace.
 LIMITS = (Overtime, cost.CostError)
 #: Byte budget of the heavy results shared by every session (gradient curves, chains, maps).
@@ -34,32 +41,25 @@ RESULT_CACHE_BYTES = 128 * 2**20
 _RESULTS = ByteLRU(RESULT_CACHE_BYTES, max_entries=128, ttl=3600)
 #: Prefetches queued or running at most, server-wide; more are skipped (the script computes).
 PREFETCH_MAX = 8
-_PREFETCH_POOL = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="rnnviz-prefetch")
+_PREFETCH_POOL = ThreadPoolExecutor(max_workers=PREFETCH_WORKERS, thread_name_prefix="rnnviz-prefetch")
 _PREFETCH_SLOTS = threading.BoundedSemaphore(PREFETCH_MAX)
 
 
-def _job(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> Any:
-    with deadline(seconds):
-        return fn(*args, **kwargs)
-
-
-def run_heavy(op: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` in the heavy-work pool, stopped after ``cost.deadline_seconds(op)``
-    (raises Overtime). ``op`` (required): the operation's name in rnnviz.serving.cost.OPERATIONS,
-    which sets its deadline. Exceptions of ``fn`` propagate unchanged."""
+def run_heavy(op: str, fn: Callable[..., Any], *args: Any, estimate: float | None = None,
+              **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in its lane (quick or heavy, from ``estimate``: the cost model's
+    seconds, None when not priced), stopped after ``cost.deadline_seconds(op)`` (raises Overtime).
+    ``op`` (required): the operation's name in rnnviz.serving.cost.OPERATIONS, which sets its
+    deadline. Exceptions of ``fn`` propagate unchanged."""
     if op not in cost.OPERATIONS:
         raise TypeError(f"run_heavy needs the operation's name first (one of cost.OPERATIONS), got {op!r}")
     seconds = cost.deadline_seconds(op, request_seconds=settings().request_seconds)
-    future = _POOL.submit(_job, fn, seconds, args, kwargs)
-    try:
-        return future.result(timeout=WALL_FACTOR * seconds + 1.0)
-    except FutureTimeout:
-        future.cancel()                 # still queued: never starts; running: stops at its next check
-        raise Overtime(seconds, wall=True) from None
+    return LANES.run(fn, seconds, args, kwargs, estimate=estimate)
 
 
-def cached_heavy(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, **kwargs: Any) -> Any:
-    """``run_heavy(op, fn, *args, **kwargs)``, kept for every session in a byte-bounded store
+def cached_heavy(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, estimate: float | None = None,
+                 **kwargs: Any) -> Any:
+    """``run_heavy(op, fn, *args, estimate=estimate, **kwargs)``, kept for every session in a byte-bounded store
     (RESULT_CACHE_BYTES, 128 entries, 1 h) under (fn's module and name, ``key``).
 
     key: a hashable identity of every argument that changes the result (a ModelRef for the model,
@@ -68,7 +68,7 @@ def cached_heavy(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, **k
     :func:`prefetch`) waits for that result; a failed computation is not kept, so the next caller
     computes again and gets the error itself."""
     return _RESULTS.get_or_compute((fn.__module__, fn.__qualname__, key),
-                                   lambda: run_heavy(op, fn, *args, **kwargs))
+                                   lambda: run_heavy(op, fn, *args, estimate=estimate, **kwargs))
 
 
 def prefetch(call: Callable[..., Any], *args: Any) -> None:
@@ -76,8 +76,8 @@ def prefetch(call: Callable[..., Any], *args: Any) -> None:
     :func:`cached_heavy` (and calls no Streamlit function): it runs while the script computes and
     draws what comes before, and the script's own ``call(*args)`` later waits for it or reads the
     stored result. Errors are left to the script's own call (it computes again and shows its
-    message). Bounded: two run at a time, and at most PREFETCH_MAX wait, server-wide; past that a
-    prefetch is skipped. The work itself goes through run_heavy's pool and deadline, so this adds
+    message). Bounded: PREFETCH_WORKERS run at a time, and at most PREFETCH_MAX wait, server-wide; past that a
+    prefetch is skipped. The work itself goes through run_heavy's lanes and deadline, so this adds
     no CPU, only overlap (Gradients: the Jacobian chain beside the norm curve and the gradient map)."""
     if not _PREFETCH_SLOTS.acquire(blocking=False):
         return

@@ -23,6 +23,8 @@ from typing import Any, Callable, Hashable
 
 import torch
 
+from .deadline import wait_for
+
 
 def nbytes(value: Any, _depth: int = 0) -> int:
     """Approximate memory held by ``value``: tensor storage bytes plus ``sys.getsizeof`` of the
@@ -113,7 +115,7 @@ class ByteLRU:
                     flight = self._inflight[key] = _Flight()
                     self.misses += 1
                     break
-            flight.done.wait()
+            wait_for(flight.done)       # (in the quick lane: MustWait, the caller waits instead)
             if flight.ok:
                 with self._lock:
                     self.hits += 1

@@ -210,9 +210,14 @@ def check_order(method: str, steps: int, hidden: int, limit: float) -> None:
                         f"~{need:.3g} s, over the {limit:g} s budget per request.")
 
 
+def pca_seconds(steps: int, dims: int) -> float:
+    """Estimated seconds of a PCA (thin SVD) of a (steps, dims) trajectory."""
+    return SVD_SECONDS * steps * dims * min(steps, dims)
+
+
 def check_pca(steps: int, dims: int, limit: float) -> None:
     """Raise CostError when a PCA (thin SVD) of a (steps, dims) trajectory would take over ``limit``."""
-    need = SVD_SECONDS * steps * dims * min(steps, dims)
+    need = pca_seconds(steps, dims)
     if need > limit:
         raise CostError(f"Not computed: a PCA of {dims:,} dimensions over {steps:,} steps would take "
                         f"~{need:.3g} s, over the {limit:g} s budget per request. Pick fewer states or "

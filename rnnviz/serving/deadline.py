@@ -13,6 +13,7 @@ still stops work that waits too long for a core (``Overtime.wall``).
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,6 +23,17 @@ from typing import Iterator
 WALL_FACTOR = 3.0
 #: (CPU-time end, wall-clock end) of the current thread's deadline.
 _DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("rnnviz_deadline", default=None)
+#: Set in threads that may not wait for another thread's computation (rnnviz.serving.lanes' quick lane).
+_NO_WAITING: ContextVar[bool] = ContextVar("rnnviz_no_waiting", default=False)
+
+
+class MustWait(Exception):
+    """Raised by :func:`wait_for` in a :func:`no_waiting` block instead of waiting: ``event`` is
+    what it would have waited for (another thread's computation of the same value)."""
+
+    def __init__(self, event: threading.Event):
+        super().__init__("waiting for another thread's computation")
+        self.event = event
 
 
 class Overtime(TimeoutError):
@@ -40,10 +52,12 @@ class Overtime(TimeoutError):
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
+def deadline(seconds: float, wall_seconds: float | None = None) -> Iterator[None]:
     """Within this block (in this thread), :func:`check` raises Overtime after ``seconds`` of this
-    thread's CPU time, or WALL_FACTOR × ``seconds`` of wall clock, whichever comes first."""
-    token = _DEADLINE.set((time.thread_time() + seconds, time.monotonic() + WALL_FACTOR * seconds))
+    thread's CPU time, or ``wall_seconds`` (default WALL_FACTOR × ``seconds``) of wall clock,
+    whichever comes first."""
+    wall = WALL_FACTOR * seconds if wall_seconds is None else wall_seconds
+    token = _DEADLINE.set((time.thread_time() + seconds, time.monotonic() + wall))
     try:
         yield
     except Overtime as err:
@@ -62,3 +76,25 @@ def check() -> None:
         raise Overtime(0.0)
     if time.monotonic() >= ends[1]:
         raise Overtime(0.0, wall=True)
+
+
+@contextmanager
+def no_waiting() -> Iterator[None]:
+    """Within this block (in this thread), :func:`wait_for` raises MustWait instead of waiting."""
+    token = _NO_WAITING.set(True)
+    try:
+        yield
+    finally:
+        _NO_WAITING.reset(token)
+
+
+def wait_for(event: threading.Event) -> None:
+    """Wait until ``event`` is set (another thread's computation of a value this one needs),
+    checking the current deadline every 50 ms; in a :func:`no_waiting` block raise
+    :class:`MustWait` instead, so the caller can wait without holding a worker."""
+    if event.is_set():
+        return
+    if _NO_WAITING.get():
+        raise MustWait(event)
+    while not event.wait(0.05):
+        check()

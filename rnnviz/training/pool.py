@@ -8,7 +8,9 @@
 * At most ``workers`` runs train at once (default 1; the app passes RNNVIZ_TRAIN_WORKERS), each in its own
   thread; the others wait in a queue that is fair per session: each session's first waiting run
   comes before any session's second (first come, first served within a round;
-  ``Snapshot.queue_position``, 1 = next). While others wait, a run trains for at most
+  ``Snapshot.queue_position``, 1 = next). The workers run ``nice`` steps below the server's CPU
+  priority (Linux: per thread, rnnviz.serving.lanes.lower_priority), so on a busy machine the
+  interactive requests get the cores first. While others wait, a run trains for at most
   ``slice_s`` seconds at a time, then goes back to the queue and continues later where it stopped:
   one long run cannot hold the trainer for a class. A thread exits when the queue is empty, so an
   idle pool holds no thread.
@@ -34,6 +36,7 @@ from collections import deque
 from typing import Callable
 
 from ..corpora import sha256_text
+from ..serving.lanes import HEAVY_NICE, lower_priority
 from ..vocab import preprocess
 from .config import TrainConfig
 from .data import split_text
@@ -69,8 +72,9 @@ class TrainingPool:
 
     def __init__(self, workers: int = 1, limits: TrainLimits | None = None, *,
                  max_runs: int = 32, heartbeat_s: float = 120.0, slice_s: float = 60.0,
-                 trainer_factory: Callable[..., Trainer] = Trainer, sample_every: int = SAMPLE_EVERY):
-        self.workers = max(1, int(workers))
+                 trainer_factory: Callable[..., Trainer] = Trainer, sample_every: int = SAMPLE_EVERY,
+                 nice: int = HEAVY_NICE):
+        self.workers, self.nice = max(1, int(workers)), nice
         self.limits = limits or TrainLimits()
         self.max_runs, self.heartbeat_s, self.slice_s = max_runs, heartbeat_s, slice_s
         self.factory, self.sample_every = trainer_factory, sample_every
@@ -308,6 +312,7 @@ class TrainingPool:
     def _worker(self) -> None:
         """Take queued runs one after another; exit when the queue is empty."""
         me = threading.current_thread()
+        lower_priority(self.nice)
         while True:
             with self._lock:
                 if not self._queue:

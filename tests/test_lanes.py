@@ -1,0 +1,127 @@
+"""Cheap requests never queue behind heavy work (issue 27: the soak's ordinary p95).
+
+- With the heavy lane saturated, a cheap request still runs at once in the quick lane.
+- A request priced over the quick lane's limit goes straight to the heavy lane; one not priced
+  starts in the quick lane and, past the lane's CPU cap, is run again in the heavy lane.
+- A request whose own budget ends in the quick lane is stopped, not moved.
+- A quick request that needs a value another thread is computing gives its worker back and waits
+  in its caller: it does not hold the quick lane (the Units index being built, say).
+- The heavy lane's threads and the training workers run at a lower CPU priority than the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from rnnviz.serving.cache import ByteLRU
+from rnnviz.serving.deadline import Overtime, check
+from rnnviz.serving.lanes import Lanes
+from rnnviz.training.pool import TrainingPool
+from rnnviz.training.trainer import Trainer
+
+from .test_training_pool import TEXT, cfg, wait
+
+
+def _spin(cpu_s: float, seen: list[str]) -> str:
+    """Use ``cpu_s`` of this thread's CPU time, checking the deadline; record the thread's name."""
+    seen.append(threading.current_thread().name)
+    end = time.thread_time() + cpu_s
+    while time.thread_time() < end:
+        check()
+    return threading.current_thread().name
+
+
+def test_a_cheap_request_runs_while_the_heavy_lane_is_busy():
+    lanes = Lanes(quick_workers=1, heavy_workers=1)
+    release, order = threading.Event(), []
+
+    def blocker(tag: str) -> str:
+        release.wait(30)
+        order.append(tag)
+        return tag
+
+    heavy = [threading.Thread(target=lanes.run, args=(blocker, 60.0, (f"heavy{i}",)),
+                              kwargs={"estimate": 50.0}) for i in range(3)]
+    for t in heavy:                      # one runs, two wait in the heavy lane's queue
+        t.start()
+    wait(lambda: lanes.heavy._work_queue.qsize() == 2, 10)
+    name = lanes.run(lambda: (order.append("cheap"), threading.current_thread().name)[1], 8.0,
+                     estimate=0.01)
+    assert order == ["cheap"] and "quick" in name          # done before any heavy one
+    release.set()
+    for t in heavy:
+        t.join(30)
+    assert order[0] == "cheap" and sorted(order[1:]) == ["heavy0", "heavy1", "heavy2"]
+
+
+def test_lanes_by_estimate_and_an_unpriced_overrun_moves_to_the_heavy_lane():
+    lanes = Lanes(quick_cpu_s=0.05)
+    seen: list[str] = []
+    assert "heavy" in lanes.run(_spin, 5.0, (0.01, seen), estimate=lanes.quick_seconds * 10)
+    assert "quick" in lanes.run(_spin, 5.0, (0.01, seen), estimate=None)
+    seen.clear()
+    assert "heavy" in lanes.run(_spin, 5.0, (0.2, seen))            # 0.2 CPU-s > the 0.05 cap
+    assert ["quick" in s for s in seen] == [True, False] and lanes.demoted == 1
+
+
+def test_a_request_over_its_own_budget_in_the_quick_lane_is_stopped():
+    lanes, seen = Lanes(quick_cpu_s=1.0), []
+    with pytest.raises(Overtime):        # by its CPU time, or on a busy machine by the wall clock
+        lanes.run(_spin, 0.05, (5.0, seen))
+    assert len(seen) == 1 and "quick" in seen[0] and lanes.demoted == 0
+
+
+def test_a_quick_request_waiting_for_another_computation_frees_its_worker():
+    lanes, store = Lanes(quick_workers=1), ByteLRU(2**20)
+    release, started = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(30)
+        return "built"
+
+    builder = threading.Thread(target=store.get_or_compute, args=("index", slow))
+    builder.start()                                       # e.g. the warm-up building an index
+    started.wait(10)
+    got: list[str] = []
+    waiter = threading.Thread(target=lambda: got.append(
+        lanes.run(store.get_or_compute, 30.0, ("index", lambda: "again"))))
+    waiter.start()
+    wait(lambda: lanes.waits == 1, 10)
+    assert lanes.run(lambda: "cheap", 8.0, estimate=0.01) == "cheap"   # the one worker is free
+    assert not got
+    release.set()
+    waiter.join(30)
+    builder.join(30)
+    assert got == ["built"]
+
+
+def _nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_heavy_lane_and_training_run_at_a_lower_priority():
+    base = _nice()
+    if base >= 19:
+        pytest.skip("already at the lowest priority")
+    lanes = Lanes(heavy_nice=5)
+    assert lanes.run(_nice, 5.0, estimate=100.0) == min(19, base + 5)
+    assert lanes.run(_nice, 5.0, estimate=0.0) == base
+
+    seen: list[int] = []
+
+    def factory(*args, **kwargs) -> Trainer:
+        seen.append(_nice())
+        return Trainer(*args, **kwargs)
+
+    pool = TrainingPool(workers=1, trainer_factory=factory, nice=5)
+    rid = pool.submit("s", TEXT, cfg(seed=3, max_steps=2))
+    wait(lambda: pool.snapshot(rid, "s").status == "done", 60)
+    assert seen == [min(19, base + 5)] and _nice() == base
+    assert pool.close(30)
