@@ -49,7 +49,8 @@ def curve(ref: ModelRef, text: str, loss: str, step: int | None, knobs: tuple, m
     """‖∂L/∂H_t‖ in float64 (so a vanishing gradient shows its size instead of underflowing)."""
     import torch
     return cached_heavy("norm_curve", G.norm_curve, (ref, text, loss, step, knobs), model, text, loss=loss, step=step,
-                        whatif=_knobs(*knobs), dtype=torch.float64)
+                        whatif=_knobs(*knobs), dtype=torch.float64,
+                        estimate=cost.estimate("norm_curve", model.config, len(text)))
 
 
 def spectrum(ref: ModelRef, knobs: tuple, model) -> G.Spectrum:
@@ -59,12 +60,19 @@ def spectrum(ref: ModelRef, knobs: tuple, model) -> G.Spectrum:
 
 def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model) -> G.JacobianChain:
     return cached_heavy("chain", G.jacobian_chain, (ref, text, layer, knobs, back), model, text, layer=layer,
-                        whatif=_knobs(*knobs), max_distance=back)
+                        whatif=_knobs(*knobs), max_distance=back,
+                        estimate=cost.estimate("chain", model.config, min(len(text), back + 1)))
 
 
 def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, model) -> G.GradientMap:
+    cfg = model.config
+    try:                                  # the rows' multiply–adds, as gradient_map will plan them
+        macs = G.plan_map_rows(len(text), cfg.hidden_size, cfg.num_layers, cfg.cell, None, max_macs)[2]
+    except G.GradientError:               # said by gradient_map itself
+        macs = max_macs
     return cached_heavy("gmap", G.gradient_map, (ref, text, knobs, max_macs), model, text,
-                        whatif=_knobs(*knobs), max_macs=max_macs)
+                        whatif=_knobs(*knobs), max_macs=max_macs,
+                        estimate=cost.estimate("gmap", cfg, len(text)) + macs / cost.GMAP_MACS_PER_SECOND)
 
 
 def chain_call(text: str, layer: int, knobs: tuple, model) -> tuple[cost.Plan, tuple]:

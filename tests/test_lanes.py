@@ -6,6 +6,7 @@
 - A request whose own budget ends in the quick lane is stopped, not moved.
 - A quick request that needs a value another thread is computing gives its worker back and waits
   in its caller: it does not hold the quick lane (the Units index being built, say).
+- The heavy lane takes a short request before long ones queued a moment earlier.
 - The heavy lane's threads and the training workers run at a lower CPU priority than the rest.
 """
 
@@ -49,7 +50,7 @@ def test_a_cheap_request_runs_while_the_heavy_lane_is_busy():
                               kwargs={"estimate": 50.0}) for i in range(3)]
     for t in heavy:                      # one runs, two wait in the heavy lane's queue
         t.start()
-    wait(lambda: lanes.heavy._work_queue.qsize() == 2, 10)
+    wait(lambda: lanes.heavy.qsize() == 2, 10)
     name = lanes.run(lambda: (order.append("cheap"), threading.current_thread().name)[1], 8.0,
                      estimate=0.01)
     assert order == ["cheap"] and "quick" in name          # done before any heavy one
@@ -99,6 +100,33 @@ def test_a_quick_request_waiting_for_another_computation_frees_its_worker():
     waiter.join(30)
     builder.join(30)
     assert got == ["built"]
+
+
+def test_the_heavy_lane_runs_a_short_request_before_longer_ones_queued_earlier():
+    lanes = Lanes(heavy_workers=1, slack=4.0)
+    release, started, order = threading.Event(), threading.Event(), []
+
+    def job(tag: str) -> None:
+        if tag == "first":
+            started.set()
+            release.wait(30)
+        order.append(tag)
+
+    def ask(tag: str, estimate: float) -> threading.Thread:
+        t = threading.Thread(target=lanes.run, args=(job, 60.0, (tag,)), kwargs={"estimate": estimate})
+        t.start()
+        return t
+
+    threads = [ask("first", 1.0)]
+    started.wait(10)                                               # "first" holds the one worker
+    threads += [ask("long", 8.0), ask("longer", 8.0)]
+    wait(lambda: lanes.heavy.qsize() == 2, 10)
+    threads.append(ask("short", 1.0))
+    wait(lambda: lanes.heavy.qsize() == 3, 10)
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert order == ["first", "short", "long", "longer"]
 
 
 def _nice() -> int:

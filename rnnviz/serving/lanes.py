@@ -8,9 +8,12 @@
   and its caller waits for that value, then asks again: a quick worker is never held longer than
   the cap, nor by a wait.
 * The **heavy lane** (``heavy_workers`` threads, one by default so a core is left for everyone
-  else) runs the rest, first come first served, at a lower CPU priority (:func:`lower_priority`):
-  on a busy machine the operating system gives the cores to the quick lane and the script threads
-  first.
+  else) runs the rest at a lower CPU priority (:func:`lower_priority`): on a busy machine the
+  operating system gives the cores to the quick lane and the script threads first. Its queue is
+  ordered by virtual deadline, the request's time plus ``slack`` × its estimate
+  (:class:`rnnviz.serving.priority.PriorityPool`): a student's 1 s gradient map goes before a
+  hostile 8 s one that came a moment earlier, and a long request still runs once it has waited
+  ``slack`` times its own length.
 
 Both lanes run a request under its own deadline (:mod:`rnnviz.serving.deadline`), and the caller
 waits at most WALL_FACTOR × its budget in all (+1 s), else Overtime(wall=True).
@@ -31,15 +34,18 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 from .deadline import WALL_FACTOR, MustWait, Overtime, deadline, no_waiting
+from .priority import PriorityPool
 
 log = logging.getLogger(__name__)
 
 #: Requests estimated at most this many seconds start in the quick lane.
 QUICK_SECONDS = 0.5
 #: CPU seconds a request may use in the quick lane before it moves to the heavy lane.
-QUICK_CPU_S = 1.0
+QUICK_CPU_S = 0.5
 #: How much the heavy lane's and training's threads are niced (Linux: per thread).
 HEAVY_NICE = 10
+#: A heavy request's virtual deadline: its time + this × its estimated seconds.
+SLACK = 4.0
 
 
 def lower_priority(by: int = HEAVY_NICE) -> bool:
@@ -80,11 +86,11 @@ class Lanes:
 
     def __init__(self, quick_workers: int = 2, heavy_workers: int = 1, *,
                  quick_seconds: float = QUICK_SECONDS, quick_cpu_s: float = QUICK_CPU_S,
-                 heavy_nice: int = HEAVY_NICE, name: str = "rnnviz"):
-        self.quick_seconds, self.quick_cpu_s = quick_seconds, quick_cpu_s
+                 heavy_nice: int = HEAVY_NICE, slack: float = SLACK, name: str = "rnnviz"):
+        self.quick_seconds, self.quick_cpu_s, self.slack = quick_seconds, quick_cpu_s, slack
         self.quick = ThreadPoolExecutor(max_workers=quick_workers, thread_name_prefix=f"{name}-quick")
-        self.heavy = ThreadPoolExecutor(max_workers=heavy_workers, thread_name_prefix=f"{name}-heavy",
-                                        initializer=lower_priority, initargs=(heavy_nice,))
+        self.heavy = PriorityPool(heavy_workers, name=f"{name}-heavy",
+                                  initializer=lambda: lower_priority(heavy_nice))
         self.demoted = 0                  # requests moved from the quick to the heavy lane
         self.waits = 0                    # quick requests that gave their worker back to wait
 
@@ -109,7 +115,9 @@ class Lanes:
                 self.waits += 1
                 if not need.event.wait(max(until - time.monotonic(), 0.0)):
                     raise Overtime(seconds, wall=True) from None
-        return _wait(self.heavy.submit(_heavy_job, fn, seconds, args, kwargs), until, seconds)
+        size = max(estimate or 0.0, self.quick_cpu_s)      # unpriced here: at least the quick cap
+        return _wait(self.heavy.submit(time.monotonic() + self.slack * size, _heavy_job, fn, seconds,
+                                       args, kwargs), until, seconds)
 
 
 def _wait(future: Future, until: float, seconds: float) -> Any:
