@@ -25,7 +25,9 @@ def test_vocabulary_cost_is_linear_and_modest():
 
 def test_recurrent_part_still_prices_large_hidden_sizes():
     plan = cost.fit("trace", _cfg(80, h=1024), 5_000)
-    assert plan.reduced and plan.steps < 500     # W_hh over the CPU caches: memory-bound steps
+    # W_hh (16 MB) over the CPU caches: ~1.2 ms of CPU per step measured (tools.bench_cost), so
+    # 5,000 steps are over the 2 s budget
+    assert plan.reduced and plan.steps < 2_000
 
 
 def test_generation_still_reads_every_weight_per_step():

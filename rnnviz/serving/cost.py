@@ -2,12 +2,15 @@
 length T, the hidden size h, the layers and the cell, and thin it (fewer characters) or refuse it
 above a per-request budget, with a note that says what was reduced and why.
 
-Estimates are ``seconds = T · per_step + fixed``: per_step = SECONDS_PER_MAC[op] · step MACs
-(:func:`step_macs`, the multiply–adds of one forward step), fixed = the size-only part (the
-eigen/singular values of W_hh, O(h³)). The constants come from the README benchmarks (quiet 2-core
-machine) times a safety factor of 2–5 for a shared server, and, for weights too large for the CPU
-caches (CACHE_BYTES), from runs of the largest accepted models on the busy machine; the deadline
-(rnnviz.serving.deadline) stops whatever the estimate still gets wrong. The budget holds for any model
+Estimates follow each algorithm's shape (:class:`Rates`): ``seconds = call + fixed + T · (step +
+mac · recurrent MACs + batched · whole-text MACs + unit · h)``: a set-up per request, the size-only
+part (eigen/singular values of W_hh, O(h³)), and per character the Python and dispatch overhead of
+a step-by-step loop, the sequential h×h products (memory-bound once the weights pass CACHE_BYTES),
+the products run for the whole text at once (layer 0's one-hot input, the output layer) and the
+per-unit work (z-scores, ranks). Generation reads every weight each step; the Jacobian chain does
+one layer's h×h products per step back. The constants are fitted to the CPU seconds that
+``python -m tools.bench_cost`` measures on one torch thread (docs/BENCHMARKS.md): CPU seconds are
+what the deadline (rnnviz.serving.deadline) counts, and they hardly move on a busy machine. The budget holds for any model
 the checkpoint parser accepts (h ≤ 4,096, ≤ 8 layers): a request is cut to the characters that
 fit, or refused when even ``minimum`` characters do not.
 
@@ -22,38 +25,55 @@ from dataclasses import dataclass
 from ..cells import spec
 from ..model import ModelConfig
 
-#: Seconds per forward multiply–add of each operation (per character of text), as (weights in
-#: cache, weights over CACHE_BYTES): a large model's step is bound by memory, not arithmetic.
-SECONDS_PER_MAC = {
-    "trace": (2e-10, 3e-9),         # fused forward + gate recovery
-    "forward2": (3e-10, 8e-9),      # two step-by-step forwards: ablation, counterfactual, forgetting
-    "generate": (3e-10, 6e-9),      # one step per generated character (sampling in Python)
-    "index": (1e-9, 8e-9),          # unit index: trace + z-scores + ranks of every unit
-    "norm_curve": (2e-9, 3e-8),     # ‖∂L/∂H_t‖ in float64: Jacobian terms of every step
-    "gmap": (5e-10, 4e-8),          # gradient map: Jacobian terms (rows planned by MACs apart)
-    "presets": (6e-9, 9e-8),        # the Lesson's three norm curves
-    "chain": (1.5e-8, 4.5e-8),      # Jacobian chain, per step back and per h² (×2 for gated cells)
+@dataclass(frozen=True)
+class Rates:
+    """Seconds of one operation: per request (``call``), per character of its step-by-step loop
+    (``step``), per sequential multiply–add (``mac``: weights in cache, weights over CACHE_BYTES),
+    per multiply–add of the whole-text products (``batched``) and per (character, unit) (``unit``)."""
+
+    call: float
+    step: float
+    mac: tuple[float, float]
+    batched: float = 0.0
+    unit: float = 0.0
+
+
+#: Fitted to tools.bench_cost's CPU seconds (one torch thread, h = 64–1,024, |V| = 64 / 8,000,
+#: T = 100 / 400; docs/BENCHMARKS.md). The gradient operations (norm_curve, gmap, presets, chain)
+#: were measured to h = 256 only: their rate for weights over CACHE_BYTES is the earlier one, from
+#: runs of the largest accepted models.
+RATES = {
+    "trace": Rates(2.2e-3, 5.6e-6, (1.4e-10, 3.4e-10), 5.8e-11),        # fused forward + gate recovery
+    "forward2": Rates(1.8e-3, 5.6e-5, (4.4e-10, 6.0e-10), 1.1e-10),     # two step-by-step forwards
+    "generate": Rates(0.0, 4.1e-4, (3.5e-10, 4.9e-10)),                 # a step per character, all weights
+    "index": Rates(2.1e-3, 1.1e-5, (1.6e-10, 2.7e-10), 4.6e-11, unit=8.3e-8),   # trace + z-scores, ranks
+    "norm_curve": Rates(0.0, 3.2e-4, (4.0e-9, 3e-8), 3.2e-10),          # float64 Jacobian terms per step
+    "gmap": Rates(1.6e-3, 1.8e-4, (1.3e-9, 4e-8), 6.2e-11),             # + its rows at GMAP_MACS_PER_SECOND
+    "presets": Rates(1.0e-2, 2.4e-5, (9.5e-10, 9e-8), 2.4e-10),         # the Lesson's three norm curves
+    "chain": Rates(1.1e-2, 3.9e-4, (8.3e-9, 4.5e-8)),                   # per step back: h×h products
 }
 #: Recurrent weights (float32 bytes) above this no longer stay in the CPU caches.
 CACHE_BYTES = 8 * 2**20
-#: Seconds per h³ of the size-only part: eigen- and singular values of each W_hh block (spectrum),
-#: the chain's spectral-norm set-up.
-FIXED_PER_H3 = {"spectrum": 4e-9, "chain": 5e-10}
-#: Seconds per multiply–add of the unit orders: the (h, h) Gram / correlation matrix over T steps
-#: ('clustered', 'pattern'), and the h³ eigendecomposition of 'pattern' (float64, one thread).
-ORDER_GRAM_SECONDS = 4e-10
-ORDER_EIGH_SECONDS = 3e-9
-#: How much faster per multiply–add the whole-text products (one-hot input, output layer) run than
-#: an operation's step-by-step loop (one large matrix product instead of T small ones).
-BATCHED_SPEEDUP = 2.0
+#: Seconds per request and per g·h³ of the size-only part: eigen- and singular values of each W_hh
+#: block (spectrum), the chain's spectral-norm set-up.
+SPECTRUM_CALL = 1.9e-3
+FIXED_PER_H3 = {"spectrum": 2.2e-9, "chain": 2.4e-9}
+#: Unit orders (rnnviz.views.unit_order) of (T, h) values: seconds per call, per T·h (variances),
+#: per h (the Python sort and loop over units), per T·h² (the Gram / correlation matrix), per h²
+#: (the clustered chain's masked argmin per unit; the pattern's seriation) and per h³ (the
+#: pattern's eigendecomposition).
+ORDER_RATES = {"variance": (4.5e-5, 1.8e-8, 2.9e-6, 0.0, 0.0, 0.0),
+               "clustered": (3.9e-4, 5.8e-8, 2.5e-5, 3.4e-11, 9.6e-9, 0.0),
+               "pattern": (1.3e-3, 1.9e-8, 0.0, 1.6e-10, 8.3e-8, 1.8e-10)}
+#: Seconds per request and per multiply–add of a thin SVD (float64, one thread): T·D·min(T, D).
+SVD_CALL = 1.7e-3
+SVD_SECONDS = 7.4e-10
 #: Every operation a heavy call names (its budget and deadline: op_budget, deadline_seconds).
-OPERATIONS = frozenset(SECONDS_PER_MAC) | frozenset(FIXED_PER_H3) | {"unit_order", "pca"}
-#: Seconds per multiply–add of a thin SVD (float64, one thread): T·D·min(T, D) of them.
-SVD_SECONDS = 2e-9
+OPERATIONS = frozenset(RATES) | frozenset(FIXED_PER_H3) | {"unit_order", "pca"}
 #: Operations built once per checkpoint and shared by every session get this many budgets.
 BUDGET_FACTOR = {"index": 10.0}
 #: Multiply–adds per second of the gradient map's batched backward (its rows are planned by MACs).
-GMAP_MACS_PER_SECOND = 5e9
+GMAP_MACS_PER_SECOND = 5e10
 #: The default per-request budget (estimated seconds); callers pass their own ``request_seconds``
 #: (the app: its RNNVIZ_REQUEST_SECONDS setting).
 REQUEST_SECONDS = 2.0
@@ -83,11 +103,13 @@ def step_macs(cfg: ModelConfig) -> float:
 
 
 def fixed_seconds(op: str, cfg: ModelConfig) -> float:
-    """The size-only part of ``op`` in seconds (0 for most operations)."""
+    """The part of ``op`` that does not grow with the text: its set-up per request, and the
+    size-only eigen/singular values (g·h³ per W_hh block) of the spectrum and the chain."""
     per = FIXED_PER_H3.get(op, 0.0)
     g, h = len(spec(cfg.cell).gates), cfg.hidden_size
     layers = cfg.num_layers if op == "spectrum" else 1
-    return per * layers * g * float(h) ** 3
+    call = SPECTRUM_CALL if op == "spectrum" else RATES[op].call if op in RATES else 0.0
+    return call + per * layers * g * float(h) ** 3
 
 
 def weight_bytes(cfg: ModelConfig) -> float:
@@ -96,35 +118,40 @@ def weight_bytes(cfg: ModelConfig) -> float:
 
 
 def recurrent_macs(cfg: ModelConfig) -> float:
-    """Multiply–adds of one step's sequential part: the h×h recurrences of every layer and the
-    h×h inputs of layers ≥ 1; layer 0's one-hot input picks one column of W_ih (a gather, g·h)."""
+    """Multiply–adds of one step's sequential part: the h×h recurrence of every layer, and layer
+    0's one-hot input, one column of W_ih (a gather, g·h). A layer's input from the layer below is
+    known for the whole text before the layer runs: it is part of :func:`batched_macs`."""
     g, h = len(spec(cfg.cell).gates), cfg.hidden_size
-    return float(g * h * h + (cfg.num_layers - 1) * g * h * 2 * h + g * h)
+    return float(cfg.num_layers * g * h * h + g * h)
 
 
 def batched_macs(cfg: ModelConfig) -> float:
     """Multiply–adds per step of the parts run for all steps at once: layer 0's one-hot input
-    (one (T, |V|) × (|V|, g·h) product) and the output layer ((T, h) × (h, |V|))."""
+    (one (T, |V|) × (|V|, g·h) product), the inputs of layers ≥ 1 ((T, h) × (h, g·h) each) and
+    the output layer ((T, h) × (h, |V|))."""
     g, h = len(spec(cfg.cell).gates), cfg.hidden_size
-    return float(g * h * cfg.vocab_size + h * cfg.vocab_size)
+    return float(g * h * cfg.vocab_size + (cfg.num_layers - 1) * g * h * h + h * cfg.vocab_size)
 
 
 def estimate(op: str, cfg: ModelConfig, steps: int) -> float:
-    """Estimated seconds of ``op`` over ``steps`` characters.
+    """Estimated seconds of ``op`` over ``steps`` characters (see the module docstring).
 
-    Generation steps one character at a time: every weight is read every step (the memory-bound
-    rate once they pass CACHE_BYTES). The other operations run the vocabulary-sized products for
-    the whole text at once (compute-bound: the small rate whatever |V|), and only the recurrent
-    part step by step (memory-bound once W_hh passes CACHE_BYTES)."""
-    small, big = SECONDS_PER_MAC.get(op, (0.0, 0.0))
+    Generation steps one character at a time: every weight, the one-hot input's and the output
+    layer's included, is read every step (the memory-bound rate once they pass CACHE_BYTES). The
+    other operations run the vocabulary-sized products for the whole text at once (``batched``),
+    and only the recurrent part step by step (memory-bound once W_hh passes CACHE_BYTES); the
+    Jacobian chain does one layer's h×h products per step back (two for gated cells)."""
+    if op not in RATES:
+        return fixed_seconds(op, cfg)
+    r, h = RATES[op], cfg.hidden_size
     if op == "generate":
-        per = (big if weight_bytes(cfg) > CACHE_BYTES else small) * step_macs(cfg)
+        per = r.mac[weight_bytes(cfg) > CACHE_BYTES] * step_macs(cfg)
+    elif op == "chain":
+        per = r.mac[4.0 * recurrent_macs(cfg) > CACHE_BYTES] * (1 if spec(cfg.cell).is_vanilla else 2) * float(h) ** 2
     else:
-        rate = big if 4.0 * recurrent_macs(cfg) > CACHE_BYTES else small
-        per = rate * recurrent_macs(cfg) + small / BATCHED_SPEEDUP * batched_macs(cfg)
-    if op == "chain":             # one layer's h×h Krylov products per step back
-        per = rate * (1 if spec(cfg.cell).is_vanilla else 2) * float(cfg.hidden_size) ** 2
-    return fixed_seconds(op, cfg) + steps * per
+        per = (r.mac[4.0 * recurrent_macs(cfg) > CACHE_BYTES] * recurrent_macs(cfg)
+               + r.batched * batched_macs(cfg) + r.unit * h)
+    return fixed_seconds(op, cfg) + steps * (r.step + per)
 
 
 @dataclass(frozen=True)
@@ -194,12 +221,11 @@ def fit_generation(cfg: ModelConfig, prefix: int, n: int,
 
 def order_seconds(method: str, steps: int, hidden: int) -> float:
     """Estimated seconds of a unit order (rnnviz.views.unit_order) of (steps, hidden) values."""
-    per_value = 1e-8 * steps * hidden                      # variances: one pass
-    if method in ("clustered", "pattern"):
-        per_value += ORDER_GRAM_SECONDS * steps * float(hidden) ** 2
-    if method == "pattern":
-        per_value += ORDER_EIGH_SECONDS * float(hidden) ** 3
-    return per_value
+    if method not in ORDER_RATES:          # 'trained': the units as they are
+        return 0.0
+    call, th, h, th2, h2, h3 = ORDER_RATES[method]
+    T, n = float(steps), float(hidden)
+    return call + th * T * n + h * n + th2 * T * n * n + h2 * n * n + h3 * n ** 3
 
 
 def check_order(method: str, steps: int, hidden: int, limit: float) -> None:
@@ -212,7 +238,7 @@ def check_order(method: str, steps: int, hidden: int, limit: float) -> None:
 
 def pca_seconds(steps: int, dims: int) -> float:
     """Estimated seconds of a PCA (thin SVD) of a (steps, dims) trajectory."""
-    return SVD_SECONDS * steps * dims * min(steps, dims)
+    return SVD_CALL + SVD_SECONDS * steps * dims * min(steps, dims)
 
 
 def check_pca(steps: int, dims: int, limit: float) -> None:
