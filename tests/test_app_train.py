@@ -14,7 +14,7 @@ import rnnviz
 
 from .conftest import REPO, chart_specs, tiny_model
 
-TIMEOUT = 120
+TIMEOUT = 300      # s per AppTest run: a busy machine makes a test slower, never red
 TEXT = ("the time traveller (for so it will be convenient to speak of him) was expounding a "
         "recondite matter to us. his grey eyes shone and twinkled, and his usually pale face was "
         "flushed and animated.\n") * 12

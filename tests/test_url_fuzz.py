@@ -60,7 +60,7 @@ def app(ckpt_dir, tmp_path, monkeypatch):
     st.cache_resource.clear()
 
     def new(page: str, params: dict) -> tuple[AppTest, float]:
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
         if page.endswith("step_through.py"):   # its url_path ("step") is not its file name: AppTest
             at.run()                            # finds it only once st.navigation has run
         at.switch_page(page)
