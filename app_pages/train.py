@@ -11,7 +11,8 @@ import streamlit as st
 from app_pages.ui.charts import show_chart
 from app_pages.ui.context import context
 from app_pages.ui.train_input import TrainText, text_from_state, text_input
-from app_pages.ui.trained import RUN_KEY, leave_training, register_trained, session_id, training_pool
+from app_pages.ui.train_result import GOTO, finished, prefix, prefix_input, samples_panel
+from app_pages.ui.trained import RUN_KEY, leave_training, session_id, training_pool
 from rnnviz import CELLS
 from rnnviz.plots import states as splots
 from rnnviz.plots import training as tplots
@@ -25,7 +26,6 @@ from rnnviz.training.run import DONE, PAUSED, QUEUED, RUNNING, Snapshot
 REFRESH_S = 1.0
 LR_CHOICES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 PROBE_UNITS = 48
-GOTO = "_train_goto"
 LAST_KEY = "train_last"
 
 
@@ -76,7 +76,7 @@ def _train() -> None:
         check_text(got.text, got.preprocessing, training_pool().limits)
         cfg, note = training_pool().fit(got.text, config_from_state(got))   # memory, before anything
         st.session_state[RUN_KEY] = training_pool().submit(
-            session_id(), got.text, cfg, {"trained_in": "rnnviz Train view"})
+            session_id(), got.text, cfg, {"trained_in": "rnnviz Train view"}, prefix=prefix())
         if note:
             st.session_state["train_note"] = note
     except (ValueError, CorpusNotFound) as err:       # TrainRefused is a ValueError
@@ -96,11 +96,6 @@ def _continue() -> None:
     if rid is not None and not training_pool().resume(rid, session_id()):
         st.session_state["train_error"] = ("This run can no longer continue (the server let go of it "
                                            "while it was idle); press Train to start again.")
-
-
-def _open(key: str, page: str) -> None:
-    st.session_state["ckpt"] = key
-    st.session_state[GOTO] = page
 
 
 def buttons(got: TrainText | None, snap: Snapshot | None) -> None:
@@ -156,9 +151,7 @@ def curves(snap: Snapshot, clip: float) -> None:
                                    title=f"Top-layer H_t on a fixed probe text at step {snap.probe_step} "
                                          f"(first {len(units)} units)", font_size=ctx.font_size)
         show_chart(fig, ctx, "train-probe", text_independent=True)
-    st.markdown("**Samples from a fixed prefix** (temperature 0.6, same seed each time)")
-    # Whole samples, wrapped (#28: lines cut at 200 characters showed only the memorised opening).
-    st.code("\n".join(f"step {s:>6} │ {t!r}" for s, t in snap.samples[-8:]), language=None, wrap_lines=True)
+    samples_panel(snap)
 
 
 def current(run_id: int) -> Snapshot | None:
@@ -188,23 +181,6 @@ live_polling = st.fragment(run_every=REFRESH_S)(_live)
 live_static = st.fragment(_live)
 
 
-def finished(snap: Snapshot) -> None:
-    """Register the trained model in this session and offer it: download and open in a view."""
-    c = snap.config
-    label = f"{c['corpus']} {c['cell']} {c['layers']}×{c['hidden']} step {snap.step}"
-    key = register_trained(snap.checkpoint, label, snap.run_id)
-    st.success(f"The model (best validation loss so far) is now a checkpoint of this session: "
-               f"**{label}** in the sidebar's Checkpoint list, for every view.")
-    c1, c2, c3 = st.columns(3)
-    c1.download_button("Download .safetensors", snap.checkpoint, key="tr_download",
-                       file_name=f"rnnviz-trained-{key[7:15]}.safetensors",
-                       mime="application/octet-stream", use_container_width=True)
-    c2.button("Open in Hidden states", key="tr_open_hs", on_click=_open,
-              args=(key, "app_pages/hidden_states.py"), use_container_width=True)
-    c3.button("Open in Gradients", key="tr_open_grad", on_click=_open, args=(key, "app_pages/gradients.py"),
-              use_container_width=True)
-
-
 if goto := st.session_state.pop(GOTO, None):
     st.switch_page(goto)
 st.title("Train")
@@ -213,6 +189,7 @@ st.markdown("Train a character-level RNN on a text of your choice and watch it l
             "by autograd and stochastic gradient descent (Adam), truncated BPTT over T characters.")
 got = text_input(training_pool().limits)
 knobs()
+prefix_input()
 if got is not None and (fit_note := training_pool().fit_text(got.text, config_from_state(got))[1]):
     st.info(fit_note)          # said before the click: a short text trains with a smaller B and T
 rid = st.session_state.get(RUN_KEY)

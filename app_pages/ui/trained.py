@@ -18,8 +18,9 @@ from app_pages.ui.uploads import drop, keep
 from rnnviz.training.limits import TrainLimits
 from rnnviz.training.pool import TrainingPool
 
-#: Trained models kept per session (the oldest is dropped beyond it).
-MAX_TRAINED = 4
+#: Trained models kept per session (the oldest is dropped beyond it): the latest and the
+#: best-validation weights of the last three runs.
+MAX_TRAINED = 6
 RUN_KEY = "train_run"
 
 
@@ -35,12 +36,12 @@ def session_id() -> str:
     return st.session_state.setdefault("train_session", uuid.uuid4().hex)
 
 
-def register_trained(data: bytes, label: str, slot: int) -> str:
-    """Make the checkpoint ``data`` selectable in every view of this session; ``slot`` (the run id)
-    replaces that run's earlier model. Returns its model key."""
+def register_trained(data: bytes, label: str, slot: tuple) -> str:
+    """Make the checkpoint ``data`` selectable in every view of this session; ``slot`` (the run id
+    and which weights) replaces that slot's earlier model. Returns its model key."""
     key = UPLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:16]
     uploaded_model(key[len(UPLOAD_PREFIX):], data, label)      # validates, as for an upload
-    slots: dict[int, str] = st.session_state.setdefault("trained_slots", {})
+    slots: dict[tuple, str] = st.session_state.setdefault("trained_slots", {})
     old = slots.pop(slot, None)
     if old and old != key and old != st.session_state.get("ckpt"):
         drop(old)
