@@ -12,7 +12,7 @@ from app_pages.ui.charts import show_chart
 from app_pages.ui.context import context
 from app_pages.ui.train_input import TrainText, text_from_state, text_input
 from app_pages.ui.train_result import GOTO, finished, prefix, prefix_input, samples_panel
-from app_pages.ui.trained import RUN_KEY, leave_training, session_id, training_pool
+from app_pages.ui.trained import KEPT, RUN_KEY, leave_training, session_id, training_pool
 from rnnviz import CELLS
 from rnnviz.plots import states as splots
 from rnnviz.plots import training as tplots
@@ -37,20 +37,21 @@ KNOBS = {"tr_cell": "lstm", "tr_hidden": 128, "tr_layers": 1, "tr_seed": 0, "tr_
 def knobs() -> None:
     """The model and optimisation knobs; defaults learn visibly within ~30 s on one core."""
     c1, c2, c3, c4 = st.columns(4)
-    c1.selectbox("Cell", CELLS, index=CELLS.index(KNOBS["tr_cell"]), key="tr_cell")
-    c2.select_slider("Hidden size", [16, 32, 64, 128, 256, 384, 512], value=KNOBS["tr_hidden"], key="tr_hidden")
-    c3.radio("Layers", [1, 2], horizontal=True, key="tr_layers")
-    c4.number_input("Seed", 0, 2**31 - 1, KNOBS["tr_seed"], key="tr_seed")
+    c1.selectbox("Cell", CELLS, index=CELLS.index(KNOBS["tr_cell"]), key="tr_cell", **KEPT)
+    c2.select_slider("Hidden size", [16, 32, 64, 128, 256, 384, 512], value=KNOBS["tr_hidden"],
+                     key="tr_hidden", **KEPT)
+    c3.radio("Layers", [1, 2], horizontal=True, key="tr_layers", **KEPT)
+    c4.number_input("Seed", 0, 2**31 - 1, KNOBS["tr_seed"], key="tr_seed", **KEPT)
     c1, c2, c3, c4 = st.columns(4)
-    c1.number_input("Sequence length T", 4, 256, KNOBS["tr_T"], key="tr_T")
-    c2.number_input("Batch size B", 1, 128, KNOBS["tr_B"], key="tr_B")
-    c3.select_slider("Learning rate (Adam)", LR_CHOICES, value=KNOBS["tr_lr"], key="tr_lr")
-    c4.number_input("Clip θ (0: off)", 0.0, 100.0, KNOBS["tr_clip"], step=0.5, key="tr_clip")
+    c1.number_input("Sequence length T", 4, 256, KNOBS["tr_T"], key="tr_T", **KEPT)
+    c2.number_input("Batch size B", 1, 128, KNOBS["tr_B"], key="tr_B", **KEPT)
+    c3.select_slider("Learning rate (Adam)", LR_CHOICES, value=KNOBS["tr_lr"], key="tr_lr", **KEPT)
+    c4.number_input("Clip θ (0: off)", 0.0, 100.0, KNOBS["tr_clip"], step=0.5, key="tr_clip", **KEPT)
     c1, c2 = st.columns([1, 3])
-    if c1.radio("Budget", ["steps", "seconds"], horizontal=True, key="tr_by") == "steps":
-        c2.number_input("Optimiser steps", 5, 20_000, KNOBS["tr_steps"], step=50, key="tr_steps")
+    if c1.radio("Budget", ["steps", "seconds"], horizontal=True, key="tr_by", **KEPT) == "steps":
+        c2.number_input("Optimiser steps", 5, 20_000, KNOBS["tr_steps"], step=50, key="tr_steps", **KEPT)
     else:
-        c2.number_input("Seconds of training", 5, 600, KNOBS["tr_secs"], step=5, key="tr_secs")
+        c2.number_input("Seconds of training", 5, 600, KNOBS["tr_secs"], step=5, key="tr_secs", **KEPT)
 
 
 def config_from_state(got: TrainText | None) -> TrainConfig:
@@ -137,7 +138,7 @@ def status_line(snap: Snapshot) -> None:
 
 def curves(snap: Snapshot, clip: float) -> None:
     ctx = context()
-    ppl = st.toggle("Show perplexity instead of loss", key="tr_ppl")
+    ppl = st.toggle("Show perplexity instead of loss", key="tr_ppl", **KEPT)
     c1, c2 = st.columns(2)
     with c1:
         show_chart(tplots.loss_figure(snap.steps, snap.losses, snap.history, perplexity=ppl), ctx,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.ui.lecture import hidden
-from app_pages.ui.trained import RUN_KEY, register_trained, session_id, training_pool
+from app_pages.ui.trained import KEPT, RUN_KEY, register_trained, session_id, training_pool
 from rnnviz.training.run import OPEN_CHARS, Snapshot
 from rnnviz.training.samples import BEST, DEFAULT_PREFIX, LATEST, MAX_PREFIX, TEMPERATURE, Sample
 
@@ -31,7 +31,7 @@ def _prefix_changed() -> None:
 def prefix_input() -> None:
     """The text the samples start from; a change applies to the run at once (its next samples, or,
     once it is paused or done, a new sample from each set of weights)."""
-    st.text_input("Samples start from", DEFAULT_PREFIX, max_chars=MAX_PREFIX, key="tr_prefix",
+    st.text_input("Samples start from", DEFAULT_PREFIX, max_chars=MAX_PREFIX, key="tr_prefix", **KEPT,
                   on_change=_prefix_changed,
                   help="The prefix every sample continues, shown «marked» before what the model wrote. "
                        "Change it any time: the next samples start from it (after training, each set "

@@ -54,21 +54,18 @@ def register_trained(data: bytes, label: str, slot: tuple) -> str:
     return key
 
 
-#: The Train view's settings (widget keys) kept while the session shows other views: Streamlit
-#: forgets a widget's value on a run that does not draw it. Buttons and the uploader cannot be set.
-TRAIN_SETTINGS = ("tr_source", "tr_corpus", "tr_paste", "tr_cell", "tr_hidden", "tr_layers", "tr_seed",
-                  "tr_T", "tr_B", "tr_lr", "tr_clip", "tr_by", "tr_steps", "tr_secs", "tr_ppl",
-                  "tr_prefix")
+#: The Train view's settings stay for the whole session (#28: the run belongs to the session, not
+#: the view): every Train widget that holds a setting is drawn with these arguments. Streamlit drops a
+#: widget's value when the session switches page, before the new page runs, so it cannot be kept
+#: from another view; ``persist_state="session"`` keeps it. (The uploader cannot be kept.)
+KEPT = {"persist_state": "session"}
 LAST_KEY = "train_last"
 
 
 def keep_training() -> None:
-    """On every view but Train: the run belongs to the session, not the view. Its settings stay,
-    the run goes on (this run of the script is its heartbeat) and its newest snapshot is kept, so
-    coming back to Train shows the run — still going, or finished — with its curves and samples."""
-    for key in TRAIN_SETTINGS:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]      # kept though no widget draws it
+    """On every view but Train: the run belongs to the session, not the view. The run goes on (this
+    run of the script is its heartbeat) and its newest snapshot is kept, so coming back to Train shows
+    the run — still going, or finished — with its curves and samples (its settings: :data:`KEPT`)."""
     run_id = st.session_state.get(RUN_KEY)
     if run_id is None:
         return
