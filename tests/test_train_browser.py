@@ -53,12 +53,17 @@ def train_button(page, enabled: bool):
 
 
 def set_number(page, label: str, value: int) -> None:
-    """Type ``value`` into a number input once the page is idle (a number typed while a run was
-    still drawing was sometimes not applied under CPU contention), and see it shown."""
-    idle(page)
+    """Type ``value`` into a number input once the page is idle, and see it shown after the run it
+    starts. Under CPU contention a value typed while an earlier run was still drawing was sometimes
+    replaced by the old one when that run's page arrived: then it is typed again, as a user would."""
     box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
+    for _ in range(5):
+        idle(page)
+        box.fill(str(value))
+        box.press("Enter")
+        idle(page)
+        if box.input_value() == str(value):
+            break
     expect(box).to_have_value(str(value), timeout=TIMEOUT)
 
 
@@ -76,7 +81,7 @@ def open_weights(page, which: str) -> int:
     button.click()
     page.wait_for_selector("h1:has-text('Hidden states')", timeout=TIMEOUT)
     sidebar = page.locator("[data-testid='stSidebar']")
-    expect(sidebar).to_contain_text(f"step {step} {which} (trained)", timeout=TIMEOUT)
+    expect(sidebar).to_contain_text(f"step {step} {which}: pasted text", timeout=TIMEOUT)
     assert not page.locator("[data-testid='stException']").all_inner_texts()
     return step
 
@@ -87,6 +92,7 @@ def test_train_visit_two_views_come_back_and_open_both_weights(server, page):
     idle(page)
     page.get_by_text("Paste a text", exact=True).click()
     area = page.get_by_label("Text to train on", exact=True)
+    area.wait_for(timeout=TIMEOUT)                             # the run of that click has drawn
     train_button(page, enabled=False)                          # nothing pasted yet: refused
     # The knobs first, the text last: the run the text starts carries every widget's value, and the
     # Train button it draws (enabled once there is a text) starts a training with them.
