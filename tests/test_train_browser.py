@@ -81,7 +81,7 @@ def open_weights(page, which: str) -> int:
     button.click()
     page.wait_for_selector("h1:has-text('Hidden states')", timeout=TIMEOUT)
     sidebar = page.locator("[data-testid='stSidebar']")
-    expect(sidebar).to_contain_text(f"step {step} {which}: pasted text", timeout=TIMEOUT)
+    expect(sidebar).to_contain_text(f"step {step:,} {which}: pasted text", timeout=TIMEOUT)
     assert not page.locator("[data-testid='stException']").all_inner_texts()
     return step
 

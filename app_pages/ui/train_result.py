@@ -77,8 +77,8 @@ def finished(snap: Snapshot) -> None:
     c = snap.config
     base = f"{c['corpus']} {c['cell']} {c['layers']}×{c['hidden']}"
     # which weights first: the sidebar's picker shows the start of the label
-    latest = register_trained(snap.latest_checkpoint, f"step {snap.step} {LATEST}: {base}", (snap.run_id, LATEST))
-    best = register_trained(snap.checkpoint, f"step {snap.best_step} {BEST}: {base}", (snap.run_id, BEST))
+    latest = register_trained(snap.latest_checkpoint, f"step {snap.step:,} {LATEST}: {base}", (snap.run_id, LATEST))
+    best = register_trained(snap.checkpoint, f"step {snap.best_step:,} {BEST}: {base}", (snap.run_id, BEST))
     st.success(f"Both sets of weights are now checkpoints of this session, in the sidebar's Checkpoint "
                f"list for every view: **{LATEST}** (step {snap.step:,}, which wrote the last samples) and "
                f"**{BEST}** (step {snap.best_step:,}, the lowest validation loss).")
