@@ -114,6 +114,9 @@ _DECLARED: tuple[Param, ...] = (
     Choice("cmp.state", "c_state", "top", choices=lim("layers")),
     Int("cmp.start", "c_start", 0, lo=0, hi=lim("last_start")),
     Int("cmp.units", "c_units", 64, lo=8, hi=128, multiple=8),
+    Choice("cmp.what", "c_what", "models", choices=("models", "layers")),   # checkpoints, or one model's layers
+    Choice("cmp.deep", "c_deep", lim("default"), choices=lim("deep")),
+    Choice("cmp.kind", "c_kind", "h", choices=lim("kinds")),
     # Units
     Choice("units.tab", "u_tab", lambda m: m["tabs"][0], choices=lim("tabs")),
     Choice("units.src", "u_src", "corpus", choices=("corpus", "typed", "own", "stdlib")),
