@@ -108,6 +108,8 @@ _DECLARED: tuple[Param, ...] = (
     Float("gr.clip", "g_clip", 0.0, lo=0.0, hi=1e6),
     Float("gr.clipv", "g_clipv", 0.0, lo=0.0, hi=1e6),
     Choice("gr.layer", "g_layer", lim("L", 1), choices=_range("L")),
+    # the layer the W_hh scale, truncation and clipping act on, or "all"
+    Choice("gr.klayer", "g_klayer", "all", choices=lambda m: ["all", *range(m["L"])]),
     Choice("gr.tstep", "gr_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),
     # Compare
     Multi("cmp.models", "c_models", lim("default"), choices=lim("available"), max_items=3),
