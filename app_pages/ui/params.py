@@ -98,6 +98,7 @@ _DECLARED: tuple[Param, ...] = (
     Int("gen.len", "gen_len", 200, lo=1, hi=2_000),
     Int("gen.topk", "gen_topk", 0, lo=0, hi=lim("V")),
     Int("gen.seed", "gen_seed", 0, lo=0, hi=2**31 - 1),
+    Choice("gen.tstep", "gen_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),  # training step
     # Gradients
     Int("gr.len", "g_len", 200, lo=2, hi=MAX_PAGE_CHARS),
     Choice("gr.loss", "g_loss", "last", choices=lim("losses")),
@@ -143,6 +144,7 @@ _DECLARED: tuple[Param, ...] = (
     Choice("units.mode", "u_mode", "zero", choices=("zero", "clamp")),
     Float("units.val", "u_val", 1.0, lo=-100.0, hi=100.0),
     Multi("units.pca", "u_pca", lim("default"), choices=lim("states"), max_items=64),
+    Choice("units.tstep", "units_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),  # training step
     # Lesson §6.3
     Choice("lesson.tab", "l_tab", lambda m: m["tabs"][0], choices=lim("tabs")),
     Choice("lesson.act", "l_act", "relu", choices=lim("acts")),
