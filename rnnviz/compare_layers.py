@@ -15,7 +15,7 @@ Statistics of one layer's states X (T × h, all steps of the text, float64):
 
 Gradient curves: ‖∂ℓ/∂H_t^(l)‖ of every layer for the loss ℓ of the last prediction, from one
 :func:`rnnviz.gradients.norm_curve` (float64) on the last ``max_chars`` characters of the text,
-with each layer's fitted per-step factor.
+with each layer's fitted per-step factor (and, for the LSTM, that of ‖∂ℓ/∂C_t^(l)‖).
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ class LayerCurve:
     factor: float              #: fitted per-step factor (nan when not fittable)
     steps_to_1pct: float       #: steps after which the fitted curve has shrunk (or grown) 100×
     zeros: int                 #: exact zeros (underflow) in the curve
+    c_factor: float = math.nan          #: the LSTM's ‖∂ℓ/∂C_t‖: its fitted per-step factor
+    c_steps_to_1pct: float = math.nan   #: … and steps to shrink 100×
 
 
 @dataclass
@@ -122,9 +124,12 @@ def layer_gradient_curves(model: CharRNN, text: str, max_chars: int = GRAD_MAX_C
     out = []
     for layer in range(curve.num_layers):
         key = act_name(layer, "h")
-        fit = curve.fits.get(key)
-        out.append(LayerCurve(layer, curve.distance.numpy(), curve.h_norms[layer].numpy().copy(),
-                              float(fit.factor) if fit else math.nan,
-                              float(fit.steps_to_shrink(0.01)) if fit else math.nan,
-                              int(curve.zeros.get(key, 0))))
+        h, c = _fitted(curve.fits.get(key)), _fitted(curve.fits.get(act_name(layer, "c")))
+        out.append(LayerCurve(layer, curve.distance.numpy(), curve.h_norms[layer].numpy().copy(), *h,
+                              int(curve.zeros.get(key, 0)), *c))
     return out
+
+
+def _fitted(fit) -> tuple[float, float]:
+    """(per-step factor, steps to shrink 100×) of a RateFit, nan for none."""
+    return (float(fit.factor), float(fit.steps_to_shrink(0.01))) if fit else (math.nan, math.nan)

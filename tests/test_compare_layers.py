@@ -103,6 +103,7 @@ def test_the_lstm_shows_its_memory_cell_and_the_mode_survives_in_the_link(app):
                                                               "cmp.deep": "timemachine-lstm-2layer"})
     df = at.dataframe[0].value
     assert list(zip(df["layer"], df["state"])) == [("L0", "H_t"), ("L0", "C_t"), ("L1", "H_t"), ("L1", "C_t")]
+    assert all(0 < f < 1.5 for f in df["per-step factor (fit)"])        # H_t and C_t rows both fitted
     at.radio(key="c_kind").set_value("c").run()
     assert not at.exception
     heat = next(f for f in chart_specs(at) if [t["type"] for t in f["data"]] == ["heatmap"] * 2)

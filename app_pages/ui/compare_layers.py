@@ -37,9 +37,11 @@ def _table(lc: CL.LayerComparison, curves: list[CL.LayerCurve] | None):
     df = lc.table.copy()
     if curves:
         by_layer = {f"L{c.layer}": c for c in curves}
-        h_rows = df["state"] == "H_t"
-        df.loc[h_rows, "per-step factor (fit)"] = [by_layer[l].factor for l in df.loc[h_rows, "layer"]]
-        df.loc[h_rows, "steps to shrink 100×"] = [by_layer[l].steps_to_1pct for l in df.loc[h_rows, "layer"]]
+        h = df["state"] == "H_t"
+        df["per-step factor (fit)"] = [by_layer[l].factor if is_h else by_layer[l].c_factor
+                                       for l, is_h in zip(df["layer"], h)]
+        df["steps to shrink 100×"] = [by_layer[l].steps_to_1pct if is_h else by_layer[l].c_steps_to_1pct
+                                      for l, is_h in zip(df["layer"], h)]
     return df
 
 
@@ -78,7 +80,8 @@ def layers_of_one_model(ctx: Context, uploads: dict) -> None:
     st.caption(f"Over the {len(lc.chars):,} characters the model reads. Saturated: |value| > "
                f"{CL.SATURATION:g}, where tanh passes little gradient. Lag-1 autocorrelation near 1: the "
                "layer changes slowly. Effective dimensions: the participation ratio of the units' "
-               "covariance. The gradient columns: the per-layer curves below.")
+               "covariance. The gradient columns: the fitted per-step factor of ‖∂ℓ/∂H_t‖ (of ‖∂ℓ/∂C_t‖ "
+               "on a C_t row) of the per-layer curves below.")
     _heatmaps(ctx, lc)
     if curves:
         st.subheader("Gradient norms per layer")
