@@ -19,7 +19,7 @@ from tests.reference import textbook_run
 from tests.test_gradients import cell_reference
 from tests.test_plots_states import decode
 
-TEXT = "the time traveller for so it will be convenient to speak of him"
+TEXT = "a layer above a layer: what does each one hold while it reads this line of ours"
 
 
 def _reference_states(model, text: str) -> list[dict]:
