@@ -60,3 +60,21 @@ def test_a_steps_verdict_is_the_quick_scorecard(monkeypatch):
     assert verdict.startswith("**0 causal**")
     table = at.dataframe[0].value
     assert set(table["verdict"]) <= {"correlational", "chance"}
+
+
+def test_the_w_hh_spectrum_follows_the_step(app, timeline_dir):
+    from rnnviz.gradients import whh_spectrum
+    folder, steps = timeline_dir
+    snaps = dict(rnnviz.load_timeline(folder / "timemachine-lstm.safetensors"))
+    at = open_view(app, "app_pages/gradients.py", TEXT, **{"gr.tstep": str(steps[1]), "gr.layer": "1"})
+    titles = []
+    for step in (steps[1], steps[-1]):
+        if step != steps[1]:
+            at.select_slider(key="gr_tstep").set_value(step).run()
+            assert not at.exception
+        sp = whh_spectrum(snaps[step])
+        title = next(c["layout"]["title"]["text"] for c in chart_specs(at)
+                     if c["layout"]["title"]["text"].startswith("Eigenvalues of"))
+        assert f"ρ = {sp.radius(1):.3g}" in title, (step, title)
+        titles.append(title)
+    assert titles[0] != titles[1]                           # two models, two spectra

@@ -153,6 +153,7 @@ def _map_backward(layers: list[_Layer], rows: list[int], inject: Tensor, T: int,
     cur = [torch.zeros(R, h, dtype=dt) for _ in range(Lnum)]       # dH^l_k for the active rows
     curc = [torch.zeros(R, h, dtype=dt) for _ in range(Lnum)] if has_c else None
     row_of = {t: j for j, t in enumerate(rows)}
+    row_steps = torch.tensor(rows)
     j0 = R          # rows j0 … j1−1 are active (t_j ≥ k and, with truncation, t_j − k < trunc)
     j1 = R
     for k in range(rows[-1], -1, -1):
@@ -172,7 +173,7 @@ def _map_backward(layers: list[_Layer], rows: list[int], inject: Tensor, T: int,
         _map_step(layers, k, slice(j0, j1), cur, curc, maps)
         if cut is not None:                # H_k of layer l does not depend on H_{k−1}: drop the carry
             l, every = cut
-            drop = torch.tensor([(t - k + 1) % every == 0 for t in rows[j0:j1]])
+            drop = (row_steps[j0:j1] - k + 1) % every == 0
             cur[l][j0:j1][drop] = 0
             if curc is not None:
                 curc[l][j0:j1][drop] = 0
