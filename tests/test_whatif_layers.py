@@ -69,7 +69,7 @@ def _per_layer_cut_reference(model, text: str, s: int, layer: int, k: int) -> li
     return [g.grad for g in probes]
 
 
-@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru_d2l"])
+@pytest.mark.parametrize("cell", ["lstm", "gru_d2l"])     # a compiled and a torch-loop backward
 @pytest.mark.parametrize("layer", [0, 1])
 def test_truncating_one_layer_matches_autograd(cell, layer):
     model = tiny_model(cell, 2)
