@@ -92,9 +92,10 @@ def test_truncating_one_layer_matches_autograd(cell, layer):
 def test_gradient_map_rows_match_the_curve_with_one_layer_truncated(layer):
     model = tiny_model("lstm", 2)
     knobs = WhatIf(truncate=3, layer=layer)
-    gm = gradient_map(model, TEXT, dtype=F64, whatif=knobs)
+    text = TEXT[:12]
+    gm = gradient_map(model, text, dtype=F64, whatif=knobs)
     for j, t in enumerate(gm.loss_steps.tolist()):
-        nc = norm_curve(model, TEXT, loss="step", step=t, dtype=F64, whatif=knobs)
+        nc = norm_curve(model, text, loss="step", step=t, dtype=F64, whatif=knobs)
         for l in range(2):
             torch.testing.assert_close(gm.maps[l][j, : t + 1].double(), nc.h_norms[l], rtol=1e-6, atol=1e-12)
 
