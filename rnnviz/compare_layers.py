@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .compare import GRAD_MAX_CHARS  # the gradient curves use at most the last this-many characters
 from .model import CharRNN
 from .names import act_name
 from .trace import Trace
@@ -34,8 +35,6 @@ from .trace import trace as run_trace
 
 #: |value| above which a state entry counts as saturated.
 SATURATION = 0.9
-#: The gradient curves use at most the last this-many characters (as rnnviz.compare.GRAD_MAX_CHARS).
-GRAD_MAX_CHARS = 400
 _SYMBOL = {"h": "H_t", "c": "C_t"}
 
 

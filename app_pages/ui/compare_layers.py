@@ -24,7 +24,7 @@ _NUMBERS = ("mean |value|", "std", f"saturated (|value| > {CL.SATURATION:g})", "
             "effective dimensions", "per-step factor (fit)", "steps to shrink 100×")
 
 
-def deep_names(ctx: Context, uploads: dict) -> list[str]:
+def deep_names(ctx: Context) -> list[str]:
     """The checkpoints with two layers or more: the shipped ones (from their headers) and the
     current model when it is deep (an upload included)."""
     names = [i.name for i in rnnviz.list_checkpoints(settings().checkpoint_dir) if i.config.num_layers > 1]
@@ -47,7 +47,7 @@ def _table(lc: CL.LayerComparison, curves: list[CL.LayerCurve] | None):
 
 def layers_of_one_model(ctx: Context, uploads: dict) -> None:
     """The whole "layers of one model" section."""
-    names = deep_names(ctx, uploads)
+    names = deep_names(ctx)
     if not names:
         st.info("No checkpoint here has more than one layer: train or upload a deeper one.")
         return
@@ -98,8 +98,10 @@ def _gradients(ref, model, lc: CL.LayerComparison) -> list[CL.LayerCurve] | None
     try:
         plan = cost.fit("norm_curve", model.config, min(len(text), CL.GRAD_MAX_CHARS), what="gradient curves",
                         request_seconds=settings().request_seconds)
-        return cached_heavy("norm_curve", CL.layer_gradient_curves, (ref, text, plan.steps), model, text,
-                            max_chars=plan.steps)
+        curves = cached_heavy("norm_curve", CL.layer_gradient_curves, (ref, text, plan.steps), model, text,
+                              max_chars=plan.steps)
+        reduced(plan)
+        return curves
     except LIMITS as err:
         st.warning(limit_message("gradient curves", err))
     except ValueError as err:
