@@ -39,7 +39,7 @@ BAD = {"word": "abc", "empty": "", "negative": "-1", "zero": "0", "huge": "1" * 
 NEVER_A_NUMBER = ("huge", "big", "denormal", "nan", "inf", "long", "repeated", "unicode")
 #: Keys that decide what the page shows; set to a valid value so the other keys are reached.
 STRUCTURE = {"units.tab": ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection"),
-             "units.src": ("typed",)}
+             "units.src": ("typed",), "cmp.what": ("models", "layers")}
 
 
 @pytest.fixture(scope="module")
