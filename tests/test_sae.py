@@ -149,3 +149,50 @@ def test_scorecard_on_features_is_deterministic_and_explains_bad_input():
                   [(3, 5), (3,), (5, 3), (5,)])), 0, "h")})
     with pytest.raises(SAEError, match="has no state"):
         scorecard(model, text, "whitespace", **{**kw, "basis": SAEBasis(sae, 0, "gates.f")})
+
+
+def test_hand_sae_on_the_latch_model_finds_the_causal_feature_and_matches_interventions():
+    """An SAE built by hand on the hand model of test_scorecard: a_j = ReLU(h_j + 1) = h_j + 1,
+    d_j = e_j, so ablating feature j is mean-ablating unit j (rnnviz.interventions.ablate)."""
+    from rnnviz import interventions
+    from tests.test_scorecard import H, hand_model, inside, paren_text
+
+    model, text = hand_model(), paren_text(1200, seed=1)
+    eye = torch.eye(H)
+    sae = SAE(eye.clone(), torch.zeros(H), eye.clone(), -torch.ones(H), {"l1": 0.01, "batch": 256, "lr": 1e-2})
+    df = scorecard(model, text, {"inside": inside(text)}, min_shift=50, seed=3, controls=2, draws=8,
+                   basis=SAEBasis(sae, 0, "h", control_steps=40))
+    row = df[df.unit == 0].iloc[0]
+    assert row.verdict == "causal", row.to_dict()
+    assert (df[df.unit != 0].verdict != "causal").all()
+    mean = float(trace(model, text, gates=False)["layer0.h"][:, 0].double().mean())
+    eff = interventions.ablate(model, text, 0, 0, "h", value=mean)
+    delta = (eff.patched.surprisal - eff.base.surprisal).double()
+    on = torch.tensor(inside(text)[:-1]) > 0.5
+    assert float(delta[on].mean()) == pytest.approx(row.delta_loss, rel=1e-4, abs=1e-6)
+    assert float(delta[~on].mean()) == pytest.approx(row.delta_loss_elsewhere, rel=1e-4, abs=1e-6)
+
+
+def test_top_contexts_and_comparison_by_hand(tmp_path):
+    from rnnviz.units.dictionary import compare_verdicts, shipped_saes, top_contexts
+
+    text = "abcdefghij"
+    vals = torch.tensor([0, 3, 0, 5, 0, 0, 1, 0, 0, 3], dtype=torch.float32)
+    got = top_contexts(vals, text, k=3, width=2)
+    assert [(c.t, c.value, c.before, c.char, c.after) for c in got] == [
+        (3, 5.0, "bc", "d", "ef"), (1, 3.0, "a", "b", "cd"), (9, 3.0, "hi", "j", "")]
+    assert len(top_contexts(vals, text, k=100)) == 4           # only where the feature fires
+    import pandas as pd
+    units = pd.DataFrame({"feature": ["w"] * 3, "verdict": ["causal", "chance", "correlational"],
+                          "effect": [0.1, 0.3, 0.2], "kind": "r", "stat": [0.1, -0.3, 0.2], "unit": [0, 1, 2]})
+    feats = pd.DataFrame({"feature": ["w"] * 2, "verdict": ["correlational", "correlational"],
+                          "effect": [0.4, 0.5], "kind": "r", "stat": [0.4, 0.5], "unit": [0, 1]})
+    row = compare_verdicts(units, feats, lambda r: f"u{r.unit}", lambda r: f"f{r.unit}").iloc[0]
+    assert (row["units causal"], row["units correlational"], row["features causal"],
+            row["features correlational"]) == (1, 1, 0, 2)
+    assert row["best unit"] == "u1 (r -0.300, chance)" and row["best feature"] == "f1 (r +0.500, correlational)"
+    for name in ("m.safetensors", "m.layer0.h.sae.safetensors", "m.layer1.c.sae.safetensors",
+                 "mm.layer0.h.sae.safetensors", "m.layer0.h.sae.json"):
+        (tmp_path / name).write_bytes(b"")
+    assert [(l, s, p.name) for l, s, p in shipped_saes(tmp_path / "m.safetensors")] == [
+        (0, "h", "m.layer0.h.sae.safetensors"), (1, "c", "m.layer1.c.sae.safetensors")]

@@ -44,7 +44,7 @@ from .refs import UnitRef
 from .sae import SAE, SAEError, train_sae
 
 #: Adam steps of each random-init control SAE (module docstring).
-CONTROL_STEPS = 600
+CONTROL_STEPS = 300
 
 
 def feature_name(layer: int, state: str, index: int) -> str:
