@@ -196,3 +196,12 @@ def test_top_contexts_and_comparison_by_hand(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert [(l, s, p.name) for l, s, p in shipped_saes(tmp_path / "m.safetensors")] == [
         (0, "h", "m.layer0.h.sae.safetensors"), (1, "c", "m.layer1.c.sae.safetensors")]
+
+
+def test_report_splices_its_block_between_the_markers():
+    from tools.sae_report import BEGIN, END, splice
+
+    once = splice("# Title\n\ntext\n", "## SAE\nold")
+    assert once.startswith("# Title\n\ntext\n") and once.count(BEGIN) == 1 and "old" in once
+    twice = splice(once + "\nafter\n", "## SAE\nnew")
+    assert "old" not in twice and "new" in twice and twice.count(END) == 1 and twice.rstrip().endswith("after")

@@ -33,14 +33,23 @@ from rnnviz.units.scorecard_cache import PAGE_MAX_CAUSAL, load_controls, scoreca
 MODES = ("units", "dictionary features")
 
 
-def saes_of(model_key: str) -> list[tuple[int, str, Path]]:
-    """(layer, state, path) of the SAEs shipped beside a checkpoint (none for an upload)."""
+def saes_of(model_key: str, ref: ModelRef) -> list[tuple[int, str, Path]]:
+    """(layer, state, path) of the SAEs shipped beside a checkpoint and trained on these weights
+    (none for an upload, or for a snapshot of its training timeline)."""
     if model_key.startswith(UPLOAD_PREFIX):
         return []
     try:
-        return shipped_saes(resolve_checkpoint(model_key, settings().checkpoint_dir))
+        found = shipped_saes(resolve_checkpoint(model_key, settings().checkpoint_dir))
     except CheckpointError:
         return []
+    out = []
+    for layer, state, path in found:
+        try:
+            if cached_sae(str(path), path.stat().st_mtime).meta.get("fingerprint") == ref.digest:
+                out.append((layer, state, path))
+        except (SAEError, OSError):
+            continue
+    return out
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -67,19 +76,19 @@ def sae_scorecard(ref: ModelRef, path: str, sae_key: str, feature: str, _model, 
 def slice_activations(ref: ModelRef, sae_key: str, _model, _sae: SAE, layer: int, state: str):
     """(held-out slice, its (T, F) feature activations)."""
     sample, _ = scorecard_sample(_model, corpora_dir=settings().corpora_dir)
-    tr = trace(_model, sample, preprocess_text=False)
+    tr = run_heavy("trace", trace, _model, sample, preprocess_text=False)
     return sample, _sae.encode(tr[act_name(layer, state)].float())
 
 
 def features_or_units(ctx: Context, feature: str) -> None:
     """The verdict panel of units, or (switch) of the shipped SAE's dictionary features."""
-    saes = saes_of(ctx.model_key)
+    saes = saes_of(ctx.model_key, ctx.ref)
     if not saes:
         verdict_panel(ctx, feature)
         return
-    mode = st.segmented_control("Score", MODES, default=MODES[0], key="u_basis",
-                                help="Hidden units, or the dictionary features of a sparse autoencoder "
-                                     "trained on the states (shipped beside this checkpoint)")
+    mode = st.radio("Score", MODES, horizontal=True, key="u_basis",
+                    help="Hidden units, or the dictionary features of a sparse autoencoder trained on the "
+                         "states (shipped beside this checkpoint)")
     if mode != MODES[1]:
         verdict_panel(ctx, feature)
         return
@@ -175,3 +184,41 @@ def contexts_panel(ctx: Context, sae: SAE, key: str, layer: int, state: str, row
         st.html(uplots.unit_text_html(tr.chars, vals, feature_name(layer, state, f), font_size=ctx.font_size + 2,
                                       caption=f"{feature_name(layer, state, f)} on the sidebar text (red: "
                                               "the feature is on; it is never negative)"))
+
+
+def feature_verdicts(path: Path, ref: ModelRef) -> dict[int, str]:
+    """Feature index → "whitespace · correlational, …" from the SAE's stored scorecard (made from
+    these weights), for the features that beat the controls for some built-in feature."""
+    cache = load_controls(path)
+    if not cache or cache.get("fingerprint") != ref.digest:
+        return {}
+    out: dict[int, list[str]] = {}
+    for feat, verdicts in (cache.get("verdicts") or {}).items():
+        for name, verdict in verdicts.items():
+            j = int(name.rsplit("[", 1)[1].rstrip("]"))
+            out.setdefault(j, []).append(f"{feat.replace('_', ' ')} · {verdict}")
+    return {j: ", ".join(v) for j, v in out.items()}
+
+
+def feature_over_text(ctx: Context, layer: int, kind: str) -> None:
+    """Hidden states: one dictionary feature of the shipped SAE on this layer's state, as coloured
+    text (the features that pass the controls listed first, with their verdicts)."""
+    saes = [(l, s, p) for l, s, p in saes_of(ctx.model_key, ctx.ref) if (l, s) == (layer, kind)]
+    tr = ctx.trace
+    if not saes or tr is None or not len(tr):
+        return
+    path = saes[0][2]
+    try:
+        sae = cached_sae(str(path), path.stat().st_mtime)
+    except (SAEError, OSError):
+        return
+    st.subheader("One dictionary feature over the text")
+    named = feature_verdicts(path, ctx.ref)
+    order = sorted(named) + [j for j in range(sae.n_features) if j not in named]
+    f = st.selectbox("Dictionary feature (those that pass the scorecard first)", order, key="hs_sae_feat",
+                     format_func=lambda j: feature_name(layer, kind, j) + (f" · {named[j]}" if j in named else ""))
+    vals = sae.encode(tr[act_name(layer, kind)].float())[:, f].tolist()
+    st.html(uplots.unit_text_html(tr.chars, vals, feature_name(layer, kind, f), font_size=ctx.font_size + 2,
+                                  caption=f"{feature_name(layer, kind, f)}: a feature of the sparse autoencoder "
+                                          f"on {act_name(layer, kind)} (R² {sae.meta.get('held_out', {}).get('r2', float('nan')):.2f} "
+                                          "on held-out text), red where it is on; the Units view scores it."))

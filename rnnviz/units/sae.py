@@ -190,6 +190,7 @@ def save_sae(sae: SAE, path: str | os.PathLike) -> Path:
               metadata={"format": FORMAT})
     meta_path = path.with_name(path.name.removesuffix(".safetensors") + ".json")
     meta_path.write_text(json.dumps(sae.meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.chmod(path, 0o644)            # safetensors writes owner-only; a shipped file is readable by all
     return path
 
 
