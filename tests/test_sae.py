@@ -184,12 +184,15 @@ def test_top_contexts_and_comparison_by_hand(tmp_path):
     assert len(top_contexts(vals, text, k=100)) == 4           # only where the feature fires
     import pandas as pd
     units = pd.DataFrame({"feature": ["w"] * 3, "verdict": ["causal", "chance", "correlational"],
-                          "effect": [0.1, 0.3, 0.2], "kind": "r", "stat": [0.1, -0.3, 0.2], "unit": [0, 1, 2]})
+                          "effect": [0.1, 0.3, 0.2], "kind": "r", "stat": [0.1, -0.3, 0.2], "unit": [0, 1, 2],
+                          "random_init_p95": 0.25})
     feats = pd.DataFrame({"feature": ["w"] * 2, "verdict": ["correlational", "correlational"],
-                          "effect": [0.4, 0.5], "kind": "r", "stat": [0.4, 0.5], "unit": [0, 1]})
+                          "effect": [0.4, 0.5], "kind": "r", "stat": [0.4, 0.5], "unit": [0, 1],
+                          "random_init_p95": 0.125})
     row = compare_verdicts(units, feats, lambda r: f"u{r.unit}", lambda r: f"f{r.unit}").iloc[0]
     assert (row["units causal"], row["units correlational"], row["features causal"],
             row["features correlational"]) == (1, 1, 0, 2)
+    assert (row["units control p95"], row["features control p95"]) == ("0.250", "0.125")
     assert row["best unit"] == "u1 (r -0.300, chance)" and row["best feature"] == "f1 (r +0.500, correlational)"
     for name in ("m.safetensors", "m.layer0.h.sae.safetensors", "m.layer1.c.sae.safetensors",
                  "mm.layer0.h.sae.safetensors", "m.layer0.h.sae.json"):

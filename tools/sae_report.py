@@ -46,7 +46,11 @@ def header() -> list[str]:
             "same scorecard as units: the random-init control is an SAE trained with the same recipe "
             f"({CONTROL_STEPS} steps) on the states of each of 5 untrained models over the slice; the causal "
             "test replaces h by h − a_f·d_f + ā_f·d_f at every step; at most "
-            f"{MAX_CAUSAL} features per feature of the text are ablated.", "",
+            f"{MAX_CAUSAL} features per feature of the text are ablated. Units and features are each judged "
+            "against their own chance level (the control p95 columns): sparse features of a random network "
+            "track a text feature less than its units do, so a feature passes with a smaller effect than a "
+            "unit needs; compare the counts with that in mind, and the control SAEs are trained for fewer "
+            "steps than the shipped one (a less trained control may be easier to beat).", "",
             "Train one (about 10 minutes on one CPU thread; it stops at `--max-minutes`) and regenerate this "
             "section:", "", "```bash no-run: trains for minutes and rewrites the shipped files",
             "nice -n 10 python -m rnnviz.units.sae_train --checkpoint timemachine-lstm --state h --features 512 "

@@ -161,7 +161,9 @@ def _comparison(ctx: Context, df: pd.DataFrame, feature: str, layer: int, state:
                                lambda r: feature_name(layer, state, r.unit)).iloc[0]
         line += (f"; units of layer{layer}.{state}: **{cmp['units causal']} causal**, "
                  f"**{cmp['units correlational']} correlational** of {len(same)}. Best unit: "
-                 f"{cmp['best unit']}; best feature: {cmp['best feature']}.")
+                 f"{cmp['best unit']}; best feature: {cmp['best feature']}. Each against its own chance "
+                 f"level: control p95 {cmp['units control p95']} for units, {cmp['features control p95']} "
+                 "for features.")
     st.markdown(line)
 
 

@@ -72,10 +72,15 @@ def _best(g: pd.DataFrame, label) -> str:
     return f"{label(r)} ({stat}, {r.verdict})"
 
 
+def _p95(g: pd.DataFrame) -> str:
+    return f"{float(g.random_init_p95.iloc[0]):.3f}" if len(g) else "—"
+
+
 def compare_verdicts(units: pd.DataFrame, features: pd.DataFrame, unit_label, feature_label) -> pd.DataFrame:
     """One row per feature of ``features`` (a scorecard on a basis, :func:`rnnviz.units.scorecard`)
     next to ``units`` (the units' scorecard on the same text, any scope): counts of causal and
-    correlational of each, and the best of each by effect. ``*_label``: row → name."""
+    correlational of each, each one's random-init control (the 95th percentile its effect must beat) and
+    the best of each by effect. ``*_label``: row → name."""
     rows = []
     for name, fg in features.groupby("feature", sort=False):
         ug = units[units.feature == name]
@@ -84,6 +89,7 @@ def compare_verdicts(units: pd.DataFrame, features: pd.DataFrame, unit_label, fe
                      "units correlational": int((ug.verdict == "correlational").sum()),
                      "features causal": int((fg.verdict == "causal").sum()),
                      "features correlational": int((fg.verdict == "correlational").sum()),
+                     "units control p95": _p95(ug), "features control p95": _p95(fg),
                      "best unit": _best(ug, unit_label), "best feature": _best(fg, feature_label)})
     return pd.DataFrame(rows)
 
