@@ -28,7 +28,8 @@ _SAE_FILE = re.compile(r"\.layer(\d+)\.([a-z]+)\.sae\.safetensors$")
 
 
 def shipped_saes(checkpoint: str | os.PathLike) -> list[tuple[int, str, Path]]:
-    """(layer, state, path) of every SAE file beside ``checkpoint`` (a .safetensors path), sorted."""
+    """(layer, state, path) of every SAE file beside ``checkpoint`` (a .safetensors path), by layer,
+    H_t first."""
     p = Path(checkpoint)
     stem = p.name.removesuffix(".safetensors")
     out = []
@@ -36,7 +37,7 @@ def shipped_saes(checkpoint: str | os.PathLike) -> list[tuple[int, str, Path]]:
         m = _SAE_FILE.search(f.name)
         if m and f.name[:m.start()] == stem:
             out.append((int(m.group(1)), m.group(2), f))
-    return out
+    return sorted(out, key=lambda x: (x[0], x[1] != "h", x[1]))
 
 
 def glob_escape(s: str) -> str:
