@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from app_pages.ui.charts import controls, show_chart
-from app_pages.ui.scorecard import verdict_panel
+from app_pages.ui.features import features_or_units
 from app_pages.ui.context import context
 from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.timeline import play_next, playing, training_step
@@ -135,7 +135,7 @@ def unit_finder() -> None:
     except ERRORS as err:
         st.warning(str(err))
         return
-    verdict_panel(ctx, name, playing("units"))
+    features_or_units(ctx, name, playing("units"))
     st.subheader("Unit finder: ranked by correlation")
     st.caption(f"Ranked all {index.num_units:,} units in {res.seconds * 1000:.0f} ms. AUC: how well "
                f"“activation ≥ θ” separates {res.label_rule} from the rest, over every θ (0.5 = "
