@@ -1,7 +1,7 @@
 """#28 presenter mode, in a real browser: the shipped §6.3 deck (decks/d2l-6.3.txt) plays end to end
 in lecture mode at 1920×1080, driven by the keys a clicker sends.
 
-One server, one browser page: the deck is started from the sidebar's Presenter mode panel; every
+One server (conftest's, with the shipped checkpoints), one browser page: the deck is started from the sidebar's Presenter mode panel; every
 slide is reached by PageDown (one by ArrowRight), and at the end PageUp goes back one. On every
 slide, once the page shows it ("Slide n of N"): the URL holds the slide's link (each of its keys and
 values), every chart in sight is drawn, the knobs the link sets are on the page and enlarged
@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import re
 import time
-
-import pytest
+from urllib.parse import urlencode
 
 from app_pages.ui.deck import DECKS_DIR, SIDEBAR_KEYS, parse_deck
 from app_pages.ui.params import PARAMS
 from tools.page_js import RUN_OVER_JS
-
-from .conftest import StreamlitServer
 
 DECK = parse_deck((DECKS_DIR / "d2l-6.3.txt").read_text(encoding="utf-8"))
 SLIDE_S = 120                 # generous: the suite may share the 2 cores with other work
@@ -50,13 +47,6 @@ LOOK_JS = """(keys) => [
     const label = e.querySelector('label, p, [role="tab"]') || e;
     return [k, e.getBoundingClientRect().height > 0, parseFloat(getComputedStyle(label).fontSize)];
   })]"""
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = StreamlitServer()
-    yield srv
-    srv.stop()
 
 
 def _watch(page) -> list[str]:
@@ -93,14 +83,18 @@ def _check_slide(page, n: int, errors: list[str]) -> None:
     assert not errors, (where, errors)
 
 
-def test_the_shipped_deck_plays_in_lecture_mode(server, browser):
+def test_the_shipped_deck_plays_in_lecture_mode(streamlit_server, browser):
+    server = streamlit_server          # the app with the shipped checkpoints the deck names
     assert DECK.playable and 10 <= len(DECK.slides) <= 14, (DECK.errors, len(DECK.slides))
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
     page = context.new_page()
     errors = _watch(page)
     t0 = time.monotonic()
     try:
-        page.goto(f"{server.url}/?lecture=1", timeout=SLIDE_S * 1000)
+        # opened where the deck starts (its model is loaded once, for the first slide too)
+        first = DECK.slides[0]
+        page.goto(f"{server.url}/{first.view.url_path}?{urlencode(first.lecture_query())}",
+                  timeout=SLIDE_S * 1000)
         page.wait_for_function(RUN_OVER_JS, arg="h1", timeout=SLIDE_S * 1000, polling=200)
         page.get_by_text("Presenter mode", exact=True).click()
         page.get_by_role("button", name=re.compile("Play the deck")).click()

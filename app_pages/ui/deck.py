@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from app_pages.ui.params import PARAMS, VIEWS, View
+from app_pages.ui.text import md
 from app_pages.ui.url import Limits, from_link
 
 #: The shipped decks: ``decks/<name>.txt`` at the repository root.
@@ -61,7 +62,8 @@ class Slide:
 @dataclass
 class Deck:
     """A parsed deck: its slides; ``errors`` (the deck cannot be played) and ``warnings`` (values
-    that will be replaced by their defaults), each a message that starts with "line N:"."""
+    that will be replaced by their defaults), each a message that starts with "line N:", ready for
+    Markdown (what the deck's text says is escaped, as the page's "Ignored from the link" line)."""
 
     slides: list[Slide] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -89,18 +91,18 @@ def parse_line(number: int, line: str, limits: Limits | None = None) -> tuple[Sl
     parts = urlsplit(link)
     where = f"line {number}"
     if parts.scheme not in ("", "http", "https") or (parts.scheme and not parts.netloc) or parts.fragment:
-        return None, [f"{where}: not a link of this app: {link[:80]!r}"], []
+        return None, [f"{where}: not a link of this app: {md(repr(link[:80]))}"], []
     view = _view_of(parts.path)
     if view is None:
-        return None, [f"{where}: unknown view {parts.path[:60]!r}; the views are {_KNOWN_VIEWS}"], []
+        return None, [f"{where}: unknown view {md(repr(parts.path[:60]))}; the views are {md(_KNOWN_VIEWS)}"], []
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
-        return None, [f"{where}: the link's query {parts.query[:60]!r} is not key=value pairs"], []
+        return None, [f"{where}: the link's query {md(repr(parts.query[:60]))} is not key=value pairs"], []
     errors, warnings = [], []
     for key in dict.fromkeys(k for k, _ in pairs):
         if key not in PARAMS:
-            errors.append(f"{where}: unknown key {key[:40]!r} (not a setting of any view)")
+            errors.append(f"{where}: unknown key {md(repr(key[:40]))} (not a setting of any view)")
         elif key not in SIDEBAR_KEYS and not (view.prefix and key.startswith(view.prefix)):
             errors.append(f"{where}: {key} is not a setting of {view.title}")
         else:

@@ -58,18 +58,18 @@ def bar(url_path: str) -> None:
         _go(deck, wanted)
     at, n = st.session_state.get(_AT, 0), len(deck.slides)
     slide = deck.slides[at]
-    with st.container(key="nav-presenter"):
-        back, middle, forward, end = st.columns([1.4, 6, 1.4, 1], vertical_alignment="center")
-        back.button("◀ Previous", key="presenter_prev", disabled=at == 0, width="stretch",
-                    on_click=_ask, args=(at - 1,))
-        forward.button("Next ▶", key="presenter_next", disabled=at == n - 1, width="stretch",
-                       on_click=_ask, args=(at + 1,))
-        end.button("End", key="presenter_end", width="stretch", on_click=_end,
-                   help="Leave presenter mode (the page stays as it is).")
-        with middle:
-            away = "" if slide.view.url_path == url_path else f" (you are on {slide_view_title(url_path)})"
-            st.markdown(f"**Slide {at + 1} of {n}** · {md(slide.title)}{md(away)}")
-            key = _keys(key="presenter_keys", data={"at": at, "n": n}, on_go_change=lambda: None)
+    away = "" if slide.view.url_path == url_path else f" (you are on {slide_view_title(url_path)})"
+    # One row whose buttons keep their labels whole at any width; the title takes the rest and wraps.
+    with st.container(key="nav-presenter", horizontal=True, vertical_alignment="center"):
+        st.button("◀ Previous", key="presenter_prev", disabled=at == 0, on_click=_ask, args=(at - 1,),
+                  help="The previous slide (PageUp, or ← outside the controls).")
+        st.markdown(f"**Slide {at + 1} of {n}** · {md(slide.title)}{md(away)}", width="stretch")
+        st.button("Next ▶", key="presenter_next", disabled=at == n - 1, on_click=_ask, args=(at + 1,),
+                  help="The next slide (PageDown, or → outside the controls).")
+        st.button("End", key="presenter_end", on_click=_end,
+                  help="Leave presenter mode (the page stays as it is).")
+        key = _keys(key="presenter_keys", data={"at": at, "n": n}, on_go_change=lambda: None,
+                    width="content", height="content")
     _on_key(deck, getattr(key, "go", None))
 
 
@@ -143,10 +143,10 @@ def _show_problems(problems: dict | None) -> None:
     if not problems:
         return
     if problems["errors"]:
-        st.error("This deck cannot be played:\n\n" + "\n".join(f"- {md(e)}" for e in problems["errors"]))
+        st.error("This deck cannot be played:\n\n" + "\n".join(f"- {e}" for e in problems["errors"]))
     if problems["warnings"]:
         st.warning("Ignored from the deck's links (their slides use the default instead):\n\n"
-                   + "\n".join(f"- {md(w)}" for w in problems["warnings"]))
+                   + "\n".join(f"- {w}" for w in problems["warnings"]))
 
 
 def _deck_text(decks: dict[str, Path]) -> str:
@@ -184,10 +184,10 @@ def _uploaded() -> None:
         return
     data = upload.getvalue()
     if len(data) > 4 * MAX_DECK_CHARS:
-        st.session_state[_PROBLEMS] = {"errors": [f"{upload.name}: {len(data):,} bytes; a deck is a few "
+        st.session_state[_PROBLEMS] = {"errors": [f"{md(upload.name)}: {len(data):,} bytes; a deck is a few "
                                                   "dozen lines"], "warnings": []}
         return
     try:
         st.session_state["deck_text"] = data.decode("utf-8")
     except UnicodeDecodeError:
-        st.session_state[_PROBLEMS] = {"errors": [f"{upload.name}: not UTF-8 text"], "warnings": []}
+        st.session_state[_PROBLEMS] = {"errors": [f"{md(upload.name)}: not UTF-8 text"], "warnings": []}
