@@ -7,6 +7,8 @@ whatever the session held before; "Add this view as a slide" writes the view's l
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -179,3 +181,11 @@ def test_add_this_view_as_a_slide_writes_its_link(app_env):
 def test_odd_decks_never_raise(text):
     deck = parse_deck(text)
     assert deck.errors or deck.slides
+
+
+def test_the_docs_example_deck_plays_and_the_image_ships_the_decks():
+    doc = (REPO / "docs" / "LECTURE.md").read_text(encoding="utf-8")
+    example = re.search(r"^```\n(# My lecture.*?)^```", doc, re.M | re.S).group(1)
+    deck = parse_deck(example, {"ckpts": ["timemachine-rnn"]})
+    assert deck.playable and not deck.warnings and len(deck.slides) == 3, (deck.errors, deck.warnings)
+    assert "COPY decks/ decks/" in (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")

@@ -2,7 +2,8 @@
 in lecture mode at 1920×1080, driven by the keys a clicker sends.
 
 One server (conftest's, with the shipped checkpoints), one browser page: the deck is started from the sidebar's Presenter mode panel; every
-slide is reached by PageDown (one by ArrowRight), and at the end PageUp goes back one. On every
+slide is reached by PageDown (one by ArrowRight; ArrowRight on a slider moves the slider instead),
+and at the end PageUp goes back one. On every
 slide, once the page shows it ("Slide n of N"): the URL holds the slide's link (each of its keys and
 values), every chart in sight is drawn, the knobs the link sets are on the page and enlarged
 (lecture mode's type), nothing was ignored from the link, no exception element, no browser error.
@@ -83,6 +84,19 @@ def _check_slide(page, n: int, errors: list[str]) -> None:
     assert not errors, (where, errors)
 
 
+def _arrow_moves_the_slider(page, n: int) -> None:
+    """On a slider, → moves the slider, not the deck (a knob stays live); PageDown, pressed next with
+    the slider still focused, goes on (the next slide then opens on its own link's value)."""
+    slider = page.locator(".st-key-gen_temp input[type=range]")
+    slider.focus()
+    before = page.evaluate("() => new URLSearchParams(location.search).get('gen.temp')")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("(v) => new URLSearchParams(location.search).get('gen.temp') !== v",
+                           arg=before, timeout=SLIDE_S * 1000, polling=150)
+    _shown(page, n)
+    assert slider.evaluate("e => e === document.activeElement"), "the slider lost the focus"
+
+
 def test_the_shipped_deck_plays_in_lecture_mode(streamlit_server, browser):
     server = streamlit_server          # the app with the shipped checkpoints the deck names
     assert DECK.playable and 10 <= len(DECK.slides) <= 14, (DECK.errors, len(DECK.slides))
@@ -101,6 +115,8 @@ def test_the_shipped_deck_plays_in_lecture_mode(streamlit_server, browser):
         for n in range(1, len(DECK.slides) + 1):
             _shown(page, n)
             _check_slide(page, n, errors)
+            if n == 7:
+                _arrow_moves_the_slider(page, n)
             if n < len(DECK.slides):
                 page.keyboard.press("ArrowRight" if n == 6 else "PageDown")
         page.keyboard.press("PageUp")

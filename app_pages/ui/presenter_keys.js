@@ -10,7 +10,9 @@
 
 const TEXT_ENTRY = 'textarea, [contenteditable=""], [contenteditable="true"], ' +
   'input:not([type="checkbox"]):not([type="radio"]):not([type="range"]):not([type="button"])';
-const ARROW_OWNERS = TEXT_ENTRY + ', select, [role="slider"], [role="combobox"], [role="listbox"], ' +
+// Every input (a slider is an <input type="range">, radio buttons are inputs too) and the ARIA roles of
+// the controls that arrows move.
+const ARROW_OWNERS = TEXT_ENTRY + ', input, select, [role="slider"], [role="combobox"], [role="listbox"], ' +
   '[role="option"], [role="radio"], [role="radiogroup"], [role="tab"], [role="spinbutton"]';
 const STEPS = { PageDown: 1, PageUp: -1, ArrowRight: 1, ArrowLeft: -1 };
 
