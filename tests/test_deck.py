@@ -173,6 +173,10 @@ def test_add_this_view_as_a_slide_writes_its_link(app_env):
     assert deck.playable and len(deck.slides) == 1, (text, deck.errors)
     slide = deck.slides[0]
     assert slide.view.url_path == "predictions" and ("pr.k", "3") in slide.query
+    # the own deck survives picking another deck and coming back
+    at.selectbox(key="deck_pick").set_value("d2l-6.3").run()
+    at.selectbox(key="deck_pick").set_value("(your own deck)").run()
+    assert at.text_area(key="deck_text").value == text
     _play(at)
     assert _bar(at).startswith("**Slide 1 of 1**") and at.number_input(key="pr_k").value == 3
 

@@ -33,6 +33,9 @@ _keys = st.components.v2.component(
 )
 
 _DECK, _AT, _GO, _KEY_ID, _PROBLEMS = "_deck", "_deck_at", "_deck_go", "_deck_key_id", "_deck_problems"
+#: The teacher's own deck text, kept while its text box is not drawn (another deck picked: Streamlit
+#: drops the state of a widget not drawn in a run).
+_OWN_TEXT = "_deck_own"
 #: The deck picker's entry for the teacher's own deck.
 OWN = "(your own deck)"
 #: Session state a link's first visit does not have (besides every URL key's widget): the copies
@@ -127,14 +130,15 @@ def panel(url_path: str) -> None:
             with hidden("upload", "deck"):
                 st.file_uploader("Open a deck file (.txt)", type=["txt"], key="deck_upload",
                                  on_change=_uploaded)
+            st.session_state.setdefault("deck_text", st.session_state.get(_OWN_TEXT, ""))
             st.text_area("Your deck: one link a line, then its title", key="deck_text", height=160,
-                         placeholder="lesson?lesson.tab=…   The toy network")
+                         placeholder="lesson?lesson.tab=…   The toy network", on_change=_keep_text)
         st.button("Add this view as a slide", key="deck_add", on_click=_add, args=(url_path,),
                   help="Adds the page as it is now (its link) to your own deck.")
         st.button("▶ Play the deck", key="deck_play", type="primary", on_click=_play, args=(decks,))
-        if pick == OWN and st.session_state.get("deck_text", "").strip():
+        if pick == OWN and st.session_state.get(_OWN_TEXT, "").strip():
             with hidden("export", "deck"):
-                st.download_button("Download your deck", data=st.session_state["deck_text"],
+                st.download_button("Download your deck", data=st.session_state[_OWN_TEXT],
                                    file_name="rnnviz-deck.txt", mime="text/plain", key="deck_download")
         _show_problems(problems)
 
@@ -153,7 +157,17 @@ def _deck_text(decks: dict[str, Path]) -> str:
     pick = st.session_state.get("deck_pick")
     if pick in decks:
         return decks[pick].read_text(encoding="utf-8")
-    return st.session_state.get("deck_text", "")
+    _keep_text()          # the box's newest text (its own callback may run after Play's)
+    return st.session_state.get(_OWN_TEXT, "")
+
+
+def _keep_text() -> None:
+    if "deck_text" in st.session_state:
+        st.session_state[_OWN_TEXT] = st.session_state["deck_text"]
+
+
+def _set_text(text: str) -> None:
+    st.session_state["deck_text"] = st.session_state[_OWN_TEXT] = text
 
 
 def _play(decks: dict[str, Path]) -> None:
@@ -169,11 +183,10 @@ def _add(url_path: str) -> None:
     """Append the view shown, as its link stands, to the teacher's own deck."""
     view = next(v for v in VIEWS if v.url_path == url_path)
     query = [(k, v) for k in st.query_params for v in st.query_params.get_all(k)]
-    text = st.session_state.get("deck_text", "")
-    if not text.strip() and st.session_state.get("deck_pick") != OWN:
+    text = st.session_state.get(_OWN_TEXT, "")
+    if not text.strip():
         text = "# My lecture: one link a line, then its title (docs/LECTURE.md)\n"
-    st.session_state["deck_text"] = text.rstrip("\n") + ("\n" if text.strip() else "") + \
-        slide_line(view, query, view.title) + "\n"
+    _set_text(text.rstrip("\n") + "\n" + slide_line(view, query, view.title) + "\n")
     st.session_state["deck_pick"] = OWN
 
 
@@ -188,6 +201,6 @@ def _uploaded() -> None:
                                                   "dozen lines"], "warnings": []}
         return
     try:
-        st.session_state["deck_text"] = data.decode("utf-8")
+        _set_text(data.decode("utf-8"))
     except UnicodeDecodeError:
         st.session_state[_PROBLEMS] = {"errors": [f"{md(upload.name)}: not UTF-8 text"], "warnings": []}
