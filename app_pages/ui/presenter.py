@@ -55,6 +55,7 @@ def bar(url_path: str) -> None:
     (Play, a button, a key); while a deck plays, the slide bar. ``url_path``: the view shown."""
     deck = playing()
     if deck is None:
+        _refused()
         return
     wanted = st.session_state.pop(_GO, None)
     if wanted is not None:
@@ -123,7 +124,7 @@ def panel(url_path: str) -> None:
     """The sidebar's "Presenter mode" panel: pick or write a deck, add the view shown, play."""
     decks = shipped_decks()
     problems = st.session_state.get(_PROBLEMS)
-    with st.sidebar, st.expander("Presenter mode", expanded=bool(problems)):
+    with st.sidebar, st.expander("Presenter mode", expanded=bool(problems and problems["warnings"])):
         pick = st.selectbox("Deck", [*decks, OWN], key="deck_pick",
                             help="A lecture: one link of this app a line (docs/LECTURE.md).")
         if pick == OWN:
@@ -143,11 +144,20 @@ def panel(url_path: str) -> None:
         _show_problems(problems)
 
 
+def _refused() -> None:
+    """Above the view, once (the run right after Play): why the deck was not played, line by line
+    (the sidebar is too narrow for a list of links)."""
+    problems = st.session_state.get(_PROBLEMS) or {}
+    if problems.get("errors"):
+        st.error("This deck cannot be played:\n\n" + "\n".join(f"- {e}" for e in problems["errors"]))
+        _show_problems(problems)
+        st.session_state.pop(_PROBLEMS)
+
+
 def _show_problems(problems: dict | None) -> None:
+    """In the panel: the deck's values that its slides will replace by the default."""
     if not problems:
         return
-    if problems["errors"]:
-        st.error("This deck cannot be played:\n\n" + "\n".join(f"- {e}" for e in problems["errors"]))
     if problems["warnings"]:
         st.warning("Ignored from the deck's links (their slides use the default instead):\n\n"
                    + "\n".join(f"- {w}" for w in problems["warnings"]))
