@@ -193,3 +193,13 @@ def test_the_docs_example_deck_plays_and_the_image_ships_the_decks():
     deck = parse_deck(example, {"ckpts": ["timemachine-rnn"]})
     assert deck.playable and not deck.warnings and len(deck.slides) == 3, (deck.errors, deck.warnings)
     assert "COPY decks/ decks/" in (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_the_state_a_slide_forgets_is_the_state_those_modules_keep():
+    """presenter._LINK_STATE names session keys of url.py and sidebar.py: renamed there, a slide
+    would silently keep what an earlier view left."""
+    from app_pages.ui import presenter, sidebar, url
+    assert {url._KEPT, sidebar._BEFORE} <= set(presenter._LINK_STATE)              # noqa: SLF001
+    source = (REPO / "app_pages" / "ui" / "sidebar.py").read_text(encoding="utf-8")
+    for key in set(presenter._LINK_STATE) - {url._KEPT, sidebar._BEFORE}:          # noqa: SLF001
+        assert f'"{key}"' in source, key

@@ -49,11 +49,6 @@ class Slide:
     query: tuple[tuple[str, str], ...]
     title: str
 
-    def link(self) -> str:
-        """The slide's link as a deck line writes it: path and query."""
-        query = urlencode(self.query)
-        return f"{self.view.url_path or '/'}" + (f"?{query}" if query else "")
-
     def lecture_query(self) -> list[tuple[str, str]]:
         """The query the slide opens with: its link's, in lecture mode (a deck plays projected)."""
         return [(k, v) for k, v in self.query if k != "lecture"] + [("lecture", "1")]

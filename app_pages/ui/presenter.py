@@ -62,7 +62,7 @@ def bar(url_path: str) -> None:
         _go(deck, wanted)
     at, n = st.session_state.get(_AT, 0), len(deck.slides)
     slide = deck.slides[at]
-    away = "" if slide.view.url_path == url_path else f" (you are on {slide_view_title(url_path)})"
+    away = "" if slide.view.url_path == url_path else f" (you are on {_title(url_path)})"
     # One row whose buttons keep their labels whole at any width; the title takes the rest and wraps.
     with st.container(key="nav-presenter", horizontal=True, vertical_alignment="center"):
         st.button("◀ Previous", key="presenter_prev", disabled=at == 0, on_click=_ask, args=(at - 1,),
@@ -77,7 +77,8 @@ def bar(url_path: str) -> None:
     _on_key(deck, getattr(key, "go", None))
 
 
-def slide_view_title(url_path: str) -> str:
+def _title(url_path: str) -> str:
+    """The title of the view at ``url_path``."""
     return next((v.title for v in VIEWS if v.url_path == url_path), url_path)
 
 
