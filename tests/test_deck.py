@@ -132,6 +132,9 @@ def test_the_shipped_deck_plays_from_the_sidebar(app_env):
     assert _bar(at).startswith("**Slide 1 of 12**") and at.radio(key="l_act").value == "relu"
     at.button(key="presenter_end").click().run()
     assert not _bar(at) and not at.exception
+    at.number_input(key="deck_start").set_value(99)                 # after a reload: go on from there
+    _play(at)
+    assert _bar(at).startswith("**Slide 12 of 12**") and at.title[0].value == "Compare checkpoints"
 
 
 def test_a_slide_opens_as_its_link_whatever_the_session_held(app_env):

@@ -20,7 +20,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.ui.cache import shipped_names
-from app_pages.ui.deck import MAX_DECK_CHARS, Deck, Slide, parse_deck, shipped_decks, slide_line
+from app_pages.ui.deck import MAX_DECK_CHARS, MAX_SLIDES, Deck, Slide, parse_deck, shipped_decks, slide_line
 from app_pages.ui.lecture import hidden
 from app_pages.ui.params import PARAMS, VIEWS
 from app_pages.ui.text import md
@@ -137,6 +137,8 @@ def panel(url_path: str) -> None:
                          placeholder="lesson?lesson.tab=…   The toy network", on_change=_keep_text)
         st.button("Add this view as a slide", key="deck_add", on_click=_add, args=(url_path,),
                   help="Adds the page as it is now (its link) to your own deck.")
+        st.number_input("Start at slide", 1, MAX_SLIDES, key="deck_start",
+                        help="After a reload of the page: go on where the lecture was.")
         st.button("▶ Play the deck", key="deck_play", type="primary", on_click=_play, args=(decks,))
         if pick == OWN and st.session_state.get(_OWN_TEXT, "").strip():
             with hidden("export", "deck"):
@@ -187,7 +189,7 @@ def _play(decks: dict[str, Path]) -> None:
     st.session_state[_PROBLEMS] = {"errors": deck.errors, "warnings": deck.warnings}
     if deck.playable:
         st.session_state[_DECK] = deck
-        st.session_state[_GO] = 0
+        st.session_state[_GO] = min(int(st.session_state.get("deck_start", 1)), len(deck.slides)) - 1
 
 
 def _add(url_path: str) -> None:
