@@ -5,7 +5,7 @@ One server (conftest's, with the shipped checkpoints), one browser page: the dec
 slide is reached by PageDown (one by ArrowRight; ArrowRight on a slider moves the slider instead),
 and at the end PageUp goes back one. On every
 slide, once the page shows it ("Slide n of N"): the URL holds the slide's link (each of its keys and
-values), every chart in sight is drawn, the knobs the link sets are on the page and enlarged
+values), every chart is drawn (scrolled to, one by one), the knobs the link sets are on the page and enlarged
 (lecture mode's type), nothing was ignored from the link, no exception element, no browser error.
 """
 
@@ -39,6 +39,19 @@ SHOWN_JS = """([n, total]) => {
   return charts.every(c => drawn(c) || waits(c)) && !!document.querySelector('h1');
 }"""
 
+#: Every chart of the page (outside closed tabs) drawn: brings the next chart still waiting to be scrolled to into sight
+#: (in-place charts draw what is in sight, app_pages/ui/plotly_inplace.js), until none waits; then
+#: back to the top of the page.
+DRAW_ALL_JS = """() => {
+  // charts in a closed tab (not laid out) are not shown, so not drawn
+  const charts = [...document.querySelectorAll('.rnnviz-inplace')].filter(c => c.getClientRects().length > 0);
+  if (charts.some(c => c.parentElement.dataset.rnnvizDrawing)) return false;
+  const waiting = charts.find(c => c.parentElement.dataset.rnnvizPending !== undefined || !c.querySelector('.main-svg'));
+  if (waiting) { waiting.parentElement.scrollIntoView({block: 'center'}); return false; }
+  window.scrollTo(0, 0);
+  return true;
+}"""
+
 #: (drawn charts, [key, shown, font px] of each keyed widget asked for) on the page.
 LOOK_JS = """(keys) => [
   document.querySelectorAll('.rnnviz-inplace .main-svg, .js-plotly-plot .main-svg').length,
@@ -66,6 +79,7 @@ def _shown(page, n: int) -> None:
 
 def _check_slide(page, n: int, errors: list[str]) -> None:
     slide = DECK.slides[n - 1]
+    page.wait_for_function(DRAW_ALL_JS, timeout=SLIDE_S * 1000, polling=150)
     where = f"slide {n} ({slide.title})"
     query = page.evaluate("() => [...new URLSearchParams(location.search)]")
     for key, value in slide.query:
@@ -101,6 +115,7 @@ def test_the_shipped_deck_plays_in_lecture_mode(streamlit_server, browser):
     server = streamlit_server          # the app with the shipped checkpoints the deck names
     assert DECK.playable and 10 <= len(DECK.slides) <= 14, (DECK.errors, len(DECK.slides))
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    context.set_default_timeout(SLIDE_S * 1000)      # clicks and key presses wait on a busy machine too
     page = context.new_page()
     errors = _watch(page)
     t0 = time.monotonic()
