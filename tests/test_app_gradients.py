@@ -10,7 +10,7 @@ import rnnviz
 
 from .conftest import REPO, SMALL_TEXT, chart_specs, tiny_model
 
-TIMEOUT = 90
+TIMEOUT = 300      # s per AppTest run: a busy machine makes a test slower, never red
 PAGE = "app_pages/gradients.py"
 
 

@@ -62,7 +62,7 @@ def ckpt_dir(tmp_path_factory):
 def _visit(page: str, params: dict, ckpt_dir, monkeypatch) -> AppTest:
     """Open the app on ``params`` (a link), then switch to ``page`` with the same link; no exception."""
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.query_params.update(params)
     at.run()
     at.switch_page(page)
