@@ -57,6 +57,18 @@ def colored_texts(at) -> list[dict]:
             if el.type == "bidi_component" and el.proto.component_name == "rnnviz_colored_text"]
 
 
+#: Seconds one AppTest script run may take: generous, so a busy machine makes a test slower, not red.
+APP_S = 300
+
+
+def app_on(ckpt_dir, monkeypatch, script: Path = REPO / "app.py"):
+    """An AppTest of ``script`` whose checkpoint folder (RNNVIZ_CHECKPOINT_DIR) is ``ckpt_dir``."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
+    return AppTest.from_file(str(script), default_timeout=APP_S)
+
+
 def open_view(at, page: str, text: str | None = None, **query):
     """Open ``page`` on an AppTest app with URL parameters (``text``: the sidebar text), run it and
     assert no exception: how a user lands on a view from a link."""

@@ -22,7 +22,7 @@ from rnnviz import CheckpointError, load_model, load_model_bytes
 from rnnviz.checkpoint import MAX_CHECKPOINT_BYTES, list_checkpoints
 
 from . import hostile
-from .conftest import SLOW_MS, REPO, StreamlitServer, tiny_model, wait_for_app
+from .conftest import app_on, SLOW_MS, REPO, StreamlitServer, tiny_model, wait_for_app
 
 #: Bound on peak RSS growth while loading the files that declare gigabytes (documented in
 #: docs/RELIABILITY.md). Before the fix in checkpoint.py the 8x4096-LSTM config cost ~4 GB.
@@ -215,10 +215,7 @@ def ckpt_dir(tmp_path_factory) -> Path:
 
 
 def _app(monkeypatch, ckpt_dir):
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
+    at = app_on(ckpt_dir, monkeypatch)
     return at.run()
 
 

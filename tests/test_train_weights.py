@@ -4,7 +4,6 @@ from which prefix; the prefix can be changed while the run trains and after it."
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -14,14 +13,7 @@ from rnnviz.training import evaluate_loss, split_text
 from rnnviz.training.pool import TrainingPool, run_config
 from rnnviz.training.samples import BEST, DEFAULT_PREFIX, LATEST, SAMPLE_CHARS, TEMPERATURE
 
-from .test_training_pool import TEXT
-
-
-def wait(pred, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from .test_training_pool import TEXT, wait
 
 
 @pytest.fixture
