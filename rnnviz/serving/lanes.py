@@ -67,13 +67,15 @@ class _Demoted(Exception):
 
 
 def _quick_job(fn: Callable[..., Any], cap: float, seconds: float, args: tuple, kwargs: dict) -> Any:
-    with deadline(cap, wall_seconds=WALL_FACTOR * seconds), no_waiting():
-        try:
+    try:
+        with deadline(cap, wall_factor=WALL_FACTOR * seconds / cap), no_waiting():
             return fn(*args, **kwargs)
-        except Overtime as err:
-            if not err.wall and cap < seconds:
-                raise _Demoted() from None
-            raise
+    except Overtime as err:
+        if not err.wall and cap < seconds:
+            raise _Demoted() from None
+        if err.wall:                      # the request's own wall-clock cap: said in its terms
+            raise Overtime(seconds, wall=True) from None
+        raise
 
 
 def _heavy_job(fn: Callable[..., Any], seconds: float, args: tuple, kwargs: dict) -> Any:
