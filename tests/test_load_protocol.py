@@ -97,7 +97,7 @@ def test_loadtest_with_the_protocol_client(tmp_path):
     ckpts = hostile.write_tiny_checkpoints(tmp_path / "ckpts")
     out = tmp_path / "load.json"
     cmd = [sys.executable, str(REPO / "tools" / "loadtest.py"), "--client", "protocol",
-           "--sessions", "2", "--duration", "10", "--ramp", "1", "--think", "0.2", "0.5",
+           "--sessions", "2", "--duration", "10", "--ramp", "1", "--think", "0.2", "0.5", "--update-timeout", "300",
            "--cache-texts", "0", "--checkpoint-dir", str(ckpts), "--json", str(out)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.exists(), run.stderr[-3000:]
@@ -130,7 +130,7 @@ def test_loadtest_stay_keeps_every_session_on_one_view(tmp_path):
     ckpts = hostile.write_tiny_checkpoints(tmp_path / "ckpts")
     out = tmp_path / "load.json"
     base = [sys.executable, str(REPO / "tools" / "loadtest.py"), "--cache-texts", "0",
-            "--checkpoint-dir", str(ckpts)]
+            "--checkpoint-dir", str(ckpts), "--update-timeout", "300"]
     cmd = base + ["--client", "protocol", "--stay", "gradients", "--sessions", "2", "--duration", "9",
                   "--ramp", "1", "--burst", "3", "0.5", "--text-chars", "300", "--json", str(out)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)

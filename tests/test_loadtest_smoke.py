@@ -15,7 +15,7 @@ def test_three_sessions_twenty_seconds(tmp_path):
     ckpts = hostile.write_tiny_checkpoints(tmp_path / "ckpts")
     out = tmp_path / "load.json"
     cmd = [sys.executable, str(REPO / "tools" / "loadtest.py"), "--sessions", "3", "--duration", "20",
-           "--ramp", "2", "--uploaders", "2", "--cache-texts", "60", "--cache-chars", "300",
+           "--ramp", "2", "--uploaders", "2", "--cache-texts", "60", "--cache-chars", "300", "--update-timeout", "300",
            "--checkpoint-dir", str(ckpts), "--json", str(out)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=REPO)
     assert out.exists(), run.stderr[-3000:]

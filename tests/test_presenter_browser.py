@@ -15,12 +15,15 @@ import re
 import time
 from urllib.parse import urlencode
 
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 from app_pages.ui.deck import DECKS_DIR, SIDEBAR_KEYS, parse_deck
 from app_pages.ui.params import PARAMS
 from tools.page_js import RUN_OVER_JS
 
 DECK = parse_deck((DECKS_DIR / "d2l-6.3.txt").read_text(encoding="utf-8"))
-SLIDE_S = 120                 # generous: the suite may share the 2 cores with other work
+SLIDE_S = 300                 # generous: the suite may share the 2 cores with other work
 #: Streamlit's own type is 14 px on a 16 px root; lecture mode's root is 22 px (lecture.LECTURE_CSS).
 ENLARGED_PX = 18
 
@@ -74,7 +77,11 @@ def _watch(page) -> list[str]:
 
 
 def _shown(page, n: int) -> None:
-    page.wait_for_function(SHOWN_JS, arg=[n, len(DECK.slides)], timeout=SLIDE_S * 1000, polling=150)
+    try:
+        page.wait_for_function(SHOWN_JS, arg=[n, len(DECK.slides)], timeout=SLIDE_S * 1000, polling=150)
+    except PlaywrightTimeout:
+        pytest.fail(f"slide {n} of {len(DECK.slides)} not shown after {SLIDE_S} s; the page is at "
+                    f"{page.url}; it shows: {page.inner_text('body')[:600]!r}")
 
 
 def _check_slide(page, n: int, errors: list[str]) -> None:
