@@ -9,6 +9,7 @@ from app_pages.ui.cache import cached_trace, get_model, get_ref, shipped_names
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
+from app_pages.ui.pin import pin_point, pinned_any
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
@@ -18,6 +19,7 @@ from rnnviz.serving import cost
 from rnnviz import compare as C
 from rnnviz.plots import compare as PC
 from rnnviz.ref import ModelRef
+from rnnviz.units.names import unit_name
 
 ctx = context()
 view_params("cmp.")
@@ -53,6 +55,20 @@ def _models_of(names: list[str]) -> tuple[tuple[ModelRef, ...], tuple[str, ...],
     models = tuple(get_model(n) for n in names)
     refs = tuple(get_ref(n, m) for n, m in zip(names, models))
     return refs, tuple(uploads.get(n, n) for n in names), models
+
+
+def pinned_unit(cmp: C.Comparison, pin: tuple[int, str, int], start: int, width: int) -> None:
+    """The pinned unit (#28 "follow one unit") in every compared model that has it, a note for the others."""
+    name = unit_name(*pin)
+    st.subheader(f"★ Pinned unit {name}")
+    series = C.unit_series(cmp, *pin)
+    if any(s.values is not None for s in series):
+        show_chart(PC.unit_lines(series, name, start, width), ctx, "cmp_pinned")
+        st.caption("Same layer, state and index in each model: in models trained apart, one index "
+                   "names unrelated units (compare a model with its own training steps to follow one).")
+    for s in series:
+        if s.values is None:
+            st.info(f"{s.name} {s.note}: {name} is not drawn for it.")
 
 
 st.title("Compare checkpoints")
@@ -121,9 +137,13 @@ elif notices(ctx):
                 c2.caption(f"All {longest} steps shown.")
             max_units = c3.slider("units per panel (highest variance)", 8, 128, step=8, key="c_units")
         sync("cmp.state", "cmp.start", "cmp.units")
-        show_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), ctx, "cmp_states")
+        show_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), ctx, "cmp_states",
+                   on_click=pin_point)
         st.caption("One shared colour scale centred on 0 (blue negative, red positive). Each panel uses "
-                   "its model's own text: a d2l-cleaned model reads a shorter, lower-case text.")
+                   "its model's own text: a d2l-cleaned model reads a shorter, lower-case text. "
+                   "Click a row to pin its unit.")
+        if (pin := pinned_any()) is not None:
+            pinned_unit(cmp, pin, start, width)
 
         st.subheader("Gradient norms")
         st.markdown("‖∂ℓ/∂H_t‖ of the top layer for the loss ℓ of the last prediction, against how "
