@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_pages.ui.charts import show_chart
 from app_pages.ui.context import context
+from app_pages.ui.lecture import explanation
 from app_pages.ui.train_input import TrainText, text_from_state, text_input
 from app_pages.ui.trained import RUN_KEY, leave_training, register_trained, session_id, training_pool
 from rnnviz import CELLS
@@ -208,9 +209,10 @@ def finished(snap: Snapshot) -> None:
 if goto := st.session_state.pop(GOTO, None):
     st.switch_page(goto)
 st.title("Train")
-st.markdown("Train a character-level RNN on a text of your choice and watch it learn: the loss falls, "
-            "the gradient norm is clipped, the samples turn into words. The parameters are estimated "
-            "by autograd and stochastic gradient descent (Adam), truncated BPTT over T characters.")
+with explanation("train"):                      # lecture mode: the teacher says it (#28)
+    st.markdown("Train a character-level RNN on a text of your choice and watch it learn: the loss falls, "
+                "the gradient norm is clipped, the samples turn into words. The parameters are estimated "
+                "by autograd and stochastic gradient descent (Adam), truncated BPTT over T characters.")
 got = text_input(training_pool().limits)
 knobs()
 if got is not None and (fit_note := training_pool().fit_text(got.text, config_from_state(got))[1]):
