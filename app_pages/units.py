@@ -12,6 +12,7 @@ import torch
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.scorecard import verdict_panel
 from app_pages.ui.context import context
+from app_pages.ui.lecture import explanation
 from app_pages.ui.pin import pin_point, pinned, pinned_panel, preselect, unit_table
 from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.unit_sample import SOURCES, sample_index
@@ -41,8 +42,9 @@ ERRORS = (U.UnitsError, F.FeatureError, TextError, *LIMITS)   # LIMITS: refused 
 ctx = context()
 view_params("units.")
 st.title("Units")
-st.caption("Find what single hidden units track, test a hypothesis on a span, edit the text and "
-           "watch how long the network remembers, silence a unit, and see the state move in 2-D.")
+with explanation("units"):
+    st.caption("Find what single hidden units track, test a hypothesis on a span, edit the text and "
+               "watch how long the network remembers, silence a unit, and see the state move in 2-D.")
 if not notices(ctx):
     st.stop()
 

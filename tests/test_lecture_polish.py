@@ -71,10 +71,12 @@ def _paths(at: AppTest, kind: str) -> list[tuple[str, list]]:
     return found
 
 
-def test_train_intro_is_an_explanation(app_env):          # noqa: F811
-    at = _open("train", lecture="1")
-    intro = [above for text, above in _paths(at, "markdown") if text.startswith("Train a character-level RNN")]
-    assert intro and any(lecture.is_hidden_key(k) for k in intro[0])
+@pytest.mark.parametrize("view, kind, intro", [("train", "markdown", "Train a character-level RNN"),
+                                               ("units", "caption", "Find what single hidden units")])
+def test_a_views_intro_is_an_explanation(app_env, view, kind, intro):          # noqa: F811
+    at = _open(view, lecture="1")
+    found = [above for text, above in _paths(at, kind) if text.startswith(intro)]
+    assert found and any(lecture.is_hidden_key(k) for k in found[0])
 
 
 def test_notes_under_the_title_are_left_to_the_teacher(app_env):   # noqa: F811
