@@ -11,7 +11,7 @@ from tools.page_js import SETTLED_JS
 from .conftest import wait_for_app
 
 TIMEOUT = 120_000
-TEXT = "the time machine by h g wells"
+TEXT = "the time machine by h g wells. the time traveller was explaining a recondite matter to us."
 
 #: The drawn chart under ``key`` (its layout.meta.chart): null until Plotly has drawn it.
 _CHART = """key => [...document.querySelectorAll('.js-plotly-plot')]
@@ -51,7 +51,9 @@ def _view(page, title: str) -> None:
 def test_click_a_units_bar_then_step_through_and_hidden_states_follow(streamlit_server, page):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{streamlit_server.url}/units?ckpt=timemachine-rnn&text={quote(TEXT)}", timeout=TIMEOUT)
+    # Units measured on the sidebar text (units.src=typed): no corpus sample to index first.
+    page.goto(f"{streamlit_server.url}/units?ckpt=timemachine-rnn&units.src=typed&text={quote(TEXT)}",
+              timeout=TIMEOUT)
     bars = _drawn(page, "u_rank")["y"]
     name = bars[-1]                                     # the top bar (bars are listed bottom up)
     _click_row(page, "u_rank", name)
