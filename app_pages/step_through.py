@@ -98,6 +98,7 @@ def layer_terms(lay: int, t: int, suffix: str) -> None:
     if mine:
         which += f"; the pinned unit {unit_name(*pin)} first"
     show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size, layer=lay,
+                                    pinned=pin[2] if mine else None,
                                     title=f"Every term at step {t}, layer {lay}"), ctx, key="st_terms" + suffix,
                on_click=pin_point)
     st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right. "

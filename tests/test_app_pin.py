@@ -40,6 +40,7 @@ def test_pin_in_hidden_states_is_followed_by_step_through(app):
     terms = _chart(at, "st_terms")
     layer0 = pinned.startswith("L0 h[")
     assert not layer0 or terms["data"][0]["y"][0] == pinned
+    assert not layer0 or terms["layout"]["yaxis"]["ticktext"][0] == f"★ {pinned}"      # marked too
 
 
 def test_a_link_to_a_missing_unit_is_dropped_with_a_note(app):
