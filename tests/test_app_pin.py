@@ -104,7 +104,8 @@ def test_units_opens_on_the_pinned_unit(app, ckpt_dir):
     text = "the time machine by h g wells"
     at = open_view(app, "app_pages/units.py", text=text, unit="L1 c[5]", units__tab="Ablation")
     assert not at.exception
-    panel = [el.proto.body for el in at.get("html") if "Pinned unit L1 c[5]" in el.proto.body]
+    assert any("Pinned unit L1 c[5]" in m.value for m in at.markdown)
+    panel = [el.proto.body for el in at.get("html") if "L1 c[5] = " in el.proto.body]
     assert panel                                   # the unit's activation on the sidebar text
     assert (at.selectbox(key="u_layer").value, at.selectbox(key="u_kind").value,
             at.number_input(key="u_unit").value) == (1, "c", 5)

@@ -143,7 +143,8 @@ def pinned_panel(unit: tuple[int, str, int], chars: list[str], values: list[floa
     from rnnviz.plots.units import unit_text_html
     name = unit_name(*unit)
     with st.container(key="nav-pinned", border=True):
-        st.html(unit_text_html(chars, values, f"★ {name}", font_size=font_size,
-                               caption=f"★ Pinned unit {name} on the sidebar text (blue negative, red "
-                                       "positive); the Ablation tab opens on it."))
-        st.button(f"Unpin {name}", key="pinned_unpin", on_click=_set, args=(None,))
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        left.markdown(f"**★ Pinned unit {name}** on the sidebar text (blue negative, red positive); "
+                      "the Ablation tab opens on it.")
+        right.button(f"Unpin {name}", key="pinned_unpin", on_click=_set, args=(None,))
+        st.html(unit_text_html(chars, values, f"★ {name}", font_size=font_size))
