@@ -101,17 +101,19 @@ elif notices(ctx):
         st.error(f"Cannot compare: {err}")
     else:
         reduced(plan)
-        for note in cmp.notes:
-            st.info(note)
+        with explanation("compare-notes"):          # lecture mode: the teacher says it
+            for note in cmp.notes:
+                st.info(note)
 
         st.subheader("Summary")
         st.dataframe(cmp.table, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
                                     for c in ("cross-entropy (nats/char)", "bits/char", "perplexity",
                                               "bits/char (common)", "val loss (training)")})
-        st.caption("Cross-entropy, bits/char and perplexity are on the text each model reads. "
-                   "'bits/char (common)' averages only the positions where every model predicted the "
-                   "same, unchanged, in-vocabulary character: the fairest single number here.")
+        with explanation("compare-summary"):
+            st.caption("Cross-entropy, bits/char and perplexity are on the text each model reads. "
+                       "'bits/char (common)' averages only the positions where every model predicted the "
+                       "same, unchanged, in-vocabulary character: the fairest single number here.")
 
         st.subheader("Surprisal per character")
         show_chart(PC.surprisal_lines(cmp), ctx, "cmp_surprisal")

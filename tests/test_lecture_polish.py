@@ -72,7 +72,8 @@ def _paths(at: AppTest, kind: str) -> list[tuple[str, list]]:
 
 
 @pytest.mark.parametrize("view, kind, intro", [("train", "markdown", "Train a character-level RNN"),
-                                               ("units", "caption", "Find what single hidden units")])
+                                               ("units", "caption", "Find what single hidden units"),
+                                               ("compare", "caption", "Cross-entropy, bits/char and")])
 def test_a_views_intro_is_an_explanation(app_env, view, kind, intro):          # noqa: F811
     at = _open(view, lecture="1")
     found = [above for text, above in _paths(at, kind) if text.startswith(intro)]
