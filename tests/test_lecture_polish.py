@@ -113,3 +113,9 @@ def test_gradients_lecture_mode_keeps_the_what_if_knobs_in_one_row(app_env):   #
     assert len({rows[k] for k in whatif}) == 1 and rows["g_scale"] != "expander"
     assert {rows[k] for k in ("g_len", "g_loss", "g_layer")} == {"expander"}
     assert len(at.get("expander")) == 1 and not _open("gradients").get("expander")
+
+
+def test_units_sample_line_is_left_to_the_teacher(app_env):          # noqa: F811
+    for on, shown in (("0", True), ("1", False)):
+        at = _open("units", lecture=on)
+        assert any(c.value.startswith("Sample: ") for c in at.caption) == shown

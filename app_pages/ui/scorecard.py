@@ -92,11 +92,12 @@ def verdict_panel(ctx: Context, feature: str) -> None:
     st.markdown(f"**{int(counts.get('causal', 0))} causal**, **{int(counts.get('correlational', 0))} "
                 f"correlational**, {int(counts.get('chance', 0))} at chance level for "
                 f"*{df.attrs['rules'][feature]}* ({how}).")
-    st.caption("Beats the controls: stronger than 95 % of the units of 5 untrained models of the same "
-               "shape (control p95) and a block-permutation p below 0.05 after correction. Causal: "
-               f"besides, silencing it (mean-ablation, at most {PAGE_MAX_CAUSAL} units tried) raises the "
-               "loss where the feature is on more than elsewhere, by z ≥ 2 against random units. "
-               "The unit finder below ranks by correlation alone.")
+    if not ctx.lecture:             # lecture mode: an explanation, the teacher says it
+        st.caption("Beats the controls: stronger than 95 % of the units of 5 untrained models of the same "
+                   "shape (control p95) and a block-permutation p below 0.05 after correction. Causal: "
+                   f"besides, silencing it (mean-ablation, at most {PAGE_MAX_CAUSAL} units tried) raises the "
+                   "loss where the feature is on more than elsewhere, by z ≥ 2 against random units. "
+                   "The unit finder below ranks by correlation alone.")
     st.dataframe(verdict_rows(df), hide_index=True, width="stretch")
 
 
