@@ -107,7 +107,8 @@ def test_loadtest_with_the_protocol_client(tmp_path):
     assert r["exceptions"] == r["timeouts"] == r["token_leaks"] == 0, r["details"]
     assert sum(r["runs_by_view"].values()) == r["actions"] > 0     # every update one finished run
     assert 0 < r["text_p50_s"] <= r["text_max_s"]
-    assert "chromium" not in " ".join(r["cpu_by_program_s"]).lower()
+    # No browser among the processes the load test started (the machine may run others' browsers).
+    assert r["own_programs"] and "chromium" not in " ".join(r["own_programs"]).lower(), r["own_programs"]
     assert run.returncode == 0, run.stdout[-2000:]
 
 

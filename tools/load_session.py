@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import os
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tools.procstats import cpu_by_program
+from tools.procstats import cpu_by_program, programs_of_tree
 from tools.page_js import ARM_JS, MARK_OLD_JS, STATE_JS, UPDATE_JS, update_arg
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO
 
@@ -66,6 +67,7 @@ class Stats:
         self.actions = 0
         self.load_started = self.load_ended = 0.0
         self.cpu_programs: dict[str, float] = {}
+        self.own_programs: list[str] = []      # programs this load test started (its process tree)
         self.cookies: dict[int, set[str]] = {}    # --cookie: the values each session was given
         self.runs_by_view: dict[str, int] = {}    # protocol client: finished script runs per view
 
@@ -334,6 +336,7 @@ async def run_clocked(args, stats: Stats, start) -> None:
                                   timeout=args.duration + 300)
     stats.load_ended = time.monotonic()
     stats.cpu_programs = cpu_by_program()     # before the browsers close and vanish
+    stats.own_programs = programs_of_tree(os.getpid())
     for i, res in enumerate(done):
         if isinstance(res, BaseException):
             stats.timeouts.append(f"session {i} crashed: {type(res).__name__}: {str(res)[:200]}")

@@ -169,6 +169,7 @@ def drive(server: Server | ExternalServer, sampler: RssSampler, out: dict, args,
     out["cpu_by_program_s"] = dict(sorted(
         ((k, round(v - programs0.get(k, 0.0), 1)) for k, v in stats.cpu_programs.items()
          if v - programs0.get(k, 0.0) >= 1.0), key=lambda kv: -kv[1]))
+    out["own_programs"] = stats.own_programs
     out["server_alive"] = server.alive()
     # How much of the 2 cores the server itself used (the rest: browsers, other processes).
     out["server_cpu_s"] = round(cpu_seconds(pid) - cpu0, 1) if server.proc else None

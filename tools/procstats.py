@@ -56,6 +56,19 @@ def cpu_by_program() -> dict[str, float]:
     return out
 
 
+def programs_of_tree(pid: int) -> list[str]:
+    """Program names (/proc/<pid>/comm) of the live descendants of ``pid``: what a run started
+    itself, unlike :func:`cpu_by_program`, which sees every process on the machine."""
+    names = set()
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/comm") as fh:
+                names.add(fh.read().strip())
+        except OSError:
+            continue
+    return sorted(names)
+
+
 def descendants(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
