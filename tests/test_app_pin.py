@@ -84,6 +84,25 @@ def test_a_click_on_a_units_row_names_that_unit():
     assert unit_in({"x": "L0 h[5]", "y": "0.3"}) == "L0 h[5]"
 
 
+def test_a_selected_table_row_or_clicked_point_pins_its_unit():
+    """The callbacks themselves (Streamlit's bare mode: its session state and link outside a run)."""
+    import streamlit as st
+
+    from app_pages.ui.pin import URL_KEY, pin_point, pin_row
+    try:
+        st.session_state["t_rows"] = {"selection": {"rows": [1], "columns": []}}
+        pin_row("t_rows", ["L0 h[1]", "L1 c[7]"])
+        assert st.query_params.get(URL_KEY) == "L1 c[7]"
+        pin_point({"x": "3:a", "y": "step 3"})                  # not a unit's row: nothing changes
+        assert st.query_params.get(URL_KEY) == "L1 c[7]"
+        pin_point({"x": "3:a", "y": "L0 h[12]"})
+        assert st.query_params.get(URL_KEY) == "L0 h[12]"
+    finally:
+        st.session_state.pop("t_rows", None)
+        st.session_state.pop("pinned_unit", None)
+        st.query_params.pop(URL_KEY, None)
+
+
 def test_unit_charts_send_clicks_and_others_do_not(app):
     at = open_view(app, text="the time machine by h g wells")
     assert _head(at, "hs_heatmap")["clicks"] is True and _head(at, "hs_layers")["clicks"] is True
