@@ -144,3 +144,14 @@ def test_compare_draws_the_pinned_unit_where_it_exists(app, ckpt_dir):
     import numpy as np
     assert np.allclose(fig["data"][0]["y"], tr["layer1.c"][:, 3].numpy(), atol=1e-5)
     assert any("timemachine-gru has 1 layer" in i.value for i in at.info)
+
+
+def test_the_verdict_table_names_units_by_their_one_name():
+    import pandas as pd
+
+    from app_pages.ui.scorecard import verdict_rows
+    df = pd.DataFrame({"layer": [1, 0], "state": ["c", "h"], "unit": [30, 7], "verdict": ["causal", "chance"],
+                       "effect": [0.5, 0.1], "kind": ["auc", "auc"], "stat": [0.9, 0.5],
+                       "random_init_p95": [0.6, 0.6], "p_value": [1e-9, 0.5], "delta_loss": [0.1, None],
+                       "delta_loss_elsewhere": [0.01, None], "random_delta_z": [3.0, None]})
+    assert list(verdict_rows(df)["unit"]) == ["L1 c[30]", "L0 h[7]"]         # as Hidden states and the URL

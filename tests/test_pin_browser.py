@@ -29,8 +29,19 @@ ROW_AT = """([key, label]) => {
 }"""
 
 
+#: Bring chart ``key`` into the window (a chart out of sight waits to be drawn): true once it is drawn.
+_SHOWN = """key => {
+  const box = [...document.querySelectorAll('[data-rnnviz-pending], .js-plotly-plot')].find(e => {
+    const meta = e.dataset.rnnvizPending ? JSON.parse(e.dataset.rnnvizPending) : (e.layout || {}).meta;
+    return meta && meta.chart === key;
+  });
+  if (box) box.scrollIntoView({block: 'center'});
+  return !!(""" + _CHART + """)(key);
+}"""
+
+
 def _drawn(page, key: str):
-    page.wait_for_function(f"() => !!({_CHART})({key!r})", timeout=TIMEOUT)
+    page.wait_for_function(_SHOWN, arg=key, timeout=TIMEOUT, polling=250)
     page.wait_for_function(SETTLED_JS, timeout=TIMEOUT)
     return page.evaluate(f"() => {{ const g = ({_CHART})({key!r}); "
                          "return {y: g.data[0].y, ticks: g.layout.yaxis.ticktext || []}; }")

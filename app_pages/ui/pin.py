@@ -102,9 +102,10 @@ def pin_row(key: str, names: list[str]) -> None:
         pin_point({"y": names[rows[0]]})
 
 
-def unit_table(rows: list[dict], key: str, column: str = "unit") -> None:
-    """A table with one unit per row (its name in ``column``): clicking a row pins that unit."""
-    names = [str(r[column]) for r in rows]
+def unit_table(rows, key: str, column: str = "unit") -> None:
+    """A table (a list of dicts or a DataFrame) with one unit per row, its name in ``column``:
+    clicking a row pins that unit."""
+    names = [str(n) for n in rows[column]] if hasattr(rows, "columns") else [str(r[column]) for r in rows]
     st.dataframe(rows, hide_index=True, width="stretch", key=key, on_select=lambda: pin_row(key, names),
                  selection_mode="single-row")
 
