@@ -5,6 +5,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from app_pages.ui import presenter
 from app_pages.ui.params import VIEWS
 from app_pages.ui.settings import SettingsError, settings
 from app_pages.ui.sidebar import sidebar
@@ -31,7 +32,9 @@ PAGES = [st.Page(v.page, title=v.title, default=True) if v.default else
          st.Page(v.page, title=v.title, url_path=v.url_path) for v in VIEWS]
 
 page = st.navigation(PAGES)
+presenter.bar(page.url_path)   # first: going to a slide forgets the widgets of earlier views
 if page.url_path != "train":
     keep_training()      # the Train run belongs to the session: it goes on, its settings stay
 sidebar(page.url_path)
+presenter.panel(page.url_path)
 page.run()

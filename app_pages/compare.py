@@ -7,6 +7,7 @@ import streamlit as st
 
 from app_pages.ui.cache import cached_trace, get_model, get_ref, shipped_names
 from app_pages.ui.charts import controls, show_chart
+from app_pages.ui.compare_layers import layers_of_one_model
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
 from app_pages.ui.pin import pin_point, pinned_any
@@ -75,10 +76,21 @@ st.title("Compare checkpoints")
 with explanation("compare"):
     st.markdown("The same text through two or three models side by side: hidden states H_t, the "
                 "surprisal −log P(next char) of every character, and a summary. Typical question: how "
-                "do a plain RNN, a GRU and an LSTM trained on the same corpus read the same sentence?")
+                "do a plain RNN, a GRU and an LSTM trained on the same corpus read the same sentence? "
+                "Or the layers of one deep model side by side: how does depth change what a layer "
+                "holds and how its gradient decays?")
 
 uploads = st.session_state.get("upload_names", {})
 available = shipped_names() + list(uploads)
+MODES = {"models": "checkpoints", "layers": "layers of one model"}
+use("cmp.what")
+with controls("cmp-what"):
+    mode = st.radio("Compare", list(MODES), format_func=MODES.get, horizontal=True, key="c_what")
+sync("cmp.what")
+if mode == "layers":
+    if notices(ctx):
+        layers_of_one_model(ctx, uploads)
+    st.stop()
 
 # A checkpoint that disappeared (or an upload from another session) must not break the widget.
 use("cmp.models", available=available, default=C.default_selection(available, ctx.model_key))

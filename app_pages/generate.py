@@ -11,6 +11,7 @@ from app_pages.ui.charts import show_chart
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
 from app_pages.ui.text import DEFAULT_TEXT, md
+from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
 from app_pages.ui.settings import settings
@@ -34,6 +35,7 @@ def cached_generation(ref: ModelRef, prefix: str, n: int, temperature: float, to
 ctx = context()
 view_params("gen.")
 st.title("Generate")
+ctx = training_step(ctx, "gen")         # a checkpoint with a training timeline: the model at a step
 
 default_prefix = (ctx.text or DEFAULT_TEXT)[:60]
 use("gen.prefix", "gen.temp", "gen.len", "gen.topk", "gen.seed", prefix=default_prefix,
@@ -98,3 +100,4 @@ if probs:
     show_chart(generation_figure(result.generated, probs, result.sample_probs,
                                         font_size=ctx.font_size), ctx, key="gen_probs")
 st.caption(f"Seed {result.seed}: the same prefix, temperature, top-k and seed give the same text.")
+play_next("gen")

@@ -1,6 +1,6 @@
 """Gradients: how ∂L/∂H_t vanishes or explodes going back in time (d2l §9.7). Wiring only: numbers
 from rnnviz.gradients, figures from rnnviz.plots.gradients. Knobs live in the URL (``gr.*`` keys, the shared view
-convention: gr.len, gr.loss, gr.step, gr.scale, gr.act, gr.trunc, gr.clip, gr.clipv, gr.layer)."""
+convention: gr.len, gr.loss, gr.step, gr.scale, gr.act, gr.trunc, gr.clip, gr.clipv, gr.layer, gr.klayer)."""
 
 from __future__ import annotations
 
@@ -32,15 +32,16 @@ LOSS_LABELS = {"last": "cross-entropy at the last step", "step": "cross-entropy 
                "sum": "sum over all steps"}
 #: The URL keys of the knobs (declared in app_pages.ui.params).
 KNOBS = ("gr.len", "gr.loss", "gr.step", "gr.scale", "gr.act", "gr.trunc", "gr.clip", "gr.clipv",
-         "gr.layer")
+         "gr.layer", "gr.klayer")
 
 ctx = context()
 view_params("gr.")
 
 
-def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float) -> G.WhatIf:
+def _knobs(scale: float, act: str | None, trunc: int, clip: float, clipv: float,
+           where: int | None = None) -> G.WhatIf:
     return G.WhatIf(whh_scale=float(scale), activation=act, truncate=int(trunc) or None,
-                    clip_norm=float(clip) or None, clip_value=float(clipv) or None)
+                    clip_norm=float(clip) or None, clip_value=float(clipv) or None, layer=where)
 
 
 # The four computations, shared by every session (app_pages.ui.work.cached_heavy: keyed by the
@@ -91,22 +92,24 @@ def start(call, cached, *args) -> None:
 
 def knob_places(lecture: bool) -> dict:
     """Where each knob goes: three columns; in lecture mode the what-if knobs in one row and the
-    text, loss and layer in an expander below it, so the first chart is above the fold on a
+    text, loss and layers in an expander below it, so the first chart is above the fold on a
     1280 × 720 projector (#28: every knob stays, none is hidden)."""
     if not lecture:
         c1, c2, c3 = st.columns(3)
-        return {"len": c1, "loss": c1, "scale": c2, "act": c2, "trunc": c2, "clip": c3, "clipv": c3,
-                "layer": c3}
+        return {"len": c1, "loss": c1, "where": c2, "scale": c2, "act": c2, "trunc": c2, "clip": c3,
+                "clipv": c3, "layer": c3}
     row = st.columns(5)
     more = st.expander("Text, loss and layer").columns(3)
     return dict(zip(("scale", "act", "trunc", "clip", "clipv"), row)) | \
-        {"len": more[0], "loss": more[1], "layer": more[2]}
+        {"len": more[0], "loss": more[1], "where": more[2], "layer": more[2]}
 
 
 def depth_section(nc: G.NormCurve) -> None:
     """Multi-layer models: the layer × distance map of the same norms, and depth versus time."""
     flow = G.depth_flow_from_curve(nc)
     st.subheader("Depth and time: ‖∂L/∂H_t‖ of every layer")
+    if nc.whatif.describe():
+        st.caption("What-if (on a copy of the model): " + ", ".join(nc.whatif.describe()))
     show_chart(PG.depth_flow_figure(flow), ctx, key="g_depth", filename="rnnviz-gradient-depth")
     st.markdown("**Depth versus time.** " + G.depth_reading(flow))
 
@@ -141,13 +144,19 @@ if notices(ctx):
                 st.session_state["g_step"] = max(T - 2, 0)
             step = st.number_input("Step s (for the loss at step s)", 0, max(T - 2, 0), key="g_step",
                                    disabled=loss != "step")
+        with at["where"]:
+            where = st.selectbox("Knobs act on", ["all", *range(cfg.num_layers)], key="g_klayer",
+                                 format_func=lambda v: "every layer" if v == "all" else f"layer {v} only",
+                                 disabled=cfg.num_layers < 2,
+                                 help="The W_hh scale, the truncation and the clipping act on this layer "
+                                      "only, or on every layer; φ always on every layer.")
         with at["scale"]:
             scale = st.slider("Scale W_hh by", 0.05, 5.0, key="g_scale", step=0.05,
-                              help="Every hidden-to-hidden weight matrix (all gate blocks of a GRU/LSTM).")
+                              help="Hidden-to-hidden weights (all gate blocks of a GRU/LSTM).")
         with at["act"]:
             act = st.selectbox("Activation φ (vanilla RNN)", list(ACTIVATIONS), key="g_act",
                                disabled=not vanilla,
-                               help="Swap tanh/ReLU with the same weights." if vanilla else
+                               help="Swap tanh/ReLU with the same weights, in every layer." if vanilla else
                                "Gated cells keep their σ and tanh.")
         with at["trunc"]:
             trunc = st.number_input("Truncate BPTT to k steps (0 = off)", 0, MAX_LEN, key="g_trunc")
@@ -161,7 +170,8 @@ if notices(ctx):
             layer = st.selectbox("Layer (spectrum, Jacobian chain, map)", list(range(cfg.num_layers)),
                                  key="g_layer")
     sync(*KNOBS)
-    knobs = (float(scale), ACTIVATIONS[act] if vanilla else None, int(trunc), float(clip), float(clipv))
+    knobs = (float(scale), ACTIVATIONS[act] if vanilla else None, int(trunc), float(clip), float(clipv),
+             None if where == "all" else int(where))
     if len(text_all) > n_chars:
         st.caption(f"Analysing the first {T:,} of {len(text_all):,} characters.")
 

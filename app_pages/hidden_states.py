@@ -9,6 +9,7 @@ from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
 from app_pages.ui.pin import pin_button, pin_point, pinned
 from app_pages.ui.scorecard import checked_names
+from app_pages.ui.features import feature_over_text
 from app_pages.ui.settings import settings
 from app_pages.ui.text import notices
 from app_pages.ui.timeline import play_next, training_step
@@ -196,4 +197,6 @@ colored_text(
     marked=[t - lo for t in tr.unknown_positions if lo <= t < hi],
     caption=f"{unit_name(layer, sym_kind, unit)} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red); hover a character for its step and value"
             + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else ""), key="hs_text")
+if kind in ("h", "c"):
+    feature_over_text(ctx, layer, kind)                 # a shipped SAE's feature (rnnviz.units.sae)
 play_next("hs")

@@ -12,7 +12,8 @@ from app_pages.ui.charts import show_chart
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
 from app_pages.ui.train_input import TrainText, text_from_state, text_input
-from app_pages.ui.trained import RUN_KEY, leave_training, register_trained, session_id, training_pool
+from app_pages.ui.train_result import GOTO, finished, prefix, prefix_input, samples_panel
+from app_pages.ui.trained import KEPT, RUN_KEY, leave_training, session_id, training_pool
 from rnnviz import CELLS
 from rnnviz.plots import states as splots
 from rnnviz.plots import training as tplots
@@ -26,7 +27,6 @@ from rnnviz.training.run import DONE, PAUSED, QUEUED, RUNNING, Snapshot
 REFRESH_S = 1.0
 LR_CHOICES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 PROBE_UNITS = 48
-GOTO = "_train_goto"
 LAST_KEY = "train_last"
 
 
@@ -38,20 +38,21 @@ KNOBS = {"tr_cell": "lstm", "tr_hidden": 128, "tr_layers": 1, "tr_seed": 0, "tr_
 def knobs() -> None:
     """The model and optimisation knobs; defaults learn visibly within ~30 s on one core."""
     c1, c2, c3, c4 = st.columns(4)
-    c1.selectbox("Cell", CELLS, index=CELLS.index(KNOBS["tr_cell"]), key="tr_cell")
-    c2.select_slider("Hidden size", [16, 32, 64, 128, 256, 384, 512], value=KNOBS["tr_hidden"], key="tr_hidden")
-    c3.radio("Layers", [1, 2], horizontal=True, key="tr_layers")
-    c4.number_input("Seed", 0, 2**31 - 1, KNOBS["tr_seed"], key="tr_seed")
+    c1.selectbox("Cell", CELLS, index=CELLS.index(KNOBS["tr_cell"]), key="tr_cell", **KEPT)
+    c2.select_slider("Hidden size", [16, 32, 64, 128, 256, 384, 512], value=KNOBS["tr_hidden"],
+                     key="tr_hidden", **KEPT)
+    c3.radio("Layers", [1, 2], horizontal=True, key="tr_layers", **KEPT)
+    c4.number_input("Seed", 0, 2**31 - 1, KNOBS["tr_seed"], key="tr_seed", **KEPT)
     c1, c2, c3, c4 = st.columns(4)
-    c1.number_input("Sequence length T", 4, 256, KNOBS["tr_T"], key="tr_T")
-    c2.number_input("Batch size B", 1, 128, KNOBS["tr_B"], key="tr_B")
-    c3.select_slider("Learning rate (Adam)", LR_CHOICES, value=KNOBS["tr_lr"], key="tr_lr")
-    c4.number_input("Clip θ (0: off)", 0.0, 100.0, KNOBS["tr_clip"], step=0.5, key="tr_clip")
+    c1.number_input("Sequence length T", 4, 256, KNOBS["tr_T"], key="tr_T", **KEPT)
+    c2.number_input("Batch size B", 1, 128, KNOBS["tr_B"], key="tr_B", **KEPT)
+    c3.select_slider("Learning rate (Adam)", LR_CHOICES, value=KNOBS["tr_lr"], key="tr_lr", **KEPT)
+    c4.number_input("Clip θ (0: off)", 0.0, 100.0, KNOBS["tr_clip"], step=0.5, key="tr_clip", **KEPT)
     c1, c2 = st.columns([1, 3])
-    if c1.radio("Budget", ["steps", "seconds"], horizontal=True, key="tr_by") == "steps":
-        c2.number_input("Optimiser steps", 5, 20_000, KNOBS["tr_steps"], step=50, key="tr_steps")
+    if c1.radio("Budget", ["steps", "seconds"], horizontal=True, key="tr_by", **KEPT) == "steps":
+        c2.number_input("Optimiser steps", 5, 20_000, KNOBS["tr_steps"], step=50, key="tr_steps", **KEPT)
     else:
-        c2.number_input("Seconds of training", 5, 600, KNOBS["tr_secs"], step=5, key="tr_secs")
+        c2.number_input("Seconds of training", 5, 600, KNOBS["tr_secs"], step=5, key="tr_secs", **KEPT)
 
 
 def config_from_state(got: TrainText | None) -> TrainConfig:
@@ -77,7 +78,7 @@ def _train() -> None:
         check_text(got.text, got.preprocessing, training_pool().limits)
         cfg, note = training_pool().fit(got.text, config_from_state(got))   # memory, before anything
         st.session_state[RUN_KEY] = training_pool().submit(
-            session_id(), got.text, cfg, {"trained_in": "rnnviz Train view"})
+            session_id(), got.text, cfg, {"trained_in": "rnnviz Train view"}, prefix=prefix())
         if note:
             st.session_state["train_note"] = note
     except (ValueError, CorpusNotFound) as err:       # TrainRefused is a ValueError
@@ -97,11 +98,6 @@ def _continue() -> None:
     if rid is not None and not training_pool().resume(rid, session_id()):
         st.session_state["train_error"] = ("This run can no longer continue (the server let go of it "
                                            "while it was idle); press Train to start again.")
-
-
-def _open(key: str, page: str) -> None:
-    st.session_state["ckpt"] = key
-    st.session_state[GOTO] = page
 
 
 def buttons(got: TrainText | None, snap: Snapshot | None) -> None:
@@ -143,7 +139,7 @@ def status_line(snap: Snapshot) -> None:
 
 def curves(snap: Snapshot, clip: float) -> None:
     ctx = context()
-    ppl = st.toggle("Show perplexity instead of loss", key="tr_ppl")
+    ppl = st.toggle("Show perplexity instead of loss", key="tr_ppl", **KEPT)
     c1, c2 = st.columns(2)
     with c1:
         show_chart(tplots.loss_figure(snap.steps, snap.losses, snap.history, perplexity=ppl), ctx,
@@ -157,9 +153,7 @@ def curves(snap: Snapshot, clip: float) -> None:
                                    title=f"Top-layer H_t on a fixed probe text at step {snap.probe_step} "
                                          f"(first {len(units)} units)", font_size=ctx.font_size)
         show_chart(fig, ctx, "train-probe", text_independent=True)
-    st.markdown("**Samples from a fixed prefix** (temperature 0.6, same seed each time)")
-    # Whole samples, wrapped (#28: lines cut at 200 characters showed only the memorised opening).
-    st.code("\n".join(f"step {s:>6} │ {t!r}" for s, t in snap.samples[-8:]), language=None, wrap_lines=True)
+    samples_panel(snap)
 
 
 def current(run_id: int) -> Snapshot | None:
@@ -189,23 +183,6 @@ live_polling = st.fragment(run_every=REFRESH_S)(_live)
 live_static = st.fragment(_live)
 
 
-def finished(snap: Snapshot) -> None:
-    """Register the trained model in this session and offer it: download and open in a view."""
-    c = snap.config
-    label = f"{c['corpus']} {c['cell']} {c['layers']}×{c['hidden']} step {snap.step}"
-    key = register_trained(snap.checkpoint, label, snap.run_id)
-    st.success(f"The model (best validation loss so far) is now a checkpoint of this session: "
-               f"**{label}** in the sidebar's Checkpoint list, for every view.")
-    c1, c2, c3 = st.columns(3)
-    c1.download_button("Download .safetensors", snap.checkpoint, key="tr_download",
-                       file_name=f"rnnviz-trained-{key[7:15]}.safetensors",
-                       mime="application/octet-stream", use_container_width=True)
-    c2.button("Open in Hidden states", key="tr_open_hs", on_click=_open,
-              args=(key, "app_pages/hidden_states.py"), use_container_width=True)
-    c3.button("Open in Gradients", key="tr_open_grad", on_click=_open, args=(key, "app_pages/gradients.py"),
-              use_container_width=True)
-
-
 if goto := st.session_state.pop(GOTO, None):
     st.switch_page(goto)
 st.title("Train")
@@ -215,6 +192,7 @@ with explanation("train"):                      # lecture mode: the teacher says
                 "by autograd and stochastic gradient descent (Adam), truncated BPTT over T characters.")
 got = text_input(training_pool().limits)
 knobs()
+prefix_input()
 if got is not None and (fit_note := training_pool().fit_text(got.text, config_from_state(got))[1]):
     st.info(fit_note)          # said before the click: a short text trains with a smaller B and T
 rid = st.session_state.get(RUN_KEY)

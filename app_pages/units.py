@@ -10,11 +10,12 @@ import streamlit as st
 import torch
 
 from app_pages.ui.charts import controls, show_chart
-from app_pages.ui.scorecard import verdict_panel
+from app_pages.ui.features import features_or_units
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
 from app_pages.ui.pin import pin_point, pinned, pinned_panel, preselect, unit_table
 from app_pages.ui.text import MAX_URL_TEXT, notices
+from app_pages.ui.timeline import play_next, playing, training_step
 from app_pages.ui.unit_sample import SOURCES, sample_index
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, reduced, run_heavy
@@ -45,6 +46,7 @@ st.title("Units")
 with explanation("units"):
     st.caption("Find what single hidden units track, test a hypothesis on a span, edit the text and "
                "watch how long the network remembers, silence a unit, and see the state move in 2-D.")
+ctx = training_step(ctx, "units")       # a checkpoint with a training timeline: the model at a step
 if not notices(ctx):
     st.stop()
 
@@ -140,7 +142,7 @@ def unit_finder() -> None:
     except ERRORS as err:
         st.warning(str(err))
         return
-    verdict_panel(ctx, name)
+    features_or_units(ctx, name, playing("units"))
     st.subheader("Unit finder: ranked by correlation")
     st.caption(f"Ranked all {index.num_units:,} units in {res.seconds * 1000:.0f} ms. AUC: how well "
                f"“activation ≥ θ” separates {res.label_rule} from the rest, over every θ (0.5 = "
@@ -381,3 +383,4 @@ for k, render in enumerate((unit_finder, hypothesis, counterfactual_tab, ablatio
     if is_open(k):
         with tabs[k]:
             render()
+play_next("units")

@@ -57,6 +57,18 @@ def colored_texts(at) -> list[dict]:
             if el.type == "bidi_component" and el.proto.component_name == "rnnviz_colored_text"]
 
 
+#: Seconds one AppTest script run may take: generous, so a busy machine makes a test slower, not red.
+APP_S = 300
+
+
+def app_on(ckpt_dir, monkeypatch, script: Path = REPO / "app.py"):
+    """An AppTest of ``script`` whose checkpoint folder (RNNVIZ_CHECKPOINT_DIR) is ``ckpt_dir``."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
+    return AppTest.from_file(str(script), default_timeout=APP_S)
+
+
 def open_view(at, page: str, text: str | None = None, **query):
     """Open ``page`` on an AppTest app with URL parameters (``text``: the sidebar text), run it and
     assert no exception: how a user lands on a view from a link."""
@@ -93,7 +105,7 @@ class StreamlitServer(AppServer):
     """The app on 127.0.0.1 at a free port, one torch thread (see tools.serve.AppServer)."""
 
     def __init__(self, env: dict | None = None):
-        super().__init__(REPO / "app.py", {"OMP_NUM_THREADS": "1", **(env or {})}, timeout=60,
+        super().__init__(REPO / "app.py", {"OMP_NUM_THREADS": "1", **(env or {})}, timeout=180,
                          args=NO_WARMUP)
 
 
@@ -114,15 +126,41 @@ def streamlit_server():
     server.stop()
 
 
+#: How long a browser test waits for what the user should see (ms): generous, so a busy machine
+#: makes a test slower, never red; a page that never shows it still fails.
+SLOW_MS = 180_000
+
+
+class _Browser:
+    """Playwright's Browser whose new contexts wait SLOW_MS by default (Playwright's own: 30 s)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        context.set_default_timeout(SLOW_MS)
+        return context
+
+    def new_page(self, **kwargs):
+        page = self._browser.new_page(**kwargs)
+        page.set_default_timeout(SLOW_MS)
+        return page
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="session")
 def browser():
-    """Debian's Chromium driven by Playwright (no Playwright browser download needed)."""
+    """Debian's Chromium driven by Playwright (no Playwright browser download needed); its
+    contexts' actions and waits time out after SLOW_MS."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is not installed: apt-get install -y chromium (see .ci/run)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
+        yield _Browser(b)
         b.close()
 
 
@@ -134,7 +172,7 @@ def page(browser):
     context.close()
 
 
-def wait_for_app(page, timeout: float = 60_000):
+def wait_for_app(page, timeout: float = SLOW_MS):
     """Wait until Streamlit finished running the script on ``page``.
 
     While a script runs, Streamlit 1.67's status widget shows "Running…" and a "Stop" button; the

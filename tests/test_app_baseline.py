@@ -11,7 +11,7 @@ from tests.test_app_units import app_env  # noqa: F401 (the fixture: tiny checkp
 
 
 def run_predictions(ckpt: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.switch_page("app_pages/predictions.py")
     at.query_params["ckpt"] = ckpt
     at.run()

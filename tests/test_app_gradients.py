@@ -8,9 +8,9 @@ from streamlit.testing.v1 import AppTest
 
 import rnnviz
 
-from .conftest import REPO, SMALL_TEXT, chart_specs, tiny_model
+from .conftest import app_on, REPO, SMALL_TEXT, chart_specs, tiny_model
 
-TIMEOUT = 90
+TIMEOUT = 300      # s per AppTest run: a busy machine makes a test slower, never red
 PAGE = "app_pages/gradients.py"
 
 
@@ -25,8 +25,7 @@ def ckpt_dir(tmp_path_factory):
 
 @pytest.fixture
 def app(ckpt_dir, monkeypatch):
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
-    return AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    return app_on(ckpt_dir, monkeypatch)
 
 
 def _open(at: AppTest, **query) -> AppTest:

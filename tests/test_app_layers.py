@@ -8,9 +8,9 @@ from streamlit.testing.v1 import AppTest
 
 import rnnviz
 
-from .conftest import REPO, SMALL_TEXT, chart_specs, open_view, tiny_model
+from .conftest import app_on, REPO, SMALL_TEXT, chart_specs, open_view, tiny_model
 
-TIMEOUT = 90
+TIMEOUT = 300      # s per AppTest run: a busy machine makes a test slower, never red
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,7 @@ def ckpt_dir(tmp_path_factory):
 
 @pytest.fixture
 def app(ckpt_dir, monkeypatch):
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
-    return AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    return app_on(ckpt_dir, monkeypatch)
 
 
 def _open(at: AppTest, page: str, **query) -> AppTest:

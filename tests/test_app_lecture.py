@@ -66,7 +66,7 @@ def test_hidden_kinds_are_the_css():
 
 @pytest.mark.parametrize("view", list(KNOBS))
 def test_lecture_mode_keeps_every_knob(app_env, view):
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     params = {"lecture": "1", "text": "the time machine by h. g. wells"}
     at.query_params.update(params)
     at.run()                                 # st.navigation registers the pages on a run

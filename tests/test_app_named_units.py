@@ -28,7 +28,7 @@ def test_named_units_filtered_by_verdict(monkeypatch):
 
 
 def test_hidden_states_renders(app_env):  # noqa: F811
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.switch_page("app_pages/hidden_states.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]

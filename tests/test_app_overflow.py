@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import rnnviz
 from rnnviz.overflow import first_overflow
 
-from .conftest import REPO, tiny_model
+from .conftest import app_on, tiny_model
 
 TEXT = "the time machine by h. g. wells " * 3
 PAGES = ["app_pages/hidden_states.py", "app_pages/predictions.py", "app_pages/gradients.py",
@@ -61,8 +61,7 @@ def ckpt_dir(tmp_path_factory):
 
 def _visit(page: str, params: dict, ckpt_dir, monkeypatch) -> AppTest:
     """Open the app on ``params`` (a link), then switch to ``page`` with the same link; no exception."""
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = app_on(ckpt_dir, monkeypatch)
     at.query_params.update(params)
     at.run()
     at.switch_page(page)

@@ -30,7 +30,7 @@ def app_env(tmp_path, monkeypatch):
 
 
 def run_tab(tab: str, params: dict | None = None, ckpt: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.switch_page("app_pages/units.py")
     at.query_params["units.tab"] = tab
     if ckpt:

@@ -18,7 +18,7 @@ def app(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(tmp_path))
 
     def start(**params) -> AppTest:
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
         for k, v in params.items():
             at.query_params[k] = v
         at.run()

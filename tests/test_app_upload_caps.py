@@ -26,7 +26,7 @@ def app(tmp_path, monkeypatch):
     st.cache_resource.clear()
 
     def start() -> AppTest:
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
         at.run()
         assert not at.exception
         return at

@@ -14,7 +14,7 @@ from rnnviz import ModelConfig, Vocab, build_model, views
 from .conftest import REPO, chart_specs, colored_texts, tiny_model
 from .test_plots_states import decode
 
-TIMEOUT = 120
+TIMEOUT = 300      # s per AppTest run: a busy machine makes a test slower, never red
 VOCAB_TEXT = "the time machine by h. g. wells\nabcdefghijklmnopqrstuvwxyz,;:'!?-"
 HOSTILE = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 

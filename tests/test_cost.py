@@ -143,7 +143,7 @@ def test_prefetch_overlaps_and_computes_once(tmp_path, fail):
     from streamlit.testing.v1 import AppTest
 
     log = tmp_path / "calls.log"
-    at = AppTest.from_function(_prefetch_script, args=(str(log), fail), default_timeout=30).run()
+    at = AppTest.from_function(_prefetch_script, args=(str(log), fail), default_timeout=300).run()
     assert not at.exception
     shown = at.markdown[0].value
     calls = log.read_text().count("computed")

@@ -26,11 +26,25 @@ def test_waiting_for_a_core_does_not_use_the_budget():
 
 
 def test_its_own_cpu_time_is_what_stops_it():
-    with pytest.raises(Overtime) as info, deadline(0.1):
+    # A wall cap far away: on a machine busy enough that 0.1 s of this thread's CPU takes over
+    # 3 × 0.1 s of wall clock, the default cap would stop it first (a different, tested rule).
+    with pytest.raises(Overtime) as info, deadline(0.1, wall_factor=1e4):
         for _ in range(1000):
             _spin_cpu(0.01)
             check()
     assert not info.value.wall and info.value.seconds == 0.1
+
+
+def test_a_wall_factor_below_one_is_refused():
+    with pytest.raises(ValueError, match="wall_factor"), deadline(1.0, wall_factor=0.5):
+        pass
+
+
+def test_the_wall_clock_cap_names_its_factor():
+    with pytest.raises(Overtime) as info, deadline(0.01, wall_factor=2):
+        time.sleep(0.05)
+        check()
+    assert info.value.wall and "2 × its" in str(info.value)
 
 
 def test_the_wall_clock_cap_still_stops_it():

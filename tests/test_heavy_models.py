@@ -60,7 +60,7 @@ def test_largest_accepted_model_on_every_view(heavy_dir, cell, layers):
     save_f16(model, path)
     del model
     assert rnnviz.load_model(path).config.hidden_size == h       # the parser accepts it
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.query_params["ckpt"] = "big"
     at.run()
     # the slowest view: the unit index, once, stopped at the latest by its wall-clock cap
@@ -86,7 +86,7 @@ def test_a_request_the_estimate_gets_wrong_is_stopped_and_the_page_says_so(heavy
     monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", "0.1")         # deadline: 1 s per request
     rnnviz.save_checkpoint(build_model(ModelConfig("rnn_tanh", 1024, 1, TOKENS), seed=0),
                            heavy_dir / "big.safetensors")
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.query_params.update({"ckpt": "big", "text": "the time machine by h. g. wells " * 20})
     at.run()
     at.switch_page("app_pages/gradients.py")

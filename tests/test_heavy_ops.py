@@ -68,7 +68,7 @@ def test_hidden_states_falls_back_to_trained_order_with_a_note(tmp_path, monkeyp
     monkeypatch.setenv("RNNVIZ_REQUEST_SECONDS", "1")        # 1024³ eigh ≈ 3 s: over budget
     st.cache_data.clear()
     st.cache_resource.clear()
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.query_params.update({"ckpt": "wide-lstm", "text": "the time machine", "hs.order": "pattern"})
     at.run()
     assert not at.exception, [e.value for e in at.exception]

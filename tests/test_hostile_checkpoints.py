@@ -22,7 +22,7 @@ from rnnviz import CheckpointError, load_model, load_model_bytes
 from rnnviz.checkpoint import MAX_CHECKPOINT_BYTES, list_checkpoints
 
 from . import hostile
-from .conftest import REPO, StreamlitServer, tiny_model, wait_for_app
+from .conftest import app_on, SLOW_MS, REPO, StreamlitServer, tiny_model, wait_for_app
 
 #: Bound on peak RSS growth while loading the files that declare gigabytes (documented in
 #: docs/RELIABILITY.md). Before the fix in checkpoint.py the 8x4096-LSTM config cost ~4 GB.
@@ -215,10 +215,7 @@ def ckpt_dir(tmp_path_factory) -> Path:
 
 
 def _app(monkeypatch, ckpt_dir):
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at = app_on(ckpt_dir, monkeypatch)
     return at.run()
 
 
@@ -265,7 +262,7 @@ def test_browser_upload_refused_while_another_session_keeps_working(cases, marke
         for i, path in enumerate(files):
             a.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(path))
             alert = a.locator("[data-testid='stAlertContentError']").filter(has_text="Upload refused")
-            alert.wait_for(timeout=30_000)
+            alert.wait_for(timeout=SLOW_MS)
             wait_for_app(a)
             assert not a.locator("[data-testid='stException']").all_inner_texts()
             body = a.locator("[data-testid='stApp']").inner_text()
@@ -275,7 +272,7 @@ def test_browser_upload_refused_while_another_session_keeps_working(cases, marke
             area.fill(token)
             area.press("Control+Enter")
             b.wait_for_function(f"() => decodeURIComponent(location.search.replace(/\\+/g, ' ')).includes({json.dumps(token)})",
-                                timeout=30_000)
+                                timeout=SLOW_MS)
             wait_for_app(b)
             assert not b.locator("[data-testid='stException']").all_inner_texts()
             assert not b.locator("[data-testid='stAlertContentError']").all_inner_texts()

@@ -99,7 +99,7 @@ def app(monkeypatch, ckpt_dir):
     monkeypatch.setenv("RNNVIZ_CHECKPOINT_DIR", str(ckpt_dir))
     st.cache_data.clear()
     st.cache_resource.clear()
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

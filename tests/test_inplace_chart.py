@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import REPO, AppServer, chart_specs, read_payload
+from .conftest import SLOW_MS, REPO, AppServer, chart_specs, read_payload
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -31,7 +31,7 @@ def test_figure_travels_as_bytes_and_reads_back():
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(REPO / "tests" / "inplace_app.py"), default_timeout=60)
+    at = AppTest.from_file(str(REPO / "tests" / "inplace_app.py"), default_timeout=300)
     at.run()
     assert not at.exception
     protos = [el.proto for el in at.main if el.type == "bidi_component"]
@@ -52,7 +52,7 @@ def test_figure_travels_as_bytes_and_reads_back():
 
 @pytest.fixture(scope="module")
 def server():
-    srv = AppServer(REPO / "tests" / "inplace_app.py", timeout=60)
+    srv = AppServer(REPO / "tests" / "inplace_app.py", timeout=180)
     yield srv
     srv.stop()
 
@@ -76,7 +76,7 @@ def test_update_in_place_keeps_node_and_zoom(server, tmp_path, browser):
         scripts: list[str] = []
         page.on("request", lambda r: scripts.append(r.url) if "plotly" in r.url else None)
         page.goto(server.url + "/?ref=1")
-        page.wait_for_function(READY, arg=0, timeout=60_000)
+        page.wait_for_function(READY, arg=0, timeout=SLOW_MS)
         before = page.evaluate(CHARTS)
         assert [c["inplace"] for c in before] == [True, True, False, False]
         # Same look as st.plotly_chart(theme=None): colours, fonts, backgrounds, colorscales.
@@ -91,7 +91,7 @@ def test_update_in_place_keeps_node_and_zoom(server, tmp_path, browser):
         page.evaluate("() => document.querySelectorAll('.js-plotly-plot').forEach((e, i) => { e.__mark = 'node' + i; })")
         page.screenshot(path=str(tmp_path / "before.png"), full_page=True)
         page.get_by_role("button", name="next").click()
-        page.wait_for_function(READY, arg=1, timeout=60_000)
+        page.wait_for_function(READY, arg=1, timeout=SLOW_MS)
         after = page.evaluate(CHARTS)
         page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
     finally:
@@ -118,7 +118,7 @@ def wait_height(page, height: float) -> dict:
     (Plotly.Plots.resize follows the element's width after a 100 ms debounce)."""
     page.wait_for_function(f"""() => {{ const gd = document.querySelector('.rnnviz-inplace');
         return gd._fullLayout.height === {height} && gd._fullLayout.width === gd.clientWidth; }}""",
-                           timeout=30_000)
+                           timeout=SLOW_MS)
     return page.evaluate(FULL)
 
 
@@ -129,7 +129,7 @@ def test_fullscreen_button_lays_the_chart_over_the_window(server, browser):
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url + "/?ref=1")
-        page.wait_for_function(READY, arg=0, timeout=60_000)
+        page.wait_for_function(READY, arg=0, timeout=SLOW_MS)
         before = page.evaluate(FULL)
         button = page.locator(".rnnviz-inplace").first.locator(FULLSCREEN_BUTTON)
         # st.plotly_chart's charts have no such button (their fullscreen is Streamlit's toolbar).
@@ -139,7 +139,7 @@ def test_fullscreen_button_lays_the_chart_over_the_window(server, browser):
         full = wait_height(page, 760 - 2 * pad)
         # A figure update while in fullscreen (the page's button is under the chart: click it from JS).
         page.evaluate("() => [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'next').click()")
-        page.wait_for_function(READY, arg=1, timeout=60_000)
+        page.wait_for_function(READY, arg=1, timeout=SLOW_MS)
         updated = page.evaluate(FULL)
         page.keyboard.press("Escape")
         back = wait_height(page, 340)
@@ -182,18 +182,18 @@ def test_charts_out_of_sight_wait_until_scrolled_to(server, browser):
         page.goto(server.url)
         page.wait_for_function("() => { const e = document.querySelector('.js-plotly-plot');"
                                " return e && e.layout.meta.n === 0 && !!e.querySelector('.main-svg'); }",
-                               timeout=60_000)
+                               timeout=SLOW_MS)
         line, heat = page.evaluate(SIGHT)
         assert line["drawn"] == {"n": 0, "chart": "line"} and line["pending"] is None
         assert heat["top"] > 420 and heat["drawn"] is None and heat["pending"] == {"n": 0, "chart": "heat"}
         assert heat["height"] == pytest.approx(260, abs=2)          # the chart's height, kept for it
         page.get_by_role("button", name="next").click()
         both_sent = "n => {{ const [line, heat] = ({})(); return (line.drawn || {{}}).n === n && (heat.pending || {{}}).n === n; }}"
-        page.wait_for_function(both_sent.format(SIGHT), arg=1, timeout=30_000)
+        page.wait_for_function(both_sent.format(SIGHT), arg=1, timeout=SLOW_MS)
         line, heat = page.evaluate(SIGHT)
         assert heat["drawn"] is None and heat["pending"] == {"n": 1, "chart": "heat"}
         page.locator("[data-rnnviz-pending]").scroll_into_view_if_needed()
-        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 2", timeout=30_000)
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 2", timeout=SLOW_MS)
         heat = page.evaluate(SIGHT)[1]
         assert heat["pending"] is None and heat["drawn"] == {"n": 1, "chart": "heat"}
         assert heat["z0"] == [1] * 6                               # row 0 of update 1's z
@@ -202,12 +202,12 @@ def test_charts_out_of_sight_wait_until_scrolled_to(server, browser):
         page.evaluate("() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
         page.wait_for_function(f"() => ({SIGHT})()[1].top > 420")
         page.get_by_role("button", name="next").click()
-        page.wait_for_function(both_sent.format(SIGHT), arg=2, timeout=30_000)
+        page.wait_for_function(both_sent.format(SIGHT), arg=2, timeout=SLOW_MS)
         heat = page.evaluate(SIGHT)[1]
         assert heat["drawn"]["n"] == 1 and heat["pending"] == {"n": 2, "chart": "heat"}
         page.locator("[data-rnnviz-pending]").scroll_into_view_if_needed()
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot')[1].layout.meta.n === 2",
-                               timeout=30_000)
+                               timeout=SLOW_MS)
         heat = page.evaluate(SIGHT)[1]
         assert heat["mark"] == "heat" and heat["pending"] is None and heat["z0"] == [2] * 6
     finally:

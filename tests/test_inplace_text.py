@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import REPO, AppServer
+from .conftest import SLOW_MS, REPO, AppServer
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -34,7 +34,7 @@ def ready(n: int) -> str:
 
 @pytest.fixture(scope="module")
 def server():
-    srv = AppServer(REPO / "tests" / "inplace_text_app.py", timeout=60)
+    srv = AppServer(REPO / "tests" / "inplace_text_app.py", timeout=180)
     yield srv
     srv.stop()
 
@@ -49,7 +49,7 @@ def test_text_updates_in_place_and_matches_the_html(server, browser):
     try:
         page.goto(server.url + "/?ref=1")
         for n in range(3):
-            page.wait_for_function(ready(n), timeout=60_000)
+            page.wait_for_function(ready(n), timeout=SLOW_MS)
             seen.append(page.evaluate(BOXES))
             page.evaluate("""() => { const r = document.querySelector('[data-testid="stBidiComponentRegular"] .rnnviz-text');
                                      r.__mark = 'root'; r.querySelector('span').__mark = 'span0'; }""")

@@ -176,7 +176,7 @@ def test_shared_models_are_bit_identical_after_every_view_and_knob(monkeypatch, 
 
     log: list[str] = []
     for ckpt in names:
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
         at.query_params["ckpt"] = ckpt
         at.run()
         assert not at.exception, [e.value for e in at.exception]

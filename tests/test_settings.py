@@ -72,7 +72,7 @@ def test_the_library_and_the_app_read_no_other_switch():
 def test_a_bad_switch_stops_the_app_with_its_message(monkeypatch):
     from streamlit.testing.v1 import AppTest
     monkeypatch.setenv("RNNVIZ_TRAIN_WORKERS", "many")
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300).run()
     assert not at.exception
     [err] = at.error
     assert "misconfigured" in err.value and "RNNVIZ_TRAIN_WORKERS='many'" in err.value

@@ -25,7 +25,8 @@ from rnnviz import corpora
 from .reference import textbook_step
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
-FILES = sorted(CHECKPOINT_DIR.glob("*.safetensors"))
+#: The checkpoints (the sparse autoencoders shipped beside some, ``*.sae.safetensors``, are not models).
+FILES = sorted(p for p in CHECKPOINT_DIR.glob("*.safetensors") if not p.name.endswith(".sae.safetensors"))
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4, "gru_d2l": 3}
 STREAMS = 16
 #: Quality targets from issue 4 (val perplexity, or nats/char for shakespeare).

@@ -65,7 +65,7 @@ def _save(model, ckpts) -> None:
 
 
 def _open(page: str, params: dict) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     query = {"ckpt": "swap", "text": TEXT, **params}
     at.query_params.update(query)
     _run(at)                   # st.navigation registers the pages on a first run

@@ -16,7 +16,7 @@ from tools.page_js import PAINT_JS, SETTLED_JS
 from .conftest import StreamlitServer
 from .test_app_timeline import TEXT, train_with_timeline
 
-TIMEOUT = 90_000
+TIMEOUT = 180_000
 #: The data of the page's first Plotly chart (the heat map / the norm curve), as JSON.
 CHART_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
   return gd && gd.data ? JSON.stringify(gd.data.map(d => [d.y, d.z])) : null; }"""

@@ -62,7 +62,8 @@ def test_identical_runs_are_computed_once(baseline):
     assert counter.n == 1 and snap.holders == 30 and snap.step == 6
     assert len(snap.losses) == len(snap.grad_before) == len(snap.grad_after) == 6
     assert all(a <= b + 1e-6 for a, b in zip(snap.grad_after, snap.grad_before))
-    assert [s for s, _ in snap.samples] == [0, 3, 6, 6]
+    assert [(s.step, s.weights) for s in snap.samples] == [(0, "latest"), (3, "latest"), (6, "latest"),
+                                                          (snap.best_step, "best validation")]
     assert snap.probe_h.shape == (len(snap.probe_chars), 8)
     model = rnnviz.load_model_bytes(snap.checkpoint, name="trained")
     assert model.provenance["train_config"]["seed"] == 0 and model.provenance["corpus_sha256"]

@@ -146,7 +146,7 @@ def test_registry_pins_the_shipped_checkpoints_corpora():
 
 # ---------------------------------------------------------------- the view, with no corpus
 def _units(tab: str = "Unit finder", **params) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.switch_page("app_pages/units.py")
     at.query_params["units.tab"] = tab
     for k, v in params.items():

@@ -174,7 +174,7 @@ def test_prebuilt_indexes_are_the_ones_the_units_view_uses(tmp_path, monkeypatch
                               corpora_dir=tmp_path) == ["timemachine-lstm"]
     assert len(U.INDEXES) == 1
     misses = U.INDEXES.misses
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
     at.query_params["ckpt"] = "timemachine-lstm"
     at.switch_page("app_pages/units.py").run()
     assert not at.exception, [e.value[:300] for e in at.exception]

@@ -39,7 +39,7 @@ BAD = {"word": "abc", "empty": "", "negative": "-1", "zero": "0", "huge": "1" * 
 NEVER_A_NUMBER = ("huge", "big", "denormal", "nan", "inf", "long", "repeated", "unicode")
 #: Keys that decide what the page shows; set to a valid value so the other keys are reached.
 STRUCTURE = {"units.tab": ("Unit finder", "Hypothesis", "Counterfactual", "Ablation", "Projection"),
-             "units.src": ("typed",)}
+             "units.src": ("typed",), "cmp.what": ("models", "layers")}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def app(ckpt_dir, tmp_path, monkeypatch):
     st.cache_resource.clear()
 
     def new(page: str, params: dict) -> tuple[AppTest, float]:
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
         if page.endswith("step_through.py"):   # its url_path ("step") is not its file name: AppTest
             at.run()                            # finds it only once st.navigation has run
         at.switch_page(page)

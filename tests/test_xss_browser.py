@@ -16,7 +16,7 @@ import pytest
 from app_pages.ui.params import VIEWS
 
 from . import hostile
-from .conftest import REPO, StreamlitServer, wait_for_app
+from .conftest import SLOW_MS, REPO, StreamlitServer, wait_for_app
 
 PAGES = [v.page for v in VIEWS]   # every view (app_pages/ui/params.py)
 #: Every payload also tries alert(), so a dialog would reveal it even if __xss were cleared.
@@ -93,7 +93,7 @@ def test_typed_payload_runs_nothing_on_any_view(server, page):
     area.fill(PAYLOAD)
     area.press("Control+Enter")
     page.wait_for_function("() => new URLSearchParams(location.search).get('text')?.includes('onerror')",
-                           timeout=60_000)
+                           timeout=SLOW_MS)
     links = page.locator("[data-testid='stSidebarNav'] a")
     n = links.count()
     assert n == len(PAGES), (n, PAGES)
@@ -111,7 +111,7 @@ def test_typed_payload_runs_nothing_on_any_view(server, page):
     # Control: the same payload inserted as raw HTML does run in this browser, so the checks above
     # would have caught it.
     page.evaluate("html => document.body.insertAdjacentHTML('beforeend', html)", PAYLOAD)
-    page.wait_for_function("() => window.__xss === 1", timeout=10_000)
+    page.wait_for_function("() => window.__xss === 1", timeout=SLOW_MS)
     page.wait_for_timeout(200)
     assert dialogs
 

@@ -206,7 +206,10 @@ def _trust(infos, write: bool, corpora_dir: Path | None, checkpoint_dir: Path | 
         lines, summaries[info.name] = SR.section(info.name, write=write, corpora_dir=corpora_dir,
                                                  checkpoint_dir=checkpoint_dir)
         body += lines
-    return SR.header() + SR.summary_table(summaries) + body
+    from tools import sae_report as SAER
+
+    sae = SAER.markdown([i.name for i in infos], write, corpora_dir, checkpoint_dir).splitlines()
+    return SR.header() + SR.summary_table(summaries) + body + [SAER.BEGIN, *sae, SAER.END, ""]
 
 
 def report(names: list[str] | None = None, max_chars: int = SAMPLE_CHARS, top: int = 3,

@@ -26,6 +26,7 @@ class Context:
     reduced: str | None = None      #: the cost model's "Reduced because …" note for the trace
     digest: str = ""                #: short hash of model_key + text (figure meta)
     model_note: str = ""            #: why the view opened on this model (a view default), or ""
+    train_step: int | None = None   #: a training timeline's step shown instead of the checkpoint, or None
 
 
 def context() -> Context:

@@ -98,6 +98,7 @@ _DECLARED: tuple[Param, ...] = (
     Int("gen.len", "gen_len", 200, lo=1, hi=2_000),
     Int("gen.topk", "gen_topk", 0, lo=0, hi=lim("V")),
     Int("gen.seed", "gen_seed", 0, lo=0, hi=2**31 - 1),
+    Choice("gen.tstep", "gen_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),  # training step
     # Gradients
     Int("gr.len", "g_len", 200, lo=2, hi=MAX_PAGE_CHARS),
     Choice("gr.loss", "g_loss", "last", choices=lim("losses")),
@@ -108,12 +109,17 @@ _DECLARED: tuple[Param, ...] = (
     Float("gr.clip", "g_clip", 0.0, lo=0.0, hi=1e6),
     Float("gr.clipv", "g_clipv", 0.0, lo=0.0, hi=1e6),
     Choice("gr.layer", "g_layer", lim("L", 1), choices=_range("L")),
+    # the layer the W_hh scale, truncation and clipping act on, or "all"
+    Choice("gr.klayer", "g_klayer", "all", choices=lambda m: ["all", *range(m["L"])]),
     Choice("gr.tstep", "gr_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),
     # Compare
     Multi("cmp.models", "c_models", lim("default"), choices=lim("available"), max_items=3),
     Choice("cmp.state", "c_state", "top", choices=lim("layers")),
     Int("cmp.start", "c_start", 0, lo=0, hi=lim("last_start")),
     Int("cmp.units", "c_units", 64, lo=8, hi=128, multiple=8),
+    Choice("cmp.what", "c_what", "models", choices=("models", "layers")),   # checkpoints, or one model's layers
+    Choice("cmp.deep", "c_deep", lim("default"), choices=lim("deep")),
+    Choice("cmp.kind", "c_kind", "h", choices=lim("kinds")),
     # Units
     Choice("units.tab", "u_tab", lambda m: m["tabs"][0], choices=lim("tabs")),
     Choice("units.src", "u_src", "corpus", choices=("corpus", "typed", "own", "stdlib")),
@@ -138,6 +144,7 @@ _DECLARED: tuple[Param, ...] = (
     Choice("units.mode", "u_mode", "zero", choices=("zero", "clamp")),
     Float("units.val", "u_val", 1.0, lo=-100.0, hi=100.0),
     Multi("units.pca", "u_pca", lim("default"), choices=lim("states"), max_items=64),
+    Choice("units.tstep", "units_tstep", lambda m: m["tsteps"][-1], choices=lim("tsteps")),  # training step
     # Lesson §6.3
     Choice("lesson.tab", "l_tab", lambda m: m["tabs"][0], choices=lim("tabs")),
     Choice("lesson.act", "l_act", "relu", choices=lim("acts")),

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 #: Characters of the held-out slice a scorecard without cached controls runs on.
 COLD_CHARS = 1_000
+#: The scorecard at a training timeline's step (app_pages/ui/timeline.py): the statistic against
+#: two untrained controls, no ablations (a step's verdict must come in a few seconds; the shipped
+#: checkpoint, the last step, keeps its full scorecard).
+STEP_SCORECARD = {"controls": 2, "draws": 2, "max_causal": 0}
 ERRORS = (U.UnitsError, F.FeatureError, TextError)
 VERDICT_ORDER = {"causal": 0, "correlational": 1, "chance": 2}
 
@@ -51,9 +55,16 @@ def _controls(model_key: str) -> dict | None:
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def feature_scorecard(ref: ModelRef, model_key: str, feature: str, _model) -> tuple[pd.DataFrame, str]:
-    """(the scorecard of ``feature``, how it was computed) on the model's held-out slice."""
+def feature_scorecard(ref: ModelRef, model_key: str, feature: str, _model,
+                      step: int | None = None) -> tuple[pd.DataFrame, str]:
+    """(the scorecard of ``feature``, how it was computed) on the model's held-out slice; at a
+    training ``step`` (a timeline's snapshot) the quick one (STEP_SCORECARD: no ablations)."""
     sample, source = scorecard_sample(_model, corpora_dir=settings().corpora_dir)
+    if step is not None:
+        df = run_heavy("index", U.scorecard, _model, sample[:COLD_CHARS], [feature], **STEP_SCORECARD)
+        return df, (f"{source}; first {min(len(sample), COLD_CHARS):,} characters; at training step "
+                    f"{step:,}: {STEP_SCORECARD['controls']} untrained controls and no ablations, so "
+                    "'causal' is not judged here")
     cache = _controls(model_key)
     feats = (cache or {}).get("features") or {}
     warm = (cache is not None and feature in feats and cache.get("chars") == len(sample)
@@ -78,12 +89,16 @@ def verdict_rows(df: pd.DataFrame, top: int = 12) -> pd.DataFrame:
         "verdict": d.verdict})
 
 
-def verdict_panel(ctx: Context, feature: str) -> None:
-    """The verdict for ``feature`` on the model's held-out text: a one-line summary and the table."""
+def verdict_panel(ctx: Context, feature: str, playing: bool = False) -> None:
+    """The verdict for ``feature`` on the model's held-out text: a one-line summary and the table
+    (``playing``: a training timeline is playing; a step's verdict waits for the pause)."""
     st.subheader("Verdict: which units pass the controls")
+    if ctx.train_step is not None and playing:
+        st.info("The verdicts of a training step are computed when the timeline is paused.")
+        return
     try:
         with st.spinner("Scoring every unit against untrained models, shifted labels and ablations…"):
-            df, how = feature_scorecard(ctx.ref, ctx.model_key, feature, ctx.model)
+            df, how = feature_scorecard(ctx.ref, ctx.model_key, feature, ctx.model, ctx.train_step)
     except ERRORS as err:
         st.info(f"No scorecard: {err}")
         return
@@ -94,12 +109,13 @@ def verdict_panel(ctx: Context, feature: str) -> None:
     st.markdown(f"**{int(counts.get('causal', 0))} causal**, **{int(counts.get('correlational', 0))} "
                 f"correlational**, {int(counts.get('chance', 0))} at chance level for "
                 f"*{df.attrs['rules'][feature]}* ({how}).")
+    controls = STEP_SCORECARD["controls"] if ctx.train_step is not None else 5
     if not ctx.lecture:             # lecture mode: an explanation, the teacher says it
-        st.caption("Beats the controls: stronger than 95 % of the units of 5 untrained models of the same "
-                   "shape (control p95) and a block-permutation p below 0.05 after correction. Causal: "
-                   f"besides, silencing it (mean-ablation, at most {PAGE_MAX_CAUSAL} units tried) raises the "
-                   "loss where the feature is on more than elsewhere, by z ≥ 2 against random units. "
-                   "The unit finder below ranks by correlation alone.")
+        st.caption(f"Beats the controls: stronger than 95 % of the units of {controls} untrained models of "
+                   "the same shape (control p95) and a block-permutation p below 0.05 after correction. "
+                   f"Causal: besides, silencing it (mean-ablation, at most {PAGE_MAX_CAUSAL} units tried) "
+                   "raises the loss where the feature is on more than elsewhere, by z ≥ 2 against random "
+                   "units. The unit finder below ranks by correlation alone.")
     unit_table(verdict_rows(df), key="u_verdict_rows")            # a click on a row pins its unit
 
 

@@ -130,7 +130,12 @@ def training_step(ctx: Context, prefix: str) -> Context:
         error = str(err)
     except LIMITS as err:
         error = f"The trace at this training step was refused: {err}"
-    return dataclasses.replace(ctx, model=model, ref=ref, trace=trace, error=error or ctx.error)
+    return dataclasses.replace(ctx, model=model, ref=ref, trace=trace, error=error or ctx.error, train_step=step)
+
+
+def playing(prefix: str) -> bool:
+    """Whether the view's timeline is playing (a view may skip slow extras until it pauses)."""
+    return bool(st.session_state.get(_state(prefix)[1]))
 
 
 def play_next(prefix: str) -> None:

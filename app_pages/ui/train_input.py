@@ -9,6 +9,7 @@ import streamlit as st
 
 from app_pages.ui.lecture import hidden
 from app_pages.ui.settings import settings
+from app_pages.ui.trained import KEPT
 from rnnviz.corpora import PYTHON_CORPUS, CorpusNotFound, load_corpus, python_stdlib_corpus
 from rnnviz.training.data import build_vocab, split_text
 from rnnviz.training.limits import TrainLimits, TrainRefused, check_text, decode_text
@@ -39,7 +40,7 @@ def _corpus_text(name: str) -> str:
 
 
 def _from_corpus() -> TrainText | None:
-    name = st.selectbox("Corpus", list(CORPORA), format_func=lambda n: CORPORA[n][0], key="tr_corpus")
+    name = st.selectbox("Corpus", list(CORPORA), format_func=lambda n: CORPORA[n][0], key="tr_corpus", **KEPT)
     try:
         text = _corpus_text(name)
     except CorpusNotFound as err:
@@ -49,7 +50,7 @@ def _from_corpus() -> TrainText | None:
 
 
 def _from_paste() -> TrainText | None:
-    text = st.text_area("Text to train on", key="tr_paste", height=160,
+    text = st.text_area("Text to train on", key="tr_paste", **KEPT, height=160,
                         help="Press Ctrl+Enter (or click away) to apply.")
     return TrainText(text, "pasted text", "none")
 
@@ -86,7 +87,7 @@ def text_from_state(limits: TrainLimits) -> TrainText | None:
 def text_input(limits: TrainLimits) -> TrainText | None:
     """The source picker and its input; shows the text's facts or a clear error. None when there is
     nothing trainable."""
-    source = st.radio("Text", SOURCES, key="tr_source", horizontal=True)
+    source = st.radio("Text", SOURCES, key="tr_source", **KEPT, horizontal=True)
     try:
         got = {SOURCES[0]: _from_corpus, SOURCES[1]: _from_paste,
                SOURCES[2]: lambda: _from_upload(limits)}[source]()

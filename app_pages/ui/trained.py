@@ -18,8 +18,9 @@ from app_pages.ui.uploads import drop, keep
 from rnnviz.training.limits import TrainLimits
 from rnnviz.training.pool import TrainingPool
 
-#: Trained models kept per session (the oldest is dropped beyond it).
-MAX_TRAINED = 4
+#: Trained models kept per session (the oldest is dropped beyond it): the latest and the
+#: best-validation weights of the last three runs.
+MAX_TRAINED = 6
 RUN_KEY = "train_run"
 
 
@@ -35,12 +36,12 @@ def session_id() -> str:
     return st.session_state.setdefault("train_session", uuid.uuid4().hex)
 
 
-def register_trained(data: bytes, label: str, slot: int) -> str:
-    """Make the checkpoint ``data`` selectable in every view of this session; ``slot`` (the run id)
-    replaces that run's earlier model. Returns its model key."""
+def register_trained(data: bytes, label: str, slot: tuple) -> str:
+    """Make the checkpoint ``data`` selectable in every view of this session; ``slot`` (the run id
+    and which weights) replaces that slot's earlier model. Returns its model key."""
     key = UPLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:16]
     uploaded_model(key[len(UPLOAD_PREFIX):], data, label)      # validates, as for an upload
-    slots: dict[int, str] = st.session_state.setdefault("trained_slots", {})
+    slots: dict[tuple, str] = st.session_state.setdefault("trained_slots", {})
     old = slots.pop(slot, None)
     if old and old != key and old != st.session_state.get("ckpt"):
         drop(old)
@@ -53,21 +54,18 @@ def register_trained(data: bytes, label: str, slot: int) -> str:
     return key
 
 
-#: The Train view's settings (widget keys) kept while the session shows other views: Streamlit
-#: forgets a widget's value on a run that does not draw it. Buttons and the uploader cannot be set.
-TRAIN_SETTINGS = ("tr_source", "tr_corpus", "tr_paste", "tr_cell", "tr_hidden", "tr_layers", "tr_seed",
-                  "tr_T", "tr_B", "tr_lr", "tr_clip", "tr_by", "tr_steps", "tr_secs", "tr_ppl",
-                  "tr_prefix")
+#: The Train view's settings stay for the whole session (#28: the run belongs to the session, not
+#: the view): every Train widget that holds a setting is drawn with these arguments. Streamlit drops a
+#: widget's value when the session switches page, before the new page runs, so it cannot be kept
+#: from another view; ``persist_state="session"`` keeps it. (The uploader cannot be kept.)
+KEPT = {"persist_state": "session"}
 LAST_KEY = "train_last"
 
 
 def keep_training() -> None:
-    """On every view but Train: the run belongs to the session, not the view. Its settings stay,
-    the run goes on (this run of the script is its heartbeat) and its newest snapshot is kept, so
-    coming back to Train shows the run — still going, or finished — with its curves and samples."""
-    for key in TRAIN_SETTINGS:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]      # kept though no widget draws it
+    """On every view but Train: the run belongs to the session, not the view. The run goes on (this
+    run of the script is its heartbeat) and its newest snapshot is kept, so coming back to Train shows
+    the run — still going, or finished — with its curves and samples (its settings: :data:`KEPT`)."""
     run_id = st.session_state.get(RUN_KEY)
     if run_id is None:
         return

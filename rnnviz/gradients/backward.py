@@ -81,7 +81,7 @@ def _backprop(model: CharRNN, text: str | Trace, loss: str, step: int | None, wh
     dO, E, loss_value = _output_adjoint(work, tr, loss_steps)
     backs: list[dict] = [None] * len(layers)  # type: ignore[list-item]
     for l in range(len(layers) - 1, -1, -1):
-        backs[l] = layers[l].backward(E, last, cuts)
+        backs[l] = layers[l].backward(E, last, cuts if whatif.acts_on(l) else set())
         if l > 0:
             E = backs[l]["da"] @ layers[l].w_ih
     return _Backprop(work, tr, loss_steps, layers, backs, dO, loss_value)

@@ -25,9 +25,11 @@ class ClipReport:
     per_parameter: dict[str, tuple[float, float]]
     theta: float | None = None
     value: float | None = None
+    layer: int | None = None        #: the layer whose parameters were clipped (None: all parameters)
 
 
-def _clip(grads: dict[str, Tensor], theta: float | None, value: float | None) -> ClipReport:
+def _clip(grads: dict[str, Tensor], theta: float | None, value: float | None,
+          layer: int | None = None) -> ClipReport:
     before = {k: float(v.double().norm()) for k, v in grads.items()}
     total = math.sqrt(sum(n * n for n in before.values())) if all(
         math.isfinite(n) for n in before.values()) else math.nan
@@ -51,4 +53,4 @@ def _clip(grads: dict[str, Tensor], theta: float | None, value: float | None) ->
     total_after = math.sqrt(sum(n * n for n in after.values())) if all(
         math.isfinite(n) for n in after.values()) else math.nan
     return ClipReport(total, total_after, factor, n_changed / n_total if n_total else 0.0,
-                      {k: (before[k], after[k]) for k in grads}, theta, value)
+                      {k: (before[k], after[k]) for k in grads}, theta, value, layer)

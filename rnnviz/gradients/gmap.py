@@ -113,7 +113,8 @@ def gradient_map(model: CharRNN, text: str | Trace, *, whatif: WhatIf | None = N
     work, tr = _prepare(model, text, whatif, dtype)
     cfg = work.config
     T, h, Lnum = len(tr), cfg.hidden_size, cfg.num_layers
-    rows, stride, macs = plan_map_rows(T, h, Lnum, cfg.cell, whatif.truncate, max_macs, max_rows)
+    every = whatif.truncate if whatif.layer is None else None       # rows leave once every layer is cut
+    rows, stride, macs = plan_map_rows(T, h, Lnum, cfg.cell, every, max_macs, max_rows)
     R = len(rows)
     layers = [_layer_terms(work, tr, l) for l in range(Lnum)]
     row_t = torch.tensor(rows, dtype=torch.long)
@@ -122,7 +123,8 @@ def gradient_map(model: CharRNN, text: str | Trace, *, whatif: WhatIf | None = N
     dO = probs.clone()
     dO[torch.arange(R), tr.ids[row_t + 1]] -= 1
     inject = dO @ work.output.weight.detach().to(layers[0].h.dtype)
-    maps = _map_backward(layers, rows, inject, T, whatif.truncate)
+    cut = (whatif.layer, whatif.truncate) if whatif.truncate and whatif.layer is not None else None
+    maps = _map_backward(layers, rows, inject, T, every, cut)
     upstream = torch.arange(T)[None, :] <= row_t[:, None]
     nonfin, zeros = {}, {}
     for l in range(Lnum):
@@ -138,9 +140,12 @@ def gradient_map(model: CharRNN, text: str | Trace, *, whatif: WhatIf | None = N
 
 
 def _map_backward(layers: list[_Layer], rows: list[int], inject: Tensor, T: int,
-                  trunc: int | None) -> list[Tensor]:
+                  trunc: int | None, cut: tuple[int, int] | None = None) -> list[Tensor]:
     """Back-propagate every loss row at once. rows: the R loss steps (ascending); inject (R, h): each
-    row's output adjoint at its own step. Returns per layer (R, T) float32 ‖∂ℓ_t/∂H_k‖ (0 for k > t)."""
+    row's output adjoint at its own step; trunc: every layer truncated k steps back from each row's
+    step; cut: (layer l, k), only layer l's recurrence cut, every k steps back from each row's step
+    (as the norm curve's truncation of one layer). Returns per layer (R, T) float32 ‖∂ℓ_t/∂H_k‖
+    (0 for k > t)."""
     R, h, Lnum = len(rows), inject.shape[1], len(layers)
     dt = layers[0].h.dtype
     has_c = layers[0].has_cell_state
@@ -148,6 +153,7 @@ def _map_backward(layers: list[_Layer], rows: list[int], inject: Tensor, T: int,
     cur = [torch.zeros(R, h, dtype=dt) for _ in range(Lnum)]       # dH^l_k for the active rows
     curc = [torch.zeros(R, h, dtype=dt) for _ in range(Lnum)] if has_c else None
     row_of = {t: j for j, t in enumerate(rows)}
+    row_steps = torch.tensor(rows)
     j0 = R          # rows j0 … j1−1 are active (t_j ≥ k and, with truncation, t_j − k < trunc)
     j1 = R
     for k in range(rows[-1], -1, -1):
@@ -165,6 +171,12 @@ def _map_backward(layers: list[_Layer], rows: list[int], inject: Tensor, T: int,
         if j1 <= j0:
             continue
         _map_step(layers, k, slice(j0, j1), cur, curc, maps)
+        if cut is not None:                # H_k of layer l does not depend on H_{k−1}: drop the carry
+            l, every = cut
+            drop = (row_steps[j0:j1] - k + 1) % every == 0
+            cur[l][j0:j1][drop] = 0
+            if curc is not None:
+                curc[l][j0:j1][drop] = 0
     return maps
 
 

@@ -30,8 +30,10 @@ class NormCurve:
     fits: series name ("layer0.h", "layer0.c", …) → RateFit over distances ≥ 1.
     nonfinite / zeros: series name → NonFinite / count of exact zeros.
     forward: inf/nan in the forward states H_t, C_t (steps ≤ loss_step) — the usual cause.
-    truncated_from: with truncation k (single loss), the distance from which gradients are cut (= k).
-    clip: ClipReport when a clipping knob is on (the update sees ``clip.factor`` × every norm).
+    truncated_from: with truncation k (single loss), the distance from which gradients are cut (= k)
+    in the top layer (None when the truncation acts on a lower layer only: nothing is cut to 0).
+    clip: ClipReport when a clipping knob is on (the update sees ``clip.factor`` × every norm, of
+    the what-if's layer when it names one).
     """
 
     loss: str
@@ -86,6 +88,20 @@ def _param_grads(model: CharRNN, layers: list[_Layer], backs: list[dict], dO: Te
     return grads
 
 
+def _cut_from(whatif: WhatIf, loss: str, num_layers: int) -> list[int | None]:
+    """Per layer, the last distance that can receive gradient under truncation (None: no cut):
+    k − 1 for a single loss when the truncation acts on that layer and on every layer above it
+    (a layer below a layer that carries the gradient on receives it at every step)."""
+    if not whatif.truncate or loss == "sum":
+        return [None] * num_layers
+    out: list[int | None] = [None] * num_layers
+    for l in range(num_layers - 1, -1, -1):
+        if not whatif.acts_on(l):
+            break
+        out[l] = whatif.truncate - 1
+    return out
+
+
 @torch.no_grad()
 def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: int | None = None,
                whatif: WhatIf | None = None, dtype: torch.dtype | None = None,
@@ -116,22 +132,24 @@ def norm_curve(model: CharRNN, text: str | Trace, *, loss: str = "last", step: i
         series[act_name(l, "h")] = h_norms[l]
         if c_norms is not None:
             series[act_name(l, "c")] = c_norms[l]
-    d_max = (whatif.truncate - 1) if (whatif.truncate and loss != "sum") else None
+    cut_from = _cut_from(whatif, loss, len(layers))
     for name, s in series.items():
-        fits[name] = fit_rate(distance, _log10(s), 1, d_max)
+        fits[name] = fit_rate(distance, _log10(s), 1, cut_from[int(name[5:name.index(".")])])
         nonfin[name] = _nonfinite(s, steps)
         zeros[name] = int((s == 0).sum())
     clip = None
     if whatif.clip_norm is not None or whatif.clip_value is not None:
         grads = _param_grads(work, layers, backs, dO, tr[act_name(len(layers) - 1, "h")])
-        clip = _clip(grads, whatif.clip_norm, whatif.clip_value)
+        if whatif.layer is not None:             # only that layer's parameters are clipped
+            grads = {k: v for k, v in grads.items() if k.startswith(f"layers.{whatif.layer}.")}
+        clip = _clip(grads, whatif.clip_norm, whatif.clip_value, whatif.layer)
     cfg = work.config
     return NormCurve(
         loss=loss, loss_step=last, loss_steps=loss_steps, loss_value=loss_value, steps=steps,
         distance=distance, chars=list(tr.chars), h_norms=h_norms, c_norms=c_norms, fits=fits,
         nonfinite=nonfin, zeros=zeros, cell=cfg.cell, num_layers=cfg.num_layers,
         hidden_size=cfg.hidden_size, whatif=whatif, dtype=str(tr["layer0.h"].dtype).replace("torch.", ""),
-        truncated_from=whatif.truncate if (whatif.truncate and loss != "sum") else None, clip=clip,
+        truncated_from=cut_from[-1] + 1 if cut_from[-1] is not None else None, clip=clip,
         forward=forward_nonfinite(tr, last),
         grads_h=[b["dH"][:n].clone() for b in backs] if keep_grads else None,
         grads_c=[b["dC"][:n].clone() for b in backs] if (keep_grads and has_c) else None)

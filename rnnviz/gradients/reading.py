@@ -32,6 +32,10 @@ def reading(curve: NormCurve, spectrum: Spectrum | None = None, chain: JacobianC
     if curve.truncated_from:
         parts.append(f"Truncated BPTT (k = {curve.truncated_from}) sets the gradient to exactly 0 "
                      f"beyond {curve.truncated_from - 1} steps back.")
+    elif curve.whatif.truncate and curve.whatif.layer is not None and curve.loss != "sum":
+        parts.append(f"Truncated BPTT in layer {curve.whatif.layer} only cuts that layer's own path back "
+                     f"in time every {curve.whatif.truncate} steps: the layers above still carry the "
+                     "gradient back and hand it down at every step, so nothing is cut to exactly 0.")
     elif curve.whatif.truncate:
         parts.append(f"Truncated BPTT detaches the state every {curve.whatif.truncate} steps.")
     if curve.clip is not None:
@@ -118,16 +122,17 @@ def _spectrum_part(cell: str, spectrum: Spectrum) -> str:
 def _clip_parts(c: ClipReport) -> list[str]:
     """Sentences on what global-norm and element-wise clipping did to the parameter gradients."""
     parts = []
+    of = "" if c.layer is None else f" of layer {c.layer}'s parameters"
     if c.theta is not None:
         if c.factor < 1:
-            parts.append(f"Global-norm clipping (θ = {c.theta:g}) scales the whole gradient, "
+            parts.append(f"Global-norm clipping{of} (θ = {c.theta:g}) scales the whole gradient, "
                          f"‖g‖ = {c.grad_norm:.3g}, by {c.factor:.3g}: every step's contribution "
                          "shrinks alike, so clipping tames explosions but cannot revive vanished steps.")
         else:
-            parts.append(f"Global-norm clipping (θ = {c.theta:g}) does nothing here: ‖g‖ = "
+            parts.append(f"Global-norm clipping{of} (θ = {c.theta:g}) does nothing here: ‖g‖ = "
                          f"{c.grad_norm:.3g} ≤ θ.")
     if c.value is not None:
-        parts.append(f"Element-wise clipping (±{c.value:g}) changes {100 * c.fraction_clipped:.2g} % "
+        parts.append(f"Element-wise clipping{of} (±{c.value:g}) changes {100 * c.fraction_clipped:.2g} % "
                      f"of the parameter-gradient entries (‖g‖ {c.grad_norm:.3g} → {c.grad_norm_after:.3g}) "
                      "and so also bends the update's direction.")
     return parts

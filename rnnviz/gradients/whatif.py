@@ -33,6 +33,11 @@ class WhatIf:
         parameter gradient entry. Reported in :class:`ClipReport` (fraction clipped, norms).
     Clipping acts on parameter gradients of the norm curve's loss only; the Jacobian chain and the
     gradient map describe the dynamics and ignore clipping (the chain ignores truncation too).
+    layer: the layer the W_hh scale, the truncation and the clipping act on (None: every layer).
+        Scaling multiplies only that layer's W_hh; truncation detaches only that layer's state (the
+        layers above still carry the gradient back in time and hand it down at every step);
+        clipping clips only that layer's parameter gradients. The activation swap always acts on
+        every layer (the layers of a model share one cell).
     """
 
     whh_scale: float = 1.0
@@ -40,6 +45,7 @@ class WhatIf:
     truncate: int | None = None
     clip_norm: float | None = None
     clip_value: float | None = None
+    layer: int | None = None
 
     def __post_init__(self):
         if not (isinstance(self.whh_scale, (int, float)) and math.isfinite(self.whh_scale)):
@@ -51,6 +57,19 @@ class WhatIf:
         for name, v in (("clip_norm", self.clip_norm), ("clip_value", self.clip_value)):
             if v is not None and not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
                 raise GradientError(f"{name} must be a positive number, got {v!r}.")
+        if self.layer is not None and (not isinstance(self.layer, int) or isinstance(self.layer, bool)
+                                       or self.layer < 0):
+            raise GradientError(f"The what-if layer must be a layer index ≥ 0 or None, got {self.layer!r}.")
+
+    def acts_on(self, layer: int) -> bool:
+        """Whether the per-layer knobs (W_hh scale, truncation, clipping) act on ``layer``."""
+        return self.layer is None or self.layer == layer
+
+    def check_layers(self, num_layers: int) -> None:
+        """Raise GradientError when the knobs' layer is not one of a model's ``num_layers``."""
+        if self.layer is not None and self.layer >= num_layers:
+            raise GradientError(f"The what-if layer {self.layer} does not exist: the model has "
+                                f"{num_layers} layer{'s' if num_layers != 1 else ''} (0 … {num_layers - 1}).")
 
     @property
     def changes_model(self) -> bool:
@@ -58,17 +77,18 @@ class WhatIf:
 
     def describe(self) -> list[str]:
         """Plain-language list of the active knobs (empty when none)."""
+        where = "" if self.layer is None else f" (layer {self.layer} only)"
         out = []
         if self.whh_scale != 1.0:
-            out.append(f"W_hh × {self.whh_scale:g}")
+            out.append(f"W_hh × {self.whh_scale:g}{where}")
         if self.activation:
-            out.append(f"φ = {self.activation}")
+            out.append(f"φ = {self.activation}{' (every layer)' if where else ''}")
         if self.truncate:
-            out.append(f"BPTT truncated to k = {self.truncate}")
+            out.append(f"BPTT truncated to k = {self.truncate}{where}")
         if self.clip_norm:
-            out.append(f"global-norm clipping θ = {self.clip_norm:g}")
+            out.append(f"global-norm clipping θ = {self.clip_norm:g}{where}")
         if self.clip_value:
-            out.append(f"element-wise clipping ±{self.clip_value:g}")
+            out.append(f"element-wise clipping ±{self.clip_value:g}{where}")
         return out
 
 
@@ -82,6 +102,7 @@ def apply_whatif(model: CharRNN, whatif: WhatIf | None = None, dtype: torch.dtyp
     written to), in eval mode, with ``requires_grad`` off, in ``dtype`` if given.
     """
     whatif = whatif or NO_WHATIF
+    whatif.check_layers(model.config.num_layers)
     cur_dtype = model.output.weight.dtype
     if not whatif.changes_model and (dtype is None or dtype == cur_dtype):
         return model
@@ -94,7 +115,7 @@ def apply_whatif(model: CharRNN, whatif: WhatIf | None = None, dtype: torch.dtyp
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if whatif.whh_scale != 1.0:
         for key in state:
-            if key.startswith("layers.") and ".weight_hh_l0" in key:
+            if key.startswith("layers.") and ".weight_hh_l0" in key and whatif.acts_on(int(key.split(".")[1])):
                 state[key] = state[key] * whatif.whh_scale
     new = empty_model(cfg)                 # every weight is loaded next: no random init
     new.load_state_dict(state)

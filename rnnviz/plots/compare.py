@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..compare import FLAG_NAMES, Comparison
+from ..compare_layers import LayerComparison
 from .common import DIVERGING, display_char, escape, log_axis
 from ..names import act_name
 from ..units.names import state_of
@@ -50,9 +51,7 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
     models read a different text), windowed to [start, start + width) of that text. Units: at most
     ``max_units`` with the highest variance in the window, labelled by their index in the model.
     """
-    M = len(cmp.runs)
-    titles = []
-    panels = []
+    titles, panels = [], []
     for run in cmp.runs:
         key = act_name(run.describe['layers'] - 1, "h") if state == "top" else state
         H = run.states.get(key)
@@ -62,9 +61,38 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
             continue
         a, b = window_bounds(H.shape[0], start, width)
         units = pick_units(H[a:b], max_units)
-        shown = f"{len(units)} of {H.shape[1]} units" if len(units) < H.shape[1] else f"{H.shape[1]} units"
-        titles.append(f"{escape(run.name)} ({run.describe['cell']}) · {key} · steps {a}–{b - 1} · {shown}")
-        panels.append((run, H, a, b, units, key))
+        titles.append(f"{escape(run.name)} ({run.describe['cell']}) · {key} · steps {a}–{b - 1} · "
+                      f"{_shown(units, H)}")
+        panels.append((escape(run.name), run.chars, H, a, b, units, key))
+    return _panels_figure(titles, panels)
+
+
+def layer_small_multiples(lc: LayerComparison, kind: str = "h", start: int = 0, width: int = 200,
+                          max_units: int = 64) -> go.Figure:
+    """One heatmap of one state (``kind``: "h" for H_t, "c" for the LSTM's C_t) per layer of one
+    model, the top layer first, on one shared colour scale centred on 0, windowed to
+    [start, start + width) of the model's text; at most ``max_units`` units (highest variance in
+    the window) per layer, labelled by their names."""
+    titles, panels = [], []
+    for layer in range(lc.num_layers - 1, -1, -1):
+        key = act_name(layer, kind)
+        H = lc.states[key]
+        a, b = window_bounds(H.shape[0], start, width)
+        units = pick_units(H[a:b], max_units)
+        titles.append(f"layer {layer} · {'C_t' if kind == 'c' else 'H_t'} · steps {a}–{b - 1} · "
+                      f"{_shown(units, H)}")
+        panels.append((f"layer {layer}", lc.chars, H, a, b, units, key))
+    return _panels_figure(titles, panels)
+
+
+def _shown(units: np.ndarray, H: np.ndarray) -> str:
+    return f"{len(units)} of {H.shape[1]} units" if len(units) < H.shape[1] else f"{H.shape[1]} units"
+
+
+def _panels_figure(titles: list[str], panels: list) -> go.Figure:
+    """Stacked heatmaps, one per panel ``(name, chars, H, a, b, units, key)`` (None: an empty
+    panel), sharing one colour axis centred on 0."""
+    M = len(panels)
     panel_px, gap_px = 230, 120                     # the gap holds the rotated step:char labels
     height = M * panel_px + (M - 1) * gap_px + 90
     fig = make_subplots(rows=M, cols=1, subplot_titles=titles,
@@ -72,16 +100,16 @@ def hidden_small_multiples(cmp: Comparison, state: str = "top", start: int = 0, 
     for row, panel in enumerate(panels, start=1):
         if panel is None:
             continue
-        run, H, a, b, units, key = panel
+        name, chars, H, a, b, units, key = panel
         # Unique "step:char" labels (as common.step_labels), numbered from the window's start.
-        labels = [f"{a + i}:{_label(c)}" for i, c in enumerate(run.chars[a:b])]
+        labels = [f"{a + i}:{_label(c)}" for i, c in enumerate(chars[a:b])]
         fig.add_trace(go.Heatmap(
             z=H[a:b][:, units].T, x=labels, y=unit_labels(units, *state_of(key)), coloraxis="coloraxis",
-            name=escape(run.name),
-            hovertemplate=f"{escape(run.name)}<br>step:char %{{x}}<br>unit %{{y}}<br>H=%{{z:.3f}}<extra></extra>",
+            name=name,
+            hovertemplate=f"{name}<br>step:char %{{x}}<br>unit %{{y}}<br>H=%{{z:.3f}}<extra></extra>",
         ), row=row, col=1)
         # The characters themselves along the axis, as on Hidden states (step:char when wide).
-        fig.update_xaxes(**char_axis([_label(c) for c in run.chars[a:b]], labels), row=row, col=1)
+        fig.update_xaxes(**char_axis([_label(c) for c in chars[a:b]], labels), row=row, col=1)
         fig.update_yaxes(**unit_axis(units, layer=state_of(key)[0], kind=state_of(key)[1]), row=row, col=1)
     fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmid=0, colorbar=dict(title="H")),
                       height=height, margin=dict(l=50, r=20, t=40, b=50))

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..gradients import GradientMap, JacobianChain, NormCurve, Spectrum
+from ..names import act_name
 from .common import SEQUENTIAL, display_char, escape, log_axis
 from .gradient_depth import depth_flow_figure  # noqa: F401 (the depth × time figure, re-exported)
 
@@ -101,8 +102,8 @@ def _bounds(arrays: list[np.ndarray]) -> tuple[float, float]:
 # ============================================================================= norm curve
 def _fit_and_clip(fig: go.Figure, curve: NormCurve, x: np.ndarray, top: np.ndarray | None,
                   fit, clip_f: float | None) -> None:
-    """The top layer's fitted per-step factor (dotted) and, with clipping, the top layer as the
-    update sees it (dashed, × the clip factor)."""
+    """The top layer's fitted per-step factor (dotted) and, with clipping, the clipped layer (``top``:
+    the top one, or the what-if's layer) as the update sees it (dashed, × the clip factor)."""
     if fit is not None:
         d = np.arange(fit.d_min, fit.d_max + 1)
         fig.add_trace(go.Scatter(
@@ -110,8 +111,9 @@ def _fit_and_clip(fig: go.Figure, curve: NormCurve, x: np.ndarray, top: np.ndarr
             name=f"fit: × {fit.factor:.3g} per step", line=dict(color="black", dash="dot", width=1),
             hoverinfo="skip"))
     if clip_f and top is not None:
+        which = "top layer" if curve.clip.layer is None else f"layer {curve.clip.layer}"
         fig.add_trace(go.Scatter(x=x, y=np.power(10.0, np.where(np.isfinite(top), top, np.nan)) * clip_f,
-                                 mode="lines", name=f"top layer as the update sees it (× {clip_f:.3g}, θ = "
+                                 mode="lines", name=f"{which} as the update sees it (× {clip_f:.3g}, θ = "
                                  f"{curve.clip.theta:g})", line=dict(color="gray", dash="dash")))
 
 
@@ -139,7 +141,9 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
               and math.isfinite(curve.clip.factor) and 0 < curve.clip.factor < 1 else None)
     # The y range covers every line drawn (the clipped copy lies below the data, the fit may
     # reach past it), so the ▽ / ✕ markers sit at the very bottom / top, never mid-chart.
-    extra = [logs[curve.top] + math.log10(clip_f)] if clip_f and curve.top in logs else []
+    clipped = act_name(curve.clip.layer, "h") if curve.clip is not None and curve.clip.layer is not None \
+        else curve.top                          # the layer whose update the clipping scales
+    extra = [logs[clipped] + math.log10(clip_f)] if clip_f and clipped in logs else []
     if show_fit:
         extra.append(np.log10(fit.intercept) + np.array([fit.d_min, fit.d_max]) * np.log10(fit.factor))
     lo, hi = _bounds(list(logs.values()) + extra)
@@ -152,10 +156,11 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
                                   dash="dash" if is_c else None, bottom=lo, top=hi)
         for k in totals:
             totals[k] += counts[k]
-    _fit_and_clip(fig, curve, x, logs.get(curve.top), fit if show_fit else None, clip_f)
-    if curve.truncated_from:
-        fig.add_vline(x=curve.truncated_from - 0.5, line=dict(color="gray", dash="dot"),
-                      annotation_text=f"truncated: k = {curve.truncated_from}", annotation_position="top")
+    _fit_and_clip(fig, curve, x, logs.get(clipped), fit if show_fit else None, clip_f)
+    k, where = curve.whatif.truncate, curve.whatif.layer
+    if k and curve.loss != "sum":
+        fig.add_vline(x=k - 0.5, line=dict(color="gray", dash="dot"), annotation_position="top",
+                      annotation_text=f"{'' if where is None else f'layer {where} '}truncated: k = {k}")
     what = {"last": "the last step", "step": f"step s = {curve.loss_step}", "sum": "all steps (sum)"}[curve.loss]
     notes = []
     if totals["inf"] or totals["nan"]:

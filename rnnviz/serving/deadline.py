@@ -20,30 +20,33 @@ from typing import Iterator
 
 #: The wall-clock cap of a deadline, as a multiple of its CPU-time budget.
 WALL_FACTOR = 3.0
-#: (CPU-time end, wall-clock end) of the current thread's deadline.
-_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("rnnviz_deadline", default=None)
+#: (CPU-time end, wall-clock end, wall factor) of the current thread's deadline.
+_DEADLINE: ContextVar[tuple[float, float, float] | None] = ContextVar("rnnviz_deadline", default=None)
 
 
 class Overtime(TimeoutError):
     """A computation ran past its time budget and was stopped (``seconds``: the budget; ``wall``:
     stopped by the wall-clock cap on a busy machine rather than by its own CPU time)."""
 
-    def __init__(self, seconds: float, wall: bool = False):
+    def __init__(self, seconds: float, wall: bool = False, wall_factor: float = WALL_FACTOR):
         super().__init__(seconds)
-        self.seconds, self.wall = seconds, wall
+        self.seconds, self.wall, self.wall_factor = seconds, wall, wall_factor
 
     def __str__(self) -> str:
         if self.wall:
             return (f"This computation was stopped: the server is busy, and it waited over "
-                    f"{WALL_FACTOR:g} × its {self.seconds:.1f} s time budget. Try again in a moment.")
+                    f"{self.wall_factor:g} × its {self.seconds:.1f} s time budget. Try again in a moment.")
         return f"This computation was stopped after its {self.seconds:.1f} s time budget."
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
+def deadline(seconds: float, wall_factor: float = WALL_FACTOR) -> Iterator[None]:
     """Within this block (in this thread), :func:`check` raises Overtime after ``seconds`` of this
-    thread's CPU time, or WALL_FACTOR × ``seconds`` of wall clock, whichever comes first."""
-    token = _DEADLINE.set((time.thread_time() + seconds, time.monotonic() + WALL_FACTOR * seconds))
+    thread's CPU time, or ``wall_factor`` × ``seconds`` of wall clock, whichever comes first."""
+    if not wall_factor >= 1:
+        raise ValueError(f"wall_factor must be at least 1, not {wall_factor!r}")
+    token = _DEADLINE.set((time.thread_time() + seconds, time.monotonic() + wall_factor * seconds,
+                           wall_factor))
     try:
         yield
     except Overtime as err:
@@ -61,4 +64,4 @@ def check() -> None:
     if time.thread_time() >= ends[0]:
         raise Overtime(0.0)
     if time.monotonic() >= ends[1]:
-        raise Overtime(0.0, wall=True)
+        raise Overtime(0.0, wall=True, wall_factor=ends[2])

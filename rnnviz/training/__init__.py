@@ -11,7 +11,8 @@ data, validation and resume procedures are documented). From Python::
 Modules: :mod:`.config` (TrainConfig), :mod:`.data` (vocabulary, split, minibatches),
 :mod:`.evaluate` (the validation loss), :mod:`.state` (resume state and loss curves),
 :mod:`.trainer` (the step-by-step loop), :mod:`.limits` (what the app accepts),
-:mod:`.run` and :mod:`.pool` (runs off the script thread, for the Train view).
+:mod:`.run` and :mod:`.pool` (runs off the script thread, for the Train view), :mod:`.samples`
+(their samples and their latest / best-validation weights).
 """
 
 from .cli import build_parser, main, parse_config, reproduce_command, train

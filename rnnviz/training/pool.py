@@ -39,6 +39,7 @@ from .config import TrainConfig
 from .data import split_text
 from .fit_text import fit_to_text, needed_chars
 from .limits import TrainLimits, TrainRefused, check_model_size, check_text, fit_memory
+from .samples import DEFAULT_PREFIX
 from .trainer import Trainer
 from .run import CANCELLED, DONE, FAILED, PAUSED, QUEUED, RUNNING, Snapshot, TrainingRun
 
@@ -131,10 +132,11 @@ class TrainingPool:
         return capped, {"max minutes": f"stopped at this server's wall-time cap of "
                                        f"{self.limits.max_seconds:g} s per run"}
 
-    def submit(self, session: str, text: str, cfg: TrainConfig, extra_provenance: dict | None = None) -> int:
-        """Hold the run of (text, cfg): join the identical one if it exists, else queue a new one.
-        Raises TrainRefused (caps, bad text, server full). A short text trains with a smaller
-        batch and sequence length (:meth:`fit_text`)."""
+    def submit(self, session: str, text: str, cfg: TrainConfig, extra_provenance: dict | None = None,
+               prefix: str = DEFAULT_PREFIX) -> int:
+        """Hold the run of (text, cfg): join the identical one if it exists, else queue a new one
+        whose samples start from ``prefix``. Raises TrainRefused (caps, bad text, server full). A
+        short text trains with a smaller batch and sequence length (:meth:`fit_text`)."""
         cfg, _ = self.fit_text(text, cfg)
         self.validate(text, cfg)
         cfg, _note = self.fit(text, cfg)
@@ -149,7 +151,8 @@ class TrainingPool:
             self._make_room_locked()
             rid, self._next_id = self._next_id, self._next_id + 1
             run = TrainingRun(rid, key, text, cfg, sample_every=self.sample_every,
-                              trainer_factory=self.factory, extra_provenance=extra_provenance)
+                              trainer_factory=self.factory, extra_provenance=extra_provenance,
+                              prefix=prefix)
             run.messages.update(messages)
             self._runs[rid], self._holders[rid], self._shared[key] = run, {session: time.monotonic()}, rid
             self._owner[rid] = session
@@ -201,6 +204,18 @@ class TrainingPool:
             self._queue.append(run_id)
             self._schedule_locked()
             return True
+
+    def set_prefix(self, run_id: int, session: str, prefix: str) -> bool:
+        """The run's next samples start from ``prefix`` (every session following it sees them, each
+        sample with its prefix); a paused or finished run samples both its weights from it now.
+        False when ``session`` does not hold the run."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or session not in self._holders[run_id]:
+                return False
+            run.set_prefix(prefix)
+        run.resample()          # outside the pool's lock: a short generation from the published bytes
+        return True
 
     def release(self, run_id: int, session: str) -> None:
         """``session`` no longer holds the run; a run nobody holds is cancelled and forgotten."""

@@ -5,8 +5,9 @@ The run is built and stepped in a worker thread of :class:`rnnviz.training.pool.
 every field the page reads is copied out under a lock (:meth:`TrainingRun.snapshot`). Per step it
 records the loss and the global gradient norm before clipping (summed from per-parameter
 post-accumulate hooks) and after (the norm of the gradients the optimiser used); every
-``sample_every`` steps a sample from a fixed prefix and the top layer's hidden states over a fixed
-probe text, both computed here so the page does no model math.
+``sample_every`` steps a sample from the user's prefix (:mod:`.samples`) and the top layer's hidden
+states over a fixed probe text, both computed here so the page does no model math. Once paused or
+done it publishes both the latest and the best-validation weights, and a sample from each.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..checkpoint import checkpoint_bytes
-from ..generate import generate
+from ..checkpoint import checkpoint_bytes, load_model_bytes
 from ..names import act_name
 from ..trace import trace
 from .config import TrainConfig
+from .data import split_text
+from .samples import BEST, DEFAULT_PREFIX, LATEST, MAX_PREFIX, Sample, take_sample, weights_provenance
 from .trainer import Trainer
 
 QUEUED, RUNNING, PAUSED, DONE = "queued", "running", "paused", "done"
@@ -45,16 +47,20 @@ def failure_message(err: BaseException) -> str:
             "server log)")
 #: Per-step curves keep at most this many points (every other one is dropped beyond it).
 MAX_CURVE_POINTS = 4000
-SAMPLE_CHARS = 120
 PROBE_CHARS = 80
+#: Characters of the training text offered to open the model on (the page's link holds 2,000).
+OPEN_CHARS = 2000
 
 
 @dataclass
 class Snapshot:
     """What the page shows of a run. Curves: ``steps[i]`` with ``losses[i]``, ``grad_before[i]``,
     ``grad_after[i]``; ``history``: the evaluation rows (step, train_loss, val_loss, …);
-    ``samples``: (step, text); ``probe_h``: (len(probe_chars), H) top-layer hidden states at
-    ``probe_step``; ``checkpoint``: .safetensors bytes of the best weights once paused or done."""
+    ``samples``: :class:`Sample` (step, which weights, prefix, text); ``prefix``: the one the next
+    samples start from; ``probe_h``: (len(probe_chars), H) top-layer hidden states at ``probe_step``;
+    once paused or done, ``checkpoint`` / ``latest_checkpoint``: .safetensors bytes of the
+    best-validation weights (of step ``best_step``) and of the latest ones (of ``step``);
+    ``trained_text``: the start of the text's training part (at most OPEN_CHARS characters)."""
 
     run_id: int
     key: str
@@ -72,11 +78,15 @@ class Snapshot:
     grad_before: list[float] = field(default_factory=list)
     grad_after: list[float] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
-    samples: list[tuple[int, str]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    prefix: str = DEFAULT_PREFIX
     probe_chars: list[str] = field(default_factory=list)
     probe_h: np.ndarray | None = None
     probe_step: int = -1
     checkpoint: bytes | None = None
+    latest_checkpoint: bytes | None = None
+    best_step: int = 0
+    trained_text: str = ""
     provenance: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)       #: the run's TrainConfig as a dict
 
@@ -91,7 +101,8 @@ class TrainingRun:
     """One run: its text, config, trainer (built on first work), controls and snapshot."""
 
     def __init__(self, run_id: int, key: str, text: str, cfg: TrainConfig, *, sample_every: int,
-                 trainer_factory: Callable[..., Trainer] = Trainer, extra_provenance: dict | None = None):
+                 trainer_factory: Callable[..., Trainer] = Trainer, extra_provenance: dict | None = None,
+                 prefix: str = DEFAULT_PREFIX):
         self.run_id, self.key = run_id, key
         self.text, self.cfg, self.sample_every = text, cfg, max(1, sample_every)
         self.factory, self.extra = trainer_factory, dict(extra_provenance or {})
@@ -102,7 +113,8 @@ class TrainingRun:
         self._grad_sq = [0.0]
         #: messages replacing the default ones per stopping reason ("max minutes", …)
         self.messages: dict[str, str] = {}
-        self.snap = Snapshot(run_id, key, max_steps=cfg.max_steps, config=cfg.to_dict())
+        self.snap = Snapshot(run_id, key, max_steps=cfg.max_steps, config=cfg.to_dict(),
+                             prefix=(prefix or DEFAULT_PREFIX)[:MAX_PREFIX], trained_text=self.trained_text)
 
     # ------------------------------------------------------------------ controls (any thread)
     def request_stop(self, status: str) -> None:
@@ -113,6 +125,25 @@ class TrainingRun:
     def rearm(self) -> None:
         """Forget a served stop request (before queueing a paused run again)."""
         self._stop.clear()
+
+    def set_prefix(self, prefix: str) -> None:
+        """The next samples start from ``prefix`` (empty: DEFAULT_PREFIX)."""
+        with self.lock:
+            self.snap.prefix = (prefix or DEFAULT_PREFIX)[:MAX_PREFIX]
+
+    def resample(self) -> bool:
+        """A paused or finished run: a sample from each published set of weights, from the current
+        prefix (False when there are none, or the run is training: its next samples use the prefix)."""
+        with self.lock:
+            sn = self.snap
+            if sn.status not in (PAUSED, DONE) or sn.checkpoint is None or sn.latest_checkpoint is None:
+                return False
+            jobs = [(sn.latest_checkpoint, sn.step, LATEST), (sn.checkpoint, sn.best_step, BEST)]
+            prefix = sn.prefix
+        got = [take_sample(load_model_bytes(data), step, which, prefix) for data, step, which in jobs]
+        with self.lock:
+            self.snap.samples.extend(got)
+        return True
 
     def snapshot(self) -> Snapshot:
         with self.lock:
@@ -206,26 +237,27 @@ class TrainingRun:
         return min(left) if left else None
 
     def _publish_probe(self) -> None:
-        """A sample from the fixed prefix and the top layer's h over the probe text (eval mode)."""
+        """A sample of the latest weights from the prefix and the top layer's h over the probe text
+        (eval mode)."""
         tr = self.trainer
         model = tr.model
         model.eval()
         try:
-            sample = generate(model, self.prefix, SAMPLE_CHARS, temperature=0.6, seed=0)  # own generator
+            sample = take_sample(model, tr.state.step, LATEST, self.snap.prefix)
             probe = trace(model, self.probe_text, gates=False)
         finally:
             model.train()
         h = probe[act_name(model.config.num_layers - 1, "h")].detach().cpu().numpy().copy()
         with self.lock:
-            self.snap.samples.append((tr.state.step, sample.text))
+            self.snap.samples.append(sample)
             self.snap.probe_chars, self.snap.probe_h = list(probe.chars), h
             self.snap.probe_step = tr.state.step
 
     @property
-    def prefix(self) -> str:
-        """The fixed sample prefix: the first line (≤ 30 chars) of the training text."""
-        first = self.text.lstrip()[:30]
-        return first.split("\n")[0] or first or "a"
+    def trained_text(self) -> str:
+        """The start of the training part of the text (at most OPEN_CHARS characters): what the
+        model is opened on after training, a text it was trained on."""
+        return split_text(self.text, self.cfg.val_fraction)[0][:OPEN_CHARS]
 
     @property
     def probe_text(self) -> str:
@@ -234,17 +266,25 @@ class TrainingRun:
         return self.text[split:split + PROBE_CHARS] or self.text[:PROBE_CHARS]
 
     def _finalize(self, status: str, reason: str) -> None:
-        """Evaluate steps since the last evaluation, then publish the best weights as bytes."""
+        """Evaluate steps since the last evaluation, then publish the best-validation and the latest
+        weights as bytes, with a sample from each (the latest one only if not already taken)."""
         tr = self.trainer
-        if tr.state.loss_n:
+        s = tr.state
+        if s.loss_n:
             tr.evaluate(scheduled=False)
-        if status == DONE:
+        last = self.snap.samples[-1] if self.snap.samples else None
+        if last is None or (last.step, last.weights, last.prefix) != (s.step, LATEST, self.snap.prefix):
             self._publish_probe()
+        best, history = tr.best_model(), list(s.history)
         prov = {**tr.provenance(), **self.extra, "stopped": reason or "stopped by the user"}
-        data = checkpoint_bytes(tr.best_model(), prov)
+        data = checkpoint_bytes(best, weights_provenance(prov, history, s.step, BEST))
+        latest = checkpoint_bytes(tr.model, weights_provenance(prov, history, s.step, LATEST))
+        best_sample = take_sample(best, s.best_step, BEST, self.snap.prefix)
         with self.lock:
             sn = self.snap
-            sn.history, sn.checkpoint, sn.provenance = list(tr.state.history), data, prov
+            sn.history, sn.checkpoint, sn.provenance = history, data, prov
+            sn.latest_checkpoint, sn.best_step = latest, s.best_step
+            sn.samples.append(best_sample)
             sn.seconds, sn.seconds_left = tr.elapsed(), 0.0 if status == DONE else sn.seconds_left
             sn.status = status
             sn.message = self.messages.get(reason) or {"max steps": "finished: all steps done",

@@ -8,7 +8,9 @@ Statistics and controls are defined in :mod:`rnnviz.units.controls`, ablation in
 =======================  =====================================================================
 column                   meaning
 =======================  =====================================================================
-layer, state, unit       the unit ``layer{layer}.{state}[{unit}]`` (state "h" or "c")
+layer, state, unit       the unit ``layer{layer}.{state}[{unit}]`` (state "h" or "c"); with an SAE
+                         ``basis`` (:mod:`rnnviz.units.basis`): state "h:sae" / "c:sae", unit = the
+                         dictionary feature's index
 feature, kind            the feature's name; "auc" (binary feature) or "r" (graded feature)
 stat                     AUC of "activation high ⇒ feature on", or Pearson r, over the text
 effect                   |AUC − ½| or |r|
@@ -70,6 +72,7 @@ from ..trace import MAX_TRACE_CHARS, trace_ids
 from ..vocab import preprocess
 from . import causal as C
 from . import controls as K
+from .basis import UnitBasis
 from .refs import UnitRef, UnitsError, model_fingerprint, unit_refs
 
 log = logging.getLogger(__name__)
@@ -166,11 +169,12 @@ def _check_text(model: CharRNN, text: str, min_shift: int) -> str:
     return prepared
 
 
-def _settings_key(model, prepared, controls, draws, seed, units, min_shift) -> dict:
-    return {"format": FORMAT, "fingerprint": model_fingerprint(model),
+def _settings_key(model, prepared, controls, draws, seed, units, min_shift, basis) -> dict:
+    key = {"format": FORMAT, "fingerprint": model_fingerprint(model),
             "text_sha256": hashlib.sha256(prepared.encode("utf-8", "surrogatepass")).hexdigest(),
             "chars": len(prepared), "controls": controls, "draws": draws, "seed": seed,
             "min_shift": min_shift, "scope": sorted({u.tensor_name for u in units})}
+    return key if basis.key is None else {**key, "basis": basis.key}
 
 
 def _usable(cache, key: dict) -> dict:
@@ -192,9 +196,9 @@ def _draw_units(gen: torch.Generator, units: list[UnitRef], draws: int) -> list[
     return [units[i] for i in picks[:draws]]
 
 
-def _random_selective(model, ids, drawn, means, feats, bases) -> dict[str, list[float]]:
+def _random_selective(model, ids, drawn, means, feats, bases, basis) -> dict[str, list[float]]:
     """Feature name → the selective effects of ablating each drawn unit (causal module doc)."""
-    deltas = torch.stack([C.ablation_delta(model, ids, u, means[u], bases(u.layer)) for u in drawn])
+    deltas = torch.stack([basis.ablation_delta(model, ids, u, means[u], bases(u.layer)) for u in drawn])
     out = {}
     for f in feats:
         on, off = C.split_means(deltas, f.active)
@@ -219,14 +223,14 @@ def _candidates(eff: Tensor, beats: Tensor, max_causal: int | None, extra: set[i
     return keep + [j for j in cols if j in extra and j not in keep]
 
 
-def _causal_columns(model, ids, units, means, feats, beats, effs, max_causal, bases, extra):
+def _causal_columns(model, ids, units, means, feats, beats, effs, max_causal, bases, extra, basis):
     """(delta_loss, delta_loss_elsewhere, tested) per feature, (U,) each, from one ablation per
     candidate unit (shared across features)."""
     plan = {f.name: _candidates(effs[f.name], beats[f.name], max_causal, extra) for f in feats}
     deltas: dict[int, Tensor] = {}
     for j in sorted({j for cols in plan.values() for j in cols}):
         u = units[j]
-        deltas[j] = C.ablation_delta(model, ids, u, means[u], bases(u.layer))
+        deltas[j] = basis.ablation_delta(model, ids, u, means[u], bases(u.layer))
     out = {}
     for f in feats:
         on = torch.full((len(units),), math.nan, dtype=torch.float64)
@@ -245,18 +249,19 @@ def _verdicts(beats: Tensor, tested: Tensor, on: Tensor, off: Tensor, z: Tensor,
             for c, b in zip(causal.tolist(), beats.tolist())]
 
 
-def _correlational(model, ids, feats, units, seeds, cached, min_shift) -> dict:
+def _correlational(model, ids, feats, basis, seeds, cached, min_shift) -> dict:
     """The model's trace, every statistic, the permutation null, the random-init control, the Holm
     correction and which (unit, feature) beat both controls."""
     with torch.inference_mode():
         tr, _ = trace_ids(model, ids, gates=model.has_cell_state)
-        acts = K.scope_matrix(model, tr, units).double()
+        acts = basis.matrix(model, tr).double()
+    units = basis.units
     mat, col_means = K.UnitMatrix(acts), acts.mean(0)
     stats = {f.name: K.observed(mat, f) for f in feats}
     effs = {f.name: K.effect(stats[f.name], f.kind) for f in feats}
     nulls = {f.name: K.shift_null(mat, f, min_shift) for f in feats}
     missing = [f for f in feats if f.name not in cached]
-    pooled = K.random_init_effects(model, ids, missing, units, seeds) if missing else {}
+    pooled = basis.control_effects(model, ids, missing, seeds) if missing else {}
     p95 = {f.name: float(cached[f.name]["random_init_p95"]) if f.name in cached else K.p95(pooled[f.name])
            for f in feats}
     p_adj = K.holm(torch.stack([nulls[f.name][0] for f in feats]))
@@ -300,7 +305,7 @@ def _frame(units: list[UnitRef], feats: list[K.Feature], corr: dict, rand: dict,
 def scorecard(model: CharRNN, text: str, features, *, controls: int = 5, draws: int = 20, seed: int = 0,
               layers: Sequence[int] | None = None, states: Sequence[str] | None = None,
               min_shift: int = 100, max_causal: int | None = None, min_delta: float = MIN_DELTA,
-              test_units: Sequence[str] = (), cache: Mapping | None = None) -> pd.DataFrame:
+              test_units: Sequence[str] = (), cache: Mapping | None = None, basis=None) -> pd.DataFrame:
     """The scorecard of every unit in scope for every feature (columns and rules: module docstring).
 
     controls: untrained models in the random-init control (≥ 1); draws: random single units ablated
@@ -309,7 +314,9 @@ def scorecard(model: CharRNN, text: str, features, *, controls: int = 5, draws: 
     characters (the text needs ≥ 2·min_shift + 20); max_causal: most units ablated per feature
     (None: all that beat the controls); min_delta: the verdict's smallest rise in loss where the
     feature is on; test_units: unit names (``layer0.c[30]``) ablated whenever they beat the controls,
-    beyond ``max_causal`` (to re-judge a claim); cache: reusable controls (module docstring).
+    beyond ``max_causal`` (to re-judge a claim); cache: reusable controls (module docstring);
+    basis: None (hidden units) or a :class:`rnnviz.units.basis.SAEBasis` (the dictionary features of
+    an SAE, scored and controlled as that module says; ``layers``/``states`` are then ignored).
     ``DataFrame.attrs["controls"]``: the settings and the controls of this call (a JSON-ready dict,
     what ``cache`` takes); ``attrs["rules"]``: feature → where it counts as on.
     Raises ScorecardError (a ValueError) for an empty or short text, lengths that differ, a constant
@@ -317,21 +324,25 @@ def scorecard(model: CharRNN, text: str, features, *, controls: int = 5, draws: 
     _check_args(controls, draws, min_shift, max_causal)
     prepared = _check_text(model, text, min_shift)
     feats = resolve_features(features, prepared, len(text))
-    units = scope_units(model, layers, states)
+    if basis is None:
+        basis = UnitBasis(scope_units(model, layers, states))
+    else:
+        basis.check(model)
+    units = basis.units
     ids = model.vocab.encode(prepared).ids
     gen = torch.Generator().manual_seed(int(seed))
     seeds, drawn = K.control_seeds(gen, controls), _draw_units(gen, units, draws)
-    key = _settings_key(model, prepared, controls, draws, seed, units, min_shift)
+    key = _settings_key(model, prepared, controls, draws, seed, units, min_shift, basis)
     cached = _usable(cache, key)
-    corr = _correlational(model, ids, feats, units, seeds, cached, min_shift)
+    corr = _correlational(model, ids, feats, basis, seeds, cached, min_shift)
     bases = _Bases(model, ids)
     if all(isinstance(cached.get(f.name), Mapping) and "random_selective" in cached[f.name] for f in feats):
         rand = {f.name: [float(x) for x in cached[f.name]["random_selective"]] for f in feats}
     else:
-        rand = _random_selective(model, ids, drawn, corr["means"], feats, bases)
+        rand = _random_selective(model, ids, drawn, corr["means"], feats, bases, basis)
     extra = {j for j, u in enumerate(units) if u.name in set(test_units)}
     causal = _causal_columns(model, ids, units, corr["means"], feats, corr["beats"], corr["effs"],
-                             max_causal, bases, extra)
+                             max_causal, bases, extra, basis)
     df = _frame(units, feats, corr, rand, causal, float(min_delta))
     df.attrs["controls"] = {**key, "control_seeds": seeds, "draw_units": [u.name for u in drawn],
                             "features": {f.name: {"kind": f.kind, "random_init_p95": corr["p95"][f.name],

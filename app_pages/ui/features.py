@@ -1,0 +1,227 @@
+"""The Units view's "units / dictionary features" switch: for a checkpoint with a shipped sparse
+autoencoder (:mod:`rnnviz.units.sae`), the verdict table of its dictionary features for the chosen
+feature (the same scorecard as units, :class:`rnnviz.units.basis.SAEBasis`, with the controls made
+by ``python -m tools.sae_report``), the units-vs-features counts, each feature's top-activating
+contexts on the held-out slice and the feature as coloured text on the sidebar text.
+Widgets and layout only; the numbers come from ``rnnviz.units``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.ui.cache import UPLOAD_PREFIX
+from app_pages.ui.context import Context
+from app_pages.ui.scorecard import ERRORS, VERDICT_ORDER, feature_scorecard, verdict_panel
+from app_pages.ui.settings import settings
+from app_pages.ui.work import LIMITS, limit_message, run_heavy
+from rnnviz import units as U
+from rnnviz.checkpoint import CheckpointError, resolve_checkpoint
+from rnnviz.names import act_name
+from rnnviz.plots import units as uplots
+from rnnviz.ref import ModelRef
+from rnnviz.trace import trace
+from rnnviz.units.basis import SAEBasis, feature_name, sae_digest
+from rnnviz.units.dictionary import compare_verdicts, shipped_saes, top_contexts
+from rnnviz.units.names import unit_name
+from rnnviz.units.sae import SAE, SAEError, load_sae
+from rnnviz.units.scorecard_cache import PAGE_MAX_CAUSAL, load_controls, scorecard_sample
+
+MODES = ("units", "dictionary features")
+
+
+def saes_of(model_key: str, ref: ModelRef) -> list[tuple[int, str, Path]]:
+    """(layer, state, path) of the SAEs shipped beside a checkpoint and trained on these weights
+    (none for an upload, or for a snapshot of its training timeline)."""
+    if model_key.startswith(UPLOAD_PREFIX):
+        return []
+    try:
+        found = shipped_saes(resolve_checkpoint(model_key, settings().checkpoint_dir))
+    except CheckpointError:
+        return []
+    out = []
+    for layer, state, path in found:
+        try:
+            if cached_sae(str(path), path.stat().st_mtime).meta.get("fingerprint") == ref.digest:
+                out.append((layer, state, path))
+        except (SAEError, OSError):
+            continue
+    return out
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_sae(path: str, mtime: float) -> SAE:
+    return load_sae(path)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def sae_scorecard(ref: ModelRef, path: str, sae_key: str, feature: str, _model, _sae: SAE,
+                  layer: int, state: str) -> pd.DataFrame | None:
+    """The scorecard of the SAE's features for ``feature`` on the held-out slice, with the SAE's
+    stored controls; None when they do not fit (then the page says how to make them)."""
+    sample, _ = scorecard_sample(_model, corpora_dir=settings().corpora_dir)
+    cache = load_controls(path)
+    basis = SAEBasis(_sae, layer, state)
+    if not cache or cache.get("fingerprint") != ref.digest or cache.get("basis") != basis.key \
+            or feature not in (cache.get("features") or {}) or cache.get("chars") != len(sample):
+        return None
+    return run_heavy("index", U.scorecard, _model, sample, [feature], max_causal=PAGE_MAX_CAUSAL,
+                     cache=cache, basis=basis)
+
+
+@st.cache_data(max_entries=8, ttl=3600, show_spinner=False)
+def slice_activations(ref: ModelRef, sae_key: str, _model, _sae: SAE, layer: int, state: str):
+    """(held-out slice, its (T, F) feature activations)."""
+    sample, _ = scorecard_sample(_model, corpora_dir=settings().corpora_dir)
+    tr = run_heavy("trace", trace, _model, sample, preprocess_text=False)
+    return sample, _sae.encode(tr[act_name(layer, state)].float())
+
+
+def features_or_units(ctx: Context, feature: str, playing: bool = False) -> None:
+    """The verdict panel of units, or (switch) of the shipped SAE's dictionary features (not at a
+    training step: an SAE is trained on the final weights' states). ``playing``: see verdict_panel."""
+    saes = saes_of(ctx.model_key, ctx.ref) if ctx.train_step is None else []
+    if not saes:
+        verdict_panel(ctx, feature, playing)
+        return
+    mode = st.radio("Score", MODES, horizontal=True, key="u_basis",
+                    help="Hidden units, or the dictionary features of a sparse autoencoder trained on the "
+                         "states (shipped beside this checkpoint)")
+    if mode != MODES[1]:
+        verdict_panel(ctx, feature)
+        return
+    labels = [act_name(l, s) for l, s, _ in saes]
+    pick = st.selectbox("SAE on", labels, key="u_sae") if len(saes) > 1 else labels[0]
+    layer, state, path = saes[labels.index(pick)]
+    features_panel(ctx, feature, layer, state, path)
+
+
+def _summary(sae: SAE, layer: int, state: str) -> None:
+    m = sae.meta
+    h = m.get("held_out", {})
+    st.markdown(f"**Sparse autoencoder on layer{layer}.{state}**: {sae.n_features} features on "
+                f"{sae.dim} dimensions; on held-out text R² = **{h.get('r2', float('nan')):.3f}**, "
+                f"{h.get('dead_fraction', float('nan')):.1%} of features never fire, "
+                f"{h.get('mean_l0', float('nan')):.1f} features on per character.")
+    st.caption("a(h) = ReLU(W_enc (h − b_dec) + b_enc), ĥ = W_dec a + b_dec with unit-norm columns d_f. "
+               "A feature beats the controls when it tracks the text feature better than 95 % of the "
+               "features of SAEs trained the same way on untrained models, with a corrected "
+               "block-permutation p below 0.05; causal when replacing its contribution a_f·d_f by its mean "
+               "raises the loss where the feature is on, by z ≥ 2 against random features.")
+
+
+def feature_rows(df: pd.DataFrame, layer: int, state: str, top: int = 12) -> pd.DataFrame:
+    d = df.assign(order=df.verdict.map(VERDICT_ORDER)).sort_values(["order", "effect"], ascending=[True, False])
+    d = d.head(top)
+    return pd.DataFrame({
+        "feature": [feature_name(layer, state, r.unit) for r in d.itertuples()],
+        d.kind.iloc[0] if len(d) else "stat": d.stat.round(3), "control p95": d.random_init_p95.round(3),
+        "p (Holm)": d.p_value.map(lambda p: f"{p:.1e}"), "Δloss on": d.delta_loss.round(4),
+        "Δloss elsewhere": d.delta_loss_elsewhere.round(4), "z": d.random_delta_z.round(1), "verdict": d.verdict,
+        "index": d.unit.astype(int)})
+
+
+def features_panel(ctx: Context, feature: str, layer: int, state: str, path: Path) -> None:
+    st.subheader("Verdict: which dictionary features pass the controls")
+    try:
+        sae = cached_sae(str(path), path.stat().st_mtime)
+        key = sae_digest(sae)
+        with st.spinner("Scoring every dictionary feature against the stored controls…"):
+            df = sae_scorecard(ctx.ref, str(path), key, feature, ctx.model, sae, layer, state)
+    except (*ERRORS, SAEError, OSError) as err:
+        st.info(f"No scorecard for the dictionary features: {err}")
+        return
+    except LIMITS as err:
+        st.info(limit_message("scorecard", err))
+        return
+    _summary(sae, layer, state)
+    if df is None:
+        st.info(f"The features have no stored controls for {feature!r} on this checkpoint; "
+                "`python -m tools.sae_report` makes them.")
+        return
+    rows = feature_rows(df, layer, state)
+    _comparison(ctx, df, feature, layer, state)
+    st.dataframe(rows.drop(columns="index"), hide_index=True, width="stretch")
+    contexts_panel(ctx, sae, key, layer, state, rows)
+
+
+def _comparison(ctx: Context, df: pd.DataFrame, feature: str, layer: int, state: str) -> None:
+    try:
+        units, _ = feature_scorecard(ctx.ref, ctx.model_key, feature, ctx.model)
+    except (*ERRORS, *LIMITS):
+        units = None
+    c = df.verdict.value_counts()
+    line = (f"**{int(c.get('causal', 0))} causal**, **{int(c.get('correlational', 0))} correlational** of "
+            f"{len(df)} dictionary features for *{df.attrs['rules'][feature]}*")
+    if units is not None:
+        same = units[(units.layer == layer) & (units.state == state)]
+        cmp = compare_verdicts(same, df, lambda r: unit_name(r.layer, r.state, r.unit),
+                               lambda r: feature_name(layer, state, r.unit)).iloc[0]
+        line += (f"; units of layer{layer}.{state}: **{cmp['units causal']} causal**, "
+                 f"**{cmp['units correlational']} correlational** of {len(same)}. Best unit: "
+                 f"{cmp['best unit']}; best feature: {cmp['best feature']}. Each against its own chance "
+                 f"level: control p95 {cmp['units control p95']} for units, {cmp['features control p95']} "
+                 "for features.")
+    st.markdown(line)
+
+
+def contexts_panel(ctx: Context, sae: SAE, key: str, layer: int, state: str, rows: pd.DataFrame) -> None:
+    """A feature's top-activating contexts on the held-out slice, and it as coloured sidebar text."""
+    st.subheader("A dictionary feature's top-activating contexts")
+    choices = [int(i) for i in rows["index"]] or [0]
+    f = st.selectbox("Feature", choices, key="u_sae_feat", format_func=lambda j: feature_name(layer, state, j))
+    sample, acts = slice_activations(ctx.ref, key, ctx.model, sae, layer, state)
+    tops = top_contexts(acts[:, f], sample, k=10, width=24)
+    if not tops:
+        st.caption(f"{feature_name(layer, state, f)} never fires on the held-out slice (a dead feature).")
+    else:
+        st.dataframe(pd.DataFrame({"step": [c.t for c in tops], "activation": [round(c.value, 3) for c in tops],
+                                   "before": [c.before for c in tops], "char": [repr(c.char) for c in tops],
+                                   "after": [c.after for c in tops]}), hide_index=True, width="stretch")
+    tr = ctx.trace
+    if tr is not None and len(tr):
+        vals = sae.encode(tr[act_name(layer, state)].float())[:, f].tolist()
+        st.html(uplots.unit_text_html(tr.chars, vals, feature_name(layer, state, f), font_size=ctx.font_size + 2,
+                                      caption=f"{feature_name(layer, state, f)} on the sidebar text (red: "
+                                              "the feature is on; it is never negative)"))
+
+
+def feature_verdicts(path: Path, ref: ModelRef) -> dict[int, str]:
+    """Feature index → "whitespace · correlational, …" from the SAE's stored scorecard (made from
+    these weights), for the features that beat the controls for some built-in feature."""
+    cache = load_controls(path)
+    if not cache or cache.get("fingerprint") != ref.digest:
+        return {}
+    out: dict[int, list[str]] = {}
+    for feat, verdicts in (cache.get("verdicts") or {}).items():
+        for name, verdict in verdicts.items():
+            j = int(name.rsplit("[", 1)[1].rstrip("]"))
+            out.setdefault(j, []).append(f"{feat.replace('_', ' ')} · {verdict}")
+    return {j: ", ".join(v) for j, v in out.items()}
+
+
+def feature_over_text(ctx: Context, layer: int, kind: str) -> None:
+    """Hidden states: one dictionary feature of the shipped SAE on this layer's state, as coloured
+    text (the features that pass the controls listed first, with their verdicts)."""
+    saes = [(l, s, p) for l, s, p in saes_of(ctx.model_key, ctx.ref) if (l, s) == (layer, kind)]
+    tr = ctx.trace
+    if not saes or tr is None or not len(tr):
+        return
+    path = saes[0][2]
+    try:
+        sae = cached_sae(str(path), path.stat().st_mtime)
+    except (SAEError, OSError):
+        return
+    st.subheader("One dictionary feature over the text")
+    named = feature_verdicts(path, ctx.ref)
+    order = sorted(named) + [j for j in range(sae.n_features) if j not in named]
+    f = st.selectbox("Dictionary feature (those that pass the scorecard first)", order, key="hs_sae_feat",
+                     format_func=lambda j: feature_name(layer, kind, j) + (f" · {named[j]}" if j in named else ""))
+    vals = sae.encode(tr[act_name(layer, kind)].float())[:, f].tolist()
+    st.html(uplots.unit_text_html(tr.chars, vals, feature_name(layer, kind, f), font_size=ctx.font_size + 2,
+                                  caption=f"{feature_name(layer, kind, f)}: a feature of the sparse autoencoder "
+                                          f"on {act_name(layer, kind)} (R² {sae.meta.get('held_out', {}).get('r2', float('nan')):.2f} "
+                                          "on held-out text), red where it is on; the Units view scores it."))
