@@ -10,6 +10,7 @@ from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.compare_layers import layers_of_one_model
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
+from app_pages.ui.pin import pin_point, pinned_any
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
@@ -19,6 +20,7 @@ from rnnviz.serving import cost
 from rnnviz import compare as C
 from rnnviz.plots import compare as PC
 from rnnviz.ref import ModelRef
+from rnnviz.units.names import unit_name
 
 ctx = context()
 view_params("cmp.")
@@ -54,6 +56,20 @@ def _models_of(names: list[str]) -> tuple[tuple[ModelRef, ...], tuple[str, ...],
     models = tuple(get_model(n) for n in names)
     refs = tuple(get_ref(n, m) for n, m in zip(names, models))
     return refs, tuple(uploads.get(n, n) for n in names), models
+
+
+def pinned_unit(cmp: C.Comparison, pin: tuple[int, str, int], start: int, width: int) -> None:
+    """The pinned unit (#28 "follow one unit") in every compared model that has it, a note for the others."""
+    name = unit_name(*pin)
+    st.subheader(f"★ Pinned unit {name}")
+    series = C.unit_series(cmp, *pin)
+    if any(s.values is not None for s in series):
+        show_chart(PC.unit_lines(series, name, start, width), ctx, "cmp_pinned")
+        st.caption("Same layer, state and index in each model: in models trained apart, one index "
+                   "names unrelated units (compare a model with its own training steps to follow one).")
+    for s in series:
+        if s.values is None:
+            st.info(f"{s.name} {s.note}: {name} is not drawn for it.")
 
 
 st.title("Compare checkpoints")
@@ -97,17 +113,19 @@ elif notices(ctx):
         st.error(f"Cannot compare: {err}")
     else:
         reduced(plan)
-        for note in cmp.notes:
-            st.info(note)
+        with explanation("compare-notes"):          # lecture mode: the teacher says it
+            for note in cmp.notes:
+                st.info(note)
 
         st.subheader("Summary")
         st.dataframe(cmp.table, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
                                     for c in ("cross-entropy (nats/char)", "bits/char", "perplexity",
                                               "bits/char (common)", "val loss (training)")})
-        st.caption("Cross-entropy, bits/char and perplexity are on the text each model reads. "
-                   "'bits/char (common)' averages only the positions where every model predicted the "
-                   "same, unchanged, in-vocabulary character: the fairest single number here.")
+        with explanation("compare-summary"):
+            st.caption("Cross-entropy, bits/char and perplexity are on the text each model reads. "
+                       "'bits/char (common)' averages only the positions where every model predicted the "
+                       "same, unchanged, in-vocabulary character: the fairest single number here.")
 
         st.subheader("Surprisal per character")
         show_chart(PC.surprisal_lines(cmp), ctx, "cmp_surprisal")
@@ -133,9 +151,13 @@ elif notices(ctx):
                 c2.caption(f"All {longest} steps shown.")
             max_units = c3.slider("units per panel (highest variance)", 8, 128, step=8, key="c_units")
         sync("cmp.state", "cmp.start", "cmp.units")
-        show_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), ctx, "cmp_states")
+        show_chart(PC.hidden_small_multiples(cmp, state, start, width, max_units), ctx, "cmp_states",
+                   on_click=pin_point)
         st.caption("One shared colour scale centred on 0 (blue negative, red positive). Each panel uses "
-                   "its model's own text: a d2l-cleaned model reads a shorter, lower-case text.")
+                   "its model's own text: a d2l-cleaned model reads a shorter, lower-case text. "
+                   "Click a row to pin its unit.")
+        if (pin := pinned_any()) is not None:
+            pinned_unit(cmp, pin, start, width)
 
         st.subheader("Gradient norms")
         st.markdown("‖∂ℓ/∂H_t‖ of the top layer for the loss ℓ of the last prediction, against how "

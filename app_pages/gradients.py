@@ -99,6 +99,20 @@ def start(call, cached, *args) -> None:
         pass
 
 
+def knob_places(lecture: bool) -> dict:
+    """Where each knob goes: three columns; in lecture mode the what-if knobs in one row and the
+    text, loss and layers in an expander below it, so the first chart is above the fold on a
+    1280 × 720 projector (#28: every knob stays, none is hidden)."""
+    if not lecture:
+        c1, c2, c3 = st.columns(3)
+        return {"len": c1, "loss": c1, "where": c2, "scale": c2, "act": c2, "trunc": c2, "clip": c3,
+                "clipv": c3, "layer": c3}
+    row = st.columns(5)
+    more = st.expander("Text, loss and layer").columns(3)
+    return dict(zip(("scale", "act", "trunc", "clip", "clipv"), row)) | \
+        {"len": more[0], "loss": more[1], "where": more[2], "layer": more[2]}
+
+
 def depth_section(nc: G.NormCurve) -> None:
     """Multi-layer models: the layer × distance map of the same norms, and depth versus time."""
     flow = G.depth_flow_from_curve(nc)
@@ -127,35 +141,41 @@ if notices(ctx):
     # ------------------------------------------------------------------ knobs (URL-backed)
     use(*KNOBS, L=cfg.num_layers, losses={k: LOSS_LABELS.get(k, k) for k in G.LOSSES}, activations=list(ACTIVATIONS))
     with controls("gradients"):
-        c1, c2, c3 = st.columns(3)
-        with c1:
+        at = knob_places(ctx.lecture)
+        with at["len"]:
             n_chars = st.number_input("Characters analysed (the first N of the text)", 2, MAX_LEN,
                                       key="g_len", step=50)
-            text = text_all[: int(n_chars)]
-            T = len(text)
+        text = text_all[: int(n_chars)]
+        T = len(text)
+        with at["loss"]:
             loss = st.selectbox("Loss L", list(G.LOSSES), format_func=LOSS_LABELS.get, key="g_loss")
             if st.session_state["g_step"] > max(T - 2, 0):
                 st.session_state["g_step"] = max(T - 2, 0)
             step = st.number_input("Step s (for the loss at step s)", 0, max(T - 2, 0), key="g_step",
                                    disabled=loss != "step")
-        with c2:
+        with at["where"]:
             where = st.selectbox("Knobs act on", ["all", *range(cfg.num_layers)], key="g_klayer",
                                  format_func=lambda v: "every layer" if v == "all" else f"layer {v} only",
                                  disabled=cfg.num_layers < 2,
                                  help="The W_hh scale, the truncation and the clipping act on this layer "
                                       "only, or on every layer; φ always on every layer.")
+        with at["scale"]:
             scale = st.slider("Scale W_hh by", 0.05, 5.0, key="g_scale", step=0.05,
                               help="Hidden-to-hidden weights (all gate blocks of a GRU/LSTM).")
+        with at["act"]:
             act = st.selectbox("Activation φ (vanilla RNN)", list(ACTIVATIONS), key="g_act",
                                disabled=not vanilla,
                                help="Swap tanh/ReLU with the same weights, in every layer." if vanilla else
                                "Gated cells keep their σ and tanh.")
+        with at["trunc"]:
             trunc = st.number_input("Truncate BPTT to k steps (0 = off)", 0, MAX_LEN, key="g_trunc")
-        with c3:
+        with at["clip"]:
             clip = st.number_input("Global-norm clipping θ (0 = off)", 0.0, 1e6, key="g_clip", step=0.5,
                                    help="d2l: g ← min(1, θ/‖g‖) g over all parameter gradients.")
+        with at["clipv"]:
             clipv = st.number_input("Element-wise clipping ±c (0 = off)", 0.0, 1e6, key="g_clipv", step=0.5,
                                     help="min-char-rnn: np.clip(dparam, −c, c).")
+        with at["layer"]:
             layer = st.selectbox("Layer (spectrum, Jacobian chain, map)", list(range(cfg.num_layers)),
                                  key="g_layer")
     sync(*KNOBS)

@@ -7,7 +7,7 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
-from app_pages.ui.pin import pin_button, pinned
+from app_pages.ui.pin import pin_button, pin_point, pinned
 from app_pages.ui.scorecard import checked_names
 from app_pages.ui.features import feature_over_text
 from app_pages.ui.settings import settings
@@ -132,9 +132,9 @@ if kind in ("h", "c"):
     fig = splots.state_heatmap(values[start:stop], chars, start=start, units=shown, name=symbol,
                                zmax=zmax, font_size=ctx.font_size, named=named, layer=layer, kind=kind,
                                title=f"{kinds[kind]} of layer {layer}: {what} × steps {start}–{stop - 1}")
-    show_chart(fig, ctx, key="hs_heatmap", filename=f"rnnviz-{name}")
+    show_chart(fig, ctx, key="hs_heatmap", filename=f"rnnviz-{name}", on_click=pin_point)
     st.caption(f"Colour: {symbol} from −{zmax:.3g} (blue) through 0 (white) to +{zmax:.3g} (red); "
-               "hover a cell for step, character, unit and value."
+               "hover a cell for step, character, unit and value; click a row to pin its unit (★)."
                + (" Bold units follow a feature of this text (the largest correlation with it; "
                   "the Units view ranks them on the training corpus)." + checked if named else ""))
 else:
@@ -164,7 +164,7 @@ if L > 1 and kind in ("h", "c"):
                     unit_order(ctx.ref, ctx.text, act_name(l, k), order_method, tr[act_name(l, k)]),
                     k.upper(), l, k) for l in reversed(range(L)) for k in kinds_all]
     show_chart(stacked_layers_figure(blocks, chars, start=start, font_size=ctx.font_size), ctx,
-               key="hs_layers", filename="rnnviz-all-layers")
+               key="hs_layers", filename="rnnviz-all-layers", on_click=pin_point)
     st.caption("Top layer on top. Each block has its own colour range (±its largest |value|, shown "
                "on hover) and its units in the chosen order; the columns are the same characters.")
 

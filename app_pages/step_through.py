@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
-from app_pages.ui.pin import pinned
+from app_pages.ui.pin import pin_point, pinned
 from app_pages.ui.text import md, notices
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
@@ -98,14 +98,19 @@ def layer_terms(lay: int, t: int, suffix: str) -> None:
     if mine:
         which += f"; the pinned unit {unit_name(*pin)} first"
     show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size, layer=lay,
-                                    title=f"Every term at step {t}, layer {lay}"), ctx, key="st_terms" + suffix)
-    st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right.")
+                                    pinned=pin[2] if mine else None,
+                                    title=f"Every term at step {t}, layer {lay}"), ctx, key="st_terms" + suffix,
+               on_click=pin_point)
+    st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right. "
+               "Click a row to pin its unit (followed on every view).")
     err = float((h_t - tr[act_name(lay, "h")][t]).abs().max())
     st.caption(f"H_t recomputed from the equation with model.textbook_params({lay}) matches "
                f"the traced H_t to {err:.1e}.")
 
 
 def render_step() -> None:
+    global pin
+    pin = pinned(model)           # a row clicked here reruns only this fragment: read the pin again
     if playing and T > 1:
         use("st.t", T=T)
         st.session_state["st_t"] = (st.session_state["st_t"] + 1) % T

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_pages.ui.charts import show_chart
 from app_pages.ui.context import context
+from app_pages.ui.lecture import explanation
 from app_pages.ui.train_input import TrainText, text_from_state, text_input
 from app_pages.ui.train_result import GOTO, finished, prefix, prefix_input, samples_panel
 from app_pages.ui.trained import KEPT, RUN_KEY, leave_training, session_id, training_pool
@@ -185,9 +186,10 @@ live_static = st.fragment(_live)
 if goto := st.session_state.pop(GOTO, None):
     st.switch_page(goto)
 st.title("Train")
-st.markdown("Train a character-level RNN on a text of your choice and watch it learn: the loss falls, "
-            "the gradient norm is clipped, the samples turn into words. The parameters are estimated "
-            "by autograd and stochastic gradient descent (Adam), truncated BPTT over T characters.")
+with explanation("train"):                      # lecture mode: the teacher says it (#28)
+    st.markdown("Train a character-level RNN on a text of your choice and watch it learn: the loss falls, "
+                "the gradient norm is clipped, the samples turn into words. The parameters are estimated "
+                "by autograd and stochastic gradient descent (Adam), truncated BPTT over T characters.")
 got = text_input(training_pool().limits)
 knobs()
 prefix_input()

@@ -12,6 +12,8 @@ import torch
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.features import features_or_units
 from app_pages.ui.context import context
+from app_pages.ui.lecture import explanation
+from app_pages.ui.pin import pin_point, pinned, pinned_panel, preselect, unit_table
 from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.timeline import play_next, playing, training_step
 from app_pages.ui.unit_sample import SOURCES, sample_index
@@ -41,8 +43,9 @@ ERRORS = (U.UnitsError, F.FeatureError, TextError, *LIMITS)   # LIMITS: refused 
 ctx = context()
 view_params("units.")
 st.title("Units")
-st.caption("Find what single hidden units track, test a hypothesis on a span, edit the text and "
-           "watch how long the network remembers, silence a unit, and see the state move in 2-D.")
+with explanation("units"):
+    st.caption("Find what single hidden units track, test a hypothesis on a span, edit the text and "
+               "watch how long the network remembers, silence a unit, and see the state move in 2-D.")
 ctx = training_step(ctx, "units")       # a checkpoint with a training timeline: the model at a step
 if not notices(ctx):
     st.stop()
@@ -51,6 +54,10 @@ model = ctx.model
 tr: Trace = ctx.trace
 T = len(tr)
 cfg = model.config
+if (pin := pinned(model)) is not None:          # Units opens on the pinned unit (#28)
+    pinned_panel(pin, tr.chars[:MAX_URL_TEXT], tr[act_name(*pin[:2])][:MAX_URL_TEXT, pin[2]].tolist(),
+                 ctx.font_size + 2)
+    preselect(pin, ("u_layer", "u_kind", "u_unit"), ABLATION_KEYS[:3], "_u_pinned")
 
 
 # =========================================================================== cached computations
@@ -142,8 +149,10 @@ def unit_finder() -> None:
                "chance, 1 = perfect, 0 = perfect but inverted).")
     # ranked on the corpus's index, not on the sidebar text: kept across text commits
     show_chart(uplots.ranked_units_figure(res, font_size=ctx.font_size), ctx, key="u_rank",
-               text_independent=True)
-    st.dataframe(uplots.ranked_units_rows(res), hide_index=True, width="stretch")
+               text_independent=True, on_click=pin_point)
+    unit_table(uplots.ranked_units_rows(res), key="u_rank_rows")
+    st.caption("Click a bar or a row to pin its unit: highlighted in Hidden states, first in "
+               "Step-through, drawn in Compare.")
     # the top units as coloured text: on the sidebar text, and on the sample where the feature is on
     st.subheader("The top units as coloured text")
     if isinstance(index, U.UnitStats):   # no sample text here: the sidebar text only
@@ -260,9 +269,9 @@ def _show_hypothesis(index: U.UnitIndex, hyp: U.Hypothesis, a: int, b: int, auto
     if not hyp.units:
         st.info("None at this threshold: switch on the automatic threshold or move θ.")
         return
-    st.dataframe([{"unit": s.unit.label, "on when": "high" if s.sign > 0 else "low",
-                   "min inside": round(s.inside_min, 3), "max around": round(s.around_max, 3)}
-                  for s in hyp.units[:50]], hide_index=True, width="stretch")
+    unit_table([{"unit": s.unit.label, "on when": "high" if s.sign > 0 else "low",
+                 "min inside": round(s.inside_min, 3), "max around": round(s.around_max, 3)}
+                for s in hyp.units[:50]], key="u_hyp_rows")
     matches, total = U.find_matches(index, hyp, min_fraction=frac, top=25)
     st.subheader(f"Where else these units switch on together: {total:,} place(s) in the sample")
     st.html(uplots.matches_html(matches, font_size=ctx.font_size + 1))

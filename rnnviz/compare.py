@@ -283,3 +283,34 @@ def gradient_curves(cmp: Comparison, models: dict[str, CharRNN],
                                  float(fit.steps_to_shrink(0.01)) if fit else math.nan,
                                  len(text), int(curve.zeros.get(top, 0))))
     return out
+
+
+@dataclass(frozen=True)
+class UnitSeries:
+    """One model's trace of one unit (the pinned unit, followed into Compare): ``values`` over the
+    model's own text (``chars``), or None and a ``note`` saying why this model has no such unit."""
+
+    name: str
+    values: np.ndarray | None
+    chars: list[str]
+    note: str = ""
+
+
+def unit_series(cmp: Comparison, layer: int, kind: str, unit: int) -> list[UnitSeries]:
+    """The unit (layer, state ``kind`` "h"/"c", index ``unit``) in every compared model, where that
+    model has it: same layer, same state, same index (a unit index names a different unit in a
+    differently trained model; the page says so)."""
+    out = []
+    for run in cmp.runs:
+        layers, H = run.describe["layers"], run.states.get(act_name(layer, kind))
+        if layer >= layers:
+            note = f"has {layers} layer{'s' if layers > 1 else ''} (no layer {layer})"
+        elif H is None:
+            note = f"has no {kind.upper()}_t (a {run.describe['cell']})"
+        elif unit >= H.shape[1]:
+            note = f"has {H.shape[1]} units per layer (no index {unit})"
+        else:
+            out.append(UnitSeries(run.name, H[:, unit].copy(), list(run.chars)))
+            continue
+        out.append(UnitSeries(run.name, None, list(run.chars), note))
+    return out

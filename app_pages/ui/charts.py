@@ -43,7 +43,7 @@ MODEBAR_REMOVE = ["zoomIn2d", "zoomOut2d", "autoScale2d", "lasso2d", "select2d"]
 
 
 def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
-               text_independent: bool = False, width: float = 1.0) -> None:
+               text_independent: bool = False, width: float = 1.0, on_click=None) -> None:
     """A Plotly chart with the modebar always visible (its camera button downloads a PNG),
     lecture-mode fonts, and ``layout.meta`` naming the text (the page benchmark waits on it).
 
@@ -58,7 +58,9 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     chart skips a figure it already shows.
 
     width: the chart's share of the main column (e.g. 0.4 in the right one of ``st.columns([3, 2])``);
-    its title is wrapped to fit (see _place_title)."""
+    its title is wrapped to fit (see _place_title).
+
+    on_click: called with the clicked point's labels ``{"x": …, "y": …}`` (plotly_chart_inplace)."""
     if ctx.lecture:
         fig.update_layout(font=dict(size=ctx.font_size))
     _place_title(fig, ctx.font_size, width)
@@ -74,7 +76,7 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     config = {"displayModeBar": True, "displaylogo": False, "modeBarButtonsToRemove": MODEBAR_REMOVE,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",
                                        "scale": 2}}
-    plotly_chart_inplace(fig, key=key, config=config)
+    plotly_chart_inplace(fig, key=key, config=config, on_click=on_click)
 
 
 def _place_title(fig, font_size: int, width: float) -> None:

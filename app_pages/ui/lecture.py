@@ -35,6 +35,11 @@ def is_hidden_key(key: str | None) -> bool:
     return bool(key) and any(key.startswith(f"{kind}-") for kind in HIDDEN_KINDS)
 
 
+#: The root font size in lecture mode: 22 px on a 1080-line projector, in proportion to the window's
+#: height below that (a 720-line one gets 16 px: the same share of the screen as 22 px of 1080, so
+#: the knobs and the first chart still fit), never under 16 px.
+ROOT_FONT = "clamp(16px, 2.04vh, 22px)"
+
 _HIDE = ", ".join(f'[class*="st-key-{kind}-"]' for kind in HIDDEN_KINDS)
 
 #: Larger type for a projector, on public hooks only: Streamlit sizes its text, widget labels, select
@@ -44,7 +49,7 @@ _HIDE = ", ".join(f'[class*="st-key-{kind}-"]' for kind in HIDDEN_KINDS)
 #: ``st-key-…`` classes of keyed containers hide; plain tags and our own ``.rnnviz-text`` follow.
 LECTURE_CSS = f"""
 <style>
-html {{ font-size: 22px; }}
+html {{ font-size: {ROOT_FONT}; }}
 {_HIDE} {{ display: none !important; }}
 h1 {{ font-size: 2.4rem !important; }}
 .rnnviz-text {{ font-size: 22px !important; }}

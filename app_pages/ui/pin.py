@@ -32,6 +32,14 @@ def parse_unit(text: str, model: CharRNN) -> tuple[int, str, int] | None:
     return layer, kind, index
 
 
+def pinned_any() -> tuple[int, str, int] | None:
+    """The pinned unit as named (layer, state, index), not checked against a model: for a view that
+    shows several models (Compare says which of them have it)."""
+    raw = st.query_params.get(URL_KEY) or st.session_state.get(_SESSION)
+    m = _NAME.fullmatch(raw.strip()) if isinstance(raw, str) else None
+    return None if m is None else (int(m.group(1)), m.group(2), int(m.group(3)))
+
+
 def pinned(model: CharRNN) -> tuple[int, str, int] | None:
     """The pinned unit for ``model`` (from the link, else this session), written back to the URL."""
     raw = st.query_params.get(URL_KEY)
@@ -65,6 +73,43 @@ def _set(name: str | None) -> None:
         st.query_params[URL_KEY] = name
 
 
+def unit_in(labels: dict) -> str | None:
+    """The unit name among a clicked point's labels (``{"x": …, "y": …}``: rows of a heatmap or a
+    bar chart are named "L0 h[203]"; a bold "L0 h[3] · paren depth" tick counts by its name)."""
+    for axis in ("y", "x"):
+        text = labels.get(axis)
+        if isinstance(text, str):
+            m = _NAME.match(text.strip())
+            if m is not None:
+                return m.group(0)
+    return None
+
+
+def pin_point(labels: dict) -> None:
+    """A chart's click callback (``show_chart(..., on_click=pin_point)``): pin the clicked row's
+    unit. Its name is checked against the model on the next run (:func:`pinned`)."""
+    name = unit_in(labels)
+    if name is not None:
+        _set(name)
+
+
+def pin_row(key: str, names: list[str]) -> None:
+    """A table's selection callback (``st.dataframe(key=key, on_select=…)``): pin the selected row's
+    unit, ``names[row]``."""
+    state = st.session_state.get(key) or {}
+    rows = (state.get("selection") or {}).get("rows") or []
+    if rows and isinstance(rows[0], int) and 0 <= rows[0] < len(names):
+        pin_point({"y": names[rows[0]]})
+
+
+def unit_table(rows, key: str, column: str = "unit") -> None:
+    """A table (a list of dicts or a DataFrame) with one unit per row, its name in ``column``:
+    clicking a row pins that unit."""
+    names = [str(n) for n in rows[column]] if hasattr(rows, "columns") else [str(r[column]) for r in rows]
+    st.dataframe(rows, hide_index=True, width="stretch", key=key, on_select=lambda: pin_row(key, names),
+                 selection_mode="single-row")
+
+
 def pin_button(unit: tuple[int, str, int], current: tuple[int, str, int] | None, key: str) -> None:
     """A "★ Pin L0 h[3]" button (or "Unpin" when that unit is the pinned one)."""
     name = unit_name(*unit)
@@ -74,3 +119,33 @@ def pin_button(unit: tuple[int, str, int], current: tuple[int, str, int] | None,
         st.button(f"★ Pin {name}", key=key, on_click=_set, args=(name,),
                   help="Follow this unit on every view: highlighted in Hidden states, first in "
                        "Step-through (kept in the link as unit=…).")
+
+
+def preselect(unit: tuple[int, str, int] | None, widgets: tuple[str, str, str], url_keys: tuple[str, ...],
+              marker: str) -> None:
+    """Open a view's unit pickers (the session keys of its layer, state and index widgets, before
+    they are drawn) on the pinned unit, each time a new unit is pinned; a link that sets the
+    pickers itself (``url_keys``) keeps its own choice the first time."""
+    if unit is None:
+        return
+    name = unit_name(*unit)
+    if st.session_state.get(marker) == name:
+        return
+    first = marker not in st.session_state
+    st.session_state[marker] = name
+    if first and any(k in st.query_params for k in url_keys):
+        return
+    for widget, value in zip(widgets, unit):
+        st.session_state[widget] = value
+
+
+def pinned_panel(unit: tuple[int, str, int], chars: list[str], values: list[float], font_size: int) -> None:
+    """The pinned unit at the top of a view: its activation over the sidebar text, and an Unpin."""
+    from rnnviz.plots.units import unit_text_html
+    name = unit_name(*unit)
+    with st.container(key="nav-pinned", border=True):
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        left.markdown(f"**★ Pinned unit {name}** on the sidebar text (blue negative, red positive); "
+                      "the Ablation tab opens on it.")
+        right.button(f"Unpin {name}", key="pinned_unpin", on_click=_set, args=(None,))
+        st.html(unit_text_html(chars, values, f"★ {name}", font_size=font_size))

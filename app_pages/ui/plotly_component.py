@@ -24,7 +24,8 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
 import plotly
 import plotly.io
@@ -91,7 +92,8 @@ def plotly_js_url() -> str:
     return f"{'/' + base if base else ''}/app/static/{PLOTLY_JS}"
 
 
-def plotly_chart_inplace(fig: Any, key: str, config: dict | None = None) -> None:
+def plotly_chart_inplace(fig: Any, key: str, config: dict | None = None,
+                         on_click: Callable[[dict], None] | None = None) -> None:
     """Show a Plotly figure like ``st.plotly_chart(fig, key=key, config=config, theme=None)``,
     but keep the drawn chart and update it in place when a later run passes a new figure.
 
@@ -101,15 +103,29 @@ def plotly_chart_inplace(fig: Any, key: str, config: dict | None = None) -> None
     sets ``layout.uirevision`` itself, the browser keeps the user's zoom and pan across updates.
     The modebar gains a fullscreen button (st.plotly_chart has one in its element toolbar): the
     chart is laid over the whole window until the button is pressed again or Escape.
+
+    on_click: called (before the next run, as a widget callback) with ``{"x": …, "y": …}``, the
+    clicked point's labels as strings, when the user clicks a point of the chart (the component's
+    one-time trigger value ``click``).
     """
     if not key:
         raise ValueError("plotly_chart_inplace needs a key: it is the chart's identity across runs")
-    _chart(key=key, data=payload(fig, config), width="stretch", height="content")
+    events = {} if on_click is None else {"on_click_change": partial(_clicked, key, on_click)}
+    _chart(key=key, data=payload(fig, config, clicks=on_click is not None), width="stretch",
+           height="content", **events)
 
 
-def payload(fig: Any, config: dict | None = None) -> bytes:
+def _clicked(key: str, on_click: Callable[[dict], None]) -> None:
+    """The trigger callback: hand the clicked point to ``on_click`` (a malformed one is ignored)."""
+    point = (st.session_state.get(key) or {}).get("click")
+    if isinstance(point, dict) and all(isinstance(point.get(k), str) for k in ("x", "y")):
+        on_click({"x": point["x"], "y": point["y"]})
+
+
+def payload(fig: Any, config: dict | None = None, clicks: bool = False) -> bytes:
     """The component's data: one line of JSON (``config``; ``plotly``: the Plotly.js URL; the layout's
-    ``meta`` and ``height``, which the page reads without parsing a figure it does not draw yet), a
+    ``meta`` and ``height``, which the page reads without parsing a figure it does not draw yet;
+    ``clicks``: whether a click on a point is sent back), a
     newline, then the figure's JSON (``plotly.io.to_json``), UTF-8.
 
     Bytes rather than a dict holding the figure's JSON as a string: Streamlit JSON-encodes a dict
@@ -118,7 +134,7 @@ def payload(fig: Any, config: dict | None = None) -> bytes:
     parses the figure twice; bytes travel as they are and are hashed once."""
     layout = fig.layout.to_plotly_json() if hasattr(fig, "layout") else fig.get("layout") or {}
     head = json.dumps({"config": dict(config or {}), "plotly": plotly_js_url(),
-                       "meta": layout.get("meta"), "height": layout.get("height")})
+                       "meta": layout.get("meta"), "height": layout.get("height"), "clicks": clicks})
     return (head + "\n" + plotly.io.to_json(fig, validate=False)).encode("utf-8")
 
 

@@ -157,6 +157,17 @@ function figureOf(chart, { spec, theme, given }) {
   return { data: fig.data || [], layout, frames: fig.frames, config };
 }
 
+function listenClicks(chart) {
+  // A click on a point (a heatmap cell, a bar) goes back to Python as the one-time trigger "click"
+  // ({x, y}: the point's category labels, e.g. the unit's name "L0 h[203]"), on charts whose page
+  // asked for clicks (the payload's head: clicks). Attached once: Plotly.react keeps the listener.
+  chart.div.on("plotly_click", (ev) => {
+    const p = ev && ev.points && ev.points[0];
+    if (!p || !chart.clicks || !chart.setTrigger) return;
+    chart.setTrigger("click", { x: String(p.x), y: String(p.y) });
+  });
+}
+
 function draw(chart) {
   // Draw the waiting figure: Plotly.newPlot the first time, Plotly.react on the same <div> after.
   // One draw at a time per chart: a Plotly.react started while the previous one was still running
@@ -176,7 +187,8 @@ function draw(chart) {
     chart.drawn = true;
     chart.figure = figureOf(chart, waiting);
     chart.box.style.minHeight = "";
-    return (first ? Plotly.newPlot : Plotly.react)(chart.div, sized(chart));
+    const drawn = (first ? Plotly.newPlot : Plotly.react)(chart.div, sized(chart));
+    return first ? drawn.then(() => listenClicks(chart)) : drawn;
   }).catch((err) => console.error("rnnviz chart:", err)).finally(() => {
     chart.drawing = null;
     delete chart.box.dataset.rnnvizDrawing;
@@ -193,6 +205,8 @@ export default function (component) {
   }
   const data = readData(component.data);
   if (!data || !data.spec) return undefined;
+  chart.clicks = Boolean(data.clicks);
+  chart.setTrigger = component.setTriggerValue;
   const theme = themeOf(parentElement);
   chart.bg = theme.bg;
   // Streamlit calls again with the same figure on other reruns (a widget elsewhere moved, a theme

@@ -20,6 +20,7 @@ import streamlit as st
 
 from app_pages.ui.cache import UPLOAD_PREFIX
 from app_pages.ui.context import Context
+from app_pages.ui.pin import unit_table
 from app_pages.ui.settings import settings
 from app_pages.ui.work import LIMITS, limit_message, run_heavy
 from rnnviz import TextError
@@ -29,6 +30,7 @@ from rnnviz.baseline import Baseline, BaselineError, split_baseline, training_sp
 from rnnviz.checkpoint import CheckpointError, resolve_checkpoint
 from rnnviz.plots import units as uplots
 from rnnviz.ref import ModelRef
+from rnnviz.units.names import unit_name
 from rnnviz.units.scorecard_cache import PAGE_MAX_CAUSAL, load_controls, scorecard_sample
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ def verdict_rows(df: pd.DataFrame, top: int = 12) -> pd.DataFrame:
     d = df.assign(order=df.verdict.map(VERDICT_ORDER)).sort_values(["order", "effect"], ascending=[True, False])
     d = d.head(top)
     return pd.DataFrame({
-        "unit": [f"layer{r.layer}.{r.state}[{r.unit}]" for r in d.itertuples()],
+        "unit": [unit_name(r.layer, r.state, r.unit) for r in d.itertuples()],     # the unit's one name
         d.kind.iloc[0] if len(d) else "stat": d.stat.round(3), "control p95": d.random_init_p95.round(3),
         "p (Holm)": d.p_value.map(lambda p: f"{p:.1e}"), "Δloss on": d.delta_loss.round(4),
         "Δloss elsewhere": d.delta_loss_elsewhere.round(4), "z": d.random_delta_z.round(1),
@@ -108,12 +110,13 @@ def verdict_panel(ctx: Context, feature: str, playing: bool = False) -> None:
                 f"correlational**, {int(counts.get('chance', 0))} at chance level for "
                 f"*{df.attrs['rules'][feature]}* ({how}).")
     controls = STEP_SCORECARD["controls"] if ctx.train_step is not None else 5
-    st.caption(f"Beats the controls: stronger than 95 % of the units of {controls} untrained models of the same "
-               "shape (control p95) and a block-permutation p below 0.05 after correction. Causal: "
-               f"besides, silencing it (mean-ablation, at most {PAGE_MAX_CAUSAL} units tried) raises the "
-               "loss where the feature is on more than elsewhere, by z ≥ 2 against random units. "
-               "The unit finder below ranks by correlation alone.")
-    st.dataframe(verdict_rows(df), hide_index=True, width="stretch")
+    if not ctx.lecture:             # lecture mode: an explanation, the teacher says it
+        st.caption(f"Beats the controls: stronger than 95 % of the units of {controls} untrained models of "
+                   "the same shape (control p95) and a block-permutation p below 0.05 after correction. "
+                   f"Causal: besides, silencing it (mean-ablation, at most {PAGE_MAX_CAUSAL} units tried) "
+                   "raises the loss where the feature is on more than elsewhere, by z ≥ 2 against random "
+                   "units. The unit finder below ranks by correlation alone.")
+    unit_table(verdict_rows(df), key="u_verdict_rows")            # a click on a row pins its unit
 
 
 @st.cache_resource(max_entries=4, show_spinner="Fitting n-gram models on the training split (once per corpus)…")

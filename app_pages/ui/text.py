@@ -31,9 +31,9 @@ def md(text: str) -> str:
 
 def model_note(ctx: Context) -> None:
     """The line saying why the view opened on this model (PAGE_CHECKPOINTS), once per run."""
-    if ctx.model_note:
+    if ctx.model_note and not ctx.lecture:        # lecture mode: an explanation, the teacher says it
         st.caption(ctx.model_note)
-        ctx.model_note = ""
+    ctx.model_note = ""
 
 
 def notices(ctx: Context, shows_cleaned_text: bool = False) -> bool:
@@ -53,7 +53,7 @@ def notices(ctx: Context, shows_cleaned_text: bool = False) -> bool:
     trace = ctx.trace
     if trace is not None and (over := first_overflow(trace.cache)) is not None:
         st.warning(over.describe())
-    if trace is not None and trace.preprocessed:
+    if trace is not None and trace.preprocessed and not ctx.lecture:
         st.caption(f"This model was trained on {ctx.model.config.preprocessing}-cleaned text, so your "
                    "text was cleaned the same way before it was read "
                    + ("(open the box below the numbers to see the cleaned text)." if shows_cleaned_text

@@ -116,6 +116,7 @@ def sample_index(ctx: Context, src: str, n: int, own: str,
         st.info(f"{err} Pick another sample above.")
         return None
     reduced(plan)
-    st.caption(f"Sample: {index.source} — N = {len(index):,} steps × U = {index.num_units:,} units "
-               f"(indexed in {index.build_seconds:.1f} s).")
+    if not ctx.lecture:             # lecture mode: an explanation, the teacher says it
+        st.caption(f"Sample: {index.source} — N = {len(index):,} steps × U = {index.num_units:,} units "
+                   f"(indexed in {index.build_seconds:.1f} s).")
     return index

@@ -166,3 +166,24 @@ def gradient_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], x_title: s
     fig.update_layout(xaxis_title=x_title, height=340,
                       legend=dict(orientation="h", y=1.12), margin=dict(l=50, r=20, t=40, b=40))
     return fig
+
+
+def unit_lines(series: list, name: str, start: int = 0, width: int = 200) -> go.Figure:
+    """One unit (``rnnviz.compare.unit_series``) in every model that has it: one line per model over
+    the steps [start, start + width) of its own text, hover naming the character read."""
+    fig = go.Figure()
+    for k, s in enumerate(series):
+        if s.values is None:
+            continue
+        a, b = window_bounds(len(s.values), start, width)
+        fig.add_trace(go.Scatter(
+            x=list(range(a, b)), y=s.values[a:b].tolist(), mode="lines+markers", name=escape(s.name),
+            line=dict(color=_COLORS[k % len(_COLORS)]), marker=dict(size=4),
+            customdata=[_label(c) for c in s.chars[a:b]],
+            hovertemplate=f"{escape(s.name)}<br>step %{{x}}: %{{customdata}}<br>{escape(name)} = %{{y:.4f}}"
+                          "<extra></extra>"))
+    fig.update_layout(title=dict(text=f"★ {escape(name)} in each model"), height=340,
+                      margin=dict(l=60, r=20, t=40, b=50),
+                      xaxis=dict(title="step (of each model's own text)"),
+                      yaxis=dict(title=escape(name), zeroline=True))
+    return fig

@@ -89,11 +89,11 @@ def bigram_figure(res: BigramResult, max_chars: int = 30) -> go.Figure:
                                  hovertemplate=(f"{name}<br>previous %{{y}} → next %{{x}}"
                                                 "<br>P = %{z:.6f}<extra></extra>")),
                       row=1, col=col)
-        fig.update_xaxes(type="category", title_text="next character", row=1, col=col)
+        fig.update_xaxes(type="category", title_text="next character", automargin=True, row=1, col=col)
         fig.update_yaxes(type="category", autorange="reversed", title_text="previous character" if col == 1 else None,
-                         row=1, col=col)
+                         automargin=True, row=1, col=col)
     fig.update_layout(coloraxis=dict(colorscale=PROBABILITY, cmin=0, cmax=1, colorbar=dict(title="P")),
-                      height=460, margin=dict(l=50, r=20, t=40, b=40))
+                      height=480, margin=dict(l=50, r=20, t=72, b=40))   # titles below the modebar
     return fig
 
 
@@ -115,15 +115,19 @@ def forgetting_figure(f: Forgetting) -> go.Figure:
     fig.add_trace(go.Scatter(x=x, y=np.where(kl > 0, kl, np.nan), mode="lines", name="prediction change (KL, nats)",
                              line=dict(dash="dot"), customdata=chars,
                              hovertemplate="step %{x}: %{customdata}<br>KL(P ‖ P') = %{y:.3g} nats<extra></extra>"))
-    fig.add_hline(y=f.threshold, line_dash="dash", line_color="gray",
-                  annotation_text=f"threshold {f.threshold:g}", annotation_position="bottom right")
-    fig.add_vline(x=f.position, line_color="#d62728",
-                  annotation_text=f"edit: {_label(f.original_char)} → {_label(f.new_char)}")
+    # The three marks are named in the legend, not by labels inside the plot: those sat on the
+    # curves and on each other (#28, "Lesson (c) labels overlap").
+    fig.add_hline(y=f.threshold, line_dash="dash", line_color="gray", name=f"threshold {f.threshold:g}",
+                  showlegend=True)
+    fig.add_vline(x=f.position, line_color="#d62728", showlegend=True,
+                  name=f"edit at step {f.position}: {_label(f.original_char)} → {_label(f.new_char)}")
     if f.below_at is not None:
-        fig.add_vline(x=f.below_at, line_color="#2ca02c", line_dash="dot",
-                      annotation_text=f"forgotten after {f.steps_to_forget} steps", annotation_position="top left")
-    fig.update_yaxes(**log_axis(y, kl, [f.threshold], title="difference (log scale)"))
-    fig.update_layout(height=360, xaxis_title="step t (character read)", legend=dict(orientation="h", y=1.15),
+        fig.add_vline(x=f.below_at, line_color="#2ca02c", line_dash="dot", showlegend=True,
+                      name=f"forgotten after {f.steps_to_forget} steps")
+    fig.update_yaxes(**log_axis(y, kl, [f.threshold], title="difference (log scale)"), automargin=True)
+    fig.update_xaxes(automargin=True)
+    fig.update_layout(height=420, xaxis_title="step t (character read)",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       margin=dict(l=50, r=20, t=40, b=40))
     if T <= 80:
         fig.update_xaxes(tickmode="array", tickvals=list(range(T)), ticktext=chars)

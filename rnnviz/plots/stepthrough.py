@@ -20,10 +20,11 @@ def _np(values) -> np.ndarray:
 
 
 def terms_figure(terms: dict, units: Sequence[int], *, title: str = "", font_size: int = 12,
-                 layer: int = 0) -> go.Figure:
+                 layer: int = 0, pinned: int | None = None) -> go.Figure:
     """Columns = the equation's terms (in order), rows = ``units``; each cell shows its number.
 
-    ``terms`` is ``views.step_terms`` (name → (h,) vector). Diverging scale centred on 0.
+    ``terms`` is ``views.step_terms`` (name → (h,) vector). Diverging scale centred on 0. The row
+    of unit ``pinned`` is labelled "★ L0 h[5]" (its category stays the unit's name).
     """
     names = list(terms)
     units = list(units)
@@ -39,6 +40,10 @@ def terms_figure(terms: dict, units: Sequence[int], *, title: str = "", font_siz
                       margin=dict(l=60, r=20, t=40 if title else 10, b=10), title=dict(text=title),
                       xaxis=dict(type="category", side="bottom", tickangle=-30, automargin=True),
                       yaxis=dict(type="category", autorange="reversed", dtick=1, automargin=True))
+    if pinned is not None and pinned in units:
+        labels = unit_labels(units, layer, "h")
+        fig.update_yaxes(tickmode="array", tickvals=labels,
+                         ticktext=[f"★ {l}" if u == pinned else l for u, l in zip(units, labels)])
     return fig
 
 
