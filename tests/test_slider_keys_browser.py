@@ -62,8 +62,21 @@ def _healthy(page, errors: list[str], where: str) -> None:
     assert not errors, (where, errors)
 
 
+#: Step-through shows the slider's step everywhere: the text, X_t's character, the terms chart's
+#: title (a chart still being drawn under load shows the previous figure until its draw ends).
+CONSISTENT_JS = r"""() => {
+  const s = document.querySelector('.st-key-stepper input[type=range]');
+  if (!s) return false;
+  const t = s.value, body = document.body.innerText;
+  const m = body.match(new RegExp('^Step ' + t + ": the network reads '(.)'", 'm'));
+  return !!m && body.includes('Every term at step ' + t + ',') && body.includes("X_t: one-hot of '" + m[1] + "'");
+}"""
+
+
 def _step_consistent(page) -> None:
-    """Step-through shows one step everywhere: the slider, the text, X_t's character, the terms."""
+    """Step-through shows one step everywhere: the slider, the text, X_t's character, the terms.
+    Waits for it (charts finish drawing after the run ends); a page left mixed times out."""
+    page.wait_for_function(CONSISTENT_JS, timeout=TIMEOUT, polling=200)
     t = int(page.locator(".st-key-stepper input[type=range]").input_value())
     body = page.inner_text("body")
     assert re.search(rf"^Step {t}: the network reads", body, re.M), body[:400]
