@@ -52,7 +52,6 @@ T, H, L = len(tr), cfg.hidden_size, cfg.num_layers
 tokens = list(tr.tokens)
 
 use("st.t", "st.layer", T=T, L=L)
-pin = pinned(model)
 
 c1, c2 = st.columns([1, 4])
 with c1, controls("st", navigation=True):
@@ -78,9 +77,9 @@ elif layer > 0:
     st.caption(f"Layer {layer} reads H_t of layer {layer - 1} in place of the one-hot X_t.")
 
 
-def layer_terms(lay: int, t: int, suffix: str) -> None:
+def layer_terms(lay: int, t: int, suffix: str, pin: tuple | None) -> None:
     """Layer ``lay`` at step t: its input, every term of its equation, and the recompute check
-    (chart keys end in ``suffix``)."""
+    (chart keys end in ``suffix``; ``pin``: the pinned unit (layer, state, index), shown first)."""
     ch = tr.chars[t]
     terms = views.step_terms(model, tr, lay, t)
     h_t = terms["H_t"]
@@ -109,8 +108,7 @@ def layer_terms(lay: int, t: int, suffix: str) -> None:
 
 
 def render_step() -> None:
-    global pin
-    pin = pinned(model)           # a row clicked here reruns only this fragment: read the pin again
+    pin = pinned(model)           # read in the fragment: a row clicked here reruns only this fragment
     if playing and T > 1:
         use("st.t", T=T)
         st.session_state["st_t"] = (st.session_state["st_t"] + 1) % T
@@ -131,9 +129,9 @@ def render_step() -> None:
             for lay in range(L):
                 st.markdown(f"**Layer {lay}**" + (" (reads the one-hot X_t)" if lay == 0 else
                                                   f" (reads H_t of layer {lay - 1})"))
-                layer_terms(lay, t, f"_l{lay}")
+                layer_terms(lay, t, f"_l{lay}", pin)
         else:
-            layer_terms(layer, t, "")
+            layer_terms(layer, t, "", pin)
     with right:
         out = views.step_output(model, tr, t)
         nid = int(tr.ids[t + 1]) if t + 1 < T else None
