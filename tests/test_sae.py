@@ -154,8 +154,7 @@ def test_scorecard_on_features_is_deterministic_and_explains_bad_input():
 def test_hand_sae_on_the_latch_model_finds_the_causal_feature_and_matches_interventions():
     """An SAE built by hand on the hand model of test_scorecard: a_j = ReLU(h_j + 1) = h_j + 1,
     d_j = e_j, so ablating feature j is mean-ablating unit j (rnnviz.interventions.ablate)."""
-    from rnnviz import interventions
-    from tests.test_scorecard import H, hand_model, inside, paren_text
+    from tests.test_scorecard import H, hand_model, inside, mean_ablation_deltas, paren_text
 
     model, text = hand_model(), paren_text(1200, seed=1)
     eye = torch.eye(H)
@@ -165,12 +164,9 @@ def test_hand_sae_on_the_latch_model_finds_the_causal_feature_and_matches_interv
     row = df[df.unit == 0].iloc[0]
     assert row.verdict == "causal", row.to_dict()
     assert (df[df.unit != 0].verdict != "causal").all()
-    mean = float(trace(model, text, gates=False)["layer0.h"][:, 0].double().mean())
-    eff = interventions.ablate(model, text, 0, 0, "h", value=mean)
-    delta = (eff.patched.surprisal - eff.base.surprisal).double()
-    on = torch.tensor(inside(text)[:-1]) > 0.5
-    assert float(delta[on].mean()) == pytest.approx(row.delta_loss, rel=1e-4, abs=1e-6)
-    assert float(delta[~on].mean()) == pytest.approx(row.delta_loss_elsewhere, rel=1e-4, abs=1e-6)
+    on, off = mean_ablation_deltas(model, text)
+    assert on == pytest.approx(row.delta_loss, rel=1e-4, abs=1e-6)
+    assert off == pytest.approx(row.delta_loss_elsewhere, rel=1e-4, abs=1e-6)
 
 
 def test_top_contexts_and_comparison_by_hand(tmp_path):

@@ -87,12 +87,9 @@ def test_hand_model_latch_is_the_only_causal_unit(hand):
 def test_ablation_agrees_with_interventions(hand):
     model, text, df = hand
     row = df[df.unit == 0].iloc[0]
-    mean = float(trace(model, text, gates=False)["layer0.h"][:, 0].double().mean())
-    eff = interventions.ablate(model, text, 0, 0, "h", value=mean)
-    delta = (eff.patched.surprisal - eff.base.surprisal).double()
-    on = torch.tensor(inside(text)[:-1]) > 0.5
-    assert float(delta[on].mean()) == pytest.approx(row.delta_loss, rel=1e-6, abs=1e-9)
-    assert float(delta[~on].mean()) == pytest.approx(row.delta_loss_elsewhere, rel=1e-6, abs=1e-9)
+    on, off = mean_ablation_deltas(model, text)
+    assert on == pytest.approx(row.delta_loss, rel=1e-6, abs=1e-9)
+    assert off == pytest.approx(row.delta_loss_elsewhere, rel=1e-6, abs=1e-9)
 
 
 def test_untrained_model_has_no_causal_unit():
@@ -205,3 +202,13 @@ def test_where_a_graded_feature_counts_as_on():
     assert _make_feature("x", [0, 0, 0, 1, 2]).active.tolist() == [False, False, False, True, True]
     assert _make_feature("x", [0, 5, 5, 5, 5]).active.tolist() == [False, True, True, True, True]
     assert _make_feature("x", [0, 1, 1, 0]).kind == "auc"
+
+
+def mean_ablation_deltas(model, text: str) -> tuple[float, float]:
+    """Independent reference: the surprisal change from mean-ablating unit 0 of layer0.h
+    (interventions.ablate), averaged inside the quotes and outside them."""
+    mean = float(trace(model, text, gates=False)["layer0.h"][:, 0].double().mean())
+    eff = interventions.ablate(model, text, 0, 0, "h", value=mean)
+    delta = (eff.patched.surprisal - eff.base.surprisal).double()
+    on = torch.tensor(inside(text)[:-1]) > 0.5
+    return float(delta[on].mean()), float(delta[~on].mean())
