@@ -13,12 +13,15 @@ from app_pages.ui.text import MAX_PAGE_CHARS, notices
 from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.settings import settings
-from app_pages.ui.work import LIMITS, cached_heavy, limit_message, prefetch, reduced
+from app_pages.ui.later import show_when_ready
+from app_pages.ui.work import LIMITS, background_heavy, cached_heavy, limit_message, prefetch, reduced
 from rnnviz import CheckpointError, TextError
 from rnnviz.serving import cost
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
 from rnnviz.ref import ModelRef
+from rnnviz.serving.background import Failed, Ready
+from rnnviz.serving.lanes import QUICK_SECONDS
 
 #: Characters analysed by default / at most (the first N of the sidebar text).
 DEFAULT_LEN = 200
@@ -59,10 +62,31 @@ def spectrum(ref: ModelRef, knobs: tuple, model) -> G.Spectrum:
                         estimate=cost.estimate("spectrum", model.config, 1))
 
 
-def chain(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model) -> G.JacobianChain:
-    return cached_heavy("chain", G.jacobian_chain, (ref, text, layer, knobs, back), model, text, layer=layer,
-                        whatif=_knobs(*knobs), max_distance=back,
-                        estimate=cost.estimate("chain", model.config, min(len(text), back + 1)))
+def chain_state(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model):
+    """The Jacobian chain as a state (Ready / Pending / Failed, rnnviz.serving.background): a cheap
+    one (estimated within the quick lane's QUICK_SECONDS) computed here, a heavier one queued in
+    the heavy lane and not waited for."""
+    estimate = cost.estimate("chain", model.config, min(len(text), back + 1))
+    args = (ref, text, layer, knobs, back)
+    try:
+        if estimate <= QUICK_SECONDS:
+            return Ready(cached_heavy("chain", G.jacobian_chain, args, model, text, layer=layer,
+                                      whatif=_knobs(*knobs), max_distance=back, estimate=estimate))
+        return background_heavy("chain", G.jacobian_chain, args, model, text, layer=layer, whatif=_knobs(*knobs),
+                                max_distance=back, estimate=estimate, expected=(G.GradientError,))
+    except (G.GradientError, *LIMITS) as err:
+        return Failed(err)
+
+
+def queue_chain(text: str, layer: int, knobs: tuple, model) -> None:
+    """Queue a heavy chain now, before the rest of the page is computed (a cheap one is left to
+    its section, a refused one is said there)."""
+    try:
+        plan, args = chain_call(text, layer, knobs, model)
+    except LIMITS:
+        return
+    if cost.estimate("chain", model.config, min(len(text), args[4] + 1)) > QUICK_SECONDS:
+        chain_state(*args)
 
 
 def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, model) -> G.GradientMap:
@@ -97,6 +121,17 @@ def start(call, cached, *args) -> None:
         prefetch(cached, *call(*args)[1])
     except LIMITS:
         pass
+
+
+def chain_failed(err: BaseException) -> None:
+    """The Jacobian chain's refusal, time budget or failure, in words (a failure is in the server's log)."""
+    if isinstance(err, G.GradientError):
+        st.info(str(err))
+    elif isinstance(err, LIMITS):
+        st.warning(limit_message("Jacobian chain", err))
+    else:
+        st.warning(f"The Jacobian chain failed ({type(err).__name__}: {err}). The server's log has the "
+                   "details; reload the page to try again in a moment.")
 
 
 def knob_places(lecture: bool) -> dict:
@@ -188,8 +223,8 @@ if notices(ctx):
         nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve",
                            request_seconds=settings().request_seconds)
         nc_text = text[:nc_plan.steps]
-        # The chain is the longest computation: it starts now, beside the curve (the pool runs two).
-        start(chain_call, chain, text, layer, knobs, model)
+        # The chain is the longest computation: a heavy one is queued now, beside the curve.
+        queue_chain(text, layer, knobs, model)
         with st.spinner("Backpropagating through time…"):
             nc = curve(ctx.ref, nc_text, loss, min(int(step), max(len(nc_text) - 2, 0))
                        if loss == "step" else None, knobs, model)
@@ -243,15 +278,14 @@ if notices(ctx):
                    "Truncation and clipping do not change the dynamics, so they do not apply here.")
         try:
             ch_plan, args = chain_call(text, layer, knobs, model)
-            with st.spinner("Multiplying Jacobians…"):
-                ch = chain(*args)
-        except G.GradientError as err:
-            st.info(str(err))
         except LIMITS as err:
-            st.warning(limit_message("Jacobian chain", err))
+            chain_failed(err)
         else:
             reduced(ch_plan)
-            show_chart(PG.jacobian_chain_figure(ch), ctx, key="g_chain")
+            with st.spinner("Multiplying Jacobians…"):      # a cheap chain is computed here
+                show_when_ready(lambda: chain_state(*args), "Multiplying Jacobians back through time",
+                                lambda ch: show_chart(PG.jacobian_chain_figure(ch), ctx, key="g_chain"),
+                                chain_failed)
 
         st.subheader("Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖")
         st.caption("Each row is one loss ℓ_t (the prediction made at step t), each column one hidden "

@@ -21,17 +21,18 @@ import streamlit as st
 from app_pages.ui.cache import UPLOAD_PREFIX
 from app_pages.ui.context import Context
 from app_pages.ui.pin import unit_table
-from app_pages.ui.settings import settings
-from app_pages.ui.work import LIMITS, limit_message, run_heavy
+from app_pages.ui.later import show_when_ready
+from app_pages.ui.settings import Settings, settings
+from app_pages.ui.work import LIMITS, background_heavy, cached_heavy, limit_message
 from rnnviz import TextError
 from rnnviz import features as F
 from rnnviz import units as U
 from rnnviz.baseline import Baseline, BaselineError, split_baseline, training_split
-from rnnviz.checkpoint import CheckpointError, resolve_checkpoint
+from rnnviz.checkpoint import CheckpointError, list_checkpoints, load_model, resolve_checkpoint
 from rnnviz.plots import units as uplots
-from rnnviz.ref import ModelRef
+from rnnviz.ref import ModelRef, model_ref
 from rnnviz.units.names import unit_name
-from rnnviz.units.scorecard_cache import PAGE_MAX_CAUSAL, load_controls, scorecard_sample
+from rnnviz.units.scorecard_cache import PAGE_MAX_CAUSAL, controls_path, load_controls, scorecard_sample
 
 log = logging.getLogger(__name__)
 
@@ -43,38 +44,96 @@ COLD_CHARS = 1_000
 STEP_SCORECARD = {"controls": 2, "draws": 2, "max_causal": 0}
 ERRORS = (U.UnitsError, F.FeatureError, TextError)
 VERDICT_ORDER = {"causal": 0, "correlational": 1, "chance": 2}
+#: A scorecard's rough size in seconds (2–15 s on the shipped checkpoints), for the heavy lane's order.
+SCORECARD_SECONDS = 5.0
 
 
-def _controls(model_key: str) -> dict | None:
+def _controls(model_key: str, checkpoint_dir=None) -> dict | None:
     if model_key.startswith(UPLOAD_PREFIX):
         return None
     try:
-        return load_controls(resolve_checkpoint(model_key, settings().checkpoint_dir))
+        return load_controls(resolve_checkpoint(model_key, checkpoint_dir or settings().checkpoint_dir))
     except CheckpointError:
         return None
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def feature_scorecard(ref: ModelRef, model_key: str, feature: str, _model,
-                      step: int | None = None) -> tuple[pd.DataFrame, str]:
+def _sidecar_stamp(model_key: str, checkpoint_dir) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a shipped checkpoint's controls sidecar: part of the scorecard's key,
+    so a sidecar written later is used at once (None: an upload, or no sidecar)."""
+    if model_key.startswith(UPLOAD_PREFIX):
+        return None
+    try:
+        stat = controls_path(resolve_checkpoint(model_key, checkpoint_dir)).stat()
+    except (CheckpointError, OSError):
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def compute_scorecard(model, model_key: str, digest: str, feature: str, step: int | None, checkpoint_dir,
+                      corpora_dir) -> tuple[pd.DataFrame, str]:
     """(the scorecard of ``feature``, how it was computed) on the model's held-out slice; at a
-    training ``step`` (a timeline's snapshot) the quick one (STEP_SCORECARD: no ablations)."""
-    sample, source = scorecard_sample(_model, corpora_dir=settings().corpora_dir)
+    training ``step`` (a timeline's snapshot) the quick one (STEP_SCORECARD: no ablations). Runs in
+    a lane (no Streamlit call): see :func:`scorecard_state`."""
+    sample, source = scorecard_sample(model, corpora_dir=corpora_dir)
     if step is not None:
-        df = run_heavy("index", U.scorecard, _model, sample[:COLD_CHARS], [feature], **STEP_SCORECARD)
+        df = U.scorecard(model, sample[:COLD_CHARS], [feature], **STEP_SCORECARD)
         return df, (f"{source}; first {min(len(sample), COLD_CHARS):,} characters; at training step "
                     f"{step:,}: {STEP_SCORECARD['controls']} untrained controls and no ablations, so "
                     "'causal' is not judged here")
-    cache = _controls(model_key)
+    cache = _controls(model_key, checkpoint_dir)
     feats = (cache or {}).get("features") or {}
     warm = (cache is not None and feature in feats and cache.get("chars") == len(sample)
-            and cache.get("fingerprint") == ref.digest)
+            and cache.get("fingerprint") == digest)
     text = sample if warm else sample[:COLD_CHARS]
-    df = run_heavy("index", U.scorecard, _model, text, [feature], max_causal=PAGE_MAX_CAUSAL,
-                   cache=cache if warm else None)
+    df = U.scorecard(model, text, [feature], max_causal=PAGE_MAX_CAUSAL, cache=cache if warm else None)
     how = (f"{source}; {'first ' + format(len(text), ',') + ' characters, ' if not warm else ''}"
            f"controls {'from the checkpoint’s sidecar' if warm else 'computed now'}")
     return df, how
+
+
+def _call(ref: ModelRef, model_key: str, feature: str, model, step: int | None, s: Settings) -> tuple:
+    """(key, arguments, kind) of the scorecard's computation, shared by the blocking and the
+    background call."""
+    key = (ref, model_key, feature, step, _sidecar_stamp(model_key, s.checkpoint_dir))
+    return key, (model, model_key, ref.digest, feature, step, s.checkpoint_dir, s.corpora_dir), \
+        ("scorecard", ref.name, step is None)
+
+
+def scorecard_state(ref: ModelRef, model_key: str, feature: str, model, step: int | None = None,
+                    s: Settings | None = None, keep: bool = False):
+    """The scorecard of :func:`compute_scorecard` without waiting: Ready((df, how)), Pending (it is
+    queued in the heavy lane) or Failed (rnnviz.serving.background). ``s`` and ``keep``: for the
+    start-up warm-up, which runs outside a script run."""
+    s = s or settings()
+    key, args, kind = _call(ref, model_key, feature, model, step, s)
+    return background_heavy("index", compute_scorecard, key, *args, kind=kind, expected=ERRORS, keep=keep,
+                            request_seconds=s.request_seconds)
+
+
+def feature_scorecard(ref: ModelRef, model_key: str, feature: str, model,
+                      step: int | None = None) -> tuple[pd.DataFrame, str]:
+    """The same scorecard, waited for (the dictionary features' comparison line)."""
+    key, args, _ = _call(ref, model_key, feature, model, step, settings())
+    return cached_heavy("index", compute_scorecard, key, *args, estimate=SCORECARD_SECONDS)
+
+
+def warm_scorecards(s: Settings) -> int:
+    """Queue the default scorecard (the Units view's default feature) of every shipped checkpoint
+    in the heavy lane, once at start-up, so a class's first visits to Units read it from the shared
+    store instead of waiting seconds for it. Returns how many were queued; a checkpoint that cannot
+    be loaded is logged and skipped."""
+    from app_pages.ui.params import PARAMS
+
+    feature, queued = PARAMS["units.feat"].default, 0
+    for info in list_checkpoints(s.checkpoint_dir):
+        try:
+            model = load_model(info.name, s.checkpoint_dir)
+        except CheckpointError as err:
+            log.info("no scorecard warmed for %s: %s", info.name, err)
+            continue
+        scorecard_state(model_ref(model, info.name), info.name, feature, model, None, s, keep=True)
+        queued += 1
+    return queued
 
 
 def verdict_rows(df: pd.DataFrame, top: int = 12) -> pd.DataFrame:
@@ -91,20 +150,29 @@ def verdict_rows(df: pd.DataFrame, top: int = 12) -> pd.DataFrame:
 
 def verdict_panel(ctx: Context, feature: str, playing: bool = False) -> None:
     """The verdict for ``feature`` on the model's held-out text: a one-line summary and the table
-    (``playing``: a training timeline is playing; a step's verdict waits for the pause)."""
+    (``playing``: a training timeline is playing; a step's verdict waits for the pause). Computed
+    in the heavy lane without holding the page: a placeholder polls until it is ready (later.py)."""
     st.subheader("Verdict: which units pass the controls")
     if ctx.train_step is not None and playing:
         st.info("The verdicts of a training step are computed when the timeline is paused.")
         return
-    try:
-        with st.spinner("Scoring every unit against untrained models, shifted labels and ablations…"):
-            df, how = feature_scorecard(ctx.ref, ctx.model_key, feature, ctx.model, ctx.train_step)
-    except ERRORS as err:
+    ref, model_key, model, step = ctx.ref, ctx.model_key, ctx.model, ctx.train_step
+    show_when_ready(lambda: scorecard_state(ref, model_key, feature, model, step),
+                    "Scoring units against controls (untrained models, shifted labels and ablations)",
+                    lambda result: _verdicts(ctx, feature, *result), _verdict_failed)
+
+
+def _verdict_failed(err: BaseException) -> None:
+    if isinstance(err, ERRORS):
         st.info(f"No scorecard: {err}")
-        return
-    except LIMITS as err:
+    elif isinstance(err, LIMITS):
         st.info(limit_message("scorecard", err))
-        return
+    else:                   # logged with its traceback by rnnviz.serving.background
+        st.warning(f"The scorecard failed ({type(err).__name__}: {err}). The server's log has the details; "
+                   "reload the page to try again in a moment.")
+
+
+def _verdicts(ctx: Context, feature: str, df: pd.DataFrame, how: str) -> None:
     counts = df.verdict.value_counts()
     st.markdown(f"**{int(counts.get('causal', 0))} causal**, **{int(counts.get('correlational', 0))} "
                 f"correlational**, {int(counts.get('chance', 0))} at chance level for "

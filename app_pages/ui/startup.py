@@ -60,7 +60,9 @@ def start_warmup(argv: list[str] | None = None) -> None:
     ``--no-warmup``, in a background thread: compile (or load from numba's disk cache) the gradient
     kernels, so the first Gradients view does not wait for the compiler, then build the shipped
     checkpoints' default unit indexes (rnnviz.units.prebuild_indexes), so the first visit to Units
-    does not stall a class for 3–20 s per checkpoint. The tests' servers skip it."""
+    does not stall a class for 3–20 s per checkpoint; before both, queue the shipped checkpoints'
+    default scorecards in the heavy lane (app_pages.ui.scorecard.warm_scorecards: the Units verdict
+    panel of a default visit is then read from the shared store). The tests' servers skip it."""
     global _WARMUP_STARTED
     if _WARMUP_STARTED or NO_WARMUP in (sys.argv[1:] if argv is None else argv):
         return
@@ -70,6 +72,12 @@ def start_warmup(argv: list[str] | None = None) -> None:
     s = settings()
 
     def warm_up() -> None:
+        from app_pages.ui.scorecard import warm_scorecards
+
+        try:                       # queued in the heavy lane (niced), computed while the rest goes on
+            warm_scorecards(s)
+        except Exception:          # noqa: BLE001 - a warm-up never takes the server down; the page reports
+            log.exception("queueing the default scorecards failed")
         kernels.warm_up()          # compile or load the gradient kernels (first run on a machine: ~10 s)
         units.prebuild_indexes(checkpoint_dir=s.checkpoint_dir, corpora_dir=s.corpora_dir)
 

@@ -21,6 +21,7 @@ import streamlit as st
 
 from app_pages.ui.settings import settings
 from rnnviz.serving import cost
+from rnnviz.serving.background import Background, Failed, Pending, Ready
 from rnnviz.serving.cache import ByteLRU
 from rnnviz.serving.deadline import WALL_FACTOR, Overtime
 from rnnviz.serving.lanes import Lanes
@@ -43,6 +44,8 @@ _RESULTS = ByteLRU(RESULT_CACHE_BYTES, max_entries=128, ttl=3600)
 PREFETCH_MAX = 8
 _PREFETCH_POOL = ThreadPoolExecutor(max_workers=PREFETCH_WORKERS, thread_name_prefix="rnnviz-prefetch")
 _PREFETCH_SLOTS = threading.BoundedSemaphore(PREFETCH_MAX)
+#: Heavy results polled for instead of waited on (the same store and keys as cached_heavy).
+BACKGROUND = Background(LANES, _RESULTS)
 
 
 def run_heavy(op: str, fn: Callable[..., Any], *args: Any, estimate: float | None = None,
@@ -67,8 +70,29 @@ def cached_heavy(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, est
     computed by one caller at a time, and a caller that asks for a key being computed (say by
     :func:`prefetch`) waits for that result; a failed computation is not kept, so the next caller
     computes again and gets the error itself."""
-    return _RESULTS.get_or_compute((fn.__module__, fn.__qualname__, key),
+    return _RESULTS.get_or_compute(result_key(fn, key),
                                    lambda: run_heavy(op, fn, *args, estimate=estimate, **kwargs))
+
+
+def result_key(fn: Callable[..., Any], key: Hashable) -> tuple:
+    """Where the result of ``fn`` for ``key`` is kept (cached_heavy and background_heavy share it)."""
+    return fn.__module__, fn.__qualname__, key
+
+
+def background_heavy(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, estimate: float | None = None,
+                     kind: Hashable = None, expected: tuple = (), keep: bool = False,
+                     request_seconds: float | None = None, **kwargs: Any) -> Ready | Pending | Failed:
+    """:func:`cached_heavy`'s result without waiting for it (rnnviz.serving.background): Ready
+    with the value, Failed with the error, or Pending (then it is queued in the heavy lane, under
+    ``op``'s deadline). ``kind``: runs whose measured time predicts this one's (default ``op``);
+    ``expected``: errors the page explains (logged without a traceback, as LIMITS are);
+    ``keep`` and ``request_seconds``: for the start-up warm-up (no poller, no script run)."""
+    if op not in cost.OPERATIONS:
+        raise TypeError(f"background_heavy needs the operation's name first (one of cost.OPERATIONS), got {op!r}")
+    budget = settings().request_seconds if request_seconds is None else request_seconds
+    return BACKGROUND.poll(result_key(fn, key), fn, cost.deadline_seconds(op, request_seconds=budget), args,
+                           kwargs, estimate=estimate, kind=kind if kind is not None else op,
+                           expected=(*LIMITS, *expected), keep=keep)
 
 
 def prefetch(call: Callable[..., Any], *args: Any) -> None:

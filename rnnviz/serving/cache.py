@@ -123,10 +123,56 @@ class ByteLRU:
         try:
             value = compute()
         except BaseException:
-            with self._lock:
-                del self._inflight[key]
-            flight.done.set()
+            self._release(key, flight)
             raise
+        self._fulfil(key, flight, value)
+        return value
+
+    def peek(self, key: Hashable) -> tuple[bool, Any]:
+        """(True, the cached value) when ``key`` is kept, else (False, None); never computes nor waits."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or self._expired(item[2]):
+                return False, None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return True, item[0]
+
+    def claim(self, key: Hashable) -> bool:
+        """Take the computation of ``key`` on oneself (True), as :meth:`get_or_compute` would, so
+        that others asking for it wait; the claimer later calls :meth:`fulfil` or :meth:`release`
+        (from any thread). False when the key is kept or another caller computes it."""
+        with self._lock:
+            item = self._items.get(key)
+            if (item is not None and not self._expired(item[2])) or key in self._inflight:
+                return False
+            if item is not None:
+                self._drop(key)
+            self._inflight[key] = _Flight()
+            self.misses += 1
+            return True
+
+    def fulfil(self, key: Hashable, value: Any) -> None:
+        """Store the claimed ``key``'s ``value`` (if it fits) and wake whoever waits for it."""
+        with self._lock:
+            flight = self._inflight.get(key)
+        if flight is not None:
+            self._fulfil(key, flight, value)
+
+    def release(self, key: Hashable) -> None:
+        """Give up the claimed ``key`` (its computation failed): a waiting caller computes it."""
+        with self._lock:
+            flight = self._inflight.get(key)
+        if flight is not None:
+            self._release(key, flight)
+
+    def _release(self, key: Hashable, flight: _Flight) -> None:
+        with self._lock:
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
+        flight.done.set()
+
+    def _fulfil(self, key: Hashable, flight: _Flight, value: Any) -> None:
         size = self._sizeof(value)
         with self._lock:
             if size <= self.max_bytes:
@@ -136,10 +182,10 @@ class ByteLRU:
                         self.max_entries is not None and len(self._items) > self.max_entries)):
                     self._drop(next(iter(self._items)))
                     self.evictions += 1
-            del self._inflight[key]
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
             flight.value, flight.ok = value, True
         flight.done.set()
-        return value
 
     def snapshot(self) -> list[tuple[Hashable, Any]]:
         """(key, value) of every live entry, least recently used first (for checks and reports)."""

@@ -117,9 +117,16 @@ class Lanes:
                 self.waits += 1
                 if not need.event.wait(max(until - time.monotonic(), 0.0)):
                     raise Overtime(seconds, wall=True) from None
+        return _wait(self.submit_heavy(fn, seconds, args, kwargs, estimate=estimate), until, seconds)
+
+    def submit_heavy(self, fn: Callable[..., Any], seconds: float, args: tuple = (),
+                     kwargs: dict | None = None, *, estimate: float | None = None) -> Future:
+        """Queue ``fn(*args, **kwargs)`` in the heavy lane under a ``seconds`` deadline (from when
+        it starts) and return at once: its future (``self.heavy.position(future)``: its place in
+        the queue). For work nobody waits on in a script run (rnnviz.serving.background)."""
         size = max(estimate or 0.0, self.quick_cpu_s)      # unpriced here: at least the quick cap
-        return _wait(self.heavy.submit(time.monotonic() + self.slack * size, _heavy_job, fn, seconds,
-                                       args, kwargs), until, seconds)
+        return self.heavy.submit(time.monotonic() + self.slack * size, _heavy_job, fn, seconds,
+                                 args, kwargs or {})
 
 
 def _wait(future: Future, until: float, seconds: float) -> Any:

@@ -46,6 +46,15 @@ class PriorityPool:
         with self._cond:
             return len(self._heap)
 
+    def position(self, future: Future) -> int | None:
+        """How many queued calls start before ``future``'s (0: it is next), or None when it is not
+        queued (running, done, cancelled, or not from this pool)."""
+        with self._cond:
+            mine = next(((p, n) for p, n, f, *_ in self._heap if f is future), None)
+            if mine is None:
+                return None
+            return sum(1 for p, n, *_ in self._heap if (p, n) < mine)
+
     def _worker(self) -> None:
         if self.initializer is not None:
             self.initializer()
