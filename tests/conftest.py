@@ -82,6 +82,21 @@ def open_view(at, page: str, text: str | None = None, **query):
     return at
 
 
+def rerun_until(at, shown, timeout: float | None = None):
+    """Rerun an AppTest until ``shown(at)`` holds, as a browser's page does by itself for a part
+    drawn when its heavy result is ready (app_pages/ui/later.py polls, then reruns the page):
+    wait on what the user sees. A slow machine makes this slower, never red (up to ``timeout``,
+    default APP_S); a page that never shows it fails."""
+    import time
+    end = time.monotonic() + (APP_S if timeout is None else timeout)
+    while not shown(at):
+        assert time.monotonic() < end, "the page never showed it"
+        time.sleep(0.25)             # the page's own polling interval is app_pages.ui.later.POLL_S
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def upload(at, name: str, data: bytes):
     """Put ``data`` into the sidebar's checkpoint uploader as file ``name``; assert no exception."""
     at.file_uploader[0].set_value((name, data, "application/octet-stream")).run()
