@@ -12,7 +12,7 @@ from rnnviz import generate as gen
 from rnnviz import units as U
 from rnnviz.corpora import CORPORA_DIR
 
-from .conftest import REPO, chart_specs, colored_texts, open_view
+from .conftest import REPO, chart_specs, colored_texts, open_view, rerun_until
 from .test_app_timeline import TEXT, TIMEOUT, _captions, app, timeline_dir  # noqa: F401 (fixtures)
 
 
@@ -55,6 +55,8 @@ def test_a_steps_verdict_is_the_quick_scorecard(monkeypatch):
     steps = [s for s, _ in rnnviz.load_timeline("timemachine-rnn-3layer")]
     at = open_view(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT), "app_pages/units.py",
                    TEXT, ckpt="timemachine-rnn-3layer", **{"units.tstep": str(steps[4]), "units.n": "5000"})
+    # the verdict is computed in the heavy lane and drawn when ready (app_pages/ui/later.py)
+    rerun_until(at, lambda a: any("correlational" in m.value for m in a.markdown), TIMEOUT)
     verdict = "\n".join(m.value for m in at.markdown if "correlational" in m.value)
     assert f"at training step {steps[4]:,}" in verdict and "'causal' is not judged" in verdict
     assert verdict.startswith("**0 causal**")
