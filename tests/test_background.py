@@ -7,6 +7,7 @@
   keep_s, then the next ask computes again.
 - A queued computation nobody asked about for abandon_s is dropped when its turn comes.
 - At most max_jobs are queued here; more asks get Pending with no place.
+- A warm-up (queued with keep, nobody polling) that a user then asks for moves up the queue.
 """
 
 from __future__ import annotations
@@ -109,3 +110,16 @@ def test_at_most_max_jobs_are_queued():
     assert [s.position for s in states] == [0, 1, None] and lanes.heavy.qsize() == 2
     release.set()
     assert [_ready(bg, k, lambda k=k: k) for k in "abc"] == [Ready("a"), Ready("b"), Ready("c")]
+
+
+def test_a_warm_up_a_user_asks_for_moves_up_the_queue():
+    lanes, store = Lanes(heavy_workers=1, slack=4.0), ByteLRU(2**20)
+    bg = Background(lanes, store)
+    release = _held(lanes)
+    assert bg.poll("warm", lambda: "w", 60.0, estimate=50.0, keep=True).position == 0
+    assert bg.poll("user", lambda: "u", 60.0, estimate=5.0).position == 0      # shorter: before the warm-up
+    assert bg.poll("warm", lambda: "w", 60.0, keep=True).position == 1          # the warm-up itself asking: stays
+    assert bg.poll("warm", lambda: "w", 60.0).position == 0                     # a user asks: as if just asked
+    assert bg.poll("user", lambda: "u", 60.0).position == 1
+    release.set()
+    assert _ready(bg, "warm", lambda: 0) == Ready("w") and _ready(bg, "user", lambda: 0) == Ready("u")

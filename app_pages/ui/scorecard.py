@@ -100,14 +100,15 @@ def _call(ref: ModelRef, model_key: str, feature: str, model, step: int | None, 
 
 
 def scorecard_state(ref: ModelRef, model_key: str, feature: str, model, step: int | None = None,
-                    s: Settings | None = None, keep: bool = False):
+                    s: Settings | None = None, keep: bool = False, estimate: float | None = None):
     """The scorecard of :func:`compute_scorecard` without waiting: Ready((df, how)), Pending (it is
-    queued in the heavy lane) or Failed (rnnviz.serving.background). ``s`` and ``keep``: for the
-    start-up warm-up, which runs outside a script run."""
+    queued in the heavy lane) or Failed (rnnviz.serving.background). ``s``, ``keep`` and
+    ``estimate``: for the start-up warm-up, which runs outside a script run (without an estimate,
+    the last measured scorecard of this model orders the heavy lane)."""
     s = s or settings()
     key, args, kind = _call(ref, model_key, feature, model, step, s)
     return background_heavy("index", compute_scorecard, key, *args, kind=kind, expected=ERRORS, keep=keep,
-                            request_seconds=s.request_seconds)
+                            request_seconds=s.request_seconds, estimate=estimate)
 
 
 def feature_scorecard(ref: ModelRef, model_key: str, feature: str, model,
@@ -123,15 +124,18 @@ def warm_scorecards(s: Settings) -> int:
     store instead of waiting seconds for it. Returns how many were queued; a checkpoint that cannot
     be loaded is logged and skipped."""
     from app_pages.ui.params import PARAMS
+    from app_pages.ui.sidebar import DEFAULT_CHECKPOINT
 
     feature, queued = PARAMS["units.feat"].default, 0
-    for info in list_checkpoints(s.checkpoint_dir):
+    for info in sorted(list_checkpoints(s.checkpoint_dir), key=lambda i: i.name != DEFAULT_CHECKPOINT):
         try:
             model = load_model(info.name, s.checkpoint_dir)
         except CheckpointError as err:
             log.info("no scorecard warmed for %s: %s", info.name, err)
             continue
-        scorecard_state(model_ref(model, info.name), info.name, feature, model, None, s, keep=True)
+        # priced as a scorecard, so the students' own heavy requests go before these in the lane
+        scorecard_state(model_ref(model, info.name), info.name, feature, model, None, s, keep=True,
+                        estimate=SCORECARD_SECONDS)
         queued += 1
     return queued
 

@@ -109,7 +109,11 @@ class Background:
             self._forget(now)
             job = self._jobs.get(key)
             if job is not None:
-                job.seen = float("inf") if keep else now
+                if not keep and job.seen == float("inf") and job.future is not None:
+                    # a warm-up a user now waits for: its place as if this user had asked for it
+                    self.lanes.heavy.promote(job.future, self.lanes.virtual_deadline(
+                        estimate if estimate is not None else self._measured.get(kind)))
+                job.seen = max(job.seen, float("inf") if keep else now)
                 return self._state(job, now)
             if len(self._jobs) >= self.max_jobs or not self.store.claim(key):
                 # full, or a blocking caller computes it now: ask again later

@@ -124,9 +124,11 @@ class Lanes:
         """Queue ``fn(*args, **kwargs)`` in the heavy lane under a ``seconds`` deadline (from when
         it starts) and return at once: its future (``self.heavy.position(future)``: its place in
         the queue). For work nobody waits on in a script run (rnnviz.serving.background)."""
-        size = max(estimate or 0.0, self.quick_cpu_s)      # unpriced here: at least the quick cap
-        return self.heavy.submit(time.monotonic() + self.slack * size, _heavy_job, fn, seconds,
-                                 args, kwargs or {})
+        return self.heavy.submit(self.virtual_deadline(estimate), _heavy_job, fn, seconds, args, kwargs or {})
+
+    def virtual_deadline(self, estimate: float | None) -> float:
+        """A heavy request's place in the queue if asked now: its time + slack × its estimate."""
+        return time.monotonic() + self.slack * max(estimate or 0.0, self.quick_cpu_s)   # unpriced: the quick cap
 
 
 def _wait(future: Future, until: float, seconds: float) -> Any:

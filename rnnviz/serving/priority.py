@@ -55,6 +55,19 @@ class PriorityPool:
                 return None
             return sum(1 for p, n, *_ in self._heap if (p, n) < mine)
 
+    def promote(self, future: Future, priority: float) -> bool:
+        """Give ``future``'s queued call ``priority`` if that is sooner (a warm-up a user now waits
+        for); True when it was queued and moved."""
+        with self._cond:
+            for i, (p, n, f, fn, args, kwargs) in enumerate(self._heap):
+                if f is future:
+                    if priority < p:
+                        self._heap[i] = (priority, n, f, fn, args, kwargs)
+                        heapq.heapify(self._heap)
+                        return True
+                    return False
+        return False
+
     def _worker(self) -> None:
         if self.initializer is not None:
             self.initializer()
