@@ -14,14 +14,12 @@ from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.settings import settings
 from app_pages.ui.later import show_when_ready
-from app_pages.ui.work import LIMITS, background_heavy, cached_heavy, limit_message, prefetch, reduced
+from app_pages.ui.work import LIMITS, cached_heavy, heavy_state, limit_message, reduced
 from rnnviz import CheckpointError, TextError
 from rnnviz.serving import cost
 from rnnviz import gradients as G
 from rnnviz.plots import gradients as PG
 from rnnviz.ref import ModelRef
-from rnnviz.serving.background import Failed, Ready
-from rnnviz.serving.lanes import QUICK_SECONDS
 
 #: Characters analysed by default / at most (the first N of the sidebar text).
 DEFAULT_LEN = 200
@@ -62,42 +60,34 @@ def spectrum(ref: ModelRef, knobs: tuple, model) -> G.Spectrum:
                         estimate=cost.estimate("spectrum", model.config, 1))
 
 
-def chain_state(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model):
-    """The Jacobian chain as a state (Ready / Pending / Failed, rnnviz.serving.background): a cheap
-    one (estimated within the quick lane's QUICK_SECONDS) computed here, a heavier one queued in
-    the heavy lane and not waited for."""
-    estimate = cost.estimate("chain", model.config, min(len(text), back + 1))
-    args = (ref, text, layer, knobs, back)
-    try:
-        if estimate <= QUICK_SECONDS:
-            return Ready(cached_heavy("chain", G.jacobian_chain, args, model, text, layer=layer,
-                                      whatif=_knobs(*knobs), max_distance=back, estimate=estimate))
-        return background_heavy("chain", G.jacobian_chain, args, model, text, layer=layer, whatif=_knobs(*knobs),
-                                max_distance=back, estimate=estimate, expected=(G.GradientError,))
-    except (G.GradientError, *LIMITS) as err:
-        return Failed(err)
+def chain_state(ref: ModelRef, text: str, layer: int, knobs: tuple, back: int, model, start_only: bool = False):
+    """The Jacobian chain as a state (app_pages.ui.work.heavy_state: a heavy one queued, not waited for)."""
+    return heavy_state("chain", G.jacobian_chain, (ref, text, layer, knobs, back), model, text, layer=layer,
+                       whatif=_knobs(*knobs), max_distance=back, expected=(G.GradientError,), start_only=start_only,
+                       estimate=cost.estimate("chain", model.config, min(len(text), back + 1)))
 
 
-def queue_chain(text: str, layer: int, knobs: tuple, model) -> None:
-    """Queue a heavy chain now, before the rest of the page is computed (a cheap one is left to
-    its section, a refused one is said there)."""
-    try:
-        plan, args = chain_call(text, layer, knobs, model)
-    except LIMITS:
-        return
-    if cost.estimate("chain", model.config, min(len(text), args[4] + 1)) > QUICK_SECONDS:
-        chain_state(*args)
-
-
-def gmap(ref: ModelRef, text: str, knobs: tuple, max_macs: float, model) -> G.GradientMap:
+def map_state(ref: ModelRef, text: str, knobs: tuple, max_macs: float, model, start_only: bool = False):
+    """The gradient map as a state (as :func:`chain_state`)."""
     cfg = model.config
     try:                                  # the rows' multiply–adds, as gradient_map will plan them
         macs = G.plan_map_rows(len(text), cfg.hidden_size, cfg.num_layers, cfg.cell, None, max_macs)[2]
     except G.GradientError:               # said by gradient_map itself
         macs = max_macs
-    return cached_heavy("gmap", G.gradient_map, (ref, text, knobs, max_macs), model, text,
-                        whatif=_knobs(*knobs), max_macs=max_macs,
-                        estimate=cost.estimate("gmap", cfg, len(text)) + macs / cost.GMAP_MACS_PER_SECOND)
+    return heavy_state("gmap", G.gradient_map, (ref, text, knobs, max_macs), model, text,
+                       whatif=_knobs(*knobs), max_macs=max_macs, expected=(G.GradientError,), start_only=start_only,
+                       estimate=cost.estimate("gmap", cfg, len(text)) + macs / cost.GMAP_MACS_PER_SECOND)
+
+
+def queue_heavy(text: str, layer: int, knobs: tuple, model) -> None:
+    """Queue the chain and the map now, before the rest of the page is computed, if they are heavy
+    (cheap ones are computed in their sections, refused ones said there)."""
+    for state, call in ((chain_state, lambda: chain_call(text, layer, knobs, model)),
+                        (map_state, lambda: map_call(text, knobs, model))):
+        try:
+            state(*call()[1], start_only=True)
+        except LIMITS:
+            pass
 
 
 def chain_call(text: str, layer: int, knobs: tuple, model) -> tuple[cost.Plan, tuple]:
@@ -114,24 +104,21 @@ def map_call(text: str, knobs: tuple, model) -> tuple[cost.Plan, tuple]:
     return plan, (ctx.ref, text[:plan.steps], knobs, min(MAP_PAGE_MACS, cost.gmap_max_macs(plan)), model)
 
 
-def start(call, cached, *args) -> None:
-    """prefetch ``cached`` with the arguments ``call(*args)`` plans (a refused plan is said where
-    its chart is drawn)."""
-    try:
-        prefetch(cached, *call(*args)[1])
-    except LIMITS:
-        pass
-
-
-def chain_failed(err: BaseException) -> None:
-    """The Jacobian chain's refusal, time budget or failure, in words (a failure is in the server's log)."""
+def gradient_failed(what: str, err: BaseException) -> None:
+    """A refusal, time budget or failure of ``what``, in words (a failure is in the server's log)."""
     if isinstance(err, G.GradientError):
         st.info(str(err))
     elif isinstance(err, LIMITS):
-        st.warning(limit_message("Jacobian chain", err))
+        st.warning(limit_message(what, err))
     else:
-        st.warning(f"The Jacobian chain failed ({type(err).__name__}: {err}). The server's log has the "
-                   "details; reload the page to try again in a moment.")
+        st.warning(f"The {what} failed ({type(err).__name__}: {err}). The server's log has the details; "
+                   "reload the page to try again in a moment.")
+
+
+def draw_map(gm: G.GradientMap, layer: int) -> None:
+    if gm.message:
+        st.info(gm.message)
+    show_chart(PG.gradient_map_figure(gm, layer), ctx, key="g_map")
 
 
 def knob_places(lecture: bool) -> dict:
@@ -223,8 +210,9 @@ if notices(ctx):
         nc_plan = cost.fit("norm_curve", cfg, T, what="gradient norm curve",
                            request_seconds=settings().request_seconds)
         nc_text = text[:nc_plan.steps]
-        # The chain is the longest computation: a heavy one is queued now, beside the curve.
-        queue_chain(text, layer, knobs, model)
+        # The chain and the map are the longest computations: heavy ones are queued now, and drawn
+        # when ready (app_pages/ui/later.py) while the curve and the spectrum are drawn at once.
+        queue_heavy(text, layer, knobs, model)
         with st.spinner("Backpropagating through time…"):
             nc = curve(ctx.ref, nc_text, loss, min(int(step), max(len(nc_text) - 2, 0))
                        if loss == "step" else None, knobs, model)
@@ -233,7 +221,6 @@ if notices(ctx):
     except LIMITS as err:
         st.warning(limit_message("gradient norm curve", err))
     else:
-        start(map_call, gmap, text, knobs, model)     # in the curve's place, while its figures are drawn
         reduced(nc_plan)
         sp, sp_error = None, None
         try:
@@ -279,13 +266,14 @@ if notices(ctx):
         try:
             ch_plan, args = chain_call(text, layer, knobs, model)
         except LIMITS as err:
-            chain_failed(err)
+            gradient_failed("Jacobian chain", err)
         else:
             reduced(ch_plan)
             with st.spinner("Multiplying Jacobians…"):      # a cheap chain is computed here
-                show_when_ready(lambda: chain_state(*args), "Multiplying Jacobians back through time",
+                # (the page's globals change after this line: the fragment's ``ask`` binds its arguments)
+                show_when_ready(lambda a=args: chain_state(*a), "Multiplying Jacobians back through time",
                                 lambda ch: show_chart(PG.jacobian_chain_figure(ch), ctx, key="g_chain"),
-                                chain_failed)
+                                lambda err: gradient_failed("Jacobian chain", err))
 
         st.subheader("Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖")
         st.caption("Each row is one loss ℓ_t (the prediction made at step t), each column one hidden "
@@ -293,15 +281,11 @@ if notices(ctx):
                    "applies per row.")
         try:
             gm_plan, args = map_call(text, knobs, model)
-            with st.spinner("Backpropagating every loss at once…"):
-                gm = gmap(*args)
-        except G.GradientError as err:
-            st.info(str(err))
         except LIMITS as err:
-            st.warning(limit_message("gradient map", err))
+            gradient_failed("gradient map", err)
         else:
             reduced(gm_plan)
-            if gm.message:
-                st.info(gm.message)
-            show_chart(PG.gradient_map_figure(gm, int(layer)), ctx, key="g_map")
+            with st.spinner("Backpropagating every loss at once…"):     # a cheap map is computed here
+                show_when_ready(lambda a=args: map_state(*a), "Backpropagating every loss at once",
+                                lambda gm: draw_map(gm, int(layer)), lambda err: gradient_failed("gradient map", err))
 play_next("gr")

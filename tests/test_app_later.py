@@ -89,10 +89,10 @@ def _chain_titles(at: AppTest) -> list[str]:
 
 
 def test_gradients_chain_is_drawn_after_the_rest_of_the_page(env, monkeypatch):
-    import rnnviz.serving.lanes as lanes
-    # every chain priced over the page's quick limit (the shipped LSTM's chain of an ordinary text
-    # is ~0.6 s, over it; a tiny model's is not): the page reads the limit on each run
-    monkeypatch.setattr(lanes, "QUICK_SECONDS", 0.0)
+    import app_pages.ui.work as work
+    # every chain and map priced over the page's limit for waiting (the shipped LSTM's chain of an
+    # ordinary text is ~0.5 s, over it; a tiny model's is not)
+    monkeypatch.setattr(work, "WAIT_SECONDS", 0.0)
     at = _open("app_pages/gradients.py", ckpt="grad-rnn", text=CORPUS[:300], **{"gr.layer": "0"})
     rerun_until(at, lambda a: bool(_chain_titles(a)))   # everything computed once, for layer 0
     with heavy_lane_held():
@@ -104,3 +104,19 @@ def test_gradients_chain_is_drawn_after_the_rest_of_the_page(env, monkeypatch):
         titles = [c["layout"]["title"]["text"] for c in chart_specs(at)]
         assert titles[0].startswith("Gradient norm vs distance") and any(t.startswith("Gradient map") for t in titles)
     rerun_until(at, lambda a: bool(_chain_titles(a)) and not _placeholders(a, "Multiplying Jacobians"))
+
+
+def test_gradients_map_waits_in_the_queue_too(env, monkeypatch):
+    import app_pages.ui.work as work
+    monkeypatch.setattr(work, "WAIT_SECONDS", 0.0)
+    at = _open("app_pages/gradients.py", ckpt="grad-rnn", text=CORPUS[:200])
+    rerun_until(at, lambda a: any(c["layout"]["title"]["text"].startswith("Gradient map") for c in chart_specs(a)))
+    with heavy_lane_held():                              # a new text: curve at once, chain and map later
+        at.sidebar.text_area[0].set_value(CORPUS[:120]).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert _placeholders(at, "Multiplying Jacobians") and _placeholders(at, "Backpropagating every loss")
+        titles = [c["layout"]["title"]["text"] for c in chart_specs(at)]
+        assert titles[0].startswith("Gradient norm vs distance")
+        assert not any(t.startswith(("Gradient map", "Jacobian chain")) for t in titles)
+        assert "Reading." in "\n".join(m.value for m in at.markdown)
+    rerun_until(at, lambda a: any(c["layout"]["title"]["text"].startswith("Gradient map") for c in chart_specs(a)))

@@ -46,6 +46,10 @@ _PREFETCH_POOL = ThreadPoolExecutor(max_workers=PREFETCH_WORKERS, thread_name_pr
 _PREFETCH_SLOTS = threading.BoundedSemaphore(PREFETCH_MAX)
 #: Heavy results polled for instead of waited on (the same store and keys as cached_heavy).
 BACKGROUND = Background(LANES, _RESULTS)
+#: A view's part estimated over this many seconds is computed in the background and drawn when
+#: ready (heavy_state); cheaper ones are computed in the script run, where a placeholder, its
+#: polling and the page's rerun would cost more than they do.
+WAIT_SECONDS = 0.1
 
 
 def run_heavy(op: str, fn: Callable[..., Any], *args: Any, estimate: float | None = None,
@@ -72,6 +76,20 @@ def cached_heavy(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, est
     computes again and gets the error itself."""
     return _RESULTS.get_or_compute(result_key(fn, key),
                                    lambda: run_heavy(op, fn, *args, estimate=estimate, **kwargs))
+
+
+def heavy_state(op: str, fn: Callable[..., Any], key: Hashable, *args: Any, estimate: float,
+                expected: tuple = (), start_only: bool = False, **kwargs: Any) -> Ready | Pending | Failed | None:
+    """A view's heavy part as a state for app_pages.ui.later.show_when_ready: computed here (Ready,
+    via cached_heavy) when ``estimate`` is at most WAIT_SECONDS, else :func:`background_heavy`'s
+    state (queued in the heavy lane, not waited for); ``expected`` errors and LIMITS as Failed.
+    ``start_only``: only queue a heavy one (None; a cheap one is left to the drawing call)."""
+    try:
+        if estimate <= WAIT_SECONDS:
+            return None if start_only else Ready(cached_heavy(op, fn, key, *args, estimate=estimate, **kwargs))
+        return background_heavy(op, fn, key, *args, estimate=estimate, expected=expected, **kwargs)
+    except (*expected, *LIMITS) as err:
+        return Failed(err)
 
 
 def result_key(fn: Callable[..., Any], key: Hashable) -> tuple:
