@@ -141,7 +141,7 @@ class Background:
 
     def _run(self, key: Hashable, job: _Job, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         if self._clock() - job.seen > self.abandon_s:
-            raise Abandoned(f"nobody asked for {key!r} for {self.abandon_s:g} s")
+            raise Abandoned(f"nobody asked for it for {self.abandon_s:g} s")
         job.started = self._clock()
         value = fn(*args, **kwargs)
         with self._lock:
