@@ -73,11 +73,14 @@ def start_warmup(argv: list[str] | None = None) -> None:
 
     def warm_up() -> None:
         from app_pages.ui.scorecard import warm_scorecards
+        from app_pages.ui.sidebar import DEFAULT_CHECKPOINT
 
         try:                       # queued in the heavy lane (niced), computed while the rest goes on
             warm_scorecards(s)
         except Exception:          # noqa: BLE001 - a warm-up never takes the server down; the page reports
             log.exception("queueing the default scorecards failed")
+        # the default checkpoint's unit index first: a class opens on it (the others are built next)
+        units.prebuild_indexes([DEFAULT_CHECKPOINT], checkpoint_dir=s.checkpoint_dir, corpora_dir=s.corpora_dir)
         kernels.warm_up()          # compile or load the gradient kernels (first run on a machine: ~10 s)
         units.prebuild_indexes(checkpoint_dir=s.checkpoint_dir, corpora_dir=s.corpora_dir)
 
