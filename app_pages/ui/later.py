@@ -47,21 +47,21 @@ def _poll(ask: Callable[[], State], what: str) -> None:
     state = ask()
     if not isinstance(state, Pending):
         st.rerun()          # the full run draws it (or its error) and ends this fragment's polling
-    st.info(placeholder(what, state), icon="⏳")
+    st.info(placeholder(what, state), icon=":material/hourglass_top:")
 
 
 def placeholder(what: str, state: Pending) -> str:
     """The placeholder's words: what is computed, where it is in the queue, how long it takes."""
-    about = f"about {state.estimate:.0f} s" if state.estimate is not None and state.estimate >= 1 else \
-        "a few seconds" if state.estimate is None else "under a second"
+    est = state.estimate
+    takes = "a few seconds" if est is None else f"about {est:.0f} s" if est >= 1.5 else "about a second"
     if state.running_s > 0:
-        where = f"running for {state.running_s:.0f} s (it takes {about})"
+        where = f"running for {state.running_s:.0f} s" + (
+            f" (it takes {takes})" if est is None or state.running_s < est else "; the server is busy")
     elif state.position is None:
-        where = f"waiting for the server's heavy-work queue (it takes {about} once it starts)"
+        where = f"waiting for the server's queue of heavy work (it takes {takes} once it starts)"
     elif state.position == 0:
-        where = f"next in the server's queue of heavy work (it takes {about})"
+        where = f"next in the server's queue of heavy work (it takes {takes})"
     else:
-        where = (f"number {state.position + 1} in the server's queue of heavy work (it takes {about} "
-                 "once it starts)")
+        where = f"number {state.position + 1} in the server's queue of heavy work (it takes {takes} once it starts)"
     return (f"{what}… {where}. It appears here when it is ready; the rest of the page works "
             "meanwhile.")
