@@ -7,7 +7,8 @@
   keep_s, then the next ask computes again.
 - A queued computation nobody asked about for abandon_s is dropped when its turn comes.
 - At most max_jobs are queued here; more asks get Pending with no place.
-- A warm-up (queued with keep, nobody polling) that a user then asks for moves up the queue.
+- A warm-up (queued with keep, nobody polling) goes after users' requests; once a user asks
+  for it, it moves up the queue as if just asked.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ def test_a_warm_up_a_user_asks_for_moves_up_the_queue():
     lanes, store = Lanes(heavy_workers=1, slack=4.0), ByteLRU(2**20)
     bg = Background(lanes, store)
     release = _held(lanes)
-    assert bg.poll("warm", lambda: "w", 60.0, estimate=50.0, keep=True).position == 0
-    assert bg.poll("user", lambda: "u", 60.0, estimate=5.0).position == 0      # shorter: before the warm-up
+    assert bg.poll("warm", lambda: "w", 60.0, estimate=0.1, keep=True).position == 0
+    assert bg.poll("user", lambda: "u", 60.0, estimate=5.0).position == 0      # a user's: before the warm-up
     assert bg.poll("warm", lambda: "w", 60.0, keep=True).position == 1          # the warm-up itself asking: stays
     assert bg.poll("warm", lambda: "w", 60.0).position == 0                     # a user asks: as if just asked
     assert bg.poll("user", lambda: "u", 60.0).position == 1

@@ -133,7 +133,7 @@ def warm_scorecards(s: Settings) -> int:
         except CheckpointError as err:
             log.info("no scorecard warmed for %s: %s", info.name, err)
             continue
-        # priced as a scorecard, so the students' own heavy requests go before these in the lane
+        # queued after every student's heavy request (keep: it runs when the heavy lane is idle)
         scorecard_state(model_ref(model, info.name), info.name, feature, model, None, s, keep=True,
                         estimate=SCORECARD_SECONDS)
         queued += 1

@@ -100,7 +100,8 @@ class Background:
         it is queued, if it was not). ``seconds``: its deadline once it starts; ``estimate``: its
         expected seconds (orders the heavy lane); ``kind``: runs of one kind share a measured
         duration (shown when there is no estimate); ``expected``: errors logged without a
-        traceback; ``keep``: never abandoned (a warm-up nobody polls)."""
+        traceback; ``keep``: a warm-up nobody polls: never abandoned, and queued after every other
+        heavy request (it runs when the lane is idle, or sooner once a user asks for it)."""
         found, value = self.store.peek(key)
         if found:
             return Ready(value)
@@ -121,7 +122,7 @@ class Background:
             job = self._jobs[key] = _Job(float("inf") if keep else now, estimate, kind)
         size = estimate if estimate is not None else self._measured.get(kind)
         job.future = self.lanes.submit_heavy(self._run, seconds, (key, job, fn, args, kwargs or {}),
-                                             estimate=size)
+                                             estimate=size, idle=keep)
         job.future.add_done_callback(lambda f: self._done(key, job, f, expected))
         return self._state(job, now)
 

@@ -46,6 +46,8 @@ QUICK_CPU_S = 0.5
 HEAVY_NICE = 10
 #: A heavy request's virtual deadline: its time + this × its estimated seconds.
 SLACK = 4.0
+#: Added to the virtual deadline of work queued for when the lane is idle (a start-up warm-up).
+IDLE_AFTER = 1e6
 
 
 def lower_priority(by: int = HEAVY_NICE) -> bool:
@@ -120,11 +122,13 @@ class Lanes:
         return _wait(self.submit_heavy(fn, seconds, args, kwargs, estimate=estimate), until, seconds)
 
     def submit_heavy(self, fn: Callable[..., Any], seconds: float, args: tuple = (),
-                     kwargs: dict | None = None, *, estimate: float | None = None) -> Future:
+                     kwargs: dict | None = None, *, estimate: float | None = None, idle: bool = False) -> Future:
         """Queue ``fn(*args, **kwargs)`` in the heavy lane under a ``seconds`` deadline (from when
         it starts) and return at once: its future (``self.heavy.position(future)``: its place in
-        the queue). For work nobody waits on in a script run (rnnviz.serving.background)."""
-        return self.heavy.submit(self.virtual_deadline(estimate), _heavy_job, fn, seconds, args, kwargs or {})
+        the queue). For work nobody waits on in a script run (rnnviz.serving.background).
+        ``idle``: after every request that is not (a warm-up: it runs when the lane is idle)."""
+        late = IDLE_AFTER if idle else 0.0
+        return self.heavy.submit(self.virtual_deadline(estimate) + late, _heavy_job, fn, seconds, args, kwargs or {})
 
     def virtual_deadline(self, estimate: float | None) -> float:
         """A heavy request's place in the queue if asked now: its time + slack × its estimate."""
