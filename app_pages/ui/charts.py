@@ -10,7 +10,7 @@ from app_pages.ui.context import Context
 from app_pages.ui.plotly_component import plotly_chart_inplace
 from app_pages.ui.url import sync, use
 from rnnviz import views
-from rnnviz.plots.common import wrap_title
+from rnnviz.plots.common import merge, wrap_title
 
 
 def controls(name: str, navigation: bool = False):
@@ -64,7 +64,7 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
 
     on_click: called with the clicked point's labels ``{"x": …, "y": …}`` (plotly_chart_inplace)."""
     # The figure as a plain dict and the decoration below as dict edits (the caller's figure is
-    # left as it is: ``merge`` copies what it changes): Plotly's property machinery (path
+    # left as it is: ``rnnviz.plots.common.merge`` copies what it changes): Plotly's property machinery (path
     # parsing, validation) cost ~10 ms per chart per run here, and the figure travels as JSON anyway.
     spec = dict(fig) if isinstance(fig, dict) else fig.to_dict()
     layout = spec["layout"] = dict(spec.get("layout") or {})
@@ -91,18 +91,6 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
 
 #: The names of a layout's cartesian axes ("xaxis", "yaxis2", …).
 _AXIS = re.compile(r"[xy]axis\d*")
-
-
-def merge(layout: dict, **update) -> dict:
-    """``fig.update_layout(**update)`` on a figure dict's ``layout``: nested dicts are merged into
-    what is there, anything else replaces it. The nested dicts it changes are copies (what else
-    holds them, e.g. a cached figure, is left as it is); ``layout`` itself is edited. Returns it."""
-    for k, v in update.items():
-        if isinstance(v, dict):
-            layout[k] = merge(dict(layout[k]) if isinstance(layout.get(k), dict) else {}, **v)
-        else:
-            layout[k] = v
-    return layout
 
 
 def _place_title(layout: dict, font_size: int, width: float) -> None:

@@ -130,3 +130,19 @@ def wrap_title(title: str, width: int) -> str:
         parts = [p.replace("\u00a0=\u00a0", " = ") for p in parts]
         lines += [f"<sup>{p}</sup>" for p in parts] if sup else parts
     return "<br>".join(lines)
+
+
+def merge(target: dict, **update) -> dict:
+    """``fig.update_layout(**update)`` on a plain layout dict: nested dicts are merged into what is
+    there, anything else replaces it. The nested dicts it changes are copies (whatever else holds
+    them, e.g. a cached figure, is left as it is); ``target`` itself is edited. Returns it.
+
+    Figures are built in one ``go.Figure(traces, layout=dict(...))`` call, the layout assembled as a
+    plain dict with this: Plotly's update_layout / update_xaxes / add_trace path parsing and
+    validation cost about 3× the constructor's (e.g. 18 vs 6 ms for a 256 × 80 heat map)."""
+    for k, v in update.items():
+        if isinstance(v, dict):
+            target[k] = merge(dict(target[k]) if isinstance(target.get(k), dict) else {}, **v)
+        else:
+            target[k] = v
+    return target
