@@ -64,8 +64,9 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
 
     on_click: called with the clicked point's labels ``{"x": …, "y": …}`` (plotly_chart_inplace)."""
     # The figure as a plain dict and the decoration below as dict edits (the caller's figure is
-    # left as it is: ``rnnviz.plots.common.merge`` copies what it changes): Plotly's property machinery (path
-    # parsing, validation) cost ~10 ms per chart per run here, and the figure travels as JSON anyway.
+    # left as it is: rnnviz.plots.common.merge copies what it changes): Plotly's property
+    # machinery (path parsing, validation) cost ~10 ms per chart per run, and the figure travels
+    # as JSON anyway.
     spec = dict(fig) if isinstance(fig, dict) else fig.to_dict()
     layout = spec["layout"] = dict(spec.get("layout") or {})
     if ctx.lecture:
