@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import html
 import math
 import textwrap
@@ -146,3 +148,22 @@ def merge(target: dict, **update) -> dict:
         else:
             target[k] = v
     return target
+
+
+def subplot_grid(row_heights: tuple[float, ...], spacing: float, titles: tuple[str, ...] = ()) -> dict:
+    """The layout ``make_subplots`` makes for one column of rows sharing x (each row's axes, domains
+    and anchors; the rows' titles), as a fresh dict for ``go.Figure(traces, layout=…)`` (row r's
+    traces set ``xaxis="x<r>"``, ``yaxis="y<r>"``, no suffix for row 1). Made once per shape:
+    make_subplots itself costs as much as the rest of a figure."""
+    return copy.deepcopy(_grid_layout(tuple(row_heights), spacing, tuple(titles)))
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_layout(row_heights: tuple[float, ...], spacing: float, titles: tuple[str, ...]) -> dict:
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(row_heights), cols=1, shared_xaxes=True, vertical_spacing=spacing,
+                        row_heights=list(row_heights), subplot_titles=list(titles) or None)
+    layout = fig.to_dict()["layout"]
+    layout.pop("template", None)        # the figure built on it gets the default template itself
+    return layout

@@ -7,16 +7,13 @@ live on other scales) and its own unit order. Plain data in, ``go.Figure`` out.
 
 from __future__ import annotations
 
-import copy
-import functools
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from .common import DIVERGING, merge
+from .common import DIVERGING, merge, subplot_grid
 from .states import _np, char_axis, symmetric_range, unit_labels, window_labels
 
 #: Height in pixels of one block's rows (clamped per block), and of the space around them.
@@ -49,7 +46,7 @@ def stacked_layers_figure(blocks: Sequence[Block], chars: Sequence[str], *, star
         if a.ndim != 2 or a.shape[0] != len(chars):
             raise ValueError(f"{b.label}: values must be (len(chars), h); got {a.shape}")
         heights.append(int(np.clip(2.5 * a.shape[1], BLOCK_MIN_PX, BLOCK_MAX_PX)))
-    layout = _grid(tuple(h / sum(heights) for h in heights), tuple(b.label for b in blocks))
+    layout = subplot_grid(tuple(h / sum(heights) for h in heights), 0.03, tuple(b.label for b in blocks))
     traces = []
     for row, b in enumerate(blocks, start=1):
         a = _np(b.values)
@@ -69,18 +66,3 @@ def stacked_layers_figure(blocks: Sequence[Block], chars: Sequence[str], *, star
           title=dict(text=title), height=sum(heights) + FRAME_PX,
           margin=dict(l=60, r=20, t=60 if title else 30, b=60), font=dict(size=font_size))
     return go.Figure(traces, layout=layout)
-
-
-def _grid(row_heights: tuple[float, ...], titles: tuple[str, ...]) -> dict:
-    """The layout of ``make_subplots`` for one column of rows sharing x (domains, anchors, the
-    rows' titles), as a fresh dict: the grid is made once per shape (make_subplots costs ~20 ms)."""
-    return copy.deepcopy(_grid_layout(row_heights, titles))
-
-
-@functools.lru_cache(maxsize=64)
-def _grid_layout(row_heights: tuple[float, ...], titles: tuple[str, ...]) -> dict:
-    fig = make_subplots(rows=len(row_heights), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        row_heights=list(row_heights), subplot_titles=list(titles))
-    layout = fig.to_dict()["layout"]
-    layout.pop("template", None)        # the figure built on it gets the default template itself
-    return layout
