@@ -167,3 +167,13 @@ def _grid_layout(row_heights: tuple[float, ...], spacing: float, titles: tuple[s
     layout = fig.to_dict()["layout"]
     layout.pop("template", None)        # the figure built on it gets the default template itself
     return layout
+
+
+def hline(y: float, text: str, color: str) -> dict:
+    """Layout parts (``shapes``, ``annotations``) of a dashed horizontal line at ``y`` across the
+    plot, labelled ``text`` at its right end: what ``fig.add_hline(y, line=dict(color=color,
+    dash="dash"), annotation_text=text)`` draws. Merge into a layout (several: add the lists)."""
+    return dict(shapes=[dict(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=y, y1=y,
+                             line=dict(color=color, dash="dash"))],
+                annotations=[dict(text=text, showarrow=False, xref="x domain", x=1, xanchor="right",
+                                  yref="y", y=y, yanchor="bottom")])

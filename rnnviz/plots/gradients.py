@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from ..gradients import GradientMap, JacobianChain, NormCurve, Spectrum
 from ..names import act_name
-from .common import SEQUENTIAL, display_char, escape, log_axis, merge
+from .common import SEQUENTIAL, display_char, escape, hline, log_axis, merge
 from .gradient_depth import depth_flow_figure  # noqa: F401 (the depth × time figure, re-exported)
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -374,11 +374,6 @@ def singular_values_figure(spectrum: Spectrum, layer: int = 0, block: str | None
     sv = bs.singular_values.numpy()
     trace = go.Scatter(x=np.arange(1, len(sv) + 1), y=sv, mode="lines+markers" if len(sv) <= 64 else "lines",
                        name=f"σ_i of {block}", hovertemplate="σ_%{x} = %{y:.4g}<extra></extra>")
-    # the line σ = 1 and its label, as fig.add_hline(y=1.0, …, annotation_text="σ = 1") draws them
-    one = dict(shapes=[dict(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=1.0, y1=1.0,
-                            line=dict(color="gray", dash="dash"))],
-               annotations=[dict(text="σ = 1", showarrow=False, xref="x domain", x=1, xanchor="right",
-                                 yref="y", y=1.0, yanchor="bottom")])
     return _layout([trace], f"Singular values of {escape(block)}, layer {layer}<br><sup>‖W‖₂ = σ₁ = "
                         f"{bs.spectral_norm:.3g}</sup>", height=320, xaxis=_axis("i"),
-                   yaxis=_axis("singular value σ_i", rangemode="tozero"), **one)
+                   yaxis=_axis("singular value σ_i", rangemode="tozero"), **hline(1.0, "σ = 1", "gray"))
