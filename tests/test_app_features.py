@@ -153,8 +153,7 @@ def test_hidden_states_names_the_features_that_pass(sae_env):
     st.cache_data.clear()
     st.cache_resource.clear()
     model, sae, corpora = sae_env
-    from rnnviz.checkpoint import resolve_checkpoint
-    path = sae_path(resolve_checkpoint("timemachine-lstm"), 0, "h")
+    path = sae_path(corpora.parent / "ckpts" / "timemachine-lstm.safetensors", 0, "h")     # sae_env's
     sample, source = scorecard_sample(model, corpora_dir=corpora)
     df = scorecard(model, sample, ["whitespace"], max_causal=3, basis=SAEBasis(sae, 0, "h"))
     write_controls(df.attrs["controls"], path, source,
@@ -164,6 +163,20 @@ def test_hidden_states_names_the_features_that_pass(sae_env):
     assert heat["data"][0]["y"] == ["L0 f[7]", "L0 f[2]"]                   # causal first
     assert heat["layout"]["yaxis"]["ticktext"] == ["<b>L0 f[7] · whitespace · causal</b>",
                                                    "<b>L0 f[2] · vowel · correlational</b>"]
-    assert "features, not units" in heat["layout"]["title"]["text"]
+    assert "features, not units" in heat["layout"]["title"]["text"].replace("<br>", " ")       # a wrapped title
     a = _feature_by_hand(model, sae, TEXT, 7)
     np.testing.assert_allclose(decode(heat["data"][0]["z"])[0], a.numpy(), atol=1e-5)
+
+
+def test_compare_draws_the_pinned_feature_in_the_model_with_its_sae(sae_env):
+    import streamlit as st
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    model, sae, corpora = sae_env
+    save_checkpoint(tiny_model("gru", hidden=8, text=CORPUS), corpora.parent / "ckpts" / "timemachine-gru.safetensors",
+                    {"corpus": "tinycorpus", "val_fraction": 0.1})
+    at = _app("app_pages/compare.py", text=TEXT, unit="L0 f[3]", cmp__models="timemachine-lstm,timemachine-gru")
+    fig = next(c for c in charts(at) if c["layout"].get("meta", {}).get("chart") == "cmp_pinned")
+    assert [d["name"] for d in fig["data"]] == ["timemachine-lstm"]
+    np.testing.assert_allclose(decode(fig["data"][0]["y"]), _feature_by_hand(model, sae, TEXT, 3).numpy(), atol=1e-5)
+    assert any("timemachine-gru has no sparse autoencoder on layer0.h" in i.value for i in at.info)
