@@ -10,7 +10,7 @@ from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.compare_layers import layers_of_one_model
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
-from app_pages.ui.features import sae_at
+from app_pages.ui.features import saes_for
 from app_pages.ui.pin import Pin, pin_point, pinned_any
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
@@ -161,7 +161,7 @@ elif notices(ctx):
                    "its model's own text: a d2l-cleaned model reads a shorter, lower-case text. "
                    "Click a row to pin its unit.")
         if (pin := pinned_any()) is not None:
-            saes = {lab: sae_at(n, r, pin.layer, pin.state) for n, r, lab in zip(names, refs, labels)} \
+            saes = {lab: saes_for(n, r).get((pin.layer, pin.state)) for n, r, lab in zip(names, refs, labels)} \
                 if pin.feature else {}
             pinned_unit(cmp, pin, start, width, saes)
 

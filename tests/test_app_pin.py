@@ -166,7 +166,8 @@ def test_parse_pin_takes_a_unit_or_a_feature_of_a_shipped_sae():
     assert parse_pin("L0 f[11]", m, saes) == Pin(0, "h", 11, feature=True)
     assert parse_pin("L1 fc[3]", m, saes) == Pin(1, "c", 3, feature=True)
     assert Pin(1, "c", 3, feature=True).name == "L1 fc[3]" and Pin(1, "c", 3, feature=True).unit is None
-    for bad in ("L0 f[12]", "L0 fc[0]", "L1 f[0]", "L0 fh[1]", "L0 f[-1]", "L00 f[1]"):
+    for bad in ("L0 f[12]", "L0 fc[0]", "L1 f[0]", "L0 fh[1]", "L0 f[-1]", "L00 f[1]", "L0 f[１]",
+                "L0 f[" + "9" * 40 + "]", "L0 f[1] L0 f[2]", "x" * 100_000, ["L0 f[1]"]):
         assert parse_pin(bad, m, saes) is None, bad
     assert parse_pin("L0 f[0]", m) is None                 # no SAE: no feature pins
     assert Pin(0, "h", 5).on(0, "h") == 5 and Pin(0, "h", 5, feature=True).on(0, "h") is None

@@ -58,12 +58,10 @@ def cached_sae(path: str, mtime: float) -> SAE:
     return load_sae(path)
 
 
-def model_saes(ctx: Context) -> dict[tuple[int, str], SAE]:
-    """(layer, state) → the SAE shipped for this model's weights (none at a training step)."""
-    if ctx.train_step is not None:
-        return {}
+def saes_for(model_key: str, ref: ModelRef) -> dict[tuple[int, str], SAE]:
+    """(layer, state) → the SAE shipped beside ``model_key`` for these weights (:func:`saes_of`)."""
     out = {}
-    for layer, state, path in saes_of(ctx.model_key, ctx.ref):
+    for layer, state, path in saes_of(model_key, ref):
         try:
             out.setdefault((layer, state), cached_sae(str(path), path.stat().st_mtime))
         except (SAEError, OSError):
@@ -71,15 +69,9 @@ def model_saes(ctx: Context) -> dict[tuple[int, str], SAE]:
     return out
 
 
-def sae_at(model_key: str, ref: ModelRef, layer: int, state: str) -> SAE | None:
-    """The SAE shipped for these weights on ``layer{layer}.{state}``, or None."""
-    for l, s, path in saes_of(model_key, ref):
-        if (l, s) == (layer, state):
-            try:
-                return cached_sae(str(path), path.stat().st_mtime)
-            except (SAEError, OSError):
-                return None
-    return None
+def model_saes(ctx: Context) -> dict[tuple[int, str], SAE]:
+    """The view's model's SAEs (:func:`saes_for`; none at a training step)."""
+    return {} if ctx.train_step is not None else saes_for(ctx.model_key, ctx.ref)
 
 
 def feature_sizes(ctx: Context) -> dict[tuple[int, str], int]:
