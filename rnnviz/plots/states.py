@@ -215,14 +215,19 @@ def saturation_figure(rows: Sequence[dict], unit_low: dict[str, np.ndarray],
     return fig
 
 
+#: Dictionary features' scale: white (off) to dark red, the positive half of the states' scale (an
+#: activation is never negative), as the coloured text shows a feature.
+FEATURE_SCALE = "Reds"
+
+
 def feature_heatmap(values, chars: Sequence[str], features: Sequence[int], *, layer: int, state: str,
                     start: int = 0, named: dict[int, str] | None = None, title: str = "",
                     font_size: int = 12) -> go.Figure:
     """Heatmap of dictionary features (:mod:`rnnviz.units.sae`): ``values`` (W, F) the activations
     of every feature on the W characters ``chars`` from step ``start``; rows = ``features`` (top to
     bottom), named "L0 f[17]" (:func:`rnnviz.units.basis.feature_name`), those in ``named``
-    (feature → what it tracks) in bold with it. A sequential scale from 0 (white, off) to the
-    largest value shown: an activation is never negative."""
+    (feature → what it tracks) in bold with it. FEATURE_SCALE from 0 (white, off) to the largest
+    value shown."""
     from ..units.basis import feature_name
 
     a = _np(values)
@@ -234,7 +239,7 @@ def feature_heatmap(values, chars: Sequence[str], features: Sequence[int], *, la
     named = named or {}
     m = max(float(z.max()) if z.size else 0.0, 1e-6)
     x = window_labels(chars, start)
-    fig = go.Figure(go.Heatmap(z=z, x=x, y=labels, colorscale=SEQUENTIAL, zmin=0.0, zmax=m,
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=labels, colorscale=FEATURE_SCALE, zmin=0.0, zmax=m,
                                hovertemplate="step:char %{x}<br>feature %{y}<br>a = %{z:.4f}<extra></extra>",
                                colorbar=dict(thickness=12, title=dict(text="a_f"))))
     per_row = max(22.0, 1.6 * font_size)
