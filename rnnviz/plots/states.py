@@ -228,3 +228,41 @@ def saturation_figure(rows: Sequence[dict], unit_low: dict[str, np.ndarray],
         layout[f"yaxis{sx}"] = dict(domain=[max(0, top - h), top], range=[0, 1], tickformat=".0%",
                                     title=dict(text=f"gate {g}"), anchor=f"x{sx}")
     return go.Figure(bars, layout=layout)
+
+
+#: Dictionary features' scale: white (off) to dark red, the positive half of the states' scale (an
+#: activation is never negative), as the coloured text shows a feature.
+FEATURE_SCALE = "Reds"
+
+
+def feature_heatmap(values, chars: Sequence[str], features: Sequence[int], *, layer: int, state: str,
+                    start: int = 0, named: dict[int, str] | None = None, title: str = "",
+                    font_size: int = 12) -> go.Figure:
+    """Heatmap of dictionary features (:mod:`rnnviz.units.sae`): ``values`` (W, F) the activations
+    of every feature on the W characters ``chars`` from step ``start``; rows = ``features`` (top to
+    bottom), named "L0 f[17]" (:func:`rnnviz.units.basis.feature_name`), those in ``named``
+    (feature → what it tracks) in bold with it. FEATURE_SCALE from 0 (white, off) to the largest
+    value shown."""
+    from ..units.basis import feature_name
+
+    a = _np(values)
+    if a.ndim != 2 or a.shape[0] != len(chars):
+        raise ValueError(f"values must be (len(chars), F); got {a.shape} for {len(chars)} chars")
+    rows = list(features)
+    z = np.ascontiguousarray(a[:, rows].T)
+    labels = [feature_name(layer, state, f) for f in rows]
+    named = named or {}
+    m = max(float(z.max()) if z.size else 0.0, 1e-6)
+    x = window_labels(chars, start)
+    heat = go.Heatmap(z=z, x=x, y=labels, colorscale=FEATURE_SCALE, zmin=0.0, zmax=m,
+                      hovertemplate="step:char %{x}<br>feature %{y}<br>a = %{z:.4f}<extra></extra>",
+                      colorbar=dict(thickness=12, title=dict(text="a_f")))
+    per_row = max(22.0, 1.6 * font_size)
+    xaxis = char_axis(chars, x, font_size)
+    xaxis["title"] = dict(text="character read at step t")
+    yaxis = dict(type="category", autorange="reversed", title=dict(text="feature"), automargin=True,
+                 tickmode="array", tickvals=labels, tickfont=dict(size=font_size),
+                 ticktext=[f"<b>{lab} · {named[f]}</b>" if f in named else lab for f, lab in zip(rows, labels)])
+    return go.Figure(heat, layout=dict(title=dict(text=title), height=int(130 + per_row * len(rows)), xaxis=xaxis,
+                                       yaxis=yaxis, margin=dict(l=60, r=20, t=40 if title else 10, b=60),
+                                       font=dict(size=font_size)))
