@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+#: Entries of the block of per-step matrices the Jacobian chain builds at once (4 MB in float32, so it is still in cache when used).
+CHAIN_BLOCK_ELEMENTS = 1 << 20
 
 
 @dataclass
@@ -49,7 +51,7 @@ class LayerJacobian:
         """Reverse-mode recurrence for one adjoint. E: (T, h) external adjoints of H_t, zero after
         ``last``, float32 or float64; ``cuts``: steps that do not pass their adjoint back (truncation).
         Returns dH (T, h) total adjoints, da (T, G·h) pre-activation adjoints of the input path,
-        and (LSTM) dC (T, h). The RNN, GRU and LSTM run their compiled kernel (rnnviz.kernels)."""
+        and (LSTM) dC (T, h). Every cell runs its compiled kernel (rnnviz.kernels)."""
         if E.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"the backward pass runs in float32 or float64, not {E.dtype}")
         return self.backward_steps(E, last, _cut_mask(E.shape[0], cuts))
@@ -77,11 +79,31 @@ class LayerJacobian:
         times ``inv``, to step t−1, written into dst (and dst_c). ``scaled`` (h, h) is scratch."""
         raise NotImplementedError
 
+    def chain_matrix(self, t: int, rows: int, build) -> Tensor:
+        """Step t's (rows × d) matrix of the Jacobian chain, from a block of consecutive steps
+        lo … t built at once by ``build(lo, hi)`` → (n, rows, d) (a view is fine), n = hi − lo, so
+        the per-step work is one matrix product (the chain walks t downwards). The block is kept
+        on the instance; it holds at most CHAIN_BLOCK_ELEMENTS entries."""
+        lo, Y = self.__dict__.get("_chain_block", (None, None))
+        if lo is None or not lo <= t < lo + Y.shape[0]:
+            d = self.w_hh.shape[1]
+            lo = t + 1 - max(1, min(t + 1, CHAIN_BLOCK_ELEMENTS // (rows * d)))
+            Y = build(lo, t + 1)
+            self.__dict__["_chain_block"] = (lo, Y)
+        return Y[t - lo]
+
     def map_step(self, k: int, A: Tensor, Ac: Tensor | None, below: bool,
                  back: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """Rows (R, h) of dℓ/dH_k (and dℓ/dC_k, excluding H_k's share) → (adjoint sent to the layer
         below (R, d) if ``below``, dℓ/dH_{k−1} and dℓ/dC_{k−1} if ``back``)."""
         raise NotImplementedError
+
+
+def stacked_blocks(coefs: Tensor, W: Tensor) -> Tensor:
+    """Σ_g diag(coefs[j, g]) W[g] for every j: coefs (n, G, h), W (G, h, d) → (n, h, d), a view of
+    an (h, n, d) buffer (one batched product over the units, not G ops per step)."""
+    out = torch.bmm(coefs.permute(2, 0, 1), W.transpose(0, 1))       # (h, n, d)
+    return out.transpose(0, 1)
 
 
 def _cut_mask(T: int, cuts: set[int]) -> np.ndarray:
