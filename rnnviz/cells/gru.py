@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .. import kernels
 from .base import CellSpec, hidden_part, input_rows, keep
-from .jacobian import LayerJacobian, arr, diag_sum, stacked_blocks
+from .jacobian import LayerJacobian, arr, diag_sum
 
 GATES = ("r", "z", "n")                       # row order of the blocks in PyTorch's weights
 NAMES = {"r": ("W_xr", "W_hr", "b_r"), "z": ("W_xz", "W_hz", "b_z"), "n": ("W_xh", "W_hh", "b_h")}
@@ -98,13 +98,7 @@ class GRUJacobian(LayerJacobian):
         return A
 
     def chain_step(self, t, inv, M, Mc, scaled, dst, dst_c):
-        h = self.h.shape[1]
-
-        def build(lo: int, hi: int) -> Tensor:              # A_t for a block of steps (see _A)
-            A = stacked_blocks(self.Qh[lo:hi], self.w_hh.view(3, h, h))
-            A.diagonal(dim1=1, dim2=2).add_(self.z[lo:hi])
-            return A
-        torch.addmm(dst, M, self.chain_matrix(t, h, build), beta=0, alpha=inv, out=dst)
+        torch.mm(M, self._A(t, inv), out=dst)
         return dst, None
 
     def map_step(self, k, A, Ac, below, back):

@@ -99,13 +99,6 @@ class LayerJacobian:
         raise NotImplementedError
 
 
-def stacked_blocks(coefs: Tensor, W: Tensor) -> Tensor:
-    """Σ_g diag(coefs[j, g]) W[g] for every j: coefs (n, G, h), W (G, h, d) → (n, h, d), a view of
-    an (h, n, d) buffer (one batched product over the units, not G ops per step)."""
-    out = torch.bmm(coefs.permute(2, 0, 1), W.transpose(0, 1))       # (h, n, d)
-    return out.transpose(0, 1)
-
-
 def _cut_mask(T: int, cuts: set[int]) -> np.ndarray:
     cut = np.zeros(T, dtype=np.bool_)
     cut[list(cuts)] = True

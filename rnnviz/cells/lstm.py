@@ -124,33 +124,11 @@ class LSTMJacobian(LayerJacobian):
         return diag_sum(P[:3], W[:3]), W[3] * P[3][:, None]
 
     def chain_step(self, t, inv, M, Mc, scaled, dst, dst_c):
-        """[M | S] (h × 2h), S = Mc + M diag(K_t) the total adjoint of C_t, times the step's stacked
-        (2h × h) matrix [Cm; B] (:meth:`_stacked`, built a block of steps at a time): one product."""
-        h = M.shape[0]
-        X = self._chain_scratch(h, M.dtype)
-        torch.addcmul(Mc, M, self.K[t][None, :], out=X[:, h:])
-        X[:, :h].copy_(M)
-        torch.addmm(dst, X, self._stacked(t), beta=0, alpha=inv, out=dst)
-        return dst, torch.mul(X[:, h:], (self.f[t] * inv)[None, :], out=dst_c)
-
-    def _chain_scratch(self, h: int, dt: torch.dtype) -> Tensor:
-        X = self.__dict__.get("_X")
-        if X is None or X.shape[0] != h or X.dtype != dt:
-            X = self.__dict__["_X"] = torch.empty(h, 2 * h, dtype=dt)
-        return X
-
-    def _stacked(self, t: int) -> Tensor:
-        """[diag(P_o) W_ho; Σ_{i,f,g} diag(P_·) W_h·] (2h × h) of step t."""
-        h = self.h.shape[1]
-
-        def build(lo: int, hi: int) -> Tensor:
-            W = self.w_hh.view(4, h, h)
-            P = self.P[lo:hi]                                          # (n, 4, h)
-            Y = torch.empty(2 * h, hi - lo, h, dtype=self.h.dtype)
-            torch.mul(P[:, 3].T[:, :, None], W[3][:, None, :], out=Y[:h])
-            torch.bmm(P[:, :3].permute(2, 0, 1), W[:3].transpose(0, 1), out=Y[h:])
-            return Y.transpose(0, 1)
-        return self.chain_matrix(t, 2 * h, build)
+        B, Cm = self._matrices(self.w_hh, t, inv)
+        torch.addcmul(Mc, M, self.K[t][None, :], out=scaled)       # total adjoint of C_t (unscaled)
+        torch.mm(M, Cm, out=dst)
+        dst.addmm_(scaled, B)
+        return dst, torch.mul(scaled, (self.f[t] * inv)[None, :], out=dst_c)
 
     def map_step(self, k, A, Ac, below, back):
         dct = Ac + A * self.K[k]
