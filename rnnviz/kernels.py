@@ -63,15 +63,6 @@ def _accumulate(WT, v, out, blocks):  # pragma: no cover - compiled
         for j in range(b * h // blocks, (b + 1) * h // blocks):
             out[j] += _dot(WT[j], v)
 
-@_jit(fastmath=_FAST, parallel=True)
-def _accumulate_cols(WT, lo, hi, v, out, blocks, add):  # pragma: no cover - compiled
-    """out (+)= WT[:, lo:hi] @ v (``add``: accumulate, else overwrite), rows split into blocks."""
-    h = WT.shape[0]
-    for b in prange(blocks):
-        for j in range(b * h // blocks, (b + 1) * h // blocks):
-            s = _dot(WT[j, lo:hi], v)
-            out[j] = out[j] + s if add else s
-
 @_jit(fastmath=_FAST)
 def _rnn(WT, dH, D, da, last, stop, cut, blocks):  # pragma: no cover - compiled
     h = dH.shape[1]
@@ -113,19 +104,21 @@ def _lstm(WT, dH, K, P, f, dC, da, carry, last, stop, cut, blocks):  # pragma: n
 
 
 @_jit(fastmath=_FAST)
-def _gru_d2l_back(WT, dH, Q, g, da, last, stop, cut, blocks):  # pragma: no cover - compiled
+def _gru_d2l_back(WnT, WrzT, dH, Q, dn, drz, g, da, last, stop, cut, blocks):  # pragma: no cover - compiled
     h = dH.shape[1]
     for t in range(last, stop - 1, -1):
         for j in range(h):
-            da[t, h + j] = dH[t, j] * Q[t, 1, j]                 # a_z
-            da[t, 2 * h + j] = dH[t, j] * Q[t, 0, j]             # a_n
-        _accumulate_cols(WT, 2 * h, 3 * h, da[t, 2 * h:], g, blocks, False)   # g = a_n W_n
+            dn[j] = dH[t, j] * Q[t, 0, j]                        # a_n
+            drz[h + j] = dH[t, j] * Q[t, 1, j]                   # a_z
+            g[j] = 0.0
+        _accumulate(WnT, dn, g, blocks)                          # g = a_n W_n
         for j in range(h):
-            da[t, j] = g[j] * Q[t, 2, j]                         # a_r
+            drz[j] = g[j] * Q[t, 2, j]                           # a_r
+            da[t, j], da[t, h + j], da[t, 2 * h + j] = drz[j], drz[h + j], dn[j]
         if t > 0 and not cut[t]:
             for j in range(h):
                 dH[t - 1, j] += dH[t, j] * Q[t, 4, j] + g[j] * Q[t, 3, j]
-            _accumulate_cols(WT, 0, 2 * h, da[t, :2 * h], dH[t - 1], blocks, True)
+            _accumulate(WrzT, drz, dH[t - 1], blocks)
 
 
 @_jit(fastmath=_FAST)
@@ -231,8 +224,10 @@ def gru_d2l_backward(WT: np.ndarray, dH: np.ndarray, Q: np.ndarray, da: np.ndarr
     """In place, the book's GRU: WT = W_hh^T (h, 3h); Q (T, 5, h) = [qn, qz, s, R, Z] (see
     rnnviz.cells.gru_d2l); da (T, 3h), zeros, receives the pre-activation adjoints [a_r, a_z, a_n].
     Two products a step: g = a_n W_n first, since a_r = g ⊙ s needs it. dH as in :func:`rnn_backward`."""
-    g = np.zeros(dH.shape[1], dtype=dH.dtype)
-    _run(_gru_d2l_back, threads, (WT, dH, Q, g, da), last, cut, WT.size)
+    h = dH.shape[1]
+    scratch = (np.zeros(h, dH.dtype), np.zeros(2 * h, dH.dtype), np.zeros(h, dH.dtype))   # a_n, [a_r, a_z], g
+    _run(_gru_d2l_back, threads, (np.ascontiguousarray(WT[:, 2 * h:]), np.ascontiguousarray(WT[:, :2 * h]),
+                                  dH, Q, *scratch, da), last, cut, WT.size)
 
 
 def cell_scan(i: np.ndarray, f: np.ndarray, g: np.ndarray, c0: np.ndarray, c: np.ndarray) -> None:
