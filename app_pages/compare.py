@@ -10,7 +10,8 @@ from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.compare_layers import layers_of_one_model
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
-from app_pages.ui.pin import pin_point, pinned_any
+from app_pages.ui.features import saes_for
+from app_pages.ui.pin import Pin, pin_point, pinned_any
 from app_pages.ui.text import notices
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.work import LIMITS, limit_message, reduced, run_heavy
@@ -20,7 +21,6 @@ from rnnviz.serving import cost
 from rnnviz import compare as C
 from rnnviz.plots import compare as PC
 from rnnviz.ref import ModelRef
-from rnnviz.units.names import unit_name
 
 ctx = context()
 view_params("cmp.")
@@ -58,14 +58,18 @@ def _models_of(names: list[str]) -> tuple[tuple[ModelRef, ...], tuple[str, ...],
     return refs, tuple(uploads.get(n, n) for n in names), models
 
 
-def pinned_unit(cmp: C.Comparison, pin: tuple[int, str, int], start: int, width: int) -> None:
-    """The pinned unit (#28 "follow one unit") in every compared model that has it, a note for the others."""
-    name = unit_name(*pin)
-    st.subheader(f"★ Pinned unit {name}")
-    series = C.unit_series(cmp, *pin)
+def pinned_unit(cmp: C.Comparison, pin: Pin, start: int, width: int, saes: dict) -> None:
+    """The pinned unit (#28 "follow one unit") or dictionary feature (#29) in every compared model
+    that has it, a note for the others. ``saes``: run name → that model's SAE on the pin's state."""
+    name, what = pin.name, "feature" if pin.feature else "unit"
+    st.subheader(f"★ Pinned {what} {name}")
+    series = (C.feature_series(cmp, pin.layer, pin.state, pin.index, saes) if pin.feature
+              else C.unit_series(cmp, *pin.unit))
     if any(s.values is not None for s in series):
         show_chart(PC.unit_lines(series, name, start, width), ctx, "cmp_pinned")
-        st.caption("Same layer, state and index in each model: in models trained apart, one index "
+        st.caption("Each model's own sparse autoencoder: feature indices of SAEs trained apart name "
+                   "unrelated directions." if pin.feature else
+                   "Same layer, state and index in each model: in models trained apart, one index "
                    "names unrelated units (compare a model with its own training steps to follow one).")
     for s in series:
         if s.values is None:
@@ -157,7 +161,9 @@ elif notices(ctx):
                    "its model's own text: a d2l-cleaned model reads a shorter, lower-case text. "
                    "Click a row to pin its unit.")
         if (pin := pinned_any()) is not None:
-            pinned_unit(cmp, pin, start, width)
+            saes = {lab: saes_for(n, r).get((pin.layer, pin.state)) for n, r, lab in zip(names, refs, labels)} \
+                if pin.feature else {}
+            pinned_unit(cmp, pin, start, width, saes)
 
         st.subheader("Gradient norms")
         st.markdown("‖∂ℓ/∂H_t‖ of the top layer for the loss ℓ of the last prediction, against how "

@@ -7,9 +7,9 @@ import streamlit as st
 from app_pages.ui.charts import controls, show_chart, window_start
 from app_pages.ui.colored_text import colored_text
 from app_pages.ui.context import context
-from app_pages.ui.pin import pin_button, pin_point, pinned
+from app_pages.ui.pin import Pin, pin_button, pin_point, pinned_panel
 from app_pages.ui.scorecard import checked_names
-from app_pages.ui.features import feature_over_text
+from app_pages.ui.features import current_pin, feature_over_text, named_features, pin_values
 from app_pages.ui.settings import settings
 from app_pages.ui.text import notices
 from app_pages.ui.timeline import play_next, training_step
@@ -56,6 +56,31 @@ def named_units(ref: ModelRef, text: str, name: str, _values, _chars: str) -> di
 def overview(ref: ModelRef, text: str, name: str, _values):
     means, edges = views.downsample_steps(_values)
     return means.numpy(), edges
+
+
+#: Named dictionary features drawn at most (the Units view lists every one).
+MAX_FEATURE_ROWS = 24
+
+
+def feature_rows(ctx, pin: Pin | None, layer: int, kind: str, start: int, stop: int, chars: list[str]) -> None:
+    """The named rows of dictionary features (#29): features of this state's shipped SAE that pass
+    the scorecard (bold, with their verdicts) and the pinned one, as a heatmap of their own."""
+    found = named_features(ctx, layer, kind, pin)
+    if found is None:
+        return
+    sae, named = found
+    rows = list(named)[:MAX_FEATURE_ROWS]
+    acts = sae.encode(ctx.trace[act_name(layer, kind)][start:stop].float())
+    more = f" (the first {len(rows)} of {len(named)})" if len(named) > len(rows) else ""
+    fig = splots.feature_heatmap(acts, chars, rows, layer=layer, state=kind, start=start, named=named,
+                                 font_size=ctx.font_size,
+                                 title=f"Named dictionary features of the SAE on {act_name(layer, kind)}{more}: "
+                                       "features, not units")
+    show_chart(fig, ctx, key="hs_features", filename=f"rnnviz-{act_name(layer, kind)}-features", on_click=pin_point)
+    st.caption("These rows are dictionary features (a_f = ReLU(W_enc (h − b_dec) + b_enc) of a sparse "
+               "autoencoder on the state), not units: named where the scorecard on held-out text calls "
+               "the feature causal or correlational for a feature of the text. White: off; the darker, "
+               "the stronger. Click a row to pin the feature.")
 
 
 ctx = context()
@@ -106,7 +131,10 @@ width = min(width, T)
 start, stop = window_start("hs", T, width)
 chars = tr.chars[start:stop]
 
-pin = pinned(ctx.model)
+pin = current_pin(ctx)                   # a unit or a dictionary feature (#28, #29)
+if pin is not None and pin.feature:      # a feature has no row among the units: its own panel
+    pinned_panel(pin, tr.chars[:TEXT_MAX], pin_values(ctx, pin, tr)[:TEXT_MAX],
+                 ctx.font_size + 2, "Its row is bold among the named features below when this layer and state are shown.")
 h_name = act_name(layer, "h")
 base_name = h_name if kind == "gates" else act_name(layer, kind)
 order = unit_order(ctx.ref, ctx.text, base_name, order_method, tr[base_name])
@@ -124,10 +152,11 @@ if kind in ("h", "c"):
                           ctx, key="hs_overview", filename=f"rnnviz-{name}-overview")
     named, checked = checked_names(ctx, name, named_units(ctx.ref, ctx.text, name, values, tr.text))
     named = dict(named)
-    if pin is not None and pin[:2] == (layer, kind):          # the pinned unit, highlighted
-        named[pin[2]] = "★ pinned" + (f" · {named[pin[2]]}" if pin[2] in named else "")
+    mine = pin.on(layer, kind) if pin is not None else None
+    if mine is not None:                                        # the pinned unit, highlighted
+        named[mine] = "★ pinned" + (f" · {named[mine]}" if mine in named else "")
     shown = views.heatmap_rows(order, rows_mode, views.unit_variance(values),
-                               ([pin[2]] if pin is not None and pin[:2] == (layer, kind) else []) + list(named))
+                               ([mine] if mine is not None else []) + list(named))
     what = f"{H} units" if len(shown) == H else f"{len(shown)} of {H} units ({ROWS[rows_mode]})"
     fig = splots.state_heatmap(values[start:stop], chars, start=start, units=shown, name=symbol,
                                zmax=zmax, font_size=ctx.font_size, named=named, layer=layer, kind=kind,
@@ -137,6 +166,7 @@ if kind in ("h", "c"):
                "hover a cell for step, character, unit and value; click a row to pin its unit (★)."
                + (" Bold units follow a feature of this text (the largest correlation with it; "
                   "the Units view ranks them on the training corpus)." + checked if named else ""))
+    feature_rows(ctx, pin, layer, kind, start, stop, chars)
 else:
     sat_rows = views.saturation_table(tr, layer)
     lows, highs = {}, {}
@@ -174,8 +204,8 @@ unit_src = tr[base_name] if kind in ("h", "c") else tr[h_name]
 var = views.unit_variance(unit_src)
 default_unit = int(var.argmax()) if H else 0
 sym_kind = kind if kind in ("h", "c") else "h"
-if pin is not None and pin[:2] == (layer, sym_kind):
-    default_unit = pin[2]                              # a pinned unit opens here
+if pin is not None and pin.on(layer, sym_kind) is not None:
+    default_unit = pin.index                           # a pinned unit opens here
 # Until the user picks a unit, follow the default (the largest-variance unit of *this* text).
 if st.session_state.get("hs_unit") == st.session_state.get("_hs_unit_auto", default_unit):
     st.session_state["hs_unit"] = default_unit
@@ -185,7 +215,7 @@ with controls("hs-unit", navigation=True):
     unit = st.selectbox("Unit (listed in the current order)", order, key="hs_unit",
                         format_func=lambda u: unit_name(layer, sym_kind, u),
                         help="Default: the pinned unit, else the one with the largest variance over the text.")
-    pin_button((layer, sym_kind, unit), pin, key="hs_pin")
+    pin_button(Pin(layer, sym_kind, unit), pin, key="hs_pin")
 sync("hs.unit")
 sym = "C" if kind == "c" else "H"
 vals = unit_src[:, unit]
@@ -199,5 +229,5 @@ colored_text(
     caption=f"{unit_name(layer, sym_kind, unit)} (variance {float(var[unit]):.3g}): {sym} coloured from −{m:.3g} (blue) to +{m:.3g} (red); hover a character for its step and value"
             + (f"; characters {lo}–{hi - 1} of {T}" if (lo, hi) != (0, T) else ""), key="hs_text")
 if kind in ("h", "c"):
-    feature_over_text(ctx, layer, kind)                 # a shipped SAE's feature (rnnviz.units.sae)
+    feature_over_text(ctx, layer, kind, pin)            # a shipped SAE's feature (rnnviz.units.sae)
 play_next("hs")

@@ -6,14 +6,14 @@ import streamlit as st
 
 from app_pages.ui.charts import controls, show_chart
 from app_pages.ui.context import context
-from app_pages.ui.pin import pin_point, pinned
+from app_pages.ui.features import current_pin, pin_values
+from app_pages.ui.pin import Pin, pin_point
 from app_pages.ui.text import md, notices
 from app_pages.ui.url import sync, use, view_params
 from rnnviz import views
 from rnnviz.plots import predictions as pplots
 from rnnviz.plots import stepthrough as stplots
 from rnnviz.plots.common import display_char
-from rnnviz.units.names import unit_name
 from rnnviz.names import act_name
 
 #: Hidden sizes up to this are shown in full; larger ones show the units with the largest |H_t|.
@@ -77,14 +77,14 @@ elif layer > 0:
     st.caption(f"Layer {layer} reads H_t of layer {layer - 1} in place of the one-hot X_t.")
 
 
-def layer_terms(lay: int, t: int, suffix: str, pin: tuple | None) -> None:
+def layer_terms(lay: int, t: int, suffix: str, pin: Pin | None) -> None:
     """Layer ``lay`` at step t: its input, every term of its equation, and the recompute check
-    (chart keys end in ``suffix``; ``pin``: the pinned unit (layer, state, index), shown first)."""
+    (chart keys end in ``suffix``; ``pin``: the pinned unit, shown first, or feature, its value said)."""
     ch = tr.chars[t]
     terms = views.step_terms(model, tr, lay, t)
     h_t = terms["H_t"]
-    mine = pin is not None and pin[:2] == (lay, "h")          # the pinned unit first (#28)
-    units = views.pinned_first(views.top_units(h_t, FULL_UNITS), pin[2] if mine else None, FULL_UNITS)
+    mine = pin is not None and pin.on(lay, "h") is not None    # the pinned unit first (#28)
+    units = views.pinned_first(views.top_units(h_t, FULL_UNITS), pin.index if mine else None, FULL_UNITS)
     if lay == 0:
         x = model.one_hot(tr.ids[t:t + 1])[0]
         show_chart(stplots.onehot_figure(x, tokens, font_size=ctx.font_size,
@@ -95,20 +95,24 @@ def layer_terms(lay: int, t: int, suffix: str, pin: tuple | None) -> None:
                                          title=f"Input: H_t of layer {lay - 1}"), ctx, key="st_input" + suffix)
     which = "all units" if H <= FULL_UNITS else f"the {len(units)} of {H} units with the largest |H_t|"
     if mine:
-        which += f"; the pinned unit {unit_name(*pin)} first"
+        which += f"; the pinned unit {pin.name} first"
     show_chart(stplots.terms_figure(terms, units, font_size=ctx.font_size, layer=lay,
-                                    pinned=pin[2] if mine else None,
+                                    pinned=pin.index if mine else None,
                                     title=f"Every term at step {t}, layer {lay}"), ctx, key="st_terms" + suffix,
                on_click=pin_point)
     st.caption(f"Rows: {which}. Columns: the terms of the equations above, left to right. "
                "Click a row to pin its unit (followed on every view).")
+    if pin is not None and pin.feature and pin.layer == lay:     # a pinned feature (#29): its value now
+        vals = pin_values(ctx, pin, tr)
+        st.markdown(f"**★ Pinned feature {pin.name}** (sparse autoencoder on {act_name(lay, pin.state)}) "
+                    f"at step {t}: a = **{vals[t]:.3f}** (largest on this text {max(vals):.3f}; 0 = off).")
     err = float((h_t - tr[act_name(lay, "h")][t]).abs().max())
     st.caption(f"H_t recomputed from the equation with model.textbook_params({lay}) matches "
                f"the traced H_t to {err:.1e}.")
 
 
 def render_step() -> None:
-    pin = pinned(model)           # read in the fragment: a row clicked here reruns only this fragment
+    pin = current_pin(ctx)        # read in the fragment: a row clicked here reruns only this fragment
     if playing and T > 1:
         use("st.t", T=T)
         st.session_state["st_t"] = (st.session_state["st_t"] + 1) % T

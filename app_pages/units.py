@@ -10,10 +10,10 @@ import streamlit as st
 import torch
 
 from app_pages.ui.charts import controls, show_chart
-from app_pages.ui.features import features_or_units
+from app_pages.ui.features import current_pin, features_or_units, pin_values
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
-from app_pages.ui.pin import pin_point, pinned, pinned_panel, preselect, unit_table
+from app_pages.ui.pin import pin_point, pinned_panel, preselect, unit_table
 from app_pages.ui.text import MAX_URL_TEXT, notices
 from app_pages.ui.timeline import play_next, playing, training_step
 from app_pages.ui.unit_sample import SOURCES, sample_index
@@ -54,9 +54,10 @@ model = ctx.model
 tr: Trace = ctx.trace
 T = len(tr)
 cfg = model.config
-if (pin := pinned(model)) is not None:          # Units opens on the pinned unit (#28)
-    pinned_panel(pin, tr.chars[:MAX_URL_TEXT], tr[act_name(*pin[:2])][:MAX_URL_TEXT, pin[2]].tolist(),
-                 ctx.font_size + 2)
+if (pin := current_pin(ctx)) is not None:       # Units opens on the pinned unit or feature (#28, #29)
+    pinned_panel(pin, tr.chars[:MAX_URL_TEXT], pin_values(ctx, pin, tr)[:MAX_URL_TEXT], ctx.font_size + 2,
+                 "Its top-activating contexts: the verdict's dictionary features switch." if pin.feature
+                 else "The Ablation tab opens on it.")
     preselect(pin, ("u_layer", "u_kind", "u_unit"), ABLATION_KEYS[:3], "_u_pinned")
 
 

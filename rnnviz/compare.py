@@ -314,3 +314,26 @@ def unit_series(cmp: Comparison, layer: int, kind: str, unit: int) -> list[UnitS
             continue
         out.append(UnitSeries(run.name, None, list(run.chars), note))
     return out
+
+
+def feature_series(cmp: Comparison, layer: int, state: str, index: int, saes: dict) -> list[UnitSeries]:
+    """A dictionary feature (of the SAE on ``layer{layer}.{state}``, index ``index``) in every
+    compared model that has such an SAE: ``saes`` maps a run's name to that model's SAE (or None).
+    Each model's own SAE: a feature index names unrelated directions in SAEs trained apart."""
+    from .units.basis import feature_name
+    from .units.dictionary import feature_values
+
+    out = []
+    for run in cmp.runs:
+        sae = saes.get(run.name)
+        if sae is None or act_name(layer, state) not in run.states:
+            note = f"has no sparse autoencoder on {act_name(layer, state)}"
+        elif index >= sae.n_features:
+            note = f"has {sae.n_features} features (no {feature_name(layer, state, index)})"
+        else:
+            vals = feature_values(sae, {act_name(layer, state): run.states[act_name(layer, state)]},
+                                  layer, state, index)
+            out.append(UnitSeries(run.name, vals.double().numpy(), list(run.chars)))
+            continue
+        out.append(UnitSeries(run.name, None, list(run.chars), note))
+    return out

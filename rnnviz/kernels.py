@@ -8,8 +8,9 @@ function; each step's product is split by rows into ``threads`` blocks (one para
 step), which brings the backward pass to the speed of the fused forward. Current figures:
 ``python -m tools.bench_gradients`` and docs/BENCHMARKS.md.
 
-These loops are the only backward recurrences of the product for the RNN, GRU and LSTM (the
-tests compare them with autograd and with a plain torch loop, ``tests/reference.py``); only the
+These loops are the only backward recurrences of the product for every cell (RNN, GRU, LSTM and
+the book's GRU; the tests compare them with autograd and with plain torch loops,
+``tests/backward_loops.py``); only the
 summation order inside a dot product differs from that loop. The kernels are compiled with
 ``fastmath={"reassoc", "contract"}`` and nothing more, so inf and nan propagate as in plain
 arithmetic (overflow is reported, not optimised away). numba is a hard requirement.
@@ -100,6 +101,24 @@ def _lstm(WT, dH, K, P, f, dC, da, carry, last, stop, cut, blocks):  # pragma: n
                 carry[j] = dC[t, j] * f[t, j]
         else:
             carry[:] = 0
+
+
+@_jit(fastmath=_FAST)
+def _gru_d2l_back(WnT, WrzT, dH, Q, dn, drz, g, da, last, stop, cut, blocks):  # pragma: no cover - compiled
+    h = dH.shape[1]
+    for t in range(last, stop - 1, -1):
+        for j in range(h):
+            dn[j] = dH[t, j] * Q[t, 0, j]                        # a_n
+            drz[h + j] = dH[t, j] * Q[t, 1, j]                   # a_z
+            g[j] = 0.0
+        _accumulate(WnT, dn, g, blocks)                          # g = a_n W_n
+        for j in range(h):
+            drz[j] = g[j] * Q[t, 2, j]                           # a_r
+            da[t, j], da[t, h + j], da[t, 2 * h + j] = drz[j], drz[h + j], dn[j]
+        if t > 0 and not cut[t]:
+            for j in range(h):
+                dH[t - 1, j] += dH[t, j] * Q[t, 4, j] + g[j] * Q[t, 3, j]
+            _accumulate(WrzT, drz, dH[t - 1], blocks)
 
 
 @_jit(fastmath=_FAST)
@@ -200,6 +219,17 @@ def lstm_backward(WT: np.ndarray, dH: np.ndarray, K: np.ndarray, P: np.ndarray, 
     _run(_lstm, threads, (WT, dH, K, P, f, dC, da, carry), last, cut, WT.size)
 
 
+def gru_d2l_backward(WT: np.ndarray, dH: np.ndarray, Q: np.ndarray, da: np.ndarray, last: int,
+                     cut: np.ndarray, threads: int) -> None:
+    """In place, the book's GRU: WT = W_hh^T (h, 3h); Q (T, 5, h) = [qn, qz, s, R, Z] (see
+    rnnviz.cells.gru_d2l); da (T, 3h), zeros, receives the pre-activation adjoints [a_r, a_z, a_n].
+    Two products a step: g = a_n W_n first, since a_r = g ⊙ s needs it. dH as in :func:`rnn_backward`."""
+    h = dH.shape[1]
+    scratch = (np.zeros(h, dH.dtype), np.zeros(2 * h, dH.dtype), np.zeros(h, dH.dtype))   # a_n, [a_r, a_z], g
+    _run(_gru_d2l_back, threads, (np.ascontiguousarray(WT[:, 2 * h:]), np.ascontiguousarray(WT[:, :2 * h]),
+                                  dH, Q, *scratch, da), last, cut, WT.size)
+
+
 def cell_scan(i: np.ndarray, f: np.ndarray, g: np.ndarray, c0: np.ndarray, c: np.ndarray) -> None:
     """The LSTM memory cell, in place: c (T, h) receives C_t = F_t ⊙ C_{t−1} + I_t ⊙ C̃_t from the
     gates i, f, g (T, h; any strides) and C_{−1} = c0 (h,). One sequential pass (no thread pool:
@@ -227,6 +257,7 @@ def warm_up() -> None:
         gru_backward(z(h, 3 * h), z(T, h), z(T, 3, h), z(T, h), z(T, 3 * h), T - 1, cut, 1)
         lstm_backward(z(h, 4 * h), z(T, h), z(T, h), z(T, 4, h), z(T, h), z(T, h), z(T, 4 * h),
                       T - 1, cut, 1)
+        gru_d2l_backward(z(h, 3 * h), z(T, h), z(T, 5, h), z(T, 3 * h), T - 1, cut, 1)
         gates = z(T, 4 * h)[:, :h]                       # the trace passes strided views of one buffer
         cell_scan(gates, gates, gates, z(h), z(T, h))
         gru_d2l_forward(z(T, 1, 3 * h), z(3 * h, h), z(1, h), z(T, 1, h))

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from rnnviz.cells.gru import GRUJacobian
+from rnnviz.cells.gru_d2l import D2LGRUJacobian
 from rnnviz.cells.lstm import LSTMJacobian
 from rnnviz.cells.rnn import RNNJacobian
 
@@ -72,16 +73,21 @@ def lstm_loop(jac: LSTMJacobian, E: Tensor, last: int, cuts: set[int]) -> dict[s
     return {"dH": dH, "da": da.view(T, 4 * h), "dC": dC}
 
 
-#: Jacobian class → its torch loop (the book's GRU has no kernel: its own loop is the reference).
-LOOPS = {RNNJacobian: rnn_loop, GRUJacobian: gru_loop, LSTMJacobian: lstm_loop}
+def d2l_loop(jac: D2LGRUJacobian, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
+    """The book's GRU, through its per-step adjoint (D2LGRUJacobian._adjoint: two products a step)."""
+    dH = E.clone()
+    da = torch.zeros(E.shape[0], 3 * E.shape[1], dtype=E.dtype)
+    for t in range(last, -1, -1):
+        da[t], prev = jac._adjoint(t, dH[t])
+        if t > 0 and t not in cuts:
+            dH[t - 1] += prev
+    return {"dH": dH, "da": da}
+
+
+#: Jacobian class → its torch loop.
+LOOPS = {RNNJacobian: rnn_loop, GRUJacobian: gru_loop, LSTMJacobian: lstm_loop, D2LGRUJacobian: d2l_loop}
 
 
 def torch_backward(jac, E: Tensor, last: int, cuts: set[int]) -> dict[str, Tensor]:
     """:meth:`LayerJacobian.backward` through the torch loop of ``jac``'s cell (a drop-in for tests)."""
-    loop = LOOPS.get(type(jac))
-    if loop is None:
-        import numpy as np
-        cut = np.zeros(E.shape[0], dtype=np.bool_)
-        cut[list(cuts)] = True
-        return jac.backward_steps(E, last, cut)
-    return loop(jac, E, last, cuts)
+    return LOOPS[type(jac)](jac, E, last, cuts)

@@ -155,3 +155,35 @@ def test_the_verdict_table_names_units_by_their_one_name():
                        "random_init_p95": [0.6, 0.6], "p_value": [1e-9, 0.5], "delta_loss": [0.1, None],
                        "delta_loss_elsewhere": [0.01, None], "random_delta_z": [3.0, None]})
     assert list(verdict_rows(df)["unit"]) == ["L1 c[30]", "L0 h[7]"]         # as Hidden states and the URL
+
+
+# ---------------------------------------------------------------- a feature is pinned like a unit (#29)
+def test_parse_pin_takes_a_unit_or_a_feature_of_a_shipped_sae():
+    from app_pages.ui.pin import Pin, parse_pin
+    m = tiny_model("lstm", 2, 8)
+    saes = {(0, "h"): 12, (1, "c"): 4}              # (layer, state) → features of its SAE
+    assert parse_pin("L1 c[7]", m, saes) == Pin(1, "c", 7) and Pin(1, "c", 7).unit == (1, "c", 7)
+    assert parse_pin("L0 f[11]", m, saes) == Pin(0, "h", 11, feature=True)
+    assert parse_pin("L1 fc[3]", m, saes) == Pin(1, "c", 3, feature=True)
+    assert Pin(1, "c", 3, feature=True).name == "L1 fc[3]" and Pin(1, "c", 3, feature=True).unit is None
+    for bad in ("L0 f[12]", "L0 fc[0]", "L1 f[0]", "L0 fh[1]", "L0 f[-1]", "L00 f[1]", "L0 f[１]",
+                "L0 f[" + "9" * 40 + "]", "L0 f[1] L0 f[2]", "x" * 100_000, ["L0 f[1]"]):
+        assert parse_pin(bad, m, saes) is None, bad
+    assert parse_pin("L0 f[0]", m) is None                 # no SAE: no feature pins
+    assert Pin(0, "h", 5).on(0, "h") == 5 and Pin(0, "h", 5, feature=True).on(0, "h") is None
+
+
+def test_a_click_on_a_feature_row_pins_the_feature():
+    import streamlit as st
+
+    from app_pages.ui.pin import URL_KEY, Pin, pin_point, pinned_any
+    assert unit_in({"x": "3:a", "y": "L0 f[17]"}) == "L0 f[17]"
+    try:
+        pin_point({"x": "3:a", "y": "L0 fc[17]"})
+        assert st.query_params.get(URL_KEY) == "L0 fc[17]"
+        assert pinned_any() == Pin(0, "c", 17, feature=True)
+        pin_point({"x": "3:a", "y": "L1 h[2]"})
+        assert pinned_any() == Pin(1, "h", 2)
+    finally:
+        st.session_state.pop("pinned_unit", None)
+        st.query_params.pop(URL_KEY, None)

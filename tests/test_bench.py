@@ -7,14 +7,15 @@ from __future__ import annotations
 import math
 import os
 
+from rnnviz.model import CELLS
 from tools.bench_gradients import bench_gradients
 
 
 def test_norm_curve_rows_run():
     rows = bench_gradients(quick=True, groups=("curve",))
     names = [r["name"] for r in rows]
-    for cell in ("rnn_tanh", "gru", "lstm"):
-        assert sum(cell in n and "vs fused forward" in n for n in names) == 2
+    for cell in CELLS:                               # every cell, the book's GRU too (issue #30)
+        assert sum(f", {cell} T=" in n and "vs fused forward" in n for n in names) == 2
     for r in rows:
         assert r["ours_s"] > 0 and r["reference_s"] > 0 and math.isfinite(r["ratio"])
 

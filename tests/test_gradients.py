@@ -505,7 +505,7 @@ def test_float32_default_agrees_with_float64():
         torch.testing.assert_close(a.h_norms[l], b.h_norms[l], rtol=1e-4, atol=1e-7)
 
 
-#: Cells with a compiled backward kernel (the book's GRU runs the torch loop: see rnnviz.cells).
+#: Cells with a compiled backward kernel (every cell).
 KERNEL_CELLS = [c for c in CELLS if spec(c).jacobian.has_kernel]
 
 
@@ -515,7 +515,7 @@ def test_compiled_backward_split_over_threads_matches_autograd(cell, monkeypatch
     hidden size (7 units over 2 threads: blocks of 3 and 4) must give the per-step autograd numbers,
     and the compiled kernel must really be the one that ran."""
     calls = []
-    for name in ("rnn_backward", "gru_backward", "lstm_backward"):
+    for name in ("rnn_backward", "gru_backward", "lstm_backward", "gru_d2l_backward"):
         real = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, _real=real, _n=name: (calls.append((_n, a[-1])), _real(*a)))
     model = tiny_model(cell, 2, hidden=7)
@@ -525,7 +525,7 @@ def test_compiled_backward_split_over_threads_matches_autograd(cell, monkeypatch
         nc = norm_curve(model, TEXT, loss="sum", dtype=F64, keep_grads=True)
     finally:
         torch.set_num_threads(old)
-    kind = "lstm" if cell == "lstm" else "gru" if cell == "gru" else "rnn"
+    kind = cell if cell in ("lstm", "gru", "gru_d2l") else "rnn"
     assert calls == [(f"{kind}_backward", 2)] * 2            # both layers, two threads each
     ref = cell_reference(model, TEXT, nc.loss_steps)
     for l in range(2):
@@ -539,7 +539,7 @@ def test_compiled_backward_in_chunks_matches_autograd(cell, truncate, monkeypatc
     (kernels.CHUNK_MACS); chunks of a step or two (the LSTM's carried dC_{t+1} ⊙ F_{t+1} crossing
     every boundary, truncation cuts falling inside and on them) give the per-step autograd numbers."""
     model = tiny_model(cell, 2, hidden=7)
-    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    G = {"lstm": 4, "gru": 3, "gru_d2l": 3}.get(cell, 1)
     monkeypatch.setattr(kernels, "CHUNK_MACS", 2 * G * 7 * 7)          # two steps per call
     nc = norm_curve(model, TEXT, loss="sum", dtype=F64, keep_grads=True, whatif=WhatIf(truncate=truncate))
     last = nc.loss_step

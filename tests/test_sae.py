@@ -204,3 +204,56 @@ def test_report_splices_its_block_between_the_markers():
     assert once.startswith("# Title\n\ntext\n") and once.count(BEGIN) == 1 and "old" in once
     twice = splice(once + "\nafter\n", "## SAE\nnew")
     assert "old" not in twice and "new" in twice and twice.count(END) == 1 and twice.rstrip().endswith("after")
+
+
+def test_one_feature_and_feature_names_round_trip():
+    from rnnviz.units.basis import parse_feature_name
+    from rnnviz.units.dictionary import feature_values
+    x, _, sae = _fitted_small()
+    for f in range(K):
+        h = x[:40].double()
+        want = torch.relu((h - sae.b_dec.double()) @ sae.W_enc.double()[f] + sae.b_enc.double()[f])
+        got = feature_values(sae, {"layer0.h": x[:40]}, 0, "h", f)
+        assert torch.allclose(got.double(), want, atol=1e-5)
+    with pytest.raises(SAEError):
+        feature_values(sae, {"layer0.h": x[:40]}, 0, "h", K)
+    for layer, state, j in ((0, "h", 17), (2, "c", 0), (11, "c", 511)):
+        assert parse_feature_name(feature_name(layer, state, j)) == (layer, state, j)
+    for bad in ("L0 h[1]", "L0 fh[1]", "L0 f[01]", "f[1]", None, 3):
+        assert parse_feature_name(bad) is None
+
+
+def _fitted_small():
+    x, dirs = sparse_data()
+    return x, dirs, train_sae(x, K, l1=0.05, steps=100, batch=512, lr=2e-2, seed=0)
+
+
+def test_compare_follows_a_feature_in_the_models_that_have_its_sae():
+    from rnnviz import compare as C
+    a = build_model(ModelConfig("lstm", 6, 1, ("<unk>", *"abcd ")), seed=1)
+    b = build_model(ModelConfig("gru", 6, 1, ("<unk>", *"abcd ")), seed=2)
+    text = "abcab cba"
+    cmp = C.compare(text, {"with": a, "without": b}, {"with": trace(a, text), "without": trace(b, text)})
+    H = a.config.hidden_size
+    g = torch.Generator().manual_seed(1)
+    sae = SAE(torch.randn(5, H, generator=g), torch.randn(5, generator=g) * 0.1,
+              torch.nn.functional.normalize(torch.randn(H, 5, generator=g), dim=0), torch.zeros(H))
+    series = C.feature_series(cmp, 0, "h", 2, {"with": sae, "without": None})
+    h = trace(a, text)["layer0.h"].double()
+    want = torch.relu(h @ sae.W_enc.double()[2] + sae.b_enc.double()[2]).numpy()
+    assert np.allclose(series[0].values, want, atol=1e-5)
+    assert series[1].values is None and "no sparse autoencoder on layer0.h" in series[1].note
+    assert "no L0 f[7]" in C.feature_series(cmp, 0, "h", 7, {"with": sae})[0].note
+
+
+def test_l1_warmup_and_lr_decay_are_checked_and_recorded():
+    x, _ = sparse_data()
+    s = train_sae(x, K, l1=0.05, steps=50, batch=256, lr=2e-2, seed=0, l1_warmup=0.1, lr_decay=0.2)
+    assert (s.meta["l1_warmup"], s.meta["lr_decay"], s.meta["steps_done"]) == (0.1, 0.2, 50)
+    again = train_sae(x, K, l1=0.05, steps=50, batch=256, lr=2e-2, seed=0, l1_warmup=0.1, lr_decay=0.2)
+    assert torch.equal(s.W_enc, again.W_enc)                 # deterministic without a deadline
+    plain = train_sae(x, K, l1=0.05, steps=50, batch=256, lr=2e-2, seed=0)
+    assert not torch.equal(s.W_enc, plain.W_enc)             # the schedules change the fit
+    for bad in ({"l1_warmup": -0.1}, {"lr_decay": 1.5}, {"l1_warmup": True}):
+        with pytest.raises(SAEError):
+            train_sae(x, K, steps=5, **bad)

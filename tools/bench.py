@@ -80,10 +80,10 @@ def fused_reference(model) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def bench_trace(quick: bool = False) -> list[Row]:
     """Trace vs the fused forward (+ Linear + softmax), per cell type, T=1000, H=512, and the full
-    LSTM trace at the shipped size H=256 (quick: T=200, H=128). The book's GRU has no fused
+    LSTM and book's-GRU traces at H=256 (quick: T=200, H=128). The book's GRU has no fused
     module: its rows compare its compiled loop with nn.GRU (the full trace's target is 1.5×)."""
     T, H, reps = (200, 128, 3) if quick else (1000, 512, 9)
-    sizes = [(cell, H) for cell in CELLS] + ([] if quick else [("lstm", 256)])
+    sizes = [(cell, H) for cell in CELLS] + ([] if quick else [("lstm", 256), ("gru_d2l", 256)])
     tokens = ("<unk>", *"abcdefghijklmnopqrstuvwxyz ")
     rows = []
     for cell, h in sizes:

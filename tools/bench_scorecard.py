@@ -7,7 +7,8 @@ most PAGE_MAX_CAUSAL units ablated),
 * with cached controls: the checkpoint's ``<name>.scorecard.json`` sidecar (target ≤ 10 s on the
   2-core server, the issue's bound).
 
-``quick``: timemachine-rnn only and one repeat.
+``quick``: timemachine-rnn only and one repeat; ``--repeats N`` (the command) sets the repeats
+(default 3, the median is reported); each row is printed as it is measured, with the load average.
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ def _seconds(fn, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def bench_scorecard(quick: bool = False) -> list[dict]:
-    """One cold and one cached row per case (median of the repeats)."""
+def bench_scorecard(quick: bool = False, on_row=None, repeats: int | None = None) -> list[dict]:
+    """One cold and one cached row per case (median of the repeats); ``on_row(row)`` as each is
+    measured (the command prints them as they come: a cold row under load takes minutes)."""
     rows = []
     for name, feature in CASES[1:] if quick else CASES:
         model = load_model(name)
         text, _ = scorecard_sample(model)
         cache = load_controls(resolve_checkpoint(name))
-        reps = 1 if quick else 3
+        reps = repeats or (1 if quick else 3)
         for label, kw, target in (("cold", {}, None), ("cached controls", {"cache": cache}, 10.0)):
             if label != "cold" and cache is None:
                 rows.append({"name": f"scorecard {name} {feature}: no sidecar", "ours_s": None,
@@ -47,10 +49,18 @@ def bench_scorecard(quick: bool = False) -> list[dict]:
             s = _seconds(lambda: scorecard(model, text, [feature], max_causal=PAGE_MAX_CAUSAL, **kw), reps)
             rows.append({"name": f"scorecard {name} {feature} {len(text):,} chars, {label}", "ours_s": s,
                          "reference_s": None, "ratio": None, "target": target})
+            if on_row is not None:
+                on_row(rows[-1])
     return rows
 
 
 if __name__ == "__main__":
     from tools.bench import format_rows
 
-    print(format_rows(bench_scorecard()))
+    import os
+    import sys
+
+    reps = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else None
+    rows = bench_scorecard(repeats=reps, on_row=lambda r: print(f"{r['name']}: {r['ours_s']:.1f} s, load average "
+                                                  f"{os.getloadavg()[0]:.1f}", flush=True))
+    print(format_rows(rows))

@@ -34,6 +34,11 @@ from rnnviz.units.scorecard_cache import load_controls, scorecard_sample, verdic
 from tools.scorecard_report import MAX_CAUSAL, measurable_features
 
 BEGIN, END = "<!-- sae:begin -->", "<!-- sae:end -->"
+#: The shipped SAEs' training commands (each SAE's JSON keeps the command it was made by).
+TRAIN = ("nice -n 5 python -m rnnviz.units.sae_train --checkpoint timemachine-lstm --state h --features 512 "
+         "--l1 0.0045 --batch 512 --lr 0.006 --steps 8000 --l1-warmup 0.05 --lr-decay 0.2 --max-minutes 9",
+         "nice -n 5 python -m rnnviz.units.sae_train --checkpoint timemachine-lstm --state c --features 512 "
+         "--l1 0.005 --batch 512 --lr 0.004 --steps 8000 --l1-warmup 0.05 --lr-decay 0.2 --max-minutes 9")
 
 
 def header() -> list[str]:
@@ -51,10 +56,10 @@ def header() -> list[str]:
             "track a text feature less than its units do, so a feature passes with a smaller effect than a "
             "unit needs; compare the counts with that in mind, and the control SAEs are trained for fewer "
             "steps than the shipped one (a less trained control may be easier to beat).", "",
-            "Train one (about 10 minutes on one CPU thread; it stops at `--max-minutes`) and regenerate this "
-            "section:", "", "```bash no-run: trains for minutes and rewrites the shipped files",
-            "nice -n 10 python -m rnnviz.units.sae_train --checkpoint timemachine-lstm --state h --features 512 "
-            "--l1 0.003 --lr 0.004 --steps 6000 --max-minutes 9",
+            "Train one (at most 9 minutes of training on one CPU thread: it stops at `--max-minutes`, its "
+            "L1 warm-up and learning-rate decay follow the time used when that comes before `--steps`) "
+            "and regenerate this section:", "", "```bash no-run: trains for minutes and rewrites the shipped files",
+            *TRAIN,
             "nice -n 15 python -m tools.sae_report --out docs/UNITS.md timemachine-lstm", "```", "",
             "Use a shipped one (a feature's activations on any text; `rnnviz.units.scorecard(..., "
             "basis=SAEBasis(sae, layer, state))` scores them):", "", "```python",
@@ -81,7 +86,9 @@ def _sae_lines(name: str, layer: int, state: str, meta: dict) -> list[str]:
             f"seed {meta['seed']}) on {meta['train_chars']:,} characters of the training split; "
             f"{meta['wall_seconds']:.0f} s wall, {meta.get('cpu_seconds', float('nan')):.0f} s CPU on "
             f"{meta['threads']} thread(s), load average {meta['load_average_before'][0]:.1f} → "
-            f"{meta['load_average_after'][0]:.1f} (a shared 2-core machine).", "",
+            f"{meta['load_average_after'][0]:.1f} (a shared 2-core machine); L1 warm-up over the first "
+            f"{meta.get('l1_warmup', 0):.0%}, learning-rate decay over the last {meta.get('lr_decay', 0):.0%}. "
+            f"Made by `{meta.get('command', '?')}`.", "",
             "| held-out characters | R² (explained variance) | dead fraction | mean L0 (features on per character) |",
             "|---|---|---|---|",
             f"| {h['vectors']:,} | {h['r2']:.3f} | {h['dead_fraction']:.3f} | {h['mean_l0']:.1f} |", ""]

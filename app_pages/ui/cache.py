@@ -4,6 +4,8 @@ the model's :class:`rnnviz.ref.ModelRef` (``ctx.ref``: name + content hash of th
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import streamlit as st
 
 import rnnviz
@@ -87,6 +89,25 @@ def cached_trace(ref: ModelRef, model: CharRNN, text: str) -> Trace:
     key = (ref.name, ref.digest, text)
     return trace_store().get_or_compute(key, lambda: run_heavy(
         "trace", rnnviz.trace, model, text, estimate=cost.estimate("trace", model.config, len(text))))
+
+
+#: Byte budget of the store of small results derived from a trace (cached_derived).
+DERIVED_CACHE_BYTES = 16 * 2**20
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)   # one store; its contents are bounded by bytes
+def derived_store() -> ByteLRU:
+    """One per server: small results derived from a trace, bounded by bytes, 512 entries and 1 h."""
+    return ByteLRU(DERIVED_CACHE_BYTES, max_entries=512, ttl=3600)
+
+
+def cached_derived(kind: str, ref: ModelRef, trace: Trace, compute: Callable[[], Any]) -> Any:
+    """``compute()``: a small result (``kind``: what it is, e.g. "overflow") that depends only on
+    the model ``ref`` and its ``trace``, once per (kind, model, traced text) instead of once per
+    script run (a rerun, a moved slider). Keyed on ``trace.text``, the text as traced (after the
+    model's preprocessing), which with the model's weights fixes every tensor of the trace.
+    Read-only: never modify the result."""
+    return derived_store().get_or_compute((kind, ref.name, ref.digest, trace.text), compute)
 
 
 def shipped_names() -> list[str]:

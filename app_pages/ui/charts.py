@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from app_pages.ui.context import Context
 from app_pages.ui.plotly_component import plotly_chart_inplace
 from app_pages.ui.url import sync, use
 from rnnviz import views
-from rnnviz.plots.common import wrap_title
+from rnnviz.plots.common import merge, wrap_title
 
 
 def controls(name: str, navigation: bool = False):
@@ -61,40 +63,59 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     its title is wrapped to fit (see _place_title).
 
     on_click: called with the clicked point's labels ``{"x": …, "y": …}`` (plotly_chart_inplace)."""
+    # The figure as a plain dict and the decoration below as dict edits (the caller's figure is
+    # left as it is: rnnviz.plots.common.merge copies what it changes): Plotly's property
+    # machinery (path parsing, validation) cost ~10 ms per chart per run, and the figure travels
+    # as JSON anyway.
+    spec = dict(fig) if isinstance(fig, dict) else fig.to_dict()
+    layout = spec["layout"] = dict(spec.get("layout") or {})
     if ctx.lecture:
-        fig.update_layout(font=dict(size=ctx.font_size))
-    _place_title(fig, ctx.font_size, width)
-    fig.update_layout(meta={"chart": key, "text_independent": True} if text_independent
+        merge(layout, font=dict(size=ctx.font_size))
+    _place_title(layout, ctx.font_size, width)
+    layout["meta"] = ({"chart": key, "text_independent": True} if text_independent
                       else {"rnnviz": ctx.digest, "chart": key})
     # Browser cost: on a linear/log axis Plotly's default ticklabeloverflow ("hide past div") measures
     # every tick label against the page (one forced layout each); with 80 per-character ticks that
     # was 0.15-0.2 CPU-s per chart in headless Chromium, per update. "allow" skips it; a label
     # past the chart's edge is then clipped by the chart instead of hidden (category axes
-    # already default to "allow").
-    fig.update_xaxes(ticklabeloverflow="allow")
-    fig.update_yaxes(ticklabeloverflow="allow")
+    # already default to "allow"). As fig.update_xaxes/update_yaxes: every x/y axis the layout
+    # has, and the first ones always (an empty part, e.g. ``title=None``'s ``{}``, left out as
+    # Plotly's update drops it).
+    for name in sorted({"xaxis", "yaxis"} | {k for k in layout if _AXIS.fullmatch(k)}):
+        axis = layout.get(name) if isinstance(layout.get(name), dict) else {}
+        layout[name] = {k: v for k, v in axis.items() if v != {}} | {"ticklabeloverflow": "allow"}
     config = {"displayModeBar": True, "displaylogo": False, "modeBarButtonsToRemove": MODEBAR_REMOVE,
               "toImageButtonOptions": {"format": "png", "filename": filename or f"rnnviz-{key}",
                                        "scale": 2}}
-    plotly_chart_inplace(fig, key=key, config=config, on_click=on_click)
+    plotly_chart_inplace(spec, key=key, config=config, on_click=on_click)
 
 
-def _place_title(fig, font_size: int, width: float) -> None:
+#: The names of a layout's cartesian axes ("xaxis", "yaxis2", …).
+_AXIS = re.compile(r"[xy]axis\d*")
+
+
+def _place_title(layout: dict, font_size: int, width: float) -> None:
     """Titles at the chart's left edge, under the modebar (always shown, top right), so the two
     never overlap; wrapped to the chart's width (Plotly cuts a long title at the edge), the top
-    margin and the height growing with the added lines. Plotly's title font is 1.4× the layout's."""
-    if not fig.layout.title.text:
+    margin and the height growing with the added lines. Plotly's title font is 1.4× the layout's.
+    ``layout``: a figure dict's layout, edited in place."""
+    title = layout.get("title")
+    if isinstance(title, str):
+        title = layout["title"] = {"text": title}
+    text = (title or {}).get("text")
+    if not text:
         return
     title_px = 1.4 * font_size
     chars = max(16, int((width * MAIN_WIDTH_PX - 24) / (0.52 * title_px)))
-    wrapped = wrap_title(fig.layout.title.text, chars)
-    added = int((wrapped.count("<br>") - fig.layout.title.text.count("<br>")) * 1.3 * title_px)
+    wrapped = wrap_title(text, chars)
+    added = int((wrapped.count("<br>") - text.count("<br>")) * 1.3 * title_px)
     # Plotly lifts a title of several lines by ~0.7 of its font size above its yanchor="top"
     # position (measured in Chromium): push it down as much, so it stays clear of the modebar.
     lift = int(0.75 * title_px) if "<br>" in wrapped else 0
-    top = (fig.layout.margin.t if fig.layout.margin.t is not None else 40) + 36 + added + lift
-    fig.update_layout(title=dict(text=wrapped, x=0.0, xanchor="left", xref="container", y=1.0,
-                                 yref="container", yanchor="top", pad=dict(t=38 + lift, l=12)),
-                      margin=dict(t=max(top, 78)))
+    t = (layout.get("margin") or {}).get("t")
+    top = (t if t is not None else 40) + 36 + added + lift
+    merge(layout, title=dict(text=wrapped, x=0.0, xanchor="left", xref="container", y=1.0,
+                             yref="container", yanchor="top", pad=dict(t=38 + lift, l=12)),
+          margin=dict(t=max(top, 78)))
     if added + lift:
-        fig.update_layout(height=(fig.layout.height or 450) + added + lift)
+        layout["height"] = (layout.get("height") or 450) + added + lift

@@ -15,6 +15,7 @@ import streamlit as st
 
 from app_pages.ui.cache import UPLOAD_PREFIX
 from app_pages.ui.context import Context
+from app_pages.ui.pin import Pin, pin_button, pinned, unit_table
 from app_pages.ui.scorecard import ERRORS, VERDICT_ORDER, feature_scorecard, verdict_panel
 from app_pages.ui.settings import settings
 from app_pages.ui.work import LIMITS, limit_message, run_heavy
@@ -25,7 +26,7 @@ from rnnviz.plots import units as uplots
 from rnnviz.ref import ModelRef
 from rnnviz.trace import trace
 from rnnviz.units.basis import SAEBasis, feature_name, sae_digest
-from rnnviz.units.dictionary import compare_verdicts, shipped_saes, top_contexts
+from rnnviz.units.dictionary import compare_verdicts, feature_values, shipped_saes, top_contexts
 from rnnviz.units.names import unit_name
 from rnnviz.units.sae import SAE, SAEError, load_sae
 from rnnviz.units.scorecard_cache import PAGE_MAX_CAUSAL, load_controls, scorecard_sample
@@ -55,6 +56,51 @@ def saes_of(model_key: str, ref: ModelRef) -> list[tuple[int, str, Path]]:
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_sae(path: str, mtime: float) -> SAE:
     return load_sae(path)
+
+
+def saes_for(model_key: str, ref: ModelRef) -> dict[tuple[int, str], SAE]:
+    """(layer, state) → the SAE shipped beside ``model_key`` for these weights (:func:`saes_of`)."""
+    out = {}
+    for layer, state, path in saes_of(model_key, ref):
+        try:
+            out.setdefault((layer, state), cached_sae(str(path), path.stat().st_mtime))
+        except (SAEError, OSError):
+            continue
+    return out
+
+
+def model_saes(ctx: Context) -> dict[tuple[int, str], SAE]:
+    """The view's model's SAEs (:func:`saes_for`; none at a training step)."""
+    return {} if ctx.train_step is not None else saes_for(ctx.model_key, ctx.ref)
+
+
+def feature_sizes(ctx: Context) -> dict[tuple[int, str], int]:
+    """(layer, state) → how many features this model's shipped SAE there has (what a pin may name)."""
+    return {k: sae.n_features for k, sae in model_saes(ctx).items()}
+
+
+def current_pin(ctx: Context) -> Pin | None:
+    """The pinned unit or feature, checked against this model and its shipped SAEs."""
+    return pinned(ctx.model, feature_sizes(ctx))
+
+
+def _follow(pin: Pin | None, layer: int, state: str, widget: str) -> None:
+    """Open a feature picker (its session key, before it is drawn) on a newly pinned feature."""
+    if pin is None or not pin.feature or (pin.layer, pin.state) != (layer, state):
+        return
+    marker = f"_{widget}_pinned"
+    if st.session_state.get(marker) != pin.name:
+        st.session_state[marker] = pin.name
+        st.session_state[widget] = pin.index
+
+
+def pin_values(ctx: Context, pin: Pin, cache) -> list[float]:
+    """The pinned unit's or feature's value at every step of a trace ``cache``: a unit's state,
+    or the feature's activation through its SAE (:func:`rnnviz.units.dictionary.feature_values`)."""
+    if not pin.feature:
+        return cache[act_name(pin.layer, pin.state)][:, pin.index].tolist()
+    sae = model_saes(ctx)[(pin.layer, pin.state)]
+    return feature_values(sae, cache, pin.layer, pin.state, pin.index).tolist()
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
@@ -87,13 +133,18 @@ def features_or_units(ctx: Context, feature: str, playing: bool = False) -> None
     if not saes:
         verdict_panel(ctx, feature, playing)
         return
+    labels = [act_name(l, s) for l, s, _ in saes]
+    pin = current_pin(ctx)
+    if pin is not None and pin.feature and st.session_state.get("_u_basis_pinned") != pin.name:
+        st.session_state["_u_basis_pinned"] = pin.name          # a newly pinned feature: open on it
+        st.session_state["u_basis"] = MODES[1]
+        st.session_state["u_sae"] = act_name(pin.layer, pin.state)
     mode = st.radio("Score", MODES, horizontal=True, key="u_basis",
                     help="Hidden units, or the dictionary features of a sparse autoencoder trained on the "
                          "states (shipped beside this checkpoint)")
     if mode != MODES[1]:
         verdict_panel(ctx, feature)
         return
-    labels = [act_name(l, s) for l, s, _ in saes]
     pick = st.selectbox("SAE on", labels, key="u_sae") if len(saes) > 1 else labels[0]
     layer, state, path = saes[labels.index(pick)]
     features_panel(ctx, feature, layer, state, path)
@@ -144,7 +195,8 @@ def features_panel(ctx: Context, feature: str, layer: int, state: str, path: Pat
         return
     rows = feature_rows(df, layer, state)
     _comparison(ctx, df, feature, layer, state)
-    st.dataframe(rows.drop(columns="index"), hide_index=True, width="stretch")
+    unit_table(rows.drop(columns="index"), key="u_sae_rows", column="feature")   # a click pins the feature
+    st.caption("Click a row to pin its feature: followed as coloured text on every view.")
     contexts_panel(ctx, sae, key, layer, state, rows)
 
 
@@ -172,7 +224,12 @@ def contexts_panel(ctx: Context, sae: SAE, key: str, layer: int, state: str, row
     """A feature's top-activating contexts on the held-out slice, and it as coloured sidebar text."""
     st.subheader("A dictionary feature's top-activating contexts")
     choices = [int(i) for i in rows["index"]] or [0]
+    pin = current_pin(ctx)
+    _follow(pin, layer, state, "u_sae_feat")
+    if pin is not None and pin.feature and (pin.layer, pin.state) == (layer, state) and pin.index not in choices:
+        choices = [pin.index] + choices
     f = st.selectbox("Feature", choices, key="u_sae_feat", format_func=lambda j: feature_name(layer, state, j))
+    pin_button(Pin(layer, state, f, feature=True), pin, key="u_sae_pin")
     sample, acts = slice_activations(ctx.ref, key, ctx.model, sae, layer, state)
     tops = top_contexts(acts[:, f], sample, k=10, width=24)
     if not tops:
@@ -189,11 +246,14 @@ def contexts_panel(ctx: Context, sae: SAE, key: str, layer: int, state: str, row
                                               "the feature is on; it is never negative)"))
 
 
-def feature_verdicts(path: Path, ref: ModelRef) -> dict[int, str]:
+def feature_verdicts(path: Path | None, ref: ModelRef, sae: SAE | None = None) -> dict[int, str]:
     """Feature index → "whitespace · correlational, …" from the SAE's stored scorecard (made from
-    these weights), for the features that beat the controls for some built-in feature."""
-    cache = load_controls(path)
+    these weights and, given ``sae``, for that SAE), for the features that beat the controls for
+    some built-in feature."""
+    cache = load_controls(path) if path is not None else None
     if not cache or cache.get("fingerprint") != ref.digest:
+        return {}
+    if sae is not None and (cache.get("basis") or {}).get("sae_sha256") != sae_digest(sae):
         return {}
     out: dict[int, list[str]] = {}
     for feat, verdicts in (cache.get("verdicts") or {}).items():
@@ -203,25 +263,42 @@ def feature_verdicts(path: Path, ref: ModelRef) -> dict[int, str]:
     return {j: ", ".join(v) for j, v in out.items()}
 
 
-def feature_over_text(ctx: Context, layer: int, kind: str) -> None:
+def feature_over_text(ctx: Context, layer: int, kind: str, pin: Pin | None) -> None:
     """Hidden states: one dictionary feature of the shipped SAE on this layer's state, as coloured
-    text (the features that pass the controls listed first, with their verdicts)."""
-    saes = [(l, s, p) for l, s, p in saes_of(ctx.model_key, ctx.ref) if (l, s) == (layer, kind)]
+    text (the pinned feature, else the features that pass the controls first, with their
+    verdicts), and a pin button."""
+    sae = model_saes(ctx).get((layer, kind))
     tr = ctx.trace
-    if not saes or tr is None or not len(tr):
-        return
-    path = saes[0][2]
-    try:
-        sae = cached_sae(str(path), path.stat().st_mtime)
-    except (SAEError, OSError):
+    if sae is None or tr is None or not len(tr):
         return
     st.subheader("One dictionary feature over the text")
-    named = feature_verdicts(path, ctx.ref)
+    named = feature_verdicts(sae_file(ctx, layer, kind), ctx.ref, sae)
     order = sorted(named) + [j for j in range(sae.n_features) if j not in named]
-    f = st.selectbox("Dictionary feature (those that pass the scorecard first)", order, key="hs_sae_feat",
+    _follow(pin, layer, kind, "hs_sae_feat")
+    f = st.selectbox("Dictionary feature (the pinned one, else those that pass the scorecard first)", order,
+                     key="hs_sae_feat",
                      format_func=lambda j: feature_name(layer, kind, j) + (f" · {named[j]}" if j in named else ""))
-    vals = sae.encode(tr[act_name(layer, kind)].float())[:, f].tolist()
+    pin_button(Pin(layer, kind, f, feature=True), pin, key="hs_sae_pin")
+    vals = feature_values(sae, tr, layer, kind, f).tolist()
     st.html(uplots.unit_text_html(tr.chars, vals, feature_name(layer, kind, f), font_size=ctx.font_size + 2,
                                   caption=f"{feature_name(layer, kind, f)}: a feature of the sparse autoencoder "
                                           f"on {act_name(layer, kind)} (R² {sae.meta.get('held_out', {}).get('r2', float('nan')):.2f} "
                                           "on held-out text), red where it is on; the Units view scores it."))
+
+
+def sae_file(ctx: Context, layer: int, state: str) -> Path | None:
+    return next((p for l, s, p in saes_of(ctx.model_key, ctx.ref) if (l, s) == (layer, state)), None)
+
+
+def named_features(ctx: Context, layer: int, kind: str, pin: Pin | None) -> tuple[SAE, dict[int, str]] | None:
+    """Hidden states' named rows for features: the SAE on ``layer{layer}.{kind}`` and feature →
+    "whitespace · correlational" for the features its stored scorecard passes (and the pinned
+    feature, "★ pinned"); None when this model has no SAE there or nothing to name."""
+    sae = model_saes(ctx).get((layer, kind))
+    if sae is None:
+        return None
+    named = feature_verdicts(sae_file(ctx, layer, kind), ctx.ref, sae)
+    named = dict(sorted(named.items(), key=lambda kv: ("causal" not in kv[1], kv[0])))    # causal first
+    if pin is not None and pin.feature and (pin.layer, pin.state) == (layer, kind):
+        named = {pin.index: "★ pinned" + (f" · {named[pin.index]}" if pin.index in named else ""), **named}
+    return (sae, named) if named else None

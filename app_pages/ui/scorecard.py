@@ -18,7 +18,7 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from app_pages.ui.cache import UPLOAD_PREFIX
+from app_pages.ui.cache import UPLOAD_PREFIX, cached_derived
 from app_pages.ui.context import Context
 from app_pages.ui.pin import unit_table
 from app_pages.ui.later import show_when_ready
@@ -211,19 +211,27 @@ def baseline_card(ctx: Context) -> None:
     except BaselineError as err:
         st.info(f"No n-gram baseline for this model: {err}")
         return
-    rnn = tr.surprisal.double().numpy()
-    five = base.models[max(base.models)].surprisal(tr.text)
-    rows = [{"model": f"{n}-gram", "nats/char on this text": float(m.surprisal(tr.text).mean())}
-            for n, m in base.models.items()]
-    rows.append({"model": f"RNN ({ctx.model.config.cell})", "nats/char on this text": float(rnn.mean())})
+    ngram, rnn, html = cached_derived(f"ngram:{base.source}:{ctx.font_size}", ctx.ref, tr,
+                                      lambda: _baseline_scores(base, tr, ctx.font_size))
+    rows = [{"model": f"{n}-gram", "nats/char on this text": v} for n, v in ngram.items()]
+    rows.append({"model": f"RNN ({ctx.model.config.cell})", "nats/char on this text": rnn})
     st.caption(f"Interpolated Kneser–Ney n-grams fitted on {base.source}; every model predicts "
                f"characters 2 … {len(tr)} of the text. Lower is better.")
     st.dataframe(pd.DataFrame(rows).round(3), hide_index=True)
-    diff = (rnn - five).tolist()
-    st.html(uplots.unit_text_html(tr.chars[1:], diff, "RNN − 5-gram surprisal (nats)", font_size=ctx.font_size + 2,
-                                  caption="Each character coloured by the RNN's surprisal minus the 5-gram's: "
-                                          "blue where the RNN predicts it better (the recurrence pays), red "
-                                          "where the 5-gram does."))
+    st.html(html)
+
+
+def _baseline_scores(base: Baseline, tr, font_size: int) -> tuple[dict[int, float], float, str]:
+    """The n-gram card's numbers for one trace (rnnviz.baseline): n → the n-gram's mean nats/char
+    on the text, the RNN's, and the text coloured by the RNN's surprisal minus the 5-gram's (HTML)."""
+    rnn = tr.surprisal.double().numpy()
+    five = base.models[max(base.models)].surprisal(tr.text)
+    html = uplots.unit_text_html(tr.chars[1:], (rnn - five).tolist(), "RNN − 5-gram surprisal (nats)",
+                                 font_size=font_size + 2,
+                                 caption="Each character coloured by the RNN's surprisal minus the 5-gram's: "
+                                         "blue where the RNN predicts it better (the recurrence pays), red "
+                                         "where the 5-gram does.")
+    return {n: float(m.surprisal(tr.text).mean()) for n, m in base.models.items()}, float(rnn.mean()), html
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.ui.cache import cached_derived
 from app_pages.ui.context import Context
 from rnnviz.overflow import first_overflow
 
@@ -51,7 +52,8 @@ def notices(ctx: Context, shows_cleaned_text: bool = False) -> bool:
         st.info(ctx.error)
         return False
     trace = ctx.trace
-    if trace is not None and (over := first_overflow(trace.cache)) is not None:
+    if trace is not None and (over := cached_derived("overflow", ctx.ref, trace,
+                                                     lambda: first_overflow(trace.cache))) is not None:
         st.warning(over.describe())
     if trace is not None and trace.preprocessed and not ctx.lecture:
         st.caption(f"This model was trained on {ctx.model.config.preprocessing}-cleaned text, so your "

@@ -8,7 +8,7 @@ R_t gates H_{t-1} *before* the product with W_hh, and each gate has one bias (no
 (:class:`D2LGRU`) keeps PyTorch's layout (blocks r, z, n in ``weight_ih_l0`` (3h, d),
 ``weight_hh_l0`` (3h, h), ``bias_ih_l0`` (3h,)); its forward pass is one compiled loop
 (:func:`rnnviz.kernels.gru_d2l_forward`) when no gradient is wanted, else a torch loop of the same
-equations; :func:`step` (one step, with intervention hooks) serves the stepped trace.
+equations (training); its backward pass is :func:`rnnviz.kernels.gru_d2l_backward`; :func:`step` (one step, with intervention hooks) serves the stepped trace.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..serving.deadline import check
+from .. import kernels
 from .base import CellSpec, input_rows, keep
 from .gru import GATES, NAMES
 from .jacobian import LayerJacobian
@@ -136,6 +136,7 @@ class D2LGRUJacobian(LayerJacobian):
     s: Tensor | None = None
     r: Tensor | None = None
     z: Tensor | None = None
+    has_kernel = True
 
     @classmethod
     def build(cls, cell, mod, terms, x):
@@ -155,15 +156,13 @@ class D2LGRUJacobian(LayerJacobian):
         return torch.cat([drz, dn], dim=-1), prev
 
     def backward_steps(self, E, last, cut):
-        """A torch loop (two products a step; no compiled kernel for the book's GRU)."""
+        """The compiled kernel :func:`rnnviz.kernels.gru_d2l_backward` (two products a step)."""
         dH = E.clone()
         T, h = E.shape
         da = torch.zeros(T, 3 * h, dtype=E.dtype)
-        for t in range(last, -1, -1):
-            check()
-            da[t], prev = self._adjoint(t, dH[t])
-            if t > 0 and not cut[t]:
-                dH[t - 1] += prev
+        Q = torch.stack([self.qn, self.qz, self.s, self.r, self.z], dim=1).to(E.dtype)
+        kernels.gru_d2l_backward(self.w_hh.T.contiguous().numpy(), dH.numpy(), Q.numpy(), da.numpy(),
+                                 last, cut, torch.get_num_threads())
         return {"dH": dH, "da": da}
 
     def param_grads(self, back):
@@ -172,8 +171,24 @@ class D2LGRUJacobian(LayerJacobian):
         return {"weight_ih_l0": da.T @ self.x, "weight_hh_l0": w_hh, "bias_ih_l0": da.sum(0)}
 
     def chain_step(self, t, inv, M, Mc, scaled, dst, dst_c):
-        dst.copy_(self._adjoint(t, M, inv)[1])
+        """dst = inv · M A_t with the step matrix A_t = diag(Z) + diag(qn) W_n (diag(R) + diag(s) W_r)
+        + diag(qz) W_z (the rows of :meth:`_adjoint`), built for a block of steps at once (one
+        large product) so each step is one (h × h) product, not three."""
+        torch.addmm(dst, M, self.chain_matrix(t, self.h.shape[1], self._step_matrices),
+                    beta=0, alpha=inv, out=dst)
         return dst, None
+
+    def _step_matrices(self, lo: int, hi: int) -> Tensor:
+        """A_t (n, h, h) for t = lo … hi − 1 (see :meth:`chain_step`)."""
+        h, n = self.h.shape[1], hi - lo
+        w_r, w_z, w_n = self.w_hh.view(3, h, h)
+        U = w_n[None] * self.qn[lo:hi, :, None]                # diag(qn) W_n
+        A = U * self.r[lo:hi, None, :]
+        A.addcmul_(w_z[None], self.qz[lo:hi, :, None])
+        U.mul_(self.s[lo:hi, None, :])                           # diag(qn) W_n diag(s)
+        A.view(n * h, h).addmm_(U.view(n * h, h), w_r)
+        A.diagonal(dim1=1, dim2=2).add_(self.z[lo:hi])
+        return A
 
     def map_step(self, k, A, Ac, below, back):
         da, prev = self._adjoint(k, A)

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+#: Entries of the block of per-step matrices the Jacobian chain builds at once (4 MB in float32, so it is still in cache when used).
+CHAIN_BLOCK_ELEMENTS = 1 << 20
 
 
 @dataclass
@@ -49,7 +51,7 @@ class LayerJacobian:
         """Reverse-mode recurrence for one adjoint. E: (T, h) external adjoints of H_t, zero after
         ``last``, float32 or float64; ``cuts``: steps that do not pass their adjoint back (truncation).
         Returns dH (T, h) total adjoints, da (T, G·h) pre-activation adjoints of the input path,
-        and (LSTM) dC (T, h). The RNN, GRU and LSTM run their compiled kernel (rnnviz.kernels)."""
+        and (LSTM) dC (T, h). Every cell runs its compiled kernel (rnnviz.kernels)."""
         if E.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"the backward pass runs in float32 or float64, not {E.dtype}")
         return self.backward_steps(E, last, _cut_mask(E.shape[0], cuts))
@@ -76,6 +78,19 @@ class LayerJacobian:
         """One step back of the Jacobian chain: M = ∂H_T/∂H_t (and Mc = ∂H_T/∂C_t), (h, h),
         times ``inv``, to step t−1, written into dst (and dst_c). ``scaled`` (h, h) is scratch."""
         raise NotImplementedError
+
+    def chain_matrix(self, t: int, rows: int, build) -> Tensor:
+        """Step t's (rows × d) matrix of the Jacobian chain, from a block of consecutive steps
+        lo … t built at once by ``build(lo, hi)`` → (n, rows, d) (a view is fine), n = hi − lo, so
+        the per-step work is one matrix product (the chain walks t downwards). The block is kept
+        on the instance; it holds at most CHAIN_BLOCK_ELEMENTS entries."""
+        lo, Y = self.__dict__.get("_chain_block", (None, None))
+        if lo is None or not lo <= t < lo + Y.shape[0]:
+            d = self.w_hh.shape[1]
+            lo = t + 1 - max(1, min(t + 1, CHAIN_BLOCK_ELEMENTS // (rows * d)))
+            Y = build(lo, t + 1)
+            self.__dict__["_chain_block"] = (lo, Y)
+        return Y[t - lo]
 
     def map_step(self, k: int, A: Tensor, Ac: Tensor | None, below: bool,
                  back: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:

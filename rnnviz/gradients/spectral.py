@@ -50,14 +50,13 @@ class _SpectralBatch:
         if self.U is None:
             self.U = torch.linalg.svd(M[0], full_matrices=False)[0][:, : self.k].T.contiguous()
         basis, proj = self._start(M)
-        s, converged = self._grow(M, basis, proj)
-        self.depths.append(len(basis))
+        s, converged, last = self._grow(M, basis, proj)
+        self.depths.append(len(last[0]))
         if not bool(converged.all()):
             bad = ~converged
             self.fallbacks += int(bad.sum())
-            s = s.clone()
             s[bad] = torch.linalg.matrix_norm(M[bad].double(), ord=2)
-        self._warm_start(basis, proj)
+        self._warm_start(*last)
         return s
 
     def _start(self, M: Tensor) -> tuple[list[Tensor], list[Tensor]]:
@@ -70,34 +69,52 @@ class _SpectralBatch:
         proj = [torch.matmul(Q, M)]                            # (B, k+r, in): blocks of Qᵀ M
         return basis, proj
 
-    def _grow(self, M: Tensor, basis: list[Tensor], proj: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """Extend ``basis`` / ``proj`` in place until every Ritz value σ₁ settles (or the depth or
-        the dimension runs out). Returns (B,) float64 Ritz values and (B,) bool converged."""
+    def _grow(self, M: Tensor, basis: list[Tensor],
+              proj: list[Tensor]) -> tuple[Tensor, Tensor, tuple[list[Tensor], list[Tensor]]]:
+        """Extend ``basis`` / ``proj`` until every Ritz value σ₁ settles (or the depth or the
+        dimension runs out); a matrix whose value has settled leaves the batch, so later blocks are
+        built for the unsettled ones only. Returns (B,) float64 Ritz values, (B,) bool converged,
+        and the last matrix's (basis, proj) blocks (for the warm start)."""
         n_out, B = M.shape[1], M.shape[0]
-        prev = None
+        out = torch.empty(B, dtype=torch.float64)
         converged = torch.zeros(B, dtype=torch.bool)
+        active = torch.arange(B)
+        last = None
+        prev = None
         for depth in range(self.max_depth):
             check()
             P = torch.cat(proj, dim=1).double()
             # σ₁(P) from the small Gram matrix P Pᵀ (float64): far cheaper than an SVD of P
             s = torch.linalg.eigvalsh(P @ P.transpose(1, 2))[:, -1].clamp_min(0).sqrt()
+            out[active] = s
             if prev is not None:
-                converged = (s - prev).abs() <= self.tol * s.clamp_min(1e-300)
-                if bool(converged.all()):
+                done = (s - prev).abs() <= self.tol * s.clamp_min(1e-300)
+                converged[active[done]] = True
+                if bool(done[-1]) and last is None and int(active[-1]) == B - 1:
+                    last = ([b[-1] for b in basis], [p[-1] for p in proj])
+                if bool(done.all()):
                     break
+                if bool(done.any()):                            # go on with the unsettled ones
+                    keep = ~done
+                    active, M, s = active[keep], M[keep], s[keep]
+                    basis[:] = [b[keep] for b in basis]
+                    proj[:] = [p[keep] for p in proj]
             prev = s
             if depth == self.max_depth - 1 or sum(b.shape[1] for b in basis) + basis[0].shape[1] > n_out:
                 break                                           # unconverged ones get an exact SVD
             Z = _next_block(M, basis, proj[-1])
             basis.append(Z)
             proj.append(torch.bmm(Z, M))
-        return s, converged
+        if last is None:
+            last = ([b[-1] for b in basis], [p[-1] for p in proj])
+        return out, converged, last
 
     def _warm_start(self, basis: list[Tensor], proj: list[Tensor]) -> None:
-        """Warm start for the next chunk: the top-k left Ritz vectors of the last matrix."""
-        P = torch.cat(proj, dim=1)[-1]                          # (K, in)
+        """Warm start for the next chunk: the top-k left Ritz vectors of the last matrix, from its
+        basis blocks [(k_i, out)] and their projections [(k_i, in)]."""
+        P = torch.cat(proj, dim=0)                              # (K, in)
         Ub = torch.linalg.svd(P, full_matrices=False)[0][:, : self.k]   # (K, k)
-        ritz = Ub.T @ torch.cat(basis, dim=1)[-1]               # (k, out)
+        ritz = Ub.T @ torch.cat(basis, dim=0)                   # (k, out)
         self.U = torch.linalg.qr(ritz.T)[0].T.contiguous()
 
 

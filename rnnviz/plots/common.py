@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import html
 import math
 import textwrap
@@ -130,3 +132,48 @@ def wrap_title(title: str, width: int) -> str:
         parts = [p.replace("\u00a0=\u00a0", " = ") for p in parts]
         lines += [f"<sup>{p}</sup>" for p in parts] if sup else parts
     return "<br>".join(lines)
+
+
+def merge(target: dict, **update) -> dict:
+    """``fig.update_layout(**update)`` on a plain layout dict: nested dicts are merged into what is
+    there, anything else replaces it. The nested dicts it changes are copies (whatever else holds
+    them, e.g. a cached figure, is left as it is); ``target`` itself is edited. Returns it.
+
+    Figures are built in one ``go.Figure(traces, layout=dict(...))`` call, the layout assembled as a
+    plain dict with this: Plotly's update_layout / update_xaxes / add_trace (path parsing,
+    validation, change callbacks) cost a multiple of the constructor's one validation pass."""
+    for k, v in update.items():
+        if isinstance(v, dict):
+            target[k] = merge(dict(target[k]) if isinstance(target.get(k), dict) else {}, **v)
+        else:
+            target[k] = v
+    return target
+
+
+def subplot_grid(row_heights: tuple[float, ...], spacing: float, titles: tuple[str, ...] = ()) -> dict:
+    """The layout ``make_subplots`` makes for one column of rows sharing x (each row's axes, domains
+    and anchors; the rows' titles), as a fresh dict for ``go.Figure(traces, layout=…)`` (row r's
+    traces set ``xaxis="x<r>"``, ``yaxis="y<r>"``, no suffix for row 1). Made once per shape:
+    make_subplots itself costs as much as the rest of a figure."""
+    return copy.deepcopy(_grid_layout(tuple(row_heights), spacing, tuple(titles)))
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_layout(row_heights: tuple[float, ...], spacing: float, titles: tuple[str, ...]) -> dict:
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(row_heights), cols=1, shared_xaxes=True, vertical_spacing=spacing,
+                        row_heights=list(row_heights), subplot_titles=list(titles) or None)
+    layout = fig.to_dict()["layout"]
+    layout.pop("template", None)        # the figure built on it gets the default template itself
+    return layout
+
+
+def hline(y: float, text: str, color: str) -> dict:
+    """Layout parts (``shapes``, ``annotations``) of a dashed horizontal line at ``y`` across the
+    plot, labelled ``text`` at its right end: what ``fig.add_hline(y, line=dict(color=color,
+    dash="dash"), annotation_text=text)`` draws. Merge into a layout (several: add the lists)."""
+    return dict(shapes=[dict(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=y, y1=y,
+                             line=dict(color=color, dash="dash"))],
+                annotations=[dict(text=text, showarrow=False, xref="x domain", x=1, xanchor="right",
+                                  yref="y", y=y, yanchor="bottom")])

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from ..gradients import GradientMap, JacobianChain, NormCurve, Spectrum
 from ..names import act_name
-from .common import SEQUENTIAL, display_char, escape, log_axis
+from .common import SEQUENTIAL, display_char, escape, hline, log_axis, merge
 from .gradient_depth import depth_flow_figure  # noqa: F401 (the depth × time figure, re-exported)
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -35,27 +35,34 @@ def _title(main: str, notes: list[str]) -> str:
     return main + "".join(f"<br><sup>{note}</sup>" for note in notes)
 
 
-def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
-    """Title (and its subtitle lines) on top with room for every line; the legend *below* the
-    plot, so however many entries truncation / clipping / special markers add, it never climbs
-    into the title; axes make room for their tick labels before placing their titles."""
+def _axis(title: str | None = None, **props) -> dict:
+    """An axis' layout dict (``title``: its text)."""
+    return dict(props, title=dict(text=title)) if title is not None else props
+
+
+def _layout(traces: list, title: str, height: int = 420, xaxis: dict | None = None,
+            yaxis: dict | None = None, **extra) -> go.Figure:
+    """The figure of ``traces``: title (and its subtitle lines) on top with room for every line; the
+    legend *below* the plot, so however many entries truncation / clipping / special markers add,
+    it never climbs into the title; axes make room for their tick labels before placing their
+    titles. ``extra``: more layout, merged in last (common.merge)."""
     lines = title.count("<br>")
-    n_legend = sum(1 for tr in fig.data if tr.showlegend is not False and tr.name)
+    n_legend = sum(1 for tr in traces if tr.showlegend is not False and tr.name)
     rows = (n_legend + 1) // 2                      # about two entries per legend line
-    fig.update_layout(title=title, height=height + 22 * lines + 22 * rows,
-                      margin=dict(l=60, r=20, t=50 + 22 * lines, b=70 + 22 * rows),
-                      legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0, x=0,
-                                  font=dict(size=11)),
-                      hovermode="closest")
-    fig.update_xaxes(automargin=True, title_standoff=12)
-    fig.update_yaxes(automargin=True)
-    return fig
+    layout = dict(title=dict(text=title), height=height + 22 * lines + 22 * rows,
+                  margin=dict(l=60, r=20, t=50 + 22 * lines, b=70 + 22 * rows),
+                  legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0, x=0,
+                              font=dict(size=11)),
+                  hovermode="closest")
+    merge(layout, xaxis=merge(dict(xaxis or {}), automargin=True, title=dict(standoff=12)),
+          yaxis=merge(dict(yaxis or {}), automargin=True), **extra)
+    return go.Figure(traces, layout=layout)
 
 
-def _log_series(fig: go.Figure, x: np.ndarray, log10_y: np.ndarray, name: str, color: str,
+def _log_series(traces: list, x: np.ndarray, log10_y: np.ndarray, name: str, color: str,
                 hover: list[str], dash: str | None = None, log_axis: bool = True,
                 bottom: float = 0.0, top: float = 0.0, show_special: bool = True) -> dict[str, int]:
-    """Add one curve given log10 values; zeros (−inf) and inf/NaN become separate marker traces.
+    """Append one curve given log10 values to ``traces``; zeros (−inf) and inf/NaN become separate marker traces.
 
     On a log axis the curve uses 10**log10; otherwise the y value is log10 itself.
     bottom/top: y positions (in log10 units) for the zero and non-finite markers.
@@ -64,7 +71,7 @@ def _log_series(fig: go.Figure, x: np.ndarray, log10_y: np.ndarray, name: str, c
     finite = np.isfinite(log10_y)
     y = np.where(finite, log10_y, np.nan)
     yv = np.power(10.0, y) if log_axis else y
-    fig.add_trace(go.Scatter(x=x, y=yv, mode="lines+markers" if len(x) <= 60 else "lines",
+    traces.append(go.Scatter(x=x, y=yv, mode="lines+markers" if len(x) <= 60 else "lines",
                              name=name, line=dict(color=color, dash=dash), marker=dict(size=5),
                              hovertext=hover, hovertemplate="%{hovertext}<br>‖·‖ = %{y:.3e}<extra>"
                              + escape(name) + "</extra>" if log_axis else
@@ -82,7 +89,7 @@ def _log_series(fig: go.Figure, x: np.ndarray, log10_y: np.ndarray, name: str, c
             continue
         idx = np.nonzero(mask)[0]
         yy = np.full(len(idx), 10.0 ** ypos if log_axis else ypos)
-        fig.add_trace(go.Scatter(
+        traces.append(go.Scatter(
             x=x[idx], y=yy, mode="markers", name=f"{name}: {label} ({len(idx)})",
             marker=dict(symbol=symbol, size=9, color=color, line=dict(width=1.5, color=color)),
             hovertext=[hover[i] + f"<br><b>{label}</b>" for i in idx],
@@ -100,19 +107,19 @@ def _bounds(arrays: list[np.ndarray]) -> tuple[float, float]:
 
 
 # ============================================================================= norm curve
-def _fit_and_clip(fig: go.Figure, curve: NormCurve, x: np.ndarray, top: np.ndarray | None,
+def _fit_and_clip(traces: list, curve: NormCurve, x: np.ndarray, top: np.ndarray | None,
                   fit, clip_f: float | None) -> None:
     """The top layer's fitted per-step factor (dotted) and, with clipping, the clipped layer (``top``:
     the top one, or the what-if's layer) as the update sees it (dashed, × the clip factor)."""
     if fit is not None:
         d = np.arange(fit.d_min, fit.d_max + 1)
-        fig.add_trace(go.Scatter(
+        traces.append(go.Scatter(
             x=d, y=fit.intercept * fit.factor ** d.astype(float), mode="lines",
             name=f"fit: × {fit.factor:.3g} per step", line=dict(color="black", dash="dot", width=1),
             hoverinfo="skip"))
     if clip_f and top is not None:
         which = "top layer" if curve.clip.layer is None else f"layer {curve.clip.layer}"
-        fig.add_trace(go.Scatter(x=x, y=np.power(10.0, np.where(np.isfinite(top), top, np.nan)) * clip_f,
+        traces.append(go.Scatter(x=x, y=np.power(10.0, np.where(np.isfinite(top), top, np.nan)) * clip_f,
                                  mode="lines", name=f"{which} as the update sees it (× {clip_f:.3g}, θ = "
                                  f"{curve.clip.theta:g})", line=dict(color="gray", dash="dash")))
 
@@ -124,7 +131,7 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
     gradients are cut; with global-norm clipping a dashed trace shows the top layer as the update
     sees it (× the clip factor). The fitted per-step factor of the top layer is a dotted line.
     """
-    fig = go.Figure()
+    traces: list = []
     x = curve.distance.numpy()
     steps = curve.steps.numpy()
     hover = [f"t = {t} (‘{_char_label(curve.chars, t)}’), {d} step(s) before the loss"
@@ -152,15 +159,11 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
         layer = int(name[5:name.index(".")])
         is_c = name.endswith(".c")
         label = f"‖∂L/∂{'C' if is_c else 'H'}_t‖ layer {layer}"
-        counts = _log_series(fig, x, ly, label, _COLORS[layer % len(_COLORS)], hover,
+        counts = _log_series(traces, x, ly, label, _COLORS[layer % len(_COLORS)], hover,
                                   dash="dash" if is_c else None, bottom=lo, top=hi)
         for k in totals:
             totals[k] += counts[k]
-    _fit_and_clip(fig, curve, x, logs.get(clipped), fit if show_fit else None, clip_f)
-    k, where = curve.whatif.truncate, curve.whatif.layer
-    if k and curve.loss != "sum":
-        fig.add_vline(x=k - 0.5, line=dict(color="gray", dash="dot"), annotation_position="top",
-                      annotation_text=f"{'' if where is None else f'layer {where} '}truncated: k = {k}")
+    _fit_and_clip(traces, curve, x, logs.get(clipped), fit if show_fit else None, clip_f)
     what = {"last": "the last step", "step": f"step s = {curve.loss_step}", "sum": "all steps (sum)"}[curve.loss]
     notes = []
     if totals["inf"] or totals["nan"]:
@@ -168,9 +171,13 @@ def norm_curve_figure(curve: NormCurve, show_c: bool = True, show_fit: bool = Tr
     if totals["zero"]:
         notes.append(f"{totals['zero']} exact zeros (▽ at bottom)")
     title = _title(f"Gradient norm vs distance from the loss at {what}", ["; ".join(notes)] if notes else [])
-    fig.update_yaxes(**log_axis(log10_range=(lo, hi), title="‖∂L/∂H_t‖ (log scale)", range=[lo - 0.3, hi + 0.3]))
-    fig.update_xaxes(title="distance from the loss (steps back in time)")
-    return _layout(fig, title)
+    fig = _layout(traces, title, xaxis=_axis("distance from the loss (steps back in time)"),
+                  yaxis=_axis("‖∂L/∂H_t‖ (log scale)", **log_axis(log10_range=(lo, hi), range=[lo - 0.3, hi + 0.3])))
+    k, where = curve.whatif.truncate, curve.whatif.layer
+    if k and curve.loss != "sum":
+        fig.add_vline(x=k - 0.5, line=dict(color="gray", dash="dot"), annotation_position="top",
+                      annotation_text=f"{'' if where is None else f'layer {where} '}truncated: k = {k}")
+    return fig
 
 
 # ============================================================================= Jacobian chain
@@ -180,7 +187,7 @@ def jacobian_chain_figure(chain: JacobianChain) -> go.Figure:
     Uses a log axis when every value fits in float64 (10^±300); else plots log₁₀ on a linear axis.
     LSTM: also ‖∂H_T/∂C_t‖ (dashed).
     """
-    fig = go.Figure()
+    traces: list = []
     x = chain.distance.numpy()
     steps = chain.steps.numpy()
     hover = [f"t = {t} (‘{_char_label(chain.chars, t)}’), T − t = {d}" for t, d in zip(steps, x)]
@@ -192,19 +199,16 @@ def jacobian_chain_figure(chain: JacobianChain) -> go.Figure:
     lo, hi = _bounds([a for a, _, _ in arrays.values()])
     use_log = lo > -300 and hi < 300
     for name, (ly, dash, ci) in arrays.items():
-        _log_series(fig, x, ly, name, _COLORS[ci], hover, dash=dash, log_axis=use_log, bottom=lo, top=hi)
+        _log_series(traces, x, ly, name, _COLORS[ci], hover, dash=dash, log_axis=use_log, bottom=lo, top=hi)
     for fit, name, ci in ((chain.fit_spectral, "spectral", 0), (chain.fit_frobenius, "Frobenius", 1)):
         if math.isfinite(fit.factor) and fit.intercept > 0:
             d = np.arange(fit.d_min, fit.d_max + 1).astype(float)
             ly = math.log10(fit.intercept) + d * fit.log10_factor
-            fig.add_trace(go.Scatter(x=d, y=np.power(10.0, ly) if use_log else ly, mode="lines",
+            traces.append(go.Scatter(x=d, y=np.power(10.0, ly) if use_log else ly, mode="lines",
                                      name=f"fit ({name}): × {fit.factor:.3g} per step",
                                      line=dict(color=_COLORS[ci], dash="dot", width=1), hoverinfo="skip"))
-    fig.update_xaxes(title="T − t (steps back from H_T)")
-    if use_log:
-        fig.update_yaxes(**log_axis(log10_range=(lo, hi), title="norm (log scale)", range=[lo - 0.3, hi + 0.3]))
-    else:
-        fig.update_yaxes(title="log₁₀ norm (values beyond float64 range)")
+    yaxis = (_axis("norm (log scale)", **log_axis(log10_range=(lo, hi), range=[lo - 0.3, hi + 0.3])) if use_log
+             else _axis("log₁₀ norm (values beyond float64 range)"))
     notes = []
     if chain.nonfinite.any:
         notes.append(f"{chain.nonfinite.describe()} (✕ at top)")
@@ -215,9 +219,10 @@ def jacobian_chain_figure(chain: JacobianChain) -> go.Figure:
     gap = _spectral_gap(chain)
     if gap:
         notes.append(gap)
-    fig = _layout(fig, _title(f"Jacobian chain ∂H_T/∂H_t, layer {chain.layer}, T = {chain.end}",
-                              [escape(n) for n in notes]))
-    return _method_note(fig, chain.method)
+    return _layout(traces, _title(f"Jacobian chain ∂H_T/∂H_t, layer {chain.layer}, T = {chain.end}",
+                                  [escape(n) for n in notes]),
+                   xaxis=_axis("T − t (steps back from H_T)"), yaxis=yaxis,
+                   annotations=[_method_note(chain.method)])
 
 
 def _spectral_gap(chain: JacobianChain) -> str:
@@ -232,15 +237,14 @@ def _spectral_gap(chain: JacobianChain) -> str:
     return f"spectral norm missing at {int(missing.sum())} step(s) from T − t = {first}: {why}"
 
 
-def _method_note(fig: go.Figure, method: str) -> go.Figure:
+def _method_note(method: str) -> dict:
     """How the norms were computed ("block Krylov Rayleigh–Ritz …"): jargon for a tooltip, not the
     title: a small "ℹ how computed" note in the corner whose hover says it. ℹ (U+2139), not ⓘ:
     Debian's default fonts (DejaVu) have it, as do Windows' and macOS's symbol fonts; ⓘ drew as
     an empty box in headless Chromium."""
-    fig.add_annotation(text="ℹ how computed", hovertext=escape(method), showarrow=False,
-                       xref="paper", yref="paper", x=1.0, y=1.0, xanchor="right", yanchor="bottom",
-                       font=dict(size=11, color="#555"))
-    return fig
+    return dict(text="ℹ how computed", hovertext=escape(method), showarrow=False,
+                xref="paper", yref="paper", x=1.0, y=1.0, xanchor="right", yanchor="bottom",
+                font=dict(size=11, color="#555"))
 
 
 # ============================================================================= gradient map
@@ -315,22 +319,22 @@ def gradient_map_figure(gmap: GradientMap, layer: int | None = None) -> go.Figur
     xl = [escape(f"{k}:{display_char(gmap.chars[k])}") for k in cols_k]
     yl = [escape(f"{t}:{display_char(gmap.chars[t])}") for t in rows_t]
     # float32: the colours and the 2-decimal hover need no more, and the page gets half the bytes
-    fig = go.Figure(go.Heatmap(
+    traces = [go.Heatmap(
         z=z.astype(np.float32), x=xl, y=yl, colorscale=SEQUENTIAL, zmin=lo, zmax=hi, text=note,
         hovertemplate="loss ℓ at %{y}<br>H at %{x}<br>log₁₀‖∂ℓ_t/∂H_k‖ = %{z:.2f}"
                       + ("%{text}" if note is not None else "") + "<extra></extra>",
-        colorbar=dict(title="log₁₀ G")))
+        colorbar=dict(title="log₁₀ G"))]
     if nan_cells.any():
         yy, xx = np.nonzero(nan_cells)
         shown = min(len(yy), MAP_MAX_NAN_MARKERS)
-        fig.add_trace(go.Scatter(x=[xl[i] for i in xx[:shown]], y=[yl[i] for i in yy[:shown]], mode="markers",
+        traces.append(go.Scatter(x=[xl[i] for i in xx[:shown]], y=[yl[i] for i in yy[:shown]], mode="markers",
                                  name=f"NaN ({int(nan_cells.sum())} cells)",
                                  marker=dict(symbol="x", size=5, color="red"), hoverinfo="skip"))
-    fig.update_xaxes(title="k: the hidden state H_k", type="category", nticks=20)
-    fig.update_yaxes(title="t: the loss ℓ_t", type="category", nticks=20, autorange="reversed")
     notes = _map_notes(gmap, fr, fc, n_zero, n_inf, n_nan)
     title = _title(f"Gradient map G[t, k] = ‖∂ℓ_t/∂H_k‖, layer {layer}", [escape(n) for n in notes])
-    return _layout(fig, title, height=520)
+    return _layout(traces, title, height=520,
+                   xaxis=_axis("k: the hidden state H_k", type="category", nticks=20),
+                   yaxis=_axis("t: the loss ℓ_t", type="category", nticks=20, autorange="reversed"))
 
 
 # ============================================================================= spectrum
@@ -340,32 +344,27 @@ def eigenvalue_figure(spectrum: Spectrum, layer: int = 0, block: str | None = No
     bs = spectrum.blocks[layer][block]
     ev = bs.eigenvalues.numpy()
     theta = np.linspace(0, 2 * np.pi, 361)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", name="|λ| = 1",
-                             line=dict(color="gray", dash="dash"), hoverinfo="skip"))
     r = bs.spectral_radius
-    fig.add_trace(go.Scatter(x=r * np.cos(theta), y=r * np.sin(theta), mode="lines",
-                             name=f"spectral radius ρ = {r:.3g}", line=dict(color="#d62728", width=1),
-                             hoverinfo="skip"))
-    fig.add_trace(go.Scatter(
-        x=ev.real, y=ev.imag, mode="markers", name=f"eigenvalues of {block}",
-        marker=dict(size=6, color=np.abs(ev), colorscale=SEQUENTIAL, showscale=False),
-        hovertemplate="λ = %{x:.3f} %{y:+.3f}i<br>|λ| = %{marker.color:.3f}<extra></extra>"))
+    traces = [go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", name="|λ| = 1",
+                         line=dict(color="gray", dash="dash"), hoverinfo="skip"),
+              go.Scatter(x=r * np.cos(theta), y=r * np.sin(theta), mode="lines",
+                         name=f"spectral radius ρ = {r:.3g}", line=dict(color="#d62728", width=1),
+                         hoverinfo="skip"),
+              go.Scatter(x=ev.real, y=ev.imag, mode="markers", name=f"eigenvalues of {block}",
+                         marker=dict(size=6, color=np.abs(ev), colorscale=SEQUENTIAL, showscale=False),
+                         hovertemplate="λ = %{x:.3f} %{y:+.3f}i<br>|λ| = %{marker.color:.3f}<extra></extra>")]
     m = max(1.1, r * 1.1)
-    fig.update_xaxes(title="Re λ", range=[-m, m], zeroline=True)
-    fig.update_yaxes(title="Im λ", range=[-m, m], scaleanchor="x", scaleratio=1, zeroline=True)
     verdict = "> 1: powers of W grow" if r > 1 else "< 1: powers of W shrink" if r < 1 else "= 1"
-    fig = _layout(fig, f"Eigenvalues of {escape(block)}, layer {layer}<br><sup>ρ = {r:.3g} {verdict}</sup>",
-                  height=480)
-    return _legend_below(fig)
+    return _layout(traces, f"Eigenvalues of {escape(block)}, layer {layer}<br><sup>ρ = {r:.3g} {verdict}</sup>",
+                   height=480, xaxis=_axis("Re λ", range=[-m, m], zeroline=True),
+                   yaxis=_axis("Im λ", range=[-m, m], scaleanchor="x", scaleratio=1, zeroline=True),
+                   **LEGEND_BELOW)
 
 
-def _legend_below(fig: go.Figure) -> go.Figure:
-    """For the narrow side charts: the legend under the x-axis title, so in a narrow column its
-    wrapped lines never climb into the title (and the title stays clear of the modebar)."""
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, font=dict(size=11)),
-                      margin=dict(b=110))
-    return fig
+#: For the narrow side charts: the legend under the x-axis title, so in a narrow column its
+#: wrapped lines never climb into the title (and the title stays clear of the modebar).
+LEGEND_BELOW = dict(legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, font=dict(size=11)),
+                    margin=dict(b=110))
 
 
 def singular_values_figure(spectrum: Spectrum, layer: int = 0, block: str | None = None) -> go.Figure:
@@ -373,10 +372,8 @@ def singular_values_figure(spectrum: Spectrum, layer: int = 0, block: str | None
     block = block or spectrum.main
     bs = spectrum.blocks[layer][block]
     sv = bs.singular_values.numpy()
-    fig = go.Figure(go.Scatter(x=np.arange(1, len(sv) + 1), y=sv, mode="lines+markers" if len(sv) <= 64 else "lines",
-                               name=f"σ_i of {block}", hovertemplate="σ_%{x} = %{y:.4g}<extra></extra>"))
-    fig.add_hline(y=1.0, line=dict(color="gray", dash="dash"), annotation_text="σ = 1")
-    fig.update_xaxes(title="i")
-    fig.update_yaxes(title="singular value σ_i", rangemode="tozero")
-    return _layout(fig, f"Singular values of {escape(block)}, layer {layer}<br><sup>‖W‖₂ = σ₁ = "
-                        f"{bs.spectral_norm:.3g}</sup>", height=320)
+    trace = go.Scatter(x=np.arange(1, len(sv) + 1), y=sv, mode="lines+markers" if len(sv) <= 64 else "lines",
+                       name=f"σ_i of {block}", hovertemplate="σ_%{x} = %{y:.4g}<extra></extra>")
+    return _layout([trace], f"Singular values of {escape(block)}, layer {layer}<br><sup>‖W‖₂ = σ₁ = "
+                        f"{bs.spectral_norm:.3g}</sup>", height=320, xaxis=_axis("i"),
+                   yaxis=_axis("singular value σ_i", rangemode="tozero"), **hline(1.0, "σ = 1", "gray"))

@@ -12,9 +12,8 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from .common import DIVERGING
+from .common import DIVERGING, merge, subplot_grid
 from .states import _np, char_axis, symmetric_range, unit_labels, window_labels
 
 #: Height in pixels of one block's rows (clamped per block), and of the space around them.
@@ -47,23 +46,23 @@ def stacked_layers_figure(blocks: Sequence[Block], chars: Sequence[str], *, star
         if a.ndim != 2 or a.shape[0] != len(chars):
             raise ValueError(f"{b.label}: values must be (len(chars), h); got {a.shape}")
         heights.append(int(np.clip(2.5 * a.shape[1], BLOCK_MIN_PX, BLOCK_MAX_PX)))
-    fig = make_subplots(rows=len(blocks), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        row_heights=[h / sum(heights) for h in heights],
-                        subplot_titles=[b.label for b in blocks])
+    layout = subplot_grid(tuple(h / sum(heights) for h in heights), 0.03, tuple(b.label for b in blocks))
+    traces = []
     for row, b in enumerate(blocks, start=1):
         a = _np(b.values)
         units = list(range(a.shape[1])) if b.units is None else list(b.units)
         m = symmetric_range(a)
-        fig.add_trace(go.Heatmap(
+        suffix = "" if row == 1 else str(row)
+        traces.append(go.Heatmap(
             z=np.ascontiguousarray(a[:, units].T), x=x, y=unit_labels(units, b.layer, b.kind), colorscale=DIVERGING,
-            zmid=0.0, zmin=-m, zmax=m, showscale=False, name=b.label,
+            zmid=0.0, zmin=-m, zmax=m, showscale=False, name=b.label, xaxis=f"x{suffix}", yaxis=f"y{suffix}",
             hovertemplate=f"{b.label}<br>step:char %{{x}}<br>unit %{{y}}<br>{b.symbol} = %{{z:.4f}}"
-                          f" (colour range ±{m:.3g})<extra></extra>"), row=row, col=1)
-        fig.update_yaxes(type="category", autorange="reversed", showticklabels=False,
-                         title=dict(text=f"{len(units)} units"), row=row, col=1)
+                          f" (colour range ±{m:.3g})<extra></extra>"))
+        merge(layout, **{f"yaxis{suffix}": dict(type="category", autorange="reversed", showticklabels=False,
+                                                title=dict(text=f"{len(units)} units"))})
     axis = char_axis(chars, x, font_size)
     axis["title"] = dict(text="character read at step t")
-    fig.update_xaxes(**axis, row=len(blocks), col=1)
-    fig.update_layout(title=dict(text=title), height=sum(heights) + FRAME_PX,
-                      margin=dict(l=60, r=20, t=60 if title else 30, b=60), font=dict(size=font_size))
-    return fig
+    merge(layout, **{f"xaxis{'' if len(blocks) == 1 else len(blocks)}": axis},
+          title=dict(text=title), height=sum(heights) + FRAME_PX,
+          margin=dict(l=60, r=20, t=60 if title else 30, b=60), font=dict(size=font_size))
+    return go.Figure(traces, layout=layout)

@@ -46,11 +46,11 @@ def topk_figure(chars: Sequence[str], top_chars: Sequence[Sequence[str]], top_pr
     text = [[display_char(top_chars[r][t]) + (f"<br>{p[r, t]:.2f}" if numbers else "") for t in range(W)]
             for r in range(k)]
     guess = [[display_char(top_chars[r][t]) for t in range(W)] for r in range(k)]
-    fig = go.Figure(go.Heatmap(
+    traces = [go.Heatmap(
         z=p, x=x, y=y, text=text, customdata=guess, texttemplate="%{text}", textfont=dict(size=font_size),
         colorscale=PROBABILITY, zmin=0.0, zmax=1.0, xgap=1, ygap=1,
         colorbar=dict(thickness=12, title=dict(text="P")),
-        hovertemplate="after %{x}<br>guess %{y}: %{customdata}<br>P = %{z:.4f}<extra></extra>"))
+        hovertemplate="after %{x}<br>guess %{y}: %{customdata}<br>P = %{z:.4f}<extra></extra>")]
     if next_chars is not None:
         xs, ys = [], []
         for t in range(W):
@@ -59,16 +59,15 @@ def topk_figure(chars: Sequence[str], top_chars: Sequence[Sequence[str]], top_pr
                 if nc is not None and top_chars[r][t] == nc:
                     xs.append(x[t])
                     ys.append(y[r])
-        fig.add_scatter(x=xs, y=ys, mode="markers", hoverinfo="skip", name="true next char",
-                        marker=dict(symbol="square-open", size=max(10, font_size + 6),
-                                    color="#d62728", line=dict(width=2)))
-    fig.update_layout(
+        traces.append(go.Scatter(x=xs, y=ys, mode="markers", hoverinfo="skip", name="true next char",
+                                 marker=dict(symbol="square-open", size=max(10, font_size + 6),
+                                             color="#d62728", line=dict(width=2))))
+    return go.Figure(traces, layout=dict(
         height=120 + k * (int(2.6 * font_size) + 8 if numbers else 28), font=dict(size=font_size), showlegend=False,
         margin=dict(l=40, r=20, t=30 + 2 * font_size, b=10),   # room for the characters on top
         title=dict(text="Top guesses for the next character (red box: the character that came next)"),
         xaxis=dict(char_axis(chars, x, font_size), side="top"),
-        yaxis=dict(type="category", autorange="reversed"))
-    return fig
+        yaxis=dict(type="category", autorange="reversed")))
 
 
 def probability_heatmap(probs, tokens: Sequence[str], chars: Sequence[str], *, start: int = 0,
@@ -89,19 +88,19 @@ def probability_heatmap(probs, tokens: Sequence[str], chars: Sequence[str], *, s
     else:
         kw = dict(zmin=0.0, zmax=1.0, colorbar=dict(thickness=12, title=dict(text="P")),
                   hovertemplate="after %{x}<br>next %{y}<br>P = %{z:.4f}<extra></extra>")
-    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=PROBABILITY, **kw))
+    traces = [go.Heatmap(z=z, x=x, y=y, colorscale=PROBABILITY, **kw)]
     if next_ids is not None:
         xs = [x[t] for t in range(W) if next_ids[t] is not None]
         ys = [y[int(next_ids[t])] for t in range(W) if next_ids[t] is not None]
-        fig.add_scatter(x=xs, y=ys, mode="markers", hoverinfo="skip", name="true next char",
-                        marker=dict(symbol="circle-open", size=7, color="#ff4136", line=dict(width=1.5)))
+        traces.append(go.Scatter(x=xs, y=ys, mode="markers", hoverinfo="skip", name="true next char",
+                                 marker=dict(symbol="circle-open", size=7, color="#ff4136", line=dict(width=1.5))))
     xaxis = dict(char_axis(chars, x, font_size), title=dict(text="after reading"))
-    fig.update_layout(height=int(min(900, 140 + 13 * V)), font=dict(size=font_size), showlegend=False,
-                      margin=dict(l=60, r=20, t=30, b=60), xaxis=xaxis,
-                      yaxis=dict(type="category", autorange="reversed", dtick=1,
-                                 tickfont=dict(size=max(8, font_size - 3)), title=dict(text="next")),
-                      title=dict(text="P(next character) at every step (circles: what came next)"))
-    return fig
+    return go.Figure(traces, layout=dict(
+        height=int(min(900, 140 + 13 * V)), font=dict(size=font_size), showlegend=False,
+        margin=dict(l=60, r=20, t=30, b=60), xaxis=xaxis,
+        yaxis=dict(type="category", autorange="reversed", dtick=1,
+                   tickfont=dict(size=max(8, font_size - 3)), title=dict(text="next")),
+        title=dict(text="P(next character) at every step (circles: what came next)")))
 
 
 def step_distribution(probs, tokens: Sequence[str], *, next_id: int | None = None, top: int = 20,
@@ -114,9 +113,8 @@ def step_distribution(probs, tokens: Sequence[str], *, next_id: int | None = Non
         order.append(int(next_id))
     labels = token_labels(tokens)
     colors = ["#d62728" if next_id is not None and int(i) == int(next_id) else "#1f77b4" for i in order]
-    fig = go.Figure(go.Bar(x=[labels[i] for i in order], y=p[order], marker_color=colors,
-                           hovertemplate="next %{x}<br>P = %{y:.4f}<extra></extra>"))
-    fig.update_layout(height=300, font=dict(size=font_size), margin=dict(l=50, r=20, t=40, b=40),
-                      title=dict(text=title), yaxis=dict(title=dict(text="P"), rangemode="tozero"),
-                      xaxis=dict(type="category", title=None))
-    return fig
+    return go.Figure(go.Bar(x=[labels[i] for i in order], y=p[order], marker_color=colors,
+                            hovertemplate="next %{x}<br>P = %{y:.4f}<extra></extra>"),
+                     layout=dict(height=300, font=dict(size=font_size), margin=dict(l=50, r=20, t=40, b=40),
+                                 title=dict(text=title), yaxis=dict(title=dict(text="P"), rangemode="tozero"),
+                                 xaxis=dict(type="category", title=None)))

@@ -9,8 +9,11 @@ hundred columns; z values go out as float32 arrays (Plotly sends them base64-enc
 from __future__ import annotations
 
 import base64
+import hashlib
 import struct
+import threading
 import zlib
+from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
@@ -109,7 +112,6 @@ def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequen
         m = zmax if zmax is not None else symmetric_range(a)
         trace = go.Heatmap(z=z, x=x, y=y, colorscale=DIVERGING, zmid=0.0, zmin=-m, zmax=m,
                            hovertemplate=hover, colorbar=dict(thickness=12, title=dict(text=name)))
-    fig = go.Figure(trace)
     rows = len(units)
     if height is None:  # ~18 px per unit for small layers (1.4 × the font: lecture mode's larger
         # labels get taller rows), ~600 px of rows for large ones
@@ -118,10 +120,9 @@ def state_heatmap(values, chars: Sequence[str], *, start: int = 0, units: Sequen
     xaxis = char_axis(chars, x, font_size)
     xaxis["title"] = dict(text="character read at step t" + (" (hover for the step)" if len(chars) <= ALL_LABELS_MAX else ""))
     yaxis = unit_axis(units, named, font_size, layer, kind)
-    fig.update_layout(title=dict(text=title), height=height, xaxis=xaxis, yaxis=yaxis,
-                      margin=dict(l=60, r=20, t=40 if title else 10, b=60),
-                      font=dict(size=font_size))
-    return fig
+    return go.Figure(trace, layout=dict(title=dict(text=title), height=height, xaxis=xaxis, yaxis=yaxis,
+                                        margin=dict(l=60, r=20, t=40 if title else 10, b=60),
+                                        font=dict(size=font_size)))
 
 
 def colormap_rgb(values, vmin: float, vmax: float, scale: str) -> np.ndarray:
@@ -135,10 +136,22 @@ def colormap_rgb(values, vmin: float, vmax: float, scale: str) -> np.ndarray:
     return lut[idx]
 
 
+#: The last few PNGs made (digest of the pixels → data URI): a run that draws the same overview
+#: again (a rerun, the window moved) does not compress it again (~20 ms per 256 × 400 image).
+_PNG_MEMO: OrderedDict[bytes, str] = OrderedDict()
+_PNG_MEMO_SIZE = 16
+_PNG_LOCK = threading.Lock()
+
+
 def png_data_uri(rgb: np.ndarray) -> str:
     """A (rows, cols, 3) uint8 array as a ``data:image/png;base64,…`` URI (plain zlib, no PIL)."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w, _ = rgb.shape
+    key = hashlib.blake2b(rgb.data, digest_size=16, person=struct.pack(">II", h, w)).digest()
+    with _PNG_LOCK:
+        if key in _PNG_MEMO:
+            _PNG_MEMO.move_to_end(key)
+            return _PNG_MEMO[key]
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rgb.reshape(h, w * 3)], axis=1).tobytes()
 
     def chunk(tag: bytes, data: bytes) -> bytes:
@@ -146,7 +159,12 @@ def png_data_uri(rgb: np.ndarray) -> str:
 
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    with _PNG_LOCK:
+        _PNG_MEMO[key] = uri
+        while len(_PNG_MEMO) > _PNG_MEMO_SIZE:
+            _PNG_MEMO.popitem(last=False)
+    return uri
 
 
 def overview_heatmap(values, edges: Sequence[int], *, units: Sequence[int], window: tuple[int, int],
@@ -166,21 +184,19 @@ def overview_heatmap(values, edges: Sequence[int], *, units: Sequence[int], wind
     T = edges[-1]
     n = len(edges) - 1
     dx = T / n
-    fig = go.Figure(go.Image(source=png_data_uri(rgb), x0=dx / 2 - 0.5, dx=dx, y0=0, dy=1,
-                             hovertemplate="≈ step %{x:.0f}<extra></extra>"))
     lo, hi = window
-    fig.add_shape(type="rect", x0=lo - 0.5, x1=hi - 0.5, y0=-0.5, y1=len(units) - 0.5,
-                  line=dict(color="black", width=2), fillcolor="rgba(0,0,0,0)")
     per = max(edges[i + 1] - edges[i] for i in range(n)) if n else 1
-    fig.update_layout(
+    return go.Figure(go.Image(source=png_data_uri(rgb), x0=dx / 2 - 0.5, dx=dx, y0=0, dy=1,
+                              hovertemplate="≈ step %{x:.0f}<extra></extra>"), layout=dict(
+        shapes=[dict(type="rect", x0=lo - 0.5, x1=hi - 0.5, y0=-0.5, y1=len(units) - 0.5,
+                     line=dict(color="black", width=2), fillcolor="rgba(0,0,0,0)")],
         height=height, font=dict(size=font_size), margin=dict(l=60, r=20, t=30, b=30),
         title=dict(text=f"Whole text: {T:,} chars" + (f", ≤ {per} per column" if per > 1 else "")
                         + "; box = the window below",
                    font=dict(size=font_size)),
         xaxis=dict(range=[-0.5, T - 0.5], title=None, showgrid=False),
         yaxis=dict(range=[len(units) - 0.5, -0.5], showticklabels=False, scaleanchor=False,
-                   showgrid=False))
-    return fig
+                   showgrid=False)))
 
 
 def saturation_figure(rows: Sequence[dict], unit_low: dict[str, np.ndarray],
@@ -188,17 +204,17 @@ def saturation_figure(rows: Sequence[dict], unit_low: dict[str, np.ndarray],
     """Per gate, the fraction of time each unit is < 0.1 (closed) or > 0.9 (open), stacked, units
     sorted by how saturated they are. ``rows``: ``views.saturation_table``; unit_*: gate → (h,)."""
     gates = [r["gate"] for r in rows]
-    fig = go.Figure()
+    bars = []
     for k, g in enumerate(gates):
         lo, hi = _np(unit_low[g]), _np(unit_high[g])
         order = np.argsort(-(lo + hi), kind="stable")
         x = [f"{g}:u{u}" for u in order]
-        fig.add_bar(x=x, y=lo[order], name=f"{g} < 0.1", marker_color="#2166ac", legendgroup=g,
-                    xaxis=f"x{k + 1}" if k else "x", yaxis=f"y{k + 1}" if k else "y",
-                    hovertemplate="%{x}: closed %{y:.1%} of the time<extra></extra>")
-        fig.add_bar(x=x, y=hi[order], name=f"{g} > 0.9", marker_color="#b2182b", legendgroup=g,
-                    xaxis=f"x{k + 1}" if k else "x", yaxis=f"y{k + 1}" if k else "y",
-                    hovertemplate="%{x}: open %{y:.1%} of the time<extra></extra>")
+        bars.append(go.Bar(x=x, y=lo[order], name=f"{g} < 0.1", marker_color="#2166ac", legendgroup=g,
+                           xaxis=f"x{k + 1}" if k else "x", yaxis=f"y{k + 1}" if k else "y",
+                           hovertemplate="%{x}: closed %{y:.1%} of the time<extra></extra>"))
+        bars.append(go.Bar(x=x, y=hi[order], name=f"{g} > 0.9", marker_color="#b2182b", legendgroup=g,
+                           xaxis=f"x{k + 1}" if k else "x", yaxis=f"y{k + 1}" if k else "y",
+                           hovertemplate="%{x}: open %{y:.1%} of the time<extra></extra>"))
     n = max(1, len(gates))
     layout = dict(barmode="stack", height=160 + 140 * n, font=dict(size=font_size),
                   margin=dict(l=60, r=20, t=40, b=30), showlegend=False,
@@ -211,5 +227,42 @@ def saturation_figure(rows: Sequence[dict], unit_low: dict[str, np.ndarray],
         layout[f"xaxis{sx}"] = dict(showticklabels=False, anchor=f"y{sx}", title=None)
         layout[f"yaxis{sx}"] = dict(domain=[max(0, top - h), top], range=[0, 1], tickformat=".0%",
                                     title=dict(text=f"gate {g}"), anchor=f"x{sx}")
-    fig.update_layout(**layout)
-    return fig
+    return go.Figure(bars, layout=layout)
+
+
+#: Dictionary features' scale: white (off) to dark red, the positive half of the states' scale (an
+#: activation is never negative), as the coloured text shows a feature.
+FEATURE_SCALE = "Reds"
+
+
+def feature_heatmap(values, chars: Sequence[str], features: Sequence[int], *, layer: int, state: str,
+                    start: int = 0, named: dict[int, str] | None = None, title: str = "",
+                    font_size: int = 12) -> go.Figure:
+    """Heatmap of dictionary features (:mod:`rnnviz.units.sae`): ``values`` (W, F) the activations
+    of every feature on the W characters ``chars`` from step ``start``; rows = ``features`` (top to
+    bottom), named "L0 f[17]" (:func:`rnnviz.units.basis.feature_name`), those in ``named``
+    (feature → what it tracks) in bold with it. FEATURE_SCALE from 0 (white, off) to the largest
+    value shown."""
+    from ..units.basis import feature_name
+
+    a = _np(values)
+    if a.ndim != 2 or a.shape[0] != len(chars):
+        raise ValueError(f"values must be (len(chars), F); got {a.shape} for {len(chars)} chars")
+    rows = list(features)
+    z = np.ascontiguousarray(a[:, rows].T)
+    labels = [feature_name(layer, state, f) for f in rows]
+    named = named or {}
+    m = max(float(z.max()) if z.size else 0.0, 1e-6)
+    x = window_labels(chars, start)
+    heat = go.Heatmap(z=z, x=x, y=labels, colorscale=FEATURE_SCALE, zmin=0.0, zmax=m,
+                      hovertemplate="step:char %{x}<br>feature %{y}<br>a = %{z:.4f}<extra></extra>",
+                      colorbar=dict(thickness=12, title=dict(text="a_f")))
+    per_row = max(22.0, 1.6 * font_size)
+    xaxis = char_axis(chars, x, font_size)
+    xaxis["title"] = dict(text="character read at step t")
+    yaxis = dict(type="category", autorange="reversed", title=dict(text="feature"), automargin=True,
+                 tickmode="array", tickvals=labels, tickfont=dict(size=font_size),
+                 ticktext=[f"<b>{lab} · {named[f]}</b>" if f in named else lab for f, lab in zip(rows, labels)])
+    return go.Figure(heat, layout=dict(title=dict(text=title), height=int(130 + per_row * len(rows)), xaxis=xaxis,
+                                       yaxis=yaxis, margin=dict(l=60, r=20, t=40 if title else 10, b=60),
+                                       font=dict(size=font_size)))

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from .common import log_axis
+from .common import hline, log_axis
 
 _TRAIN, _VAL, _STEP = "#1f77b4", "#d62728", "rgba(31,119,180,0.35)"
 #: The legend sits in the top margin, right of the title, never under the plot where the x-axis
@@ -27,34 +27,29 @@ def loss_figure(steps: Sequence[int], losses: Sequence[float], history: Sequence
                 perplexity: bool = False, height: int = 320) -> go.Figure:
     """Per-step minibatch loss (faint), the mean train loss and the validation loss at each
     evaluation (``history`` rows with step, train_loss, val_loss); in nats/char or as perplexity."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=list(steps), y=_exp(losses, perplexity), mode="lines", name="minibatch",
-                             line=dict(color=_STEP, width=1)))
     ev = [r for r in history if r.get("step")]
     x = [r["step"] for r in ev]
-    fig.add_trace(go.Scatter(x=x, y=_exp([r["train_loss"] for r in ev], perplexity), mode="lines+markers",
-                             name="train (mean since last eval)", line=dict(color=_TRAIN)))
-    fig.add_trace(go.Scatter(x=x, y=_exp([r["val_loss"] for r in ev], perplexity), mode="lines+markers",
-                             name="validation (last 10 %)", line=dict(color=_VAL)))
     label = "perplexity" if perplexity else "loss (nats/char)"
-    fig.update_layout(title=dict(text=f"Training and validation {label}", y=0.97, yanchor="top"), height=height,
-                      xaxis=dict(title=dict(text="optimiser step")), yaxis=dict(title=dict(text=label)),
-                      legend=_LEGEND, margin=_MARGIN)
-    return fig
+    return go.Figure([go.Scatter(x=list(steps), y=_exp(losses, perplexity), mode="lines", name="minibatch",
+                                 line=dict(color=_STEP, width=1)),
+                      go.Scatter(x=x, y=_exp([r["train_loss"] for r in ev], perplexity), mode="lines+markers",
+                                 name="train (mean since last eval)", line=dict(color=_TRAIN)),
+                      go.Scatter(x=x, y=_exp([r["val_loss"] for r in ev], perplexity), mode="lines+markers",
+                                 name="validation (last 10 %)", line=dict(color=_VAL))],
+                     layout=dict(title=dict(text=f"Training and validation {label}", y=0.97, yanchor="top"),
+                                 height=height, xaxis=dict(title=dict(text="optimiser step")),
+                                 yaxis=dict(title=dict(text=label)), legend=_LEGEND, margin=_MARGIN))
 
 
 def grad_norm_figure(steps: Sequence[int], before: Sequence[float], after: Sequence[float],
                      clip: float, *, height: int = 320) -> go.Figure:
     """Global gradient norm ‖g‖ per step before and after clipping to θ (log scale)."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=list(steps), y=list(before), mode="lines", name="before clipping",
-                             line=dict(color="#ff7f0e")))
-    fig.add_trace(go.Scatter(x=list(steps), y=list(after), mode="lines", name="after clipping",
-                             line=dict(color="#2ca02c", dash="dot")))
-    if clip > 0:
-        fig.add_hline(y=clip, line=dict(color="grey", dash="dash"), annotation_text=f"θ = {clip:g}")
-    fig.update_layout(title=dict(text="Global gradient norm per step", y=0.97, yanchor="top"), height=height,
-                      xaxis=dict(title=dict(text="optimiser step")),
-                      yaxis=log_axis(before, after, [clip] if clip > 0 else None, title=dict(text="‖g‖")),
-                      legend=_LEGEND, margin=_MARGIN)
-    return fig
+    return go.Figure([go.Scatter(x=list(steps), y=list(before), mode="lines", name="before clipping",
+                                 line=dict(color="#ff7f0e")),
+                      go.Scatter(x=list(steps), y=list(after), mode="lines", name="after clipping",
+                                 line=dict(color="#2ca02c", dash="dot"))],
+                     layout=dict(title=dict(text="Global gradient norm per step", y=0.97, yanchor="top"),
+                                 height=height, xaxis=dict(title=dict(text="optimiser step")),
+                                 yaxis=log_axis(before, after, [clip] if clip > 0 else None, title=dict(text="‖g‖")),
+                                 legend=_LEGEND, margin=_MARGIN,
+                                 **(hline(clip, f"θ = {clip:g}", "grey") if clip > 0 else {})))

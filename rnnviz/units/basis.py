@@ -29,6 +29,7 @@ Mean-ablation of feature f (:func:`feature_ablation_hook`)
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,18 @@ def feature_name(layer: int, state: str, index: int) -> str:
     """The one name of a dictionary feature on every view: ``"L0 f[17]"`` for an SAE on H_t,
     ``"L0 fc[17]"`` on C_t (the unit names' form, :func:`rnnviz.units.names.unit_name`)."""
     return f"L{int(layer)} {'f' if state == 'h' else 'f' + state}[{int(index)}]"
+
+
+_FEATURE_NAME = re.compile(r"L(0|[1-9][0-9]{0,2}) f([a-z]?)\[(0|[1-9][0-9]{0,5})\]")
+
+
+def parse_feature_name(text) -> tuple[int, str, int] | None:
+    """(layer, state, index) of a feature name (:func:`feature_name`'s form: "L0 f[17]" → (0, "h", 17),
+    "L0 fc[17]" → (0, "c", 17)); None for anything else (not checked against an SAE)."""
+    m = _FEATURE_NAME.fullmatch(text.strip()) if isinstance(text, str) else None
+    if m is None or m.group(2) == "h":                   # "fh" is not a name: H_t's features are "f"
+        return None
+    return int(m.group(1)), m.group(2) or "h", int(m.group(3))
 
 
 @dataclass(frozen=True, order=True)
@@ -140,7 +153,8 @@ class SAEBasis:
 
     def _recipe(self) -> dict:
         m = self.sae.meta
-        return {"l1": float(m.get("l1", 0.05)), "batch": int(m.get("batch", 512)), "lr": float(m.get("lr", 1e-3))}
+        return {"l1": float(m.get("l1", 0.05)), "batch": int(m.get("batch", 512)), "lr": float(m.get("lr", 1e-3)),
+                "l1_warmup": float(m.get("l1_warmup", 0.0)), "lr_decay": float(m.get("lr_decay", 0.0))}
 
     @torch.inference_mode(False)
     def control_effects(self, model: CharRNN, ids: Tensor, feats: Sequence[K.Feature],

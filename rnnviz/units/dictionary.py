@@ -100,3 +100,18 @@ def feature_activations(sae, cache: dict[str, Tensor], layer: int, state: str) -
     from ..names import act_name
 
     return sae.encode(torch.as_tensor(cache[act_name(layer, state)]).float())
+
+
+def feature_values(sae, cache: dict[str, Tensor], layer: int, state: str, index: int) -> Tensor:
+    """(T,) activation of feature ``index`` alone on a trace cache's ``layer{l}.{state}``:
+    a_f(h_t) = ReLU(W_enc[f] · (h_t − b_dec) + b_enc[f]), the f-th column of :meth:`SAE.encode`
+    without computing the others (a pinned feature followed on every view)."""
+    from ..names import act_name
+    from .sae import SAEError
+
+    if not 0 <= int(index) < sae.n_features:
+        raise SAEError(f"Feature {index} is not among 0…{sae.n_features - 1}.")
+    x = torch.as_tensor(cache[act_name(layer, state)]).float()
+    if x.dim() != 2 or x.shape[1] != sae.dim:
+        raise SAEError(f"The SAE reads vectors of size {sae.dim}; got {tuple(x.shape)}.")
+    return torch.relu((x - sae.b_dec) @ sae.W_enc[int(index)] + sae.b_enc[int(index)])

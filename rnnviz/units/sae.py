@@ -10,9 +10,13 @@ Model
 Training (:func:`train_sae`)
     The inputs are divided by one scalar s (the root-mean-square of the centred inputs per dimension)
     so one L1 coefficient means the same for states of any scale; the loss per example is
-    ‖x/s − x̂‖² / d + λ Σ_f a_f (mean over the batch), minimised with Adam on random batches; after
+    ‖x/s − x̂‖² / d + λ_k Σ_f a_f (mean over the batch), minimised with Adam on random batches; after
     every step the columns of W_dec are renormalised to unit length (so the L1 term cannot be
-    dodged by shrinking a and growing d_f). Initialisation: W_dec random unit columns,
+    dodged by shrinking a and growing d_f). Schedules on the progress p ∈ [0, 1] (steps done / K, or
+    with a deadline the time used / the time allowed, whichever is further): the L1 coefficient
+    rises linearly from 0 to λ while p < ``l1_warmup`` (features form before sparsity prunes them),
+    and the learning rate falls linearly to 0 over the last ``lr_decay`` of p (so a run cut by its
+    deadline still ends with the decay, not in mid-flight). Initialisation: W_dec random unit columns,
     W_enc = W_decᵀ, b_enc = 0, b_dec = the mean input. At the end s is folded back exactly
     (b_dec ← s·b_dec, b_enc ← s·b_enc, activations in the input's units), so the stored SAE is the
     formula above on raw states. Every random number comes from one ``torch.Generator(seed)``.
@@ -133,12 +137,25 @@ def _init(x: Tensor, n_features: int, gen: torch.Generator) -> list[Tensor]:
     return [W_dec.T.clone(), torch.zeros(n_features), W_dec, x.mean(0).float().clone()]
 
 
+def _progress(done: int, steps: int, start: float, deadline: float | None) -> float:
+    """How far training is, in [0, 1]: steps done / steps, or the time used / the time allowed."""
+    p = done / steps
+    if deadline is not None:
+        p = max(p, (time.monotonic() - start) / max(deadline - start, 1e-9))
+    return min(p, 1.0)
+
+
 def train_sae(x: Tensor, n_features: int, *, l1: float = 0.05, steps: int = 3000, batch: int = 512,
-              lr: float = 1e-3, seed: int = 0, deadline: float | None = None) -> SAE:
+              lr: float = 1e-3, seed: int = 0, deadline: float | None = None, l1_warmup: float = 0.0,
+              lr_decay: float = 0.0) -> SAE:
     """An SAE fitted to activations x (N, d) (module docstring). ``deadline``: a time.monotonic()
     value after which training stops early (``meta["steps_done"]`` says how far it got).
-    Deterministic for a seed (on one thread). Raises SAEError for bad input or settings."""
+    Deterministic for a seed (on one thread, without a deadline: the schedules then follow the
+    clock). Raises SAEError for bad input or settings."""
     _check_training(x, n_features, l1, steps, batch, lr)
+    for name, v in (("l1_warmup", l1_warmup), ("lr_decay", lr_decay)):
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1):
+            raise SAEError(f"{name} must be a fraction of the training in [0, 1], got {v!r}")
     x = x.float()
     scale = float(((x - x.mean(0)) ** 2).mean().sqrt())
     if scale == 0.0:
@@ -148,23 +165,26 @@ def train_sae(x: Tensor, n_features: int, *, l1: float = 0.05, steps: int = 3000
     params = [p.requires_grad_() for p in _init(xs, n_features, gen)]
     W_enc, b_enc, W_dec, b_dec = params
     opt = torch.optim.Adam(params, lr=lr)
-    done = 0
+    start, done = time.monotonic(), 0
     with torch.enable_grad():
         for done in range(1, steps + 1):
             rows = torch.randint(0, xs.shape[0], (min(batch, xs.shape[0]),), generator=gen)
             xb = xs[rows]
             a = torch.relu((xb - b_dec) @ W_enc.T + b_enc)
             err = ((a @ W_dec.T + b_dec - xb) ** 2).sum(1).mean() / xs.shape[1]
-            loss = err + l1 * a.sum(1).mean()
+            p = _progress(done - 1, steps, start, deadline)
+            loss = err + l1 * (min(1.0, p / l1_warmup) if l1_warmup else 1.0) * a.sum(1).mean()
+            opt.param_groups[0]["lr"] = lr * (min(1.0, (1.0 - p) / lr_decay) if lr_decay else 1.0)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             with torch.no_grad():
                 W_dec /= W_dec.norm(dim=0, keepdim=True).clamp_min(1e-12)
-            if deadline is not None and time.monotonic() > deadline:
+            if _progress(done, steps, start, deadline) >= 1.0:
                 break
     meta = {"format": FORMAT, "n_features": n_features, "dim": int(x.shape[1]), "l1": float(l1),
-            "steps": steps, "steps_done": done, "batch": batch, "lr": float(lr), "seed": int(seed),
+            "steps": steps, "steps_done": done, "l1_warmup": float(l1_warmup), "lr_decay": float(lr_decay),
+            "batch": batch, "lr": float(lr), "seed": int(seed),
             "scale": scale, "train_vectors": int(x.shape[0])}
     return SAE(W_enc.detach().clone(), b_enc.detach() * scale, W_dec.detach().clone(),
                b_dec.detach() * scale, meta)

@@ -73,7 +73,8 @@ def split_text(model: CharRNN, corpora_dir=None) -> tuple[str, str, str]:
 
 def train_for_checkpoint(model: CharRNN, layer: int, state: str, n_features: int, *, l1: float,
                          steps: int, batch: int, lr: float, seed: int, max_seconds: float,
-                         max_train_chars: int | None = None, corpora_dir=None) -> SAE:
+                         max_train_chars: int | None = None, corpora_dir=None, l1_warmup: float = 0.0,
+                         lr_decay: float = 0.0) -> SAE:
     """Train on the model's training split and measure on its held-out part (module docstring).
     ``meta`` gets the provenance and figures. Raises SAEError."""
     if not 0 <= layer < model.config.num_layers or state not in model.spec.state_kinds:
@@ -86,7 +87,7 @@ def train_for_checkpoint(model: CharRNN, layer: int, state: str, n_features: int
         train = train[-max_train_chars:]
     x = model_states(model, train, layer, state)
     sae = train_sae(x, n_features, l1=l1, steps=steps, batch=batch, lr=lr, seed=seed,
-                    deadline=t0 + max_seconds)
+                    deadline=t0 + max_seconds, l1_warmup=l1_warmup, lr_decay=lr_decay)
     figures = measure(sae, model_states(model, held, layer, state))
     sae.meta.update({
         "checkpoint": model.name, "fingerprint": model_ref(model).digest, "layer": layer, "state": state,
@@ -107,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--features", type=int, default=512, help="dictionary size F")
     p.add_argument("--l1", type=float, default=0.003, help="L1 coefficient on the activations (normalised inputs)")
     p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--l1-warmup", type=float, default=0.0,
+                   help="raise the L1 coefficient from 0 over this first fraction of the training")
+    p.add_argument("--lr-decay", type=float, default=0.0,
+                   help="let the learning rate fall to 0 over this last fraction of the training")
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -127,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         sae = train_for_checkpoint(model, args.layer, args.state, args.features, l1=args.l1, steps=args.steps,
                                    batch=args.batch, lr=args.lr, seed=args.seed,
                                    max_seconds=60 * args.max_minutes, max_train_chars=args.max_train_chars,
-                                   corpora_dir=args.corpora_dir)
+                                   corpora_dir=args.corpora_dir, l1_warmup=args.l1_warmup,
+                                   lr_decay=args.lr_decay)
     except (SAEError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
