@@ -220,3 +220,18 @@ def test_lesson_tab_is_in_the_link(app):
     assert not at.exception and not ignored_line(at)
     assert at.session_state["l_tab"] == "(c) The four problems of §6.3.5"
     assert at.query_params["lesson.tab"] == "(c) The four problems of §6.3.5"
+
+
+def test_the_ignored_line_stays_for_the_visit_and_goes_with_the_view(tmp_path, monkeypatch):
+    """A run the page starts by itself (a result drawn when ready) or a widget's rerun keeps the
+    line naming the link's ignored values; another view does not show it."""
+    from .conftest import app_on, open_view
+    rnnviz.save_checkpoint(tiny_model("rnn_tanh", 1, 8), tmp_path / "timemachine-lstm.safetensors", {"corpus": "t"})
+    at = open_view(app_on(tmp_path, monkeypatch), "app_pages/hidden_states.py", **{"hs.tstep": "zz"})
+    assert named(ignored_line(at), "hs.tstep")
+    at.run()
+    assert named(ignored_line(at), "hs.tstep"), "the line went with a rerun of the same visit"
+    at.switch_page("app_pages/predictions.py").run()
+    assert not ignored_line(at)
+    at.switch_page("app_pages/hidden_states.py").run()
+    assert not ignored_line(at), "a later visit names only what its own link ignored"

@@ -38,6 +38,9 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _KEPT = "_url_kept"
 #: Session-state key of this run's slot for the "Ignored from the link" line.
 _NOTES = "_url_notes"
+#: Session-state key of the values named in that line during this visit of a view: the line stays
+#: for the visit (a run the page starts by itself, e.g. to draw a result that became ready, keeps it).
+_NAMED = "_url_named"
 IGNORED = "Ignored from the link (the default is used instead): "
 
 Limits = dict[str, Any]
@@ -305,6 +308,7 @@ def _note(ignored: list[str]) -> None:
         return
     notes["lines"] += ignored
     notes["slot"].caption(IGNORED + "; ".join(notes["lines"]))
+    st.session_state[_NAMED] = {"view": notes["view"], "lines": list(notes["lines"])}
 
 
 def new_run() -> None:
@@ -346,10 +350,18 @@ def url_drop(param: str) -> None:
 
 def view_params(prefix: str) -> None:
     """Drop the URL keys of other views (a copied link then only holds this view's state); at
-    the top of the view, a slot for the line that names ignored values."""
+    the top of the view, a slot for the line that names ignored values (showing the values named
+    earlier in this visit of the view)."""
     from app_pages.ui.params import VIEW_PREFIXES   # here: params imports this module
 
     for key in list(st.query_params.keys()):
         if key.startswith(VIEW_PREFIXES) and not key.startswith(prefix):
             del st.query_params[key]
-    st.session_state[_NOTES] = {"slot": st.empty(), "lines": []}
+    named = st.session_state.get(_NAMED)
+    lines = list(named["lines"]) if named and named["view"] == prefix else []
+    if not lines:
+        st.session_state.pop(_NAMED, None)      # another view: its line is not this one's
+    slot = st.empty()
+    if lines:
+        slot.caption(IGNORED + "; ".join(lines))
+    st.session_state[_NOTES] = {"slot": slot, "lines": lines, "view": prefix}
