@@ -116,6 +116,25 @@ def any_model(request):
     return tiny_model(cell, layers)
 
 
+#: Rough CPU seconds of the suite's longest files on the quiet 2-core machine (only their order
+#: matters). Two workers take whole files (pyproject: --dist loadfile --no-loadscope-reorder): the
+#: longest start first, so no long browser file starts last while the other worker has run dry.
+FILE_COST = {"test_slider_keys_browser.py": 180, "test_url_fuzz_browser.py": 60, "test_browser.py": 57,
+             "test_docs.py": 56, "test_hostile_text.py": 48, "test_hostile_checkpoints.py": 44,
+             "test_gradients.py": 43, "test_load_protocol.py": 43, "test_readonly_model.py": 41,
+             "test_shipped_checkpoints.py": 39, "test_presenter_browser.py": 35, "test_xss_browser.py": 33,
+             "test_heavy_models.py": 33, "test_train_browser.py": 30, "test_loadtest_smoke.py": 30,
+             "test_timeline_browser.py": 28, "test_app_overflow.py": 27, "test_inplace_chart.py": 25,
+             "test_app_features.py": 21, "test_pin_browser.py": 16, "test_later_browser.py": 15,
+             "test_app_views.py": 15}
+
+
+def pytest_collection_modifyitems(items):
+    """Longest files first (FILE_COST), the others after in their usual order; a file's tests
+    keep their order (a stable sort on a key shared by the whole file)."""
+    items.sort(key=lambda item: -FILE_COST.get(item.path.name, 0))
+
+
 class StreamlitServer(AppServer):
     """The app on 127.0.0.1 at a free port, one torch thread (see tools.serve.AppServer)."""
 

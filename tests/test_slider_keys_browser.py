@@ -1,6 +1,6 @@
 """#28 item 2: every slider is safe under a held arrow key.
 
-On every view, each slider (st.slider and st.select_slider) gets the arrow key held for 3.5 s at
+On every view, each slider (st.slider and st.select_slider) gets the arrow key held for 3.1 s at
 key-repeat speed (a keydown every 33 ms: what a held key sends). Then, once the app is idle: no
 connection error ("Cached ForwardMsg MISS" killed the page, see .streamlit/config.toml), no
 exception, no element left from an earlier run (a stale element is a mixed step), and on
@@ -18,7 +18,7 @@ from .conftest import StreamlitServer
 
 TEXT = "the time machine by h g wells " * 4
 TIMEOUT = 180_000
-HOLD_S = 3.5
+HOLD_S = 3.1     # #28 asks for a hold of at least 3 s
 SLIDER = "input[type=range]"
 BOX = "[data-testid='stSlider']"
 #: Views whose first screen always holds a slider (the others: when their knobs show one).
