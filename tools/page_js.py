@@ -68,9 +68,11 @@ UPDATE_JS = """({digest, minCharts, viewPath, textParam, armed}) => {
   const carried = metas.some(m => m.rnnviz === digest);
   if (minCharts > 0 && !carried) return false;
   // A run since ARM_JS: the script state changed, or the charts carrying the digest are new ones
-  // (no old one left). (A run of a bare page can be over within one task: its script-state changes
-  // were once missed.)
-  return !armed || window.__rnnvizRun || (minCharts > 0 && carried);
+  // (no old one left), or the address bar shows what only the new run writes there: the view's path
+  // (a view switch: Streamlit sets it when the view's run starts) or the committed text (the run
+  // writes it into the link). A quick run can be over within one React render, which then never
+  // writes its script state to the page (a cached view on a tiny model was missed so).
+  return !armed || window.__rnnvizRun || viewPath !== null || textParam !== null || (minCharts > 0 && carried);
 }"""
 
 #: No script run under way; with a selector argument, also an element matching it is shown.
