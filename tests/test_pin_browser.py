@@ -47,6 +47,18 @@ def _drawn(page, key: str):
                          "return {y: g.data[0].y, ticks: g.layout.yaxis.ticktext || []}; }")
 
 
+#: No part of the page is still waiting for its heavy result (app_pages/ui/later.py's placeholder):
+#: the verdict panel fills in above the bars by a rerun, which moves them.
+_FILLED = """() => ![...document.querySelectorAll('[data-testid="stAlert"]')]
+  .some(e => e.innerText.includes('It appears here when it is ready'))"""
+
+
+def _settled_page(page) -> None:
+    """What a user waits for before aiming at a bar: every part drawn, nothing left to move it."""
+    page.wait_for_function(_FILLED, timeout=TIMEOUT, polling=250)
+    page.wait_for_function(SETTLED_JS, timeout=TIMEOUT)
+
+
 def _click_row(page, key: str, label: str) -> None:
     x, y = page.evaluate(ROW_AT, [key, label])
     page.mouse.click(x, y)
@@ -65,6 +77,8 @@ def test_click_a_units_bar_then_step_through_and_hidden_states_follow(streamlit_
     # Units measured on the sidebar text (units.src=typed): no corpus sample to index first.
     page.goto(f"{streamlit_server.url}/units?ckpt=timemachine-rnn&units.src=typed&text={quote(TEXT)}",
               timeout=TIMEOUT)
+    _drawn(page, "u_rank")
+    _settled_page(page)
     bars = _drawn(page, "u_rank")["y"]
     name = bars[-1]                                     # the top bar (bars are listed bottom up)
     _click_row(page, "u_rank", name)
