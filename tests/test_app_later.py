@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rnnviz import save_checkpoint
-from tests.conftest import APP_S, REPO, chart_specs, rerun_until, tiny_model
+from tests.conftest import APP_S, REPO, chart_specs, open_view, rerun_until, tiny_model
 from tests.test_app_units import CORPUS, texts
 
 #: A seed no other test uses: its weights' hash (the results' key) is this file's own.
@@ -50,13 +50,7 @@ def env(tmp_path, monkeypatch):
 
 
 def _open(page: str, **query) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=APP_S)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_view(AppTest.from_file(str(REPO / "app.py"), default_timeout=APP_S), page, **query)
 
 
 def _placeholders(at: AppTest, what: str) -> list[str]:
