@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -136,11 +138,23 @@ def pytest_collection_modifyitems(items):
 
 
 class StreamlitServer(AppServer):
-    """The app on 127.0.0.1 at a free port, one torch thread (see tools.serve.AppServer)."""
+    """The app on 127.0.0.1 at a free port, one torch thread (see tools.serve.AppServer); its
+    output goes to a temporary file, whose end :meth:`log_tail` gives for a failure's message."""
 
     def __init__(self, env: dict | None = None):
+        self._log = tempfile.TemporaryFile()
         super().__init__(REPO / "app.py", {"OMP_NUM_THREADS": "1", **(env or {})}, timeout=180,
-                         args=NO_WARMUP)
+                         args=NO_WARMUP, log=self._log)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The last ``chars`` characters the server wrote (its log lines, any traceback)."""
+        self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, self._log.tell() - chars))
+        return self._log.read().decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        super().stop()
+        self._log.close()
 
 
 @pytest.fixture(autouse=True)

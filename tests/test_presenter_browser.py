@@ -20,7 +20,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from app_pages.ui.deck import DECKS_DIR, SIDEBAR_KEYS, parse_deck
 from app_pages.ui.params import PARAMS
-from tools.page_js import RUN_OVER_JS
+from tools.page_js import RUN_OVER_JS, STATE_JS
 
 DECK = parse_deck((DECKS_DIR / "d2l-6.3.txt").read_text(encoding="utf-8"))
 SLIDE_S = 300                 # generous: the suite may share the 2 cores with other work
@@ -76,12 +76,14 @@ def _watch(page) -> list[str]:
     return errors
 
 
-def _shown(page, n: int) -> None:
+def _shown(page, n: int, server=None) -> None:
     try:
         page.wait_for_function(SHOWN_JS, arg=[n, len(DECK.slides)], timeout=SLIDE_S * 1000, polling=150)
     except PlaywrightTimeout:
         pytest.fail(f"slide {n} of {len(DECK.slides)} not shown after {SLIDE_S} s; the page is at "
-                    f"{page.url}; it shows: {page.inner_text('body')[:600]!r}")
+                    f"{page.url}; the view shows: {page.inner_text('[data-testid=stMain]')[:1500]!r}; "
+                    f"page state: {page.evaluate(STATE_JS)}; the server's log ends: "
+                    f"{server.log_tail() if server else '(not kept)'}")
 
 
 def _check_slide(page, n: int, errors: list[str]) -> None:
@@ -135,7 +137,7 @@ def test_the_shipped_deck_plays_in_lecture_mode(streamlit_server, browser):
         page.get_by_text("Presenter mode", exact=True).click()
         page.get_by_role("button", name=re.compile("Play the deck")).click()
         for n in range(1, len(DECK.slides) + 1):
-            _shown(page, n)
+            _shown(page, n, server)
             _check_slide(page, n, errors)
             if n == 7:
                 _arrow_moves_the_slider(page, n)
