@@ -123,7 +123,7 @@ def any_model(request):
 #: longest start first, so no long browser file starts last while the other worker has run dry.
 FILE_COST = {"test_slider_keys_browser.py": 180, "test_url_fuzz_browser.py": 60, "test_browser.py": 57,
              "test_docs.py": 56, "test_hostile_text.py": 48, "test_hostile_checkpoints.py": 44,
-             "test_gradients.py": 43, "test_load_protocol.py": 43, "test_readonly_model.py": 41,
+             "test_gradients.py": 25, "test_jacobian_chain.py": 12, "test_load_protocol.py": 43, "test_readonly_model.py": 41,
              "test_shipped_checkpoints.py": 39, "test_presenter_browser.py": 35, "test_xss_browser.py": 33,
              "test_heavy_models.py": 33, "test_train_browser.py": 30, "test_loadtest_smoke.py": 30,
              "test_timeline_browser.py": 28, "test_app_overflow.py": 27, "test_inplace_chart.py": 25,

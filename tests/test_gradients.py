@@ -5,8 +5,9 @@ References used here (none shares code with rnnviz.gradients):
   model's weights, ``retain_grad`` on each H_t;
 * the textbook equations (d2l) stepped one by one with a zero "probe" added to every H_t and C_t —
   the gradient w.r.t. a probe is exactly the total derivative — also used for central finite
-  differences in float64;
-* torch.autograd.functional.jacobian + torch.linalg.matrix_norm for the Jacobian chain.
+  differences in float64 (both in tests/grad_reference.py).
+The Jacobian chain and the gradient map: tests/test_jacobian_chain.py; the compiled backward's
+threads, chunks and deadline: tests/test_gradient_kernels.py.
 """
 
 from __future__ import annotations
@@ -18,19 +19,15 @@ import pytest
 import torch
 from torch import nn
 
-from rnnviz import CELLS, kernels, trace
-from rnnviz.cells import LayerJacobian, spec
-from rnnviz.gradients import (MAP_MAX_STEPS, GradientError, WhatIf, apply_whatif, fit_rate,
-                              gradient_map, jacobian_chain, norm_curve, parameter_gradients,
-                              plan_map_rows, reading, whh_spectrum)
+from rnnviz import CELLS, trace
+from rnnviz.cells import LayerJacobian
+from rnnviz.gradients import (GradientError, WhatIf, apply_whatif, gradient_map, jacobian_chain, norm_curve,
+                              parameter_gradients, reading, whh_spectrum)
 from tests.backward_loops import torch_backward
 from tests.conftest import SMALL_TEXT, tiny_model
-from tests.reference import textbook_run, textbook_step
+from tests.grad_reference import CELL_LAYERS, F64, TEXT, ids_of, cell_reference, textbook_grads, textbook_loss
 
-TEXT = SMALL_TEXT[:16]
-F64 = torch.float64
 LOSSES = [("last", None), ("step", 6), ("sum", None)]
-CELL_LAYERS = [(c, n) for c in CELLS for n in (1, 2)]
 
 
 @pytest.fixture(params=["compiled", "torch"])
@@ -40,79 +37,6 @@ def backward(request, monkeypatch):
     if request.param == "torch":
         monkeypatch.setattr(LayerJacobian, "backward", torch_backward)
     return request.param
-
-
-def _ids(model, text):
-    return model.vocab.encode(text).ids
-
-
-def _loss_steps(T, loss, step):
-    return {"last": [T - 2], "step": [step], "sum": list(range(T - 1))}[loss]
-
-
-# ----------------------------------------------------------------------------- references
-def cell_reference(model, text, loss_steps):
-    """Per-step nn.*Cell formulation (float64); returns per-layer (T, h) ∂L/∂H_t (retain_grad)."""
-    m = copy.deepcopy(model).double()
-    cfg = m.config
-    ids = _ids(m, text)
-    T, H = ids.numel(), cfg.hidden_size
-    inputs = list(nn.functional.one_hot(ids, cfg.vocab_size).double())
-    hs_all = []
-    for layer in m.layers:
-        if cfg.cell == "gru_d2l":   # no PyTorch cell: the book's equations (tests/reference.py)
-            p = {k: v.double() for k, v in m.textbook_params(len(hs_all)).items()}
-            cell = lambda x, h, p=p: textbook_step("gru_d2l", p, x, h)["h"]  # noqa: E731
-        elif cfg.cell.startswith("rnn"):
-            cell = nn.RNNCell(layer.input_size, H, nonlinearity=cfg.cell[4:])
-        elif cfg.cell == "gru":
-            cell = nn.GRUCell(layer.input_size, H)
-        else:
-            cell = nn.LSTMCell(layer.input_size, H)
-        if isinstance(cell, nn.Module):
-            cell = cell.double()
-            with torch.no_grad():
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                    getattr(cell, name).copy_(getattr(layer, name + "_l0"))
-        h = torch.zeros(1, H, dtype=F64, requires_grad=True)
-        c = torch.zeros(1, H, dtype=F64)
-        hs = []
-        for t in range(T):
-            if cfg.cell == "lstm":
-                h, c = cell(inputs[t][None], (h, c))
-            else:
-                h = cell(inputs[t][None], h)
-            h.retain_grad()
-            hs.append(h)
-        hs_all.append(hs)
-        inputs = [x[0] for x in hs]
-    loss = sum(-torch.log_softmax(m.output(inputs[s]), -1)[ids[s + 1]] for s in loss_steps)
-    loss.backward()
-    return [torch.cat([x.grad if x.grad is not None else torch.zeros(1, H, dtype=F64) for x in hs])
-            for hs in hs_all]
-
-
-def textbook_loss(model, ids, loss_steps, probes_h=None, probes_c=None, cuts=()):
-    """The d2l equations stepped one at a time (tests/reference.py; model already float64).
-
-    probes_h[l]: (T, h) added to H_t of layer l right after it is computed (C likewise, before
-    H_t = O_t ⊙ tanh(C_t)). ``cuts``: steps t at which H_{t−1} (and C_{t−1}) are detached.
-    """
-    _, logits = textbook_run(model, ids, probes_h=probes_h, probes_c=probes_c, cuts=set(cuts))
-    return sum(-torch.log_softmax(logits[s], -1)[ids[s + 1]] for s in loss_steps)
-
-
-def textbook_grads(model, text, loss_steps, cuts=()):
-    """Total derivatives ∂L/∂H_t, ∂L/∂C_t via zero probes (float64)."""
-    m = copy.deepcopy(model).double()
-    ids = _ids(m, text)
-    T, H, L = ids.numel(), m.config.hidden_size, m.config.num_layers
-    ph = [torch.zeros(T, H, dtype=F64, requires_grad=True) for _ in range(L)]
-    pc = [torch.zeros(T, H, dtype=F64, requires_grad=True) for _ in range(L)]
-    loss = textbook_loss(m, ids, loss_steps, ph, pc, cuts)
-    gh = torch.autograd.grad(loss, ph + pc, allow_unused=True)
-    z = torch.zeros(T, H, dtype=F64)
-    return [g if g is not None else z for g in gh[:L]], [g if g is not None else z for g in gh[L:]]
 
 
 # ----------------------------------------------------------------------------- norm curve
@@ -147,7 +71,7 @@ def test_norm_curve_matches_central_finite_differences(cell, layers):
     model = tiny_model(cell, layers, hidden=3)
     text = TEXT[:6]
     m = copy.deepcopy(model).double()
-    ids = _ids(m, text)
+    ids = ids_of(m, text)
     T, H = ids.numel(), 3
     nc = norm_curve(model, text, loss="sum", dtype=F64, keep_grads=True)
     eps = 1e-6
@@ -172,7 +96,7 @@ def test_norm_curve_matches_central_finite_differences(cell, layers):
 def test_stacked_tensor_trap(cell):
     """autograd.grad(loss, stacked outputs) is only the direct part: wrong for all but the last step."""
     model = copy.deepcopy(tiny_model(cell, 1)).double().requires_grad_(False)
-    ids = _ids(model, TEXT)
+    ids = ids_of(model, TEXT)
     T = ids.numel()
     x = model.one_hot(ids)
     out, _ = model.layers[0](x)                    # (T, h) — one stacked tensor from the fused layer
@@ -195,7 +119,7 @@ def test_stacked_tensor_trap(cell):
 @pytest.mark.parametrize("cell,layers", [("rnn_tanh", 2), ("gru", 1), ("lstm", 2), ("gru_d2l", 2)])
 def test_parameter_gradients_match_fused_autograd(cell, layers, backward):
     model = copy.deepcopy(tiny_model(cell, layers)).double()
-    ids = _ids(model, TEXT)
+    ids = ids_of(model, TEXT)
     logits, _ = model(ids[:, None])
     loss = nn.functional.cross_entropy(logits[:-1, 0], ids[1:], reduction="sum")
     model.zero_grad()
@@ -216,7 +140,7 @@ def test_global_and_elementwise_clipping_follow_d2l_and_min_char_rnn():
     assert nc.clip.grad_norm_after == pytest.approx(theta, rel=1e-12)
     # d2l semantics are torch's clip_grad_norm_ on the real gradients
     m2 = copy.deepcopy(model).double()
-    ids = _ids(m2, TEXT)
+    ids = ids_of(m2, TEXT)
     logits, _ = m2(ids[:, None])
     nn.functional.cross_entropy(logits[:-1, 0], ids[1:], reduction="sum").backward()
     before = nn.utils.clip_grad_norm_(m2.parameters(), theta)
@@ -281,130 +205,6 @@ def test_scaling_whh_scales_the_spectrum():
     lstm = whh_spectrum(tiny_model("lstm"))
     assert set(lstm.blocks[0]) == {"W_hi", "W_hf", "W_ho", "W_hc"} and lstm.main == "W_hc"
     assert set(whh_spectrum(tiny_model("gru")).blocks[0]) == {"W_hr", "W_hz", "W_hh"}
-
-
-# ----------------------------------------------------------------------------- Jacobian chain
-@pytest.mark.parametrize("cell,layers", CELL_LAYERS)
-def test_jacobian_chain_matches_explicit_jacobians(cell, layers):
-    model = tiny_model(cell, layers)
-    end = 9
-    ch = jacobian_chain(model, TEXT, end=end, layer=layers - 1, dtype=F64)
-    m = copy.deepcopy(model).double()
-    tr = trace(m, TEXT)
-    lay = m.layers[layers - 1]
-    x = (tr[f"layer{layers - 2}.h"] if layers > 1 else m.one_hot(tr.ids)).clone()
-    for t in range(end):
-        h0 = tr[f"layer{layers - 1}.h"][t].clone()
-        c0 = tr[f"layer{layers - 1}.c"][t].clone() if cell == "lstm" else None
-
-        def f_h(hh):
-            out, _ = lay(x[t + 1:end + 1], (hh[None], c0[None]) if cell == "lstm" else hh[None])
-            return out[-1]
-
-        J = torch.autograd.functional.jacobian(f_h, h0)
-        assert 10 ** float(ch.log10_spectral[t]) == pytest.approx(float(torch.linalg.matrix_norm(J, 2)), rel=1e-10)
-        assert 10 ** float(ch.log10_frobenius[t]) == pytest.approx(float(torch.linalg.matrix_norm(J)), rel=1e-10)
-        if cell == "lstm":
-            def f_c(cc):
-                out, _ = lay(x[t + 1:end + 1], (h0[None], cc[None]))
-                return out[-1]
-
-            Jc = torch.autograd.functional.jacobian(f_c, c0)
-            assert 10 ** float(ch.log10_spectral_c[t]) == pytest.approx(float(torch.linalg.matrix_norm(Jc, 2)), rel=1e-10)
-            assert 10 ** float(ch.log10_frobenius_c[t]) == pytest.approx(float(torch.linalg.matrix_norm(Jc)), rel=1e-10)
-    assert ch.method == "exact SVD"
-    assert list(ch.distance) == [end - t for t in range(end)]
-
-
-@pytest.mark.parametrize("cell", ("rnn_tanh", "lstm"))
-def test_jacobian_chain_block_krylov_matches_svd(cell):
-    model = tiny_model(cell, 1, hidden=40)
-    text = (SMALL_TEXT * 3)[:120]
-    exact = jacobian_chain(model, text, exact=True, dtype=F64)
-    fast = jacobian_chain(model, text, exact=False, dtype=F64)
-    assert "Krylov" in fast.method
-    torch.testing.assert_close(fast.log10_spectral, exact.log10_spectral, rtol=0, atol=1e-7)
-    torch.testing.assert_close(fast.log10_frobenius, exact.log10_frobenius)
-    if cell == "lstm":
-        torch.testing.assert_close(fast.log10_spectral_c, exact.log10_spectral_c, rtol=0, atol=1e-7)
-    # float32 (what the page uses) within float32 accuracy of the exact float64 answer
-    f32 = jacobian_chain(model, text, exact=False)
-    torch.testing.assert_close(f32.log10_spectral, exact.log10_spectral, rtol=0, atol=1e-5)
-
-
-def test_block_krylov_handles_invariant_subspaces():
-    """A diagonal (or low-rank) matrix makes the Krylov space invariant: no fake directions."""
-    from rnnviz.gradients import _SpectralBatch
-    g = torch.Generator().manual_seed(1)
-    d = torch.rand(3, 30, generator=g, dtype=F64)
-    M = torch.diag_embed(d)
-    low = torch.randn(2, 30, 2, generator=g, dtype=F64) @ torch.randn(2, 2, 30, generator=g, dtype=F64)
-    for mats in (M, low, torch.randn(4, 30, 30, generator=g, dtype=F64)):
-        sb = _SpectralBatch(30, F64, exact=False)
-        torch.testing.assert_close(sb(mats), torch.linalg.matrix_norm(mats, ord=2), rtol=1e-9, atol=0)
-
-
-def test_jacobian_chain_does_not_underflow_and_fits_the_rate():
-    model = tiny_model("rnn_tanh", 1, hidden=16)
-    text = (SMALL_TEXT * 20)[:600]
-    ch = jacobian_chain(model, text, whatif=WhatIf(whh_scale=0.3))
-    assert torch.isfinite(ch.log10_spectral).all()
-    assert float(ch.log10_spectral.min()) < -60          # far below float32's range, still exact
-    assert 0 < ch.fit_spectral.factor < 1
-    # a synthetic exact geometric curve is fitted exactly
-    d = torch.arange(1, 50)
-    fit = fit_rate(d, d.double() * math.log10(0.8) + 1.0)
-    assert fit.factor == pytest.approx(0.8) and fit.r2 == pytest.approx(1.0)
-
-
-@pytest.mark.parametrize("cell", ["rnn_tanh", "gru", "lstm", "gru_d2l"])
-def test_jacobian_chain_survives_per_step_shrink_below_float32_range(cell):
-    """W_hh × 1e−39: one step shrinks ∂H_T/∂H_t below float32's smallest normal number. The float32
-    chain must stay finite and agree with a float64 computation of the same model."""
-    model = tiny_model(cell, 1, hidden=16)
-    text = SMALL_TEXT[:40]
-    w = WhatIf(whh_scale=1e-39)
-    f32 = jacobian_chain(model, text, whatif=w)
-    f64 = jacobian_chain(model, text, whatif=w, dtype=F64)
-    ok = torch.isfinite(f64.log10_frobenius)
-    assert ok.sum() > 10
-    if cell == "rnn_tanh":   # no gated bypass: the chain falls by ~39 decades per step
-        assert float(f64.log10_frobenius[ok].min()) < -300
-    torch.testing.assert_close(f32.log10_frobenius[ok], f64.log10_frobenius[ok], rtol=0, atol=1e-3)
-    torch.testing.assert_close(f32.log10_spectral[ok], f64.log10_spectral[ok], rtol=0, atol=1e-3)
-
-
-# ----------------------------------------------------------------------------- gradient map
-@pytest.mark.parametrize("cell,layers", [("rnn_relu", 2), ("gru", 1), ("lstm", 2), ("gru_d2l", 2)])
-def test_gradient_map_rows_are_single_loss_curves(cell, layers):
-    model = tiny_model(cell, layers)
-    for knobs in (WhatIf(), WhatIf(truncate=4)):
-        gm = gradient_map(model, TEXT, dtype=F64, whatif=knobs)
-        assert gm.stride == 1 and gm.message is None
-        assert gm.loss_steps.tolist() == list(range(len(TEXT) - 1))
-        for j, t in enumerate(gm.loss_steps.tolist()):
-            nc = norm_curve(model, TEXT, loss="step", step=t, dtype=F64, whatif=knobs)
-            for l in range(layers):
-                torch.testing.assert_close(gm.maps[l][j, : t + 1].double(), nc.h_norms[l], rtol=1e-6, atol=1e-12)
-                assert gm.maps[l][j, t + 1:].abs().max() == 0
-        assert gm.upstream.sum() == sum(t + 1 for t in gm.loss_steps.tolist())
-
-
-def test_gradient_map_downsamples_and_refuses_with_a_message():
-    model = tiny_model("rnn_tanh", 1, hidden=8)
-    text = (SMALL_TEXT * 4)[:150]
-    gm = gradient_map(model, text, max_macs=1e5)
-    assert gm.downsampled and gm.stride > 1 and "every" in gm.message and "MAP_MAX_MACS" in gm.message
-    assert gm.loss_steps[-1] == len(text) - 2
-    full = gradient_map(model, text)
-    rows = [full.loss_steps.tolist().index(t) for t in gm.loss_steps.tolist()]
-    torch.testing.assert_close(gm.maps[0], full.maps[0][rows])
-    with pytest.raises(GradientError, match="cap"):
-        plan_map_rows(MAP_MAX_STEPS + 1, 8, 1, "rnn_tanh")
-    with pytest.raises(GradientError, match="shorter"):
-        plan_map_rows(5000, 4096, 8, "lstm")
-    rows, stride, macs = plan_map_rows(5000, 512, 2, "lstm")
-    assert len(rows) <= 1000 and macs <= 2e10
 
 
 # ----------------------------------------------------------------------------- safety
@@ -503,59 +303,3 @@ def test_float32_default_agrees_with_float64():
     assert a.dtype == "float32" and b.dtype == "float64"
     for l in range(2):
         torch.testing.assert_close(a.h_norms[l], b.h_norms[l], rtol=1e-4, atol=1e-7)
-
-
-#: Cells with a compiled backward kernel (every cell).
-KERNEL_CELLS = [c for c in CELLS if spec(c).jacobian.has_kernel]
-
-
-@pytest.mark.parametrize("cell", KERNEL_CELLS)
-def test_compiled_backward_split_over_threads_matches_autograd(cell, monkeypatch):
-    """The compiled loop splits each step's product by rows over torch's thread count; an odd
-    hidden size (7 units over 2 threads: blocks of 3 and 4) must give the per-step autograd numbers,
-    and the compiled kernel must really be the one that ran."""
-    calls = []
-    for name in ("rnn_backward", "gru_backward", "lstm_backward", "gru_d2l_backward"):
-        real = getattr(kernels, name)
-        monkeypatch.setattr(kernels, name, lambda *a, _real=real, _n=name: (calls.append((_n, a[-1])), _real(*a)))
-    model = tiny_model(cell, 2, hidden=7)
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        nc = norm_curve(model, TEXT, loss="sum", dtype=F64, keep_grads=True)
-    finally:
-        torch.set_num_threads(old)
-    kind = cell if cell in ("lstm", "gru", "gru_d2l") else "rnn"
-    assert calls == [(f"{kind}_backward", 2)] * 2            # both layers, two threads each
-    ref = cell_reference(model, TEXT, nc.loss_steps)
-    for l in range(2):
-        torch.testing.assert_close(nc.grads_h[l], ref[l][: nc.loss_step + 1], rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("cell", KERNEL_CELLS)
-@pytest.mark.parametrize("truncate", [None, 3])
-def test_compiled_backward_in_chunks_matches_autograd(cell, truncate, monkeypatch):
-    """The compiled backward runs in chunks of steps with a deadline check between them
-    (kernels.CHUNK_MACS); chunks of a step or two (the LSTM's carried dC_{t+1} ⊙ F_{t+1} crossing
-    every boundary, truncation cuts falling inside and on them) give the per-step autograd numbers."""
-    model = tiny_model(cell, 2, hidden=7)
-    G = {"lstm": 4, "gru": 3, "gru_d2l": 3}.get(cell, 1)
-    monkeypatch.setattr(kernels, "CHUNK_MACS", 2 * G * 7 * 7)          # two steps per call
-    nc = norm_curve(model, TEXT, loss="sum", dtype=F64, keep_grads=True, whatif=WhatIf(truncate=truncate))
-    last = nc.loss_step
-    cuts = {t for t in range(last, 0, -1) if truncate and (last - t + 1) % truncate == 0}
-    gh, _ = textbook_grads(model, TEXT, nc.loss_steps, cuts)
-    for l in range(2):
-        torch.testing.assert_close(nc.grads_h[l], gh[l][: last + 1], rtol=1e-9, atol=1e-11)
-
-
-def test_a_compiled_backward_past_its_deadline_is_stopped(monkeypatch):
-    """Compiled code cannot see the deadline: it is checked between chunks, so a backward pass that
-    runs past it stops with Overtime instead of running on."""
-    from rnnviz.serving.deadline import Overtime, deadline
-    monkeypatch.setattr(kernels, "CHUNK_MACS", 1)                       # one step per call
-    model = tiny_model("lstm", 1, hidden=7)
-    norm_curve(model, TEXT, loss="sum", dtype=F64)                      # compiled and loaded
-    with pytest.raises(Overtime) as stopped, deadline(-1.0):
-        norm_curve(model, TEXT, loss="sum", dtype=F64)
-    assert any(entry.path.name == "kernels.py" for entry in stopped.traceback)    # stopped in there
