@@ -148,8 +148,8 @@ def depth_section(nc: G.NormCurve) -> None:
 st.title("Gradients across long backprop chains")
 with explanation("gradients"):
     st.markdown(
-        "Backpropagation through time multiplies one Jacobian per step, "
-        "∂H_t/∂H_{t−1} = diag(φ′(X_t W_xh + H_{t−1} W_hh + b_h)) W_hhᵀ for the vanilla RNN. "
+        "Backpropagation through time multiplies one Jacobian per step; for this model's cell "
+        f"({ctx.model.spec.title}), {ctx.model.spec.step_jacobian} "
         "Below: the norm ‖∂L/∂H_t‖ of the *total* derivative of a loss with respect to every hidden "
         "state, against how far back it lies; the spectrum of W_hh beside it; and what-if knobs that "
         "act on a copy of the model.")

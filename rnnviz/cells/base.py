@@ -77,6 +77,8 @@ class CellSpec:
     map_cost: (h × h) products per step and layer of the gradient map (cost estimate).
     spectrum_blocks / main_block: the hidden-to-hidden blocks the spectrum view offers.
     derivative_note: what bounds φ′ (plain RNNs, for the gradient page's reading).
+    step_jacobian: the one-step Jacobian ∂H_t/∂H_{t−1} in d2l names (Markdown), for the gradient
+        page's introduction.
     latex / note: the cell's equations as LaTeX lines and a caption, for the step-through page.
     order: where pages list the cell (ascending; ties by name).
     """
@@ -100,6 +102,7 @@ class CellSpec:
     spectrum_blocks: tuple[str, ...] = ()
     main_block: str = "W_hh"
     derivative_note: str = ""
+    step_jacobian: str = ""
     latex: tuple[str, ...] = ()
     note: str = ""
     order: int = 100

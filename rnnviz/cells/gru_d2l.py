@@ -202,6 +202,10 @@ SPEC = CellSpec(
     step_view=("R_t", "Z_t", "X_t W_xh + b_h", "(R_t ⊙ H_{t-1}) W_hh", "H̃_t", "H_{t-1}", "H_t"),
     step_terms=step_terms, gate_view=("z", "r"), map_cost=2,
     spectrum_blocks=("W_hr", "W_hz", "W_hh"), main_block="W_hh",
+    step_jacobian="∂H_t/∂H_{t−1} = diag(Z_t) + diag((H_{t−1} − H̃_t) ⊙ Z_t ⊙ (1−Z_t)) W_hzᵀ "
+                  "+ diag((1−Z_t) ⊙ (1−H̃_t²)) W_hhᵀ (diag(R_t) + diag(H_{t−1} ⊙ R_t ⊙ (1−R_t)) W_hrᵀ): "
+                  "the update gate's diag(Z_t) passes the gradient on with no weight matrix, so Z_t near 1 "
+                  "carries it far back.",
     latex=(r"R_t = \sigma(X_t W_{xr} + H_{t-1} W_{hr} + b_r) \qquad Z_t = \sigma(X_t W_{xz} + H_{t-1} W_{hz} + b_z)",
            r"\tilde H_t = \tanh\big(X_t W_{xh} + (R_t \odot H_{t-1}) W_{hh} + b_h\big)",
            r"H_t = Z_t \odot H_{t-1} + (1 - Z_t) \odot \tilde H_t"),

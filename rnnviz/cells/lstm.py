@@ -149,6 +149,12 @@ SPEC = CellSpec(
     step_view=("I_t", "F_t", "O_t", "C̃_t", "C_{t-1}", "C_t", "H_t"), step_terms=step_terms,
     gate_view=("i", "f", "o"), torch_class=nn.LSTM, map_cost=2,
     spectrum_blocks=("W_hi", "W_hf", "W_ho", "W_hc"), main_block="W_hc",
+    step_jacobian="the state is (H_t, C_t). Along the memory cell ∂C_t/∂C_{t−1} = diag(F_t): no weight "
+                  "matrix, no squashing, so a forget gate near 1 carries the gradient far back. Through the "
+                  "gates, ∂C_t/∂H_{t−1} = diag(C_{t−1} ⊙ F_t ⊙ (1−F_t)) W_hfᵀ + diag(C̃_t ⊙ I_t ⊙ (1−I_t)) W_hiᵀ "
+                  "+ diag(I_t ⊙ (1−C̃_t²)) W_hcᵀ, ∂H_t/∂H_{t−1} = diag(tanh(C_t) ⊙ O_t ⊙ (1−O_t)) W_hoᵀ "
+                  "+ diag(O_t ⊙ (1−tanh²(C_t))) ∂C_t/∂H_{t−1} and ∂H_t/∂C_{t−1} = "
+                  "diag(O_t ⊙ (1−tanh²(C_t)) ⊙ F_t).",
     latex=(r"I_t = \sigma(X_t W_{xi} + H_{t-1} W_{hi} + b_i) \quad F_t = \sigma(X_t W_{xf} + H_{t-1} W_{hf} + b_f) \quad O_t = \sigma(X_t W_{xo} + H_{t-1} W_{ho} + b_o)",
            r"\tilde C_t = \tanh(X_t W_{xc} + H_{t-1} W_{hc} + b_c) \qquad C_t = F_t \odot C_{t-1} + I_t \odot \tilde C_t \qquad H_t = O_t \odot \tanh(C_t)"), order=3)
 #: The cells of this module (rnnviz.cells collects every module's SPECS).

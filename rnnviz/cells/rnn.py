@@ -72,6 +72,8 @@ def _spec(cell: str, order: int) -> CellSpec:
         step_terms=_step_terms(phi), torch_class=nn.RNN, torch_kwargs={"nonlinearity": cell[4:]},
         spectrum_blocks=("W_hh",), main_block="W_hh",
         derivative_note="tanh′ ≤ 1" if cell == "rnn_tanh" else "ReLU′ is 0 or 1",
+        step_jacobian="∂H_t/∂H_{t−1} = diag(φ′(X_t W_xh + H_{t−1} W_hh + b_h)) W_hhᵀ: every step "
+                      "multiplies by W_hhᵀ and squashes by φ′, so the product vanishes or explodes.",
         latex=(r"H_t = \%s(X_t W_{xh} + H_{t-1} W_{hh} + b_h)" % ("tanh" if cell == "rnn_tanh" else "mathrm{ReLU}"),), order=order)
 
 
