@@ -80,3 +80,22 @@ def test_the_w_hh_spectrum_follows_the_step(app, timeline_dir):
         assert f"ρ = {sp.radius(1):.3g}" in title, (step, title)
         titles.append(title)
     assert titles[0] != titles[1]                           # two models, two spectra
+
+
+def test_a_steps_charts_name_the_snapshot_in_their_meta(app, timeline_dir):
+    """The charts' ``layout.meta.rnnviz`` (what the page benchmark waits on) names the snapshot at a
+    step before the last, and the checkpoint itself at the last step, so a scrub step's charts can be
+    told from the previous step's."""
+    import hashlib
+    _, steps = timeline_dir
+
+    def meta_digests(at):
+        return {c["layout"]["meta"]["rnnviz"] for c in chart_specs(at) if "rnnviz" in c["layout"].get("meta", {})}
+
+    def digest(key):
+        return hashlib.sha256(f"{key}\0{TEXT}".encode()).hexdigest()[:16]
+    at = open_view(app, "app_pages/hidden_states.py", TEXT, **{"hs.tstep": str(steps[2])})
+    assert meta_digests(at) == {digest(f"timemachine-lstm@{steps[2]}")}
+    at.select_slider(key="hs_tstep").set_value(steps[-1]).run()
+    assert not at.exception
+    assert meta_digests(at) == {digest("timemachine-lstm")}

@@ -7,6 +7,9 @@ Chromium, median of N.
                                                 # per view: this app vs another checkout's,
                                                 # text commits, view switches and
                                                 # reruns with nothing changed (bench_page_views)
+    python -m tools.bench_page --views all --ckpt timemachine-lstm-2layer --scrub --repeats 3
+                                                # every view on a shipped checkpoint, and one step
+                                                # of the training-step scrubber (bench_page_scrub)
 
 What is timed: the sidebar text area gets a new text (a different one each run, so no cache is
 hit), Ctrl+Enter commits it, and the clock stops when the Streamlit run is over and every Plotly
@@ -187,7 +190,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-reference", action="store_true", help="skip the naive page")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--views", nargs="+", metavar="VIEW",
-                    help="per-view mode (tools/bench_page_views.py): hidden-states, predictions, gradients")
+                    help="per-view mode (tools/bench_page_views.py): hidden-states, predictions, gradients, "
+                         "step-through, compare, units, lesson, generate, or all")
     ap.add_argument("--modes", nargs="+", default=["inplace"],
                     choices=["inplace", "baseline", "bare"],
                     help="baseline: the app of the checkout --baseline names; bare: a bare Streamlit page (a text area and one chart), the floor under rnnviz")
@@ -198,7 +202,16 @@ def main(argv=None) -> int:
     ap.add_argument("--pin", action="store_true",
                     help="per-view mode: app servers on core 0, browsers on core 1 (a one-core "
                          "replica, the student's browser on its own machine)")
+    ap.add_argument("--ckpt", metavar="NAME",
+                    help="per-view mode: a shipped checkpoint (e.g. timemachine-lstm-2layer), opened through "
+                         "the link's ckpt= key, instead of the random LSTM")
+    ap.add_argument("--scrub", nargs="*", metavar="VIEW",
+                    help="per-view mode: also time one step of the training-step scrubber on these views "
+                         "(default: hidden-states gradients; needs --ckpt with a timeline)")
     args = ap.parse_args(argv)
+    if args.views == ["all"]:
+        from tools.bench_page_views import VIEWS
+        args.views = list(VIEWS)
     if args.views:
         return views_main(args)
     rows = page_rows(tuple(args.sizes), args.repeats, not args.no_reference, args.hidden, verbose=True)
@@ -240,8 +253,13 @@ def views_main(args) -> int:
     if "baseline" in modes and (args.baseline is None or not (args.baseline / "app.py").is_file()):
         print("mode 'baseline' needs --baseline DIR, a checkout with an app.py", file=sys.stderr)
         return 2
+    scrub = [] if args.scrub is None else (args.scrub or ["hidden-states", "gradients"])
+    if scrub and not args.ckpt:
+        print("--scrub needs --ckpt, a checkpoint with a training timeline", file=sys.stderr)
+        return 2
     results, idle = bv.run_views(args.views, modes, args.repeats, args.chars, args.hidden,
-                                 verbose=True, pin=args.pin, baseline=args.baseline)
+                                 verbose=True, pin=args.pin, baseline=args.baseline,
+                                 ckpt=args.ckpt, scrub=scrub)
     rows = bv.view_rows(results, args.chars, args.hidden)
     if args.json:
         print(json.dumps({"rows": rows, "idle_cpu_per_s": idle,

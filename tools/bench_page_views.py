@@ -42,11 +42,12 @@ from pathlib import Path
 
 from tools.bench_page import MODEL_KEY, digest, sample_text
 from tools.page_js import ARM_JS, IDLE_JS, PAINT_JS, RUN_STARTED_JS, STATE_JS, UPDATE_JS, update_arg
-from tools.procstats import cpu_seconds, descendants, pin_tree
+from tools.procstats import chromium_pids, cpu_seconds, descendants, parent, pin_tree
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 
 #: view name -> its URL path (app.py's url_path; the default page is the root).
-VIEWS = {"hidden-states": "", "predictions": "predictions", "gradients": "gradients"}
+VIEWS = {"hidden-states": "", "predictions": "predictions", "gradients": "gradients", "step-through": "step",
+         "compare": "compare", "units": "units", "lesson": "lesson", "generate": "generate"}
 #: mode -> the app server's environment. "bare": not rnnviz but the floor under it, a bare Streamlit
 #: page (BARE_APP: the sidebar text area and one small in-place chart), driven the same way (text only).
 #: "baseline": the app.py of the checkout given as ``baseline`` (run_views).
@@ -95,28 +96,6 @@ SWITCH_JS = """path => {
 COUNT_JS = "() => document.querySelectorAll('.js-plotly-plot').length"
 
 
-def chromium_pids() -> set[int]:
-    """Live processes whose program is Chromium (any browser on this machine)."""
-    out = set()
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/comm") as fh:
-                    if fh.read().strip().startswith("chrom"):
-                        out.add(int(pid))
-            except OSError:
-                pass
-    return out
-
-
-def parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return int(fh.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
-
-
 @dataclass
 class Session:
     """One mode: its app server, its own Chromium (so its CPU can be read apart) and one page."""
@@ -130,6 +109,9 @@ class Session:
     last_text: str = ""
     min_charts: dict = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    #: the checkpoint the page shows (``ckpt=`` in the link; the charts' digest is of it and the text)
+    model_key: str = MODEL_KEY
+    ckpt_param: str = ""
 
     def launch(self, pw) -> None:
         before = chromium_pids()
@@ -148,19 +130,21 @@ class Session:
         return sum(cpu_seconds(p) for p in pids)
 
     def open(self, view: str) -> None:
-        self.page.goto(f"{self.server.url}/{'' if self.mode == 'bare' else VIEWS[view]}")
+        self.page.goto(f"{self.server.url}/{'' if self.mode == 'bare' else VIEWS[view]}{self.ckpt_param}")
         self.page.wait_for_selector("textarea", timeout=TIMEOUT_MS)
 
         self.view = view
 
-    def timed(self, act, dg: str, view: str, path: str | None) -> tuple[float, float, float]:
+    def timed(self, act, dg, view: str, path: str | None) -> tuple[float, float, float]:
         """Run ``act``; seconds until the view is ready and painted, and the CPU seconds of the
-        browser and of the app server until the page is idle after that."""
+        browser and of the app server until the page is idle after that (``dg``: the charts'
+        digest, or a function that tells it once ``act`` is done)."""
         page = self.page
         page.evaluate(ARM_JS)
         c0, s0 = self.cpu(), cpu_seconds(self.server.proc.pid)
         t0 = time.perf_counter()
         act()
+        dg = dg() if callable(dg) else dg
         try:
             page.wait_for_function(UPDATE_JS, arg=update_arg(dg, self.min_charts.get(view, 1), path, armed=True),
                                    timeout=TIMEOUT_MS, polling=POLL_MS)
@@ -176,7 +160,7 @@ class Session:
     def commit(self, text: str) -> tuple[float, float, float]:
         area = self.page.locator("textarea").first
         area.fill(text)
-        return self.timed(lambda: area.press("Control+Enter"), digest(text), self.view, None)
+        return self.timed(lambda: area.press("Control+Enter"), digest(text, self.model_key), self.view, None)
 
     def switch(self, view: str, text: str) -> tuple[float, float, float]:
         path = "/" + VIEWS[view]
@@ -184,7 +168,7 @@ class Session:
         def click():
             if not self.page.evaluate(SWITCH_JS, path):
                 raise RuntimeError(f"no link to {path!r} in the sidebar nav")
-        out = self.timed(click, digest(text), view, path)
+        out = self.timed(click, digest(text, self.model_key), view, path)
         self.view = view
         return out
 
@@ -200,12 +184,12 @@ class Session:
                 page.wait_for_function(RUN_STARTED_JS, timeout=30_000, polling=POLL_MS)
             except Exception as err:
                 raise RuntimeError(f"{self.mode} {self.view}: 'R' started no run: {page.evaluate(STATE_JS)}") from err
-        return self.timed(press, digest(text), self.view, None)
+        return self.timed(press, digest(text, self.model_key), self.view, None)
 
     def learn(self, text: str) -> None:
         """After a view's first visit: let late charts arrive, then remember how many it shows."""
-        time.sleep(1.5)
-        self.page.wait_for_function(UPDATE_JS, arg=update_arg(digest(text), 1), timeout=TIMEOUT_MS)
+        time.sleep(1.5)     # (a view may show no chart at all: then min_charts 0, the run's end is waited on)
+        self.page.wait_for_function(UPDATE_JS, arg=update_arg(digest(text, self.model_key), 0), timeout=TIMEOUT_MS)
         self.min_charts[self.view] = self.page.evaluate(COUNT_JS)
 
     def close(self) -> None:
@@ -281,24 +265,33 @@ def report(results: dict, view: str) -> str:
 
 
 def run_views(views, modes, repeats: int = 5, n_chars: int = 1_000, hidden: int = 256,
-              verbose: bool = False, pin: bool = False, baseline: Path | None = None
-              ) -> tuple[dict, dict]:
+              verbose: bool = False, pin: bool = False, baseline: Path | None = None,
+              ckpt: str | None = None, scrub=()) -> tuple[dict, dict]:
     """({(view, mode, kind): [(seconds, browser CPU-s, server CPU-s), ...]}, {mode: idle browser
     CPU-s per second}) (see the module docstring; ``pin``: :func:`pin_cores`; ``baseline``: the
-    checkout mode "baseline" runs)."""
+    checkout mode "baseline" runs; ``ckpt``: a shipped checkpoint instead of the random one, opened
+    through the link's ``ckpt=`` key; ``scrub``: views whose training-step scrubber is timed after
+    the rounds, tools.bench_page_scrub)."""
     from playwright.sync_api import sync_playwright
 
     from tools.bench_page import make_checkpoints
+    from tools.bench_page_scrub import scrub_rounds
 
     results: dict = {}
     sessions: list[Session] = []
     with tempfile.TemporaryDirectory(prefix="rnnviz-benchviews-") as tmp:
-        make_checkpoints(Path(tmp), hidden)
+        folder = str(REPO / "checkpoints") if ckpt else tmp
+        if not ckpt:
+            make_checkpoints(Path(tmp), hidden)
         try:
             with sync_playwright() as pw:
                 for mode in modes:
-                    env = {"RNNVIZ_CHECKPOINT_DIR": tmp, **MODES[mode]}
-                    sessions.append(Session(mode, AppServer(app_script(mode, Path(tmp), baseline), env)))
+                    env = {"RNNVIZ_CHECKPOINT_DIR": folder, **MODES[mode]}
+                    # a shipped folder: no start-up warm-up (scorecards and unit indexes of every shipped
+                    # checkpoint, tens of CPU-s) beside the rounds; a class's server has it done before
+                    args = ("--no-warmup",) if ckpt and mode != "bare" else ()
+                    sessions.append(Session(mode, AppServer(app_script(mode, Path(tmp), baseline), env, args=args),
+                                            model_key=ckpt if ckpt and mode != "bare" else MODEL_KEY, ckpt_param=f"?ckpt={ckpt}" if ckpt else ""))
                     sessions[-1].launch(pw)
                     sessions[-1].open(views[0])
                 if pin:
@@ -313,6 +306,8 @@ def run_views(views, modes, repeats: int = 5, n_chars: int = 1_000, hidden: int 
                             print(f"round {rnd} {report(results, view)}", file=sys.stderr)
                     if rnd == 0:  # warmed up: what an idle page costs, for scale
                         idle = idle_cpu(sessions)
+                for view in scrub:
+                    scrub_rounds(sessions, view, repeats, results, verbose)
                 for s in sessions:
                     s.close()
                     s.browser = None

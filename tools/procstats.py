@@ -137,4 +137,25 @@ class RssSampler(threading.Thread):
         return self.samples[-1][1] if self.samples else 0.0
 
 
-# --------------------------------------------------------------------------- sessions
+
+def chromium_pids() -> set[int]:
+    """Live processes whose program is Chromium (any browser on this machine)."""
+    out = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as fh:
+                    if fh.read().strip().startswith("chrom"):
+                        out.add(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+def parent(pid: int) -> int:
+    """The parent's pid (-1 when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1

@@ -8,12 +8,15 @@ shows the model at any recorded step of its training.
 The snapshots are loaded once per server (``st.cache_resource``, keyed by the checkpoint's ModelRef
 and the timeline file's size and mtime); each snapshot gets its own ModelRef (``<name>@<step>``), so
 every cache of the view keys on the snapshot, never on the checkpoint. The URL key is
-``<prefix>.tstep`` (declared in app_pages/ui/params.py).
+``<prefix>.tstep`` (declared in app_pages/ui/params.py). A snapshot's charts carry the digest of
+``<name>@<step>`` and the text in their meta (the checkpoint's: of ``<name>``), so a page benchmark
+can tell a scrub step's charts from the previous step's (tools/bench_page_scrub.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 
@@ -130,7 +133,9 @@ def training_step(ctx: Context, prefix: str) -> Context:
         error = str(err)
     except LIMITS as err:
         error = f"The trace at this training step was refused: {err}"
-    return dataclasses.replace(ctx, model=model, ref=ref, trace=trace, error=error or ctx.error, train_step=step)
+    digest = hashlib.sha256(f"{ctx.model_key}@{step}\0{ctx.text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return dataclasses.replace(ctx, model=model, ref=ref, trace=trace, error=error or ctx.error, train_step=step,
+                               digest=digest)
 
 
 def playing(prefix: str) -> bool:
