@@ -14,7 +14,7 @@ from app_pages.ui.timeline import play_next, training_step
 from app_pages.ui.url import sync, use, view_params
 from app_pages.ui.settings import settings
 from app_pages.ui.later import show_when_ready
-from app_pages.ui.work import LIMITS, cached_heavy, heavy_state, limit_message, reduced
+from app_pages.ui.work import LANES, LIMITS, cached_heavy, heavy_state, limit_message, reduced
 from rnnviz import CheckpointError, TextError
 from rnnviz.serving import cost
 from rnnviz import gradients as G
@@ -211,11 +211,17 @@ if notices(ctx):
                            request_seconds=settings().request_seconds)
         nc_text = text[:nc_plan.steps]
         # The chain and the map are the longest computations: heavy ones are queued now, and drawn
-        # when ready (app_pages/ui/later.py) while the curve and the spectrum are drawn at once.
-        queue_heavy(text, layer, knobs, model)
+        # when ready (app_pages/ui/later.py) while the curve and the spectrum are drawn at once —
+        # unless the curve itself goes to the heavy lane (a 2-layer LSTM's): queued behind them it
+        # would wait for both (on a busy machine past its deadline), so they are queued after it.
+        curve_first = LANES.lane(cost.estimate("norm_curve", cfg, len(nc_text))) == "heavy"
+        if not curve_first:
+            queue_heavy(text, layer, knobs, model)
         with st.spinner("Backpropagating through time…"):
             nc = curve(ctx.ref, nc_text, loss, min(int(step), max(len(nc_text) - 2, 0))
                        if loss == "step" else None, knobs, model)
+        if curve_first:
+            queue_heavy(text, layer, knobs, model)
     except (G.GradientError, TextError, CheckpointError) as err:
         st.info(str(err))
     except LIMITS as err:
