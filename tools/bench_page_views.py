@@ -24,6 +24,11 @@ browser's processes and of its app server, from just before the action until the
 the paint (``requestIdleCallback``). The first round (each view's first visit) is a warm-up and is
 not counted; it also learns how many charts each view shows, which later waits require.
 
+``--ckpt NAME`` opens a shipped checkpoint instead (the link's ``ckpt=`` key, the shipped folder, the
+server's start-up warm-up off) and ``--scrub`` then also times one step of the training-step
+scrubber on the views with one (tools/bench_page_scrub.py). A view that never shows its charts
+(say, a computation stopped on a busy machine) is named on stderr and left out of the medians.
+
 ``--pin`` puts every app server on one core and the browsers (and this driver) on another, as a
 one-core replica serving a student whose browser runs on a laptop of its own; without it, server
 and browser share both cores of this box and each slows the other (every figure goes up).
