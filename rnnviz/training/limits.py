@@ -73,7 +73,7 @@ def check_text(text: str, preprocessing: str, limits: TrainLimits) -> str:
     """The text after ``preprocessing``; refuses an empty, too short, single-symbol, binary-looking
     or over-cap text (TrainRefused). The last few accepted texts are remembered: the Train page
     checks its text on every run (each poll of a training) and again when it fits the settings,
-    and over the shipped corpus (170,000 characters, a Python loop per character) that was 9 % of
+    and over the shipped corpus (179,000 characters, a Python loop per character) that was 9 % of
     the script runs' GIL time in the soak (py-spy). A refusal is not remembered."""
     if len(text) > limits.max_chars:
         raise TrainRefused(f"The text has {len(text):,} characters; training texts are capped at "
