@@ -141,7 +141,8 @@ def render_step() -> None:
         nid = int(tr.ids[t + 1]) if t + 1 < T else None
         show_chart(pplots.step_distribution(out["softmax"], tokens, next_id=nid, top=15,
                                                    title=f"softmax({OUT}): P(next character)",
-                                                   font_size=ctx.font_size), ctx, key="st_softmax")
+                                                   font_size=ctx.font_size), ctx, key="st_softmax",
+                   width=0.4)                       # the right column: its title wrapped to fit it
         if nid is not None:
             st.caption(f"The next character was {md(repr(display_char(tr.chars[t + 1])))} (red), "
                        f"P = {float(out['softmax'][nid]):.4f}.")

@@ -59,7 +59,7 @@ def test_dictionary_features_switch_shows_verdicts_and_top_contexts(sae_env):
     tables = [d.value for d in at.dataframe]
     verdicts = next(t for t in tables if "feature" in t.columns and "verdict" in t.columns)
     assert set(verdicts.verdict) <= {"causal", "correlational", "chance"}
-    assert all(f.startswith("L0 f[") for f in verdicts.feature)
+    assert all(f.startswith("L0 feat[") for f in verdicts.feature)
     f = at.selectbox(key="u_sae_feat").value
     sample, _ = scorecard_sample(model, corpora_dir=corpora)
     h = trace(model, sample, preprocess_text=False)[act_name(0, "h")].double()
@@ -72,7 +72,7 @@ def test_dictionary_features_switch_shows_verdicts_and_top_contexts(sae_env):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "One dictionary feature over the text" in texts(at)
-    assert at.selectbox(key="hs_sae_feat").format_func(at.selectbox(key="hs_sae_feat").value).startswith("L0 f[")
+    assert at.selectbox(key="hs_sae_feat").format_func(at.selectbox(key="hs_sae_feat").value).startswith("L0 feat[")
 
 
 # ---------------------------------------------------------------- a pinned feature (#29 "wherever a unit is")
@@ -105,28 +105,28 @@ def test_a_pinned_feature_is_followed_on_hidden_states_step_through_and_units(sa
     f = 3
     a = _feature_by_hand(model, sae, TEXT, f)
     peak = int(a.argmax())
-    at = _app(text=TEXT, unit=f"L0 f[{f}]")
-    assert at.query_params["unit"] in (f"L0 f[{f}]", [f"L0 f[{f}]"])
-    assert any(f"Pinned feature L0 f[{f}]" in m.value for m in at.markdown)
-    panel = _panel(at, f"L0 f[{f}]")          # its coloured text: the encoder on the traced H_t
+    at = _app(text=TEXT, unit=f"L0 f[{f}]")             # the old form of a feature link
+    assert at.query_params["unit"] in (f"L0 feat[{f}]", [f"L0 feat[{f}]"])     # rewritten to its one name
+    assert any(f"Pinned feature L0 feat[{f}]" in m.value for m in at.markdown)
+    panel = _panel(at, f"L0 feat[{f}]")          # its coloured text: the encoder on the traced H_t
     assert f"step {peak}: " in panel and f"{float(a[peak]):+.4f}" in panel
     assert at.selectbox(key="hs_sae_feat").value == f          # the feature explorer opens on it
-    assert any(b.label == f"Unpin L0 f[{f}]" for b in at.button)
+    assert any(b.label == f"Unpin L0 feat[{f}]" for b in at.button)
     heat = next(c for c in charts(at) if c["layout"].get("meta", {}).get("chart") == "hs_features")
-    assert any("★ pinned" in t and f"L0 f[{f}]" in t for t in heat["layout"]["yaxis"]["ticktext"])
-    row = heat["data"][0]["y"].index(f"L0 f[{f}]")
+    assert any("★ pinned" in t and f"L0 feat[{f}]" in t for t in heat["layout"]["yaxis"]["ticktext"])
+    row = heat["data"][0]["y"].index(f"L0 feat[{f}]")
     np.testing.assert_allclose(decode(heat["data"][0]["z"])[row], a.numpy(), atol=1e-5)
 
     at.switch_page("app_pages/step_through.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    line = next(m.value for m in at.markdown if f"Pinned feature L0 f[{f}]" in m.value)
+    line = next(m.value for m in at.markdown if f"Pinned feature L0 feat[{f}]" in m.value)
     assert f"at step 0: a = **{float(a[0]):.3f}**" in line
 
     at.switch_page("app_pages/units.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert f"{float(a[peak]):+.4f}" in _panel(at, f"L0 f[{f}]")
+    assert f"{float(a[peak]):+.4f}" in _panel(at, f"L0 feat[{f}]")
     assert at.radio(key="u_basis").value == "dictionary features"      # Units opens on its SAE
 
 
@@ -134,16 +134,17 @@ def test_a_feature_pins_from_its_button_and_a_bad_feature_link_is_dropped(sae_en
     import streamlit as st
     st.cache_data.clear()
     st.cache_resource.clear()
-    at = _app(text=TEXT, unit="L0 f[12]")                          # the SAE has features 0…11
+    at = _app(text=TEXT, unit="L0 feat[12]")                          # the SAE has features 0…11
     assert "unit" not in at.query_params
-    assert any("not a dictionary feature of this model" in c.value for c in at.caption)
-    at = _app(text=TEXT, unit="L0 fc[1]")                           # no SAE on C_t shipped
+    line = next(c.value for c in at.caption if "Ignored from the link" in c.value)
+    assert "unit=L0 feat" in line and "or a dictionary feature of its SAEs (L0 feat[0]…[11])" in line, line
+    at = _app(text=TEXT, unit="L0 featc[1]")                           # no SAE on C_t shipped
     assert "unit" not in at.query_params
     at.selectbox(key="hs_sae_feat").set_value(5).run()
     at.button(key="hs_sae_pin").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.query_params["unit"] in ("L0 f[5]", ["L0 f[5]"])
-    assert any("Pinned feature L0 f[5]" in m.value for m in at.markdown)
+    assert at.query_params["unit"] in ("L0 feat[5]", ["L0 feat[5]"])
+    assert any("Pinned feature L0 feat[5]" in m.value for m in at.markdown)
 
 
 def test_hidden_states_names_the_features_that_pass(sae_env):
@@ -160,9 +161,9 @@ def test_hidden_states_names_the_features_that_pass(sae_env):
                    {"whitespace": {"layer0.h:sae[7]": "causal"}, "vowel": {"layer0.h:sae[2]": "correlational"}})
     at = _app(text=TEXT)
     heat = next(c for c in charts(at) if c["layout"].get("meta", {}).get("chart") == "hs_features")
-    assert heat["data"][0]["y"] == ["L0 f[7]", "L0 f[2]"]                   # causal first
-    assert heat["layout"]["yaxis"]["ticktext"] == ["<b>L0 f[7] · whitespace · causal</b>",
-                                                   "<b>L0 f[2] · vowel · correlational</b>"]
+    assert heat["data"][0]["y"] == ["L0 feat[7]", "L0 feat[2]"]                   # causal first
+    assert heat["layout"]["yaxis"]["ticktext"] == ["<b>L0 feat[7] · whitespace · causal</b>",
+                                                   "<b>L0 feat[2] · vowel · correlational</b>"]
     assert "features, not units" in heat["layout"]["title"]["text"].replace("<br>", " ")       # a wrapped title
     a = _feature_by_hand(model, sae, TEXT, 7)
     np.testing.assert_allclose(decode(heat["data"][0]["z"])[0], a.numpy(), atol=1e-5)
@@ -175,7 +176,7 @@ def test_compare_draws_the_pinned_feature_in_the_model_with_its_sae(sae_env):
     model, sae, corpora = sae_env
     save_checkpoint(tiny_model("gru", hidden=8, text=CORPUS), corpora.parent / "ckpts" / "timemachine-gru.safetensors",
                     {"corpus": "tinycorpus", "val_fraction": 0.1})
-    at = _app("app_pages/compare.py", text=TEXT, unit="L0 f[3]", cmp__models="timemachine-lstm,timemachine-gru")
+    at = _app("app_pages/compare.py", text=TEXT, unit="L0 feat[3]", cmp__models="timemachine-lstm,timemachine-gru")
     fig = next(c for c in charts(at) if c["layout"].get("meta", {}).get("chart") == "cmp_pinned")
     assert [d["name"] for d in fig["data"]] == ["timemachine-lstm"]
     np.testing.assert_allclose(decode(fig["data"][0]["y"]), _feature_by_hand(model, sae, TEXT, 3).numpy(), atol=1e-5)

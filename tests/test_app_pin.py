@@ -46,7 +46,8 @@ def test_pin_in_hidden_states_is_followed_by_step_through(app):
 def test_a_link_to_a_missing_unit_is_dropped_with_a_note(app):
     at = open_view(app, text="the time machine", unit="L9 h[0]")
     assert "unit" not in at.query_params
-    assert any("not a unit of this model" in c.value for c in at.caption)
+    line = next(c.value for c in at.caption if "Ignored from the link" in c.value)     # the one validation layer
+    assert "unit=L9 h" in line and "must be a unit of this model (L0…L" in line, line
 
 
 def test_lecture_mode_opens_hidden_states_on_32_labelled_rows(app):
@@ -154,7 +155,11 @@ def test_the_verdict_table_names_units_by_their_one_name():
                        "effect": [0.5, 0.1], "kind": ["auc", "auc"], "stat": [0.9, 0.5],
                        "random_init_p95": [0.6, 0.6], "p_value": [1e-9, 0.5], "delta_loss": [0.1, None],
                        "delta_loss_elsewhere": [0.01, None], "random_delta_z": [3.0, None]})
-    assert list(verdict_rows(df)["unit"]) == ["L1 c[30]", "L0 h[7]"]         # as Hidden states and the URL
+    rows = verdict_rows(df)
+    assert list(rows["unit"]) == ["L1 c[30]", "L0 h[7]"]         # as Hidden states and the URL
+    # L0 h[7] was not ablated (no Δloss): a dash, not "None" / "nan"
+    assert list(rows["Δloss on"]) == ["0.1000", "—"] and list(rows["z"]) == ["3.0", "—"]
+    assert list(rows["Δloss elsewhere"]) == ["0.0100", "—"]
 
 
 # ---------------------------------------------------------------- a feature is pinned like a unit (#29)
@@ -163,13 +168,17 @@ def test_parse_pin_takes_a_unit_or_a_feature_of_a_shipped_sae():
     m = tiny_model("lstm", 2, 8)
     saes = {(0, "h"): 12, (1, "c"): 4}              # (layer, state) → features of its SAE
     assert parse_pin("L1 c[7]", m, saes) == Pin(1, "c", 7) and Pin(1, "c", 7).unit == (1, "c", 7)
+    assert parse_pin("L0 feat[11]", m, saes) == Pin(0, "h", 11, feature=True)
+    assert parse_pin("L1 featc[3]", m, saes) == Pin(1, "c", 3, feature=True)
+    assert Pin(1, "c", 3, feature=True).name == "L1 featc[3]" and Pin(1, "c", 3, feature=True).unit is None
+    # the old form of a feature link ("f", "fc": read as a gate's unit) still pins the feature
     assert parse_pin("L0 f[11]", m, saes) == Pin(0, "h", 11, feature=True)
-    assert parse_pin("L1 fc[3]", m, saes) == Pin(1, "c", 3, feature=True)
-    assert Pin(1, "c", 3, feature=True).name == "L1 fc[3]" and Pin(1, "c", 3, feature=True).unit is None
-    for bad in ("L0 f[12]", "L0 fc[0]", "L1 f[0]", "L0 fh[1]", "L0 f[-1]", "L00 f[1]", "L0 f[１]",
-                "L0 f[" + "9" * 40 + "]", "L0 f[1] L0 f[2]", "x" * 100_000, ["L0 f[1]"]):
+    assert parse_pin("L1 fc[3]", m, saes).name == "L1 featc[3]"
+    for bad in ("L0 feat[12]", "L0 featc[0]", "L1 feat[0]", "L0 feath[1]", "L0 feat[-1]", "L00 feat[1]",
+                "L0 feat[１]", "L0 feat[" + "9" * 40 + "]", "L0 feat[1] L0 feat[2]", "x" * 100_000, ["L0 feat[1]"],
+                "L0 f[12]", "L0 fc[0]", "L1 f[0]", "L0 fh[1]", "L0 f[-1]", "L0 f[1] L0 f[2]", "L0 fe[1]"):
         assert parse_pin(bad, m, saes) is None, bad
-    assert parse_pin("L0 f[0]", m) is None                 # no SAE: no feature pins
+    assert parse_pin("L0 feat[0]", m) is None and parse_pin("L0 f[0]", m) is None   # no SAE: no feature pins
     assert Pin(0, "h", 5).on(0, "h") == 5 and Pin(0, "h", 5, feature=True).on(0, "h") is None
 
 
@@ -177,10 +186,11 @@ def test_a_click_on_a_feature_row_pins_the_feature():
     import streamlit as st
 
     from app_pages.ui.pin import URL_KEY, Pin, pin_point, pinned_any
-    assert unit_in({"x": "3:a", "y": "L0 f[17]"}) == "L0 f[17]"
+    assert unit_in({"x": "3:a", "y": "L0 feat[17]"}) == "L0 feat[17]"
+    assert unit_in({"x": "3:a", "y": "L0 featc[2] · vowel · causal"}) == "L0 featc[2]"
     try:
-        pin_point({"x": "3:a", "y": "L0 fc[17]"})
-        assert st.query_params.get(URL_KEY) == "L0 fc[17]"
+        pin_point({"x": "3:a", "y": "L0 featc[17]"})
+        assert st.query_params.get(URL_KEY) == "L0 featc[17]"
         assert pinned_any() == Pin(0, "c", 17, feature=True)
         pin_point({"x": "3:a", "y": "L1 h[2]"})
         assert pinned_any() == Pin(1, "h", 2)

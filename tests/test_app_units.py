@@ -154,3 +154,20 @@ def test_verdict_uses_the_shipped_controls(app_env):
     # a new sidecar is part of the scorecard's key: the cold result of another test is not reused
     at = run_tab("Unit finder", {"units.feat": "whitespace"})
     rerun_until(at, lambda a: "controls from the checkpoint’s sidecar" in texts(a))
+
+
+def test_verdict_table_says_which_units_were_not_ablated(app_env):
+    """Only the units that beat the controls, at most PAGE_MAX_CAUSAL, are ablated: the others show a
+    dash (not "None") in the ablation columns, and a caption says why."""
+    from rnnviz.units.scorecard_cache import PAGE_MAX_CAUSAL
+
+    at = rerun_until(run_tab("Unit finder", {"units.feat": "whitespace"}), lambda a: "at chance level" in texts(a))
+    table = next(d.value for d in at.dataframe if "Δloss on" in d.value.columns)
+    cells = table[["Δloss on", "Δloss elsewhere", "z"]].astype(str)
+    assert not cells.isin(["None", "nan", "NaN", "<NA>"]).any().any(), table
+    tested = cells["Δloss on"] != "—"
+    assert (tested == (cells["z"] != "—")).all() and tested.sum() <= PAGE_MAX_CAUSAL
+    assert (~tested).any(), "a table of 12 rows has units that were not ablated"
+    assert not tested[table.verdict == "chance"].any()          # at chance level: never ablated
+    assert tested[table.verdict == "causal"].all()              # causal needs an ablation
+    assert any("not ablated" in c.value and f"at most the {PAGE_MAX_CAUSAL} strongest" in c.value for c in at.caption)

@@ -104,8 +104,10 @@ def test_a_computation_nobody_waits_for_is_dropped_and_keep_is_not():
 
 
 def test_at_most_max_jobs_are_queued():
+    """Two slots: a third ask waits for one; a finished job (remembered for keep_s, here ten
+    minutes) frees its slot at once."""
     lanes, store = Lanes(heavy_workers=1), ByteLRU(2**20)
-    bg = Background(lanes, store, max_jobs=2)
+    bg = Background(lanes, store, max_jobs=2, keep_s=600.0)
     release = _held(lanes)
     states = [bg.poll(k, lambda k=k: k, 60.0) for k in "abc"]
     assert [s.position for s in states] == [0, 1, None] and lanes.heavy.qsize() == 2

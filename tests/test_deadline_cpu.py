@@ -52,3 +52,44 @@ def test_the_wall_clock_cap_still_stops_it():
         time.sleep(WALL_FACTOR * 0.05 + 0.05)
         check()
     assert info.value.wall and "busy" in str(info.value)
+
+
+class _CountingClock:
+    """rnnviz.serving.deadline's view of the time module, counting reads of the CPU clock."""
+
+    def __init__(self) -> None:
+        self.cpu_reads = 0
+        self.monotonic = time.monotonic
+
+    def thread_time(self) -> float:
+        self.cpu_reads += 1
+        return time.thread_time()
+
+
+def test_check_reads_the_cpu_clock_at_most_every_few_milliseconds(monkeypatch):
+    """The stepped loops call check() once per character; reading the thread's CPU clock is a
+    system call made while holding the GIL. It is read at most every CPU_READ_EVERY s of wall
+    clock (the wall clock is read every call), not on every call as before."""
+    from rnnviz.serving import deadline as dl
+
+    clock = _CountingClock()
+    monkeypatch.setattr(dl, "time", clock)
+    calls, t0 = 0, time.monotonic()
+    with deadline(60.0, wall_factor=1e4):
+        while calls < 20_000 or time.monotonic() - t0 < 10 * dl.CPU_READ_EVERY:
+            check()
+            calls += 1
+    elapsed = time.monotonic() - t0
+    assert 2 <= clock.cpu_reads <= elapsed / dl.CPU_READ_EVERY + 3, (clock.cpu_reads, calls, elapsed)
+
+
+def test_a_budget_is_passed_by_at_most_one_read_interval_of_cpu():
+    from rnnviz.serving.deadline import CPU_READ_EVERY
+
+    t0 = time.thread_time()
+    with pytest.raises(Overtime) as info, deadline(0.05, wall_factor=1e4):
+        while True:
+            check()
+    used = time.thread_time() - t0
+    assert not info.value.wall
+    assert 0.05 <= used <= 0.05 + CPU_READ_EVERY + 0.01, used

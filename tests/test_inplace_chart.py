@@ -233,3 +233,22 @@ def test_install_plotly_js_copies_the_installed_bundle_once(tmp_path):
     (other / "static" / pc.PLOTLY_JS).write_text("old")
     assert pc.install_plotly_js(other).read_bytes() == pc.PLOTLY_SOURCE.read_bytes()
     assert pc.plotly_js_url() == f"/app/static/{pc.PLOTLY_JS}"
+
+
+def test_the_base_url_path_is_read_once_per_process(monkeypatch):
+    """st.get_option takes Streamlit's one config lock, a queue for every script thread of a busy
+    server (#27): the base URL path of Plotly.js is read once, not once per chart."""
+    import types
+
+    from app_pages.ui import plotly_component as pc
+
+    reads: list[str] = []
+
+    def get_option(key: str):
+        reads.append(key)
+        return "/course/"
+
+    monkeypatch.setattr(pc, "_BASE_URL_PATH", [], raising=False)
+    monkeypatch.setattr(pc, "st", types.SimpleNamespace(get_option=get_option))
+    urls = {pc.plotly_js_url() for _ in range(5)}
+    assert urls == {f"/course/app/static/{pc.PLOTLY_JS}"} and reads == ["server.baseUrlPath"]

@@ -6,7 +6,8 @@
 - A request whose own budget ends in the quick lane is stopped, not moved.
 - A quick request that needs a value another thread is computing gives its worker back and waits
   in its caller: it does not hold the quick lane (the Units index being built, say).
-- The heavy lane takes a short request before long ones queued a moment earlier.
+- The heavy lane takes a short request before long ones queued a moment earlier; so does the quick
+  lane (an ordinary text's trace before an unpriced generation).
 - The heavy lane's threads and the training workers run at a lower CPU priority than the rest.
 """
 
@@ -153,3 +154,32 @@ def test_heavy_lane_and_training_run_at_a_lower_priority():
     wait(lambda: pool.snapshot(rid, "s").status == "done", 60)
     assert seen == [min(19, base + 5)] and _nice() == base
     assert pool.close(30)
+
+
+def test_the_quick_lane_runs_a_cheap_trace_before_an_unpriced_request_queued_earlier():
+    """The soak's script threads waited in the quick lane: an ordinary trace (priced at
+    milliseconds) queued behind unpriced generations (up to the 0.5 CPU-s cap each)."""
+    lanes = Lanes(quick_workers=1, heavy_workers=1)
+    release, started, order = threading.Event(), threading.Event(), []
+
+    def job(tag: str) -> None:
+        if tag == "first":
+            started.set()
+            release.wait(30)
+        order.append(tag)
+
+    def ask(tag: str, estimate: float | None) -> threading.Thread:
+        t = threading.Thread(target=lanes.run, args=(job, 60.0, (tag,)), kwargs={"estimate": estimate})
+        t.start()
+        return t
+
+    threads = [ask("first", None)]
+    started.wait(10)                                               # "first" holds the one worker
+    threads.append(ask("generation", None))
+    wait(lambda: lanes.quick.qsize() == 1, 10)
+    threads.append(ask("trace", 0.01))
+    wait(lambda: lanes.quick.qsize() == 2, 10)
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert order == ["first", "trace", "generation"]

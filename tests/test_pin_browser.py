@@ -48,7 +48,8 @@ def _drawn(page, key: str):
 
 
 #: No part of the page is still waiting for its heavy result (app_pages/ui/later.py's placeholder):
-#: the verdict panel fills in above the bars by a rerun, which moves them.
+#: the verdict panel above the bars fills in by a rerun (its box keeps its height, so the bars stay
+#: put: test_later_browser.py; a user still waits for the page to be complete before aiming).
 _FILLED = """() => ![...document.querySelectorAll('[data-testid="stAlert"]')]
   .some(e => e.innerText.includes('It appears here when it is ready'))"""
 

@@ -216,9 +216,9 @@ def test_feature_heatmap_rows_are_named_features_on_a_scale_from_white():
     acts = np.abs(np.random.default_rng(0).normal(size=(5, 9))).astype(np.float32)
     fig = spec(feature_heatmap(acts, list("abcde"), [7, 2], layer=1, state="c", named={7: "vowel · causal"}))
     d = fig["data"][0]
-    assert d["y"] == ["L1 fc[7]", "L1 fc[2]"]
+    assert d["y"] == ["L1 featc[7]", "L1 featc[2]"]
     np.testing.assert_allclose(decode(d["z"]), acts[:, [7, 2]].T)
     assert d["zmin"] == 0 and abs(d["zmax"] - acts[:, [7, 2]].max()) < 1e-6
     first = d["colorscale"][0][1].replace(" ", "")
     assert first in ("rgb(255,245,240)", "#fff5f0", "rgb(255,255,255)")       # white-ish: off
-    assert fig["layout"]["yaxis"]["ticktext"] == ["<b>L1 fc[7] · vowel · causal</b>", "L1 fc[2]"]
+    assert fig["layout"]["yaxis"]["ticktext"] == ["<b>L1 featc[7] · vowel · causal</b>", "L1 featc[2]"]

@@ -12,7 +12,8 @@ import torch
 from rnnviz.model import ModelConfig, build_model
 from rnnviz.trace import trace
 from rnnviz.units import scorecard
-from rnnviz.units.basis import FeatureRef, SAEBasis, feature_ablation_hook, feature_name
+from rnnviz.units.basis import FeatureRef, SAEBasis, feature_ablation_hook, feature_name, parse_feature_name
+from rnnviz.units.names import unit_name
 from rnnviz.units.sae import (SAE, SAEError, dead_fraction, explained_variance, load_sae, measure,
                               sae_path, save_sae, train_sae)
 from tests.reference import textbook_step
@@ -128,9 +129,11 @@ def test_feature_ablation_hook_equals_an_explicit_recomputation():
 
 
 def test_feature_names_and_refs():
-    assert feature_name(0, "h", 17) == "L0 f[17]" and feature_name(1, "c", 3) == "L1 fc[3]"
+    assert feature_name(0, "h", 17) == "L0 feat[17]" and feature_name(1, "c", 3) == "L1 featc[3]"
+    assert feature_name(0, "h", 3) != unit_name(0, "gates.f", 3)       # not forget-gate unit 3 ("L0 f[3]")
+    assert parse_feature_name("L0 f[17]") == (0, "h", 17) and parse_feature_name("L1 fc[3]") == (1, "c", 3)
     ref = FeatureRef(0, "h:sae", 17)
-    assert ref.tensor_name == "layer0.h" and ref.name == "layer0.h:sae[17]" and ref.label == "L0 f[17]"
+    assert ref.tensor_name == "layer0.h" and ref.name == "layer0.h:sae[17]" and ref.label == "L0 feat[17]"
 
 
 def test_scorecard_on_features_is_deterministic_and_explains_bad_input():
@@ -207,7 +210,6 @@ def test_report_splices_its_block_between_the_markers():
 
 
 def test_one_feature_and_feature_names_round_trip():
-    from rnnviz.units.basis import parse_feature_name
     from rnnviz.units.dictionary import feature_values
     x, _, sae = _fitted_small()
     for f in range(K):
@@ -219,7 +221,7 @@ def test_one_feature_and_feature_names_round_trip():
         feature_values(sae, {"layer0.h": x[:40]}, 0, "h", K)
     for layer, state, j in ((0, "h", 17), (2, "c", 0), (11, "c", 511)):
         assert parse_feature_name(feature_name(layer, state, j)) == (layer, state, j)
-    for bad in ("L0 h[1]", "L0 fh[1]", "L0 f[01]", "f[1]", None, 3):
+    for bad in ("L0 h[1]", "L0 fh[1]", "L0 feath[1]", "L0 f[01]", "L0 feat[01]", "f[1]", "feat[1]", None, 3):
         assert parse_feature_name(bad) is None
 
 
@@ -243,7 +245,7 @@ def test_compare_follows_a_feature_in_the_models_that_have_its_sae():
     want = torch.relu(h @ sae.W_enc.double()[2] + sae.b_enc.double()[2]).numpy()
     assert np.allclose(series[0].values, want, atol=1e-5)
     assert series[1].values is None and "no sparse autoencoder on layer0.h" in series[1].note
-    assert "no L0 f[7]" in C.feature_series(cmp, 0, "h", 7, {"with": sae})[0].note
+    assert "no L0 feat[7]" in C.feature_series(cmp, 0, "h", 7, {"with": sae})[0].note
 
 
 def test_l1_warmup_and_lr_decay_are_checked_and_recorded():

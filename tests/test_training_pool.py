@@ -3,6 +3,7 @@ release / heartbeat cancellation, stop and continue, the caps, no leaked threads
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -160,6 +161,25 @@ def test_wall_time_cap(baseline):
 def test_bad_text_messages(text, words):
     with pytest.raises(TrainRefused, match=words):
         check_text(text, "none", LIMITS)
+
+
+
+def test_an_accepted_text_is_checked_once(monkeypatch):
+    """The Train page checks its text on every run; the per-character scan of an accepted text
+    runs once, a refused text is refused again (refusals are not remembered)."""
+    from rnnviz.training import limits
+
+    scans: list[int] = []
+    scan = limits._binary_fraction
+    monkeypatch.setattr(limits, "_binary_fraction", lambda t: scans.append(len(t)) or scan(t))
+    text = "the time traveller checked once, " * 30 + str(time.monotonic())   # new to the cache
+    first = check_text(text, "d2l", LIMITS)
+    assert first == check_text(text, "d2l", LIMITS) and len(scans) == 1
+    assert first == re.sub("[^A-Za-z]+", " ", text).lower()               # the book's cleaning
+    assert check_text(text, "none", LIMITS) == text and len(scans) == 2    # another preprocessing
+    for _ in range(2):
+        with pytest.raises(TrainRefused, match="binary"):
+            check_text("abc\x00def" * 100, "none", LIMITS)
 
 
 def test_bad_files_and_caps():

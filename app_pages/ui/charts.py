@@ -39,6 +39,10 @@ def window_start(prefix: str, T: int, width: int) -> tuple[int, int]:
 #: Width (px) a full-width chart is assumed to have when its title is wrapped: the main column of
 #: a 1,000 px wide window with the sidebar open (wider windows wrap a little early, never cut).
 MAIN_WIDTH_PX = 560
+#: The same in lecture mode: the main column of the smallest projector lecture mode is made for,
+#: 1280 × 720 (1280 − the 300 px sidebar − 2 × 80 px padding). With MAIN_WIDTH_PX, titles on a
+#: 1920 × 1080 projector wrapped after ~19 characters into a third of their chart's width.
+LECTURE_WIDTH_PX = 820
 #: Modebar: zoom box, pan, reset axes and the camera (PNG). Zoom in/out and autoscale went: in a
 #: narrow column the full bar wrapped onto a second row over the chart's title.
 MODEBAR_REMOVE = ["zoomIn2d", "zoomOut2d", "autoScale2d", "lasso2d", "select2d"]
@@ -71,7 +75,7 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
     layout = spec["layout"] = dict(spec.get("layout") or {})
     if ctx.lecture:
         merge(layout, font=dict(size=ctx.font_size))
-    _place_title(layout, ctx.font_size, width)
+    _place_title(layout, ctx.font_size, width, LECTURE_WIDTH_PX if ctx.lecture else MAIN_WIDTH_PX)
     layout["meta"] = ({"chart": key, "text_independent": True} if text_independent
                       else {"rnnviz": ctx.digest, "chart": key})
     # Browser cost: on a linear/log axis Plotly's default ticklabeloverflow ("hide past div") measures
@@ -94,11 +98,11 @@ def show_chart(fig, ctx: Context, key: str, filename: str | None = None,
 _AXIS = re.compile(r"[xy]axis\d*")
 
 
-def _place_title(layout: dict, font_size: int, width: float) -> None:
+def _place_title(layout: dict, font_size: int, width: float, main_px: int = MAIN_WIDTH_PX) -> None:
     """Titles at the chart's left edge, under the modebar (always shown, top right), so the two
     never overlap; wrapped to the chart's width (Plotly cuts a long title at the edge), the top
     margin and the height growing with the added lines. Plotly's title font is 1.4× the layout's.
-    ``layout``: a figure dict's layout, edited in place."""
+    ``layout``: a figure dict's layout, edited in place; ``main_px``: the main column's assumed width."""
     title = layout.get("title")
     if isinstance(title, str):
         title = layout["title"] = {"text": title}
@@ -106,7 +110,7 @@ def _place_title(layout: dict, font_size: int, width: float) -> None:
     if not text:
         return
     title_px = 1.4 * font_size
-    chars = max(16, int((width * MAIN_WIDTH_PX - 24) / (0.52 * title_px)))
+    chars = max(16, int((width * main_px - 24) / (0.52 * title_px)))
     wrapped = wrap_title(text, chars)
     added = int((wrapped.count("<br>") - text.count("<br>")) * 1.3 * title_px)
     # Plotly lifts a title of several lines by ~0.7 of its font size above its yanchor="top"

@@ -16,7 +16,8 @@ import streamlit as st
 from app_pages.ui.cache import UPLOAD_PREFIX
 from app_pages.ui.context import Context
 from app_pages.ui.pin import Pin, pin_button, pinned, unit_table
-from app_pages.ui.scorecard import ERRORS, VERDICT_ORDER, feature_scorecard, verdict_panel
+from app_pages.ui.scorecard import (ERRORS, NOT_ABLATED, VERDICT_ORDER, ablation_cells, feature_scorecard,
+                                   not_ablated_note, verdict_panel)
 from app_pages.ui.settings import settings
 from app_pages.ui.work import LIMITS, limit_message, run_heavy
 from rnnviz import units as U
@@ -170,8 +171,7 @@ def feature_rows(df: pd.DataFrame, layer: int, state: str, top: int = 12) -> pd.
     return pd.DataFrame({
         "feature": [feature_name(layer, state, r.unit) for r in d.itertuples()],
         d.kind.iloc[0] if len(d) else "stat": d.stat.round(3), "control p95": d.random_init_p95.round(3),
-        "p (Holm)": d.p_value.map(lambda p: f"{p:.1e}"), "Δloss on": d.delta_loss.round(4),
-        "Δloss elsewhere": d.delta_loss_elsewhere.round(4), "z": d.random_delta_z.round(1), "verdict": d.verdict,
+        "p (Holm)": d.p_value.map(lambda p: f"{p:.1e}"), **ablation_cells(d), "verdict": d.verdict,
         "index": d.unit.astype(int)})
 
 
@@ -196,7 +196,8 @@ def features_panel(ctx: Context, feature: str, layer: int, state: str, path: Pat
     rows = feature_rows(df, layer, state)
     _comparison(ctx, df, feature, layer, state)
     unit_table(rows.drop(columns="index"), key="u_sae_rows", column="feature")   # a click pins the feature
-    st.caption("Click a row to pin its feature: followed as coloured text on every view.")
+    st.caption("Click a row to pin its feature: followed as coloured text on every view."
+               + (" " + not_ablated_note("features") if (rows["Δloss on"] == NOT_ABLATED).any() else ""))
     contexts_panel(ctx, sae, key, layer, state, rows)
 
 

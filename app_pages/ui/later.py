@@ -27,11 +27,18 @@ State = Ready | Pending | Failed
 
 
 def show_when_ready(ask: Callable[[], State], what: str, draw: Callable[[Any], None],
-                    failed: Callable[[BaseException], None]) -> bool:
+                    failed: Callable[[BaseException], None], height: int | None = None) -> bool:
     """Draw ``ask()``'s value with ``draw`` when it is Ready, explain a Failed one with ``failed``,
     else a placeholder (``what`` is being computed: its place in the queue, its expected time) that
     polls ``ask`` until it changes. ``ask`` must be cheap (it only looks the state up) and call no
-    Streamlit function. True when the value was drawn."""
+    Streamlit function. True when the value was drawn.
+
+    ``height`` (pixels): the placeholder, the value and the error are drawn in one box of that
+    height (it scrolls if the value is taller), so what the page shows below it does not move
+    when the value arrives: a click aimed at it does not miss."""
+    if height is not None:
+        with st.container(height=height, border=False):
+            return show_when_ready(ask, what, draw, failed)
     state = ask()
     if isinstance(state, Ready):
         draw(state.value)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from app_pages.ui.text import DEFAULT_TEXT, MAX_PAGE_CHARS, MAX_URL_TEXT
-from app_pages.ui.url import Choice, Flag, Float, Int, Multi, Param, Text
+from app_pages.ui.pin import SESSION_KEY, URL_KEY, link_pin
+from app_pages.ui.url import Checked, Choice, Flag, Float, Int, Multi, Param, Text
 from rnnviz.features import MAX_PATTERN_CHARS
 from rnnviz.units.names import unit_name
 
@@ -73,6 +74,8 @@ _DECLARED: tuple[Param, ...] = (
     Flag("lecture", "lecture", False),
     Choice("ckpt", "ckpt", lim("default"), choices=lim("ckpts")),
     Text("text", "text", DEFAULT_TEXT, max_len=MAX_PAGE_CHARS, url_len=MAX_URL_TEXT),
+    # the pinned unit or feature ("L0 h[203]", "L0 feat[17]"), checked against the view's model by pin.py
+    Checked(URL_KEY, SESSION_KEY, None, parser=link_pin),
     # Hidden states
     Choice("hs.layer", "hs_layer", 0, choices=_range("L")),
     Choice("hs.what", "hs_kind", "h", choices=lim("kinds")),

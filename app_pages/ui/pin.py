@@ -3,8 +3,9 @@ autoencoder, followed on every view (issue 28, "follow one unit everywhere"; iss
 "usable wherever a unit is").
 
 It lives in the URL as ``unit=L0 h[203]`` (the unit's one name, :func:`rnnviz.units.names.unit_name`)
-or ``unit=L0 f[17]`` (a feature's one name, :func:`rnnviz.units.basis.feature_name`) and in this
-session, so it survives view switches and a copied link reproduces it. One value, :class:`Pin`, is
+or ``unit=L0 feat[17]`` (a feature's one name, :func:`rnnviz.units.basis.feature_name`) and in this
+session, so it survives view switches and a copied link reproduces it (a link of the old form,
+``unit=L0 f[17]``, still pins the feature and is rewritten to the new name). One value, :class:`Pin`, is
 either; :func:`parse_pin` is the one check of a name against the model (and its SAEs). A pinned unit
 is highlighted in Hidden states, shown first in Step-through and preselected where a view picks a
 unit; a pinned feature is shown as coloured text (its activation through the SAE) on the same views.
@@ -18,13 +19,17 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from app_pages.ui.url import Invalid, url_drop, url_set, use
 from rnnviz import CharRNN
 from rnnviz.units.basis import feature_name, parse_feature_name
 from rnnviz.units.names import unit_name
 
-URL_KEY = "unit"
-_SESSION = "pinned_unit"
-_NAME = re.compile(r"L(0|[1-9][0-9]{0,2}) ([a-z]{1,2})\[(0|[1-9][0-9]{0,5})\]")
+#: The link's key (declared in app_pages.ui.params, validated by app_pages.ui.url with :func:`link_pin`)
+#: and the session's key of the pinned name (None: nothing pinned).
+URL_KEY, SESSION_KEY = "unit", "pinned_unit"
+_SESSION = SESSION_KEY
+#: A unit's or a feature's name ("L0 h[203]", "L0 feat[17]"): which one it is, parse_pin says.
+_NAME = re.compile(r"L(0|[1-9][0-9]{0,2}) ([a-z]{1,5})\[(0|[1-9][0-9]{0,5})\]")
 
 
 def parse_unit(text: str, model: CharRNN) -> tuple[int, str, int] | None:
@@ -51,7 +56,7 @@ class Pin:
 
     @property
     def name(self) -> str:
-        """The one name the views and the link use: "L0 h[203]" or "L0 f[17]"."""
+        """The one name the views and the link use: "L0 h[203]" or "L0 feat[17]"."""
         return (feature_name if self.feature else unit_name)(self.layer, self.state, self.index)
 
     @property
@@ -66,14 +71,15 @@ class Pin:
 
 def parse_pin(text, model: CharRNN, features: dict | None = None) -> Pin | None:
     """The Pin a name stands for on ``model``: a unit name (:func:`parse_unit`), or a feature name
-    of an SAE it has (``features``: (layer, state) → number of features of its shipped SAEs);
-    None when neither."""
-    f = parse_feature_name(text)
-    if f is not None:
-        size = (features or {}).get(f[:2], 0)
-        return Pin(*f, feature=True) if f[2] < size else None
+    of an SAE it has (``features``: (layer, state) → number of features of its shipped SAEs; the
+    old form "L0 f[17]" of links too, when it is not a unit of the model); None when neither."""
     unit = parse_unit(text, model)
-    return None if unit is None else Pin(*unit)
+    if unit is not None:
+        return Pin(*unit)
+    f = parse_feature_name(text)
+    if f is None:
+        return None
+    return Pin(*f, feature=True) if f[2] < (features or {}).get(f[:2], 0) else None
 
 
 def pinned_any() -> Pin | None:
@@ -98,40 +104,56 @@ def _refused(raw, model: CharRNN, features: dict | None) -> str:
             f"0…{model.config.hidden_size - 1}); nothing is pinned.")
 
 
-def pinned(model: CharRNN, features: dict | None = None) -> Pin | None:
-    """The pinned unit or feature for ``model`` (from the link, else this session), written back to
-    the URL. ``features``: (layer, state) → size of the model's shipped SAEs (none: no feature pins)."""
-    raw = st.query_params.get(URL_KEY)
-    if raw is None:
-        raw = st.session_state.get(_SESSION)
-    if raw is None:
-        return None
-    pin = parse_pin(raw, model, features)
+def _expected(model: CharRNN, features: dict | None) -> str:
+    """What a pin's name must be on ``model`` (the link's complaint: "unit=… (must be …)")."""
+    cfg = model.config
+    out = (f"a unit of this model (L0…L{cfg.num_layers - 1}, {'/'.join(model.spec.state_kinds)}, "
+           f"0…{cfg.hidden_size - 1})")
+    if features:
+        out += " or a dictionary feature of its SAEs (" + ", ".join(
+            f"{feature_name(l, s, 0)}…[{n - 1}]" for (l, s), n in sorted(features.items())) + ")"
+    return out
+
+
+def link_pin(raw: str, limits: dict) -> str:
+    """The validation layer's parser of ``unit=`` (app_pages.ui.params): the one name of the unit or
+    feature ``raw`` names on ``limits["model"]`` (``limits["features"]``: its SAEs' sizes), else
+    Invalid saying what it must be."""
+    pin = parse_pin(raw, limits["model"], limits.get("features"))
     if pin is None:
-        st.caption(_refused(raw, model, features))
-        st.session_state.pop(_SESSION, None)
-        if URL_KEY in st.query_params:
-            del st.query_params[URL_KEY]
+        raise Invalid(_expected(limits["model"], limits.get("features")))
+    return pin.name
+
+
+def pinned(model: CharRNN, features: dict | None = None) -> Pin | None:
+    """The pinned unit or feature for ``model`` (this session's, else the link's, checked by the
+    validation layer: a bad link value is named on the page), written back to the URL.
+    ``features``: (layer, state) → size of the model's shipped SAEs (none: no feature pins)."""
+    held = st.session_state.get(_SESSION)
+    if held is not None and parse_pin(held, model, features) is None:     # pinned on another model
+        st.caption(_refused(held, model, features))
+        st.session_state[_SESSION] = None
+    use(URL_KEY, model=model, features=features or {})
+    name = st.session_state.get(_SESSION)
+    pin = None if name is None else parse_pin(name, model, features)
+    if pin is None:
+        url_drop(URL_KEY)
         return None
-    st.session_state[_SESSION] = pin.name
-    if st.query_params.get(URL_KEY) != pin.name:
-        st.query_params[URL_KEY] = pin.name
+    url_set(URL_KEY, pin.name)
     return pin
 
 
 def _set(name: str | None) -> None:
+    st.session_state[_SESSION] = name          # None, not absent: the link's value is not read again
     if name is None:
-        st.session_state.pop(_SESSION, None)
-        if URL_KEY in st.query_params:
-            del st.query_params[URL_KEY]
+        url_drop(URL_KEY)
     else:
-        st.session_state[_SESSION] = name
         st.query_params[URL_KEY] = name
 
 
 def unit_in(labels: dict) -> str | None:
     """The unit (or feature) name among a clicked point's labels (``{"x": …, "y": …}``: rows of a
-    heatmap or a bar chart are named "L0 h[203]" or "L0 f[17]"; a bold "L0 h[3] · paren depth" tick
+    heatmap or a bar chart are named "L0 h[203]" or "L0 feat[17]"; a bold "L0 h[3] · paren depth" tick
     counts by its name)."""
     for axis in ("y", "x"):
         text = labels.get(axis)
@@ -168,7 +190,7 @@ def unit_table(rows, key: str, column: str = "unit") -> None:
 
 
 def pin_button(item: Pin, current: Pin | None, key: str) -> None:
-    """A "★ Pin L0 h[3]" (or "★ Pin L0 f[17]") button, or "Unpin" when that one is pinned."""
+    """A "★ Pin L0 h[3]" (or "★ Pin L0 feat[17]") button, or "Unpin" when that one is pinned."""
     name = item.name
     if current == item:
         st.button(f"Unpin {name}", key=key, on_click=_set, args=(None,))

@@ -46,6 +46,10 @@ ERRORS = (U.UnitsError, F.FeatureError, TextError)
 VERDICT_ORDER = {"causal": 0, "correlational": 1, "chance": 2}
 #: A scorecard's rough size in seconds (2–15 s on the shipped checkpoints), for the heavy lane's order.
 SCORECARD_SECONDS = 5.0
+#: Height (pixels) of the verdict's box: its summary, caption and table (a table of 12 rows is 400 px,
+#: Streamlit's default). The placeholder holds the same box, so the unit finder's bars below it do
+#: not move when the verdict arrives.
+VERDICT_HEIGHT = 640
 
 
 def _controls(model_key: str, checkpoint_dir=None) -> dict | None:
@@ -140,6 +144,25 @@ def warm_scorecards(s: Settings) -> int:
     return queued
 
 
+#: What a verdict table shows in the ablation columns of a unit that was not ablated.
+NOT_ABLATED = "—"
+
+
+def not_ablated_note(what: str = "units") -> str:
+    """The caption under a verdict table: what its NOT_ABLATED cells mean."""
+    return (f"{NOT_ABLATED}: not ablated. Only the {what} that beat the controls get the causal test, at most "
+            f"the {PAGE_MAX_CAUSAL} strongest, so the others cannot be called causal.")
+
+
+def ablation_cells(d: pd.DataFrame) -> dict[str, list[str]]:
+    """The verdict table's ablation columns (Δloss on, Δloss elsewhere, z) as text, NOT_ABLATED
+    where the unit was not ablated (the scorecard leaves NaN there)."""
+    def cells(col: str, fmt: str) -> list[str]:
+        return [NOT_ABLATED if pd.isna(v) else format(v, fmt) for v in d[col]]
+    return {"Δloss on": cells("delta_loss", ".4f"), "Δloss elsewhere": cells("delta_loss_elsewhere", ".4f"),
+            "z": cells("random_delta_z", ".1f")}
+
+
 def verdict_rows(df: pd.DataFrame, top: int = 12) -> pd.DataFrame:
     """The table the page shows: units that beat the controls (causal first), then the best of the rest."""
     d = df.assign(order=df.verdict.map(VERDICT_ORDER)).sort_values(["order", "effect"], ascending=[True, False])
@@ -147,9 +170,7 @@ def verdict_rows(df: pd.DataFrame, top: int = 12) -> pd.DataFrame:
     return pd.DataFrame({
         "unit": [unit_name(r.layer, r.state, r.unit) for r in d.itertuples()],     # the unit's one name
         d.kind.iloc[0] if len(d) else "stat": d.stat.round(3), "control p95": d.random_init_p95.round(3),
-        "p (Holm)": d.p_value.map(lambda p: f"{p:.1e}"), "Δloss on": d.delta_loss.round(4),
-        "Δloss elsewhere": d.delta_loss_elsewhere.round(4), "z": d.random_delta_z.round(1),
-        "verdict": d.verdict})
+        "p (Holm)": d.p_value.map(lambda p: f"{p:.1e}"), **ablation_cells(d), "verdict": d.verdict})
 
 
 def verdict_panel(ctx: Context, feature: str, playing: bool = False) -> None:
@@ -163,7 +184,7 @@ def verdict_panel(ctx: Context, feature: str, playing: bool = False) -> None:
     ref, model_key, model, step = ctx.ref, ctx.model_key, ctx.model, ctx.train_step
     show_when_ready(lambda: scorecard_state(ref, model_key, feature, model, step),
                     "Scoring units against controls (untrained models, shifted labels and ablations)",
-                    lambda result: _verdicts(ctx, feature, *result), _verdict_failed)
+                    lambda result: _verdicts(ctx, feature, *result), _verdict_failed, height=VERDICT_HEIGHT)
 
 
 def _verdict_failed(err: BaseException) -> None:
@@ -188,7 +209,10 @@ def _verdicts(ctx: Context, feature: str, df: pd.DataFrame, how: str) -> None:
                    f"Causal: besides, silencing it (mean-ablation, at most {PAGE_MAX_CAUSAL} units tried) "
                    "raises the loss where the feature is on more than elsewhere, by z ≥ 2 against random "
                    "units. The unit finder below ranks by correlation alone.")
-    unit_table(verdict_rows(df), key="u_verdict_rows")            # a click on a row pins its unit
+    rows = verdict_rows(df)
+    unit_table(rows, key="u_verdict_rows")            # a click on a row pins its unit
+    if (rows["Δloss on"] == NOT_ABLATED).any():
+        st.caption(not_ablated_note())
 
 
 @st.cache_resource(max_entries=4, show_spinner="Fitting n-gram models on the training split (once per corpus)…")

@@ -245,6 +245,21 @@ class Multi(Param):
         return 100 * self.max_items          #: names up to 100 characters each
 
 
+@dataclass(frozen=True)
+class Checked(Param):
+    """A value whose meaning one module owns: ``parser(raw, limits)`` returns it or raises Invalid
+    saying what it must be (``unit=``: :func:`app_pages.ui.pin.link_pin`)."""
+
+    parser: Any = None
+    max_len: int = MAX_RAW
+
+    def parse(self, raw: str, limits: Limits) -> Any:
+        return self.parser(raw, limits)
+
+    def max_raw(self) -> int:
+        return self.max_len
+
+
 def _shown(raw: str) -> str:
     """A refused value as the page shows it: short, one line, Markdown-escaped."""
     from app_pages.ui.text import md

@@ -240,7 +240,7 @@ def feature_heatmap(values, chars: Sequence[str], features: Sequence[int], *, la
                     font_size: int = 12) -> go.Figure:
     """Heatmap of dictionary features (:mod:`rnnviz.units.sae`): ``values`` (W, F) the activations
     of every feature on the W characters ``chars`` from step ``start``; rows = ``features`` (top to
-    bottom), named "L0 f[17]" (:func:`rnnviz.units.basis.feature_name`), those in ``named``
+    bottom), named "L0 feat[17]" (:func:`rnnviz.units.basis.feature_name`), those in ``named``
     (feature → what it tracks) in bold with it. FEATURE_SCALE from 0 (white, off) to the largest
     value shown."""
     from ..units.basis import feature_name

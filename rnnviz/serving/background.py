@@ -116,7 +116,8 @@ class Background:
                         estimate if estimate is not None else self._measured.get(kind)))
                 job.seen = max(job.seen, float("inf") if keep else now)
                 return self._state(job, now)
-            if len(self._jobs) >= self.max_jobs or not self.store.claim(key):
+            running = sum(1 for j in self._jobs.values() if j.finished is None)     # finished: kept, not counted
+            if running >= self.max_jobs or not self.store.claim(key):
                 # full, or a blocking caller computes it now: ask again later
                 return Pending(None, 0.0, estimate if estimate is not None else self._measured.get(kind))
             job = self._jobs[key] = _Job(float("inf") if keep else now, estimate, kind)

@@ -2,7 +2,10 @@
 
 * The **quick lane** (``quick_workers`` threads, the server's normal priority) runs a request first
   when its estimate is at most ``quick_seconds`` or unknown, under a CPU-time cap of
-  ``quick_cpu_s``. A request that passes the cap (its estimate was wrong) is stopped there and
+  ``quick_cpu_s``. Its queue is ordered by virtual deadline too, an unpriced request counted at
+  the cap: py-spy dumps of the soak's server found the ordinary sessions' script threads waiting
+  here, an ordinary text's trace (milliseconds) queued first come first served behind
+  generations and Jacobian chains of up to 0.5 CPU-s each. A request that passes the cap (its estimate was wrong) is stopped there and
   run again from the start in the heavy lane; one that needs a value another thread is computing
   (a shared cache's key in flight, :func:`rnnviz.serving.deadline.wait_for`) gives its worker back,
   and its caller waits for that value, then asks again: a quick worker is never held longer than
@@ -29,7 +32,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
@@ -92,7 +95,7 @@ class Lanes:
                  quick_seconds: float = QUICK_SECONDS, quick_cpu_s: float = QUICK_CPU_S,
                  heavy_nice: int = HEAVY_NICE, slack: float = SLACK, name: str = "rnnviz"):
         self.quick_seconds, self.quick_cpu_s, self.slack = quick_seconds, quick_cpu_s, slack
-        self.quick = ThreadPoolExecutor(max_workers=quick_workers, thread_name_prefix=f"{name}-quick")
+        self.quick = PriorityPool(quick_workers, name=f"{name}-quick")
         self.heavy = PriorityPool(heavy_workers, name=f"{name}-heavy",
                                   initializer=lambda: lower_priority(heavy_nice))
         self.demoted = 0                  # requests moved from the quick to the heavy lane
@@ -111,7 +114,8 @@ class Lanes:
         cap = min(seconds, self.quick_cpu_s)
         while self.lane(estimate) == "quick":
             try:
-                return _wait(self.quick.submit(_quick_job, fn, cap, seconds, args, kwargs), until, seconds)
+                return _wait(self.quick.submit(self.quick_deadline(estimate), _quick_job, fn, cap, seconds,
+                                               args, kwargs), until, seconds)
             except _Demoted:
                 self.demoted += 1
                 break
@@ -129,6 +133,11 @@ class Lanes:
         ``idle``: after every request that is not (a warm-up: it runs when the lane is idle)."""
         late = IDLE_AFTER if idle else 0.0
         return self.heavy.submit(self.virtual_deadline(estimate) + late, _heavy_job, fn, seconds, args, kwargs or {})
+
+    def quick_deadline(self, estimate: float | None) -> float:
+        """A quick request's place in the quick lane's queue: its time + slack × its estimate
+        (unpriced: the lane's CPU cap, the most it may take there)."""
+        return time.monotonic() + self.slack * (self.quick_cpu_s if estimate is None else max(estimate, 0.0))
 
     def virtual_deadline(self, estimate: float | None) -> float:
         """A heavy request's place in the queue if asked now: its time + slack × its estimate."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..cells import spec
 from ..vocab import preprocess
@@ -70,10 +71,18 @@ def _binary_fraction(text: str) -> float:
 
 def check_text(text: str, preprocessing: str, limits: TrainLimits) -> str:
     """The text after ``preprocessing``; refuses an empty, too short, single-symbol, binary-looking
-    or over-cap text."""
+    or over-cap text (TrainRefused). The last few accepted texts are remembered: the Train page
+    checks its text on every run (each poll of a training) and again when it fits the settings,
+    and over the shipped corpus (179,000 characters, a Python loop per character) that was 9 % of
+    the script runs' GIL time in the soak (py-spy). A refusal is not remembered."""
     if len(text) > limits.max_chars:
         raise TrainRefused(f"The text has {len(text):,} characters; training texts are capped at "
                            f"{limits.max_chars:,}. Use a shorter text.")
+    return _checked(text, preprocessing, limits)
+
+
+@lru_cache(maxsize=4)                       # ≤ 4 texts of ≤ max_chars and their cleaned copies
+def _checked(text: str, preprocessing: str, limits: TrainLimits) -> str:
     if not text.strip():
         raise TrainRefused("The text is empty. Paste a text, upload a .txt file or pick a corpus.")
     if "\x00" in text or _binary_fraction(text) > 0.01:

@@ -49,21 +49,24 @@ CONTROL_STEPS = 300
 
 
 def feature_name(layer: int, state: str, index: int) -> str:
-    """The one name of a dictionary feature on every view: ``"L0 f[17]"`` for an SAE on H_t,
-    ``"L0 fc[17]"`` on C_t (the unit names' form, :func:`rnnviz.units.names.unit_name`)."""
-    return f"L{int(layer)} {'f' if state == 'h' else 'f' + state}[{int(index)}]"
+    """The one name of a dictionary feature on every view: ``"L0 feat[17]"`` for an SAE on H_t,
+    ``"L0 featc[17]"`` on C_t. Unlike a unit's name (:func:`rnnviz.units.names.unit_name`,
+    ``"L0 f[17]"`` is forget-gate unit 17), it cannot be read as a state or a gate."""
+    return f"L{int(layer)} feat{'' if state == 'h' else state}[{int(index)}]"
 
 
-_FEATURE_NAME = re.compile(r"L(0|[1-9][0-9]{0,2}) f([a-z]?)\[(0|[1-9][0-9]{0,5})\]")
+#: A feature's name; ``f``/``fc`` is the form links carried before features were named ``feat``.
+_FEATURE_NAME = re.compile(r"L(0|[1-9][0-9]{0,2}) (feat|f)([a-z]?)\[(0|[1-9][0-9]{0,5})\]")
 
 
 def parse_feature_name(text) -> tuple[int, str, int] | None:
-    """(layer, state, index) of a feature name (:func:`feature_name`'s form: "L0 f[17]" → (0, "h", 17),
-    "L0 fc[17]" → (0, "c", 17)); None for anything else (not checked against an SAE)."""
+    """(layer, state, index) of a feature name (:func:`feature_name`'s form: "L0 feat[17]" → (0, "h", 17),
+    "L0 featc[17]" → (0, "c", 17); the old form of links, "L0 f[17]" / "L0 fc[17]", is read the
+    same); None for anything else (not checked against an SAE)."""
     m = _FEATURE_NAME.fullmatch(text.strip()) if isinstance(text, str) else None
-    if m is None or m.group(2) == "h":                   # "fh" is not a name: H_t's features are "f"
+    if m is None or m.group(3) == "h":                   # "feath" is not a name: H_t's features are "feat"
         return None
-    return int(m.group(1)), m.group(2) or "h", int(m.group(3))
+    return int(m.group(1)), m.group(3) or "h", int(m.group(4))
 
 
 @dataclass(frozen=True, order=True)
