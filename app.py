@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from app_pages.ui import presenter
+from app_pages.ui import goto, presenter
 from app_pages.ui.params import VIEWS
 from app_pages.ui.settings import SettingsError, settings
 from app_pages.ui.sidebar import sidebar
@@ -33,6 +33,7 @@ PAGES = [st.Page(v.page, title=v.title, default=True) if v.default else
 
 page = st.navigation(PAGES)
 presenter.bar(page.url_path)   # first: going to a slide forgets the widgets of earlier views
+goto.follow(page.url_path)     # a view a click asked for (app_pages/ui/goto.py)
 if page.url_path != "train":
     keep_training()      # the Train run belongs to the session: it goes on, its settings stay
 sidebar(page.url_path)

@@ -12,7 +12,7 @@ from app_pages.ui.charts import show_chart
 from app_pages.ui.context import context
 from app_pages.ui.lecture import explanation
 from app_pages.ui.train_input import TrainText, text_from_state, text_input
-from app_pages.ui.train_result import GOTO, finished, prefix, prefix_input, samples_panel
+from app_pages.ui.train_result import finished, prefix, prefix_input, samples_panel
 from app_pages.ui.trained import KEPT, RUN_KEY, leave_training, session_id, training_pool
 from rnnviz import CELLS
 from rnnviz.plots import states as splots
@@ -183,8 +183,6 @@ live_polling = st.fragment(run_every=REFRESH_S)(_live)
 live_static = st.fragment(_live)
 
 
-if goto := st.session_state.pop(GOTO, None):
-    st.switch_page(goto)
 st.title("Train")
 with explanation("train"):                      # lecture mode: the teacher says it (#28)
     st.markdown("Train a character-level RNN on a text of your choice and watch it learn: the loss falls, "

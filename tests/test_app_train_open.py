@@ -68,3 +68,23 @@ def test_samples_say_their_weights_and_start_from_the_teachers_prefix(new_sessio
     lines = samples(at).splitlines()
     assert lines[-2].startswith("step     60 · latest ") and "«was »" in lines[-2]
     assert lines[-1].startswith(f"step {best:>6} · best validation │ «was »")
+
+
+def test_a_lost_switch_to_hidden_states_is_made_again_a_bounded_number_of_times(new_session):
+    """"Open" asks for Hidden states; a rerun the browser asks for before the switch starts (a
+    fragment's timer, a widget) is folded into it with its own page, so the next run can be the
+    Train view again. That run switches again (app_pages/ui/goto.py), and forgets the wish once
+    Hidden states has run, or after MAX_TRIES switches."""
+    from app_pages.ui import goto
+    at = new_session()                                   # on the Train view
+    at.session_state[goto.KEY] = ("", 1)                 # asked for, switched once, the switch lost
+    at.run()
+    ok(at)
+    assert at.title[0].value == "Hidden states"
+    assert goto.KEY not in at.session_state              # arrived: forgotten
+    at.switch_page("app_pages/train.py")
+    at.run()
+    assert at.title[0].value == "Train"                  # no wish: the Train view stays
+    at.session_state[goto.KEY] = ("", goto.MAX_TRIES)    # tried enough: given up, not a loop
+    at.run()
+    assert at.title[0].value == "Train" and goto.KEY not in at.session_state

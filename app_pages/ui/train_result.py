@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.ui import goto
 from app_pages.ui.lecture import hidden
 from app_pages.ui.trained import KEPT, RUN_KEY, register_trained, session_id, training_pool
 from rnnviz.training.run import OPEN_CHARS, Snapshot
 from rnnviz.training.samples import BEST, DEFAULT_PREFIX, LATEST, MAX_PREFIX, TEMPERATURE, Sample
 
-#: Session-state key of the page to switch to at the top of the next run (a callback cannot switch).
-GOTO = "_train_goto"
-HIDDEN_STATES = "app_pages/hidden_states.py"
+#: Where "Open" goes: Hidden states (the default view's URL path).
+HIDDEN_STATES = ""
 SHOWN_SAMPLES = 8
 
 
@@ -61,7 +61,7 @@ def _open(key: str, text: str) -> None:
     st.session_state["ckpt"] = key
     st.session_state["text"] = text
     st.session_state["preset"] = st.session_state["_last_preset"] = "(custom)"
-    st.session_state[GOTO] = HIDDEN_STATES
+    goto.go(HIDDEN_STATES)
 
 
 def opened_on(snap: Snapshot) -> str:
