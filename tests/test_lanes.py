@@ -103,30 +103,40 @@ def test_a_quick_request_waiting_for_another_computation_frees_its_worker():
     assert got == ["built"]
 
 
-def test_the_heavy_lane_runs_a_short_request_before_longer_ones_queued_earlier():
-    lanes = Lanes(heavy_workers=1, slack=4.0)
+def _run_in_order(lanes: Lanes, queue, asks: list[list[tuple[str, float | None]]]) -> list[str]:
+    """The order in which ``lanes`` runs jobs: the first ask of ``asks`` holds the lane's one worker
+    until every later group of asks is queued (``queue``: that lane's queue), one group after
+    another."""
     release, started, order = threading.Event(), threading.Event(), []
+    first = asks[0][0][0]
 
     def job(tag: str) -> None:
-        if tag == "first":
+        if tag == first:
             started.set()
             release.wait(30)
         order.append(tag)
 
-    def ask(tag: str, estimate: float) -> threading.Thread:
-        t = threading.Thread(target=lanes.run, args=(job, 60.0, (tag,)), kwargs={"estimate": estimate})
-        t.start()
-        return t
-
-    threads = [ask("first", 1.0)]
-    started.wait(10)                                               # "first" holds the one worker
-    threads += [ask("long", 8.0), ask("longer", 8.0)]
-    wait(lambda: lanes.heavy.qsize() == 2, 10)
-    threads.append(ask("short", 1.0))
-    wait(lambda: lanes.heavy.qsize() == 3, 10)
+    threads, queued = [], 0
+    for n, group in enumerate(asks):
+        for tag, estimate in group:
+            threads.append(threading.Thread(target=lanes.run, args=(job, 60.0, (tag,)),
+                                            kwargs={"estimate": estimate}))
+            threads[-1].start()
+        if n == 0:
+            started.wait(10)                                       # the first holds the one worker
+        else:
+            queued += len(group)
+            wait(lambda q=queued: queue.qsize() == q, 10)
     release.set()
     for t in threads:
         t.join(30)
+    return order
+
+
+def test_the_heavy_lane_runs_a_short_request_before_longer_ones_queued_earlier():
+    lanes = Lanes(heavy_workers=1, slack=4.0)
+    order = _run_in_order(lanes, lanes.heavy, [[("first", 1.0)], [("long", 8.0), ("longer", 8.0)],
+                                               [("short", 1.0)]])
     assert order == ["first", "short", "long", "longer"]
 
 
@@ -160,26 +170,5 @@ def test_the_quick_lane_runs_a_cheap_trace_before_an_unpriced_request_queued_ear
     """The soak's script threads waited in the quick lane: an ordinary trace (priced at
     milliseconds) queued behind unpriced generations (up to the 0.5 CPU-s cap each)."""
     lanes = Lanes(quick_workers=1, heavy_workers=1)
-    release, started, order = threading.Event(), threading.Event(), []
-
-    def job(tag: str) -> None:
-        if tag == "first":
-            started.set()
-            release.wait(30)
-        order.append(tag)
-
-    def ask(tag: str, estimate: float | None) -> threading.Thread:
-        t = threading.Thread(target=lanes.run, args=(job, 60.0, (tag,)), kwargs={"estimate": estimate})
-        t.start()
-        return t
-
-    threads = [ask("first", None)]
-    started.wait(10)                                               # "first" holds the one worker
-    threads.append(ask("generation", None))
-    wait(lambda: lanes.quick.qsize() == 1, 10)
-    threads.append(ask("trace", 0.01))
-    wait(lambda: lanes.quick.qsize() == 2, 10)
-    release.set()
-    for t in threads:
-        t.join(30)
+    order = _run_in_order(lanes, lanes.quick, [[("first", None)], [("generation", None)], [("trace", 0.01)]])
     assert order == ["first", "trace", "generation"]
