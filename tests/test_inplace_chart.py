@@ -248,7 +248,10 @@ def test_the_base_url_path_is_read_once_per_process(monkeypatch):
         reads.append(key)
         return "/course/"
 
-    monkeypatch.setattr(pc, "_BASE_URL_PATH", [], raising=False)
+    pc.plotly_js_url.cache_clear()
     monkeypatch.setattr(pc, "st", types.SimpleNamespace(get_option=get_option))
-    urls = {pc.plotly_js_url() for _ in range(5)}
+    try:
+        urls = {pc.plotly_js_url() for _ in range(5)}
+    finally:
+        pc.plotly_js_url.cache_clear()          # the next caller reads the real option
     assert urls == {f"/course/app/static/{pc.PLOTLY_JS}"} and reads == ["server.baseUrlPath"]

@@ -27,7 +27,6 @@ from rnnviz.units.names import unit_name
 #: The link's key (declared in app_pages.ui.params, validated by app_pages.ui.url with :func:`link_pin`)
 #: and the session's key of the pinned name (None: nothing pinned).
 URL_KEY, SESSION_KEY = "unit", "pinned_unit"
-_SESSION = SESSION_KEY
 #: A unit's or a feature's name ("L0 h[203]", "L0 feat[17]"): which one it is, parse_pin says.
 _NAME = re.compile(r"L(0|[1-9][0-9]{0,2}) ([a-z]{1,5})\[(0|[1-9][0-9]{0,5})\]")
 
@@ -85,7 +84,7 @@ def parse_pin(text, model: CharRNN, features: dict | None = None) -> Pin | None:
 def pinned_any() -> Pin | None:
     """The pinned unit or feature as named, not checked against a model: for a view that shows
     several models (Compare says which of them have it)."""
-    raw = st.query_params.get(URL_KEY) or st.session_state.get(_SESSION)
+    raw = st.query_params.get(URL_KEY) or st.session_state.get(SESSION_KEY)
     f = parse_feature_name(raw)
     if f is not None:
         return Pin(*f, feature=True)
@@ -129,12 +128,12 @@ def pinned(model: CharRNN, features: dict | None = None) -> Pin | None:
     """The pinned unit or feature for ``model`` (this session's, else the link's, checked by the
     validation layer: a bad link value is named on the page), written back to the URL.
     ``features``: (layer, state) → size of the model's shipped SAEs (none: no feature pins)."""
-    held = st.session_state.get(_SESSION)
+    held = st.session_state.get(SESSION_KEY)
     if held is not None and parse_pin(held, model, features) is None:     # pinned on another model
         st.caption(_refused(held, model, features))
-        st.session_state[_SESSION] = None
+        st.session_state[SESSION_KEY] = None
     use(URL_KEY, model=model, features=features or {})
-    name = st.session_state.get(_SESSION)
+    name = st.session_state.get(SESSION_KEY)
     pin = None if name is None else parse_pin(name, model, features)
     if pin is None:
         url_drop(URL_KEY)
@@ -144,7 +143,7 @@ def pinned(model: CharRNN, features: dict | None = None) -> Pin | None:
 
 
 def _set(name: str | None) -> None:
-    st.session_state[_SESSION] = name          # None, not absent: the link's value is not read again
+    st.session_state[SESSION_KEY] = name          # None, not absent: the link's value is not read again
     if name is None:
         url_drop(URL_KEY)
     else:

@@ -18,6 +18,8 @@ the page loads it once.
 
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 import os
@@ -85,18 +87,13 @@ def install_plotly_js(app_folder: str | Path) -> Path:
     return target
 
 
-#: The server's base URL path, read once: a server option cannot change while it runs, and
-#: st.get_option takes Streamlit's one config lock, on which the soak's py-spy dumps found up to 11
-#: script threads queued at once (#27), 4 of 20 of them here (once per chart per run).
-_BASE_URL_PATH: list[str] = []
-
-
+@functools.cache
 def plotly_js_url() -> str:
     """The URL path of :data:`PLOTLY_JS` on this server (Streamlit's static files, under the
-    server's base URL path)."""
-    if not _BASE_URL_PATH:
-        _BASE_URL_PATH.append((st.get_option("server.baseUrlPath") or "").strip("/"))
-    base = _BASE_URL_PATH[0]
+    server's base URL path). Read once per process: a server option cannot change while it runs,
+    and st.get_option takes Streamlit's one config lock, on which the soak's py-spy dumps found up
+    to 11 script threads queued at once (#27), 4 of 20 of them here (once per chart per run)."""
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
     return f"{'/' + base if base else ''}/app/static/{PLOTLY_JS}"
 
 
